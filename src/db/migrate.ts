@@ -1,0 +1,112 @@
+// `groundskeeper migrate`: worker schema, then versioned migrations, then the stored logic in sql/.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { runMigrations } from "graphile-worker";
+import { runner } from "node-pg-migrate";
+import pg from "pg";
+import { quietWorkerLogger } from "../lib/log.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const MIGRATIONS_DIR = path.join(root, "migrations");
+export const SQL_DIR = path.join(root, "sql");
+
+// Any fixed number: every migrating process serialises on it (parallel deploys queue, not fail).
+const STORED_LOGIC_LOCK = 4_711_0001;
+
+export interface MigrateResult {
+  migrationsRun: string[];
+  sqlFilesApplied: string[];
+}
+
+type Log = (msg: string) => void;
+
+export async function migrate(databaseUrl: string, log: Log = () => {}): Promise<MigrateResult> {
+  // The worker schema goes first: stored logic calls graphile_worker.add_job(s).
+  await runMigrations({ connectionString: databaseUrl, logger: quietWorkerLogger() });
+  const ran = await runner({
+    databaseUrl,
+    dir: MIGRATIONS_DIR,
+    direction: "up",
+    migrationsTable: "pgmigrations",
+    migrationsSchema: "public",
+    advisoryLockMode: "wait",
+    checkOrder: true,
+    log: () => {},
+    logger: silentLogger,
+  });
+  for (const m of ran) log(`migration ${m.name}`);
+  const applied = await applyStoredLogic(databaseUrl, ran.length > 0);
+  for (const f of applied) log(`stored logic ${f}`);
+  return { migrationsRun: ran.map((m) => m.name), sqlFilesApplied: applied };
+}
+
+/** Rolls every versioned migration back (for the up → down → up check and for dev resets). */
+export async function migrateDown(databaseUrl: string, count = Infinity): Promise<string[]> {
+  const ran = await runner({
+    databaseUrl,
+    dir: MIGRATIONS_DIR,
+    direction: "down",
+    count,
+    migrationsTable: "pgmigrations",
+    migrationsSchema: "public",
+    advisoryLockMode: "wait",
+    log: () => {},
+    logger: silentLogger,
+  });
+  return ran.map((m) => m.name);
+}
+
+export function storedLogicFiles(): { name: string; sql: string; checksum: string }[] {
+  return fs
+    .readdirSync(SQL_DIR)
+    .filter((f) => f.endsWith(".sql"))
+    .sort()
+    .map((name) => {
+      const sql = fs.readFileSync(path.join(SQL_DIR, name), "utf8");
+      return { name, sql, checksum: crypto.createHash("sha256").update(sql).digest("hex") };
+    });
+}
+
+/**
+ * Re-applies sql/ in filename order, in one transaction. A file is applied when its checksum
+ * changed; every file after the first changed one is applied too, because later files may
+ * depend on objects an earlier file dropped and recreated. After a migration ran, all are.
+ */
+export async function applyStoredLogic(databaseUrl: string, force = false): Promise<string[]> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query("begin");
+    await client.query("select pg_advisory_xact_lock($1)", [STORED_LOGIC_LOCK]);
+    const known = new Map<string, string>(
+      (await client.query("select file, checksum from gk_private.stored_logic")).rows.map((r) => [r.file, r.checksum]),
+    );
+    const files = storedLogicFiles();
+    const firstChanged = force ? 0 : files.findIndex((f) => known.get(f.name) !== f.checksum);
+    const toApply = firstChanged < 0 ? [] : files.slice(firstChanged);
+    for (const f of toApply) {
+      try {
+        await client.query(f.sql);
+      } catch (e) {
+        throw new Error(`sql/${f.name}: ${(e as Error).message}`);
+      }
+      await client.query(
+        `insert into gk_private.stored_logic (file, checksum) values ($1, $2)
+         on conflict (file) do update set checksum = excluded.checksum, applied_at = now()`,
+        [f.name, f.checksum],
+      );
+    }
+    await client.query("delete from gk_private.stored_logic where not (file = any($1))", [files.map((f) => f.name)]);
+    await client.query("commit");
+    return toApply.map((f) => f.name);
+  } catch (e) {
+    await client.query("rollback").catch(() => {});
+    throw e;
+  } finally {
+    await client.end();
+  }
+}
+
+const silentLogger = { debug() {}, info() {}, warn() {}, error() {} };

@@ -1,0 +1,33 @@
+// One place that creates pg pools, with the error handlers graphile-worker asks for.
+import pg from "pg";
+
+export function createPool(connectionString: string, max = 10): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
+  return pool;
+}
+
+export async function withClient<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const c = await pool.connect();
+  try {
+    return await fn(c);
+  } finally {
+    c.release();
+  }
+}
+
+export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  return withClient(pool, async (c) => {
+    await c.query("begin");
+    try {
+      const r = await fn(c);
+      await c.query("commit");
+      return r;
+    } catch (e) {
+      await c.query("rollback").catch(() => {});
+      throw e;
+    }
+  });
+}

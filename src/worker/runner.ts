@@ -1,0 +1,34 @@
+// The job runner: graphile-worker with our task list and crontab, signals handled by the caller.
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseCrontab, run, type Runner } from "graphile-worker";
+import type { Services } from "../services.ts";
+import { workerLogger } from "../lib/log.ts";
+import { buildTaskList } from "./task-list.ts";
+
+export const CRONTAB_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../crontab");
+
+export interface WorkerOptions {
+  databaseUrl: string;
+  services: Services;
+  concurrency?: number;
+  /** Run the crontab (periodic reconcilers). Identical crontabs on many workers are safe. */
+  cron?: boolean;
+  pollInterval?: number;
+}
+
+export async function startWorker(opts: WorkerOptions): Promise<Runner> {
+  const concurrency = opts.concurrency ?? 8;
+  const crontab = opts.cron === false || !fs.existsSync(CRONTAB_FILE) ? "" : fs.readFileSync(CRONTAB_FILE, "utf8");
+  return run({
+    connectionString: opts.databaseUrl,
+    concurrency,
+    maxPoolSize: Math.max(10, concurrency + 2),
+    noHandleSignals: true,
+    pollInterval: opts.pollInterval ?? 1000,
+    taskList: await buildTaskList(opts.services),
+    parsedCronItems: parseCrontab(crontab),
+    logger: workerLogger(opts.services.log),
+  });
+}
