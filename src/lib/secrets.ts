@@ -1,0 +1,52 @@
+// Secrets at rest (CA keys, TUF online keys): AES-256-GCM under a master key that never enters
+// the database. The master key comes from GK_MASTER_KEY (32 bytes, base64) or, for the embedded
+// laptop setup, from a key file created on first use under the data directory (mode 0600).
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+
+const VERSION = "v1";
+
+export class SecretBox {
+  readonly #key: Buffer;
+  constructor(key: Buffer) {
+    if (key.length !== 32) throw new Error("master key must be 32 bytes");
+    this.#key = key;
+  }
+
+  /** "v1:<iv>:<tag>:<ciphertext>" (base64 parts). `context` binds the ciphertext to its use. */
+  seal(plaintext: string | Uint8Array, context = ""): string {
+    const iv = crypto.randomBytes(12);
+    const c = crypto.createCipheriv("aes-256-gcm", this.#key, iv);
+    c.setAAD(Buffer.from(context));
+    const ct = Buffer.concat([c.update(typeof plaintext === "string" ? Buffer.from(plaintext) : plaintext), c.final()]);
+    return [VERSION, iv.toString("base64"), c.getAuthTag().toString("base64"), ct.toString("base64")].join(":");
+  }
+
+  open(sealed: string, context = ""): Buffer {
+    const [v, iv, tag, ct] = sealed.split(":");
+    if (v !== VERSION || !iv || !tag || ct === undefined) throw new Error("not a sealed secret");
+    const d = crypto.createDecipheriv("aes-256-gcm", this.#key, Buffer.from(iv, "base64"));
+    d.setAAD(Buffer.from(context));
+    d.setAuthTag(Buffer.from(tag, "base64"));
+    return Buffer.concat([d.update(Buffer.from(ct, "base64")), d.final()]);
+  }
+}
+
+export function secretBoxFromEnv(env: NodeJS.ProcessEnv, home: string): SecretBox {
+  if (env.GK_MASTER_KEY) {
+    const key = Buffer.from(env.GK_MASTER_KEY, "base64");
+    if (key.length !== 32) throw new Error("GK_MASTER_KEY must be 32 bytes, base64-encoded");
+    return new SecretBox(key);
+  }
+  const file = path.join(home, "master.key");
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(home, { recursive: true });
+    try {
+      fs.writeFileSync(file, crypto.randomBytes(32).toString("base64"), { mode: 0o600, flag: "wx" });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+  }
+  return new SecretBox(Buffer.from(fs.readFileSync(file, "utf8").trim(), "base64"));
+}
