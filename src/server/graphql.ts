@@ -5,6 +5,8 @@ import type { IncomingMessage } from "node:http";
 import type pg from "pg";
 import { postgraphile, type PostGraphileInstance } from "postgraphile";
 import { makePgService } from "postgraphile/adaptors/pg";
+import { defaultMaskError } from "postgraphile/grafserv";
+import { GraphQLError } from "postgraphile/graphql";
 import { SafeError } from "postgraphile/grafast";
 import type {} from "postgraphile/grafserv/node"; // types requestContext.node
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
@@ -61,6 +63,7 @@ export function makePreset(opts: GraphqlOptions): GraphileConfig.Preset {
       graphiqlOnGraphQLGET: false,
       websockets: false,
       maxRequestLength: 1_000_000,
+      maskError,
     },
     grafast: { explain: false },
     ruru: {
@@ -70,6 +73,25 @@ export function makePreset(opts: GraphqlOptions): GraphileConfig.Preset {
       } as RuruClientConfig,
     },
   };
+}
+
+/**
+ * Errors raised by PostgreSQL (permission denied, check or unique violations, timeouts) are the
+ * answer an operator needs, so they pass through with their SQLSTATE; anything else stays masked.
+ */
+export function maskError(error: GraphQLError): GraphQLError {
+  const original = error.originalError as { code?: unknown; severity?: unknown; message?: string } | undefined;
+  if (original && typeof original.code === "string" && /^[0-9A-Z]{5}$/.test(original.code) && typeof original.severity === "string") {
+    return new GraphQLError(original.message ?? "database error", {
+      nodes: error.nodes,
+      source: error.source,
+      positions: error.positions,
+      path: error.path,
+      originalError: error.originalError,
+      extensions: { code: original.code },
+    });
+  }
+  return defaultMaskError(error);
 }
 
 export function createPostgraphile(opts: GraphqlOptions): PostGraphileInstance {
