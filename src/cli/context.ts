@@ -26,7 +26,7 @@ export function cliContext(cmd: Command): CliContext {
 
 export interface Database {
   url: string;
-  /** "DATABASE_URL", "embedded (started here)" or "embedded (shared with a running start)". */
+  /** DATABASE_URL, the embedded cluster started by this command, or one a running `start` serves. */
   kind: "external" | "embedded" | "embedded-shared";
   dataDir?: string;
   close(): Promise<void>;
