@@ -119,9 +119,9 @@ export class CfsslCa implements CertificateAuthority {
       if (!(e instanceof CaRequestError && /not found/i.test(e.message))) throw e;
       await this.#call("POST", "revoke", { serial: decimal, authority_key_id: "", reason });
     }
-    this.#crl = undefined; // the next crlPem() may ask cfssl again (still at most once per interval)
   }
 
+  /** At most one CRL request to cfssl per crlCacheMs, however many revocations happen. */
   async crlPem(): Promise<string> {
     if (this.#crl && Date.now() - this.#crl.at < this.#crlCacheMs) return this.#crl.pem;
     await this.refreshCrl();
