@@ -5,6 +5,7 @@ import { createPool } from "../../src/db/pool.ts";
 import { freePort } from "../../src/db/embedded.ts";
 import { LocalCa } from "../../src/adapters/ca/local.ts";
 import { CaRequestError, CaUnavailableError, normalizeSerial } from "../../src/adapters/ca/types.ts";
+import { x509 } from "../../src/adapters/ca/x509.ts";
 import { SecretBox } from "../../src/lib/secrets.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { openssl, opensslSerial, verifyWithCrl } from "./openssl.ts";
@@ -36,6 +37,12 @@ describe("local CA: issuance", () => {
     expect(text).toContain("CN = robot-1");
     expect(text).toContain("TLS Web Client Authentication");
     expect(text).toMatch(/CA:FALSE/);
+    // Key identifiers as RFC 5280 method 1 (what x509's own helper computes).
+    const cert = new x509.X509Certificate(fetched.pem);
+    const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId;
+    expect(ski).toBe((await x509.SubjectKeyIdentifierExtension.create(cert.publicKey)).keyId);
+    const caSki = new x509.X509Certificate(await ca.caCertificatePem()).getExtension(x509.SubjectKeyIdentifierExtension)!.keyId;
+    expect(cert.getExtension(x509.AuthorityKeyIdentifierExtension)!.keyId).toBe(caSki);
   });
 
   it("certifies a holder's own public key (and returns no private key)", async () => {
