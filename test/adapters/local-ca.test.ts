@@ -226,3 +226,23 @@ async function crlNumber(authority: string): Promise<number> {
   const { rows } = await db.query("select crl_number::int as n from gk_private.local_ca_authorities where name = $1", [authority]);
   return rows[0].n;
 }
+
+describe("local CA: retention", () => {
+  it("is registered and prunes only certificates that expired before the cutoff", async () => {
+    const { rows: policy } = await db.query("select retention from gk_public.retention_policies where kind = 'local_ca_certificates'");
+    expect(policy).toHaveLength(1);
+    const ca = new LocalCa(db.pool, box, { name: "retention", deferred: true });
+    const pending = await ca.issue(req("pending"));
+    const live = await ca.issue(req("live"));
+    const old = await ca.issue(req("old"));
+    await ca.fetch(live.caRef);
+    await ca.fetch(old.caRef);
+    await db.query("update gk_private.local_ca_certificates set not_after = now() - interval '200 days' where id = any($1)", [[old.caRef, pending.caRef]]);
+    const { rows } = await db.query("select gk_private.retention_prune__local_ca_certificates(now() - interval '90 days') as n");
+    expect(Number(rows[0].n)).toBe(1);
+    expect(await ca.fetch(old.caRef)).toMatchObject({ status: "failed" });
+    expect(await ca.fetch(live.caRef)).toMatchObject({ status: "issued" });
+    const { rows: p } = await db.query("select status from gk_private.local_ca_certificates where id = $1", [pending.caRef]);
+    expect(p[0].status).toBe("pending");
+  });
+});
