@@ -90,7 +90,11 @@ begin
      from (select distinct n.id from new_rows n join old_rows o on o.id = n.id
             where n.status = 'issued' and n.pem is null
               and n.fetch_requested_at is distinct from o.fetch_requested_at) f;
-  -- A credential is issued once all its certificates are.
+  -- A credential is issued once all its certificates are. (Statement triggers fire for zero rows
+  -- too: the guards stop credentials and certificates from re-triggering each other forever.)
+  if not exists (select 1 from new_rows n where n.status = 'issued' and n.provisioning_credential_id is not null) then
+    return null;
+  end if;
   update gk_public.provisioning_credentials p
      set status = 'issued'
    where p.status = 'issuing'
@@ -132,6 +136,9 @@ language plpgsql volatile security definer
 set search_path to pg_catalog, public, pg_temp
 as $$
 begin
+  if not exists (select 1 from new_rows n join old_rows o on o.id = n.id where n.status = 'revoked' and o.status <> 'revoked') then
+    return null;
+  end if;
   update gk_public.certificates c
      set status = 'revoking', revocation_reason = 'cessationOfOperation'
    where c.provisioning_credential_id in (

@@ -90,3 +90,25 @@ grant update (retention) on gk_public.retention_policies to gk_admin;
 
 -- Bootstrap: yesterday through a week ahead (the daily cron keeps creating ahead of time).
 select gk_private.ensure_telemetry_partitions((now() at time zone 'utc')::date - 1, 9);
+
+-- Prunes one kind with its policy's cutoff (the sweep calls this for every policy row).
+create or replace function gk_private.retention_prune(kind text) returns bigint
+language plpgsql volatile
+as $$
+declare
+  v_retention interval;
+  v_fn regprocedure;
+  v_n bigint;
+begin
+  select p.retention into v_retention from gk_public.retention_policies p where p.kind = retention_prune.kind;
+  if not found then
+    raise exception 'no retention policy for kind %', kind;
+  end if;
+  v_fn := gk_private.retention_prune_function(kind);
+  if v_fn is null then
+    raise exception 'retention kind % has no function gk_private.retention_prune__%(timestamptz)', kind, kind;
+  end if;
+  execute format('select %s($1)', v_fn::oid::regproc) into v_n using now() - v_retention;
+  return coalesce(v_n, 0);
+end;
+$$;
