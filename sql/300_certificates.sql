@@ -280,26 +280,15 @@ comment on function gk_public.download_certificate is 'The certificate PEM (reco
 -- ---------------------------------------------------------------------------------------------
 -- Outcomes recorded by the tasks (one call each, conditional on the state they expect).
 
-create or replace function gk_private.certificate_issued(id uuid, ca_ref text, serial text)
+drop function if exists gk_private.certificate_issued(uuid, text, text);
+create or replace function gk_private.certificate_issued(id uuid, ca_ref text, serial text, pem text default null)
 returns boolean
 language sql volatile
 as $$
   update gk_public.certificates c
      set status = 'issued', ca_ref = certificate_issued.ca_ref, serial = certificate_issued.serial,
-         issued_at = now(), last_error = null
+         pem = certificate_issued.pem, issued_at = now(), last_error = null
    where c.id = certificate_issued.id and c.status = 'issuing'
-  returning true;
-$$;
-
--- The owner went while the CA was issuing: keep the handle so the revocation can find it.
-create or replace function gk_private.certificate_issued_while_revoking(id uuid, ca_ref text, serial text)
-returns boolean
-language sql volatile
-as $$
-  update gk_public.certificates c
-     set ca_ref = certificate_issued_while_revoking.ca_ref, serial = certificate_issued_while_revoking.serial,
-         issued_at = now()
-   where c.id = certificate_issued_while_revoking.id and c.status = 'revoking' and c.ca_ref is null
   returning true;
 $$;
 

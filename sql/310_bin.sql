@@ -59,13 +59,14 @@ create trigger _500_enqueue_retry
   for each statement execute function gk_private.tg_purge_items__enqueue();
 
 -- Outcomes recorded by blobs__purge_prefix.
-create or replace function gk_private.purge_item_progress(id bigint, after text, deleted bigint)
+drop function if exists gk_private.purge_item_progress(bigint, text, bigint);
+create or replace function gk_private.purge_item_progress(id bigint, cursor text, deleted_so_far bigint)
 returns void
 language sql volatile
 as $$
   update gk_public.purge_items p
-     set progress_after = purge_item_progress.after,
-         progress_count = p.progress_count + purge_item_progress.deleted,
+     set progress_after = purge_item_progress.cursor,
+         progress_count = greatest(p.progress_count, purge_item_progress.deleted_so_far),
          next_attempt_at = now() + gk_private.bin_lease()
    where p.id = purge_item_progress.id and p.completed_at is null;
 $$;

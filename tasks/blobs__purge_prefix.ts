@@ -22,8 +22,8 @@ export default defineTask({
       );
       if (!lock[0].ok) return; // another worker is purging it; the lease brings it back if that one dies
       try {
-        const { rows } = await c.query<{ kind: string; ref: string; progress_after: string | null }>(
-          "select kind, ref, progress_after from gk_public.purge_items where id = $1 and completed_at is null",
+        const { rows } = await c.query<{ kind: string; ref: string; progress_after: string | null; progress_count: string }>(
+          "select kind, ref, progress_after, progress_count from gk_public.purge_items where id = $1 and completed_at is null",
           [id],
         );
         const item = rows[0];
@@ -32,9 +32,10 @@ export default defineTask({
         try {
           await purgePrefix(blobs, item.ref, {
             pageSize: PAGE_SIZE,
-            after: item.progress_after ?? undefined,
-            onProgress: async (p) => {
-              await c.query("select gk_private.purge_item_progress($1, $2, $3)", [id, p.after ?? null, p.deleted]);
+            ...(item.progress_after != null ? { after: item.progress_after } : {}),
+            deletedSoFar: Number(item.progress_count),
+            onProgress: async (cursor, deletedSoFar) => {
+              await c.query("select gk_private.purge_item_progress($1, $2, $3)", [id, cursor, deletedSoFar]);
             },
           });
           await c.query("select gk_private.purge_item_completed($1)", [id]);
@@ -49,20 +50,21 @@ export default defineTask({
   },
 });
 
-// Until the adapters' purgePrefix lands: list a page, delete it, report, repeat.
+// Until the adapters' purgePrefix lands (same contract): list a page, delete it, report, repeat.
 async function purgePrefix(
   store: BlobStore,
   prefix: string,
-  opts: { pageSize: number; after?: string; onProgress: (p: { after?: string; deleted: number }) => Promise<void> },
+  opts: { pageSize: number; after?: string; deletedSoFar?: number; onProgress: (cursor: string, deletedSoFar: number) => Promise<void> },
 ): Promise<void> {
-  let after = opts.after;
+  let cursor = opts.after;
+  let deleted = opts.deletedSoFar ?? 0;
   for (;;) {
-    const page = await store.list(prefix, { after, limit: opts.pageSize });
-    if (page.keys.length > 0) {
-      await store.deleteMany(page.keys);
-      after = page.keys[page.keys.length - 1];
-      await opts.onProgress({ after, deleted: page.keys.length });
-    }
-    if (!page.next) return;
+    const page = await store.list(prefix, { limit: opts.pageSize, ...(cursor !== undefined ? { after: cursor } : {}) });
+    if (page.keys.length === 0) return;
+    await store.deleteMany(page.keys);
+    deleted += page.keys.length;
+    cursor = page.keys[page.keys.length - 1];
+    await opts.onProgress(cursor, deleted);
+    if (page.next === undefined) return;
   }
 }

@@ -2,12 +2,12 @@
 // an owner deleted meanwhile waits for the lock, then finds the certificate issued and sends it
 // to revocation; a certificate already 'revoking' when we get the lock is never issued at all.
 import { z } from "zod";
-import { CaUnavailableError, type CertificateProfile } from "../src/adapters/ca/types.ts";
+import { CaRequestError, type CertificateProfile } from "../src/adapters/ca/types.ts";
 import { errorMessage, inJobTransaction } from "../src/certs/tx.ts";
 import { requireService } from "../src/services.ts";
 import { defineTask } from "../src/worker/define-task.ts";
 
-// After this many failed attempts for a reason other than an unreachable CA, stop retrying.
+// After this many failed attempts, stop retrying (the row shows status 'failed' and last_error).
 const MAX_REJECTIONS = 10;
 
 interface Row {
@@ -49,9 +49,10 @@ export default defineTask({
             notAfter: row.not_after,
             publicKeyPem: row.public_key_pem ?? undefined,
           });
-          await c.query("select gk_private.certificate_issued($1, $2, $3)", [id, res.caRef, res.serial]);
+          await c.query("select gk_private.certificate_issued($1, $2, $3, $4)", [id, res.caRef, res.serial, res.pem ?? null]);
         } catch (e) {
-          const permanent = !(e instanceof CaUnavailableError) && row.attempts + 1 >= MAX_REJECTIONS;
+          // The CA refusing the request is final; anything else (unreachable, 5xx) is retried a while.
+          const permanent = e instanceof CaRequestError || row.attempts + 1 >= MAX_REJECTIONS;
           await c.query("select gk_private.certificate_issue_failed($1, $2, $3)", [id, errorMessage(e), permanent]);
           errors.push(`${id}: ${errorMessage(e)}`);
         }

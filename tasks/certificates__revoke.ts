@@ -3,7 +3,7 @@
 // learnt by fetching the certificate by its CA handle, and every outcome is recorded per row:
 // revoked, revoked-never-issued, or still revoking with attempts/last_error/next_attempt_at.
 import { z } from "zod";
-import type { RevocationReason } from "../src/adapters/ca/types.ts";
+import { CaRequestError, type CertificateAuthority, type RevocationReason } from "../src/adapters/ca/types.ts";
 import { mapSettled } from "../src/certs/map-limit.ts";
 import { errorMessage, inJobTransaction } from "../src/certs/tx.ts";
 import { requireService } from "../src/services.ts";
@@ -54,12 +54,13 @@ export default defineTask({
       }
 
       const withSerial = [...toRevoke.filter((r) => r.serial != null), ...learnt];
-      const revoked = await mapSettled(withSerial, CA_PARALLELISM, (r) => ca.revoke(r.serial!, r.revocation_reason));
       const done: string[] = [];
-      revoked.forEach((res, i) => {
-        if (res.status === "fulfilled") done.push(withSerial[i].id);
-        else failed.set(withSerial[i].id, errorMessage(res.reason));
-      });
+      for (const [reason, group] of groupBy(withSerial, (r) => r.revocation_reason)) {
+        for (const [id, error] of await revokeGroup(ca, reason, group)) {
+          if (error == null) done.push(id);
+          else failed.set(id, error);
+        }
+      }
 
       await c.query("select gk_private.certificates_revoked($1::uuid[], $2::uuid[])", [done, neverIssued]);
       for (const [error, group] of groupByError(failed)) {
@@ -75,8 +76,33 @@ export default defineTask({
   },
 });
 
-function groupByError(failed: Map<string, string>): Map<string, string[]> {
-  const groups = new Map<string, string[]>();
-  for (const [id, error] of failed) groups.set(error, [...(groups.get(error) ?? []), id]);
+// One round trip per reason where the CA takes batches; a batch the CA refuses (one bad serial)
+// falls back to one call per serial so the others still go through.
+async function revokeGroup(ca: CertificateAuthority, reason: RevocationReason, rows: Row[]): Promise<Map<string, string | null>> {
+  const out = new Map<string, string | null>();
+  if (ca.revokeMany) {
+    try {
+      await ca.revokeMany(rows.map((r) => r.serial!), reason);
+      for (const r of rows) out.set(r.id, null);
+      return out;
+    } catch (e) {
+      if (!(e instanceof CaRequestError) || rows.length === 1) {
+        for (const r of rows) out.set(r.id, errorMessage(e));
+        return out;
+      }
+    }
+  }
+  const results = await mapSettled(rows, CA_PARALLELISM, (r) => ca.revoke(r.serial!, reason));
+  results.forEach((res, i) => out.set(rows[i].id, res.status === "fulfilled" ? null : errorMessage(res.reason)));
+  return out;
+}
+
+function groupBy<T, K>(items: Iterable<T>, key: (t: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>();
+  for (const item of items) groups.set(key(item), [...(groups.get(key(item)) ?? []), item]);
   return groups;
+}
+
+function groupByError(failed: Map<string, string>): Map<string, string[]> {
+  return new Map([...groupBy(failed, ([, error]) => error)].map(([error, pairs]) => [error, pairs.map(([id]) => id)]));
 }
