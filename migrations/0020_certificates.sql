@@ -65,11 +65,11 @@ create table gk_public.certificates (
   constraint certificates_never_issued check (not never_issued or (status = 'revoked' and serial is null)),
   constraint certificates_pem_has_serial check (pem is null or serial is not null)
 );
--- FK actions (SET NULL on robot/credential/team delete) look certificates up by owner.
-create index certificates_robot_id_idx on gk_public.certificates (robot_id) where robot_id is not null;
-create index certificates_provisioning_credential_id_idx on gk_public.certificates (provisioning_credential_id)
-  where provisioning_credential_id is not null;
-create index certificates_team_id_idx on gk_public.certificates (team_id) where team_id is not null;
+-- FK actions (SET NULL on robot/credential/team delete) look certificates up by owner. Full
+-- indexes (not partial): the API only offers filters and reverse relations over full ones.
+create index certificates_robot_id_idx on gk_public.certificates (robot_id);
+create index certificates_provisioning_credential_id_idx on gk_public.certificates (provisioning_credential_id);
+create index certificates_team_id_idx on gk_public.certificates (team_id);
 create index certificates_owner_team_id_idx on gk_public.certificates (owner_team_id);
 -- Behind the expiry sweep.
 create index certificates_status_not_after_idx on gk_public.certificates (status, not_after);
