@@ -6,8 +6,8 @@ import type { Command } from "commander";
 import pg from "pg";
 import { pino, type Logger } from "pino";
 import { loadConfig, UserError, type Config } from "../config.ts";
-import { startEmbeddedPostgres } from "../db/embedded.ts";
 import { migrate } from "../db/migrate.ts";
+import { startEmbedded } from "./embedded.ts";
 
 export interface CliContext {
   config: Config;
@@ -58,7 +58,7 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
   fs.mkdirSync(config.home, { recursive: true });
   assertReachableByPostgresUser(config.home);
   log.info({ dataDir }, "starting embedded PostgreSQL");
-  const embedded = await startEmbeddedPostgres(dataDir, { log: (m) => log.debug({ postgres: m.trim() }) });
+  const embedded = await startEmbedded(dataDir, (m) => log.debug({ postgres: m.trim() }));
   try {
     if (opts.migrate ?? true) await runMigrate(embedded.url, log);
   } catch (e) {

@@ -1,6 +1,8 @@
 // Graceful shutdown for long-running commands: the first SIGINT/SIGTERM stops the parts in
 // reverse order of start (server, worker, database); a second signal exits at once.
 import type { Runner } from "graphile-worker";
+import type pg from "pg";
+import { createPool } from "../db/pool.ts";
 import type { Logger } from "pino";
 import { UserError } from "../config.ts";
 
@@ -70,9 +72,15 @@ export class Lifecycle {
 }
 
 /** Graceful worker stop: no new jobs; running jobs finish, or are released to be retried. */
-export async function stopRunner(runner: Runner): Promise<void> {
+export async function stopRunner(runner: Runner, pool?: pg.Pool): Promise<void> {
   await runner.stop().catch((e: Error) => {
     if (!/already stopped/.test(e.message)) throw e; // it stopped itself after a fatal error
   });
   await runner.promise.catch(() => {}); // that fatal error was already reported
+  await pool?.end();
+}
+
+/** The worker's pool: ours (with error handlers), so that we can end it before the database stops. */
+export function workerPool(url: string, concurrency: number): pg.Pool {
+  return createPool(url, Math.max(10, concurrency + 2));
 }

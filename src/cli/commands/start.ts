@@ -3,7 +3,7 @@
 import type { Command } from "commander";
 import { ensureAdminToken } from "../admin-token.ts";
 import { cliContext, describeDatabase, openDatabase } from "../context.ts";
-import { Lifecycle, stopRunner } from "../lifecycle.ts";
+import { Lifecycle, stopRunner, workerPool } from "../lifecycle.ts";
 import { parsePort } from "../options.ts";
 
 export default function register(program: Command): void {
@@ -23,8 +23,12 @@ export default function register(program: Command): void {
         const db = await openDatabase(ctx, { migrate: true });
         life.add("database", () => db.close());
         const services = await servicesFromEnv(log, config.home);
-        const runner = await startWorker({ databaseUrl: db.url, services, concurrency: config.WORKER_CONCURRENCY });
-        life.add("worker", () => stopRunner(runner));
+        const pgPool = workerPool(db.url, config.WORKER_CONCURRENCY);
+        const runner = await startWorker({ databaseUrl: db.url, pgPool, services, concurrency: config.WORKER_CONCURRENCY }).catch(async (e) => {
+          await pgPool.end();
+          throw e;
+        });
+        life.add("worker", () => stopRunner(runner, pgPool));
         runner.promise.catch((e) => life.fail("worker", e));
         const server = await startAdminServer({
           databaseUrl: db.url,

@@ -1,7 +1,7 @@
 // groundskeeper worker: the job runner (tasks/ + crontab). Run any number of them.
 import type { Command } from "commander";
 import { cliContext, openDatabase } from "../context.ts";
-import { Lifecycle, stopRunner } from "../lifecycle.ts";
+import { Lifecycle, stopRunner, workerPool } from "../lifecycle.ts";
 import { parsePositiveInt } from "../options.ts";
 
 export default function register(program: Command): void {
@@ -19,16 +19,16 @@ export default function register(program: Command): void {
       life.add("database", () => db.close());
       try {
         const services = await servicesFromEnv(ctx.log, ctx.config.home);
-        const runner = await startWorker({
-          databaseUrl: db.url,
-          services,
-          concurrency: opts.concurrency ?? ctx.config.WORKER_CONCURRENCY,
-          cron: opts.cron,
+        const concurrency = opts.concurrency ?? ctx.config.WORKER_CONCURRENCY;
+        const pgPool = workerPool(db.url, concurrency);
+        const runner = await startWorker({ databaseUrl: db.url, pgPool, services, concurrency, cron: opts.cron }).catch(async (e) => {
+          await pgPool.end();
+          throw e;
         });
         // stop(): no new jobs; running jobs finish (or are released to be retried).
-        life.add("worker", () => stopRunner(runner));
+        life.add("worker", () => stopRunner(runner, pgPool));
         runner.promise.catch((e) => life.fail("worker", e));
-        ctx.log.info({ concurrency: opts.concurrency ?? ctx.config.WORKER_CONCURRENCY, cron: opts.cron }, "worker running");
+        ctx.log.info({ concurrency, cron: opts.cron }, "worker running");
       } catch (e) {
         await life.stop(1);
         throw e;
