@@ -3,7 +3,7 @@
 // item (a session advisory lock, released when the session dies); the progress heartbeat keeps
 // the bin reconciler from re-enqueueing an item that is being worked on.
 import { z } from "zod";
-import type { BlobStore } from "../src/adapters/blobs/types.ts";
+import { purgePrefix } from "../src/adapters/blobs/purge-prefix.ts";
 import { errorMessage } from "../src/certs/tx.ts";
 import { requireService } from "../src/services.ts";
 import { defineTask } from "../src/worker/define-task.ts";
@@ -49,22 +49,3 @@ export default defineTask({
     });
   },
 });
-
-// Until the adapters' purgePrefix lands (same contract): list a page, delete it, report, repeat.
-async function purgePrefix(
-  store: BlobStore,
-  prefix: string,
-  opts: { pageSize: number; after?: string; deletedSoFar?: number; onProgress: (cursor: string, deletedSoFar: number) => Promise<void> },
-): Promise<void> {
-  let cursor = opts.after;
-  let deleted = opts.deletedSoFar ?? 0;
-  for (;;) {
-    const page = await store.list(prefix, { limit: opts.pageSize, ...(cursor !== undefined ? { after: cursor } : {}) });
-    if (page.keys.length === 0) return;
-    await store.deleteMany(page.keys);
-    deleted += page.keys.length;
-    cursor = page.keys[page.keys.length - 1];
-    await opts.onProgress(cursor, deleted);
-    if (page.next === undefined) return;
-  }
-}
