@@ -47,6 +47,19 @@ describe("local CA: issuance", () => {
     expect(certKey).toBe(spki);
   });
 
+  it("signs a CSR after checking its self-signature", async () => {
+    const csr = openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=csr", "-keyout", "/dev/null"]).out;
+    const csrPem = /-----BEGIN CERTIFICATE REQUEST-----[\s\S]+?-----END CERTIFICATE REQUEST-----\n/.exec(csr)![0];
+    const r = await ca.issue({ ...req("csr"), csrPem });
+    const certKey = new crypto.X509Certificate(r.pem!).publicKey.export({ type: "spki", format: "der" });
+    const der = Buffer.from(csrPem.replace(/-----[^-]+-----|\s/g, ""), "base64");
+    expect(der.includes(certKey.subarray(-65))).toBe(true); // the CSR's EC point is the certificate's
+    // Flip a byte of the signature: no proof of possession → refused.
+    der[der.length - 3] = der[der.length - 3]! ^ 0x01;
+    const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString("base64")}\n-----END CERTIFICATE REQUEST-----\n`;
+    await expect(ca.issue({ ...req("csr"), csrPem: tampered })).rejects.toThrow(CaRequestError);
+  });
+
   it("rejects bad input with a clear error and stores nothing", async () => {
     const before = await countCerts("issue");
     await expect(ca.issue({ ...req(), notAfter: new Date(Date.now() - 1000) })).rejects.toThrow(CaRequestError);

@@ -21,6 +21,7 @@ import {
   generateKeyPair,
   importEcPrivateKey,
   parsePublicKey,
+  publicKeyOfCsr,
   privateKeyToPem,
   publicKeyToPem,
   randomSerial,
@@ -96,7 +97,9 @@ export class LocalCa implements CertificateAuthority {
     validateIssueRequest(req);
     let publicKey: x509.PublicKey;
     let privateKeyPem: string | undefined;
-    if (req.publicKeyPem) {
+    if (req.csrPem) {
+      publicKey = await publicKeyOfCsr(req.csrPem);
+    } else if (req.publicKeyPem) {
       publicKey = parsePublicKey(req.publicKeyPem);
     } else {
       const keys = await generateKeyPair();

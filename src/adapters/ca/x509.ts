@@ -42,6 +42,18 @@ export function parsePublicKey(pem: string): x509.PublicKey {
   }
 }
 
+/** The public key of a CSR whose self-signature verifies; bad input → CaRequestError. */
+export async function publicKeyOfCsr(pem: string): Promise<x509.PublicKey> {
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(pem);
+  } catch (e) {
+    throw new CaRequestError(`csrPem is not a valid PKCS#10 request: ${(e as Error).message}`);
+  }
+  if (!(await csr.verify())) throw new CaRequestError("csrPem signature does not verify (no proof of possession)");
+  return csr.publicKey;
+}
+
 /**
  * A random positive 128-bit serial, already normalised (lower-case hex, no leading zeros).
  * The top bit is cleared so the DER INTEGER needs no padding byte; RFC 5280 allows ≤ 20 octets.
