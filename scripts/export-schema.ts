@@ -5,7 +5,9 @@ import os from "node:os";
 import path from "node:path";
 import { startEmbeddedPostgres } from "../src/db/embedded.ts";
 import { migrate } from "../src/db/migrate.ts";
-import { SCHEMA_FILE, schemaSdl } from "../src/server/schema-sdl.ts";
+
+process.env.GRAPHILE_ENV ??= "production"; // read when PostGraphile loads, below
+const { SCHEMA_FILE, schemaSdl } = await import("../src/server/schema-sdl.ts");
 
 let url = process.env.DATABASE_URL;
 let stop = async () => {};

@@ -14,11 +14,16 @@ export class Lifecycle {
   #stopping: Promise<number> | undefined;
   #resolveDone!: (code: number) => void;
   readonly #done = new Promise<number>((resolve) => (this.#resolveDone = resolve));
+  #firstSignalAt = 0;
   readonly #onSignal = (signal: NodeJS.Signals) => {
     if (this.#stopping) {
+      // Under `npm start`, Ctrl-C reaches us twice at once (from the terminal and forwarded by
+      // npm): only a signal sent a while after the first one means "force".
+      if (Date.now() - this.#firstSignalAt < 2_000) return;
       this.#log.warn({ signal }, "second signal: exiting without waiting for a clean shutdown");
       process.exit(130);
     }
+    this.#firstSignalAt = Date.now();
     this.#log.info({ signal }, "shutting down (send the signal again to force)");
     void this.stop(0);
   };
@@ -59,6 +64,7 @@ export class Lifecycle {
       }
       process.off("SIGINT", this.#onSignal);
       process.off("SIGTERM", this.#onSignal);
+      this.#log.info({ exitCode: exit }, "stopped");
       this.#resolveDone(exit);
       return exit;
     })();
