@@ -8,9 +8,9 @@ import { crlSerials, localCa } from "./ca-fixtures.ts";
 import { makeRobots, makeTeam } from "./fixtures.ts";
 
 const db = await createTestDb();
-const api = await httpGraphql(db);
 const ca = localCa(db, "graphql");
 const services = testServices({ ca });
+const api = await httpGraphql(db, { services });
 
 describe("certificate lifecycle through GraphQL", () => {
   it("admin requests and downloads a certificate; deleting the robot revokes it at the CA", async () => {
@@ -85,5 +85,27 @@ describe("certificate lifecycle through GraphQL", () => {
     const tasks = res.data.allActivations.nodes.map((a: { task: string }) => a.task);
     expect(tasks).toEqual(expect.arrayContaining(["certificates__expire", "retention__sweep"]));
     expect(res.data.allActivations.nodes.find((a: { task: string }) => a.task === "certificates__expire").status).toBe("succeeded");
+  });
+
+  it("serves the CRL and CA certificate without a token, and the bin as metrics", async () => {
+    const team = await makeTeam(db, "gql-metrics");
+    const [robot] = await makeRobots(db, team, 1);
+    await db.query("select gk_public.request_certificate($1)", [robot]);
+    await runJobs(db, services);
+    await db.query("delete from gk_public.robots where id = $1", [robot]);
+    const metrics = await (await fetch(`${api.url}/metrics`)).text();
+    expect(metrics).toMatch(/gk_bin_length\{kind="certificate"\} 1/);
+    expect(metrics).toMatch(/gk_bin_oldest_age_seconds\{kind="certificate"\} [0-9.e-]+/);
+    expect(metrics).toContain('gk_metrics_collector_up{collector="bin"} 1');
+    await runJobs(db, services);
+    const after = await (await fetch(`${api.url}/metrics`)).text();
+    expect(after).toMatch(/gk_bin_length\{kind="certificate"\} 0/);
+
+    const crl = await fetch(`${api.url}/ca/crl.pem`);
+    expect(crl.status).toBe(200);
+    expect(await crl.text()).toContain("BEGIN X509 CRL");
+    const caPem = await fetch(`${api.url}/ca/ca.pem`);
+    expect(await caPem.text()).toBe(await ca.caCertificatePem());
+    expect((await fetch(`${api.url}/ca/nope`)).status).toBe(404);
   });
 });
