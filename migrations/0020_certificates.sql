@@ -34,7 +34,9 @@ create table gk_public.certificates (
   profile text not null check (profile in ('robot', 'client_auth', 'provisioning')),
   status text not null default 'issuing'
     check (status in ('issuing', 'issued', 'revoking', 'revoked', 'expired', 'failed')),
+  -- The holder's key: an SPKI public key (local CA) or a PKCS#10 CSR (any CA); neither → the CA makes one.
   public_key_pem text,
+  csr_pem text,
   ca_ref text,
   -- Lower-case hex, NULL until the CA tells us (asynchronous CAs: only once fetched).
   serial text check (serial ~ '^[0-9a-f]+$'),

@@ -160,10 +160,12 @@ create trigger _500_revoke_certificates
 -- table privileges (the viewer has none to write), and side effects are enqueued by the
 -- (SECURITY DEFINER) triggers. Each validates its input and raises a one-line error.
 
+drop function if exists gk_public.request_certificate(uuid, text, interval);
 create or replace function gk_public.request_certificate(
   robot_id uuid,
   public_key_pem text default null,
-  valid_for interval default interval '365 days'
+  valid_for interval default interval '365 days',
+  csr_pem text default null
 ) returns gk_public.certificates
 language plpgsql volatile
 as $$
@@ -176,14 +178,22 @@ begin
     raise exception 'robot % not found', request_certificate.robot_id using errcode = 'P0002';
   end if;
   perform gk_public.check_certificate_request(public_key_pem, valid_for);
-  insert into gk_public.certificates (owner_team_id, robot_id, profile, public_key_pem, not_after)
-  values (v_team, request_certificate.robot_id, 'robot', request_certificate.public_key_pem,
+  if csr_pem is not null then
+    if public_key_pem is not null then
+      raise exception 'give public_key_pem or csr_pem, not both' using errcode = '22023';
+    end if;
+    if csr_pem !~ '^\s*-----BEGIN CERTIFICATE REQUEST-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE REQUEST-----\s*$' then
+      raise exception 'csr_pem must be a PEM "CERTIFICATE REQUEST" (PKCS#10)' using errcode = '22023';
+    end if;
+  end if;
+  insert into gk_public.certificates (owner_team_id, robot_id, profile, public_key_pem, csr_pem, not_after)
+  values (v_team, request_certificate.robot_id, 'robot', request_certificate.public_key_pem, request_certificate.csr_pem,
           date_trunc('second', now() + valid_for))
   returning * into v_cert;
   return v_cert;
 end;
 $$;
-comment on function gk_public.request_certificate is 'Requests a robot certificate; a task issues it at the CA. Without a public key the CA generates the key pair.';
+comment on function gk_public.request_certificate is 'Requests a robot certificate; a task issues it at the CA. The holder''s key comes as a public key (local CA) or a CSR (any CA); without either the CA generates the key pair.';
 
 create or replace function gk_public.check_certificate_request(public_key_pem text, valid_for interval)
 returns void
@@ -384,7 +394,7 @@ $$;
 comment on table gk_public.certificates is E'@behavior -insert -update -delete\nCertificates issued at the CA. A row outlives its owner until the CA has revoked it.';
 comment on table gk_public.provisioning_credentials is E'@behavior -insert -update -delete\nA pair of certificates (client_auth, provisioning) for enrolling robots. Revoking it revokes both at the CA.';
 grant select on gk_public.certificates, gk_public.provisioning_credentials to gk_viewer, gk_admin;
-grant insert (owner_team_id, robot_id, provisioning_credential_id, profile, public_key_pem, not_after)
+grant insert (owner_team_id, robot_id, provisioning_credential_id, profile, public_key_pem, csr_pem, not_after)
   on gk_public.certificates to gk_admin;
 grant update (downloaded_at, fetch_requested_at, retry_requested_at) on gk_public.certificates to gk_admin;
 grant insert (team_id, name, expires_at) on gk_public.provisioning_credentials to gk_admin;

@@ -17,6 +17,7 @@ interface Row {
   owner_id: string;
   profile: CertificateProfile;
   public_key_pem: string | null;
+  csr_pem: string | null;
   not_after: Date;
   attempts: number;
 }
@@ -30,7 +31,7 @@ export default defineTask({
       await inJobTransaction(helpers, async (c) => {
         const { rows } = await c.query<Row>(
           `select id, status, ca_ref, coalesce(robot_id, provisioning_credential_id, team_id, owner_team_id)::text as owner_id,
-                  profile, public_key_pem, not_after, attempts
+                  profile, public_key_pem, csr_pem, not_after, attempts
              from gk_public.certificates where id = $1 for update`,
           [id],
         );
@@ -47,7 +48,8 @@ export default defineTask({
             commonName: row.owner_id,
             profile: row.profile,
             notAfter: row.not_after,
-            publicKeyPem: row.public_key_pem ?? undefined,
+            ...(row.public_key_pem ? { publicKeyPem: row.public_key_pem } : {}),
+            ...(row.csr_pem ? { csrPem: row.csr_pem } : {}),
           });
           await c.query("select gk_private.certificate_issued($1, $2, $3, $4)", [id, res.caRef, res.serial, res.pem ?? null]);
         } catch (e) {

@@ -3,7 +3,9 @@
 // drain. Revocations are checked in cfssl's certificate DB and in a CRL cfssl itself makes
 // (`cfssl gencrl`; Debian's cfssl 1.2 has no CRL endpoint), verified with openssl.
 import { afterAll, describe, expect, it } from "vitest";
+import crypto from "node:crypto";
 import { CfsslCa, hexToDecimal } from "../../src/adapters/ca/cfssl.ts";
+import { EC_KEY, EC_SIGN, generateKeyPair, publicKeyToPem, x509 } from "../../src/adapters/ca/x509.ts";
 import { startCfssl } from "../helpers/cfssl.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
@@ -51,5 +53,19 @@ describe(`certificate lifecycle at cfssl ${server.version}`, () => {
     for (const c of doomed) expect(verifyWithCrl(server.caPem, crl, c.pem).out).toContain("certificate revoked");
     const survivor = certs.find((c) => c.owner_team_id === keep)!;
     expect(verifyWithCrl(server.caPem, crl, survivor.pem).status).toBe(0);
+  });
+
+  it("a robot's own key via a CSR: cfssl certifies exactly that key", async () => {
+    const team = await makeTeam(db, "cfssl-csr");
+    const [robot] = await makeRobots(db, team, 1);
+    const keys = await generateKeyPair();
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${robot}`, keys, signingAlgorithm: { ...EC_SIGN, ...EC_KEY } });
+    const { rows } = await db.query("select (gk_public.request_certificate($1, csr_pem := $2)).id", [robot, csr.toString("pem")]);
+    await runJobs(db, services);
+    const { rows: c } = await db.query("select status, pem from gk_public.certificates where id = $1", [rows[0].id]);
+    expect(c[0].status).toBe("issued");
+    const certKey = new crypto.X509Certificate(c[0].pem).publicKey.export({ type: "spki", format: "pem" });
+    expect(String(certKey).trim()).toBe((await publicKeyToPem(keys.publicKey)).trim());
+    await expect(db.query("select gk_public.request_certificate($1, csr_pem := 'nope')", [robot])).rejects.toThrow(/csr_pem must be a PEM/);
   });
 });
