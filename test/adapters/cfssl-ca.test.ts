@@ -90,6 +90,24 @@ describe(`cfssl CA adapter (cfssl ${server.version})`, () => {
     });
   }
 
+  it("certificate DB failing → CaUnavailableError (retry), not a refusal; repaired → works", async () => {
+    const r = await ca.issue(req("db-fault"));
+    const dbFile = path.join(server.dir, "certs.db");
+    fs.renameSync(dbFile, `${dbFile}.away`);
+    fs.mkdirSync(dbFile); // cfssl's sqlite handle now points at a file it cannot write
+    try {
+      await expect(ca.revoke(r.serial!, "unspecified")).rejects.toThrow(CaUnavailableError);
+      await expect(ca.issue(req("db-fault-2"))).rejects.toThrow(CaUnavailableError);
+    } finally {
+      fs.rmdirSync(dbFile);
+      fs.renameSync(`${dbFile}.away`, dbFile);
+      await server.stop(); // reopen the DB
+      await server.start();
+    }
+    await ca.revoke(r.serial!, "unspecified");
+    expect(server.certdbRows().find((row) => row.serial_number === hexToDecimal(r.serial!))?.status).toBe("revoked");
+  });
+
   it("server down → CaUnavailableError; back up → works again", async () => {
     await server.stop();
     try {

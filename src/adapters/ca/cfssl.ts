@@ -119,9 +119,9 @@ export class CfsslCa implements CertificateAuthority {
       if (!(e instanceof CaRequestError && /not found/i.test(e.message))) throw e;
       await this.#call("POST", "revoke", { serial: decimal, authority_key_id: "", reason });
     }
-    this.#crl = undefined; // the next crlPem() may ask cfssl again (still at most once per interval)
   }
 
+  /** At most one CRL request to cfssl per crlCacheMs, however many revocations happen. */
   async crlPem(): Promise<string> {
     if (this.#crl && Date.now() - this.#crl.at < this.#crlCacheMs) return this.#crl.pem;
     await this.refreshCrl();
@@ -181,7 +181,11 @@ export class CfsslCa implements CertificateAuthority {
     }
     if (!parsed.success) {
       const msg = (parsed.errors ?? []).map((e) => `${e.code}: ${e.message}`).join("; ") || `HTTP ${res.status}`;
-      if (res.status === 503 || res.status === 429) throw new CaUnavailableError(`cfssl ${endpoint}: ${msg}`);
+      // cfssl answers everything with 400, so its error categories tell a refusal from its own
+      // failure: 11000 = certificate DB failure (not "not found", 11200), 6xxx = its upstream
+      // signer unreachable. Those, and any 5xx, are worth a retry.
+      const infra = (parsed.errors ?? []).some((e) => e.code === 11000 || (e.code >= 6000 && e.code < 7000));
+      if (infra || res.status >= 500 || res.status === 429) throw new CaUnavailableError(`cfssl ${endpoint} failed (${res.status}): ${msg}`);
       throw new CaRequestError(`cfssl ${endpoint} refused: ${msg}`);
     }
     return parsed.result as T;
