@@ -58,7 +58,7 @@ describe("groundskeeper start", () => {
       expect(await first.stop("SIGTERM"), first.stderr()).toBe(0);
       expect(await acceptsConnections(pgUrl)).toBe(false); // the embedded database was stopped
 
-      const second = spawnCli(["start"], env);
+      const second = spawnCli(["start"], env, { detached: true });
       try {
         const b = await started(second);
         expect(b.token).toBe(a.token); // the same admin token, printed again
@@ -66,8 +66,10 @@ describe("groundskeeper start", () => {
         const data = await gql(b.graphql, b.token, `{ allTeams { nodes { name } } }`);
         expect(data.allTeams.nodes).toEqual([{ name: "kept" }]);
       } finally {
-        expect(await second.stop("SIGINT"), second.stderr()).toBe(0);
+        // Ctrl-C as under `npm start`: still a graceful stop (exit 0, not the forced 130).
+        expect(await second.ctrlC(), second.stderr()).toBe(0);
       }
+      expect(await acceptsConnections(pgUrl)).toBe(false);
     } finally {
       fs.rmSync(path.dirname(home), { recursive: true, force: true });
     }

@@ -48,12 +48,15 @@ export interface LongRunning {
   stderr(): string;
   /** Resolves with the match once stdout matches `re` (rejects if the process exits first). */
   waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** SIGINT to the process group, twice at once (needs `detached`); resolves with the exit code. */
+  ctrlC(): Promise<number | null>;
   /** Sends the signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv): LongRunning {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+/** `detached`: the CLI leads its own process group, as in a terminal (see ctrlC). */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv, opts: { detached?: boolean } = {}): LongRunning {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: opts.detached });
   let out = "";
   let err = "";
   child.stdout!.on("data", (d) => (out += d));
@@ -82,6 +85,15 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv): LongRunning {
         child.on("close", onExit);
         check();
       });
+    },
+    async ctrlC() {
+      // What `npm start` + Ctrl-C does: SIGINT to the whole foreground group, and npm forwards
+      // another SIGINT to its child right away.
+      process.kill(-child.pid!, "SIGINT");
+      // (a moment later: two identical pending signals would be merged into one)
+      await new Promise((r) => setTimeout(r, 100));
+      if (child.exitCode === null) child.kill("SIGINT");
+      return exited;
     },
     async stop(signal = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
