@@ -149,8 +149,21 @@ end;
 $$;
 comment on function gk_public.retry_bin_item is 'Retries a pending bin item now (e.g. after the CA or blob store came back).';
 
+-- Jobs of a task that are due and waiting for a worker: while there are some, the workers are
+-- behind, and re-enqueueing "overdue" items would only pile duplicates onto the queue.
+create or replace function gk_private.task_backlog(task text) returns boolean
+language sql stable
+as $$
+  select exists (
+    select 1 from graphile_worker._private_jobs j
+      join graphile_worker._private_tasks t on t.id = j.task_id
+     where t.identifier = task_backlog.task
+       and j.locked_at is null and j.attempts < j.max_attempts and j.run_at <= now());
+$$;
+
 -- The bin reconciler: pending items whose lease ran out (their job is gone, permanently failed,
--- or stuck on a killed worker) get a fresh job. Rows a live task holds are skipped (row lock).
+-- or stuck on a killed worker) get a fresh job. Rows a live task holds are skipped (row lock);
+-- a kind whose queue is still draining is left alone until it has drained.
 create or replace function gk_private.bin_redispatch(max_items int default 10000)
 returns jsonb
 language plpgsql volatile
@@ -159,10 +172,14 @@ declare
   v_revoke uuid[];
   v_issue uuid[];
   v_purge bigint[];
+  v_revoke_busy boolean := gk_private.task_backlog('certificates__revoke');
+  v_issue_busy boolean := gk_private.task_backlog('certificates__issue');
+  v_purge_busy boolean := gk_private.task_backlog('blobs__purge_prefix');
 begin
   with due as (
     select c.id, c.status from gk_public.certificates c
-     where c.status in ('revoking', 'issuing') and c.next_attempt_at <= now()
+     where ((c.status = 'revoking' and not v_revoke_busy) or (c.status = 'issuing' and not v_issue_busy))
+       and c.next_attempt_at <= now()
      order by c.next_attempt_at
      limit max_items
        for update skip locked),
@@ -175,7 +192,7 @@ begin
 
   with due as (
     select p.id from gk_public.purge_items p
-     where p.completed_at is null and p.next_attempt_at <= now()
+     where p.completed_at is null and p.next_attempt_at <= now() and not v_purge_busy
      order by p.next_attempt_at
      limit max_items
        for update skip locked),
@@ -189,6 +206,7 @@ begin
   perform gk_private.enqueue_id_batches('certificates__issue', coalesce(v_issue, '{}'), 50);
   perform gk_private.enqueue_many('blobs__purge_prefix', array(select jsonb_build_object('id', i) from unnest(v_purge) i));
   return jsonb_build_object(
+    'queues_busy', (v_revoke_busy::int + v_issue_busy::int + v_purge_busy::int),
     'revocations', coalesce(cardinality(v_revoke), 0),
     'issuances', coalesce(cardinality(v_issue), 0),
     'purges', coalesce(cardinality(v_purge), 0));
