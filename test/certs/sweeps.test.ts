@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
 import { makeRobots, makeTeam } from "./fixtures.ts";
+import { localCa } from "./ca-fixtures.ts";
 
 const db = await createTestDb();
 
@@ -126,5 +127,20 @@ describe("retention sweep", () => {
     expect(act.counts).toMatchObject({ tuf_metadata_test: 7, robot_manifests: 0 });
     const { rows } = await db.query("select item, error from gk_public.activation_errors where activation_id = $1", [act.id]);
     expect(rows).toEqual([{ item: "nothing_here", error: expect.stringMatching(/has no function gk_private.retention_prune__nothing_here/) }]);
+  });
+});
+
+describe("CRL refresh", () => {
+  it("regenerates the CA's CRL on its schedule after revocations, recording an activation", async () => {
+    const ca = localCa(db, "refresh");
+    const issued = await ca.issue({ commonName: "x", profile: "robot", notAfter: new Date(Date.now() + 86400_000) });
+    const before = await ca.crlPem();
+    await ca.revoke(issued.serial!, "keyCompromise");
+    await db.query("select gk_private.enqueue('certificates__refresh_crl')");
+    await runJobs(db, testServices({ ca }));
+    const { rows } = await db.query("select status, counts from gk_public.activations where task = 'certificates__refresh_crl'");
+    expect(rows).toEqual([{ status: "succeeded", counts: { refreshed: 1 } }]);
+    const { rows: a } = await db.query("select crl_pem from gk_private.local_ca_authorities where name = 'refresh'");
+    expect(a[0].crl_pem).not.toBe(before);
   });
 });
