@@ -93,7 +93,7 @@ async function countKeys(store: FsBlobStore, prefix: string): Promise<number> {
 }
 
 describe("faults with real worker processes", () => {
-  it("SIGKILL mid-drain, another worker takes over: bin → 0, CRL = exactly the team's serials, blobs gone", async () => {
+  it("SIGKILL mid-drain, another worker takes over: bin → 0, CRL = exactly the team's serials, blobs gone", { timeout: 240_000 }, async () => {
     const caName = "sigkill";
     const ca = new LocalCa(db.pool, box, { name: caName, crlDebounceMs: 0 });
     const blobsDir = path.join(dir, "sigkill");
@@ -129,7 +129,7 @@ describe("faults with real worker processes", () => {
     expect(kept[0].n).toBe(30);
   });
 
-  it("two workers at once: nothing lost, every serial revoked once at the CA", async () => {
+  it("two workers at once: nothing lost, every serial revoked once at the CA", { timeout: 240_000 }, async () => {
     const caName = "pair";
     const ca = new LocalCa(db.pool, box, { name: caName, crlDebounceMs: 0 });
     const blobsDir = path.join(dir, "pair");
