@@ -1,6 +1,10 @@
 // The operator surface over HTTP (real admin server, real tokens): request, download, revoke,
 // delete robot/team through the generated CRUD, see the bin, retry an item, see activations.
-import { describe, expect, it } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { FsBlobStore } from "../../src/adapters/blobs/fs.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { httpGraphql } from "../helpers/graphql.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
@@ -9,7 +13,10 @@ import { makeRobots, makeTeam } from "./fixtures.ts";
 
 const db = await createTestDb();
 const ca = localCa(db, "graphql");
-const services = testServices({ ca });
+const blobDir = fs.mkdtempSync(path.join(os.tmpdir(), "gk-gql-blobs-"));
+afterAll(() => fs.rmSync(blobDir, { recursive: true, force: true }));
+const blobs = new FsBlobStore(blobDir);
+const services = testServices({ ca, blobs });
 const api = await httpGraphql(db, { services });
 
 describe("certificate lifecycle through GraphQL", () => {
@@ -38,7 +45,7 @@ describe("certificate lifecycle through GraphQL", () => {
     expect(await crlSerials(ca)).toContain(after.data.certificateByRowId.serial);
   });
 
-  it("admin creates and revokes a provisioning credential; deletes a team (its purge shows in the bin summary)", async () => {
+  it("admin creates and revokes a provisioning credential; deletes a team: bin summary, then blobs purged and certificate on the CRL", async () => {
     const team = await makeTeam(db, "gql-team");
     const created = await api.exec("admin", `mutation($t: UUID!) { createProvisioningCredential(input: { teamId: $t, name: "line" }) { result { rowId status } } }`, { t: team });
     expect(created.errors).toBeUndefined();
@@ -51,10 +58,27 @@ describe("certificate lifecycle through GraphQL", () => {
     expect(certs.errors).toBeUndefined();
     expect(certs.data.allCertificates.nodes).toEqual([{ status: "revoked" }, { status: "revoked" }]);
 
+    const [robot] = await makeRobots(db, team, 1);
+    await api.exec("admin", `mutation($r: UUID!) { requestCertificate(input: { robotId: $r }) { result { rowId } } }`, { r: robot });
+    await runJobs(db, services);
+    for (let i = 0; i < 30; i++) await blobs.put(`teams/${team}/objects/${i}`, "x");
+    await blobs.put("teams/other/keep", "x");
+
     const del = await api.exec("admin", `mutation($id: UUID!) { deleteTeamByRowId(input: { rowId: $id }) { deletedTeamId } }`, { id: team });
     expect(del.errors).toBeUndefined();
-    const summary = await api.exec("viewer", `{ allBinSummaries { nodes { kind length oldestAgeSeconds } } }`);
-    expect(summary.data.allBinSummaries.nodes).toEqual([expect.objectContaining({ kind: "blob_prefix", length: 1 })]);
+    const summary = await api.exec("viewer", `{ allBinSummaries(orderBy: KIND_ASC) { nodes { kind length oldestAgeSeconds } } }`);
+    expect(summary.errors).toBeUndefined();
+    expect(summary.data.allBinSummaries.nodes).toEqual([
+      expect.objectContaining({ kind: "blob_prefix", length: 1 }),
+      expect.objectContaining({ kind: "certificate", length: 1 }),
+    ]);
+    await runJobs(db, services);
+    const empty = await api.exec("viewer", `{ allBinSummaries { nodes { kind length } } }`);
+    expect(empty.data.allBinSummaries.nodes).toEqual([]);
+    expect((await blobs.list(`teams/${team}/`, { limit: 10 })).keys).toEqual([]);
+    expect((await blobs.list("teams/other/", { limit: 10 })).keys).toEqual(["teams/other/keep"]);
+    const { rows } = await db.query("select serial from gk_public.certificates where robot_id is null and owner_team_id = $1 and profile = 'robot'", [team]);
+    expect(await crlSerials(ca)).toContain(rows[0].serial);
   });
 
   it("viewer cannot mutate; admin retries a bin item; bad input is a clear error", async () => {
@@ -65,6 +89,8 @@ describe("certificate lifecycle through GraphQL", () => {
     const retryDenied = await api.exec("viewer", `mutation { retryBinItem(input: { kind: "blob_prefix", ref: "x" }) { result } }`);
     expect(retryDenied.errors?.[0].message).toMatch(/permission denied/);
 
+    // A pending item to retry: a blob prefix whose purge is waiting (inserted as the team trigger would).
+    await db.query("insert into gk_public.purge_items (kind, ref, team_id, next_attempt_at) values ('blob_prefix', 'teams/retry-me/', gen_random_uuid(), now() + interval '1 hour')");
     const { rows } = await db.query("select ref from gk_public.bin where kind = 'blob_prefix'");
     const retried = await api.exec("admin", `mutation($ref: String!) { retryBinItem(input: { kind: "blob_prefix", ref: $ref }) { result } }`, { ref: rows[0].ref });
     expect(retried.errors).toBeUndefined();
