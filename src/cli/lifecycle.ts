@@ -62,8 +62,7 @@ export class Lifecycle {
           this.#log.error({ err: e }, `${stage.name} did not stop cleanly`);
         }
       }
-      process.off("SIGINT", this.#onSignal);
-      process.off("SIGTERM", this.#onSignal);
+      // The signal handlers stay: a late duplicate Ctrl-C must not kill the exiting process.
       this.#log.info({ exitCode: exit }, "stopped");
       this.#resolveDone(exit);
       return exit;
