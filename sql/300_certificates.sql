@@ -306,12 +306,19 @@ create or replace function gk_private.certificate_fetched(id uuid, pem text, ser
 returns boolean
 language sql volatile
 as $$
-  update gk_public.certificates c
-     set pem = coalesce(c.pem, certificate_fetched.pem),
-         serial = coalesce(c.serial, certificate_fetched.serial),
-         not_after = least(c.not_after, certificate_fetched.not_after)
-   where c.id = certificate_fetched.id
-  returning true;
+  with cert as (
+    update gk_public.certificates c
+       set pem = coalesce(c.pem, certificate_fetched.pem),
+           serial = coalesce(c.serial, certificate_fetched.serial),
+           not_after = least(c.not_after, certificate_fetched.not_after)
+     where c.id = certificate_fetched.id
+    returning c.provisioning_credential_id, c.not_after),
+  -- A credential expires when either certificate does: keep its expires_at the earliest.
+  cred as (
+    update gk_public.provisioning_credentials p set expires_at = cert.not_after
+      from cert where p.id = cert.provisioning_credential_id and p.expires_at > cert.not_after
+    returning 1)
+  select true from cert;
 $$;
 
 create or replace function gk_private.certificate_issue_failed(id uuid, error text, permanent boolean)
@@ -375,16 +382,14 @@ as $$
   select count(*) from expired;
 $$;
 
+-- expires_at is the earliest not_after of its certificates (kept so by certificate_fetched), so
+-- this is one range condition on the partial index of live credentials.
 create or replace function gk_private.expire_provisioning_credentials() returns bigint
 language sql volatile
 as $$
   with expired as (
     update gk_public.provisioning_credentials p set status = 'expired', expired_at = now()
-     where p.status in ('issuing', 'issued')
-       and (p.expires_at <= now()
-            or exists (select 1 from gk_public.certificates c
-                        where c.provisioning_credential_id = p.id and c.status in ('issued', 'expired')
-                          and c.not_after <= now()))
+     where p.status in ('issuing', 'issued') and p.expires_at <= now()
     returning 1)
   select count(*) from expired;
 $$;

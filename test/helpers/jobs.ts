@@ -4,6 +4,7 @@ import { pino } from "pino";
 import type { Services } from "../../src/services.ts";
 import { quietWorkerLogger } from "../../src/lib/log.ts";
 import { buildTaskList } from "../../src/worker/task-list.ts";
+import { createPool } from "../../src/db/pool.ts";
 import type { TestDb } from "./db.ts";
 
 export function testServices(extra: Partial<Services> = {}): Services {
@@ -16,11 +17,18 @@ export function testServices(extra: Partial<Services> = {}): Services {
  */
 export async function runJobs(db: TestDb, services: Services = testServices(), maxRounds = 50): Promise<void> {
   const taskList = await buildTaskList(services);
-  for (let round = 0; round < maxRounds; round++) {
-    if ((await dueJobs(db)) === 0) return;
-    await runOnce({ connectionString: db.url, taskList, logger: quietWorkerLogger(), concurrency: 4 }, taskList);
+  // Our own pool, ended before returning: runOnce can resolve while a job's failure is still being
+  // written; pool.end() waits for that client, so callers see last_error and no connection outlives us.
+  const pgPool = createPool(db.url, 6);
+  try {
+    for (let round = 0; round < maxRounds; round++) {
+      if ((await dueJobs(db)) === 0) return;
+      await runOnce({ pgPool, taskList, logger: quietWorkerLogger(), concurrency: 4 }, taskList);
+    }
+    throw new Error(`jobs still due after ${maxRounds} rounds`);
+  } finally {
+    await pgPool.end();
   }
-  throw new Error(`jobs still due after ${maxRounds} rounds`);
 }
 
 export async function dueJobs(db: TestDb): Promise<number> {
