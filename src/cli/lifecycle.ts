@@ -1,5 +1,5 @@
 // Graceful shutdown for long-running commands: the first SIGINT/SIGTERM stops the parts in
-// reverse order of start (server, worker, database); a second signal exits at once.
+// reverse order of start (server, worker, database); a later second signal exits at once.
 import type { Runner } from "graphile-worker";
 import type pg from "pg";
 import { createPool } from "../db/pool.ts";
