@@ -136,10 +136,10 @@ describe("faults with real worker processes", () => {
     const blobs = new FsBlobStore(blobsDir);
     const { team, serials } = await doomedTeam("pair", ca, blobs, 700, 2500);
     const effects = path.join(dir, "pair-effects.log");
-    const workers = await Promise.all([
-      startWorkerProcess(caName, blobsDir, { GK_TEST_EFFECT_LOG: effects, GK_TEST_SLOW_MS: "50" }),
-      startWorkerProcess(caName, blobsDir, { GK_TEST_EFFECT_LOG: effects, GK_TEST_SLOW_MS: "50" }),
-    ]);
+    // Both idle and listening before the delete; one job at a time each, and each CA call takes a
+    // moment, so the four revocation batches are shared between them.
+    const opts = { GK_TEST_EFFECT_LOG: effects, GK_TEST_SLOW_MS: "500", GK_TEST_CONCURRENCY: "1" };
+    const workers = await Promise.all([startWorkerProcess(caName, blobsDir, opts), startWorkerProcess(caName, blobsDir, opts)]);
     try {
       await db.query("delete from gk_public.teams where id = $1", [team]);
       await drain();
@@ -148,8 +148,10 @@ describe("faults with real worker processes", () => {
     }
     expect(await crlSerials(ca)).toEqual(serials);
     const calls = fs.readFileSync(effects, "utf8").trim().split("\n").map((l) => l.split(" "));
-    const revokedSerials = calls.flatMap((c) => c.slice(1));
     expect(new Set(calls.map((c) => c[0])).size).toBe(2); // both workers did some of it
+    const revokedSerials = calls.filter((c) => c[1] === "revoke").flatMap((c) => c.slice(2));
+    const purged = calls.filter((c) => c[1] === "purge").reduce((n, c) => n + Number(c[2]), 0);
+    expect(purged).toBe(2500); // every page deleted once
     expect(revokedSerials.length).toBe(serials.size); // none twice
     expect(new Set(revokedSerials)).toEqual(serials);
     expect(await countKeys(blobs, `teams/${team}/`)).toBe(0);

@@ -3,7 +3,9 @@
 //   DATABASE_URL, GK_MASTER_KEY, GK_CA_NAME, GK_BLOBS_DIR     where things are
 //   GK_TEST_SLOW_MS    sleep before each CA revocation call and each blob page delete, so a test
 //                      can kill the process mid-drain (the effects themselves are the real ones)
-//   GK_TEST_EFFECT_LOG append one line per CA revocation call ("<pid> <serial>…") to this file
+//   GK_TEST_EFFECT_LOG append one line per effect to this file: "<pid> revoke <serial>…" per CA
+//                      revocation call, "<pid> purge <n>" per blob page deleted
+//   GK_TEST_CONCURRENCY jobs at once (default 4)
 import fs from "node:fs";
 import { pino } from "pino";
 import { FsBlobStore } from "../../src/adapters/blobs/fs.ts";
@@ -22,9 +24,10 @@ const effectLog = env.GK_TEST_EFFECT_LOG;
 
 const pool = createPool(url, 4);
 const real = new LocalCa(pool, secretBoxFromEnv(env, "/nonexistent"), { name: env.GK_CA_NAME ?? "default", crlDebounceMs: 0 });
-const logRevocation = (serials: string[]) => {
-  if (effectLog) fs.appendFileSync(effectLog, `${process.pid} ${serials.join(" ")}\n`);
+const logEffect = (kind: string, items: (string | number)[]) => {
+  if (effectLog) fs.appendFileSync(effectLog, `${process.pid} ${kind} ${items.join(" ")}\n`);
 };
+const logRevocation = (serials: string[]) => logEffect("revoke", serials);
 const ca: CertificateAuthority = {
   kind: real.kind,
   issue: (r) => real.issue(r),
@@ -40,13 +43,13 @@ const blobs: BlobStore = {
   put: (k, b) => fsStore.put(k, b),
   get: (k) => fsStore.get(k),
   list: (p, o) => fsStore.list(p, o),
-  deleteMany: async (keys) => (await sleep(), await fsStore.deleteMany(keys)),
+  deleteMany: async (keys) => (await sleep(), await fsStore.deleteMany(keys), logEffect("purge", [keys.length])),
 };
 
 const runner = await startWorker({
   databaseUrl: url,
   services: { log: pino({ level: "silent" }), ca, blobs },
-  concurrency: 4,
+  concurrency: Number(env.GK_TEST_CONCURRENCY ?? 4),
   cron: false,
   pollInterval: 200,
 });
