@@ -2,6 +2,7 @@
 // (an async function that sets gauges from a query) and append it to `collectors` below.
 import prom from "prom-client";
 import type pg from "pg";
+import { binMetrics } from "../certs/bin-metrics.ts";
 
 export interface CollectorContext {
   db: Pick<pg.Pool, "query">;
@@ -60,7 +61,7 @@ export const activationMetrics: MetricCollector = {
 };
 
 /** Every collector run at each scrape. Others append theirs here (one line each). */
-export const collectors: MetricCollector[] = [jobMetrics, activationMetrics];
+export const collectors: MetricCollector[] = [jobMetrics, activationMetrics, binMetrics];
 
 export interface Metrics {
   contentType: string;

@@ -4,6 +4,7 @@ import { pino } from "pino";
 import type { Services } from "../../src/services.ts";
 import { quietWorkerLogger } from "../../src/lib/log.ts";
 import { buildTaskList } from "../../src/worker/task-list.ts";
+import { createPool } from "../../src/db/pool.ts";
 import type { TestDb } from "./db.ts";
 
 export function testServices(extra: Partial<Services> = {}): Services {
@@ -18,7 +19,14 @@ export async function runJobs(db: TestDb, services: Services = testServices(), m
   const taskList = await buildTaskList(services);
   for (let round = 0; round < maxRounds; round++) {
     if ((await dueJobs(db)) === 0) return;
-    await runOnce({ connectionString: db.url, taskList, logger: quietWorkerLogger(), concurrency: 4 }, taskList);
+    // A pool per round, ended before going on: runOnce can resolve while a job's failure is still
+    // being written; pool.end() waits for that client, so callers see last_error.
+    const pgPool = createPool(db.url, 6);
+    try {
+      await runOnce({ pgPool, taskList, logger: quietWorkerLogger(), concurrency: 4 }, taskList);
+    } finally {
+      await pgPool.end();
+    }
     // graphile-worker 0.18's runOnce sometimes returns with a job it fetched (locked) but never
     // ran (seen in ~1 of 6 runs). Its pool is gone, so release such jobs for the next round.
     await db.query(

@@ -1,5 +1,6 @@
 // groundskeeper serve: the GraphQL admin API (+ GraphiQL, /healthz, /metrics) only.
 import type { Command } from "commander";
+import { createPool } from "../../db/pool.ts";
 import { cliContext, describeDatabase, openDatabase } from "../context.ts";
 import { Lifecycle } from "../lifecycle.ts";
 import { parsePort } from "../options.ts";
@@ -18,7 +19,10 @@ export default function register(program: Command): void {
       const db = await openDatabase(ctx);
       life.add("database", () => db.close());
       try {
-        const services = await servicesFromEnv(ctx.log, ctx.config.home);
+        // The local CA (its state is in the database) serves /ca/crl.pem and /ca/ca.pem.
+        const caPool = createPool(db.url, 2);
+        life.add("ca pool", () => caPool.end());
+        const services = await servicesFromEnv(ctx.log, ctx.config.home, process.env, { pool: caPool });
         const server = await startAdminServer({
           databaseUrl: db.url,
           host: opts.host ?? ctx.config.HOST,

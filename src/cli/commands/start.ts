@@ -1,6 +1,7 @@
 // groundskeeper start: everything in one process for a laptop or a demo — embedded PostgreSQL
 // (unless DATABASE_URL), migrations, the job runner with its crontab, and the admin API.
 import type { Command } from "commander";
+import { createPool } from "../../db/pool.ts";
 import { ensureAdminToken } from "../admin-token.ts";
 import { cliContext, describeDatabase, openDatabase } from "../context.ts";
 import { Lifecycle, stopRunner, workerPool } from "../lifecycle.ts";
@@ -22,7 +23,11 @@ export default function register(program: Command): void {
       try {
         const db = await openDatabase(ctx, { migrate: true });
         life.add("database", () => db.close());
-        const services = await servicesFromEnv(log, config.home);
+        // The local CA keeps its state in the database, on a pool of its own: tasks hold a worker
+        // connection (a row lock) while they call the CA.
+        const caPool = createPool(db.url, 4);
+        life.add("ca pool", () => caPool.end());
+        const services = await servicesFromEnv(log, config.home, process.env, { pool: caPool });
         const pgPool = workerPool(db.url, config.WORKER_CONCURRENCY);
         const runner = await startWorker({ databaseUrl: db.url, pgPool, services, concurrency: config.WORKER_CONCURRENCY }).catch(async (e) => {
           await pgPool.end();

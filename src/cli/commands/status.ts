@@ -3,18 +3,31 @@ import type { Command } from "commander";
 import { createPool } from "../../db/pool.ts";
 import { cliContext, openDatabase } from "../context.ts";
 import { collectStatus, renderStatus } from "../status/sections.ts";
+import { watchBin } from "../status/bin.ts";
 
 export default function register(program: Command): void {
   program
     .command("status")
-    .description("show the job queue by task, permanently failed jobs and the latest activation of each periodic task")
+    .description("show the job queue by task, permanently failed jobs, the latest activation of each periodic task and the bin")
     .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .option("--watch", "then show a progress bar while the bin drains to zero")
+    .action(async (opts: { json?: boolean; watch?: boolean }, cmd: Command) => {
       const db = await openDatabase(cliContext(cmd));
       const pool = createPool(db.url, 4);
       try {
         const data = await collectStatus(pool);
         console.log(opts.json ? JSON.stringify(data, null, 2) : renderStatus(data));
+        if (opts.watch) {
+          const stop = new AbortController();
+          const onSignal = () => stop.abort();
+          process.once("SIGINT", onSignal);
+          try {
+            const drained = await watchBin(pool, { signal: stop.signal });
+            console.log(stop.signal.aborted ? `stopped; ${drained} drained so far` : `bin empty (${drained} drained)`);
+          } finally {
+            process.off("SIGINT", onSignal);
+          }
+        }
       } finally {
         await pool.end();
         await db.close();

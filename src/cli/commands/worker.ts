@@ -1,5 +1,6 @@
 // groundskeeper worker: the job runner (tasks/ + crontab). Run any number of them.
 import type { Command } from "commander";
+import { createPool } from "../../db/pool.ts";
 import { cliContext, openDatabase } from "../context.ts";
 import { Lifecycle, stopRunner, workerPool } from "../lifecycle.ts";
 import { parsePositiveInt } from "../options.ts";
@@ -18,7 +19,11 @@ export default function register(program: Command): void {
       const db = await openDatabase(ctx);
       life.add("database", () => db.close());
       try {
-        const services = await servicesFromEnv(ctx.log, ctx.config.home);
+        // The local CA keeps its state in the database, on a pool of its own: tasks hold a worker
+        // connection (a row lock) while they call the CA.
+        const caPool = createPool(db.url, 4);
+        life.add("ca pool", () => caPool.end());
+        const services = await servicesFromEnv(ctx.log, ctx.config.home, process.env, { pool: caPool });
         const concurrency = opts.concurrency ?? ctx.config.WORKER_CONCURRENCY;
         const pgPool = workerPool(db.url, concurrency);
         const runner = await startWorker({ databaseUrl: db.url, pgPool, services, concurrency, cron: opts.cron }).catch(async (e) => {

@@ -3,6 +3,7 @@
 // own file and append it to `statusSections` below (collect() is also what a --watch loop calls).
 import type pg from "pg";
 import { formatTable } from "../format.ts";
+import { binSection } from "./bin.ts";
 
 export type Queryable = Pick<pg.Pool, "query">;
 
@@ -109,7 +110,7 @@ export const activationsSection: StatusSection<LatestActivation[]> = {
 };
 
 /** Every section, in display order. */
-export const statusSections: StatusSection<any>[] = [jobsSection, activationsSection];
+export const statusSections: StatusSection<any>[] = [jobsSection, activationsSection, binSection];
 
 export async function collectStatus(db: Queryable, sections = statusSections): Promise<Record<string, unknown>> {
   const data = await Promise.all(sections.map((s) => s.collect(db)));
