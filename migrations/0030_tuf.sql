@@ -84,7 +84,9 @@ create table gk_public.tuf_targets (
   path text not null check (length(path) between 1 and 1024 and path !~ '^/' and path !~ '[[:cntrl:]]'),
   length bigint not null check (length >= 0),
   hashes jsonb not null check (gk_private.tuf_valid_hashes(hashes)),
-  custom jsonb check (custom is null or jsonb_typeof(custom) = 'object'),
+  -- Canonical JSON (what is signed) has no fractional numbers.
+  custom jsonb check (custom is null or (jsonb_typeof(custom) = 'object'
+                      and not jsonb_path_exists(custom, 'lax $.** ? (@.type() == "number" && @.floor() != @)'))),
   -- Bin = path_hash32 >> (32 - bit_length); bins are contiguous ranges of path_hash32, so the
   -- index below serves "all targets of bin b" as one range scan whatever the bin count.
   path_hash32 bigint not null generated always as (gk_private.tuf_path_hash32(path)) stored,

@@ -193,6 +193,13 @@ begin
     from teams t
     left join marked_per_team mk on mk.team_id = t.team_id
     left join pending pd on pd.team_id = t.team_id;
+
+  -- RETURN QUERY does not leave the function: now schedule those teams' publishes.
+  perform gk_private.tuf_schedule_publish(array(
+    select ro.team_id from gk_public.tuf_roles ro where ro.dirty
+    union
+    select m.team_id from gk_public.tuf_metadata m where m.uploaded_at is null
+  ));
 end;
 $$;
 

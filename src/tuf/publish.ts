@@ -1,0 +1,242 @@
+// Publishing a team's repository, in two steps:
+//  1. signDirty: one transaction holding the repository's row lock. Re-signs only the dirty
+//     roles (a dirty bin from its own rows, found by an index range scan), then snapshot, then
+//     timestamp; stores every signed document with its version; clears the dirty flags.
+//  2. uploadPending: no repository lock. Writes stored-but-not-uploaded documents to the blob
+//     store (versioned files first), then timestamp.json last under the upload cursor's row
+//     lock, which only ever moves forward. Re-running it repairs a crash between 1 and 2: the
+//     stored bytes are uploaded again, nothing is signed twice under one version.
+import type pg from "pg";
+import type { BlobStore } from "../adapters/blobs/types.ts";
+import type { SecretBox } from "../lib/secrets.ts";
+import { transaction, type WithClient } from "./db.ts";
+import { metadataFile, metadataKey } from "./layout.ts";
+import {
+  binSigned,
+  signDocument,
+  snapshotSigned,
+  targetsSigned,
+  timestampSigned,
+  type TargetRow,
+} from "./metadata.ts";
+import { loadOnlineKey } from "./online-key.ts";
+import { publicKeyOf } from "./keys.ts";
+
+export interface SignResult {
+  bins: number;
+  targets: boolean;
+  snapshotVersion: number | null;
+  timestampVersion: number | null;
+  documents: number;
+}
+
+interface RoleRow {
+  role: string;
+  bin: number | null;
+  version: number;
+  dirty: boolean;
+}
+
+interface NewDoc {
+  role: string;
+  version: number;
+  expires: Date;
+  document: string;
+}
+
+export async function signDirty(withClient: WithClient, box: SecretBox, teamId: string): Promise<SignResult> {
+  return withClient((c) =>
+    transaction(c, async () => {
+      const repo = (
+        await c.query(
+          `select bit_length, online_public_key,
+                  extract(epoch from targets_lifetime) as targets_s, extract(epoch from bins_lifetime) as bins_s,
+                  extract(epoch from snapshot_lifetime) as snapshot_s, extract(epoch from timestamp_lifetime) as timestamp_s,
+                  extract(epoch from statement_timestamp()) * 1000 as now_ms
+             from gk_public.tuf_repositories where team_id = $1 for update`,
+          [teamId],
+        )
+      ).rows[0];
+      if (!repo) throw new Error(`team ${teamId} has no TUF repository`);
+      // Every row this transaction will update, locked up-front in (team_id, role) order.
+      const roles = (
+        await c.query<RoleRow>(
+          `select role, bin, version, dirty from gk_public.tuf_roles
+            where team_id = $1 and (dirty or bin is null)
+            order by role for update`,
+          [teamId],
+        )
+      ).rows;
+      const dirty = roles.filter((r) => r.dirty);
+      const result: SignResult = { bins: 0, targets: false, snapshotVersion: null, timestampVersion: null, documents: 0 };
+      if (dirty.length === 0) return result;
+
+      const key = await loadOnlineKey(c, box, teamId);
+      const now = Number(repo.now_ms);
+      const expiresIn = (seconds: string) => new Date(now + Number(seconds) * 1000);
+      const bitLength = Number(repo.bit_length);
+      const docs: NewDoc[] = [];
+      const add = (role: string, version: number, expires: Date, signed: Parameters<typeof signDocument>[0]) =>
+        docs.push({ role, version, expires, document: signDocument(signed, [key]) });
+
+      const dirtyBins = dirty.filter((r) => r.bin !== null);
+      if (dirtyBins.length > 0) {
+        const byBin = await targetsOfBins(c, teamId, bitLength, dirtyBins.map((r) => r.bin as number));
+        const expires = expiresIn(repo.bins_s);
+        for (const r of dirtyBins) add(r.role, r.version + 1, expires, binSigned(r.version + 1, expires, byBin.get(r.bin as number) ?? []));
+        result.bins = dirtyBins.length;
+      }
+      const byRole = new Map(roles.map((r) => [r.role, r]));
+      const targets = byRole.get("targets")!;
+      if (targets.dirty) {
+        const expires = expiresIn(repo.targets_s);
+        add("targets", targets.version + 1, expires, targetsSigned(targets.version + 1, expires, publicKeyOf(repo.online_public_key), bitLength));
+        result.targets = true;
+      }
+      // Record the new versions before snapshot lists every role's version.
+      await updateRoles(c, teamId, docs);
+
+      const snapshot = byRole.get("snapshot")!;
+      let snapshotVersion = snapshot.version;
+      if (docs.length > 0 || snapshot.dirty) {
+        snapshotVersion = snapshot.version + 1;
+        const listed = (
+          await c.query<{ role: string; version: number }>(
+            `select role, version from gk_public.tuf_roles
+              where team_id = $1 and role not in ('snapshot', 'timestamp') order by role`,
+            [teamId],
+          )
+        ).rows;
+        const expires = expiresIn(repo.snapshot_s);
+        add("snapshot", snapshotVersion, expires, snapshotSigned(snapshotVersion, expires, listed));
+        result.snapshotVersion = snapshotVersion;
+      }
+      const timestamp = byRole.get("timestamp")!;
+      if (result.snapshotVersion !== null || timestamp.dirty) {
+        const expires = expiresIn(repo.timestamp_s);
+        add("timestamp", timestamp.version + 1, expires, timestampSigned(timestamp.version + 1, expires, snapshotVersion));
+        result.timestampVersion = timestamp.version + 1;
+      }
+      await updateRoles(c, teamId, docs.filter((d) => d.role === "snapshot" || d.role === "timestamp"));
+      await c.query(
+        `insert into gk_public.tuf_metadata (team_id, role, version, expires, document)
+         select $1, * from unnest($2::text[], $3::int[], $4::timestamptz[], $5::text[])`,
+        [teamId, docs.map((d) => d.role), docs.map((d) => d.version), docs.map((d) => d.expires), docs.map((d) => d.document)],
+      );
+      result.documents = docs.length;
+      return result;
+    }),
+  );
+}
+
+/** The rows of the given bins only: one index range scan of path_hash32 per bin. */
+async function targetsOfBins(c: pg.ClientBase, teamId: string, bitLength: number, bins: number[]): Promise<Map<number, TargetRow[]>> {
+  const shift = 32 - bitLength;
+  const { rows } = await c.query(
+    `select b.bin, t.path, t.length::text as length, t.hashes, t.custom
+       from unnest($2::int[]) as b (bin)
+       join gk_public.tuf_targets t
+         on t.team_id = $1
+        and t.path_hash32 >= (b.bin::bigint << $3)
+        and t.path_hash32 < ((b.bin::bigint + 1) << $3)
+      order by t.path`,
+    [teamId, bins, shift],
+  );
+  const byBin = new Map<number, TargetRow[]>();
+  for (const r of rows) {
+    let list = byBin.get(r.bin);
+    if (!list) byBin.set(r.bin, (list = []));
+    list.push({ path: r.path, length: Number(r.length), hashes: r.hashes, custom: r.custom });
+  }
+  return byBin;
+}
+
+async function updateRoles(c: pg.ClientBase, teamId: string, docs: NewDoc[]): Promise<void> {
+  if (docs.length === 0) return;
+  await c.query(
+    `update gk_public.tuf_roles r
+        set version = u.version, expires = u.expires, dirty = false, dirty_since = null
+       from unnest($2::text[], $3::int[], $4::timestamptz[]) as u (role, version, expires)
+      where r.team_id = $1 and r.role = u.role`,
+    [teamId, docs.map((d) => d.role), docs.map((d) => d.version), docs.map((d) => d.expires)],
+  );
+}
+
+export interface UploadResult {
+  uploaded: number;
+  /** The version now in timestamp.json (null when this call did not change it). */
+  timestampVersion: number | null;
+}
+
+const UPLOAD_PAGE = 2000;
+
+export async function uploadPending(withClient: WithClient, blobs: BlobStore, teamId: string, concurrency = 16): Promise<UploadResult> {
+  return withClient(async (c) => {
+    let uploaded = await uploadVersioned(c, blobs, teamId, concurrency);
+    const timestampVersion = await transaction(c, async () => {
+      await c.query("insert into gk_private.tuf_upload_cursors (team_id) values ($1) on conflict do nothing", [teamId]);
+      const cursor = (
+        await c.query("select timestamp_version from gk_private.tuf_upload_cursors where team_id = $1 for update", [teamId])
+      ).rows[0];
+      // The newest timestamp first: everything it leads to was committed with it or before,
+      // so uploading whatever is still pending after this read covers it.
+      const latest = (
+        await c.query(
+          `select version, document from gk_public.tuf_metadata
+            where team_id = $1 and role = 'timestamp' order by version desc limit 1`,
+          [teamId],
+        )
+      ).rows[0];
+      uploaded += await uploadVersioned(c, blobs, teamId, concurrency);
+      if (!latest || latest.version <= cursor.timestamp_version) return null;
+      await blobs.put(metadataKey(teamId, "timestamp.json"), latest.document, { contentType: "application/json" });
+      await c.query("update gk_private.tuf_upload_cursors set timestamp_version = $2, uploaded_at = now() where team_id = $1", [
+        teamId,
+        latest.version,
+      ]);
+      const marked = await c.query(
+        `update gk_public.tuf_metadata set uploaded_at = now()
+          where team_id = $1 and role = 'timestamp' and version <= $2 and uploaded_at is null`,
+        [teamId, latest.version],
+      );
+      uploaded += marked.rowCount ?? 0;
+      return latest.version as number;
+    });
+    return { uploaded, timestampVersion };
+  });
+}
+
+async function uploadVersioned(c: pg.ClientBase, blobs: BlobStore, teamId: string, concurrency: number): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const { rows } = await c.query(
+      `select id, role, version, document from gk_public.tuf_metadata
+        where team_id = $1 and uploaded_at is null and role <> 'timestamp'
+        order by id limit $2`,
+      [teamId, UPLOAD_PAGE],
+    );
+    if (rows.length === 0) return total;
+    await mapLimit(rows, concurrency, (r) =>
+      blobs.put(metadataKey(teamId, metadataFile(r.role, r.version)), r.document, { contentType: "application/json" }),
+    );
+    await c.query("update gk_public.tuf_metadata set uploaded_at = now() where id = any($1::bigint[]) and uploaded_at is null", [
+      rows.map((r) => r.id),
+    ]);
+    total += rows.length;
+  }
+}
+
+async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  });
+  await Promise.all(workers);
+}
+
+/** Sign what is dirty, then upload what is pending: what the tuf__publish task does. */
+export async function publishTeam(withClient: WithClient, box: SecretBox, blobs: BlobStore, teamId: string) {
+  const signed = await signDirty(withClient, box, teamId);
+  const upload = await uploadPending(withClient, blobs, teamId);
+  return { ...signed, uploaded: upload.uploaded, publishedTimestampVersion: upload.timestampVersion };
+}
