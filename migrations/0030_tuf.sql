@@ -22,7 +22,7 @@ as $$
        select 1 from jsonb_each(hashes) h
         where h.key !~ '^[a-z0-9_-]{1,32}$'
            or jsonb_typeof(h.value) <> 'string'
-           or (h.value #>> '{}') !~ '^[0-9a-f]{16,256}$'
+           or (h.value #>> '{}') !~ '^[0-9a-f]{16,254}$'
      )
 $$;
 

@@ -85,9 +85,9 @@ export async function initRepository(withClient: WithClient, box: SecretBox, o: 
         ]);
         await c.query(
           `insert into gk_public.tuf_roles (team_id, role, bin)
-           select $1, r, null from unnest(array['targets', 'snapshot', 'timestamp']) r
+           select $1::uuid, r, null from unnest(array['targets', 'snapshot', 'timestamp']) r
            union all
-           select $1, 'bins-' || lpad(to_hex(b), length(to_hex((1 << $2) - 1)), '0'), b from generate_series(0, (1 << $2) - 1) b`,
+           select $1::uuid, 'bins-' || lpad(to_hex(b), length(to_hex((1 << $2) - 1)), '0'), b from generate_series(0, (1 << $2) - 1) b`,
           [teamId, bitLength],
         );
         await c.query(
