@@ -83,3 +83,12 @@ export function readKeyFile(file: string): SigningKey {
   if (parsed.keyid && parsed.keyid !== k.keyid) throw new UserError(`${file}: keyid does not match its private key`);
   return k;
 }
+
+/** `tuf keygen`: n new ed25519 key files (e.g. the new keys of a root rotation). */
+export function generateKeyFiles(dir: string, prefix: string, n: number): { file: string; keyid: string }[] {
+  if (!Number.isInteger(n) || n < 1 || n > 32) throw new UserError("--count must be 1..32");
+  return Array.from({ length: n }, () => {
+    const k = generateKey();
+    return { file: writeKeyFile(dir, `${prefix}.${k.keyid.slice(0, 12)}.json`, k), keyid: k.keyid };
+  });
+}
