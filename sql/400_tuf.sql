@@ -62,8 +62,10 @@ end;
 $$;
 
 -- Statement-level: one call per INSERT/UPDATE/DELETE statement, however many rows it touched.
+-- SECURITY DEFINER: writers (gk_admin, platform roles) may not touch tuf_roles or gk_private.
 create or replace function gk_private.tg_tuf_targets__mark_bins_dirty() returns trigger
-language plpgsql volatile
+language plpgsql volatile security definer
+set search_path to pg_catalog, pg_temp
 as $$
 declare
   teams uuid[];

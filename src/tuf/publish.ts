@@ -47,13 +47,15 @@ interface NewDoc {
 export async function signDirty(withClient: WithClient, box: SecretBox, teamId: string): Promise<SignResult> {
   return withClient((c) =>
     transaction(c, async () => {
+      // FOR NO KEY UPDATE: publishers serialize on it, while target writers' FK checks (KEY
+      // SHARE on this row) go on unblocked during a publish.
       const repo = (
         await c.query(
           `select bit_length, online_public_key,
                   extract(epoch from targets_lifetime) as targets_s, extract(epoch from bins_lifetime) as bins_s,
                   extract(epoch from snapshot_lifetime) as snapshot_s, extract(epoch from timestamp_lifetime) as timestamp_s,
                   extract(epoch from statement_timestamp()) * 1000 as now_ms
-             from gk_public.tuf_repositories where team_id = $1 for update`,
+             from gk_public.tuf_repositories where team_id = $1 for no key update`,
           [teamId],
         )
       ).rows[0];

@@ -28,7 +28,7 @@ export async function rotateRoot(withClient: WithClient, o: RotateOptions): Prom
           `select p.team_id, p.root_version, p.root_threshold, p.online_public_key,
                   extract(epoch from now()) * 1000 as now_ms
              from gk_public.tuf_repositories p join gk_public.teams t on t.id = p.team_id
-            where t.name = $1 for update of p`,
+            where t.name = $1 for no key update of p`,
           [o.team],
         )
       ).rows[0];
