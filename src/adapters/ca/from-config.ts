@@ -1,6 +1,51 @@
-// Builds the configured certificate authority (GK_CA=local|cfssl). Filled in by the CA adapters work.
+// Builds the configured certificate authority: GK_CA=local (default) | cfssl.
+import type pg from "pg";
+import { z } from "zod";
+import { UserError } from "../../config.ts";
+import { secretBoxFromEnv } from "../../lib/secrets.ts";
+import { LocalCa } from "./local.ts";
 import type { CertificateAuthority } from "./types.ts";
 
-export async function caFromEnv(_env: NodeJS.ProcessEnv, _home: string): Promise<CertificateAuthority | undefined> {
-  return undefined;
+const flag = z.enum(["0", "1", "true", "false", ""]).transform((v) => v === "1" || v === "true");
+const ms = z.coerce.number().int().min(0);
+
+const CaEnv = z.object({
+  GK_CA: z.enum(["local", "cfssl"]).default("local"),
+  GK_CA_NAME: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/).default("default"),
+  GK_CA_DEFERRED: flag.default(false),
+  GK_CA_DEFERRED_DELAY_MS: ms.default(0),
+  GK_CA_CRL_DEBOUNCE_MS: ms.default(10_000),
+  GK_CA_CRL_VALIDITY_MS: ms.min(60_000).default(24 * 3600_000),
+  GK_CFSSL_URL: z.url().optional(),
+  GK_CFSSL_LABEL: z.string().optional(),
+  GK_CFSSL_TIMEOUT_MS: ms.min(1).default(10_000),
+});
+
+export type CaEnv = z.infer<typeof CaEnv>;
+
+export function parseCaEnv(env: NodeJS.ProcessEnv): CaEnv {
+  const parsed = CaEnv.safeParse(env);
+  if (!parsed.success) {
+    throw new UserError(`invalid CA configuration: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * The local CA keeps its state in the database, so it needs the pool; without one (a process
+ * that does not talk to the database) there is no CA and tasks needing it fail clearly.
+ */
+export async function caFromEnv(env: NodeJS.ProcessEnv, home: string, deps: { pool?: pg.Pool } = {}): Promise<CertificateAuthority | undefined> {
+  const cfg = parseCaEnv(env);
+  if (cfg.GK_CA === "local") {
+    if (!deps.pool) return undefined;
+    return new LocalCa(deps.pool, secretBoxFromEnv(env, home), {
+      name: cfg.GK_CA_NAME,
+      deferred: cfg.GK_CA_DEFERRED,
+      deferredDelayMs: cfg.GK_CA_DEFERRED_DELAY_MS,
+      crlDebounceMs: cfg.GK_CA_CRL_DEBOUNCE_MS,
+      crlValidityMs: cfg.GK_CA_CRL_VALIDITY_MS,
+    });
+  }
+  throw new UserError("GK_CA=cfssl is not available in this build yet");
 }
