@@ -7,6 +7,7 @@ import { signDirty, uploadPending } from "../../src/tuf/publish.ts";
 import { metadataKey } from "../../src/tuf/layout.ts";
 import { addTargets, box, Client, fakeTarget, publishNow, setupRepository, storeTarget, type TufFixture } from "./helpers/tuf.ts";
 import { jobs } from "../helpers/jobs.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const db = await createTestDb();
 let fx: TufFixture;
@@ -136,14 +137,15 @@ describe("tuf repository, checked by tuf-js", () => {
 
   it("blob store down: documents stay pending, the job keeps its error, and a retry publishes", async () => {
     const t = await storeTarget(fx, "firmware/while-down.bin", "written while the store was down");
-    fx.blobs.down = new Error("blob store unreachable");
+    fx.blobs.down = "blob store unreachable";
     try {
       await addTargets(db, fx.teamId, [t]);
       await publishNow(db, fx.blobs);
     } finally {
       fx.blobs.down = null;
     }
-    const [job] = await jobs(db, "tuf__publish");
+    // The worker records a failure asynchronously: wait for it rather than race it.
+    const job = await waitFor(async () => (await jobs(db, "tuf__publish")).find((j) => j.last_error));
     expect(job.last_error).toMatch(/blob store unreachable/);
     expect(Number((await db.query("select count(*) from gk_public.tuf_metadata where team_id = $1 and uploaded_at is null", [fx.teamId])).rows[0].count)).toBeGreaterThan(0);
     await db.query("update graphile_worker._private_jobs set run_at = now()");
