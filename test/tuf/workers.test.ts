@@ -77,7 +77,7 @@ describe("two worker processes", () => {
         [fx.teamId],
       );
       return rows[0].jobs === 0 && rows[0].dirty === 0 && rows[0].pending === 0;
-    }, "all publishes done", 120_000);
+    }, "all publishes done", 150_000);
     stop = true;
     await refresher;
 
@@ -107,5 +107,5 @@ describe("two worker processes", () => {
       for (const [file, m] of Object.entries(prev)) expect(meta[file].version).toBeGreaterThanOrEqual(m.version);
       prev = meta;
     }
-  });
+  }, 180_000);
 });
