@@ -5,12 +5,17 @@ import { z } from "zod";
 const EnvSchema = z.object({
   DATABASE_URL: z
     .string()
-    .refine((s) => /^postgres(ql)?:\/\//.test(s), "DATABASE_URL must be a postgres:// URL")
+    .refine((s) => /^postgres(ql)?:\/\//.test(s), "must be a postgres:// URL (postgres://user:password@host:port/database)")
     .optional(),
   GROUNDSKEEPER_HOME: z.string().default(".groundskeeper"),
   PORT: z.coerce.number().int().min(0).max(65535).default(5678),
   HOST: z.string().default("127.0.0.1"),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  /** Per-statement limit for admin API queries (a PostgreSQL duration: 15s, 500ms, 2min). */
+  API_STATEMENT_TIMEOUT: z
+    .string()
+    .regex(/^\d+\s*(ms|s|min)?$/, "expected a duration like 15s, 500ms or 2min")
+    .default("15s"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 

