@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type pg from "pg";
 import type { Services } from "../services.ts";
+import { tufRoute } from "./tuf-routes.ts";
 
 export interface RouteContext {
   db: pg.Pool;
@@ -22,7 +23,7 @@ export interface Route {
   handle(req: IncomingMessage, res: ServerResponse, ctx: RouteContext): Promise<void>;
 }
 
-export const routes: Route[] = [];
+export const routes: Route[] = [tufRoute];
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const buf = Buffer.from(JSON.stringify(body));

@@ -27,7 +27,8 @@ export async function handleTufRequest(req: http.IncomingMessage, res: http.Serv
   }
   const [team, kind, ...rest] = parts;
   const file = rest.join("/");
-  if (!team || (kind !== "metadata" && kind !== "targets") || !file || rest.some((p) => p === "" || p === "." || p === "..")) {
+  const badSegment = (p: string) => p === "" || p === "." || p === ".." || /[/\\\0]/.test(p);
+  if (!team || (kind !== "metadata" && kind !== "targets") || !file || rest.some(badSegment)) {
     return send(res, 404, "not found\n");
   }
   if (kind === "metadata" && rest.length !== 1) return send(res, 404, "not found\n");
