@@ -20,9 +20,10 @@ as $$
      and hashes <> '{}'::jsonb
      and not exists (
        select 1 from jsonb_each(hashes) h
-        where h.key !~ '^[a-z0-9_-]{1,32}$'
+        where h.key !~ '^[a-z0-9_-]+$' or length(h.key) > 32
            or jsonb_typeof(h.value) <> 'string'
-           or (h.value #>> '{}') !~ '^[0-9a-f]{16,254}$'
+           -- Lengths checked apart: a bounded repetition {16,254} makes the regex ~10x slower.
+           or (h.value #>> '{}') !~ '^[0-9a-f]+$' or length(h.value #>> '{}') not between 16 and 254
      )
 $$;
 
