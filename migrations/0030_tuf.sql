@@ -69,6 +69,9 @@ create table gk_public.tuf_roles (
   expires timestamptz,
   dirty boolean not null default true,
   dirty_since timestamptz default now(),
+  -- Bumped by every writer that dirties the role: a publisher clears dirty only if it is
+  -- unchanged since it read the role's rows, so it needs no lock while it signs.
+  dirty_generation bigint not null default 0,
   primary key (team_id, role),
   check ((role like 'bins-%') = (bin is not null)),
   check ((version = 0) = (expires is null)),

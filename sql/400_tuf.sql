@@ -1,6 +1,8 @@
 -- TUF repository per team: dirty bins, publish scheduling, resign sweep, retention, admin API.
 -- Lock order (deadlock freedom): whoever locks several tuf_roles rows locks them ordered by
--- (team_id, role) — target writers (bins), the resign sweep and the publisher all do.
+-- (team_id, role) — target writers (bins), the resign sweep and the publisher all do. Writers
+-- bump dirty_generation; the publisher signs without holding role locks and, at the end, clears
+-- dirty only where the generation is still the one it read.
 
 -- Blob key of a team's published TUF file (metadata/<file> or targets/<path>).
 create or replace function gk_private.tuf_blob_key(team_id uuid, file text) returns text
@@ -51,7 +53,7 @@ begin
       for update of ro;
 
   update gk_public.tuf_roles ro
-     set dirty = true, dirty_since = coalesce(ro.dirty_since, now())
+     set dirty = true, dirty_since = coalesce(ro.dirty_since, now()), dirty_generation = ro.dirty_generation + 1
     from (select distinct c.team_id, (c.h >> (32 - p.bit_length))::int as bin
             from unnest(team_ids, hashes) as c (team_id, h)
             join gk_public.tuf_repositories p on p.team_id = c.team_id) c
@@ -170,7 +172,7 @@ begin
   return query
   with marked as (
     update gk_public.tuf_roles ro
-       set dirty = true, dirty_since = now()
+       set dirty = true, dirty_since = now(), dirty_generation = ro.dirty_generation + 1
       from gk_public.tuf_repositories p
      where p.team_id = ro.team_id
        and not ro.dirty

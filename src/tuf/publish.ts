@@ -1,7 +1,8 @@
 // Publishing a team's repository, in two steps:
 //  1. signDirty: one transaction holding the repository's row lock. Re-signs only the dirty
 //     roles (a dirty bin from its own rows, found by an index range scan), then snapshot, then
-//     timestamp; stores every signed document with its version; clears the dirty flags.
+//     timestamp; stores every signed document with its version; clears the dirty flags of the
+//     roles no writer touched meanwhile.
 //  2. uploadPending: no repository lock. Writes stored-but-not-uploaded documents to the blob
 //     store (versioned files first), then timestamp.json last under the upload cursor's row
 //     lock, which only ever moves forward. Re-running it repairs a crash between 1 and 2: the
@@ -35,6 +36,8 @@ interface RoleRow {
   bin: number | null;
   version: number;
   dirty: boolean;
+  /** dirty_generation as read (bigint as text). */
+  generation: string;
 }
 
 interface NewDoc {
@@ -42,6 +45,7 @@ interface NewDoc {
   version: number;
   expires: Date;
   document: string;
+  generation: string;
 }
 
 export async function signDirty(withClient: WithClient, box: SecretBox, teamId: string): Promise<SignResult> {
@@ -60,12 +64,12 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
         )
       ).rows[0];
       if (!repo) throw new Error(`team ${teamId} has no TUF repository`);
-      // Every row this transaction will update, locked up-front in (team_id, role) order.
+      // No role lock while signing: writers keep dirtying bins meanwhile (see updateRoles).
       const roles = (
         await c.query<RoleRow>(
-          `select role, bin, version, dirty from gk_public.tuf_roles
+          `select role, bin, version, dirty, dirty_generation::text as generation from gk_public.tuf_roles
             where team_id = $1 and (dirty or bin is null)
-            order by role for update`,
+            order by role`,
           [teamId],
         )
       ).rows;
@@ -77,9 +81,10 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
       const now = Number(repo.now_ms);
       const expiresIn = (seconds: string) => new Date(now + Number(seconds) * 1000);
       const bitLength = Number(repo.bit_length);
+      const byRole = new Map(roles.map((r) => [r.role, r]));
       const docs: NewDoc[] = [];
       const add = (role: string, version: number, expires: Date, signed: Parameters<typeof signDocument>[0]) =>
-        docs.push({ role, version, expires, document: signDocument(signed, [key]) });
+        docs.push({ role, version, expires, document: signDocument(signed, [key]), generation: byRole.get(role)!.generation });
 
       const dirtyBins = dirty.filter((r) => r.bin !== null);
       if (dirtyBins.length > 0) {
@@ -88,19 +93,26 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
         for (const r of dirtyBins) add(r.role, r.version + 1, expires, binSigned(r.version + 1, expires, byBin.get(r.bin as number) ?? []));
         result.bins = dirtyBins.length;
       }
-      const byRole = new Map(roles.map((r) => [r.role, r]));
       const targets = byRole.get("targets")!;
       if (targets.dirty) {
         const expires = expiresIn(repo.targets_s);
         add("targets", targets.version + 1, expires, targetsSigned(targets.version + 1, expires, publicKeyOf(repo.online_public_key), bitLength));
         result.targets = true;
       }
+      const snapshot = byRole.get("snapshot")!;
+      const timestamp = byRole.get("timestamp")!;
+      const signSnapshot = docs.length > 0 || snapshot.dirty;
+      // Now lock, in (team_id, role) order, every row about to change; writers wait only for
+      // the rest of this transaction, not for the signing above.
+      await c.query("select 1 from gk_public.tuf_roles where team_id = $1 and role = any($2::text[]) order by role for update", [
+        teamId,
+        [...docs.map((d) => d.role), ...(signSnapshot ? ["snapshot"] : []), "timestamp"],
+      ]);
       // Record the new versions before snapshot lists every role's version.
       await updateRoles(c, teamId, docs);
 
-      const snapshot = byRole.get("snapshot")!;
       let snapshotVersion = snapshot.version;
-      if (docs.length > 0 || snapshot.dirty) {
+      if (signSnapshot) {
         snapshotVersion = snapshot.version + 1;
         const listed = (
           await c.query<{ role: string; version: number }>(
@@ -113,7 +125,6 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
         add("snapshot", snapshotVersion, expires, snapshotSigned(snapshotVersion, expires, listed));
         result.snapshotVersion = snapshotVersion;
       }
-      const timestamp = byRole.get("timestamp")!;
       if (result.snapshotVersion !== null || timestamp.dirty) {
         const expires = expiresIn(repo.timestamp_s);
         add("timestamp", timestamp.version + 1, expires, timestampSigned(timestamp.version + 1, expires, snapshotVersion));
@@ -153,14 +164,20 @@ async function targetsOfBins(c: pg.ClientBase, teamId: string, bitLength: number
   return byBin;
 }
 
+/**
+ * New versions and expiries. A role stays dirty when a writer changed it after we read it
+ * (its generation moved): what we signed lacks that change, the next publish adds it.
+ */
 async function updateRoles(c: pg.ClientBase, teamId: string, docs: NewDoc[]): Promise<void> {
   if (docs.length === 0) return;
   await c.query(
     `update gk_public.tuf_roles r
-        set version = u.version, expires = u.expires, dirty = false, dirty_since = null
-       from unnest($2::text[], $3::int[], $4::timestamptz[]) as u (role, version, expires)
+        set version = u.version, expires = u.expires,
+            dirty = r.dirty_generation <> u.generation,
+            dirty_since = case when r.dirty_generation <> u.generation then r.dirty_since end
+       from unnest($2::text[], $3::int[], $4::timestamptz[], $5::bigint[]) as u (role, version, expires, generation)
       where r.team_id = $1 and r.role = u.role`,
-    [teamId, docs.map((d) => d.role), docs.map((d) => d.version), docs.map((d) => d.expires)],
+    [teamId, docs.map((d) => d.role), docs.map((d) => d.version), docs.map((d) => d.expires), docs.map((d) => d.generation)],
   );
 }
 
