@@ -142,26 +142,58 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
   );
 }
 
-/** The rows of the given bins only: one index range scan of path_hash32 per bin. */
+/**
+ * The rows of the given bins only. Bins are contiguous ranges of path_hash32, so adjacent
+ * dirty bins are merged into runs and each run is one index range scan (UNION ALL of literal
+ * ranges: the plan cannot degrade into a nested loop when statistics lag behind a bulk load).
+ * Past MAX_RUNS the closest runs are merged and rows of clean bins in the gaps are dropped.
+ */
 async function targetsOfBins(c: pg.ClientBase, teamId: string, bitLength: number, bins: number[]): Promise<Map<number, TargetRow[]>> {
   const shift = 32 - bitLength;
-  const { rows } = await c.query(
-    `select b.bin, t.path, t.length::text as length, t.hashes, t.custom
-       from unnest($2::int[]) as b (bin)
-       join gk_public.tuf_targets t
-         on t.team_id = $1
-        and t.path_hash32 >= (b.bin::bigint << $3)
-        and t.path_hash32 < ((b.bin::bigint + 1) << $3)
-      order by t.path`,
-    [teamId, bins, shift],
-  );
+  const wanted = new Set(bins);
+  const runs = binRuns(bins, MAX_RUNS).map(([from, to]) => [BigInt(from) << BigInt(shift), BigInt(to + 1) << BigInt(shift)]);
+  const sql = runs
+    .map(
+      ([lo, hi]) =>
+        `select path, length::text as length, hashes, custom, path_hash32::text as h from gk_public.tuf_targets
+          where team_id = $1 and path_hash32 >= ${lo} and path_hash32 < ${hi}`,
+    )
+    .join("\nunion all\n");
+  const { rows } = await c.query(sql, [teamId]);
   const byBin = new Map<number, TargetRow[]>();
   for (const r of rows) {
-    let list = byBin.get(r.bin);
-    if (!list) byBin.set(r.bin, (list = []));
+    const bin = Number(BigInt(r.h) >> BigInt(shift));
+    if (!wanted.has(bin)) continue;
+    let list = byBin.get(bin);
+    if (!list) byBin.set(bin, (list = []));
     list.push({ path: r.path, length: Number(r.length), hashes: r.hashes, custom: r.custom });
   }
   return byBin;
+}
+
+const MAX_RUNS = 64;
+
+/** Sorted bins → [from, to] runs of adjacent bins, merged across the smallest gaps down to max. */
+export function binRuns(bins: number[], max: number): [number, number][] {
+  const sorted = [...new Set(bins)].sort((a, b) => a - b);
+  let runs: [number, number][] = [];
+  for (const b of sorted) {
+    const last = runs[runs.length - 1];
+    if (last && last[1] + 1 === b) last[1] = b;
+    else runs.push([b, b]);
+  }
+  if (runs.length > max) {
+    // Keep the (max - 1) widest gaps; close every other one.
+    const gaps = runs.slice(1).map((r, i) => ({ i, size: r[0] - runs[i][1] }));
+    const keep = new Set(gaps.sort((a, b) => b.size - a.size).slice(0, max - 1).map((g) => g.i));
+    const merged: [number, number][] = [[...runs[0]]];
+    for (let i = 1; i < runs.length; i++) {
+      if (keep.has(i - 1)) merged.push([...runs[i]]);
+      else merged[merged.length - 1][1] = runs[i][1];
+    }
+    runs = merged;
+  }
+  return runs;
 }
 
 /**

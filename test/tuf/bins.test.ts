@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { SuccinctRoles } from "@tufjs/models/dist/role.js";
 import { createTestDb } from "../helpers/db.ts";
 import { binName, binOfPath, bitLengthFor } from "../../src/tuf/bins.ts";
+import { binRuns } from "../../src/tuf/publish.ts";
 
 const db = await createTestDb();
 
@@ -34,5 +35,15 @@ describe("hashed bins", () => {
     expect(bitLengthFor(256)).toBe(8);
     expect(bitLengthFor(16384)).toBe(14);
     for (const bad of [0, 1, 3, 100, 32768, 2.5]) expect(() => bitLengthFor(bad)).toThrow(/power of two/);
+  });
+
+  it("dirty bins are read as runs of adjacent bins, merged across the smallest gaps past the cap", () => {
+    expect(binRuns([5], 64)).toEqual([[5, 5]]);
+    expect(binRuns([3, 1, 2, 7, 9, 8], 64)).toEqual([[1, 3], [7, 9]]);
+    expect(binRuns([0, 10, 12, 50], 2)).toEqual([[0, 12], [50, 50]]);
+    const many = Array.from({ length: 1000 }, (_, i) => i * 3);
+    const runs = binRuns(many, 64);
+    expect(runs).toHaveLength(64);
+    for (const b of many) expect(runs.some(([f, t]) => f <= b && b <= t)).toBe(true);
   });
 });
