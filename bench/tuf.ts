@@ -84,33 +84,41 @@ try {
   results.bootstrap = `${BOOT_BINS} bins: init ${(tInit / 1000).toFixed(2)} s, sign+store ${signed.documents} documents ${(tSign / 1000).toFixed(2)} s, upload ${up.uploaded} files ${(tUpload / 1000).toFixed(2)} s, total ${((tInit + tSign + tUpload) / 1000).toFixed(2)} s`;
   console.log(results.bootstrap);
 
-  // 2. TARGETS targets in batches of 1,000 with a worker publishing concurrently.
-  const bulkTeam = await newTeam("bulk", 256);
-  const worker = await startWorker({ databaseUrl: url, services: { log: pino({ level: "warn" }), blobs }, cron: false, concurrency: 2, pollInterval: 100 });
-  t0 = now();
-  const writer = await pool.connect();
-  for (let b = 0; b < TARGETS / BATCH; b++) {
-    const batch = Array.from({ length: BATCH }, (_, i) => target("bulk", b * BATCH + i));
-    await writer.query("select gk_public.tuf_add_targets($1, $2::jsonb)", [bulkTeam, JSON.stringify(batch)]);
-  }
-  writer.release();
-  const tWrite = now() - t0;
-  for (;;) {
-    const { rows } = await pool.query(
-      `select (select count(*) from graphile_worker._private_jobs)::int as jobs,
-              (select count(*) from gk_public.tuf_roles where team_id = $1 and dirty)::int as dirty,
-              (select count(*) from gk_public.tuf_metadata where team_id = $1 and uploaded_at is null)::int as pending`,
-      [bulkTeam],
-    );
-    if (rows[0].jobs + rows[0].dirty + rows[0].pending === 0) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const tAll = now() - t0;
-  await worker.stop();
-  await worker.promise.catch(() => {});
-  const publishes = (await pool.query("select max(version) as v from gk_public.tuf_metadata where team_id = $1 and role = 'snapshot'", [bulkTeam])).rows[0].v;
-  results.bulk = `${TARGETS} targets in batches of ${BATCH}: written in ${(tWrite / 1000).toFixed(2)} s, all signed and uploaded after ${(tAll / 1000).toFixed(2)} s = ${Math.round(TARGETS / (tAll / 1000))} targets/s (${publishes - 1} publishes of up to 256 bins)`;
-  console.log(results.bulk);
+  // 2. TARGETS targets in batches of 1,000 with a worker publishing concurrently: with the
+  // default publish_delay (a publish per second while writes flow) and with a bulk-import one.
+  const bulk = async (name: string, publishDelay: string) => {
+    const team = await newTeam(name, 256, publishDelay);
+    const worker = await startWorker({ databaseUrl: url, services: { log: pino({ level: "warn" }), blobs }, cron: false, concurrency: 2, pollInterval: 100 });
+    const t0 = now();
+    const writer = await pool.connect();
+    for (let b = 0; b < TARGETS / BATCH; b++) {
+      const batch = Array.from({ length: BATCH }, (_, i) => target(name, b * BATCH + i));
+      await writer.query("select gk_public.tuf_add_targets($1, $2::jsonb)", [team, JSON.stringify(batch)]);
+    }
+    writer.release();
+    const tWrite = now() - t0;
+    for (;;) {
+      const { rows } = await pool.query(
+        `select (select count(*) from graphile_worker._private_jobs)::int as jobs,
+                (select count(*) from gk_public.tuf_roles where team_id = $1 and dirty)::int as dirty,
+                (select count(*) from gk_public.tuf_metadata where team_id = $1 and uploaded_at is null)::int as pending`,
+        [team],
+      );
+      if (rows[0].jobs + rows[0].dirty + rows[0].pending === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const tAll = now() - t0;
+    await worker.stop();
+    await worker.promise.catch(() => {});
+    const publishes = (await pool.query("select max(version) as v from gk_public.tuf_metadata where team_id = $1 and role = 'snapshot'", [team])).rows[0].v;
+    const line = `${TARGETS} targets in batches of ${BATCH}, publish_delay ${publishDelay}: written in ${(tWrite / 1000).toFixed(2)} s, all signed and uploaded after ${(tAll / 1000).toFixed(2)} s = ${Math.round(TARGETS / (tAll / 1000))} targets/s (${publishes - 1} publishes of up to 256 bins)`;
+    console.log(line);
+    return { team, line };
+  };
+  const b1 = await bulk("bulk", "1 second");
+  results.bulk = b1.line;
+  results.bulk10 = (await bulk("bulk10", "10 seconds")).line;
+  const bulkTeam = b1.team;
 
   // 3. One changed target: big (the bulk repository) vs small (10 targets), alternated.
   const smallTeam = await newTeam("small", 256);

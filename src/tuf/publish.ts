@@ -102,6 +102,8 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
       const snapshot = byRole.get("snapshot")!;
       const timestamp = byRole.get("timestamp")!;
       const signSnapshot = docs.length > 0 || snapshot.dirty;
+      // Store the signed bins/targets first: the bulk of the bytes, written before any role lock.
+      await insertDocs(c, teamId, docs);
       // Now lock, in (team_id, role) order, every row about to change; writers wait only for
       // the rest of this transaction, not for the signing above.
       await c.query("select 1 from gk_public.tuf_roles where team_id = $1 and role = any($2::text[]) order by role for update", [
@@ -130,12 +132,9 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
         add("timestamp", timestamp.version + 1, expires, timestampSigned(timestamp.version + 1, expires, snapshotVersion));
         result.timestampVersion = timestamp.version + 1;
       }
-      await updateRoles(c, teamId, docs.filter((d) => d.role === "snapshot" || d.role === "timestamp"));
-      await c.query(
-        `insert into gk_public.tuf_metadata (team_id, role, version, expires, document)
-         select $1, * from unnest($2::text[], $3::int[], $4::timestamptz[], $5::text[])`,
-        [teamId, docs.map((d) => d.role), docs.map((d) => d.version), docs.map((d) => d.expires), docs.map((d) => d.document)],
-      );
+      const last = docs.filter((d) => d.role === "snapshot" || d.role === "timestamp");
+      await updateRoles(c, teamId, last);
+      await insertDocs(c, teamId, last);
       result.documents = docs.length;
       return result;
     }),
@@ -194,6 +193,15 @@ export function binRuns(bins: number[], max: number): [number, number][] {
     runs = merged;
   }
   return runs;
+}
+
+async function insertDocs(c: pg.ClientBase, teamId: string, docs: NewDoc[]): Promise<void> {
+  if (docs.length === 0) return;
+  await c.query(
+    `insert into gk_public.tuf_metadata (team_id, role, version, expires, document)
+     select $1, * from unnest($2::text[], $3::int[], $4::timestamptz[], $5::text[])`,
+    [teamId, docs.map((d) => d.role), docs.map((d) => d.version), docs.map((d) => d.expires), docs.map((d) => d.document)],
+  );
 }
 
 /**
