@@ -39,6 +39,24 @@ describe("filesystem blob store", () => {
     expect(fs.readdirSync(path.join(root, "tmp"))).toEqual([]);
   });
 
+  it("removes temp files a crashed writer left behind, once they are old", async () => {
+    const r = fs.mkdtempSync(path.join(os.tmpdir(), "gk-blobs-fs-tmp-"));
+    try {
+      fs.mkdirSync(path.join(r, "tmp"), { recursive: true });
+      const stale = path.join(r, "tmp", "crashed.part");
+      const fresh = path.join(r, "tmp", "in-flight.part");
+      fs.writeFileSync(stale, "half an obj");
+      fs.writeFileSync(fresh, "being written");
+      const old = new Date(Date.now() - 2 * 3600_000);
+      fs.utimesSync(stale, old, old);
+      await new FsBlobStore(r).put("k", "v");
+      expect(fs.existsSync(stale)).toBe(false);
+      expect(fs.existsSync(fresh)).toBe(true);
+    } finally {
+      fs.rmSync(r, { recursive: true, force: true });
+    }
+  });
+
   it("refuses a key that collides with a directory, leaving both intact", async () => {
     await store.put("clash/a/b", "inner");
     await expect(store.put("clash/a", "outer")).rejects.toThrow(/collides/);

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { blobsFromEnv } from "../../src/adapters/blobs/from-config.ts";
 import { FsBlobStore } from "../../src/adapters/blobs/fs.ts";
 import { S3BlobStore } from "../../src/adapters/blobs/s3.ts";
+import { CfsslCa } from "../../src/adapters/ca/cfssl.ts";
 import { caFromEnv } from "../../src/adapters/ca/from-config.ts";
 import { LocalCa } from "../../src/adapters/ca/local.ts";
 import { UserError } from "../../src/config.ts";
@@ -54,6 +55,12 @@ describe("caFromEnv", () => {
     const r = await ca!.issue({ commonName: "c", profile: "robot", notAfter: new Date(Date.now() + 86400_000) });
     expect(r.serial).toBeNull();
     expect(fs.existsSync(path.join(home, "master.key"))).toBe(true); // the embedded master key
+  });
+
+  it("builds the cfssl adapter from GK_CFSSL_URL", async () => {
+    const ca = await caFromEnv({ GK_CA: "cfssl", GK_CFSSL_URL: "http://127.0.0.1:8888" }, home);
+    expect(ca).toBeInstanceOf(CfsslCa);
+    await expect(caFromEnv({ GK_CA: "cfssl" }, home)).rejects.toThrow(/GK_CFSSL_URL/);
   });
 
   it("has no local CA without a database pool", async () => {

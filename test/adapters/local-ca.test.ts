@@ -5,6 +5,7 @@ import { createPool } from "../../src/db/pool.ts";
 import { freePort } from "../../src/db/embedded.ts";
 import { LocalCa } from "../../src/adapters/ca/local.ts";
 import { CaRequestError, CaUnavailableError, normalizeSerial } from "../../src/adapters/ca/types.ts";
+import { x509 } from "../../src/adapters/ca/x509.ts";
 import { SecretBox } from "../../src/lib/secrets.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { openssl, opensslSerial, verifyWithCrl } from "./openssl.ts";
@@ -36,6 +37,12 @@ describe("local CA: issuance", () => {
     expect(text).toContain("CN = robot-1");
     expect(text).toContain("TLS Web Client Authentication");
     expect(text).toMatch(/CA:FALSE/);
+    // Key identifiers as RFC 5280 method 1 (what x509's own helper computes).
+    const cert = new x509.X509Certificate(fetched.pem);
+    const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId;
+    expect(ski).toBe((await x509.SubjectKeyIdentifierExtension.create(cert.publicKey)).keyId);
+    const caSki = new x509.X509Certificate(await ca.caCertificatePem()).getExtension(x509.SubjectKeyIdentifierExtension)!.keyId;
+    expect(cert.getExtension(x509.AuthorityKeyIdentifierExtension)!.keyId).toBe(caSki);
   });
 
   it("certifies a holder's own public key (and returns no private key)", async () => {
@@ -45,6 +52,19 @@ describe("local CA: issuance", () => {
     expect(r.privateKeyPem).toBeUndefined();
     const certKey = new crypto.X509Certificate(r.pem!).publicKey.export({ type: "spki", format: "pem" });
     expect(certKey).toBe(spki);
+  });
+
+  it("signs a CSR after checking its self-signature", async () => {
+    const csr = openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=csr", "-keyout", "/dev/null"]).out;
+    const csrPem = /-----BEGIN CERTIFICATE REQUEST-----[\s\S]+?-----END CERTIFICATE REQUEST-----\n/.exec(csr)![0];
+    const r = await ca.issue({ ...req("csr"), csrPem });
+    const certKey = new crypto.X509Certificate(r.pem!).publicKey.export({ type: "spki", format: "der" });
+    const der = Buffer.from(csrPem.replace(/-----[^-]+-----|\s/g, ""), "base64");
+    expect(der.includes(certKey.subarray(-65))).toBe(true); // the CSR's EC point is the certificate's
+    // Flip a byte of the signature: no proof of possession → refused.
+    der[der.length - 3] = der[der.length - 3]! ^ 0x01;
+    const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString("base64")}\n-----END CERTIFICATE REQUEST-----\n`;
+    await expect(ca.issue({ ...req("csr"), csrPem: tampered })).rejects.toThrow(CaRequestError);
   });
 
   it("rejects bad input with a clear error and stores nothing", async () => {
@@ -206,3 +226,23 @@ async function crlNumber(authority: string): Promise<number> {
   const { rows } = await db.query("select crl_number::int as n from gk_private.local_ca_authorities where name = $1", [authority]);
   return rows[0].n;
 }
+
+describe("local CA: retention", () => {
+  it("is registered and prunes only certificates that expired before the cutoff", async () => {
+    const { rows: policy } = await db.query("select retention from gk_public.retention_policies where kind = 'local_ca_certificates'");
+    expect(policy).toHaveLength(1);
+    const ca = new LocalCa(db.pool, box, { name: "retention", deferred: true });
+    const pending = await ca.issue(req("pending"));
+    const live = await ca.issue(req("live"));
+    const old = await ca.issue(req("old"));
+    await ca.fetch(live.caRef);
+    await ca.fetch(old.caRef);
+    await db.query("update gk_private.local_ca_certificates set not_after = now() - interval '200 days' where id = any($1)", [[old.caRef, pending.caRef]]);
+    const { rows } = await db.query("select gk_private.retention_prune__local_ca_certificates(now() - interval '90 days') as n");
+    expect(Number(rows[0].n)).toBe(1);
+    expect(await ca.fetch(old.caRef)).toMatchObject({ status: "failed" });
+    expect(await ca.fetch(live.caRef)).toMatchObject({ status: "issued" });
+    const { rows: p } = await db.query("select status from gk_private.local_ca_certificates where id = $1", [pending.caRef]);
+    expect(p[0].status).toBe("pending");
+  });
+});

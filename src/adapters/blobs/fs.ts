@@ -114,6 +114,15 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /** Temp files of writers that crashed mid-put (never renamed into place); an hour is plenty. */
+  async #removeStaleTempFiles(maxAgeMs = 3600_000): Promise<void> {
+    for (const name of await fsp.readdir(this.#tmp)) {
+      const p = path.join(this.#tmp, name);
+      const st = await fsp.stat(p).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > maxAgeMs) await fsp.rm(p, { force: true });
+    }
+  }
+
   #pathOf(key: string): string {
     return path.join(this.#objects, ...key.split("/"));
   }
@@ -122,6 +131,7 @@ export class FsBlobStore implements BlobStore {
     this.#ready ??= (async () => {
       await fsp.mkdir(this.#objects, { recursive: true });
       await fsp.mkdir(this.#tmp, { recursive: true });
+      await this.#removeStaleTempFiles();
     })().catch((e) => {
       this.#ready = undefined;
       throw e;

@@ -3,6 +3,7 @@ import type pg from "pg";
 import { z } from "zod";
 import { UserError } from "../../config.ts";
 import { secretBoxFromEnv } from "../../lib/secrets.ts";
+import { CfsslCa } from "./cfssl.ts";
 import { LocalCa } from "./local.ts";
 import type { CertificateAuthority } from "./types.ts";
 
@@ -47,5 +48,11 @@ export async function caFromEnv(env: NodeJS.ProcessEnv, home: string, deps: { po
       crlValidityMs: cfg.GK_CA_CRL_VALIDITY_MS,
     });
   }
-  throw new UserError("GK_CA=cfssl is not available in this build yet");
+  if (!cfg.GK_CFSSL_URL) throw new UserError("GK_CA=cfssl needs GK_CFSSL_URL (the address of `cfssl serve`)");
+  return new CfsslCa({
+    url: cfg.GK_CFSSL_URL,
+    ...(cfg.GK_CFSSL_LABEL ? { label: cfg.GK_CFSSL_LABEL } : {}),
+    timeoutMs: cfg.GK_CFSSL_TIMEOUT_MS,
+    crlCacheMs: cfg.GK_CA_CRL_DEBOUNCE_MS,
+  });
 }

@@ -20,7 +20,9 @@ import {
   EC_SIGN,
   generateKeyPair,
   importEcPrivateKey,
+  keyIdentifier,
   parsePublicKey,
+  publicKeyOfCsr,
   privateKeyToPem,
   publicKeyToPem,
   randomSerial,
@@ -48,6 +50,7 @@ export interface LocalCaOptions {
 
 interface Authority {
   cert: x509.X509Certificate;
+  keyId: string;
   pem: string;
   key: CryptoKey;
 }
@@ -96,7 +99,9 @@ export class LocalCa implements CertificateAuthority {
     validateIssueRequest(req);
     let publicKey: x509.PublicKey;
     let privateKeyPem: string | undefined;
-    if (req.publicKeyPem) {
+    if (req.csrPem) {
+      publicKey = await publicKeyOfCsr(req.csrPem);
+    } else if (req.publicKeyPem) {
       publicKey = parsePublicKey(req.publicKeyPem);
     } else {
       const keys = await generateKeyPair();
@@ -116,7 +121,7 @@ export class LocalCa implements CertificateAuthority {
       }
       for (let attempt = 0; ; attempt++) {
         const serial = randomSerial();
-        const cert = await signLeafCertificate({ caCert: ca.cert, caKey: ca.key, serial, ...req, publicKey });
+        const cert = await signLeafCertificate({ caCert: ca.cert, caKeyId: ca.keyId, caKey: ca.key, serial, ...req, publicKey });
         const pem = `${cert.toString("pem")}\n`;
         try {
           const { rows } = await this.#pool.query(
@@ -234,12 +239,12 @@ export class LocalCa implements CertificateAuthority {
       const thisUpdate = new Date();
       const nextUpdate = new Date(thisUpdate.getTime() + this.#validityMs);
       const crl = await x509.X509CrlGenerator.create({
-        issuer: ca.cert.subject,
+        issuer: ca.cert.subjectName,
         thisUpdate,
         nextUpdate,
         signingAlgorithm: EC_SIGN,
         signingKey: ca.key,
-        extensions: [crlNumberExtension(number), await x509.AuthorityKeyIdentifierExtension.create(ca.cert.publicKey)],
+        extensions: [crlNumberExtension(number), new x509.AuthorityKeyIdentifierExtension(ca.keyId)],
         entries: revoked.rows.map((r) => ({
           serialNumber: serialForX509(r.serial),
           revocationDate: r.revoked_at,
@@ -293,6 +298,7 @@ export class LocalCa implements CertificateAuthority {
       const serial = randomSerial();
       const cert = await signLeafCertificate({
         caCert: ca.cert,
+        caKeyId: ca.keyId,
         caKey: ca.key,
         serial,
         commonName: row.common_name,
@@ -340,7 +346,8 @@ export class LocalCa implements CertificateAuthority {
       row = (await this.#selectAuthority())!;
     }
     const keyPem = this.#box.open(row.private_key_sealed, this.#context()).toString("utf8");
-    return { cert: new x509.X509Certificate(row.certificate_pem), pem: row.certificate_pem, key: await importEcPrivateKey(keyPem) };
+    const cert = new x509.X509Certificate(row.certificate_pem);
+    return { cert, keyId: keyIdentifier(cert.publicKey), pem: row.certificate_pem, key: await importEcPrivateKey(keyPem) };
   }
 
   async #selectAuthority(): Promise<{ certificate_pem: string; private_key_sealed: string } | undefined> {

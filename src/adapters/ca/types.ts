@@ -9,6 +9,11 @@ export interface IssueRequest {
   notAfter: Date;
   /** SPKI PEM of the holder's key. When absent the CA adapter generates a key pair and returns it. */
   publicKeyPem?: string;
+  /**
+   * PKCS#10 CSR PEM signed by the holder's key (proof of possession). CAs that only sign CSRs
+   * (cfssl) need it when the holder keeps its own key; the local CA accepts either.
+   */
+  csrPem?: string;
 }
 
 export interface IssueResult {
