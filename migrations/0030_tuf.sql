@@ -130,6 +130,17 @@ values ('tuf_metadata', '30 days', 'Superseded TUF metadata versions (never curr
 on conflict (kind) do nothing;
 
 -- Down Migration
+-- The stored logic of sql/400_tuf.sql built on these tables goes first.
+drop view if exists gk_public.tuf_repository_status;
+drop function if exists gk_private.retention_prune__tuf_metadata(timestamptz);
+drop function if exists gk_private.tuf_resign_sweep();
+drop function if exists gk_public.tuf_remove_targets(uuid, text[]);
+drop function if exists gk_public.tuf_add_targets(uuid, jsonb);
+drop function if exists gk_public.tuf_bin_of(text, int);
+drop function if exists gk_private.tg_tuf_targets__mark_bins_dirty() cascade;
+drop function if exists gk_private.tuf_mark_bins_dirty(uuid[], bigint[]);
+drop function if exists gk_private.tuf_schedule_publish(uuid[]);
+drop function if exists gk_private.tuf_blob_key(uuid, text);
 delete from gk_public.retention_policies where kind = 'tuf_metadata';
 drop table gk_private.tuf_upload_cursors;
 drop table gk_public.tuf_metadata;
