@@ -46,6 +46,10 @@ create table gk_public.tuf_repositories (
   resign_window interval not null default '6 hours',
   -- Debounce: a publish runs this long after the last target change (batches coalesce).
   publish_delay interval not null default '1 second' check (publish_delay >= interval '0'),
+  -- How long the last signing transaction took. The next publish waits at least twice that,
+  -- so during a bulk load the publisher gets at most about a third of the time (adaptive
+  -- throttle) while small repositories keep publish_delay.
+  last_sign_duration interval not null default '0',
   created_at timestamptz not null default now(),
   check (resign_window > interval '0'
          and resign_window < least(targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime))

@@ -11,7 +11,8 @@ as $$ select 'teams/' || team_id || '/tuf/' || file $$;
 
 -- Enqueue the team's publish. preserve_run_at throttles rather than debounces: the first
 -- change schedules a publish publish_delay later and later changes join it, so a steady
--- stream of writes still gets published every publish_delay (replace would starve it).
+-- stream of writes still gets published every publish_delay (replace would starve it). The
+-- delay stretches to twice the last signing time, so big publishes cannot run back to back.
 create or replace function gk_private.tuf_schedule_publish(team_ids uuid[]) returns void
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
@@ -20,7 +21,7 @@ declare
   r record;
 begin
   for r in
-    select p.team_id, p.publish_delay
+    select p.team_id, greatest(p.publish_delay, 2 * p.last_sign_duration) as publish_delay
       from gk_public.tuf_repositories p
      where p.team_id = any(team_ids)
      order by p.team_id

@@ -135,6 +135,7 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
       const last = docs.filter((d) => d.role === "snapshot" || d.role === "timestamp");
       await updateRoles(c, teamId, last);
       await insertDocs(c, teamId, last);
+      await c.query("update gk_public.tuf_repositories set last_sign_duration = clock_timestamp() - now() where team_id = $1", [teamId]);
       result.documents = docs.length;
       return result;
     }),
