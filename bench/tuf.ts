@@ -115,36 +115,43 @@ try {
     return { team, line };
   };
   const b1 = await bulk("bulk", 256, "1 second");
-  await bulk("bulk4096", 4096, "1 second");
+  const b4096 = await bulk("bulk4096", 4096, "1 second");
   await bulk("bulk10", 256, "10 seconds");
   const bulkTeam = b1.team;
 
-  // 3. One changed target: big (the bulk repository) vs small (10 targets), alternated.
-  const smallTeam = await newTeam("small", 256);
-  await pool.query("select gk_public.tuf_add_targets($1, $2::jsonb)", [smallTeam, JSON.stringify(Array.from({ length: 10 }, (_, i) => target("small", i)))]);
-  await signDirty(db, box, smallTeam);
-  await uploadPending(db, blobs, smallTeam);
-  const timeOne = async (team: string, i: number) => {
-    await pool.query("select gk_public.tuf_add_targets($1, $2::jsonb)", [team, JSON.stringify([target(`one-${team}`, i)])]);
-    const s = now();
-    const r = await signDirty(db, box, team);
-    await uploadPending(db, blobs, team);
-    if (r.bins !== 1) throw new Error(`expected 1 dirty bin, got ${r.bins}`);
-    return now() - s;
-  };
-  const big: number[] = [];
-  const small: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    await timeOne(bulkTeam, 1000 + i); // warm-up
-    await timeOne(smallTeam, 1000 + i);
-  }
-  for (let i = 0; i < 30; i++) {
-    big.push(await timeOne(bulkTeam, i));
-    small.push(await timeOne(smallTeam, i));
-  }
+  // 3. One changed target: big (a bulk repository) vs small (10 targets), alternated, for 256
+  // bins (~390 targets per bin when big) and 4,096 bins (~24 per bin).
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const bigCount = (await pool.query("select count(*)::int as n from gk_public.tuf_targets where team_id = $1", [bulkTeam])).rows[0].n;
-  console.log(`one changed target, median of 30: ${bigCount}-target repo ${median(big).toFixed(1)} ms vs ${10 + 30}-target repo ${median(small).toFixed(1)} ms, ratio ${(median(big) / median(small)).toFixed(2)}`);
+  const compare = async (bigTeam: string, bins: number) => {
+    const smallTeam = await newTeam(`small${bins}`, bins);
+    await pool.query("select gk_public.tuf_add_targets($1, $2::jsonb)", [smallTeam, JSON.stringify(Array.from({ length: 10 }, (_, i) => target(`small${bins}`, i)))]);
+    await signDirty(db, box, smallTeam);
+    await uploadPending(db, blobs, smallTeam);
+    const timeOne = async (team: string, i: number) => {
+      await pool.query("select gk_public.tuf_add_targets($1, $2::jsonb)", [team, JSON.stringify([target(`one-${team}`, i)])]);
+      const s = now();
+      const r = await signDirty(db, box, team);
+      await uploadPending(db, blobs, team);
+      if (r.bins !== 1) throw new Error(`expected 1 dirty bin, got ${r.bins}`);
+      return now() - s;
+    };
+    const big: number[] = [];
+    const small: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await timeOne(bigTeam, 1000 + i); // warm-up
+      await timeOne(smallTeam, 1000 + i);
+    }
+    for (let i = 0; i < 30; i++) {
+      big.push(await timeOne(bigTeam, i));
+      small.push(await timeOne(smallTeam, i));
+    }
+    const count = async (t: string) => (await pool.query("select count(*)::int as n from gk_public.tuf_targets where team_id = $1", [t])).rows[0].n;
+    console.log(
+      `one changed target, ${bins} bins, median of 30: ${await count(bigTeam)}-target repo ${median(big).toFixed(1)} ms vs ${await count(smallTeam)}-target repo ${median(small).toFixed(1)} ms, ratio ${(median(big) / median(small)).toFixed(2)}`,
+    );
+  };
+  await compare(bulkTeam, 256);
+  await compare(b4096.team, 4096);
   console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${(await pool.query("show server_version")).rows[0].server_version}`);
 } finally {
   await pool.end();
