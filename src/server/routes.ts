@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type pg from "pg";
 import type { Services } from "../services.ts";
 import { caRoute } from "../certs/ca-routes.ts";
+import { tufRoute } from "./tuf-routes.ts";
 
 export interface RouteContext {
   db: pg.Pool;
@@ -23,7 +24,7 @@ export interface Route {
   handle(req: IncomingMessage, res: ServerResponse, ctx: RouteContext): Promise<void>;
 }
 
-export const routes: Route[] = [caRoute];
+export const routes: Route[] = [caRoute, tufRoute];
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const buf = Buffer.from(JSON.stringify(body));

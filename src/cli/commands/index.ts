@@ -6,8 +6,9 @@ import serve from "./serve.ts";
 import start from "./start.ts";
 import status from "./status.ts";
 import token from "./token.ts";
+import tuf from "./tuf.ts";
 import worker from "./worker.ts";
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [start, migrate, worker, serve, token, status];
+export const commands: RegisterCommand[] = [start, migrate, worker, serve, token, status, tuf];

@@ -1,0 +1,163 @@
+// TUF repository benchmark, side by side in one run:
+//  1. bootstrap with 16,384 bins (sign + store every role; then upload every file);
+//  2. 100,000 targets added in batches of 1,000 (SQL function, one statement each) with a real
+//     worker publishing as they come, until everything is signed and uploaded: targets/s;
+//  3. publish time for one changed target in a 100,000-target repository vs a 10-target one
+//     (both 256 bins): the ratio should be close to 1.
+// Usage: node bench/tuf.ts [targets=100000] [bootstrapBins=16384]
+// DATABASE_URL = a server to create a scratch database on (default the local one on 5432; an
+// embedded PostgreSQL when that is unreachable). Blobs go to a temporary filesystem store.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { pino } from "pino";
+import { FsBlobStore } from "../src/adapters/blobs/fs.ts";
+import { startEmbeddedPostgres, type EmbeddedDb } from "../src/db/embedded.ts";
+import { migrate } from "../src/db/migrate.ts";
+import { createPool } from "../src/db/pool.ts";
+import { SecretBox } from "../src/lib/secrets.ts";
+import { fromPool } from "../src/tuf/db.ts";
+import { initRepository } from "../src/tuf/init.ts";
+import { signDirty, uploadPending } from "../src/tuf/publish.ts";
+import { startWorker } from "../src/worker/runner.ts";
+
+const TARGETS = Number(process.argv[2] ?? 100_000);
+const BOOT_BINS = Number(process.argv[3] ?? 16_384);
+const BATCH = 1000;
+const now = () => performance.now();
+
+async function serverUrl(): Promise<{ url: string; embedded?: EmbeddedDb; dir?: string }> {
+  const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const c = new pg.Client({ connectionString: url });
+  try {
+    await c.connect();
+    await c.end();
+    return { url };
+  } catch {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gk-bench-pg-"));
+    const embedded = await startEmbeddedPostgres(path.join(dir, "data"), { persistent: false });
+    return { url: embedded.url, embedded, dir };
+  }
+}
+
+const server = await serverUrl();
+const dbName = `gk_bench_${crypto.randomBytes(4).toString("hex")}`;
+const admin = new pg.Client({ connectionString: server.url });
+await admin.connect();
+await admin.query(`create database ${dbName}`);
+const u = new URL(server.url);
+u.pathname = `/${dbName}`;
+const url = u.toString();
+await migrate(url);
+const pool = createPool(url, 10);
+const db = fromPool(pool);
+process.env.GK_MASTER_KEY ??= crypto.randomBytes(32).toString("base64");
+const box = new SecretBox(Buffer.from(process.env.GK_MASTER_KEY, "base64"));
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gk-bench-tuf-"));
+const blobs = new FsBlobStore(path.join(tmp, "blobs"));
+
+function target(prefix: string, i: number) {
+  return { path: `${prefix}/${i % 97}/artifact-${i}.bin`, length: 1_000_000 + i, hashes: { sha256: crypto.createHash("sha256").update(`${prefix}${i}`).digest("hex") } };
+}
+
+async function newTeam(name: string, bins: number, publishDelay = "1 second") {
+  await pool.query("insert into gk_public.teams (name) values ($1)", [name]);
+  const r = await initRepository(db, box, { team: name, keysDir: path.join(tmp, "keys", name), keys: 3, threshold: 2, bins, lifetimes: { publishDelay } });
+  await pool.query("delete from graphile_worker._private_jobs"); // the benchmark drives publishing itself
+  return r.teamId;
+}
+
+try {
+  // 1. Bootstrap with 16,384 bins.
+  let t0 = now();
+  const bootTeam = await newTeam("boot", BOOT_BINS);
+  const tInit = now() - t0;
+  t0 = now();
+  const signed = await signDirty(db, box, bootTeam);
+  const tSign = now() - t0;
+  t0 = now();
+  const up = await uploadPending(db, blobs, bootTeam, 32);
+  const tUpload = now() - t0;
+  console.log(`${BOOT_BINS} bins: init ${(tInit / 1000).toFixed(2)} s, sign+store ${signed.documents} documents ${(tSign / 1000).toFixed(2)} s, upload ${up.uploaded} files ${(tUpload / 1000).toFixed(2)} s, total ${((tInit + tSign + tUpload) / 1000).toFixed(2)} s`);
+
+  // 2. TARGETS targets in batches of 1,000 with a worker publishing concurrently: with the
+  // default publish_delay (a publish per second while writes flow) and with a bulk-import one.
+  const bulk = async (name: string, bins: number, publishDelay: string) => {
+    const team = await newTeam(name, bins, publishDelay);
+    const worker = await startWorker({ databaseUrl: url, services: { log: pino({ level: "warn" }), blobs }, cron: false, concurrency: 2, pollInterval: 100 });
+    const t0 = now();
+    const writer = await pool.connect();
+    for (let b = 0; b < TARGETS / BATCH; b++) {
+      const batch = Array.from({ length: BATCH }, (_, i) => target(name, b * BATCH + i));
+      await writer.query("select gk_public.tuf_add_targets($1, $2::jsonb)", [team, JSON.stringify(batch)]);
+    }
+    writer.release();
+    const tWrite = now() - t0;
+    for (;;) {
+      const { rows } = await pool.query(
+        `select (select count(*) from graphile_worker._private_jobs)::int as jobs,
+                (select count(*) from gk_public.tuf_roles where team_id = $1 and dirty)::int as dirty,
+                (select count(*) from gk_public.tuf_metadata where team_id = $1 and uploaded_at is null)::int as pending`,
+        [team],
+      );
+      if (rows[0].jobs + rows[0].dirty + rows[0].pending === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const tAll = now() - t0;
+    await worker.stop();
+    await worker.promise.catch(() => {});
+    const publishes = (await pool.query("select max(version) as v from gk_public.tuf_metadata where team_id = $1 and role = 'snapshot'", [team])).rows[0].v;
+    // The repository was created unpublished here, so snapshot version = number of publishes.
+    const line = `${TARGETS} targets in batches of ${BATCH}, ${bins} bins, publish_delay ${publishDelay}: written in ${(tWrite / 1000).toFixed(2)} s, all signed and uploaded after ${(tAll / 1000).toFixed(2)} s = ${Math.round(TARGETS / (tAll / 1000))} targets/s (${publishes} publishes)`;
+    console.log(line);
+    return { team, line };
+  };
+  const b1 = await bulk("bulk", 256, "1 second");
+  const b4096 = await bulk("bulk4096", 4096, "1 second");
+  await bulk("bulk10", 256, "10 seconds");
+  const bulkTeam = b1.team;
+
+  // 3. One changed target: big (a bulk repository) vs small (10 targets), alternated, for 256
+  // bins (~390 targets per bin when big) and 4,096 bins (~24 per bin).
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const compare = async (bigTeam: string, bins: number) => {
+    const smallTeam = await newTeam(`small${bins}`, bins);
+    await pool.query("select gk_public.tuf_add_targets($1, $2::jsonb)", [smallTeam, JSON.stringify(Array.from({ length: 10 }, (_, i) => target(`small${bins}`, i)))]);
+    await signDirty(db, box, smallTeam);
+    await uploadPending(db, blobs, smallTeam);
+    const timeOne = async (team: string, i: number) => {
+      await pool.query("select gk_public.tuf_add_targets($1, $2::jsonb)", [team, JSON.stringify([target(`one-${team}`, i)])]);
+      const s = now();
+      const r = await signDirty(db, box, team);
+      await uploadPending(db, blobs, team);
+      if (r.bins !== 1) throw new Error(`expected 1 dirty bin, got ${r.bins}`);
+      return now() - s;
+    };
+    const big: number[] = [];
+    const small: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await timeOne(bigTeam, 1000 + i); // warm-up
+      await timeOne(smallTeam, 1000 + i);
+    }
+    for (let i = 0; i < 30; i++) {
+      big.push(await timeOne(bigTeam, i));
+      small.push(await timeOne(smallTeam, i));
+    }
+    const count = async (t: string) => (await pool.query("select count(*)::int as n from gk_public.tuf_targets where team_id = $1", [t])).rows[0].n;
+    console.log(
+      `one changed target, ${bins} bins, median of 30: ${await count(bigTeam)}-target repo ${median(big).toFixed(1)} ms vs ${await count(smallTeam)}-target repo ${median(small).toFixed(1)} ms, ratio ${(median(big) / median(small)).toFixed(2)}`,
+    );
+  };
+  await compare(bulkTeam, 256);
+  await compare(b4096.team, 4096);
+  console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${(await pool.query("show server_version")).rows[0].server_version}`);
+} finally {
+  await pool.end();
+  await admin.query(`drop database if exists ${dbName} with (force)`);
+  await admin.end();
+  await server.embedded?.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+  if (server.dir) fs.rmSync(server.dir, { recursive: true, force: true });
+}

@@ -1,0 +1,95 @@
+// TUF 1.0 documents as plain JSON: `signed` is canonicalized once and signed in-process with
+// Node's ed25519; the published bytes are compact JSON of {signatures, signed}.
+import { canonicalize } from "@tufjs/canonical-json";
+import { BIN_PREFIX } from "./bins.ts";
+import { signBytes, type PublicKey, type SigningKey } from "./keys.ts";
+
+export const SPEC_VERSION = "1.0.31";
+
+type Json = string | number | boolean | null | Json[] | { [k: string]: Json };
+export type Signed = { [k: string]: Json };
+
+export interface TargetRow {
+  path: string;
+  length: number;
+  hashes: Record<string, string>;
+  custom: Record<string, Json> | null;
+}
+
+/** TUF timestamps: UTC, whole seconds. */
+export function tufTime(d: Date): string {
+  return new Date(Math.floor(d.getTime() / 1000) * 1000).toISOString().replace(".000Z", "Z");
+}
+
+export function signDocument(signed: Signed, keys: SigningKey[]): string {
+  const bytes = Buffer.from(canonicalize(signed));
+  const seen = new Set<string>();
+  const signatures = [];
+  for (const k of keys) {
+    if (seen.has(k.keyid)) continue; // a key in both old and new root signs once
+    seen.add(k.keyid);
+    signatures.push(signBytes(k, bytes));
+  }
+  return JSON.stringify({ signatures, signed });
+}
+
+function common(type: string, version: number, expires: Date): Signed {
+  return { _type: type, spec_version: SPEC_VERSION, version, expires: tufTime(expires) };
+}
+
+function keyMap(keys: PublicKey[]): Signed {
+  return Object.fromEntries(keys.map((k) => [k.keyid, k.key]));
+}
+
+export function rootSigned(o: {
+  version: number;
+  expires: Date;
+  rootKeys: PublicKey[];
+  threshold: number;
+  online: PublicKey;
+}): Signed {
+  const online = { keyids: [o.online.keyid], threshold: 1 };
+  return {
+    ...common("root", o.version, o.expires),
+    consistent_snapshot: true,
+    keys: keyMap([...o.rootKeys, o.online]),
+    roles: {
+      root: { keyids: o.rootKeys.map((k) => k.keyid), threshold: o.threshold },
+      targets: online,
+      snapshot: online,
+      timestamp: online,
+    },
+  };
+}
+
+/** Top-level targets: lists no targets, delegates everything to the hashed bins. */
+export function targetsSigned(version: number, expires: Date, online: PublicKey, bitLength: number): Signed {
+  return {
+    ...common("targets", version, expires),
+    targets: {},
+    delegations: {
+      keys: keyMap([online]),
+      succinct_roles: { keyids: [online.keyid], threshold: 1, bit_length: bitLength, name_prefix: BIN_PREFIX },
+    },
+  };
+}
+
+export function binSigned(version: number, expires: Date, targets: TargetRow[]): Signed {
+  const map: Signed = {};
+  for (const t of targets) {
+    const entry: Signed = { length: t.length, hashes: t.hashes };
+    if (t.custom) entry.custom = t.custom;
+    map[t.path] = entry;
+  }
+  return { ...common("targets", version, expires), targets: map };
+}
+
+export function snapshotSigned(version: number, expires: Date, roleVersions: { role: string; version: number }[]): Signed {
+  const meta: Signed = {};
+  for (const r of roleVersions) meta[`${r.role}.json`] = { version: r.version };
+  return { ...common("snapshot", version, expires), meta };
+}
+
+export function timestampSigned(version: number, expires: Date, snapshotVersion: number): Signed {
+  return { ...common("timestamp", version, expires), meta: { "snapshot.json": { version: snapshotVersion } } };
+}

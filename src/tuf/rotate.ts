@@ -1,0 +1,88 @@
+// Root rotation: root N+1 signed by a threshold of root N's keys and of its own keys, from key
+// files the operator holds. The online key stays; the new root is stored and uploaded as
+// (N+1).root.json, which clients fetch when they refresh.
+import { Metadata, MetadataKind } from "@tufjs/models";
+import { UserError } from "../config.ts";
+import { transaction, type WithClient } from "./db.ts";
+import { publicKeyOf, readKeyFile, type SigningKey } from "./keys.ts";
+import { rootSigned, signDocument } from "./metadata.ts";
+
+export interface RotateOptions {
+  team: string;
+  oldKeyFiles: string[];
+  newKeyFiles: string[];
+  /** Threshold of the new root (default: the current one, capped at the number of new keys). */
+  threshold?: number;
+  expiresDays?: number;
+}
+
+export async function rotateRoot(withClient: WithClient, o: RotateOptions): Promise<{ teamId: string; version: number }> {
+  const oldKeys = o.oldKeyFiles.map(readKeyFile);
+  const newKeys = dedupe(o.newKeyFiles.map(readKeyFile));
+  if (newKeys.length === 0) throw new UserError("at least one new root key is required");
+  const days = o.expiresDays ?? 365;
+  return withClient((c) =>
+    transaction(c, async () => {
+      const repo = (
+        await c.query(
+          `select p.team_id, p.root_version, p.root_threshold, p.online_public_key,
+                  extract(epoch from now()) * 1000 as now_ms
+             from gk_public.tuf_repositories p join gk_public.teams t on t.id = p.team_id
+            where t.name = $1 for no key update of p`,
+          [o.team],
+        )
+      ).rows[0];
+      if (!repo) throw new UserError(`team '${o.team}' has no TUF repository`);
+      const current = (
+        await c.query("select document from gk_public.tuf_metadata where team_id = $1 and role = 'root' and version = $2", [
+          repo.team_id,
+          repo.root_version,
+        ])
+      ).rows[0];
+      if (!current) throw new Error(`root version ${repo.root_version} of team '${o.team}' is missing from tuf_metadata`);
+      const trusted = Metadata.fromJSON(MetadataKind.Root, JSON.parse(current.document));
+      const rootRole = trusted.signed.roles.root;
+      const signers = dedupe(oldKeys).filter((k) => rootRole.keyIDs.includes(k.keyid));
+      const strangers = oldKeys.filter((k) => !rootRole.keyIDs.includes(k.keyid));
+      if (strangers.length) throw new UserError(`not a key of root v${repo.root_version}: ${strangers.map((k) => k.keyid).join(", ")}`);
+      if (signers.length < rootRole.threshold) {
+        throw new UserError(`root v${repo.root_version} needs ${rootRole.threshold} of its keys, got ${signers.length}`);
+      }
+      const threshold = o.threshold ?? Math.min(repo.root_threshold, newKeys.length);
+      if (!Number.isInteger(threshold) || threshold < 1 || threshold > newKeys.length) {
+        throw new UserError(`threshold must be 1..${newKeys.length}`);
+      }
+      const version = repo.root_version + 1;
+      const expires = new Date(Number(repo.now_ms) + days * 86_400_000);
+      const document = signDocument(
+        rootSigned({ version, expires, rootKeys: newKeys, threshold, online: publicKeyOf(repo.online_public_key) }),
+        [...signers, ...newKeys],
+      );
+      // What a client will check: signed by the old root's threshold and by the new one's.
+      const next = Metadata.fromJSON(MetadataKind.Root, JSON.parse(document));
+      trusted.verifyDelegate("root", next);
+      next.verifyDelegate("root", next);
+
+      await c.query("insert into gk_public.tuf_metadata (team_id, role, version, expires, document) values ($1, 'root', $2, $3, $4)", [
+        repo.team_id,
+        version,
+        expires,
+        document,
+      ]);
+      await c.query("update gk_public.tuf_repositories set root_version = $2, root_threshold = $3, root_expires = $4 where team_id = $1", [
+        repo.team_id,
+        version,
+        threshold,
+        expires,
+      ]);
+      await c.query("select gk_private.tuf_schedule_publish(array[$1::uuid])", [repo.team_id]);
+      return { teamId: repo.team_id as string, version };
+    }),
+  );
+}
+
+function dedupe(keys: SigningKey[]): SigningKey[] {
+  const seen = new Map<string, SigningKey>();
+  for (const k of keys) seen.set(k.keyid, k);
+  return [...seen.values()];
+}

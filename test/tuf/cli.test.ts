@@ -1,0 +1,108 @@
+// The operator's path, as real processes: `groundskeeper tuf init` writes the root keys and
+// publishes; `groundskeeper serve` serves the repository over HTTP through the /tuf/ route; a
+// tuf-js client bootstraps from it; `tuf keygen` + `tuf rotate-root` rotate root; and the
+// client follows. Bad input gets one-line errors.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Updater } from "tuf-js";
+import { createTestDb } from "../helpers/db.ts";
+import { cliEnv, runCli, spawnCli, tempHome, type LongRunning } from "../helpers/cli.ts";
+import { freePort } from "../../src/db/embedded.ts";
+import { addTargets, fakeTarget, tmpDir } from "./helpers/tuf.ts";
+
+const db = await createTestDb();
+const home = tempHome();
+const env = cliEnv({
+  DATABASE_URL: db.url,
+  GROUNDSKEEPER_HOME: home,
+  GK_BLOBS_DIR: path.join(home, "blobs"),
+  GK_MASTER_KEY: crypto.randomBytes(32).toString("base64"),
+});
+const keysDir = tmpDir("cli-keys");
+let server: LongRunning;
+let base: string;
+
+beforeAll(async () => {
+  await db.query("insert into gk_public.teams (name) values ('acme')");
+  const port = await freePort();
+  server = spawnCli(["serve", "--port", String(port)], env);
+  await server.waitFor(/GraphQL:/);
+  base = `http://127.0.0.1:${port}`;
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+function oneLineError(r: { code: number | null; stderr: string }, re: RegExp) {
+  expect(r.code).toBe(1);
+  expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+  expect(r.stderr).toMatch(re);
+}
+
+const clientDir = tmpDir("cli-client");
+const updater = () =>
+  new Updater({
+    metadataDir: clientDir,
+    metadataBaseUrl: `${base}/tuf/acme/metadata`,
+    config: { prefixTargetsWithHash: false, fetchRetries: 0 },
+  });
+
+describe("groundskeeper tuf", () => {
+  it("init writes 0600 key files, publishes, and the served repository is accepted by tuf-js", async () => {
+    const r = await runCli(["tuf", "init", "--team", "acme", "--keys-dir", keysDir, "--keys", "3", "--threshold", "2", "--bins", "16"], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/16 bins, root 2 of 3/);
+    const files = fs.readdirSync(keysDir).map((f) => path.join(keysDir, f));
+    expect(files).toHaveLength(3);
+    for (const f of files) expect(fs.statSync(f).mode & 0o777).toBe(0o600);
+
+    const res = await fetch(`${base}/tuf/acme/metadata/1.root.json`);
+    expect(res.status).toBe(200);
+    fs.writeFileSync(path.join(clientDir, "root.json"), Buffer.from(await res.arrayBuffer()));
+    await updater().refresh();
+    expect((await fetch(`${base}/tuf/acme/metadata/2.root.json`)).status).toBe(404);
+    expect((await fetch(`${base}/tuf/nobody/metadata/1.root.json`)).status).toBe(404);
+    expect((await fetch(`${base}/tuf/acme/metadata/..%2F..%2Fsecret`)).status).toBe(404);
+  });
+
+  it("targets added by SQL are published by `tuf publish` and found by the client", async () => {
+    const { rows } = await db.query("select id from gk_public.teams where name = 'acme'");
+    await addTargets(db, rows[0].id, [fakeTarget(1, "cli")]);
+    const r = await runCli(["tuf", "publish", "--team", "acme"], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/signed 3 documents \(1 bins\)/);
+    const u = updater();
+    await u.refresh();
+    expect((await u.getTargetInfo(fakeTarget(1, "cli").path))?.hashes.sha256).toBe(fakeTarget(1, "cli").hashes.sha256);
+    const status = await runCli(["tuf", "status", "--json"], env);
+    expect(JSON.parse(status.stdout)[0]).toMatchObject({ team_name: "acme", dirty_roles: "0", pending_uploads: "0" });
+  });
+
+  it("rotate-root with key files; the client walks to root v2", async () => {
+    const newDir = tmpDir("cli-new-keys");
+    const g = await runCli(["tuf", "keygen", "--keys-dir", newDir, "--prefix", "acme.v2", "--count", "2"], env);
+    expect(g.code, g.stderr).toBe(0);
+    const newKeys = fs.readdirSync(newDir).map((f) => path.join(newDir, f));
+    const oldKeys = fs.readdirSync(keysDir).map((f) => path.join(keysDir, f));
+
+    oneLineError(await runCli(["tuf", "rotate-root", "--team", "acme", "--old-keys", oldKeys[0], "--new-keys", ...newKeys], env), /needs 2 of its keys, got 1/);
+    const r = await runCli(["tuf", "rotate-root", "--team", "acme", "--old-keys", ...oldKeys.slice(0, 2), "--new-keys", ...newKeys], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/root v2 .* uploaded as 2\.root\.json/);
+    await updater().refresh();
+    expect(JSON.parse(fs.readFileSync(path.join(clientDir, "root.json"), "utf8")).signed.version).toBe(2);
+  });
+
+  it("refuses bad input with one line", async () => {
+    oneLineError(await runCli(["tuf", "init", "--team", "acme", "--keys-dir", tmpDir("x")], env), /already has a TUF repository/);
+    oneLineError(await runCli(["tuf", "init", "--team", "ghost", "--keys-dir", tmpDir("x")], env), /no team named 'ghost'/);
+    await db.query("insert into gk_public.teams (name) values ('beta')");
+    oneLineError(await runCli(["tuf", "init", "--team", "beta", "--keys-dir", tmpDir("x"), "--bins", "100"], env), /power of two/);
+    oneLineError(await runCli(["tuf", "init", "--team", "beta", "--keys-dir", tmpDir("x"), "--keys", "2", "--threshold", "3"], env), /--threshold must be 1\.\.2/);
+    oneLineError(await runCli(["tuf", "init", "--team", "beta", "--keys-dir", tmpDir("x"), "--timestamp-lifetime", "1 hour"], env), /invalid lifetimes/);
+    expect((await db.query("select count(*)::int as n from gk_public.tuf_repositories")).rows[0].n).toBe(1);
+    oneLineError(await runCli(["tuf", "rotate-root", "--team", "acme", "--old-keys", "/nonexistent", "--new-keys", "/nonexistent"], env), /cannot read key file/);
+  });
+});
