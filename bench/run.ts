@@ -1,0 +1,19 @@
+// npm run bench [-- name]: runs the benchmarks one after the other (each prints its own ratios).
+// Results are recorded by hand in docs/benchmarks.md with the machine they ran on.
+import { spawnSync } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const all = ["adapters", "purge", "tuf"];
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((n) => !all.includes(n));
+if (unknown.length) {
+  console.error(`unknown benchmark(s): ${unknown.join(", ")} (known: ${all.join(", ")})`);
+  process.exit(1);
+}
+for (const name of wanted.length ? wanted : all) {
+  console.log(`\n=== bench/${name}.ts`);
+  const r = spawnSync(process.execPath, [path.join(here, `${name}.ts`)], { stdio: "inherit" });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
