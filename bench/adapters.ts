@@ -8,41 +8,18 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { FsBlobStore } from "../src/adapters/blobs/fs.ts";
 import { purgePrefix } from "../src/adapters/blobs/purge-prefix.ts";
 import { LocalCa } from "../src/adapters/ca/local.ts";
-import { startEmbeddedPostgres, type EmbeddedDb } from "../src/db/embedded.ts";
-import { migrate } from "../src/db/migrate.ts";
+import { scratchDatabase } from "./scratch-db.ts";
 import { createPool } from "../src/db/pool.ts";
 import { SecretBox } from "../src/lib/secrets.ts";
 
 const N = Number(process.argv[2] ?? 500);
 const now = () => performance.now();
 
-async function serverUrl(): Promise<{ url: string; embedded?: EmbeddedDb; dir?: string }> {
-  const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-  const c = new pg.Client({ connectionString: url });
-  try {
-    await c.connect();
-    await c.end();
-    return { url };
-  } catch {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gk-bench-pg-"));
-    const embedded = await startEmbeddedPostgres(path.join(dir, "data"), { persistent: false });
-    return { url: embedded.url, embedded, dir };
-  }
-}
-
-const server = await serverUrl();
-const dbName = `gk_bench_${crypto.randomBytes(4).toString("hex")}`;
-const admin = new pg.Client({ connectionString: server.url });
-await admin.connect();
-await admin.query(`create database ${dbName}`);
-const u = new URL(server.url);
-u.pathname = `/${dbName}`;
-await migrate(u.toString());
-const pool = createPool(u.toString(), 4);
+const scratch = await scratchDatabase();
+const pool = createPool(scratch.url, 4);
 const box = new SecretBox(crypto.randomBytes(32));
 const results: string[] = [];
 
@@ -86,10 +63,7 @@ try {
   }
 } finally {
   await pool.end();
-  await admin.query(`drop database ${dbName} with (force)`);
-  await admin.end();
-  await server.embedded?.stop();
-  if (server.dir) fs.rmSync(server.dir, { recursive: true, force: true });
+  await scratch.drop();
 }
 
 console.log(`adapters benchmark (N=${N}, ${os.cpus().length} cores ${os.cpus()[0]?.model ?? ""}, Node ${process.version})`);

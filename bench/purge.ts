@@ -3,19 +3,17 @@
 // zero. Side by side in the same run: (a) as many no-op graphile-worker jobs as there are bin items,
 // (b) the bare CA revocations in a loop; and the team DELETE statement (triggers + cascades) against
 // the same cascade with our triggers disabled.
-//   node bench/purge.ts                    embedded PostgreSQL in a temp dir
+//   node bench/purge.ts                    the local server on 5432 if it answers, else an embedded PostgreSQL
 //   DATABASE_URL=postgres://… node bench/purge.ts   a scratch database on that server
 //   BENCH_SCALE=0.1 node bench/purge.ts    a tenth of the sizes (quick check)
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { pino } from "pino";
 import { FsBlobStore } from "../src/adapters/blobs/fs.ts";
 import { LocalCa } from "../src/adapters/ca/local.ts";
-import { startEmbeddedPostgres } from "../src/db/embedded.ts";
-import { migrate } from "../src/db/migrate.ts";
+import { scratchDatabase } from "./scratch-db.ts";
 import { createPool } from "../src/db/pool.ts";
 import { SecretBox } from "../src/lib/secrets.ts";
 import { startWorker } from "../src/worker/runner.ts";
@@ -32,32 +30,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gk-bench-purge-"));
 fs.chmodSync(tmp, 0o755);
-let url: string;
-let stopDb = async () => {};
-if (process.env.DATABASE_URL) {
-  const name = `gk_bench_${crypto.randomBytes(4).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const u = new URL(process.env.DATABASE_URL);
-  u.pathname = `/${name}`;
-  url = u.toString();
-  stopDb = async () => {
-    const c = new pg.Client({ connectionString: process.env.DATABASE_URL });
-    await c.connect();
-    await c.query(`drop database if exists ${name} with (force)`);
-    await c.end();
-  };
-} else {
-  const embedded = await startEmbeddedPostgres(path.join(tmp, "pg"), { persistent: false });
-  url = embedded.url;
-  stopDb = () => embedded.stop();
-}
+const scratch = await scratchDatabase();
+const url = scratch.url;
 
 const results: Record<string, number> = {};
 try {
-  await migrate(url);
   const pool = createPool(url, 12);
   const q = (sql: string, params?: unknown[]) => pool.query(sql, params);
   const ca = new LocalCa(pool, new SecretBox(crypto.randomBytes(32)), { name: "bench", crlDebounceMs: 10_000 });
@@ -192,7 +169,7 @@ try {
   await pool.end();
 
   const baseline = Math.max(results.noop_jobs_ms, results.bare_revocations_ms);
-  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, PostgreSQL ${pgVersion}${process.env.DATABASE_URL ? " (server)" : " (embedded)"}, worker concurrency ${CONCURRENCY}`;
+  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, PostgreSQL ${pgVersion} (${scratch.where}), worker concurrency ${CONCURRENCY}`;
   const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
   console.log(`
 ### Team purge (scale ${SCALE}: ${ROBOTS} robots, ${CREDS} credentials, ${certCount} certificates, ${OBJECTS} blob objects)
@@ -213,6 +190,6 @@ Machine: ${machine}. CRL ${crl.length} bytes after the drain.
 `);
   console.log(JSON.stringify({ scale: SCALE, machine, ...results }));
 } finally {
-  await stopDb();
+  await scratch.drop();
   fs.rmSync(tmp, { recursive: true, force: true });
 }

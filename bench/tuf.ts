@@ -11,11 +11,9 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { pino } from "pino";
 import { FsBlobStore } from "../src/adapters/blobs/fs.ts";
-import { startEmbeddedPostgres, type EmbeddedDb } from "../src/db/embedded.ts";
-import { migrate } from "../src/db/migrate.ts";
+import { scratchDatabase } from "./scratch-db.ts";
 import { createPool } from "../src/db/pool.ts";
 import { SecretBox } from "../src/lib/secrets.ts";
 import { fromPool } from "../src/tuf/db.ts";
@@ -28,29 +26,8 @@ const BOOT_BINS = Number(process.argv[3] ?? 16_384);
 const BATCH = 1000;
 const now = () => performance.now();
 
-async function serverUrl(): Promise<{ url: string; embedded?: EmbeddedDb; dir?: string }> {
-  const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-  const c = new pg.Client({ connectionString: url });
-  try {
-    await c.connect();
-    await c.end();
-    return { url };
-  } catch {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gk-bench-pg-"));
-    const embedded = await startEmbeddedPostgres(path.join(dir, "data"), { persistent: false });
-    return { url: embedded.url, embedded, dir };
-  }
-}
-
-const server = await serverUrl();
-const dbName = `gk_bench_${crypto.randomBytes(4).toString("hex")}`;
-const admin = new pg.Client({ connectionString: server.url });
-await admin.connect();
-await admin.query(`create database ${dbName}`);
-const u = new URL(server.url);
-u.pathname = `/${dbName}`;
-const url = u.toString();
-await migrate(url);
+const scratch = await scratchDatabase();
+const url = scratch.url;
 const pool = createPool(url, 10);
 const db = fromPool(pool);
 process.env.GK_MASTER_KEY ??= crypto.randomBytes(32).toString("base64");
@@ -155,9 +132,6 @@ try {
   console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${(await pool.query("show server_version")).rows[0].server_version}`);
 } finally {
   await pool.end();
-  await admin.query(`drop database if exists ${dbName} with (force)`);
-  await admin.end();
-  await server.embedded?.stop();
+  await scratch.drop();
   fs.rmSync(tmp, { recursive: true, force: true });
-  if (server.dir) fs.rmSync(server.dir, { recursive: true, force: true });
 }
