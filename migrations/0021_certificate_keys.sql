@@ -14,4 +14,8 @@ create index certificate_private_keys_owner_team_id_idx on gk_private.certificat
 comment on table gk_private.certificate_private_keys is 'CA-generated private keys, sealed, downloadable once by an admin.';
 
 -- Down Migration
+-- The stored logic on top (sql/301) does not depend on the table in the catalog: drop it too.
+drop trigger if exists _510_drop_parked_keys on gk_public.certificates;
+drop function if exists gk_private.tg_certificates__drop_parked_keys();
+drop function if exists gk_private.certificate_issued_with_key(uuid, text, text, text, text);
 drop table gk_private.certificate_private_keys cascade;

@@ -10,13 +10,19 @@ import { takeCertificateKey, takeCredentialBundle } from "./parked-keys.ts";
 const KEY_PATH = /^\/certificates\/([^/]+)\/key\.pem$/;
 const BUNDLE_PATH = /^\/provisioning-credentials\/([^/]+)\/bundle$/;
 
-/** Common checks; returns false when it has already answered. */
+/** Common checks: the reason to refuse the request, or null when it may go on. */
+function refusal(req: IncomingMessage, ctx: RouteContext, match: RegExpExecArray | null): [number, string] | null {
+  if (!match) return [404, `not found: ${ctx.path}`];
+  if (req.method !== "GET") return [405, "use GET"];
+  if (ctx.role !== "gk_admin") return [403, "private keys are for admin tokens only"];
+  if (!ctx.services.secrets) return [503, "no SecretBox (master key) is configured in this process"];
+  return null;
+}
+
 function admitted(req: IncomingMessage, res: ServerResponse, ctx: RouteContext, match: RegExpExecArray | null): match is RegExpExecArray {
-  if (!match) return sendError(res, 404, `not found: ${ctx.path}`), false;
-  if (req.method !== "GET") return sendError(res, 405, "use GET", { Allow: "GET" }), false;
-  if (ctx.role !== "gk_admin") return sendError(res, 403, "private keys are for admin tokens only"), false;
-  if (!ctx.services.secrets) return sendError(res, 503, "no SecretBox (master key) is configured in this process"), false;
-  return true;
+  const no = refusal(req, ctx, match);
+  if (no) sendError(res, no[0], no[1], no[0] === 405 ? { Allow: "GET" } : {});
+  return no === null;
 }
 
 export const certificateKeyRoute: Route = {
