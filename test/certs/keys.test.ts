@@ -1,7 +1,8 @@
 // CA-generated private keys: parked sealed by the issue task, downloaded once by an admin over
 // real HTTP (real admin server, real tokens, real local CA; certificates checked with openssl).
 import crypto, { X509Certificate } from "node:crypto";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { startAdminServer } from "../../src/server/server.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { httpGraphql } from "../helpers/graphql.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
@@ -126,6 +127,33 @@ describe("provisioning credential bundle", () => {
     for (const id of certIds) expect((await get(`/certificates/${id}/key.pem`)).status).toBe(410);
     await runJobs(db, services);
     expect((await db.query("select distinct status from gk_public.certificates where id = any($1::uuid[])", [certIds])).rows).toEqual([{ status: "revoked" }]);
+  });
+
+  it("asynchronous CA: 409 until the certificates are handed over, then the bundle", async () => {
+    const deferred = localCa(db, "keys-deferred", { deferred: true });
+    const dServices = testServices({ ca: deferred });
+    const server = await startAdminServer({ databaseUrl: db.url, host: "127.0.0.1", port: 0, services: dServices });
+    afterAll(() => server.close());
+    const fetchBundle = (cred: string) =>
+      fetch(`${server.url}/provisioning-credentials/${cred}/bundle`, { headers: { Authorization: `Bearer ${api.tokens.admin}` } });
+    const team = await makeTeam(db, "deferred");
+    const cred = await createCredential(team);
+    await runJobs(db, dServices);
+    const certIds = await credentialCertIds(cred);
+    expect(await parkedKeys(certIds)).toHaveLength(2);
+    const early = await fetchBundle(cred);
+    expect(early.status).toBe(409);
+    expect(((await early.json()) as any).errors[0].message).toMatch(/has not handed over/);
+    for (const id of certIds) await db.query("select gk_public.download_certificate($1)", [id]);
+    await runJobs(db, dServices);
+    const res = await fetchBundle(cred);
+    expect(res.status).toBe(200);
+    const bundle = (await res.json()) as any;
+    expect(bundle.ca_certificate_pem).toBe(await deferred.caCertificatePem());
+    for (const c of bundle.certificates) {
+      expectKeyMatches(c.private_key_pem, c.certificate_pem);
+      expect(verifyAgainstCa(bundle.ca_certificate_pem, c.certificate_pem).status).toBe(0);
+    }
   });
 });
 
