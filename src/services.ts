@@ -3,6 +3,7 @@
 import type { Logger } from "pino";
 import type { CertificateAuthority } from "./adapters/ca/types.ts";
 import type { BlobStore } from "./adapters/blobs/types.ts";
+import type { SecretBox } from "./lib/secrets.ts";
 
 export interface Services {
   log: Logger;
@@ -10,6 +11,8 @@ export interface Services {
   ca?: CertificateAuthority;
   /** Object storage for team blobs and published TUF metadata. */
   blobs?: BlobStore;
+  /** Seals secrets at rest under the master key (CA-generated private keys parked for download). */
+  secrets?: SecretBox;
 }
 
 export function requireService<K extends keyof Services>(services: Services, key: K): NonNullable<Services[K]> {

@@ -3,12 +3,15 @@
 // to revocation; a certificate already 'revoking' when we get the lock is never issued at all.
 import { z } from "zod";
 import { CaRequestError, type CertificateProfile } from "../src/adapters/ca/types.ts";
+import { certificateKeyContext } from "../src/certs/parked-keys.ts";
 import { errorMessage, inJobTransaction } from "../src/certs/tx.ts";
 import { requireService } from "../src/services.ts";
 import { defineTask } from "../src/worker/define-task.ts";
 
 // After this many failed attempts, stop retrying (the row shows status 'failed' and last_error).
 const MAX_REJECTIONS = 10;
+
+const NO_SECRETS = "the CA generates this certificate's key pair, but no SecretBox (master key) is configured in this worker to keep it";
 
 interface Row {
   id: string;
@@ -43,7 +46,10 @@ export default defineTask({
           return;
         }
         if (row.status !== "issuing") return;
+        const caMakesKey = !row.public_key_pem && !row.csr_pem;
         try {
+          // The CA would generate a key pair we could not keep: refuse before creating it there.
+          if (caMakesKey && !services.secrets) throw new Error(NO_SECRETS);
           const res = await ca.issue({
             commonName: row.owner_id,
             profile: row.profile,
@@ -51,7 +57,14 @@ export default defineTask({
             ...(row.public_key_pem ? { publicKeyPem: row.public_key_pem } : {}),
             ...(row.csr_pem ? { csrPem: row.csr_pem } : {}),
           });
-          await c.query("select gk_private.certificate_issued($1, $2, $3, $4)", [id, res.caRef, res.serial, res.pem ?? null]);
+          // A generated key is parked sealed (bound to this certificate) in the same transaction
+          // that marks the certificate issued: never issued with its key lost.
+          let sealed: string | null = null;
+          if (res.privateKeyPem) {
+            if (!services.secrets) throw new Error(NO_SECRETS);
+            sealed = services.secrets.seal(res.privateKeyPem, certificateKeyContext(id));
+          }
+          await c.query("select gk_private.certificate_issued_with_key($1, $2, $3, $4, $5)", [id, res.caRef, res.serial, res.pem ?? null, sealed]);
         } catch (e) {
           // The CA refusing the request is final; anything else (unreachable, 5xx) is retried a while.
           const permanent = e instanceof CaRequestError || row.attempts + 1 >= MAX_REJECTIONS;

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type pg from "pg";
 import type { Services } from "../services.ts";
 import { caRoute } from "../certs/ca-routes.ts";
+import { certificateKeyRoute, credentialBundleRoute } from "../certs/key-routes.ts";
 import { tufRoute } from "./tuf-routes.ts";
 
 export interface RouteContext {
@@ -14,6 +15,8 @@ export interface RouteContext {
   /** Path without the query string, e.g. "/tuf/acme/timestamp.json". */
   path: string;
   url: URL;
+  /** The database role of the request's token (gk_admin, gk_viewer) on routes with `auth`. */
+  role?: string;
 }
 
 export interface Route {
@@ -24,7 +27,7 @@ export interface Route {
   handle(req: IncomingMessage, res: ServerResponse, ctx: RouteContext): Promise<void>;
 }
 
-export const routes: Route[] = [caRoute, tufRoute];
+export const routes: Route[] = [caRoute, certificateKeyRoute, credentialBundleRoute, tufRoute];
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const buf = Buffer.from(JSON.stringify(body));

@@ -70,9 +70,10 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       }
       const route = extraRoutes.find((r) => path.startsWith(r.prefix));
       const needsAuth = route ? route.auth === true : path === GRAPHQL_PATH || path.startsWith(`${GRAPHQL_PATH}/`);
+      let role: string | undefined;
       if (needsAuth) {
         const token = bearerToken(req.headers.authorization);
-        const role = token ? await roleForToken(pool, token) : null;
+        role = (token ? await roleForToken(pool, token) : null) ?? undefined;
         if (!role) {
           return sendJson(res, 401, { errors: [{ message: token ? "invalid or revoked token" : "missing bearer token: send 'Authorization: Bearer <token>'" }] }, {
             "WWW-Authenticate": 'Bearer realm="groundskeeper"',
@@ -80,7 +81,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
         }
         setRequestRole(req, role);
       }
-      if (route) return route.handle(req, res, { db: pool, services: opts.services, log, path, url });
+      if (route) return route.handle(req, res, { db: pool, services: opts.services, log, path, url, ...(role ? { role } : {}) });
       graphql(req, res, () => sendText(res, 404, `not found: ${path}\n`));
     };
 

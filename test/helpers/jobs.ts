@@ -1,14 +1,19 @@
 // Run queued jobs to completion in-process, with real services, the way a worker would.
 import { runOnce } from "graphile-worker";
+import crypto from "node:crypto";
 import { pino } from "pino";
+import { SecretBox } from "../../src/lib/secrets.ts";
 import type { Services } from "../../src/services.ts";
 import { quietWorkerLogger } from "../../src/lib/log.ts";
 import { buildTaskList } from "../../src/worker/task-list.ts";
 import { createPool } from "../../src/db/pool.ts";
 import type { TestDb } from "./db.ts";
 
+/** One master key per test process: the worker seals parked keys, the HTTP server opens them. */
+export const testSecrets = new SecretBox(crypto.randomBytes(32));
+
 export function testServices(extra: Partial<Services> = {}): Services {
-  return { log: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }), ...extra };
+  return { log: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }), secrets: testSecrets, ...extra };
 }
 
 /**
