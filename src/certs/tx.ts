@@ -1,19 +1,10 @@
 // A transaction on one of the worker's pooled connections (helpers.query autocommits each call).
 import type { JobHelpers } from "graphile-worker";
 import type { PoolClient } from "pg";
+import { transaction } from "../db/pool.ts";
 
 export async function inJobTransaction<T>(helpers: JobHelpers, fn: (c: PoolClient) => Promise<T>): Promise<T> {
-  return helpers.withPgClient(async (c) => {
-    await c.query("begin");
-    try {
-      const r = await fn(c);
-      await c.query("commit");
-      return r;
-    } catch (e) {
-      await c.query("rollback").catch(() => {});
-      throw e;
-    }
-  });
+  return helpers.withPgClient((c) => transaction(c, fn));
 }
 
 export function errorMessage(e: unknown): string {

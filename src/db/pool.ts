@@ -19,15 +19,18 @@ export async function withClient<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Pro
 }
 
 export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  return withClient(pool, async (c) => {
-    await c.query("begin");
-    try {
-      const r = await fn(c);
-      await c.query("commit");
-      return r;
-    } catch (e) {
-      await c.query("rollback").catch(() => {});
-      throw e;
-    }
-  });
+  return withClient(pool, (c) => transaction(c, fn));
+}
+
+/** BEGIN … COMMIT on a client already checked out; ROLLBACK and rethrow on error. */
+export async function transaction<C extends pg.ClientBase, T>(c: C, fn: (c: C) => Promise<T>): Promise<T> {
+  await c.query("begin");
+  try {
+    const r = await fn(c);
+    await c.query("commit");
+    return r;
+  } catch (e) {
+    await c.query("rollback").catch(() => {});
+    throw e;
+  }
 }
