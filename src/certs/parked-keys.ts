@@ -2,6 +2,7 @@
 // each take locks the key rows, opens them, deletes them and records downloaded_at in one
 // transaction, so two concurrent downloads cannot both get a key (the loser finds the row gone).
 import type pg from "pg";
+import { inTransaction } from "../db/pool.ts";
 import type { SecretBox } from "../lib/secrets.ts";
 
 /** AAD binding a sealed key to its certificate: a sealed key copied onto another row does not open. */
@@ -21,21 +22,6 @@ export interface BundleCertificate {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const GONE = "already downloaded, or never held by Groundskeeper (the holder sent its own key, or the certificate was revoked or expired)";
-
-async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const c = await pool.connect();
-  try {
-    await c.query("begin");
-    const r = await fn(c);
-    await c.query("commit");
-    return r;
-  } catch (e) {
-    await c.query("rollback").catch(() => {});
-    throw e;
-  } finally {
-    c.release();
-  }
-}
 
 /** Opens and deletes the parked keys of `ids` (already locked by the caller) and records the download. */
 async function consume(c: pg.PoolClient, box: SecretBox, keys: { certificate_id: string; sealed_key: string }[]): Promise<Map<string, string>> {

@@ -15,6 +15,7 @@ import { createTestDb } from "../helpers/db.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
 import { crlSerials } from "./ca-fixtures.ts";
 import { makeRobots, makeTeam } from "./fixtures.ts";
+import { countKeys } from "../helpers/blobs.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const db = await createTestDb();
@@ -77,18 +78,6 @@ async function drain(timeoutMs = 120_000) {
     if (Date.now() > until) throw new Error(`bin still holds ${await bin()} items: ${JSON.stringify((await db.query("select kind, attempts, last_error from gk_public.bin limit 5")).rows)}`);
     await db.query("select gk_private.enqueue('purge__reconcile', job_key := 'purge__reconcile')");
     await new Promise((r) => setTimeout(r, 2000));
-  }
-}
-
-/** Keys under a prefix, through the store's own listing (what a user of the store sees). */
-async function countKeys(store: FsBlobStore, prefix: string): Promise<number> {
-  let n = 0;
-  let after: string | undefined;
-  for (;;) {
-    const page = await store.list(prefix, { limit: 1000, ...(after ? { after } : {}) });
-    n += page.keys.length;
-    if (!page.next) return n;
-    after = page.keys[page.keys.length - 1];
   }
 }
 

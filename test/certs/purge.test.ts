@@ -10,6 +10,7 @@ import { createTestDb } from "../helpers/db.ts";
 import { jobs, runJobs, testServices } from "../helpers/jobs.ts";
 import { startS3Server } from "../helpers/s3.ts";
 import { makeTeam } from "./fixtures.ts";
+import { countKeys } from "../helpers/blobs.ts";
 
 const db = await createTestDb();
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gk-purge-"));
@@ -18,17 +19,6 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 async function fill(store: BlobStore, prefix: string, n: number) {
   for (let i = 0; i < n; i += 50) {
     await Promise.all(Array.from({ length: Math.min(50, n - i) }, (_, j) => store.put(`${prefix}objects/${String(i + j).padStart(5, "0")}`, "x")));
-  }
-}
-
-async function countUnder(store: BlobStore, prefix: string): Promise<number> {
-  let n = 0;
-  let after: string | undefined;
-  for (;;) {
-    const page = await store.list(prefix, { limit: 1000, ...(after ? { after } : {}) });
-    n += page.keys.length;
-    if (!page.next) return n;
-    after = page.keys[page.keys.length - 1];
   }
 }
 
@@ -47,8 +37,8 @@ describe("blob prefix purge", () => {
     await db.query("delete from gk_public.teams where id = $1", [team]);
     expect((await db.query("select kind, ref from gk_public.bin")).rows).toEqual([{ kind: "blob_prefix", ref: `teams/${team}/` }]);
     await runJobs(db, testServices({ blobs: store }));
-    expect(await countUnder(store, `teams/${team}/`)).toBe(0);
-    expect(await countUnder(store, `teams/${other}/`)).toBe(20);
+    expect(await countKeys(store, `teams/${team}/`)).toBe(0);
+    expect(await countKeys(store, `teams/${other}/`)).toBe(20);
     expect(await store.get(`teams/${team}x/near-miss`)).not.toBeNull();
     const item = await purgeItem(team);
     expect(item.completed_at).not.toBeNull();
@@ -79,7 +69,7 @@ describe("blob prefix purge", () => {
     expect(stuck).toMatchObject({ completed_at: null, attempts: 1, progress_after: `${prefix}objects/01999` });
     expect(Number(stuck.progress_count)).toBe(2000);
     expect(stuck.last_error).toMatch(/EIO: injected failure/);
-    expect(await countUnder(real, prefix)).toBe(1500);
+    expect(await countKeys(real, prefix)).toBe(1500);
 
     // Next attempt: listing starts at the cursor, not at the beginning.
     const afters: (string | undefined)[] = [];
@@ -90,7 +80,7 @@ describe("blob prefix purge", () => {
     const done = await purgeItem(team);
     expect(done.completed_at).not.toBeNull();
     expect(Number(done.progress_count)).toBe(3500);
-    expect(await countUnder(real, prefix)).toBe(0);
+    expect(await countKeys(real, prefix)).toBe(0);
   });
 
   it("S3 (real s3rver): store down → the item waits with last_error; back up → it drains", async () => {
@@ -119,7 +109,7 @@ describe("blob prefix purge", () => {
       const done = await purgeItem(team);
       expect(done.completed_at).not.toBeNull();
       expect(done.last_error).toBeNull();
-      expect(await countUnder(store, prefix)).toBe(0);
+      expect(await countKeys(store, prefix)).toBe(0);
     } finally {
       await s3.dispose();
     }

@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { freePort } from "../../src/db/embedded.ts";
+import { killAndWait } from "./child.ts";
 
 // cfssl's certdb schema for sqlite (certdb/sqlite/migrations/001_CreateCertificates.sql).
 const CERTDB_SCHEMA = `
@@ -107,10 +108,7 @@ export async function startCfssl(): Promise<CfsslServer> {
     async stop() {
       const c = child;
       child = undefined;
-      if (!c || c.exitCode !== null) return;
-      const exited = new Promise((r) => c.once("exit", r));
-      c.kill("SIGKILL");
-      await exited;
+      await killAndWait(c);
     },
     async dispose() {
       await self.stop();

@@ -9,6 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../../src/db/embedded.ts";
 import { S3BlobStore } from "../../src/adapters/blobs/s3.ts";
+import { killAndWait } from "./child.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -91,10 +92,7 @@ export async function startS3Server(bucket = "gk-test"): Promise<S3Server> {
     async stop() {
       const c = child;
       child = undefined;
-      if (!c || c.exitCode !== null) return;
-      const exited = new Promise((r) => c.once("exit", r));
-      c.kill("SIGKILL");
-      await exited;
+      await killAndWait(c);
     },
     async dispose() {
       await self.stop();
