@@ -11,7 +11,7 @@ import path from "node:path";
 import { FsBlobStore } from "../src/adapters/blobs/fs.ts";
 import { purgePrefix } from "../src/adapters/blobs/purge-prefix.ts";
 import { LocalCa } from "../src/adapters/ca/local.ts";
-import { scratchDatabase } from "./scratch-db.ts";
+import { scratchDatabase } from "./lib/scratch-db.ts";
 import { createPool } from "../src/db/pool.ts";
 import { SecretBox } from "../src/lib/secrets.ts";
 

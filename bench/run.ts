@@ -1,11 +1,17 @@
 // npm run bench [-- name]: runs the benchmarks one after the other (each prints its own ratios).
-// Results are recorded by hand in docs/benchmarks.md with the machine they ran on.
+// Every bench/<area>.ts is a benchmark (helpers live in bench/lib/). Results are recorded by hand
+// in docs/benchmarks.md with the machine they ran on.
 import { spawnSync } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const all = ["adapters", "purge", "tuf"];
+const all = fs
+  .readdirSync(here)
+  .filter((f) => f.endsWith(".ts") && f !== "run.ts")
+  .map((f) => f.slice(0, -3))
+  .sort();
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((n) => !all.includes(n));
 if (unknown.length) {

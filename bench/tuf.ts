@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { FsBlobStore } from "../src/adapters/blobs/fs.ts";
-import { scratchDatabase } from "./scratch-db.ts";
+import { scratchDatabase } from "./lib/scratch-db.ts";
 import { createPool } from "../src/db/pool.ts";
 import { SecretBox } from "../src/lib/secrets.ts";
 import { fromPool } from "../src/tuf/db.ts";

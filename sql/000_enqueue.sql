@@ -46,3 +46,22 @@ begin
 end;
 $$;
 comment on function gk_private.enqueue_many is 'Enqueue one job per payload with a single add_jobs call.';
+
+-- One job per chunk of ids: the external side takes batches, so jobs carry them.
+create or replace function gk_private.enqueue_id_batches(task text, ids uuid[], batch_size int default 200)
+returns int
+language plpgsql volatile
+as $$
+declare
+  payloads jsonb[];
+begin
+  select array_agg(jsonb_build_object('ids', to_jsonb(chunk)))
+    into payloads
+    from (select array_agg(id order by id) as chunk
+            from (select id, (row_number() over (order by id) - 1) / batch_size as g
+                    from (select distinct unnest(ids) as id) d) numbered
+           group by g) chunks;
+  perform gk_private.enqueue_many(task, payloads);
+  return coalesce(cardinality(payloads), 0);
+end;
+$$;

@@ -1,6 +1,6 @@
 -- Parked private keys (gk_private.certificate_private_keys, migration 0040): stored by the issue
 -- task in the transaction that marks the certificate issued, handed out once by the admin HTTP
--- routes (src/certs/key-routes.ts), and dropped as soon as the certificate stops being live: a
+-- routes (src/certificates/routes.ts), and dropped as soon as the certificate stops being live: a
 -- revoked or expired certificate's key must not stay downloadable.
 
 -- Statement level with transition tables: a team delete revoking thousands of certificates is

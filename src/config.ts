@@ -1,6 +1,7 @@
 // Runtime configuration from the environment, validated once with zod.
 import path from "node:path";
 import { z } from "zod";
+import { UserError } from "./lib/errors.ts";
 
 const EnvSchema = z.object({
   DATABASE_URL: z
@@ -28,9 +29,4 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new UserError(`invalid configuration: ${msg}`);
   }
   return { ...parsed.data, home: path.resolve(parsed.data.GROUNDSKEEPER_HOME) };
-}
-
-/** An error caused by bad input: the CLI prints its message on one line, without a stack. */
-export class UserError extends Error {
-  override name = "UserError";
 }

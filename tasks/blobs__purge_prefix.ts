@@ -4,7 +4,7 @@
 // the bin reconciler from re-enqueueing an item that is being worked on.
 import { z } from "zod";
 import { purgePrefix } from "../src/adapters/blobs/purge-prefix.ts";
-import { errorMessage } from "../src/certs/tx.ts";
+import { errorMessage } from "../src/lib/errors.ts";
 import { requireService } from "../src/services.ts";
 import { defineTask } from "../src/worker/define-task.ts";
 

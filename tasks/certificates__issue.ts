@@ -3,8 +3,9 @@
 // to revocation; a certificate already 'revoking' when we get the lock is never issued at all.
 import { z } from "zod";
 import { CaRequestError, type CertificateProfile } from "../src/adapters/ca/types.ts";
-import { certificateKeyContext } from "../src/certs/parked-keys.ts";
-import { errorMessage, inJobTransaction } from "../src/certs/tx.ts";
+import { certificateKeyContext } from "../src/certificates/parked-keys.ts";
+import { errorMessage } from "../src/lib/errors.ts";
+import { inJobTransaction } from "../src/worker/tx.ts";
 import { requireService } from "../src/services.ts";
 import { defineTask } from "../src/worker/define-task.ts";
 

@@ -4,8 +4,9 @@
 // revoked, revoked-never-issued, or still revoking with attempts/last_error/next_attempt_at.
 import { z } from "zod";
 import { CaRequestError, type CertificateAuthority, type RevocationReason } from "../src/adapters/ca/types.ts";
-import { mapSettled } from "../src/certs/map-limit.ts";
-import { errorMessage, inJobTransaction } from "../src/certs/tx.ts";
+import { mapSettled } from "../src/lib/map-limit.ts";
+import { errorMessage } from "../src/lib/errors.ts";
+import { inJobTransaction } from "../src/worker/tx.ts";
 import { requireService } from "../src/services.ts";
 import { defineTask } from "../src/worker/define-task.ts";
 

@@ -1,7 +1,8 @@
 // Extension points of the admin server (extra routes, metric collectors) and the statement timeout.
 import { describe, expect, it } from "vitest";
 import { jobMetrics, type MetricCollector } from "../src/server/metrics.ts";
-import { sendJson, type Route } from "../src/server/routes.ts";
+import { sendJson } from "../src/server/http.ts";
+import type { Route } from "../src/server/routes.ts";
 import { createTestDb } from "./helpers/db.ts";
 import { httpGraphql } from "./helpers/graphql.ts";
 

@@ -1,6 +1,6 @@
 // Turns known failures into one line for the user; anything else is a bug and keeps its stack.
 import { CommanderError } from "commander";
-import { UserError } from "../config.ts";
+import { UserError } from "../lib/errors.ts";
 
 interface ErrorLike {
   message?: string;

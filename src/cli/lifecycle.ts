@@ -4,7 +4,7 @@ import type { Runner } from "graphile-worker";
 import type pg from "pg";
 import { createPool } from "../db/pool.ts";
 import type { Logger } from "pino";
-import { UserError } from "../config.ts";
+import { UserError } from "../lib/errors.ts";
 
 type Stage = { name: string; stop: () => Promise<unknown> };
 

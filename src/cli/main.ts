@@ -1,9 +1,10 @@
-// `groundskeeper` — the command-line entry point. Commands live in src/cli/commands/, one file
-// each, registered from the list in src/cli/commands/index.ts.
+// `groundskeeper` — the command-line entry point. The platform's commands live in
+// src/cli/commands/ (listed in its index.ts); each area's come from its manifest (src/areas.ts).
 process.env.GRAPHILE_ENV ??= "production"; // before PostGraphile is loaded by any command
 
 const { Command } = await import("commander");
 const { commands } = await import("./commands/index.ts");
+const { areaCommands } = await import("../areas.ts");
 const { describeError, isCommanderExit } = await import("./errors.ts");
 
 const program = new Command("groundskeeper")
@@ -14,7 +15,7 @@ const program = new Command("groundskeeper")
     outputError: (str, write) => write(`groundskeeper: ${str.replace(/^error: /, "").trim()} (see --help)\n`),
   })
   .exitOverride();
-for (const register of commands) register(program);
+for (const register of [...commands, ...areaCommands]) register(program);
 
 try {
   await program.parseAsync(process.argv);

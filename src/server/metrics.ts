@@ -1,8 +1,7 @@
-// Prometheus metrics, computed from SQL at scrape time. To add metrics, write a collector
-// (an async function that sets gauges from a query) and append it to `collectors` below.
+// Prometheus metrics, computed from SQL at scrape time. The platform's collectors (job queue,
+// activations) are here; areas add theirs through their manifest's `metrics`.
 import prom from "prom-client";
 import type pg from "pg";
-import { binMetrics } from "../certs/bin-metrics.ts";
 
 export interface CollectorContext {
   db: Pick<pg.Pool, "query">;
@@ -60,8 +59,8 @@ export const activationMetrics: MetricCollector = {
   },
 };
 
-/** Every collector run at each scrape. Others append theirs here (one line each). */
-export const collectors: MetricCollector[] = [jobMetrics, activationMetrics, binMetrics];
+/** The platform's collectors, run at every scrape before the areas' own. */
+export const collectors: MetricCollector[] = [jobMetrics, activationMetrics];
 
 export interface Metrics {
   contentType: string;

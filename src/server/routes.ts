@@ -1,12 +1,9 @@
-// Extra HTTP routes served next to the admin API (e.g. read-only TUF metadata under /tuf/).
-// To add one, write `{ prefix, handle }` in its own module and append it to `routes` below.
+// The shape of an HTTP route served next to the admin API. Areas declare theirs in their
+// manifest (src/<area>/index.ts); src/areas.ts collects them and the server matches by prefix.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type pg from "pg";
 import type { Services } from "../services.ts";
-import { caRoute } from "../certs/ca-routes.ts";
-import { certificateKeyRoute, credentialBundleRoute } from "../certs/key-routes.ts";
-import { tufRoute } from "./tuf-routes.ts";
 
 export interface RouteContext {
   db: pg.Pool;
@@ -25,18 +22,4 @@ export interface Route {
   /** Whether the route requires a valid bearer token (like /graphql). */
   auth?: boolean;
   handle(req: IncomingMessage, res: ServerResponse, ctx: RouteContext): Promise<void>;
-}
-
-export const routes: Route[] = [caRoute, certificateKeyRoute, credentialBundleRoute, tufRoute];
-
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const buf = Buffer.from(JSON.stringify(body));
-  res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Content-Length": String(buf.length), ...headers });
-  res.end(buf);
-}
-
-export function sendText(res: ServerResponse, status: number, text: string, contentType = "text/plain; charset=utf-8"): void {
-  const buf = Buffer.from(text);
-  res.writeHead(status, { "Content-Type": contentType, "Content-Length": String(buf.length) });
-  res.end(buf);
 }

@@ -6,12 +6,13 @@ import type { Logger } from "pino";
 import type pg from "pg";
 import type { PostGraphileInstance } from "postgraphile";
 import { NodeGrafservBase } from "postgraphile/grafserv/node";
-import { UserError } from "../config.ts";
+import { UserError } from "../lib/errors.ts";
 import { createPool } from "../db/pool.ts";
 import type { Services } from "../services.ts";
 import { createPostgraphile, GRAPHQL_PATH, setRequestRole } from "./graphql.ts";
-import { createMetrics, MetricsPartialError, type MetricCollector } from "./metrics.ts";
-import { routes as defaultRoutes, sendJson, sendText, type Route } from "./routes.ts";
+import { collectors as platformCollectors, createMetrics, MetricsPartialError, type MetricCollector } from "./metrics.ts";
+import { sendJson, sendText } from "./http.ts";
+import type { Route } from "./routes.ts";
 import { bearerToken, roleForToken } from "./tokens.ts";
 
 export interface AdminServerOptions {
@@ -21,7 +22,9 @@ export interface AdminServerOptions {
   services: Services;
   /** PostgreSQL interval for each API statement; default 15s. */
   statementTimeout?: string;
+  /** The areas' routes (src/areas.ts `areaRoutes`). */
   routes?: Route[];
+  /** Every metric collector; default: the platform's own (job queue, activations). */
   collectors?: MetricCollector[];
 }
 
@@ -52,8 +55,8 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     await pgl.getSchema(); // fail now (bad database, not migrated) rather than on the first request
     const serv = pgl.createServ((config) => new GroundskeeperGrafserv(config));
     const graphql = serv.handler();
-    const metrics = createMetrics(pool, opts.collectors);
-    const extraRoutes = opts.routes ?? defaultRoutes;
+    const metrics = createMetrics(pool, opts.collectors ?? platformCollectors);
+    const extraRoutes = opts.routes ?? [];
 
     const handle = async (req: IncomingMessage, res: ServerResponse) => {
       const url = new URL(req.url ?? "/", "http://localhost");

@@ -2,7 +2,7 @@
 // keeps only its sha256, so a leaked database does not leak usable tokens.
 import crypto from "node:crypto";
 import type pg from "pg";
-import { UserError } from "../config.ts";
+import { UserError } from "../lib/errors.ts";
 
 export type ApiRole = "admin" | "viewer";
 export const API_ROLES: readonly ApiRole[] = ["admin", "viewer"];

@@ -1,6 +1,6 @@
 // TAP 15 succinct hashed bins, exactly as clients (tuf-js SuccinctRoles) compute them.
 import crypto from "node:crypto";
-import { UserError } from "../config.ts";
+import { UserError } from "../lib/errors.ts";
 
 export const BIN_PREFIX = "bins";
 

@@ -3,7 +3,7 @@
 // key is sealed with SecretBox. Root v1 is signed and stored, every online role is created
 // dirty, and a publish is scheduled (the caller may also publish at once).
 import path from "node:path";
-import { UserError } from "../config.ts";
+import { UserError } from "../lib/errors.ts";
 import type { SecretBox } from "../lib/secrets.ts";
 import { bitLengthFor } from "./bins.ts";
 import { transaction, type WithClient } from "./db.ts";

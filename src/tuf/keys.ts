@@ -4,7 +4,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { canonicalize } from "@tufjs/canonical-json";
-import { UserError } from "../config.ts";
+import { UserError } from "../lib/errors.ts";
 
 export interface PublicKey {
   keyid: string;

@@ -9,6 +9,7 @@
 //     stored bytes are uploaded again, nothing is signed twice under one version.
 import type pg from "pg";
 import type { BlobStore } from "../adapters/blobs/types.ts";
+import { mapLimit } from "../lib/map-limit.ts";
 import type { SecretBox } from "../lib/secrets.ts";
 import { transaction, type WithClient } from "./db.ts";
 import { metadataFile, metadataKey } from "./layout.ts";
@@ -284,14 +285,6 @@ async function uploadVersioned(c: pg.ClientBase, blobs: BlobStore, teamId: strin
     ]);
     total += rows.length;
   }
-}
-
-async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  });
-  await Promise.all(workers);
 }
 
 /** Sign what is dirty, then upload what is pending: what the tuf__publish task does. */

@@ -2,7 +2,7 @@
 // files the operator holds. The online key stays; the new root is stored and uploaded as
 // (N+1).root.json, which clients fetch when they refresh.
 import { Metadata, MetadataKind } from "@tufjs/models";
-import { UserError } from "../config.ts";
+import { UserError } from "../lib/errors.ts";
 import { transaction, type WithClient } from "./db.ts";
 import { publicKeyOf, readKeyFile, type SigningKey } from "./keys.ts";
 import { rootSigned, signDocument } from "./metadata.ts";

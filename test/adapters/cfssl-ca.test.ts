@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { CfsslCa, hexToDecimal } from "../../src/adapters/ca/cfssl.ts";
 import { CaRequestError, CaUnavailableError } from "../../src/adapters/ca/types.ts";
 import { startCfssl } from "../helpers/cfssl.ts";
-import { openssl, opensslSerial, verifyWithCrl } from "./openssl.ts";
+import { openssl, opensslSerial, verifyWithCrl } from "../helpers/openssl.ts";
 
 const server = await startCfssl();
 afterAll(() => server.dispose());

@@ -9,7 +9,7 @@ import { S3BlobStore } from "../../src/adapters/blobs/s3.ts";
 import { CfsslCa } from "../../src/adapters/ca/cfssl.ts";
 import { caFromEnv } from "../../src/adapters/ca/from-config.ts";
 import { LocalCa } from "../../src/adapters/ca/local.ts";
-import { UserError } from "../../src/config.ts";
+import { UserError } from "../../src/lib/errors.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { startS3Server } from "../helpers/s3.ts";
 

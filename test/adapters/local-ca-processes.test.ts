@@ -9,7 +9,7 @@ import { expect, it } from "vitest";
 import { LocalCa } from "../../src/adapters/ca/local.ts";
 import { SecretBox } from "../../src/lib/secrets.ts";
 import { createTestDb } from "../helpers/db.ts";
-import { verifyWithCrl } from "./openssl.ts";
+import { verifyWithCrl } from "../helpers/openssl.ts";
 
 const db = await createTestDb();
 const masterKey = crypto.randomBytes(32);

@@ -8,7 +8,7 @@ import { CaRequestError, CaUnavailableError, normalizeSerial } from "../../src/a
 import { x509 } from "../../src/adapters/ca/x509.ts";
 import { SecretBox } from "../../src/lib/secrets.ts";
 import { createTestDb } from "../helpers/db.ts";
-import { openssl, opensslSerial, verifyWithCrl } from "./openssl.ts";
+import { openssl, opensslSerial, verifyWithCrl } from "../helpers/openssl.ts";
 
 const db = await createTestDb();
 const box = new SecretBox(crypto.randomBytes(32));

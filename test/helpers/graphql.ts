@@ -4,6 +4,7 @@ import { grafast } from "postgraphile/grafast";
 import { afterAll } from "vitest";
 import { createPool } from "../../src/db/pool.ts";
 import { createPostgraphile } from "../../src/server/graphql.ts";
+import { areaServerParts } from "../../src/areas.ts";
 import { startAdminServer, type AdminServer, type AdminServerOptions } from "../../src/server/server.ts";
 import { createToken, type ApiRole, DB_ROLE } from "../../src/server/tokens.ts";
 import type { TestDb } from "./db.ts";
@@ -53,7 +54,7 @@ export interface HttpGraphql {
 
 /** A real admin server on a free port against `db`, with an admin and a viewer token. Closed after the file. */
 export async function httpGraphql(db: TestDb, extra: Partial<AdminServerOptions> = {}): Promise<HttpGraphql> {
-  const server = await startAdminServer({ databaseUrl: db.url, host: "127.0.0.1", port: 0, services: testServices(), ...extra });
+  const server = await startAdminServer({ databaseUrl: db.url, host: "127.0.0.1", port: 0, services: testServices(), ...areaServerParts(), ...extra });
   afterAll(() => server.close());
   const tokens = {
     admin: (await createToken(db.pool, "test admin", "admin")).token,

@@ -1,7 +1,7 @@
 // Builds the configured blob store: GK_BLOBS=fs (default, under <home>/blobs) | s3.
 import path from "node:path";
 import { z } from "zod";
-import { UserError } from "../../config.ts";
+import { UserError } from "../../lib/errors.ts";
 import { FsBlobStore } from "./fs.ts";
 import { S3BlobStore } from "./s3.ts";
 import type { BlobStore } from "./types.ts";

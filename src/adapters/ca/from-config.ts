@@ -1,7 +1,7 @@
 // Builds the configured certificate authority: GK_CA=local (default) | cfssl.
 import type pg from "pg";
 import { z } from "zod";
-import { UserError } from "../../config.ts";
+import { UserError } from "../../lib/errors.ts";
 import { secretBoxFromEnv } from "../../lib/secrets.ts";
 import { CfsslCa } from "./cfssl.ts";
 import { LocalCa } from "./local.ts";

@@ -1,14 +1,14 @@
-// Every CLI command. To add one: write src/cli/commands/<name>.ts exporting a default
-// `(program: Command) => void` that calls program.command(...), and add it to this list.
+// The platform's CLI commands (areas add theirs through their manifest's `commands`). To add
+// one: write src/cli/commands/<name>.ts exporting a default `(program: Command) => void` that
+// calls program.command(...), and add it to this list.
 import type { Command } from "commander";
 import migrate from "./migrate.ts";
 import serve from "./serve.ts";
 import start from "./start.ts";
 import status from "./status.ts";
 import token from "./token.ts";
-import tuf from "./tuf.ts";
 import worker from "./worker.ts";
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [start, migrate, worker, serve, token, status, tuf];
+export const commands: RegisterCommand[] = [start, migrate, worker, serve, token, status];

@@ -1,5 +1,6 @@
 // groundskeeper serve: the GraphQL admin API (+ GraphiQL, /healthz, /metrics) only.
 import type { Command } from "commander";
+import { areaServerParts } from "../../areas.ts";
 import { createPool } from "../../db/pool.ts";
 import { cliContext, describeDatabase, openDatabase } from "../context.ts";
 import { Lifecycle } from "../lifecycle.ts";
@@ -29,6 +30,7 @@ export default function register(program: Command): void {
           port: opts.port ?? ctx.config.PORT,
           services,
           statementTimeout: ctx.config.API_STATEMENT_TIMEOUT,
+          ...areaServerParts(),
         });
         life.add("server", () => server.close());
         console.log(`GraphiQL:  ${server.url}/\nGraphQL:   ${server.url}/graphql\nDatabase:  ${describeDatabase(db)}`);

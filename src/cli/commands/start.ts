@@ -1,6 +1,7 @@
 // groundskeeper start: everything in one process for a laptop or a demo — embedded PostgreSQL
 // (unless DATABASE_URL), migrations, the job runner with its crontab, and the admin API.
 import type { Command } from "commander";
+import { areaServerParts } from "../../areas.ts";
 import { createPool } from "../../db/pool.ts";
 import { ensureAdminToken } from "../admin-token.ts";
 import { cliContext, describeDatabase, openDatabase } from "../context.ts";
@@ -41,6 +42,7 @@ export default function register(program: Command): void {
           port: opts.port ?? config.PORT,
           services,
           statementTimeout: config.API_STATEMENT_TIMEOUT,
+          ...areaServerParts(),
         });
         life.add("server", () => server.close());
         const admin = await ensureAdminToken(server.pool, config.home);

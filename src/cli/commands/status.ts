@@ -2,8 +2,8 @@
 import type { Command } from "commander";
 import { createPool } from "../../db/pool.ts";
 import { cliContext, openDatabase } from "../context.ts";
-import { collectStatus, renderStatus } from "../status/sections.ts";
-import { watchBin } from "../status/bin.ts";
+import { areaStatusSections } from "../../areas.ts";
+import { collectStatus, renderStatus, statusSections } from "../status/sections.ts";
 
 export default function register(program: Command): void {
   program
@@ -14,16 +14,18 @@ export default function register(program: Command): void {
     .action(async (opts: { json?: boolean; watch?: boolean }, cmd: Command) => {
       const db = await openDatabase(cliContext(cmd));
       const pool = createPool(db.url, 4);
+      const sections = [...statusSections, ...areaStatusSections];
       try {
-        const data = await collectStatus(pool);
-        console.log(opts.json ? JSON.stringify(data, null, 2) : renderStatus(data));
+        const data = await collectStatus(pool, sections);
+        console.log(opts.json ? JSON.stringify(data, null, 2) : renderStatus(data, sections));
         if (opts.watch) {
           const stop = new AbortController();
           const onSignal = () => stop.abort();
           process.once("SIGINT", onSignal);
           try {
-            const drained = await watchBin(pool, { signal: stop.signal });
-            console.log(stop.signal.aborted ? `stopped; ${drained} drained so far` : `bin empty (${drained} drained)`);
+            for (const s of sections) {
+              if (s.watch && !stop.signal.aborted) console.log(await s.watch(pool, { signal: stop.signal }));
+            }
           } finally {
             process.off("SIGINT", onSignal);
           }

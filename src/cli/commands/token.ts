@@ -1,6 +1,6 @@
 // groundskeeper token create|list|revoke: bearer tokens of the admin API.
 import type { Command } from "commander";
-import { UserError } from "../../config.ts";
+import { UserError } from "../../lib/errors.ts";
 import { createPool } from "../../db/pool.ts";
 import { cliContext, openDatabase } from "../context.ts";
 import { formatTable } from "../format.ts";

@@ -1,9 +1,8 @@
 // Sections of `groundskeeper status`. Each collects its data with SQL and renders it as text;
-// `--json` prints { <name>: <data> } for all of them. To add one, write a StatusSection in its
-// own file and append it to `statusSections` below (collect() is also what a --watch loop calls).
+// `--json` prints { <name>: <data> } for all of them. The platform's own sections (job queue,
+// activations) are here; areas add theirs through their manifest's `statusSections`.
 import type pg from "pg";
 import { formatTable } from "../format.ts";
-import { binSection } from "./bin.ts";
 
 export type Queryable = Pick<pg.Pool, "query">;
 
@@ -13,6 +12,8 @@ export interface StatusSection<T = unknown> {
   title: string;
   collect(db: Queryable): Promise<T>;
   render(data: T): string;
+  /** `status --watch`: follow this section live until it settles (or `signal` aborts); returns a closing line. */
+  watch?(db: Queryable, opts: { signal?: AbortSignal }): Promise<string>;
 }
 
 export interface JobsByTask {
@@ -109,8 +110,8 @@ export const activationsSection: StatusSection<LatestActivation[]> = {
   },
 };
 
-/** Every section, in display order. */
-export const statusSections: StatusSection<any>[] = [jobsSection, activationsSection, binSection];
+/** The platform's sections, shown before the areas' own. */
+export const statusSections: StatusSection<any>[] = [jobsSection, activationsSection];
 
 export async function collectStatus(db: Queryable, sections = statusSections): Promise<Record<string, unknown>> {
   const data = await Promise.all(sections.map((s) => s.collect(db)));

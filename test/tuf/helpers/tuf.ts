@@ -9,7 +9,7 @@ import { Updater } from "tuf-js";
 import { SecretBox } from "../../../src/lib/secrets.ts";
 import type { BlobStore } from "../../../src/adapters/blobs/types.ts";
 import { fromPool } from "../../../src/tuf/db.ts";
-import { handleTufRequest } from "../../../src/tuf/http.ts";
+import { handleTufRequest } from "../../../src/tuf/routes.ts";
 import { initRepository, type InitOptions, type InitResult } from "../../../src/tuf/init.ts";
 import { metadataKey, targetKey } from "../../../src/tuf/layout.ts";
 import { publishTeam } from "../../../src/tuf/publish.ts";

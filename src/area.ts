@@ -1,0 +1,23 @@
+// What an area brings to the platform. Each area exports one manifest from src/<area>/index.ts;
+// src/areas.ts lists them, and the framework (server, CLI, worker) reads only that list.
+import type { Command } from "commander";
+import type { StatusSection } from "./cli/status/sections.ts";
+import type { MetricCollector } from "./server/metrics.ts";
+import type { Route } from "./server/routes.ts";
+
+export interface AreaManifest {
+  /** The area key: the same in sql/, migrations/, tasks/, src/, test/, docs/ and bench/. */
+  key: string;
+  /** HTTP routes served next to the admin API. */
+  routes?: Route[];
+  /** Prometheus collectors run at every scrape of /metrics. */
+  metrics?: MetricCollector[];
+  /** Sections of `groundskeeper status`, in display order. */
+  statusSections?: StatusSection<any>[];
+  /** CLI commands: each registers itself with `program.command(...)`. */
+  commands?: ((program: Command) => void)[];
+}
+
+export function defineArea(manifest: AreaManifest): AreaManifest {
+  return manifest;
+}

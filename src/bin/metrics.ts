@@ -1,0 +1,25 @@
+// Prometheus: the bin's length and oldest age by kind (a collector run at every /metrics scrape).
+import type { MetricCollector } from "../server/metrics.ts";
+
+export const binMetrics: MetricCollector = {
+  name: "bin",
+  async collect({ db, gauge }) {
+    const { rows } = await db.query<{ kind: string; length: number; failing: number; oldest_age_seconds: number | null }>(
+      "select kind, length, failing, oldest_age_seconds from gk_public.bin_summary",
+    );
+    const length = gauge("gk_bin_length", "Pending deletions in the bin, by kind", ["kind"]);
+    const failing = gauge("gk_bin_failing", "Pending deletions whose last attempt failed, by kind", ["kind"]);
+    const oldest = gauge("gk_bin_oldest_age_seconds", "Age of the oldest pending deletion, by kind", ["kind"]);
+    // Known kinds report 0 when empty, so alerts on "length > 0 for 1h" resolve.
+    for (const kind of ["certificate", "blob_prefix"]) {
+      length.set({ kind }, 0);
+      failing.set({ kind }, 0);
+      oldest.set({ kind }, 0);
+    }
+    for (const r of rows) {
+      length.set({ kind: r.kind }, r.length);
+      failing.set({ kind: r.kind }, r.failing);
+      oldest.set({ kind: r.kind }, r.oldest_age_seconds ?? 0);
+    }
+  },
+};

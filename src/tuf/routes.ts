@@ -1,0 +1,71 @@
+// Read-only HTTP access to a team's published repository, straight from the blob store:
+//   GET /tuf/<team>/metadata/<file>   (N.role.json, timestamp.json)
+//   GET /tuf/<team>/targets/<path>    (target files the platform stored under the team's prefix)
+// Public like any TUF mirror (no token): clients trust signatures, not the transport. A missing
+// file is a 404, which is how TUF clients learn that no newer root exists.
+import type http from "node:http";
+import type pg from "pg";
+import type { BlobStore } from "../adapters/blobs/types.ts";
+import { sendText } from "../server/http.ts";
+import type { Route } from "../server/routes.ts";
+import { metadataKey, targetKey } from "./layout.ts";
+
+export const TUF_ROUTE_PREFIX = "/tuf/";
+
+export interface TufHttpDeps {
+  pool: pg.Pool;
+  blobs: BlobStore;
+}
+
+export const tufRoute: Route = {
+  prefix: TUF_ROUTE_PREFIX,
+  auth: false,
+  async handle(req, res, ctx) {
+    const blobs = ctx.services.blobs;
+    if (!blobs) return sendText(res, 503, "no blob store configured\n");
+    const handled = await handleTufRequest(req, res, { pool: ctx.db, blobs });
+    if (!handled) sendText(res, 404, "not found\n");
+  },
+};
+
+/** Handles a request under /tuf/; returns false when the path is not ours. */
+export async function handleTufRequest(req: http.IncomingMessage, res: http.ServerResponse, deps: TufHttpDeps): Promise<boolean> {
+  const url = new URL(req.url ?? "/", "http://localhost");
+  if (!url.pathname.startsWith(TUF_ROUTE_PREFIX)) return false;
+  if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, "method not allowed\n", { allow: "GET, HEAD" });
+  let parts: string[];
+  try {
+    parts = url.pathname.slice(TUF_ROUTE_PREFIX.length).split("/").map(decodeURIComponent);
+  } catch {
+    return send(res, 400, "bad path\n");
+  }
+  const [team, kind, ...rest] = parts;
+  const file = rest.join("/");
+  const badSegment = (p: string) => p === "" || p === "." || p === ".." || /[/\\\0]/.test(p);
+  if (!team || (kind !== "metadata" && kind !== "targets") || !file || rest.some(badSegment)) {
+    return send(res, 404, "not found\n");
+  }
+  if (kind === "metadata" && rest.length !== 1) return send(res, 404, "not found\n");
+  const { rows } = await deps.pool.query(
+    "select p.team_id from gk_public.tuf_repositories p join gk_public.teams t on t.id = p.team_id where t.name = $1",
+    [team],
+  );
+  if (!rows[0]) return send(res, 404, "no such repository\n");
+  const key = kind === "metadata" ? metadataKey(rows[0].team_id, file) : targetKey(rows[0].team_id, file);
+  const body = await deps.blobs.get(key);
+  if (!body) return send(res, 404, "not found\n");
+  const headers: Record<string, string> = {
+    "content-type": kind === "metadata" ? "application/json" : "application/octet-stream",
+    "content-length": String(body.byteLength),
+    // Versioned files never change; timestamp.json does.
+    "cache-control": kind === "metadata" && file !== "timestamp.json" ? "public, max-age=31536000, immutable" : "no-cache",
+  };
+  res.writeHead(200, headers);
+  res.end(req.method === "HEAD" ? undefined : body);
+  return true;
+}
+
+function send(res: http.ServerResponse, status: number, text: string, headers: Record<string, string> = {}): true {
+  sendText(res, status, text, "text/plain; charset=utf-8", headers);
+  return true;
+}

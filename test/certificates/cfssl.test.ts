@@ -1,0 +1,71 @@
+// The lifecycle against a real `cfssl serve` (the production-shaped external CA): issue through
+// the task, stop cfssl (an outage) while a team is deleted, start it again, and the revocations
+// drain. Revocations are checked in cfssl's certificate DB and in a CRL cfssl itself makes
+// (`cfssl gencrl`; Debian's cfssl 1.2 has no CRL endpoint), verified with openssl.
+import { afterAll, describe, expect, it } from "vitest";
+import crypto from "node:crypto";
+import { CfsslCa, hexToDecimal } from "../../src/adapters/ca/cfssl.ts";
+import { EC_KEY, EC_SIGN, generateKeyPair, publicKeyToPem, x509 } from "../../src/adapters/ca/x509.ts";
+import { startCfssl } from "../helpers/cfssl.ts";
+import { createTestDb } from "../helpers/db.ts";
+import { runJobs, testServices } from "../helpers/jobs.ts";
+import { verifyWithCrl } from "../helpers/openssl.ts";
+import { makeRobots, makeTeam } from "./helpers/fixtures.ts";
+
+const db = await createTestDb();
+const server = await startCfssl();
+afterAll(() => server.dispose());
+const ca = new CfsslCa({ url: server.url, crlCacheMs: 0, timeoutMs: 3_000 });
+const services = testServices({ ca });
+
+describe(`certificate lifecycle at cfssl ${server.version}`, () => {
+  it("cfssl down: revocations wait in the bin with last_error; cfssl back: they drain and cfssl's CRL lists them", async () => {
+    const team = await makeTeam(db, "cfssl");
+    const keep = await makeTeam(db, "cfssl-keep");
+    const robots = await makeRobots(db, team, 6);
+    const [kept] = await makeRobots(db, keep, 1);
+    await db.query("select gk_public.request_certificate(r) from unnest($1::uuid[]) r", [[...robots, kept]]);
+    await runJobs(db, services);
+    const { rows: certs } = await db.query("select id, serial, pem, owner_team_id from gk_public.certificates order by owner_team_id = $1", [team]);
+    expect(certs.every((c) => c.serial && c.pem)).toBe(true);
+
+    await server.stop();
+    await db.query("delete from gk_public.teams where id = $1", [team]);
+    await runJobs(db, services);
+    const { rows: bin } = await db.query("select attempts, last_error from gk_public.bin where kind = 'certificate'");
+    expect(bin).toHaveLength(6);
+    for (const b of bin) {
+      expect(b.attempts).toBe(1);
+      expect(b.last_error).toMatch(/CaUnavailableError/);
+    }
+
+    await server.start();
+    await db.query("update gk_public.certificates set next_attempt_at = now() - interval '1 second' where status = 'revoking'");
+    await db.query("delete from graphile_worker._private_jobs where task_id = (select id from graphile_worker._private_tasks where identifier = 'certificates__revoke')");
+    await db.query("select gk_private.enqueue('bin__reconcile')");
+    await runJobs(db, services);
+    expect((await db.query("select count(*)::int as n from gk_public.bin where kind = 'certificate'")).rows[0].n).toBe(0);
+
+    const revokedInCfssl = new Set(server.certdbRows().filter((r) => r.status === "revoked").map((r) => r.serial_number));
+    const doomed = certs.filter((c) => c.owner_team_id === team);
+    expect(revokedInCfssl).toEqual(new Set(doomed.map((c) => hexToDecimal(c.serial))));
+    const crl = server.gencrlFromDb();
+    for (const c of doomed) expect(verifyWithCrl(server.caPem, crl, c.pem).out).toContain("certificate revoked");
+    const survivor = certs.find((c) => c.owner_team_id === keep)!;
+    expect(verifyWithCrl(server.caPem, crl, survivor.pem).status).toBe(0);
+  });
+
+  it("a robot's own key via a CSR: cfssl certifies exactly that key", async () => {
+    const team = await makeTeam(db, "cfssl-csr");
+    const [robot] = await makeRobots(db, team, 1);
+    const keys = await generateKeyPair();
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${robot}`, keys, signingAlgorithm: { ...EC_SIGN, ...EC_KEY } });
+    const { rows } = await db.query("select (gk_public.request_certificate($1, csr_pem := $2)).id", [robot, csr.toString("pem")]);
+    await runJobs(db, services);
+    const { rows: c } = await db.query("select status, pem from gk_public.certificates where id = $1", [rows[0].id]);
+    expect(c[0].status).toBe("issued");
+    const certKey = new crypto.X509Certificate(c[0].pem).publicKey.export({ type: "spki", format: "pem" });
+    expect(String(certKey).trim()).toBe((await publicKeyToPem(keys.publicKey)).trim());
+    await expect(db.query("select gk_public.request_certificate($1, csr_pem := 'nope')", [robot])).rejects.toThrow(/csr_pem must be a PEM/);
+  });
+});

@@ -1,0 +1,58 @@
+// A real worker process for the fault tests: graphile-worker with our tasks, the local CA (state in
+// the database) and a filesystem blob store, all from the environment. The test SIGKILLs it.
+//   DATABASE_URL, GK_MASTER_KEY, GK_CA_NAME, GK_BLOBS_DIR     where things are
+//   GK_TEST_SLOW_MS    sleep before each CA revocation call and each blob page delete, so a test
+//                      can kill the process mid-drain (the effects themselves are the real ones)
+//   GK_TEST_EFFECT_LOG append one line per effect to this file: "<pid> revoke <serial>…" per CA
+//                      revocation call, "<pid> purge <n>" per blob page deleted
+//   GK_TEST_CONCURRENCY jobs at once (default 4)
+import fs from "node:fs";
+import { pino } from "pino";
+import { FsBlobStore } from "../../../src/adapters/blobs/fs.ts";
+import type { BlobStore } from "../../../src/adapters/blobs/types.ts";
+import { LocalCa } from "../../../src/adapters/ca/local.ts";
+import type { CertificateAuthority } from "../../../src/adapters/ca/types.ts";
+import { createPool } from "../../../src/db/pool.ts";
+import { secretBoxFromEnv } from "../../../src/lib/secrets.ts";
+import { startWorker } from "../../../src/worker/runner.ts";
+
+const env = process.env;
+const url = env.DATABASE_URL!;
+const slow = Number(env.GK_TEST_SLOW_MS ?? 0);
+const sleep = () => new Promise((r) => setTimeout(r, slow));
+const effectLog = env.GK_TEST_EFFECT_LOG;
+
+const pool = createPool(url, 4);
+const real = new LocalCa(pool, secretBoxFromEnv(env, "/nonexistent"), { name: env.GK_CA_NAME ?? "default", crlDebounceMs: 0 });
+const logEffect = (kind: string, items: (string | number)[]) => {
+  if (effectLog) fs.appendFileSync(effectLog, `${process.pid} ${kind} ${items.join(" ")}\n`);
+};
+const logRevocation = (serials: string[]) => logEffect("revoke", serials);
+const ca: CertificateAuthority = {
+  kind: real.kind,
+  issue: (r) => real.issue(r),
+  fetch: (r) => real.fetch(r),
+  revoke: async (s, reason) => (await sleep(), await real.revoke(s, reason), logRevocation([s])),
+  revokeMany: async (s, reason) => (await sleep(), await real.revokeMany(s, reason), logRevocation(s)),
+  crlPem: () => real.crlPem(),
+  caCertificatePem: () => real.caCertificatePem(),
+};
+const fsStore = new FsBlobStore(env.GK_BLOBS_DIR!);
+const blobs: BlobStore = {
+  kind: fsStore.kind,
+  put: (k, b) => fsStore.put(k, b),
+  get: (k) => fsStore.get(k),
+  list: (p, o) => fsStore.list(p, o),
+  deleteMany: async (keys) => (await sleep(), await fsStore.deleteMany(keys), logEffect("purge", [keys.length])),
+};
+
+const runner = await startWorker({
+  databaseUrl: url,
+  services: { log: pino({ level: "silent" }), ca, blobs },
+  concurrency: Number(env.GK_TEST_CONCURRENCY ?? 4),
+  cron: false,
+  pollInterval: 200,
+});
+process.stdout.write("ready\n");
+process.on("SIGTERM", () => void runner.stop().then(() => pool.end()).then(() => process.exit(0)));
+await runner.promise;
