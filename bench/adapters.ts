@@ -28,7 +28,8 @@ try {
   await ca.caCertificatePem();
   let t = now();
   const certs = [];
-  for (let i = 0; i < 2 * N; i++) certs.push(await ca.issue({ commonName: `r${i}`, profile: "robot", notAfter: new Date(Date.now() + 86400_000) }));
+  for (let i = 0; i < 2 * N; i++)
+    certs.push(await ca.issue({ commonName: `r${i}`, profile: "robot", notAfter: new Date(Date.now() + 86400_000) }));
   const issueMs = now() - t;
   results.push(`issue (key generated, signed, stored): ${((2 * N) / (issueMs / 1000)).toFixed(0)} certificates/s`);
 
@@ -40,12 +41,16 @@ try {
   t = now();
   await ca.revokeMany(batch, "unspecified");
   const batchMs = now() - t;
-  results.push(`revoke ${N} serials: one by one ${oneMs.toFixed(0)} ms, revokeMany ${batchMs.toFixed(0)} ms → ${(oneMs / batchMs).toFixed(1)}× faster batched`);
+  results.push(
+    `revoke ${N} serials: one by one ${oneMs.toFixed(0)} ms, revokeMany ${batchMs.toFixed(0)} ms → ${(oneMs / batchMs).toFixed(1)}× faster batched`,
+  );
 
   t = now();
   await ca.refreshCrl({ force: true });
   const crlMs = now() - t;
-  results.push(`CRL regeneration with ${2 * N} entries: ${crlMs.toFixed(0)} ms (done once per debounce interval, not per revocation: ${(crlMs * N).toFixed(0)} ms if per revocation)`);
+  results.push(
+    `CRL regeneration with ${2 * N} entries: ${crlMs.toFixed(0)} ms (done once per debounce interval, not per revocation: ${(crlMs * N).toFixed(0)} ms if per revocation)`,
+  );
 
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "gk-bench-blobs-"));
   try {
@@ -56,7 +61,9 @@ try {
       t = now();
       const r = await purgePrefix(store, `team-${pageSize}/`, { pageSize, onProgress: () => {} });
       const ms = now() - t;
-      results.push(`fs purgePrefix ${r.deleted} objects, page ${pageSize}: ${ms.toFixed(0)} ms (${(r.deleted / (ms / 1000)).toFixed(0)} objects/s)`);
+      results.push(
+        `fs purgePrefix ${r.deleted} objects, page ${pageSize}: ${ms.toFixed(0)} ms (${(r.deleted / (ms / 1000)).toFixed(0)} objects/s)`,
+      );
     }
   } finally {
     fs.rmSync(root, { recursive: true, force: true });

@@ -65,7 +65,9 @@ try {
   await q("select gk_public.create_provisioning_credential($1, 'c' || g) from generate_series(1, $2) g", [teamA, CREDS]);
   await waitFor("select count(*)::int as n from gk_public.certificates where status = 'issuing'", "issuing at the CA");
   results.issue_ms = now() - t;
-  const certCount = (await q("select count(*)::int as n from gk_public.certificates where owner_team_id = $1 and status = 'issued'", [teamA])).rows[0].n;
+  const certCount = (
+    await q("select count(*)::int as n from gk_public.certificates where owner_team_id = $1 and status = 'issued'", [teamA])
+  ).rows[0].n;
   log(`issued ${certCount} certificates in ${(results.issue_ms / 1000).toFixed(1)} s`);
 
   // Team B: the same shape for the DELETE comparison (rows only; its DELETEs are rolled back).
@@ -75,7 +77,10 @@ try {
      select r.team_id, r.id, 'robot', 'issued', 'ref', 'ab', now() + interval '1 year' from gk_public.robots r where r.team_id = $1`,
     [teamB],
   );
-  await q("insert into gk_public.provisioning_credentials (team_id, name, status, expires_at) select $1, 'c' || g, 'issued', now() + interval '1 year' from generate_series(1, $2) g", [teamB, CREDS]);
+  await q(
+    "insert into gk_public.provisioning_credentials (team_id, name, status, expires_at) select $1, 'c' || g, 'issued', now() + interval '1 year' from generate_series(1, $2) g",
+    [teamB, CREDS],
+  );
   await q(
     `insert into gk_public.certificates (owner_team_id, provisioning_credential_id, profile, status, ca_ref, serial, not_after)
      select p.team_id, p.id, x, 'issued', 'ref', 'ab', now() + interval '1 year'
@@ -86,7 +91,9 @@ try {
   t = now();
   const prefix = `teams/${teamA}/`;
   for (let i = 0; i < OBJECTS; i += 256) {
-    await Promise.all(Array.from({ length: Math.min(256, OBJECTS - i) }, (_, j) => blobs.put(`${prefix}objects/${String(i + j).padStart(7, "0")}`, "x")));
+    await Promise.all(
+      Array.from({ length: Math.min(256, OBJECTS - i) }, (_, j) => blobs.put(`${prefix}objects/${String(i + j).padStart(7, "0")}`, "x")),
+    );
   }
   log(`wrote ${OBJECTS} objects in ${((now() - t) / 1000).toFixed(1)} s`);
 
@@ -94,8 +101,11 @@ try {
   const bareCa = new LocalCa(pool, new SecretBox(crypto.randomBytes(32)), { name: "bench-bare", crlDebounceMs: 10_000 });
   const bareSerials: string[] = [];
   for (let i = 0; i < certCount; i += 16) {
-    const batch = await Promise.all(Array.from({ length: Math.min(16, certCount - i) }, (_, j) =>
-      bareCa.issue({ commonName: `bare-${i + j}`, profile: "robot", notAfter: new Date(Date.now() + 365 * 86400_000) })));
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(16, certCount - i) }, (_, j) =>
+        bareCa.issue({ commonName: `bare-${i + j}`, profile: "robot", notAfter: new Date(Date.now() + 365 * 86400_000) }),
+      ),
+    );
     bareSerials.push(...batch.map((b) => b.serial!));
   }
   await q("vacuum analyze");
@@ -106,7 +116,9 @@ try {
     try {
       await c.query("begin");
       if (!withTriggers) {
-        await c.query("alter table gk_public.certificates disable trigger _100_lifecycle, disable trigger _500_enqueue_revocations, disable trigger _500_enqueue_issuance");
+        await c.query(
+          "alter table gk_public.certificates disable trigger _100_lifecycle, disable trigger _500_enqueue_revocations, disable trigger _500_enqueue_issuance",
+        );
         await c.query("alter table gk_public.provisioning_credentials disable trigger _500_revoke_certificates");
         await c.query("alter table gk_public.teams disable trigger _500_purge_blobs");
         // Without the trigger the invariant's CHECK would (rightly) refuse ownerless live rows.
@@ -129,7 +141,9 @@ try {
   }
   results.delete_plain_ms = Math.min(...plain);
   results.delete_triggered_ms = Math.min(...triggered);
-  log(`DELETE team: plain ${plain.map((x) => x.toFixed(0)).join("/")} ms, with triggers ${triggered.map((x) => x.toFixed(0)).join("/")} ms`);
+  log(
+    `DELETE team: plain ${plain.map((x) => x.toFixed(0)).join("/")} ms, with triggers ${triggered.map((x) => x.toFixed(0)).join("/")} ms`,
+  );
 
   // ---- (a) no-op jobs, as many as there will be bin items ----
   const items = certCount + 1;
@@ -158,11 +172,15 @@ try {
   log(`drain: ${(results.drain_ms / 1000).toFixed(2)} s`);
 
   // Check the outcome, not just the clock.
-  const revoked = (await q("select count(*)::int as n from gk_public.certificates where owner_team_id = $1 and status = 'revoked'", [teamA])).rows[0].n;
+  const revoked = (
+    await q("select count(*)::int as n from gk_public.certificates where owner_team_id = $1 and status = 'revoked'", [teamA])
+  ).rows[0].n;
   const left = await blobs.list(prefix, { limit: 1 });
   const crl = await ca.crlPem();
-  if (revoked !== certCount || left.keys.length > 0) throw new Error(`drain incomplete: ${revoked}/${certCount} revoked, blobs left: ${left.keys.length}`);
-  const onCa = (await q("select count(*)::int as n from gk_private.local_ca_certificates where authority = 'bench' and status = 'revoked'")).rows[0].n;
+  if (revoked !== certCount || left.keys.length > 0)
+    throw new Error(`drain incomplete: ${revoked}/${certCount} revoked, blobs left: ${left.keys.length}`);
+  const onCa = (await q("select count(*)::int as n from gk_private.local_ca_certificates where authority = 'bench' and status = 'revoked'"))
+    .rows[0].n;
   if (onCa !== certCount) throw new Error(`CA has ${onCa} revoked, expected ${certCount}`);
 
   await runner.stop();

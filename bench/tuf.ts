@@ -36,12 +36,23 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gk-bench-tuf-"));
 const blobs = new FsBlobStore(path.join(tmp, "blobs"));
 
 function target(prefix: string, i: number) {
-  return { path: `${prefix}/${i % 97}/artifact-${i}.bin`, length: 1_000_000 + i, hashes: { sha256: crypto.createHash("sha256").update(`${prefix}${i}`).digest("hex") } };
+  return {
+    path: `${prefix}/${i % 97}/artifact-${i}.bin`,
+    length: 1_000_000 + i,
+    hashes: { sha256: crypto.createHash("sha256").update(`${prefix}${i}`).digest("hex") },
+  };
 }
 
 async function newTeam(name: string, bins: number, publishDelay = "1 second") {
   await pool.query("insert into gk_public.teams (name) values ($1)", [name]);
-  const r = await initRepository(db, box, { team: name, keysDir: path.join(tmp, "keys", name), keys: 3, threshold: 2, bins, lifetimes: { publishDelay } });
+  const r = await initRepository(db, box, {
+    team: name,
+    keysDir: path.join(tmp, "keys", name),
+    keys: 3,
+    threshold: 2,
+    bins,
+    lifetimes: { publishDelay },
+  });
   await pool.query("delete from graphile_worker._private_jobs"); // the benchmark drives publishing itself
   return r.teamId;
 }
@@ -57,13 +68,21 @@ try {
   t0 = now();
   const up = await uploadPending(db, blobs, bootTeam, 32);
   const tUpload = now() - t0;
-  console.log(`${BOOT_BINS} bins: init ${(tInit / 1000).toFixed(2)} s, sign+store ${signed.documents} documents ${(tSign / 1000).toFixed(2)} s, upload ${up.uploaded} files ${(tUpload / 1000).toFixed(2)} s, total ${((tInit + tSign + tUpload) / 1000).toFixed(2)} s`);
+  console.log(
+    `${BOOT_BINS} bins: init ${(tInit / 1000).toFixed(2)} s, sign+store ${signed.documents} documents ${(tSign / 1000).toFixed(2)} s, upload ${up.uploaded} files ${(tUpload / 1000).toFixed(2)} s, total ${((tInit + tSign + tUpload) / 1000).toFixed(2)} s`,
+  );
 
   // 2. TARGETS targets in batches of 1,000 with a worker publishing concurrently: with the
   // default publish_delay (a publish per second while writes flow) and with a bulk-import one.
   const bulk = async (name: string, bins: number, publishDelay: string) => {
     const team = await newTeam(name, bins, publishDelay);
-    const worker = await startWorker({ databaseUrl: url, services: { log: pino({ level: "warn" }), blobs }, cron: false, concurrency: 2, pollInterval: 100 });
+    const worker = await startWorker({
+      databaseUrl: url,
+      services: { log: pino({ level: "warn" }), blobs },
+      cron: false,
+      concurrency: 2,
+      pollInterval: 100,
+    });
     const t0 = now();
     const writer = await pool.connect();
     for (let b = 0; b < TARGETS / BATCH; b++) {
@@ -85,7 +104,9 @@ try {
     const tAll = now() - t0;
     await worker.stop();
     await worker.promise.catch(() => {});
-    const publishes = (await pool.query("select max(version) as v from gk_public.tuf_metadata where team_id = $1 and role = 'snapshot'", [team])).rows[0].v;
+    const publishes = (
+      await pool.query("select max(version) as v from gk_public.tuf_metadata where team_id = $1 and role = 'snapshot'", [team])
+    ).rows[0].v;
     // The repository was created unpublished here, so snapshot version = number of publishes.
     const line = `${TARGETS} targets in batches of ${BATCH}, ${bins} bins, publish_delay ${publishDelay}: written in ${(tWrite / 1000).toFixed(2)} s, all signed and uploaded after ${(tAll / 1000).toFixed(2)} s = ${Math.round(TARGETS / (tAll / 1000))} targets/s (${publishes} publishes)`;
     console.log(line);
@@ -101,7 +122,10 @@ try {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const compare = async (bigTeam: string, bins: number) => {
     const smallTeam = await newTeam(`small${bins}`, bins);
-    await pool.query("select gk_public.tuf_add_targets($1, $2::jsonb)", [smallTeam, JSON.stringify(Array.from({ length: 10 }, (_, i) => target(`small${bins}`, i)))]);
+    await pool.query("select gk_public.tuf_add_targets($1, $2::jsonb)", [
+      smallTeam,
+      JSON.stringify(Array.from({ length: 10 }, (_, i) => target(`small${bins}`, i))),
+    ]);
     await signDirty(db, box, smallTeam);
     await uploadPending(db, blobs, smallTeam);
     const timeOne = async (team: string, i: number) => {
@@ -122,14 +146,17 @@ try {
       big.push(await timeOne(bigTeam, i));
       small.push(await timeOne(smallTeam, i));
     }
-    const count = async (t: string) => (await pool.query("select count(*)::int as n from gk_public.tuf_targets where team_id = $1", [t])).rows[0].n;
+    const count = async (t: string) =>
+      (await pool.query("select count(*)::int as n from gk_public.tuf_targets where team_id = $1", [t])).rows[0].n;
     console.log(
       `one changed target, ${bins} bins, median of 30: ${await count(bigTeam)}-target repo ${median(big).toFixed(1)} ms vs ${await count(smallTeam)}-target repo ${median(small).toFixed(1)} ms, ratio ${(median(big) / median(small)).toFixed(2)}`,
     );
   };
   await compare(bulkTeam, 256);
   await compare(b4096.team, 4096);
-  console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${(await pool.query("show server_version")).rows[0].server_version}`);
+  console.log(
+    `machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${(await pool.query("show server_version")).rows[0].server_version}`,
+  );
 } finally {
   await pool.end();
   await scratch.drop();

@@ -7,6 +7,11 @@ import { secretBoxFromEnv } from "./lib/secrets.ts";
 import type { Services } from "./services.ts";
 
 /** `pool`: the local CA keeps its state in the database (without it there is no local CA). */
-export async function servicesFromEnv(log: Logger, home: string, env: NodeJS.ProcessEnv = process.env, deps: { pool?: pg.Pool } = {}): Promise<Services> {
+export async function servicesFromEnv(
+  log: Logger,
+  home: string,
+  env: NodeJS.ProcessEnv = process.env,
+  deps: { pool?: pg.Pool } = {},
+): Promise<Services> {
   return { log, ca: await caFromEnv(env, home, deps), blobs: await blobsFromEnv(env, home), secrets: secretBoxFromEnv(env, home) };
 }

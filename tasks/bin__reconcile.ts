@@ -8,10 +8,9 @@ export default defineTask({
   payload: z.object({ _cron: z.unknown().optional(), maxItems: z.number().int().positive().optional() }),
   async run({ maxItems }, { helpers }) {
     await runActivation(helpers, "bin__reconcile", async () => {
-      const { rows } = await helpers.query<{ counts: Record<string, number> }>(
-        "select gk_private.bin_redispatch($1) as counts",
-        [maxItems ?? 10_000],
-      );
+      const { rows } = await helpers.query<{ counts: Record<string, number> }>("select gk_private.bin_redispatch($1) as counts", [
+        maxItems ?? 10_000,
+      ]);
       return rows[0].counts;
     });
   },

@@ -16,10 +16,10 @@ export default defineTask({
   async run({ id }, { services, helpers }) {
     const blobs = requireService(services, "blobs");
     await helpers.withPgClient(async (c) => {
-      const { rows: lock } = await c.query<{ ok: boolean }>(
-        "select pg_try_advisory_lock($1, hashtext($2::text)) as ok",
-        [LOCK_CLASS, String(id)],
-      );
+      const { rows: lock } = await c.query<{ ok: boolean }>("select pg_try_advisory_lock($1, hashtext($2::text)) as ok", [
+        LOCK_CLASS,
+        String(id),
+      ]);
       if (!lock[0].ok) return; // another worker is purging it; the lease brings it back if that one dies
       try {
         const { rows } = await c.query<{ kind: string; ref: string; progress_after: string | null; progress_count: string }>(

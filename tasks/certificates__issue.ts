@@ -65,7 +65,13 @@ export default defineTask({
             if (!services.secrets) throw new Error(NO_SECRETS);
             sealed = services.secrets.seal(res.privateKeyPem, certificateKeyContext(id));
           }
-          await c.query("select gk_private.certificate_issued_with_key($1, $2, $3, $4, $5)", [id, res.caRef, res.serial, res.pem ?? null, sealed]);
+          await c.query("select gk_private.certificate_issued_with_key($1, $2, $3, $4, $5)", [
+            id,
+            res.caRef,
+            res.serial,
+            res.pem ?? null,
+            sealed,
+          ]);
         } catch (e) {
           // The CA refusing the request is final; anything else (unreachable, 5xx) is retried a while.
           const permanent = e instanceof CaRequestError || row.attempts + 1 >= MAX_REJECTIONS;

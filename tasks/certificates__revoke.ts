@@ -83,7 +83,10 @@ async function revokeGroup(ca: CertificateAuthority, reason: RevocationReason, r
   const out = new Map<string, string | null>();
   if (ca.revokeMany) {
     try {
-      await ca.revokeMany(rows.map((r) => r.serial!), reason);
+      await ca.revokeMany(
+        rows.map((r) => r.serial!),
+        reason,
+      );
       for (const r of rows) out.set(r.id, null);
       return out;
     } catch (e) {
@@ -94,7 +97,9 @@ async function revokeGroup(ca: CertificateAuthority, reason: RevocationReason, r
     }
   }
   const results = await mapSettled(rows, CA_PARALLELISM, (r) => ca.revoke(r.serial!, reason));
-  results.forEach((res, i) => out.set(rows[i].id, res.status === "fulfilled" ? null : errorMessage(res.reason)));
+  results.forEach((res, i) => {
+    out.set(rows[i].id, res.status === "fulfilled" ? null : errorMessage(res.reason));
+  });
   return out;
 }
 

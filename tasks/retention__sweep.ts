@@ -12,9 +12,7 @@ export default defineTask({
       const counts: Record<string, number> = {};
       const parts = await helpers.query<{ n: number }>("select gk_private.ensure_telemetry_partitions() as n");
       counts.telemetry_partitions_created = parts.rows[0].n;
-      const { rows: policies } = await helpers.query<{ kind: string }>(
-        "select kind from gk_public.retention_policies order by kind",
-      );
+      const { rows: policies } = await helpers.query<{ kind: string }>("select kind from gk_public.retention_policies order by kind");
       for (const { kind } of policies) {
         try {
           const { rows } = await helpers.query<{ n: string }>("select gk_private.retention_prune($1) as n", [kind]);

@@ -9,7 +9,10 @@ export default defineTask({
   payload: z
     .object({
       team_id: z.uuid(),
-      files: z.array(z.string().regex(/^[0-9]+\.[a-z0-9-]+\.json$/)).min(1).max(1000),
+      files: z
+        .array(z.string().regex(/^[0-9]+\.[a-z0-9-]+\.json$/))
+        .min(1)
+        .max(1000),
     })
     .strict(),
   async run({ team_id, files }, { services }) {

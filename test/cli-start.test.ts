@@ -14,7 +14,11 @@ async function started(proc: LongRunning) {
 }
 
 async function gql(url: string, token: string, query: string) {
-  const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` }, body: JSON.stringify({ query }) });
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query }),
+  });
   expect(res.status).toBe(200);
   const body = (await res.json()) as { data?: any; errors?: unknown[] };
   expect(body.errors).toBeUndefined();
@@ -34,7 +38,9 @@ async function acceptsConnections(url: string): Promise<boolean> {
 }
 
 describe("groundskeeper start", () => {
-  it("with no DATABASE_URL: embedded PostgreSQL, admin token, data kept across a restart, clean SIGTERM", { timeout: 240_000 }, async () => {
+  it("with no DATABASE_URL: embedded PostgreSQL, admin token, data kept across a restart, clean SIGTERM", {
+    timeout: 240_000,
+  }, async () => {
     const home = tempHome();
     const env = cliEnv({ GROUNDSKEEPER_HOME: home, PORT: "0" });
     try {
@@ -87,7 +93,9 @@ describe("groundskeeper start", () => {
       expect((await db.query(`select name from gk_public.teams`)).rows).toEqual([{ name: "external" }]);
       // The worker runs too: a queued job gets done.
       await db.query(`select gk_private.enqueue('system__noop', '{"n": 1}')`);
-      await expect.poll(async () => (await db.query(`select count(*)::int as n from graphile_worker._private_jobs`)).rows[0].n, { timeout: 30_000 }).toBe(0);
+      await expect
+        .poll(async () => (await db.query(`select count(*)::int as n from graphile_worker._private_jobs`)).rows[0].n, { timeout: 30_000 })
+        .toBe(0);
       expect(fs.existsSync(path.join(home, "pgdata"))).toBe(false);
     } finally {
       expect(await proc.stop("SIGTERM"), proc.stderr()).toBe(0);

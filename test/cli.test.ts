@@ -28,12 +28,24 @@ describe("groundskeeper CLI", () => {
 
   it("gives one-line errors for bad input", async () => {
     expectOneLineError(await runCli(["status"], cliEnv({ DATABASE_URL: "mysql://nope" })), /DATABASE_URL: must be a postgres:\/\/ URL/);
-    expectOneLineError(await runCli(["status"], cliEnv({ DATABASE_URL: "postgres://u@127.0.0.1:notaport/x" })), /DATABASE_URL is not a valid URL/);
-    expectOneLineError(await runCli(["status"], cliEnv({ DATABASE_URL: "postgres://u@127.0.0.1:1/x" })), /cannot connect to PostgreSQL at 127\.0\.0\.1:1: connection refused/);
+    expectOneLineError(
+      await runCli(["status"], cliEnv({ DATABASE_URL: "postgres://u@127.0.0.1:notaport/x" })),
+      /DATABASE_URL is not a valid URL/,
+    );
+    expectOneLineError(
+      await runCli(["status"], cliEnv({ DATABASE_URL: "postgres://u@127.0.0.1:1/x" })),
+      /cannot connect to PostgreSQL at 127\.0\.0\.1:1: connection refused/,
+    );
     const noDb = new URL(db.url);
     noDb.pathname = "/gk_no_such_database";
-    expectOneLineError(await runCli(["status"], cliEnv({ DATABASE_URL: noDb.toString() })), /database "gk_no_such_database" does not exist/);
-    expectOneLineError(await runCli(["token", "create", "--role", "root", "--name", "x"], withDb), /unknown role 'root' \(expected one of: admin, viewer\)/);
+    expectOneLineError(
+      await runCli(["status"], cliEnv({ DATABASE_URL: noDb.toString() })),
+      /database "gk_no_such_database" does not exist/,
+    );
+    expectOneLineError(
+      await runCli(["token", "create", "--role", "root", "--name", "x"], withDb),
+      /unknown role 'root' \(expected one of: admin, viewer\)/,
+    );
     expectOneLineError(await runCli(["token", "create", "--name", "x"], withDb), /required option '-r, --role <role>' not specified/);
     expectOneLineError(await runCli(["serve", "--port", "99999"], withDb), /expected a port number/);
     expectOneLineError(await runCli(["frobnicate"]), /unknown command 'frobnicate'/);
@@ -45,7 +57,10 @@ describe("groundskeeper CLI", () => {
     await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
     const port = (blocker.address() as net.AddressInfo).port;
     try {
-      expectOneLineError(await runCli(["serve", "--port", String(port)], withDb), new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`));
+      expectOneLineError(
+        await runCli(["serve", "--port", String(port)], withDb),
+        new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`),
+      );
     } finally {
       blocker.close();
     }

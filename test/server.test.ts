@@ -22,7 +22,11 @@ describe("admin API authentication", () => {
     expect(bad.status).toBe(401);
     expect(bad.body.errors?.[0].message).toMatch(/invalid or revoked token/);
 
-    const res = await fetch(`${api.url}/graphql`, { method: "POST", headers: { Authorization: "Basic abc", "Content-Type": "application/json" }, body: "{}" });
+    const res = await fetch(`${api.url}/graphql`, {
+      method: "POST",
+      headers: { Authorization: "Basic abc", "Content-Type": "application/json" },
+      body: "{}",
+    });
     expect(res.status).toBe(401);
     expect(res.headers.get("www-authenticate")).toMatch(/^Bearer/);
 
@@ -57,11 +61,19 @@ describe("teams and robots through GraphQL", () => {
     expect(created.errors).toBeUndefined();
     const teamId = created.data.createTeam.team.rowId;
 
-    const robot = await api.exec("admin", `mutation($t: UUID!) { createRobot(input: { robot: { teamId: $t, name: "r2" } }) { robot { rowId teamId } } }`, { t: teamId });
+    const robot = await api.exec(
+      "admin",
+      `mutation($t: UUID!) { createRobot(input: { robot: { teamId: $t, name: "r2" } }) { robot { rowId teamId } } }`,
+      { t: teamId },
+    );
     expect(robot.errors).toBeUndefined();
     expect(robot.data.createRobot.robot.teamId).toBe(teamId);
 
-    const renamed = await api.exec("admin", `mutation($id: UUID!) { updateRobotByRowId(input: { rowId: $id, robotPatch: { name: "r2-d2" } }) { robot { name } } }`, { id: robot.data.createRobot.robot.rowId });
+    const renamed = await api.exec(
+      "admin",
+      `mutation($id: UUID!) { updateRobotByRowId(input: { rowId: $id, robotPatch: { name: "r2-d2" } }) { robot { name } } }`,
+      { id: robot.data.createRobot.robot.rowId },
+    );
     expect(renamed.data.updateRobotByRowId.robot.name).toBe("r2-d2");
 
     const listed = await api.exec("viewer", ALL_TEAMS);
@@ -118,7 +130,12 @@ describe("activations through GraphQL", () => {
     );
     expect(res.errors).toBeUndefined();
     expect(res.data.allActivations.nodes).toEqual([
-      { task: "certificates__expiry_sweep", status: "succeeded", counts: { expired: 3 }, activationErrorsByActivationId: { nodes: [{ item: "cert 42", error: "CA unavailable" }] } },
+      {
+        task: "certificates__expiry_sweep",
+        status: "succeeded",
+        counts: { expired: 3 },
+        activationErrorsByActivationId: { nodes: [{ item: "cert 42", error: "CA unavailable" }] },
+      },
     ]);
   });
 

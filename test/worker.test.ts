@@ -25,7 +25,8 @@ describe("job runner", () => {
   });
 
   it("debounces with a job key: many enqueues, one job", async () => {
-    for (let i = 0; i < 5; i++) await db.query(`select gk_private.enqueue('system__noop', '{}', job_key := 'k1', run_at := now() + interval '1 hour')`);
+    for (let i = 0; i < 5; i++)
+      await db.query(`select gk_private.enqueue('system__noop', '{}', job_key := 'k1', run_at := now() + interval '1 hour')`);
     expect((await jobs(db, "system__noop")).filter((j) => j.last_error == null)).toHaveLength(1);
   });
 });

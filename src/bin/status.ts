@@ -15,9 +15,7 @@ export const binSection: StatusSection<BinKind[]> = {
   name: "bin",
   title: "Bin (pending deletions)",
   async collect(db) {
-    const { rows } = await db.query<BinKind>(
-      "select kind, length, failing, oldest_age_seconds from gk_public.bin_summary order by kind",
-    );
+    const { rows } = await db.query<BinKind>("select kind, length, failing, oldest_age_seconds from gk_public.bin_summary order by kind");
     return rows;
   },
   render(rows) {

@@ -10,9 +10,7 @@ export function certificateKeyContext(certificateId: string): string {
   return `certificate-private-key:${certificateId}`;
 }
 
-export type Take<T> =
-  | { status: 200; body: T }
-  | { status: 404 | 409 | 410; error: string };
+export type Take<T> = { status: 200; body: T } | { status: 404 | 409 | 410; error: string };
 
 export interface BundleCertificate {
   profile: string;
@@ -24,8 +22,14 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const GONE = "already downloaded, or never held by Groundskeeper (the holder sent its own key, or the certificate was revoked or expired)";
 
 /** Opens and deletes the parked keys of `ids` (already locked by the caller) and records the download. */
-async function consume(c: pg.PoolClient, box: SecretBox, keys: { certificate_id: string; sealed_key: string }[]): Promise<Map<string, string>> {
-  const opened = new Map(keys.map((k) => [k.certificate_id, box.open(k.sealed_key, certificateKeyContext(k.certificate_id)).toString("utf8")]));
+async function consume(
+  c: pg.PoolClient,
+  box: SecretBox,
+  keys: { certificate_id: string; sealed_key: string }[],
+): Promise<Map<string, string>> {
+  const opened = new Map(
+    keys.map((k) => [k.certificate_id, box.open(k.sealed_key, certificateKeyContext(k.certificate_id)).toString("utf8")]),
+  );
   const ids = [...opened.keys()];
   await c.query("delete from gk_private.certificate_private_keys where certificate_id = any($1::uuid[])", [ids]);
   await c.query("update gk_public.certificates set downloaded_at = now() where id = any($1::uuid[]) and downloaded_at is null", [ids]);
@@ -53,7 +57,12 @@ export interface CredentialBundle {
   ca_certificate_pem: string;
 }
 
-export async function takeCredentialBundle(pool: pg.Pool, box: SecretBox, id: string, caCertificatePem: string): Promise<Take<CredentialBundle>> {
+export async function takeCredentialBundle(
+  pool: pg.Pool,
+  box: SecretBox,
+  id: string,
+  caCertificatePem: string,
+): Promise<Take<CredentialBundle>> {
   if (!UUID.test(id)) return { status: 404, error: `provisioning credential ${id} not found` };
   return inTransaction(pool, async (c) => {
     // The credential row lock serialises bundle downloads; the key row locks, single-key downloads.
@@ -68,7 +77,10 @@ export async function takeCredentialBundle(pool: pg.Pool, box: SecretBox, id: st
     );
     const pending = certs.rows.filter((r) => r.pem == null);
     if (pending.length > 0) {
-      return { status: 409, error: `the CA has not handed over certificate ${pending[0].id} yet: download it (downloadCertificate), then try again` };
+      return {
+        status: 409,
+        error: `the CA has not handed over certificate ${pending[0].id} yet: download it (downloadCertificate), then try again`,
+      };
     }
     const { rows: keys } = await c.query<{ certificate_id: string; sealed_key: string }>(
       "select certificate_id::text, sealed_key from gk_private.certificate_private_keys where certificate_id = any($1::uuid[]) for update",
@@ -76,7 +88,8 @@ export async function takeCredentialBundle(pool: pg.Pool, box: SecretBox, id: st
     );
     const missing = certs.rows.filter((r) => !keys.some((k) => k.certificate_id === r.id));
     // All or nothing: a partial bundle would consume keys the operator cannot use without the rest.
-    if (missing.length > 0) return { status: 410, error: `the private key of the ${missing[0].profile} certificate of credential ${id} was ${GONE}` };
+    if (missing.length > 0)
+      return { status: 410, error: `the private key of the ${missing[0].profile} certificate of credential ${id} was ${GONE}` };
     const opened = await consume(c, box, keys);
     return {
       status: 200,

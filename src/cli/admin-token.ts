@@ -7,7 +7,10 @@ import { createToken, roleForToken } from "../server/tokens.ts";
 
 export const ADMIN_TOKEN_FILE = "admin-token";
 
-export async function ensureAdminToken(db: Pick<pg.Pool, "query">, home: string): Promise<{ token: string; created: boolean; file: string }> {
+export async function ensureAdminToken(
+  db: Pick<pg.Pool, "query">,
+  home: string,
+): Promise<{ token: string; created: boolean; file: string }> {
   const file = path.join(home, ADMIN_TOKEN_FILE);
   if (fs.existsSync(file)) {
     const token = fs.readFileSync(file, "utf8").trim();

@@ -20,7 +20,10 @@ export function cliContext(cmd: Command): CliContext {
   const config = loadConfig();
   const verbose = Boolean(cmd.optsWithGlobals().verbose);
   // Logs are JSON lines on stderr; stdout carries what the user asked for (URL, token, status).
-  const log = pino({ level: verbose && config.LOG_LEVEL === "info" ? "debug" : config.LOG_LEVEL, base: { service: "groundskeeper" } }, pino.destination(2));
+  const log = pino(
+    { level: verbose && config.LOG_LEVEL === "info" ? "debug" : config.LOG_LEVEL, base: { service: "groundskeeper" } },
+    pino.destination(2),
+  );
   return { config, log, verbose };
 }
 

@@ -43,7 +43,10 @@ export async function freePort(): Promise<number> {
  * Starts (initialising on first use) a PostgreSQL cluster whose data lives in `dataDir`,
  * so a restart keeps everything. The port is remembered next to the data when possible.
  */
-export async function startEmbeddedPostgres(dataDir: string, opts: { persistent?: boolean; log?: (m: string) => void } = {}): Promise<EmbeddedDb> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  opts: { persistent?: boolean; log?: (m: string) => void } = {},
+): Promise<EmbeddedDb> {
   fs.mkdirSync(path.dirname(dataDir), { recursive: true });
   const portFile = `${dataDir}.port`;
   let port = fs.existsSync(portFile) ? Number(fs.readFileSync(portFile, "utf8")) : 0;

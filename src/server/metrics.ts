@@ -18,7 +18,14 @@ export interface MetricCollector {
 export const jobMetrics: MetricCollector = {
   name: "jobs",
   async collect({ db, gauge }) {
-    const { rows } = await db.query<{ task: string; queued: number; running: number; retrying: number; failed: number; oldest_due_s: number | null }>(`
+    const { rows } = await db.query<{
+      task: string;
+      queued: number;
+      running: number;
+      retrying: number;
+      failed: number;
+      oldest_due_s: number | null;
+    }>(`
       select t.identifier as task,
              count(*) filter (where j.attempts < j.max_attempts)::int as queued,
              count(*) filter (where j.locked_at is not null and j.attempts < j.max_attempts)::int as running,

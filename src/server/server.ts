@@ -78,9 +78,14 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
         const token = bearerToken(req.headers.authorization);
         role = (token ? await roleForToken(pool, token) : null) ?? undefined;
         if (!role) {
-          return sendJson(res, 401, { errors: [{ message: token ? "invalid or revoked token" : "missing bearer token: send 'Authorization: Bearer <token>'" }] }, {
-            "WWW-Authenticate": 'Bearer realm="groundskeeper"',
-          });
+          return sendJson(
+            res,
+            401,
+            { errors: [{ message: token ? "invalid or revoked token" : "missing bearer token: send 'Authorization: Bearer <token>'" }] },
+            {
+              "WWW-Authenticate": 'Bearer realm="groundskeeper"',
+            },
+          );
         }
         setRequestRole(req, role);
       }
@@ -146,7 +151,8 @@ function listen(server: http.Server, port: number, host: string): Promise<void> 
       server.off("listening", onListening);
       if (e.code === "EADDRINUSE") reject(new UserError(`port ${port} on ${host} is already in use (set PORT or --port)`));
       else if (e.code === "EACCES") reject(new UserError(`not allowed to listen on ${host}:${port}`));
-      else if (e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND") reject(new UserError(`cannot listen on ${host}: address not available`));
+      else if (e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND")
+        reject(new UserError(`cannot listen on ${host}: address not available`));
       else reject(e);
     };
     const onListening = () => {

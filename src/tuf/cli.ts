@@ -147,7 +147,10 @@ export default function register(program: Command): void {
     .description("repositories: dirty roles, versions, expiries, pending uploads")
     .option("--json", "print JSON")
     .action(async (o, cmd: Command) => {
-      const rows = await withDb(cmd, async (pool) => (await pool.query("select * from gk_public.tuf_repository_status order by team_name")).rows);
+      const rows = await withDb(
+        cmd,
+        async (pool) => (await pool.query("select * from gk_public.tuf_repository_status order by team_name")).rows,
+      );
       if (o.json) return console.log(JSON.stringify(rows, null, 2));
       const iso = (d: Date | null) => (d ? d.toISOString().replace(/\.\d+Z$/, "Z") : "-");
       console.log(

@@ -75,8 +75,20 @@ export async function initRepository(withClient: WithClient, box: SecretBox, o: 
            values ($1, $2, $3, $4, $5, $6,
                    coalesce($7::interval, '365 days'), coalesce($8::interval, '30 days'), coalesce($9::interval, '7 days'),
                    coalesce($10::interval, '1 day'), coalesce($11::interval, '6 hours'), coalesce($12::interval, '1 second'))`,
-          [teamId, bitLength, threshold, rootExpires, online.keyid, online.key.keyval.public,
-           lt.targets ?? null, lt.bins ?? null, lt.snapshot ?? null, lt.timestamp ?? null, lt.resignWindow ?? null, lt.publishDelay ?? null],
+          [
+            teamId,
+            bitLength,
+            threshold,
+            rootExpires,
+            online.keyid,
+            online.key.keyval.public,
+            lt.targets ?? null,
+            lt.bins ?? null,
+            lt.snapshot ?? null,
+            lt.timestamp ?? null,
+            lt.resignWindow ?? null,
+            lt.publishDelay ?? null,
+          ],
         );
         await c.query("insert into gk_private.tuf_online_keys (team_id, key_id, sealed_private_key) values ($1, $2, $3)", [
           teamId,
@@ -90,10 +102,11 @@ export async function initRepository(withClient: WithClient, box: SecretBox, o: 
            select $1::uuid, 'bins-' || lpad(to_hex(b), length(to_hex((1 << $2) - 1)), '0'), b from generate_series(0, (1 << $2) - 1) b`,
           [teamId, bitLength],
         );
-        await c.query(
-          "insert into gk_public.tuf_metadata (team_id, role, version, expires, document) values ($1, 'root', 1, $2, $3)",
-          [teamId, rootExpires, root],
-        );
+        await c.query("insert into gk_public.tuf_metadata (team_id, role, version, expires, document) values ($1, 'root', 1, $2, $3)", [
+          teamId,
+          rootExpires,
+          root,
+        ]);
         await c.query("insert into gk_private.tuf_upload_cursors (team_id) values ($1)", [teamId]);
         await c.query("select gk_private.tuf_schedule_publish(array[$1::uuid])", [teamId]);
       });
@@ -102,6 +115,12 @@ export async function initRepository(withClient: WithClient, box: SecretBox, o: 
       if (/interval|tuf_repositories_check/.test(msg)) throw new UserError(`invalid lifetimes: ${msg}`);
       throw e;
     }
-    return { teamId, keyFiles: keyFiles.map((f) => path.resolve(f)), rootKeyIds: rootKeys.map((k) => k.keyid), onlineKeyId: online.keyid, bins };
+    return {
+      teamId,
+      keyFiles: keyFiles.map((f) => path.resolve(f)),
+      rootKeyIds: rootKeys.map((k) => k.keyid),
+      onlineKeyId: online.keyid,
+      bins,
+    };
   });
 }

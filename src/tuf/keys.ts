@@ -63,7 +63,7 @@ export function writeKeyFile(dir: string, name: string, k: SigningKey): string {
   const file = path.join(dir, name);
   const body: KeyFile = { keyid: k.keyid, ...k.key, private_pem: privatePem(k) };
   try {
-    fs.writeFileSync(file, JSON.stringify(body, null, 2) + "\n", { mode: 0o600, flag: "wx" });
+    fs.writeFileSync(file, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600, flag: "wx" });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "EEXIST") throw new UserError(`refusing to overwrite key file ${file}`);
     throw e;

@@ -41,13 +41,7 @@ function keyMap(keys: PublicKey[]): Signed {
   return Object.fromEntries(keys.map((k) => [k.keyid, k.key]));
 }
 
-export function rootSigned(o: {
-  version: number;
-  expires: Date;
-  rootKeys: PublicKey[];
-  threshold: number;
-  online: PublicKey;
-}): Signed {
+export function rootSigned(o: { version: number; expires: Date; rootKeys: PublicKey[]; threshold: number; online: PublicKey }): Signed {
   const online = { keyids: [o.online.keyid], threshold: 1 };
   return {
     ...common("root", o.version, o.expires),

@@ -2,7 +2,7 @@
 // to its team so a sealed key cannot be moved to another repository.
 import type pg from "pg";
 import { loadConfig } from "../config.ts";
-import { SecretBox, secretBoxFromEnv } from "../lib/secrets.ts";
+import { type SecretBox, secretBoxFromEnv } from "../lib/secrets.ts";
 import { signingKeyFromPem, privatePem, type SigningKey } from "./keys.ts";
 
 export function onlineKeyContext(teamId: string): string {

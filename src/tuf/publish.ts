@@ -13,14 +13,7 @@ import { mapLimit } from "../lib/map-limit.ts";
 import type { SecretBox } from "../lib/secrets.ts";
 import { transaction, type WithClient } from "./db.ts";
 import { metadataFile, metadataKey } from "./layout.ts";
-import {
-  binSigned,
-  signDocument,
-  snapshotSigned,
-  targetsSigned,
-  timestampSigned,
-  type TargetRow,
-} from "./metadata.ts";
+import { binSigned, signDocument, snapshotSigned, targetsSigned, timestampSigned, type TargetRow } from "./metadata.ts";
 import { loadOnlineKey } from "./online-key.ts";
 import { publicKeyOf } from "./keys.ts";
 
@@ -89,7 +82,12 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
 
       const dirtyBins = dirty.filter((r) => r.bin !== null);
       if (dirtyBins.length > 0) {
-        const byBin = await targetsOfBins(c, teamId, bitLength, dirtyBins.map((r) => r.bin as number));
+        const byBin = await targetsOfBins(
+          c,
+          teamId,
+          bitLength,
+          dirtyBins.map((r) => r.bin as number),
+        );
         const expires = expiresIn(repo.bins_s);
         for (const r of dirtyBins) add(r.role, r.version + 1, expires, binSigned(r.version + 1, expires, byBin.get(r.bin as number) ?? []));
         result.bins = dirtyBins.length;
@@ -97,7 +95,12 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
       const targets = byRole.get("targets")!;
       if (targets.dirty) {
         const expires = expiresIn(repo.targets_s);
-        add("targets", targets.version + 1, expires, targetsSigned(targets.version + 1, expires, publicKeyOf(repo.online_public_key), bitLength));
+        add(
+          "targets",
+          targets.version + 1,
+          expires,
+          targetsSigned(targets.version + 1, expires, publicKeyOf(repo.online_public_key), bitLength),
+        );
         result.targets = true;
       }
       const snapshot = byRole.get("snapshot")!;
@@ -186,7 +189,12 @@ export function binRuns(bins: number[], max: number): [number, number][] {
   if (runs.length > max) {
     // Keep the (max - 1) widest gaps; close every other one.
     const gaps = runs.slice(1).map((r, i) => ({ i, size: r[0] - runs[i][1] }));
-    const keep = new Set(gaps.sort((a, b) => b.size - a.size).slice(0, max - 1).map((g) => g.i));
+    const keep = new Set(
+      gaps
+        .sort((a, b) => b.size - a.size)
+        .slice(0, max - 1)
+        .map((g) => g.i),
+    );
     const merged: [number, number][] = [[...runs[0]]];
     for (let i = 1; i < runs.length; i++) {
       if (keep.has(i - 1)) merged.push([...runs[i]]);
@@ -236,9 +244,8 @@ export async function uploadPending(withClient: WithClient, blobs: BlobStore, te
     let uploaded = await uploadVersioned(c, blobs, teamId, concurrency);
     const timestampVersion = await transaction(c, async () => {
       await c.query("insert into gk_private.tuf_upload_cursors (team_id) values ($1) on conflict do nothing", [teamId]);
-      const cursor = (
-        await c.query("select timestamp_version from gk_private.tuf_upload_cursors where team_id = $1 for update", [teamId])
-      ).rows[0];
+      const cursor = (await c.query("select timestamp_version from gk_private.tuf_upload_cursors where team_id = $1 for update", [teamId]))
+        .rows[0];
       // The newest timestamp first: everything it leads to was committed with it or before,
       // so uploading whatever is still pending after this read covers it.
       const latest = (

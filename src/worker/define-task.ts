@@ -1,7 +1,7 @@
 // Every task: parse the payload with zod, act, record. A malformed payload fails that job
 // permanently with a clear error (retrying cannot fix it) and never crashes the runner.
 import type { JobHelpers, Task } from "graphile-worker";
-import { z } from "zod";
+import type { z } from "zod";
 import type { Services } from "../services.ts";
 
 export interface TaskContext {

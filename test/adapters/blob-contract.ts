@@ -42,27 +42,28 @@ export function blobStoreContract(name: string, getStore: () => BlobStore, opts:
       expect((await s.get("rt/empty"))!.length).toBe(0);
     });
 
-    if (opts.atomicOverwrite) it("overwrites atomically: concurrent readers see the old or the new object, never a mix", async () => {
-      const s = getStore();
-      const size = 512 * 1024;
-      const A = Buffer.alloc(size, "a");
-      const B = Buffer.alloc(size + 1000, "b");
-      await s.put("atomic/obj", A);
-      let writing = true;
-      const writer = (async () => {
-        for (let i = 0; i < 12; i++) await s.put("atomic/obj", i % 2 ? A : B);
-        writing = false;
-      })();
-      const seen = new Set<string>();
-      while (writing) {
-        const got = Buffer.from((await s.get("atomic/obj"))!);
-        const ok = got.equals(A) || got.equals(B);
-        if (!ok) throw new Error(`partial object seen: ${got.length} bytes, first ${got.subarray(0, 1)} last ${got.subarray(-1)}`);
-        seen.add(got.equals(A) ? "A" : "B");
-      }
-      await writer;
-      expect(Buffer.from((await s.get("atomic/obj"))!).equals(A)).toBe(true);
-    });
+    if (opts.atomicOverwrite)
+      it("overwrites atomically: concurrent readers see the old or the new object, never a mix", async () => {
+        const s = getStore();
+        const size = 512 * 1024;
+        const A = Buffer.alloc(size, "a");
+        const B = Buffer.alloc(size + 1000, "b");
+        await s.put("atomic/obj", A);
+        let writing = true;
+        const writer = (async () => {
+          for (let i = 0; i < 12; i++) await s.put("atomic/obj", i % 2 ? A : B);
+          writing = false;
+        })();
+        const seen = new Set<string>();
+        while (writing) {
+          const got = Buffer.from((await s.get("atomic/obj"))!);
+          const ok = got.equals(A) || got.equals(B);
+          if (!ok) throw new Error(`partial object seen: ${got.length} bytes, first ${got.subarray(0, 1)} last ${got.subarray(-1)}`);
+          seen.add(got.equals(A) ? "A" : "B");
+        }
+        await writer;
+        expect(Buffer.from((await s.get("atomic/obj"))!).equals(A)).toBe(true);
+      });
 
     it("lists in byte order with after/limit paging", async () => {
       const s = getStore();
@@ -82,7 +83,7 @@ export function blobStoreContract(name: string, getStore: () => BlobStore, opts:
       expect((await s.list("pg/", { after: "pg/b/", limit: 1000 })).keys).toEqual(expected.filter((k) => compareKeys(k, "pg/b/") > 0));
       expect((await s.list("pg/b/1", { limit: 10 })).keys).toEqual(["pg/b/1", "pg/b/10"]);
       expect((await s.list("pg/a", { limit: 100 })).keys).toEqual(expected.filter((k) => k.startsWith("pg/a")));
-      expect((await s.list("pg/nothing/", { limit: 5 }))).toEqual({ keys: [] });
+      expect(await s.list("pg/nothing/", { limit: 5 })).toEqual({ keys: [] });
       const exact = await s.list("pg/n/", { limit: 13 });
       expect(exact.keys.length).toBe(13);
       if (exact.next !== undefined) expect((await s.list("pg/n/", { limit: 13, after: exact.next })).keys).toEqual([]);

@@ -42,8 +42,25 @@ describe(`cfssl CA adapter (cfssl ${server.version})`, () => {
   it("signs a holder's own CSR; a bare public key is refused (cfssl needs proof of possession)", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gk-csr-"));
     try {
-      const gen = spawnSync("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=robot-2",
-        "-keyout", path.join(dir, "k.pem"), "-out", path.join(dir, "csr.pem")], { encoding: "utf8" });
+      const gen = spawnSync(
+        "openssl",
+        [
+          "req",
+          "-new",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:P-256",
+          "-nodes",
+          "-subj",
+          "/CN=robot-2",
+          "-keyout",
+          path.join(dir, "k.pem"),
+          "-out",
+          path.join(dir, "csr.pem"),
+        ],
+        { encoding: "utf8" },
+      );
       expect(gen.status).toBe(0);
       const r = await ca.issue({ ...req("robot-2"), csrPem: fs.readFileSync(path.join(dir, "csr.pem"), "utf8") });
       expect(r.privateKeyPem).toBeUndefined();

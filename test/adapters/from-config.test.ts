@@ -28,7 +28,13 @@ describe("blobsFromEnv", () => {
     const server = await startS3Server("gk-config");
     try {
       const s = await blobsFromEnv(
-        { GK_BLOBS: "s3", GK_S3_ENDPOINT: server.endpoint, GK_S3_BUCKET: "gk-config", AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" },
+        {
+          GK_BLOBS: "s3",
+          GK_S3_ENDPOINT: server.endpoint,
+          GK_S3_BUCKET: "gk-config",
+          AWS_ACCESS_KEY_ID: "S3RVER",
+          AWS_SECRET_ACCESS_KEY: "S3RVER",
+        },
         home,
       );
       expect(s).toBeInstanceOf(S3BlobStore);
@@ -43,7 +49,9 @@ describe("blobsFromEnv", () => {
   it("rejects bad configuration with one clear line", async () => {
     await expect(blobsFromEnv({ GK_BLOBS: "ftp" }, home)).rejects.toThrow(UserError);
     await expect(blobsFromEnv({ GK_BLOBS: "s3" }, home)).rejects.toThrow(/GK_S3_BUCKET/);
-    await expect(blobsFromEnv({ GK_BLOBS: "s3", GK_S3_BUCKET: "b", GK_S3_ENDPOINT: "not a url" }, home)).rejects.toThrow(/GK_S3_ENDPOINT|GK_S3_BUCKET/);
+    await expect(blobsFromEnv({ GK_BLOBS: "s3", GK_S3_BUCKET: "b", GK_S3_ENDPOINT: "not a url" }, home)).rejects.toThrow(
+      /GK_S3_ENDPOINT|GK_S3_BUCKET/,
+    );
   });
 });
 

@@ -55,7 +55,19 @@ describe("local CA: issuance", () => {
   });
 
   it("signs a CSR after checking its self-signature", async () => {
-    const csr = openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=csr", "-keyout", "/dev/null"]).out;
+    const csr = openssl([
+      "req",
+      "-new",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-subj",
+      "/CN=csr",
+      "-keyout",
+      "/dev/null",
+    ]).out;
     const csrPem = /-----BEGIN CERTIFICATE REQUEST-----[\s\S]+?-----END CERTIFICATE REQUEST-----\n/.exec(csr)![0];
     const r = await ca.issue({ ...req("csr"), csrPem });
     const certKey = new crypto.X509Certificate(r.pem!).publicKey.export({ type: "spki", format: "der" });
@@ -70,7 +82,9 @@ describe("local CA: issuance", () => {
   it("rejects bad input with a clear error and stores nothing", async () => {
     const before = await countCerts("issue");
     await expect(ca.issue({ ...req(), notAfter: new Date(Date.now() - 1000) })).rejects.toThrow(CaRequestError);
-    await expect(ca.issue({ ...req(), publicKeyPem: "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----" })).rejects.toThrow(/publicKeyPem/);
+    await expect(ca.issue({ ...req(), publicKeyPem: "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----" })).rejects.toThrow(
+      /publicKeyPem/,
+    );
     await expect(ca.issue({ ...req(""), profile: "robot" })).rejects.toThrow(/commonName/);
     await expect(ca.issue({ ...req(), profile: "nope" as never })).rejects.toThrow(/profile/);
     expect(await countCerts("issue")).toBe(before);
@@ -117,7 +131,9 @@ describe("local CA: revocation and CRL", () => {
     expect(text).toContain("Next Update:");
     expect(text).toContain("Key Compromise");
     expect(text.toLowerCase().replace(/:/g, "")).toContain(revoked.serial!.length % 2 ? `0${revoked.serial}` : revoked.serial!);
-    expect(openssl(["crl", "-noout", "-in", "{crl.pem}", "-CAfile", "{ca.pem}"], { "crl.pem": crl, "ca.pem": caPem }).out).toContain("verify OK");
+    expect(openssl(["crl", "-noout", "-in", "{crl.pem}", "-CAfile", "{ca.pem}"], { "crl.pem": crl, "ca.pem": caPem }).out).toContain(
+      "verify OK",
+    );
     expect(verifyWithCrl(caPem, crl, revoked.pem!).out).toContain("certificate revoked");
     const ok = verifyWithCrl(caPem, crl, kept.pem!);
     expect(ok.out).toContain(": OK");
@@ -237,7 +253,9 @@ describe("local CA: retention", () => {
     const old = await ca.issue(req("old"));
     await ca.fetch(live.caRef);
     await ca.fetch(old.caRef);
-    await db.query("update gk_private.local_ca_certificates set not_after = now() - interval '200 days' where id = any($1)", [[old.caRef, pending.caRef]]);
+    await db.query("update gk_private.local_ca_certificates set not_after = now() - interval '200 days' where id = any($1)", [
+      [old.caRef, pending.caRef],
+    ]);
     const { rows } = await db.query("select gk_private.retention_prune__local_ca_certificates(now() - interval '90 days') as n");
     expect(Number(rows[0].n)).toBe(1);
     expect(await ca.fetch(old.caRef)).toMatchObject({ status: "failed" });

@@ -26,7 +26,10 @@ describe(`certificate lifecycle at cfssl ${server.version}`, () => {
     const [kept] = await makeRobots(db, keep, 1);
     await db.query("select gk_public.request_certificate(r) from unnest($1::uuid[]) r", [[...robots, kept]]);
     await runJobs(db, services);
-    const { rows: certs } = await db.query("select id, serial, pem, owner_team_id from gk_public.certificates order by owner_team_id = $1", [team]);
+    const { rows: certs } = await db.query(
+      "select id, serial, pem, owner_team_id from gk_public.certificates order by owner_team_id = $1",
+      [team],
+    );
     expect(certs.every((c) => c.serial && c.pem)).toBe(true);
 
     await server.stop();
@@ -41,12 +44,19 @@ describe(`certificate lifecycle at cfssl ${server.version}`, () => {
 
     await server.start();
     await db.query("update gk_public.certificates set next_attempt_at = now() - interval '1 second' where status = 'revoking'");
-    await db.query("delete from graphile_worker._private_jobs where task_id = (select id from graphile_worker._private_tasks where identifier = 'certificates__revoke')");
+    await db.query(
+      "delete from graphile_worker._private_jobs where task_id = (select id from graphile_worker._private_tasks where identifier = 'certificates__revoke')",
+    );
     await db.query("select gk_private.enqueue('bin__reconcile')");
     await runJobs(db, services);
     expect((await db.query("select count(*)::int as n from gk_public.bin where kind = 'certificate'")).rows[0].n).toBe(0);
 
-    const revokedInCfssl = new Set(server.certdbRows().filter((r) => r.status === "revoked").map((r) => r.serial_number));
+    const revokedInCfssl = new Set(
+      server
+        .certdbRows()
+        .filter((r) => r.status === "revoked")
+        .map((r) => r.serial_number),
+    );
     const doomed = certs.filter((c) => c.owner_team_id === team);
     expect(revokedInCfssl).toEqual(new Set(doomed.map((c) => hexToDecimal(c.serial))));
     const crl = server.gencrlFromDb();
@@ -59,7 +69,11 @@ describe(`certificate lifecycle at cfssl ${server.version}`, () => {
     const team = await makeTeam(db, "cfssl-csr");
     const [robot] = await makeRobots(db, team, 1);
     const keys = await generateKeyPair();
-    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${robot}`, keys, signingAlgorithm: { ...EC_SIGN, ...EC_KEY } });
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+      name: `CN=${robot}`,
+      keys,
+      signingAlgorithm: { ...EC_SIGN, ...EC_KEY },
+    });
     const { rows } = await db.query("select (gk_public.request_certificate($1, csr_pem := $2)).id", [robot, csr.toString("pem")]);
     await runJobs(db, services);
     const { rows: c } = await db.query("select status, pem from gk_public.certificates where id = $1", [rows[0].id]);

@@ -35,7 +35,9 @@ async function until(fn: () => Promise<boolean>, timeoutMs = 60_000) {
 }
 
 describe("groundskeeper worker + status", () => {
-  it("issues at the local CA, and after a team delete drains the bin (status --watch follows it) with the CRL listing exactly its serials", { timeout: 180_000 }, async () => {
+  it("issues at the local CA, and after a team delete drains the bin (status --watch follows it) with the CRL listing exactly its serials", {
+    timeout: 180_000,
+  }, async () => {
     const team = await makeTeam(db, "cli");
     const keep = await makeTeam(db, "cli-keep");
     const robots = await makeRobots(db, team, 30);
@@ -48,7 +50,9 @@ describe("groundskeeper worker + status", () => {
 
     let worker = spawnCli(["worker", "--no-cron"], env);
     await until(async () => worker.stderr().includes("worker running")); // pino logs go to stderr
-    await until(async () => (await db.query("select count(*)::int as n from gk_public.certificates where status = 'issued'")).rows[0].n === 33).catch((e) => {
+    await until(
+      async () => (await db.query("select count(*)::int as n from gk_public.certificates where status = 'issued'")).rows[0].n === 33,
+    ).catch((e) => {
       throw new Error(`${e.message}: ${worker.stderr()} ${worker.stdout().slice(-2000)}`);
     });
     expect(await worker.stop("SIGTERM")).toBe(0);
@@ -60,7 +64,10 @@ describe("groundskeeper worker + status", () => {
     expect(status.stdout).toMatch(/blob_prefix\s+1\s+0/);
     expect(status.stdout).toMatch(/certificate\s+32\s+0/);
     const json = JSON.parse((await runCli(["status", "--json"], env)).stdout);
-    expect(json.bin.map((k: { kind: string; length: number }) => [k.kind, k.length])).toEqual([["blob_prefix", 1], ["certificate", 32]]);
+    expect(json.bin.map((k: { kind: string; length: number }) => [k.kind, k.length])).toEqual([
+      ["blob_prefix", 1],
+      ["certificate", 32],
+    ]);
 
     const watch = spawnCli(["status", "--watch"], env);
     await watch.waitFor(/== Bin/);

@@ -32,7 +32,14 @@ await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '2 secon
 
 function startWorkerProcess(caName: string, blobsDir: string, extra: Record<string, string> = {}): Promise<ChildProcess> {
   const child = spawn(process.execPath, [path.join(here, "helpers/worker-process.ts")], {
-    env: { ...process.env, DATABASE_URL: db.url, GK_MASTER_KEY: masterKey.toString("base64"), GK_CA_NAME: caName, GK_BLOBS_DIR: blobsDir, ...extra },
+    env: {
+      ...process.env,
+      DATABASE_URL: db.url,
+      GK_MASTER_KEY: masterKey.toString("base64"),
+      GK_CA_NAME: caName,
+      GK_BLOBS_DIR: blobsDir,
+      ...extra,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.add(child);
@@ -59,7 +66,9 @@ async function doomedTeam(name: string, ca: LocalCa, blobs: FsBlobStore, robots:
   await db.query("select gk_public.create_provisioning_credential($1, 'cred-' || g) from generate_series(1, 5) g", [team]);
   await runJobs(db, testServices({ ca }));
   for (let i = 0; i < objects; i += 100) {
-    await Promise.all(Array.from({ length: Math.min(100, objects - i) }, (_, j) => blobs.put(`teams/${team}/o/${String(i + j).padStart(6, "0")}`, "x")));
+    await Promise.all(
+      Array.from({ length: Math.min(100, objects - i) }, (_, j) => blobs.put(`teams/${team}/o/${String(i + j).padStart(6, "0")}`, "x")),
+    );
   }
   const { rows } = await db.query("select serial from gk_public.certificates where owner_team_id = $1 and status = 'issued'", [team]);
   expect(rows).toHaveLength(robots + 10);
@@ -75,14 +84,19 @@ async function bin(): Promise<number> {
 async function drain(timeoutMs = 120_000) {
   const until = Date.now() + timeoutMs;
   while ((await bin()) > 0) {
-    if (Date.now() > until) throw new Error(`bin still holds ${await bin()} items: ${JSON.stringify((await db.query("select kind, attempts, last_error from gk_public.bin limit 5")).rows)}`);
+    if (Date.now() > until)
+      throw new Error(
+        `bin still holds ${await bin()} items: ${JSON.stringify((await db.query("select kind, attempts, last_error from gk_public.bin limit 5")).rows)}`,
+      );
     await db.query("select gk_private.enqueue('bin__reconcile', job_key := 'bin__reconcile')");
     await new Promise((r) => setTimeout(r, 2000));
   }
 }
 
 describe("faults with real worker processes", () => {
-  it("SIGKILL mid-drain, another worker takes over: bin → 0, CRL = exactly the team's serials, blobs gone", { timeout: 240_000 }, async () => {
+  it("SIGKILL mid-drain, another worker takes over: bin → 0, CRL = exactly the team's serials, blobs gone", {
+    timeout: 240_000,
+  }, async () => {
     const caName = "sigkill";
     const ca = new LocalCa(db.pool, box, { name: caName, crlDebounceMs: 0 });
     const blobsDir = path.join(dir, "sigkill");
@@ -94,7 +108,14 @@ describe("faults with real worker processes", () => {
     expect(await bin()).toBe(911);
     const first = await startWorkerProcess(caName, blobsDir, { GK_TEST_SLOW_MS: "700" });
     // Mid-drain: some revocations done, some not; the purge under way.
-    await expect.poll(async () => (await db.query("select count(*)::int as n from gk_public.certificates where owner_team_id = $1 and status = 'revoked'", [team])).rows[0].n, { timeout: 60_000, interval: 100 }).toBeGreaterThan(0);
+    await expect
+      .poll(
+        async () =>
+          (await db.query("select count(*)::int as n from gk_public.certificates where owner_team_id = $1 and status = 'revoked'", [team]))
+            .rows[0].n,
+        { timeout: 60_000, interval: 100 },
+      )
+      .toBeGreaterThan(0);
     await kill(first);
     const left = await bin();
     expect(left).toBeGreaterThan(0);
@@ -110,11 +131,17 @@ describe("faults with real worker processes", () => {
       await kill(second);
     }
     expect(await crlSerials(ca)).toEqual(serials);
-    const { rows } = await db.query("select status, count(*)::int as n from gk_public.certificates where owner_team_id = $1 group by status", [team]);
+    const { rows } = await db.query(
+      "select status, count(*)::int as n from gk_public.certificates where owner_team_id = $1 group by status",
+      [team],
+    );
     expect(rows).toEqual([{ status: "revoked", n: 910 }]);
     expect(await countKeys(blobs, `teams/${team}/`)).toBe(0);
     expect(await countKeys(blobs, `teams/${survivor.team}/`)).toBe(50);
-    const { rows: kept } = await db.query("select count(*)::int as n from gk_public.certificates where owner_team_id = $1 and status = 'issued'", [survivor.team]);
+    const { rows: kept } = await db.query(
+      "select count(*)::int as n from gk_public.certificates where owner_team_id = $1 and status = 'issued'",
+      [survivor.team],
+    );
     expect(kept[0].n).toBe(30);
   });
 
@@ -136,7 +163,11 @@ describe("faults with real worker processes", () => {
       await Promise.all(workers.map(kill));
     }
     expect(await crlSerials(ca)).toEqual(serials);
-    const calls = fs.readFileSync(effects, "utf8").trim().split("\n").map((l) => l.split(" "));
+    const calls = fs
+      .readFileSync(effects, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => l.split(" "));
     expect(new Set(calls.map((c) => c[0])).size).toBe(2); // both workers did some of it
     const revokedSerials = calls.filter((c) => c[1] === "revoke").flatMap((c) => c.slice(2));
     const purged = calls.filter((c) => c[1] === "purge").reduce((n, c) => n + Number(c[2]), 0);

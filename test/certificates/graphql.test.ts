@@ -23,7 +23,11 @@ describe("certificate lifecycle through GraphQL", () => {
   it("admin requests and downloads a certificate; deleting the robot revokes it at the CA", async () => {
     const team = await makeTeam(db, "gql");
     const [robot] = await makeRobots(db, team, 1);
-    const req = await api.exec("admin", `mutation($r: UUID!) { requestCertificate(input: { robotId: $r }) { result { rowId status profile robotId } } }`, { r: robot });
+    const req = await api.exec(
+      "admin",
+      `mutation($r: UUID!) { requestCertificate(input: { robotId: $r }) { result { rowId status profile robotId } } }`,
+      { r: robot },
+    );
     expect(req.errors).toBeUndefined();
     const cert = req.data.requestCertificate.result;
     expect(cert).toMatchObject({ status: "issuing", profile: "robot", robotId: robot });
@@ -32,13 +36,19 @@ describe("certificate lifecycle through GraphQL", () => {
     const dl = await api.exec("admin", `mutation($id: UUID!) { downloadCertificate(input: { id: $id }) { result } }`, { id: cert.rowId });
     expect(dl.errors).toBeUndefined();
     expect(dl.data.downloadCertificate.result).toContain("BEGIN CERTIFICATE");
-    const seen = await api.exec("viewer", `query($id: UUID!) { certificateByRowId(rowId: $id) { status serial downloadedAt } }`, { id: cert.rowId });
+    const seen = await api.exec("viewer", `query($id: UUID!) { certificateByRowId(rowId: $id) { status serial downloadedAt } }`, {
+      id: cert.rowId,
+    });
     expect(seen.data.certificateByRowId.downloadedAt).not.toBeNull();
 
-    const del = await api.exec("admin", `mutation($id: UUID!) { deleteRobotByRowId(input: { rowId: $id }) { deletedRobotId } }`, { id: robot });
+    const del = await api.exec("admin", `mutation($id: UUID!) { deleteRobotByRowId(input: { rowId: $id }) { deletedRobotId } }`, {
+      id: robot,
+    });
     expect(del.errors).toBeUndefined();
     const bin = await api.exec("viewer", `{ allBins { nodes { kind ref teamId attempts lastError age { seconds } } } }`);
-    expect(bin.data.allBins.nodes).toEqual([expect.objectContaining({ kind: "certificate", ref: cert.rowId, teamId: team, attempts: 0, lastError: null })]);
+    expect(bin.data.allBins.nodes).toEqual([
+      expect.objectContaining({ kind: "certificate", ref: cert.rowId, teamId: team, attempts: 0, lastError: null }),
+    ]);
     await runJobs(db, services);
     const after = await api.exec("viewer", `query($id: UUID!) { certificateByRowId(rowId: $id) { status serial } }`, { id: cert.rowId });
     expect(after.data.certificateByRowId.status).toBe("revoked");
@@ -47,14 +57,26 @@ describe("certificate lifecycle through GraphQL", () => {
 
   it("admin creates and revokes a provisioning credential; deletes a team: bin summary, then blobs purged and certificate on the CRL", async () => {
     const team = await makeTeam(db, "gql-team");
-    const created = await api.exec("admin", `mutation($t: UUID!) { createProvisioningCredential(input: { teamId: $t, name: "line" }) { result { rowId status } } }`, { t: team });
+    const created = await api.exec(
+      "admin",
+      `mutation($t: UUID!) { createProvisioningCredential(input: { teamId: $t, name: "line" }) { result { rowId status } } }`,
+      { t: team },
+    );
     expect(created.errors).toBeUndefined();
     const credId = created.data.createProvisioningCredential.result.rowId;
     await runJobs(db, services);
-    const revoked = await api.exec("admin", `mutation($id: UUID!) { revokeProvisioningCredential(input: { id: $id }) { result { status revokedAt } } }`, { id: credId });
+    const revoked = await api.exec(
+      "admin",
+      `mutation($id: UUID!) { revokeProvisioningCredential(input: { id: $id }) { result { status revokedAt } } }`,
+      { id: credId },
+    );
     expect(revoked.data.revokeProvisioningCredential.result.status).toBe("revoked");
     await runJobs(db, services);
-    const certs = await api.exec("viewer", `query($id: UUID!) { allCertificates(condition: { provisioningCredentialId: $id }) { nodes { status } } }`, { id: credId });
+    const certs = await api.exec(
+      "viewer",
+      `query($id: UUID!) { allCertificates(condition: { provisioningCredentialId: $id }) { nodes { status } } }`,
+      { id: credId },
+    );
     expect(certs.errors).toBeUndefined();
     expect(certs.data.allCertificates.nodes).toEqual([{ status: "revoked" }, { status: "revoked" }]);
 
@@ -64,7 +86,9 @@ describe("certificate lifecycle through GraphQL", () => {
     for (let i = 0; i < 30; i++) await blobs.put(`teams/${team}/objects/${i}`, "x");
     await blobs.put("teams/other/keep", "x");
 
-    const del = await api.exec("admin", `mutation($id: UUID!) { deleteTeamByRowId(input: { rowId: $id }) { deletedTeamId } }`, { id: team });
+    const del = await api.exec("admin", `mutation($id: UUID!) { deleteTeamByRowId(input: { rowId: $id }) { deletedTeamId } }`, {
+      id: team,
+    });
     expect(del.errors).toBeUndefined();
     const summary = await api.exec("viewer", `{ allBinSummaries(orderBy: KIND_ASC) { nodes { kind length oldestAgeSeconds } } }`);
     expect(summary.errors).toBeUndefined();
@@ -77,27 +101,45 @@ describe("certificate lifecycle through GraphQL", () => {
     expect(empty.data.allBinSummaries.nodes).toEqual([]);
     expect((await blobs.list(`teams/${team}/`, { limit: 10 })).keys).toEqual([]);
     expect((await blobs.list("teams/other/", { limit: 10 })).keys).toEqual(["teams/other/keep"]);
-    const { rows } = await db.query("select serial from gk_public.certificates where robot_id is null and owner_team_id = $1 and profile = 'robot'", [team]);
+    const { rows } = await db.query(
+      "select serial from gk_public.certificates where robot_id is null and owner_team_id = $1 and profile = 'robot'",
+      [team],
+    );
     expect(await crlSerials(ca)).toContain(rows[0].serial);
   });
 
   it("viewer cannot mutate; admin retries a bin item; bad input is a clear error", async () => {
     const team = await makeTeam(db, "gql-roles");
     const [robot] = await makeRobots(db, team, 1);
-    const denied = await api.exec("viewer", `mutation($r: UUID!) { requestCertificate(input: { robotId: $r }) { result { rowId } } }`, { r: robot });
+    const denied = await api.exec("viewer", `mutation($r: UUID!) { requestCertificate(input: { robotId: $r }) { result { rowId } } }`, {
+      r: robot,
+    });
     expect(denied.errors?.[0].message).toMatch(/permission denied/);
     const retryDenied = await api.exec("viewer", `mutation { retryBinItem(input: { kind: "blob_prefix", ref: "x" }) { result } }`);
     expect(retryDenied.errors?.[0].message).toMatch(/permission denied/);
 
     // A pending item to retry: a blob prefix whose purge is waiting (inserted as the team trigger would).
-    await db.query("insert into gk_public.purge_items (kind, ref, team_id, next_attempt_at) values ('blob_prefix', 'teams/retry-me/', gen_random_uuid(), now() + interval '1 hour')");
+    await db.query(
+      "insert into gk_public.purge_items (kind, ref, team_id, next_attempt_at) values ('blob_prefix', 'teams/retry-me/', gen_random_uuid(), now() + interval '1 hour')",
+    );
     const { rows } = await db.query("select ref from gk_public.bin where kind = 'blob_prefix'");
-    const retried = await api.exec("admin", `mutation($ref: String!) { retryBinItem(input: { kind: "blob_prefix", ref: $ref }) { result } }`, { ref: rows[0].ref });
+    const retried = await api.exec(
+      "admin",
+      `mutation($ref: String!) { retryBinItem(input: { kind: "blob_prefix", ref: $ref }) { result } }`,
+      { ref: rows[0].ref },
+    );
     expect(retried.errors).toBeUndefined();
     expect(retried.data.retryBinItem.result).toBe(true);
-    const missing = await api.exec("admin", `mutation { retryBinItem(input: { kind: "certificate", ref: "00000000-0000-0000-0000-000000000000" }) { result } }`);
+    const missing = await api.exec(
+      "admin",
+      `mutation { retryBinItem(input: { kind: "certificate", ref: "00000000-0000-0000-0000-000000000000" }) { result } }`,
+    );
     expect(missing.errors?.[0].message).toMatch(/no pending bin item certificate/);
-    const bad = await api.exec("admin", `mutation($r: UUID!) { requestCertificate(input: { robotId: $r, publicKeyPem: "garbage" }) { result { rowId } } }`, { r: robot });
+    const bad = await api.exec(
+      "admin",
+      `mutation($r: UUID!) { requestCertificate(input: { robotId: $r, publicKeyPem: "garbage" }) { result { rowId } } }`,
+      { r: robot },
+    );
     expect(bad.errors?.[0].message).toMatch(/public_key_pem must be a PEM/);
     expect((await db.query("select count(*)::int as n from gk_public.certificates where robot_id = $1", [robot])).rows[0].n).toBe(0);
   });

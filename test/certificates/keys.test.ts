@@ -39,7 +39,9 @@ async function parkedKeys(certIds: string[]): Promise<{ certificate_id: string; 
 }
 
 async function credentialCertIds(cred: string): Promise<string[]> {
-  return (await db.query("select id::text from gk_public.certificates where provisioning_credential_id = $1 order by profile", [cred])).rows.map((r) => r.id);
+  return (
+    await db.query("select id::text from gk_public.certificates where provisioning_credential_id = $1 order by profile", [cred])
+  ).rows.map((r) => r.id);
 }
 
 function spki(keyOrCert: crypto.KeyObject): string {
@@ -90,7 +92,10 @@ describe("provisioning credential bundle", () => {
     expect(bundle.certificates[0].private_key_pem).not.toBe(bundle.certificates[1].private_key_pem);
 
     expect(await parkedKeys(certIds)).toHaveLength(0);
-    const { rows } = await db.query("select count(*)::int as n from gk_public.certificates where id = any($1::uuid[]) and downloaded_at is not null", [certIds]);
+    const { rows } = await db.query(
+      "select count(*)::int as n from gk_public.certificates where id = any($1::uuid[]) and downloaded_at is not null",
+      [certIds],
+    );
     expect(rows[0].n).toBe(2);
 
     const again = await get(`/provisioning-credentials/${cred}/bundle`);
@@ -127,7 +132,9 @@ describe("provisioning credential bundle", () => {
     expect(res.body.errors[0].message).toMatch(/revoked/);
     for (const id of certIds) expect((await get(`/certificates/${id}/key.pem`)).status).toBe(410);
     await runJobs(db, services);
-    expect((await db.query("select distinct status from gk_public.certificates where id = any($1::uuid[])", [certIds])).rows).toEqual([{ status: "revoked" }]);
+    expect((await db.query("select distinct status from gk_public.certificates where id = any($1::uuid[])", [certIds])).rows).toEqual([
+      { status: "revoked" },
+    ]);
   });
 
   it("asynchronous CA: 409 until the certificates are handed over, then the bundle", async () => {
@@ -171,7 +178,10 @@ describe("a certificate's key (GET /certificates/<id>/key.pem)", () => {
     const none = await get(`/certificates/${cert}/key.pem`, null);
     expect(none.status).toBe(401);
     expect((await get(`/certificates/${cert}/key.pem`, "viewer")).status).toBe(403);
-    expect((await fetch(`${api.url}/certificates/${cert}/key.pem`, { method: "POST", headers: { Authorization: `Bearer ${api.tokens.admin}` } })).status).toBe(405);
+    expect(
+      (await fetch(`${api.url}/certificates/${cert}/key.pem`, { method: "POST", headers: { Authorization: `Bearer ${api.tokens.admin}` } }))
+        .status,
+    ).toBe(405);
     expect((await get(`/certificates/${crypto.randomUUID()}/key.pem`)).status).toBe(404);
     expect((await get(`/certificates/nope/key.pem`)).status).toBe(404);
     expect(await parkedKeys([cert])).toHaveLength(1);

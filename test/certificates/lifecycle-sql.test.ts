@@ -59,10 +59,12 @@ describe("certificate lifecycle in SQL", () => {
     expect((await jobs(db, "blobs__purge_prefix")).length).toBe(1);
 
     const { rows: bin } = await db.query("select kind, length from gk_public.bin_summary order by kind");
-    expect(bin).toEqual([
-      { kind: "blob_prefix", length: 1 },
-      { kind: "certificate", length: 453 },
-    ].map((r) => expect.objectContaining(r)));
+    expect(bin).toEqual(
+      [
+        { kind: "blob_prefix", length: 1 },
+        { kind: "certificate", length: 453 },
+      ].map((r) => expect.objectContaining(r)),
+    );
   });
 
   it("robot delete (plain SQL): its certificate goes to revoking; one still issuing does too", async () => {
@@ -96,9 +98,9 @@ describe("certificate lifecycle in SQL", () => {
       client.release();
     }
     expect(await certStatuses(db, [c])).toEqual({ issued: 1 });
-    await expect(
-      db.query("update gk_public.certificates set team_id = $1 where id = $2", [team, c]),
-    ).rejects.toThrow(/certificates_(one_owner|live_has_owner)/);
+    await expect(db.query("update gk_public.certificates set team_id = $1 where id = $2", [team, c])).rejects.toThrow(
+      /certificates_(one_owner|live_has_owner)/,
+    );
   });
 
   it("revoking a provisioning credential sends both certificates to revocation (function or plain UPDATE), twice is fine", async () => {
@@ -115,22 +117,33 @@ describe("certificate lifecycle in SQL", () => {
     expect((await jobs(db, "certificates__issue")).flatMap((j) => j.payload.ids).sort()).toEqual(cc.map((c) => c.id).sort());
     // Issued at the CA (recorded the way the issue task does): the credential becomes issued.
     for (const c of cc) await db.query("select gk_private.certificate_issued($1, $2, null)", [c.id, `ref-${c.id}`]);
-    expect((await db.query("select status from gk_public.provisioning_credentials where id = $1", [cred.id])).rows[0].status).toBe("issued");
+    expect((await db.query("select status from gk_public.provisioning_credentials where id = $1", [cred.id])).rows[0].status).toBe(
+      "issued",
+    );
     await clearJobs();
 
     const revoked = await db.query("select * from gk_public.revoke_provisioning_credential($1)", [cred.id]);
     expect(revoked.rows[0].status).toBe("revoked");
-    expect(await certStatuses(db, cc.map((c) => c.id))).toEqual({ revoking: 2 });
+    expect(
+      await certStatuses(
+        db,
+        cc.map((c) => c.id),
+      ),
+    ).toEqual({ revoking: 2 });
     expect((await revokeJobIds()).flat().sort()).toEqual(cc.map((c) => c.id).sort());
     await db.query("select gk_public.revoke_provisioning_credential($1)", [cred.id]);
     expect((await revokeJobIds()).length).toBe(1);
 
     const { rows: r2 } = await db.query("select (gk_public.create_provisioning_credential($1, 'sql')).id", [team]);
     await db.query("update gk_public.provisioning_credentials set status = 'revoked', revoked_at = now() where id = $1", [r2[0].id]);
-    const { rows: sqlRevoked } = await db.query("select status from gk_public.certificates where provisioning_credential_id = $1", [r2[0].id]);
+    const { rows: sqlRevoked } = await db.query("select status from gk_public.certificates where provisioning_credential_id = $1", [
+      r2[0].id,
+    ]);
     expect(sqlRevoked.map((r) => r.status)).toEqual(["revoking", "revoking"]);
 
-    await expect(db.query("select gk_public.revoke_provisioning_credential(gen_random_uuid())")).rejects.toThrow(/provisioning credential .* not found/);
+    await expect(db.query("select gk_public.revoke_provisioning_credential(gen_random_uuid())")).rejects.toThrow(
+      /provisioning credential .* not found/,
+    );
   });
 
   it("bad input: clear errors and nothing changed", async () => {
@@ -139,11 +152,15 @@ describe("certificate lifecycle in SQL", () => {
     const before = (await db.query("select count(*)::int as n from gk_public.certificates")).rows[0].n;
     await expect(db.query("select gk_public.request_certificate(gen_random_uuid())")).rejects.toThrow(/robot .* not found/);
     await expect(db.query("select gk_public.request_certificate($1, 'not a key')", [r])).rejects.toThrow(/public_key_pem must be a PEM/);
-    await expect(db.query("select gk_public.request_certificate($1, null, interval '20 years')", [r])).rejects.toThrow(/valid_for must be between/);
+    await expect(db.query("select gk_public.request_certificate($1, null, interval '20 years')", [r])).rejects.toThrow(
+      /valid_for must be between/,
+    );
     await expect(db.query("select gk_public.create_provisioning_credential(gen_random_uuid(), 'x')")).rejects.toThrow(/team .* not found/);
     await expect(db.query("select gk_public.retry_bin_item('certificate', 'nope')")).rejects.toThrow(/not a certificate id/);
     await expect(db.query("select gk_public.retry_bin_item('volume', 'x')")).rejects.toThrow(/unknown bin item kind/);
-    await expect(db.query("select gk_public.retry_bin_item('certificate', gen_random_uuid()::text)")).rejects.toThrow(/no pending bin item/);
+    await expect(db.query("select gk_public.retry_bin_item('certificate', gen_random_uuid()::text)")).rejects.toThrow(
+      /no pending bin item/,
+    );
     await expect(db.query("select gk_public.download_certificate(gen_random_uuid())")).rejects.toThrow(/certificate .* not found/);
     expect((await db.query("select count(*)::int as n from gk_public.certificates")).rows[0].n).toBe(before);
   });
@@ -181,7 +198,8 @@ describe("bin reconciler", () => {
     const certs = await makeIssuedRobotCerts(db, robots);
     await db.query("delete from gk_public.robots where id = any($1::uuid[])", [robots]);
     expect((await revokeJobIds()).flat().sort()).toEqual([...certs].sort());
-    const overdue = () => db.query("update gk_public.certificates set next_attempt_at = now() - interval '1 second' where id = any($1::uuid[])", [certs]);
+    const overdue = () =>
+      db.query("update gk_public.certificates set next_attempt_at = now() - interval '1 second' where id = any($1::uuid[])", [certs]);
 
     // Lease ran out while the job still waits in the queue (workers behind): no duplicates.
     await overdue();

@@ -18,7 +18,9 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 async function fill(store: BlobStore, prefix: string, n: number) {
   for (let i = 0; i < n; i += 50) {
-    await Promise.all(Array.from({ length: Math.min(50, n - i) }, (_, j) => store.put(`${prefix}objects/${String(i + j).padStart(5, "0")}`, "x")));
+    await Promise.all(
+      Array.from({ length: Math.min(50, n - i) }, (_, j) => store.put(`${prefix}objects/${String(i + j).padStart(5, "0")}`, "x")),
+    );
   }
 }
 
@@ -73,7 +75,11 @@ describe("blob prefix purge", () => {
 
     // Next attempt: listing starts at the cursor, not at the beginning.
     const afters: (string | undefined)[] = [];
-    const watching: BlobStore = { ...failing, list: (p, o) => (afters.push(o.after), real.list(p, o)), deleteMany: (k) => real.deleteMany(k) };
+    const watching: BlobStore = {
+      ...failing,
+      list: (p, o) => (afters.push(o.after), real.list(p, o)),
+      deleteMany: (k) => real.deleteMany(k),
+    };
     await db.query("select gk_public.retry_bin_item('blob_prefix', $1)", [prefix]);
     await runJobs(db, testServices({ blobs: watching }));
     expect(afters[0]).toBe(`${prefix}objects/01999`);

@@ -83,10 +83,14 @@ describe("certificates at a real CA", () => {
     const team = await makeTeam(db, "creds");
     const { rows } = await db.query("select id from gk_public.create_provisioning_credential($1, 'line-1')", [team]);
     await runJobs(db, services);
-    expect((await db.query("select status from gk_public.provisioning_credentials where id = $1", [rows[0].id])).rows[0].status).toBe("issued");
+    expect((await db.query("select status from gk_public.provisioning_credentials where id = $1", [rows[0].id])).rows[0].status).toBe(
+      "issued",
+    );
     await db.query("select gk_public.revoke_provisioning_credential($1)", [rows[0].id]);
     await runJobs(db, services);
-    const { rows: cc } = await db.query("select status, serial from gk_public.certificates where provisioning_credential_id = $1", [rows[0].id]);
+    const { rows: cc } = await db.query("select status, serial from gk_public.certificates where provisioning_credential_id = $1", [
+      rows[0].id,
+    ]);
     expect(cc.map((c) => c.status)).toEqual(["revoked", "revoked"]);
     expect(await crlSerials(ca)).toEqual(new Set(cc.map((c) => c.serial)));
   });
@@ -101,9 +105,16 @@ describe("certificates at a real CA", () => {
     await gate.entered; // the issue task holds the row lock and is inside ca.issue()
     const del = db.query("delete from gk_public.robots where id = $1", [r]);
     // The delete's SET NULL is blocked on the certificate's row lock.
-    await expect.poll(async () => (await db.query(
-      "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like 'delete from gk_public.robots%'",
-    )).rows[0].n).toBe(1);
+    await expect
+      .poll(
+        async () =>
+          (
+            await db.query(
+              "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like 'delete from gk_public.robots%'",
+            )
+          ).rows[0].n,
+      )
+      .toBe(1);
     expect(await certStatuses(db, [c])).toEqual({ issuing: 1 });
     gate.release();
     await issuing;
@@ -128,9 +139,16 @@ describe("certificates at a real CA", () => {
       await holder.query("begin");
       await holder.query("select 1 from gk_public.certificates where id = $1 for update", [c]);
       const del = db.query("delete from gk_public.robots where id = $1", [r]);
-      await expect.poll(async () => (await db.query(
-        "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
-      )).rows[0].n).toBe(1);
+      await expect
+        .poll(
+          async () =>
+            (
+              await db.query(
+                "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+              )
+            ).rows[0].n,
+        )
+        .toBe(1);
       await holder.query("commit");
       await del;
     } finally {
@@ -156,7 +174,10 @@ describe("certificates at a real CA", () => {
     } finally {
       await down.close();
     }
-    const { rows: bin } = await db.query("select attempts, last_error, next_attempt_at > now() as later from gk_public.bin where team_id = $1 and kind = 'certificate'", [team]);
+    const { rows: bin } = await db.query(
+      "select attempts, last_error, next_attempt_at > now() as later from gk_public.bin where team_id = $1 and kind = 'certificate'",
+      [team],
+    );
     expect(bin).toHaveLength(5);
     for (const b of bin) {
       expect(b.attempts).toBe(1);
@@ -170,15 +191,22 @@ describe("certificates at a real CA", () => {
     await db.query("select gk_public.retry_bin_item('certificate', $1)", [certs[0]]);
     await runJobs(db, testServices({ ca }));
     expect(await certStatuses(db, certs)).toEqual({ revoked: 1, revoking: 4 });
-    await db.query("update gk_public.certificates set next_attempt_at = now() - interval '1 second' where id = any($1::uuid[]) and status = 'revoking'", [certs]);
+    await db.query(
+      "update gk_public.certificates set next_attempt_at = now() - interval '1 second' where id = any($1::uuid[]) and status = 'revoking'",
+      [certs],
+    );
     await db.query("delete from graphile_worker._private_jobs"); // the old job's retry is hours away
     await db.query("select gk_private.enqueue('bin__reconcile')");
     await runJobs(db, testServices({ ca }));
     expect(await certStatuses(db, certs)).toEqual({ revoked: 5 });
     expect(await binLength()).toBe(0);
-    const { rows: act } = await db.query("select status, counts from gk_public.activations where task = 'bin__reconcile' order by id desc limit 1");
+    const { rows: act } = await db.query(
+      "select status, counts from gk_public.activations where task = 'bin__reconcile' order by id desc limit 1",
+    );
     expect(act[0]).toMatchObject({ status: "succeeded", counts: { revocations: 4, issuances: 0 } });
-    const serials = (await db.query("select serial from gk_public.certificates where id = any($1::uuid[])", [certs])).rows.map((r) => r.serial);
+    const serials = (await db.query("select serial from gk_public.certificates where id = any($1::uuid[])", [certs])).rows.map(
+      (r) => r.serial,
+    );
     expect(await crlSerials(ca)).toEqual(new Set(serials));
   });
 

@@ -37,9 +37,14 @@ describe("expiry sweep", () => {
     expect(creds).toHaveLength(3);
     const act = await runCron("certificates__expire");
     expect(act).toMatchObject({ status: "succeeded", counts: { certificates_expired: 1, provisioning_credentials_expired: 1 } });
-    const { rows } = await db.query("select status from gk_public.certificates where id = any($1::uuid[]) order by ca_ref nulls last", [certs.map((c) => c.id)]);
+    const { rows } = await db.query("select status from gk_public.certificates where id = any($1::uuid[]) order by ca_ref nulls last", [
+      certs.map((c) => c.id),
+    ]);
     expect(rows.map((r) => r.status)).toEqual(["expired", "issued", "issuing"]);
-    const { rows: cs } = await db.query("select name, status, expired_at is not null as has_at from gk_public.provisioning_credentials where team_id = $1 order by name", [team]);
+    const { rows: cs } = await db.query(
+      "select name, status, expired_at is not null as has_at from gk_public.provisioning_credentials where team_id = $1 order by name",
+      [team],
+    );
     expect(cs).toEqual([
       { name: "new", status: "issued", has_at: false },
       { name: "old", status: "expired", has_at: true },
@@ -55,7 +60,7 @@ describe("expiry sweep", () => {
   it("the sweep can use the index on (status, not_after)", async () => {
     // Few rows here, so the planner would rightly scan the table; forbid that to see the index serves it.
     const c = await db.pool.connect();
-    let rows;
+    let rows: any[] = [];
     try {
       await c.query("begin; set local enable_seqscan = off");
       ({ rows } = await c.query(
@@ -89,18 +94,18 @@ describe("retention sweep", () => {
       [team, robot],
     );
     const part10 = `ecu_telemetry_p${new Date(Date.now() - 10 * 86400_000).toISOString().slice(0, 10).replace(/-/g, "")}`;
-    expect((await db.query("select count(*)::int as n from gk_private." + part10)).rows[0].n).toBe(2);
+    expect((await db.query(`select count(*)::int as n from gk_private.${part10}`)).rows[0].n).toBe(2);
     expect((await db.query("select count(*)::int as n from gk_private.ecu_telemetry_default")).rows[0].n).toBe(2);
 
     const act = await runCron("retention__sweep");
     expect(act.status).toBe("succeeded");
     expect(act.counts).toMatchObject({ robot_manifests: 1, ecu_telemetry: 4, purge_items: 0 });
-    expect(await db.query("select to_regclass('gk_private." + part10 + "') as r").then((r) => r.rows[0].r)).toBeNull();
+    expect(await db.query(`select to_regclass('gk_private.${part10}') as r`).then((r) => r.rows[0].r)).toBeNull();
     expect((await db.query("select count(*)::int as n from gk_public.robot_manifests")).rows[0].n).toBe(2);
     expect((await db.query("select count(*)::int as n from gk_public.ecu_telemetry")).rows[0].n).toBe(2);
     // Partitions exist for the coming week.
     const ahead = `ecu_telemetry_p${new Date(Date.now() + 6 * 86400_000).toISOString().slice(0, 10).replace(/-/g, "")}`;
-    expect((await db.query("select to_regclass('gk_private." + ahead + "') as r")).rows[0].r).not.toBeNull();
+    expect((await db.query(`select to_regclass('gk_private.${ahead}') as r`)).rows[0].r).not.toBeNull();
   });
 
   it("creating a partition moves the strays that were waiting in the default partition", async () => {
@@ -110,10 +115,16 @@ describe("retention sweep", () => {
       "insert into gk_public.ecu_telemetry (team_id, robot_id, ecu_serial, event_type, recorded_at) values ($1, $2, 'ecu', 'future', now() + interval '30 days')",
       [team, robot],
     );
-    expect((await db.query("select count(*)::int as n from gk_private.ecu_telemetry_default where event_type = 'future'")).rows[0].n).toBe(1);
-    const { rows } = await db.query("select gk_private.ensure_telemetry_partitions((now() at time zone 'utc' + interval '30 days')::date, 1) as n");
+    expect((await db.query("select count(*)::int as n from gk_private.ecu_telemetry_default where event_type = 'future'")).rows[0].n).toBe(
+      1,
+    );
+    const { rows } = await db.query(
+      "select gk_private.ensure_telemetry_partitions((now() at time zone 'utc' + interval '30 days')::date, 1) as n",
+    );
     expect(rows[0].n).toBe(1);
-    expect((await db.query("select count(*)::int as n from gk_private.ecu_telemetry_default where event_type = 'future'")).rows[0].n).toBe(0);
+    expect((await db.query("select count(*)::int as n from gk_private.ecu_telemetry_default where event_type = 'future'")).rows[0].n).toBe(
+      0,
+    );
     expect((await db.query("select count(*)::int as n from gk_public.ecu_telemetry where event_type = 'future'")).rows[0].n).toBe(1);
   });
 
@@ -126,7 +137,9 @@ describe("retention sweep", () => {
     expect(act.status).toBe("succeeded");
     expect(act.counts).toMatchObject({ tuf_metadata_test: 7, robot_manifests: 0 });
     const { rows } = await db.query("select item, error from gk_public.activation_errors where activation_id = $1", [act.id]);
-    expect(rows).toEqual([{ item: "nothing_here", error: expect.stringMatching(/has no function gk_private.retention_prune__nothing_here/) }]);
+    expect(rows).toEqual([
+      { item: "nothing_here", error: expect.stringMatching(/has no function gk_private.retention_prune__nothing_here/) },
+    ]);
   });
 });
 

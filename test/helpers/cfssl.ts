@@ -85,8 +85,23 @@ export async function startCfssl(): Promise<CfsslServer> {
     async start() {
       const c = spawn(
         "cfssl",
-        ["serve", "-address", "127.0.0.1", "-port", String(port), "-ca", "ca.pem", "-ca-key", "ca-key.pem",
-          "-config", "config.json", "-db-config", "db.json", "-loglevel", "2"],
+        [
+          "serve",
+          "-address",
+          "127.0.0.1",
+          "-port",
+          String(port),
+          "-ca",
+          "ca.pem",
+          "-ca-key",
+          "ca-key.pem",
+          "-config",
+          "config.json",
+          "-db-config",
+          "db.json",
+          "-loglevel",
+          "2",
+        ],
         { cwd: dir, stdio: ["ignore", "pipe", "pipe"] },
       );
       child = c;
@@ -118,19 +133,27 @@ export async function startCfssl(): Promise<CfsslServer> {
       const d = new DatabaseSync(dbFile, { readOnly: true });
       try {
         return d
-          .prepare("select cast(serial_number as text) as serial_number, cast(authority_key_identifier as text) as authority_key_identifier, cast(status as text) as status, reason from certificates")
+          .prepare(
+            "select cast(serial_number as text) as serial_number, cast(authority_key_identifier as text) as authority_key_identifier, cast(status as text) as status, reason from certificates",
+          )
           .all() as ReturnType<CfsslServer["certdbRows"]>;
       } finally {
         d.close();
       }
     },
     gencrlFromDb() {
-      const serials = self.certdbRows().filter((r) => r.status === "revoked").map((r) => r.serial_number);
+      const serials = self
+        .certdbRows()
+        .filter((r) => r.status === "revoked")
+        .map((r) => r.serial_number);
       fs.writeFileSync(path.join(dir, "revoked-serials.txt"), `${serials.join("\n")}\n`);
       const r = spawnSync("cfssl", ["gencrl", "revoked-serials.txt", "ca.pem", "ca-key.pem"], { cwd: dir, encoding: "utf8" });
       if (r.status !== 0) throw new Error(`cfssl gencrl failed: ${r.stderr}`);
       const der = Buffer.from(r.stdout.trim(), "base64");
-      const b64 = der.toString("base64").replace(/(.{64})/g, "$1\n").trim();
+      const b64 = der
+        .toString("base64")
+        .replace(/(.{64})/g, "$1\n")
+        .trim();
       return `-----BEGIN X509 CRL-----\n${b64}\n-----END X509 CRL-----\n`;
     },
   };

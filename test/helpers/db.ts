@@ -1,6 +1,6 @@
 // Per-test-file database: a clone of the migrated template, dropped when the file is done.
 import crypto from "node:crypto";
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, inject } from "vitest";
 import { createPool } from "../../src/db/pool.ts";
 import { adminQuery, withDatabase } from "./global-setup.ts";

@@ -48,13 +48,23 @@ export interface HttpGraphql {
   url: string;
   tokens: Record<ApiRole, string>;
   /** POST /graphql with `Authorization: Bearer <token>` (token: a role's token, a raw string, or none). */
-  post<T = any>(query: string, opts?: { as?: ApiRole; token?: string | null; variables?: Record<string, unknown> }): Promise<{ status: number; body: GraphqlResult<T> }>;
+  post<T = any>(
+    query: string,
+    opts?: { as?: ApiRole; token?: string | null; variables?: Record<string, unknown> },
+  ): Promise<{ status: number; body: GraphqlResult<T> }>;
   exec<T = any>(role: ApiRole, query: string, variables?: Record<string, unknown>): Promise<GraphqlResult<T>>;
 }
 
 /** A real admin server on a free port against `db`, with an admin and a viewer token. Closed after the file. */
 export async function httpGraphql(db: TestDb, extra: Partial<AdminServerOptions> = {}): Promise<HttpGraphql> {
-  const server = await startAdminServer({ databaseUrl: db.url, host: "127.0.0.1", port: 0, services: testServices(), ...areaServerParts(), ...extra });
+  const server = await startAdminServer({
+    databaseUrl: db.url,
+    host: "127.0.0.1",
+    port: 0,
+    services: testServices(),
+    ...areaServerParts(),
+    ...extra,
+  });
   afterAll(() => server.close());
   const tokens = {
     admin: (await createToken(db.pool, "test admin", "admin")).token,

@@ -39,8 +39,14 @@ describe("hashed bins", () => {
 
   it("dirty bins are read as runs of adjacent bins, merged across the smallest gaps past the cap", () => {
     expect(binRuns([5], 64)).toEqual([[5, 5]]);
-    expect(binRuns([3, 1, 2, 7, 9, 8], 64)).toEqual([[1, 3], [7, 9]]);
-    expect(binRuns([0, 10, 12, 50], 2)).toEqual([[0, 12], [50, 50]]);
+    expect(binRuns([3, 1, 2, 7, 9, 8], 64)).toEqual([
+      [1, 3],
+      [7, 9],
+    ]);
+    expect(binRuns([0, 10, 12, 50], 2)).toEqual([
+      [0, 12],
+      [50, 50],
+    ]);
     const many = Array.from({ length: 1000 }, (_, i) => i * 3);
     const runs = binRuns(many, 64);
     expect(runs).toHaveLength(64);

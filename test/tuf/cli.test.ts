@@ -51,7 +51,10 @@ const updater = () =>
 
 describe("groundskeeper tuf", () => {
   it("init writes 0600 key files, publishes, and the served repository is accepted by tuf-js", async () => {
-    const r = await runCli(["tuf", "init", "--team", "acme", "--keys-dir", keysDir, "--keys", "3", "--threshold", "2", "--bins", "16"], env);
+    const r = await runCli(
+      ["tuf", "init", "--team", "acme", "--keys-dir", keysDir, "--keys", "3", "--threshold", "2", "--bins", "16"],
+      env,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/16 bins, root 2 of 3/);
     const files = fs.readdirSync(keysDir).map((f) => path.join(keysDir, f));
@@ -87,7 +90,10 @@ describe("groundskeeper tuf", () => {
     const newKeys = fs.readdirSync(newDir).map((f) => path.join(newDir, f));
     const oldKeys = fs.readdirSync(keysDir).map((f) => path.join(keysDir, f));
 
-    oneLineError(await runCli(["tuf", "rotate-root", "--team", "acme", "--old-keys", oldKeys[0], "--new-keys", ...newKeys], env), /needs 2 of its keys, got 1/);
+    oneLineError(
+      await runCli(["tuf", "rotate-root", "--team", "acme", "--old-keys", oldKeys[0], "--new-keys", ...newKeys], env),
+      /needs 2 of its keys, got 1/,
+    );
     const r = await runCli(["tuf", "rotate-root", "--team", "acme", "--old-keys", ...oldKeys.slice(0, 2), "--new-keys", ...newKeys], env);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/root v2 .* uploaded as 2\.root\.json/);
@@ -100,9 +106,18 @@ describe("groundskeeper tuf", () => {
     oneLineError(await runCli(["tuf", "init", "--team", "ghost", "--keys-dir", tmpDir("x")], env), /no team named 'ghost'/);
     await db.query("insert into gk_public.teams (name) values ('beta')");
     oneLineError(await runCli(["tuf", "init", "--team", "beta", "--keys-dir", tmpDir("x"), "--bins", "100"], env), /power of two/);
-    oneLineError(await runCli(["tuf", "init", "--team", "beta", "--keys-dir", tmpDir("x"), "--keys", "2", "--threshold", "3"], env), /--threshold must be 1\.\.2/);
-    oneLineError(await runCli(["tuf", "init", "--team", "beta", "--keys-dir", tmpDir("x"), "--timestamp-lifetime", "1 hour"], env), /invalid lifetimes/);
+    oneLineError(
+      await runCli(["tuf", "init", "--team", "beta", "--keys-dir", tmpDir("x"), "--keys", "2", "--threshold", "3"], env),
+      /--threshold must be 1\.\.2/,
+    );
+    oneLineError(
+      await runCli(["tuf", "init", "--team", "beta", "--keys-dir", tmpDir("x"), "--timestamp-lifetime", "1 hour"], env),
+      /invalid lifetimes/,
+    );
     expect((await db.query("select count(*)::int as n from gk_public.tuf_repositories")).rows[0].n).toBe(1);
-    oneLineError(await runCli(["tuf", "rotate-root", "--team", "acme", "--old-keys", "/nonexistent", "--new-keys", "/nonexistent"], env), /cannot read key file/);
+    oneLineError(
+      await runCli(["tuf", "rotate-root", "--team", "acme", "--old-keys", "/nonexistent", "--new-keys", "/nonexistent"], env),
+      /cannot read key file/,
+    );
   });
 });

@@ -20,7 +20,9 @@ beforeAll(async () => {
 afterAll(() => fx?.close());
 
 const roleVersions = async () =>
-  Object.fromEntries((await db.query("select role, version from gk_public.tuf_roles where team_id = $1", [fx.teamId])).rows.map((r) => [r.role, r.version]));
+  Object.fromEntries(
+    (await db.query("select role, version from gk_public.tuf_roles where team_id = $1", [fx.teamId])).rows.map((r) => [r.role, r.version]),
+  );
 
 describe("tuf repository, checked by tuf-js", () => {
   it("bootstrap: the client accepts the fresh repository, with every bin listed in snapshot", async () => {
@@ -41,7 +43,9 @@ describe("tuf repository, checked by tuf-js", () => {
     await publishNow(db, fx.blobs);
     expect((await client.download("firmware/robot-1.2.3.bin")).toString()).toBe("firmware bytes 1.2.3");
     const after = await roleVersions();
-    const changed = Object.keys(after).filter((r) => after[r] !== before[r]).sort();
+    const changed = Object.keys(after)
+      .filter((r) => after[r] !== before[r])
+      .sort();
     const { rows } = await db.query("select 'bins-' || to_hex(gk_public.tuf_bin_of($1, 4)) as bin", [t.path]);
     expect(changed).toEqual([rows[0].bin, "snapshot", "timestamp"]);
   });
@@ -88,7 +92,9 @@ describe("tuf repository, checked by tuf-js", () => {
 
   it("resign: a timestamp near expiry is renewed on its own even when no bin is (RSTUF bug c)", async () => {
     // Timestamp lives 1 day, bins 30 days: simulate 20 hours passing for the timestamp only.
-    await db.query("update gk_public.tuf_roles set expires = now() + interval '4 hours' where team_id = $1 and role = 'timestamp'", [fx.teamId]);
+    await db.query("update gk_public.tuf_roles set expires = now() + interval '4 hours' where team_id = $1 and role = 'timestamp'", [
+      fx.teamId,
+    ]);
     const before = await roleVersions();
     await db.query("select * from gk_private.tuf_resign_sweep()");
     await publishNow(db, fx.blobs);
@@ -101,13 +107,20 @@ describe("tuf repository, checked by tuf-js", () => {
   });
 
   it("resign: a bin near expiry gets a new version, and so do snapshot and timestamp", async () => {
-    await db.query("update gk_public.tuf_roles set expires = now() + interval '1 hour' where team_id = $1 and role in ('bins-3', 'targets')", [fx.teamId]);
+    await db.query(
+      "update gk_public.tuf_roles set expires = now() + interval '1 hour' where team_id = $1 and role in ('bins-3', 'targets')",
+      [fx.teamId],
+    );
     const before = await roleVersions();
     const { rows } = await db.query("select * from gk_private.tuf_resign_sweep()");
     expect(rows).toEqual([{ team_id: fx.teamId, roles_marked: 2, pending_uploads: 0 }]);
     await publishNow(db, fx.blobs);
     const after = await roleVersions();
-    expect(Object.keys(after).filter((r) => after[r] !== before[r]).sort()).toEqual(["bins-3", "snapshot", "targets", "timestamp"]);
+    expect(
+      Object.keys(after)
+        .filter((r) => after[r] !== before[r])
+        .sort(),
+    ).toEqual(["bins-3", "snapshot", "targets", "timestamp"]);
     await client.refresh();
     expect(client.trusted("snapshot").signed.meta["bins-3.json"].version).toBe(after["bins-3"]);
   });
@@ -117,7 +130,9 @@ describe("tuf repository, checked by tuf-js", () => {
     await addTargets(db, fx.teamId, [t]);
     // Sign and commit, then "crash": no upload.
     await signDirty(fromPool(db.pool), box, fx.teamId);
-    const pending = (await db.query("select role, version, document from gk_public.tuf_metadata where team_id = $1 and uploaded_at is null", [fx.teamId])).rows;
+    const pending = (
+      await db.query("select role, version, document from gk_public.tuf_metadata where team_id = $1 and uploaded_at is null", [fx.teamId])
+    ).rows;
     expect(pending.map((r) => r.role).sort()).toContain("timestamp");
     const u = await client.refresh();
     expect(await u.getTargetInfo(t.path)).toBeUndefined(); // old, consistent state
@@ -147,7 +162,12 @@ describe("tuf repository, checked by tuf-js", () => {
     // The worker records a failure asynchronously: wait for it rather than race it.
     const job = await waitFor(async () => (await jobs(db, "tuf__publish")).find((j) => j.last_error));
     expect(job.last_error).toMatch(/blob store unreachable/);
-    expect(Number((await db.query("select count(*) from gk_public.tuf_metadata where team_id = $1 and uploaded_at is null", [fx.teamId])).rows[0].count)).toBeGreaterThan(0);
+    expect(
+      Number(
+        (await db.query("select count(*) from gk_public.tuf_metadata where team_id = $1 and uploaded_at is null", [fx.teamId])).rows[0]
+          .count,
+      ),
+    ).toBeGreaterThan(0);
     await db.query("update graphile_worker._private_jobs set run_at = now()");
     await publishNow(db, fx.blobs);
     expect((await client.download(t.path)).toString()).toBe("written while the store was down");

@@ -35,7 +35,10 @@ describe("TUF through GraphQL", () => {
     u = await client.refresh();
     expect(await u.getTargetInfo(batch[7].path)).toBeUndefined();
 
-    const status = await gql.exec("viewer", `{ allTufRepositoryStatuses { nodes { teamName dirtyRoles pendingUploads publishedTimestampVersion timestampVersion } } }`);
+    const status = await gql.exec(
+      "viewer",
+      `{ allTufRepositoryStatuses { nodes { teamName dirtyRoles pendingUploads publishedTimestampVersion timestampVersion } } }`,
+    );
     expect(status.errors).toBeUndefined();
     const [row] = status.data.allTufRepositoryStatuses.nodes;
     expect(row).toMatchObject({ teamName: fx.team, dirtyRoles: "0", pendingUploads: "0" });

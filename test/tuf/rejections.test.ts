@@ -112,7 +112,9 @@ describe("the client rejects what must be rejected", () => {
     await client.refresh();
     const current = await get("timestamp.json");
     const { generateKey } = await import("../../src/tuf/keys.ts");
-    const forged = signDocument(timestampSigned(current.signed.version + 1, inDays(1), current.signed.meta["snapshot.json"].version), [generateKey()]);
+    const forged = signDocument(timestampSigned(current.signed.version + 1, inDays(1), current.signed.meta["snapshot.json"].version), [
+      generateKey(),
+    ]);
     await put("timestamp.json", forged);
     try {
       await expect(client.refresh()).rejects.toThrow("timestamp was signed by 0/1 keys");

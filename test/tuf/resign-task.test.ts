@@ -21,13 +21,18 @@ describe("tuf__resign", () => {
       "update gk_public.tuf_roles set expires = now() + interval '10 minutes' where team_id = $1 and role in ('snapshot', 'bins-2')",
       [fx.teamId],
     );
-    await db.query("select graphile_worker.add_job('tuf__resign', json_build_object('_cron', json_build_object('ts', now(), 'backfilled', false)))");
+    await db.query(
+      "select graphile_worker.add_job('tuf__resign', json_build_object('_cron', json_build_object('ts', now(), 'backfilled', false)))",
+    );
     await runJobs(db, testServices({ blobs: fx.blobs }));
     const { rows } = await db.query("select status, counts from gk_public.activations where task = 'tuf__resign'");
     expect(rows).toEqual([{ status: "succeeded", counts: { roles_marked: 2, teams_scheduled: 1, pending_uploads: 0 } }]);
     await publishNow(db, fx.blobs);
     const versions = Object.fromEntries(
-      (await db.query("select role, version from gk_public.tuf_roles where team_id = $1", [fx.teamId])).rows.map((r) => [r.role, r.version]),
+      (await db.query("select role, version from gk_public.tuf_roles where team_id = $1", [fx.teamId])).rows.map((r) => [
+        r.role,
+        r.version,
+      ]),
     );
     expect(versions).toMatchObject({ "bins-0": 1, "bins-1": 1, "bins-2": 2, "bins-3": 1, targets: 1, snapshot: 2, timestamp: 2 });
     const client = await Client.create(fx);

@@ -16,7 +16,11 @@ let fx: TufFixture;
 
 beforeAll(async () => {
   fx = await setupRepository(db, { bins: 2, keys: 1, threshold: 1 });
-  await rotateRoot(fromPool(db.pool), { team: fx.team, oldKeyFiles: fx.keyFiles, newKeyFiles: generateKeyFiles(tmpDir("k"), fx.team, 1).map((k) => k.file) });
+  await rotateRoot(fromPool(db.pool), {
+    team: fx.team,
+    oldKeyFiles: fx.keyFiles,
+    newKeyFiles: generateKeyFiles(tmpDir("k"), fx.team, 1).map((k) => k.file),
+  });
   for (let i = 0; i < 5; i++) {
     await addTargets(db, fx.teamId, [fakeTarget(i)]);
     await publishNow(db, fx.blobs);
@@ -26,7 +30,12 @@ beforeAll(async () => {
 afterAll(() => fx?.close());
 
 const versions = async () =>
-  (await db.query("select role, array_agg(version order by version) as v from gk_public.tuf_metadata where team_id = $1 group by role order by role", [fx.teamId])).rows;
+  (
+    await db.query(
+      "select role, array_agg(version order by version) as v from gk_public.tuf_metadata where team_id = $1 group by role order by role",
+      [fx.teamId],
+    )
+  ).rows;
 
 describe("retention of TUF metadata", () => {
   it("registers the tuf_metadata policy with a 30-day default", async () => {
@@ -50,7 +59,12 @@ describe("retention of TUF metadata", () => {
     const published = JSON.parse(Buffer.from((await fx.blobs.get(metadataKey(fx.teamId, "timestamp.json")))!).toString());
     const publishedSnapshot = published.signed.meta["snapshot.json"].version;
     const snapDoc = JSON.parse(
-      (await db.query("select document from gk_public.tuf_metadata where team_id = $1 and role = 'snapshot' and version = $2", [fx.teamId, publishedSnapshot])).rows[0].document,
+      (
+        await db.query("select document from gk_public.tuf_metadata where team_id = $1 and role = 'snapshot' and version = $2", [
+          fx.teamId,
+          publishedSnapshot,
+        ])
+      ).rows[0].document,
     );
 
     const { rows } = await db.query("select gk_private.retention_prune__tuf_metadata(now() + interval '1 minute') as n");

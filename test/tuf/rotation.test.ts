@@ -23,7 +23,8 @@ beforeAll(async () => {
 });
 afterAll(() => fx?.close());
 
-const rootVersion = async () => (await db.query("select root_version from gk_public.tuf_repositories where team_id = $1", [fx.teamId])).rows[0].root_version;
+const rootVersion = async () =>
+  (await db.query("select root_version from gk_public.tuf_repositories where team_id = $1", [fx.teamId])).rows[0].root_version;
 
 describe("root rotation", () => {
   it("init wrote the root private keys to 0600 files and kept only public keys in the database", async () => {
@@ -52,7 +53,13 @@ describe("root rotation", () => {
     const newKeys = generateKeyFiles(tmpDir("rogue"), fx.team, 1).map((k) => readKeyFile(k.file));
     const online = (await db.query("select online_public_key from gk_public.tuf_repositories where team_id = $1", [fx.teamId])).rows[0];
     const rogue = signDocument(
-      rootSigned({ version: 2, expires: new Date(Date.now() + 86_400_000), rootKeys: newKeys, threshold: 1, online: publicKeyOf(online.online_public_key) }),
+      rootSigned({
+        version: 2,
+        expires: new Date(Date.now() + 86_400_000),
+        rootKeys: newKeys,
+        threshold: 1,
+        online: publicKeyOf(online.online_public_key),
+      }),
       newKeys,
     );
     await fx.blobs.put(metadataKey(fx.teamId, "2.root.json"), rogue);
@@ -86,9 +93,9 @@ describe("root rotation", () => {
     expect((await client.download("after/rotation.bin")).toString()).toBe("rotated");
     expect(client.trusted("root").signed.version).toBe(3);
     // The old v1 keys can no longer rotate.
-    await expect(
-      rotateRoot(fromPool(db.pool), { team: fx.team, oldKeyFiles: fx.keyFiles, newKeyFiles: third }),
-    ).rejects.toThrow(/not a key of root v3/);
+    await expect(rotateRoot(fromPool(db.pool), { team: fx.team, oldKeyFiles: fx.keyFiles, newKeyFiles: third })).rejects.toThrow(
+      /not a key of root v3/,
+    );
     expect(path.basename(third[0])).toMatch(/\.json$/);
   });
 });

@@ -83,9 +83,9 @@ describe("tuf schema", () => {
       await c.query("set local role gk_viewer");
       const { rows } = await c.query("select team_name, bins from gk_public.tuf_repository_status where team_id = $1", [fx.teamId]);
       expect(rows).toEqual([{ team_name: fx.team, bins: 256 }]);
-      await expect(c.query("select gk_public.tuf_add_targets($1, $2::jsonb)", [fx.teamId, JSON.stringify([fakeTarget(2, "viewer")])])).rejects.toThrow(
-        /permission denied/,
-      );
+      await expect(
+        c.query("select gk_public.tuf_add_targets($1, $2::jsonb)", [fx.teamId, JSON.stringify([fakeTarget(2, "viewer")])]),
+      ).rejects.toThrow(/permission denied/);
       await c.query("rollback");
       await c.query("begin");
       await c.query("set local role gk_admin");

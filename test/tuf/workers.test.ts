@@ -64,20 +64,27 @@ describe("two worker processes", () => {
         if (b % 3 === 2) {
           await db.query("select gk_public.tuf_remove_targets($1, $2)", [fx.teamId, batch.slice(0, 10).map((t) => t.path)]);
         }
-        await db.query("select graphile_worker.add_jobs(array_fill(row('tuf__publish', json_build_object('team_id', $1::uuid), null, null, null, null, null, null)::graphile_worker.job_spec, array[4]))", [fx.teamId]);
+        await db.query(
+          "select graphile_worker.add_jobs(array_fill(row('tuf__publish', json_build_object('team_id', $1::uuid), null, null, null, null, null, null)::graphile_worker.job_spec, array[4]))",
+          [fx.teamId],
+        );
       }
     };
     await Promise.all([writer(1), writer(2), writer(3)]);
 
-    await waitFor(async () => {
-      const { rows } = await db.query(
-        `select (select count(*) from graphile_worker._private_jobs)::int as jobs,
+    await waitFor(
+      async () => {
+        const { rows } = await db.query(
+          `select (select count(*) from graphile_worker._private_jobs)::int as jobs,
                 (select count(*) from gk_public.tuf_roles where team_id = $1 and dirty)::int as dirty,
                 (select count(*) from gk_public.tuf_metadata where team_id = $1 and uploaded_at is null)::int as pending`,
-        [fx.teamId],
-      );
-      return rows[0].jobs === 0 && rows[0].dirty === 0 && rows[0].pending === 0;
-    }, "all publishes done", 150_000);
+          [fx.teamId],
+        );
+        return rows[0].jobs === 0 && rows[0].dirty === 0 && rows[0].pending === 0;
+      },
+      "all publishes done",
+      150_000,
+    );
     stop = true;
     await refresher;
 
@@ -98,7 +105,9 @@ describe("two worker processes", () => {
 
     // Snapshot versions are contiguous and no bin version ever goes backwards.
     const snaps = (
-      await db.query("select version, document from gk_public.tuf_metadata where team_id = $1 and role = 'snapshot' order by version", [fx.teamId])
+      await db.query("select version, document from gk_public.tuf_metadata where team_id = $1 and role = 'snapshot' order by version", [
+        fx.teamId,
+      ])
     ).rows;
     expect(snaps.map((s) => s.version)).toEqual(snaps.map((_, i) => i + 1));
     let prev: Record<string, { version: number }> = {};

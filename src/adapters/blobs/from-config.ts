@@ -10,7 +10,10 @@ const BlobsEnv = z.object({
   GK_BLOBS: z.enum(["fs", "s3"]).default("fs"),
   GK_BLOBS_DIR: z.string().min(1).optional(),
   GK_S3_ENDPOINT: z.url().optional(),
-  GK_S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a valid bucket name").optional(),
+  GK_S3_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a valid bucket name")
+    .optional(),
   GK_S3_REGION: z.string().min(1).optional(),
   GK_S3_FORCE_PATH_STYLE: z.enum(["0", "1", "true", "false"]).optional(),
   GK_S3_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
@@ -19,7 +22,9 @@ const BlobsEnv = z.object({
 export async function blobsFromEnv(env: NodeJS.ProcessEnv, home: string): Promise<BlobStore | undefined> {
   const parsed = BlobsEnv.safeParse(env);
   if (!parsed.success) {
-    throw new UserError(`invalid blob store configuration: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    throw new UserError(
+      `invalid blob store configuration: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
   }
   const cfg = parsed.data;
   if (cfg.GK_BLOBS === "fs") return new FsBlobStore(path.resolve(cfg.GK_BLOBS_DIR ?? path.join(home, "blobs")));

@@ -45,7 +45,9 @@ export class FsBlobStore implements BlobStore {
           const code = (e as NodeJS.ErrnoException).code;
           if (code === "ENOENT" && attempt < 5) continue;
           if (code === "EISDIR" || code === "ENOTDIR" || code === "ENOTEMPTY" || code === "EEXIST")
-            throw new Error(`blob key ${JSON.stringify(key)} collides with another key used as a directory (filesystem store)`, { cause: e });
+            throw new Error(`blob key ${JSON.stringify(key)} collides with another key used as a directory (filesystem store)`, {
+              cause: e,
+            });
           throw e;
         }
       }

@@ -10,7 +10,8 @@ export function assertValidKey(key: string): void {
   if (key.startsWith("/") || key.endsWith("/") || key.includes("//") || key.includes("\0") || key.includes("\\"))
     throw new InvalidBlobKeyError(`blob key must be a relative path without empty segments: ${JSON.stringify(key)}`);
   for (const seg of key.split("/")) {
-    if (seg === "." || seg === "..") throw new InvalidBlobKeyError(`blob key must not contain '.' or '..' segments: ${JSON.stringify(key)}`);
+    if (seg === "." || seg === "..")
+      throw new InvalidBlobKeyError(`blob key must not contain '.' or '..' segments: ${JSON.stringify(key)}`);
   }
 }
 

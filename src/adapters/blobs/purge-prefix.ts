@@ -22,7 +22,7 @@ export interface PurgePrefixResult {
 
 export async function purgePrefix(store: BlobStore, prefix: string, opts: PurgePrefixOptions = {}): Promise<PurgePrefixResult> {
   // "team-a" would also match "team-ab/…": only whole path segments can be purged.
-  if (!prefix || !prefix.endsWith("/") || prefix.startsWith("/"))
+  if (!prefix?.endsWith("/") || prefix.startsWith("/"))
     throw new Error(`purge prefix must be a non-empty key prefix ending with '/': ${JSON.stringify(prefix)}`);
   const pageSize = opts.pageSize ?? 1000;
   if (opts.after !== undefined && !opts.after.startsWith(prefix))
@@ -34,7 +34,8 @@ export async function purgePrefix(store: BlobStore, prefix: string, opts: PurgeP
     const page = await store.list(prefix, { limit: pageSize, ...(cursor !== undefined ? { after: cursor } : {}) });
     if (page.keys.length === 0) break;
     const outside = page.keys.find((k) => !k.startsWith(prefix));
-    if (outside !== undefined) throw new Error(`blob store listed ${JSON.stringify(outside)} under prefix ${JSON.stringify(prefix)}; refusing to delete`);
+    if (outside !== undefined)
+      throw new Error(`blob store listed ${JSON.stringify(outside)} under prefix ${JSON.stringify(prefix)}; refusing to delete`);
     await store.deleteMany(page.keys);
     deleted += page.keys.length;
     pages++;

@@ -104,7 +104,9 @@ export class S3BlobStore implements BlobStore {
       const errors = (out.Errors ?? []).filter((e) => e.Code !== "NoSuchKey");
       if (errors.length > 0) {
         const first = errors[0]!;
-        throw new Error(`S3 DeleteObjects failed for ${errors.length} key(s), e.g. ${first.Key}: ${first.Code} ${first.Message ?? ""}`.trim());
+        throw new Error(
+          `S3 DeleteObjects failed for ${errors.length} key(s), e.g. ${first.Key}: ${first.Code} ${first.Message ?? ""}`.trim(),
+        );
       }
     }
   }
@@ -123,7 +125,17 @@ export class S3BlobStore implements BlobStore {
   }
 }
 
-const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ECONNABORTED"]);
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ECONNABORTED",
+]);
 
 function isUnavailable(e: unknown): boolean {
   const err = e as { code?: string; name?: string; $metadata?: { httpStatusCode?: number }; cause?: unknown; errors?: unknown[] };

@@ -102,7 +102,9 @@ export class CfsslCa implements CertificateAuthority {
     } catch (e) {
       if (e instanceof CaRequestError && /not found/i.test(e.message)) return { status: "failed", reason: e.message };
       if (e instanceof CaRequestError && UNSUPPORTED.test(e.message))
-        throw new CaRequestError(`this cfssl server cannot look certificates up by serial (certinfo by serial needs cfssl ≥ 1.3): ${e.message}`);
+        throw new CaRequestError(
+          `this cfssl server cannot look certificates up by serial (certinfo by serial needs cfssl ≥ 1.3): ${e.message}`,
+        );
       throw e;
     }
   }
@@ -171,7 +173,8 @@ export class CfsslCa implements CertificateAuthority {
     const text = await res.text().catch((e) => {
       throw new CaUnavailableError(`cfssl at ${this.#url}: reading the answer failed: ${describe(e)}`, { cause: e });
     });
-    if (res.status >= 500 && !text.trimStart().startsWith("{")) throw new CaUnavailableError(`cfssl at ${this.#url} answered ${res.status}: ${text.slice(0, 200)}`);
+    if (res.status >= 500 && !text.trimStart().startsWith("{"))
+      throw new CaUnavailableError(`cfssl at ${this.#url} answered ${res.status}: ${text.slice(0, 200)}`);
     let parsed: { success?: boolean; result?: T; errors?: { code: number; message: string }[] };
     try {
       parsed = JSON.parse(text);
@@ -185,7 +188,8 @@ export class CfsslCa implements CertificateAuthority {
       // failure: 11000 = certificate DB failure (not "not found", 11200), 6xxx = its upstream
       // signer unreachable. Those, and any 5xx, are worth a retry.
       const infra = (parsed.errors ?? []).some((e) => e.code === 11000 || (e.code >= 6000 && e.code < 7000));
-      if (infra || res.status >= 500 || res.status === 429) throw new CaUnavailableError(`cfssl ${endpoint} failed (${res.status}): ${msg}`);
+      if (infra || res.status >= 500 || res.status === 429)
+        throw new CaUnavailableError(`cfssl ${endpoint} failed (${res.status}): ${msg}`);
       throw new CaRequestError(`cfssl ${endpoint} refused: ${msg}`);
     }
     return parsed.result as T;

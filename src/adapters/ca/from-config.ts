@@ -12,7 +12,10 @@ const ms = z.coerce.number().int().min(0);
 
 const CaEnv = z.object({
   GK_CA: z.enum(["local", "cfssl"]).default("local"),
-  GK_CA_NAME: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/).default("default"),
+  GK_CA_NAME: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/)
+    .default("default"),
   GK_CA_DEFERRED: flag.default(false),
   GK_CA_DEFERRED_DELAY_MS: ms.default(0),
   GK_CA_CRL_DEBOUNCE_MS: ms.default(10_000),
@@ -36,7 +39,11 @@ export function parseCaEnv(env: NodeJS.ProcessEnv): CaEnv {
  * The local CA keeps its state in the database, so it needs the pool; without one (a process
  * that does not talk to the database) there is no CA and tasks needing it fail clearly.
  */
-export async function caFromEnv(env: NodeJS.ProcessEnv, home: string, deps: { pool?: pg.Pool } = {}): Promise<CertificateAuthority | undefined> {
+export async function caFromEnv(
+  env: NodeJS.ProcessEnv,
+  home: string,
+  deps: { pool?: pg.Pool } = {},
+): Promise<CertificateAuthority | undefined> {
   const cfg = parseCaEnv(env);
   if (cfg.GK_CA === "local") {
     if (!deps.pool) return undefined;

@@ -182,14 +182,16 @@ export async function signLeafCertificate(opts: {
 
 /** RFC 4514 escaping of an attribute value. */
 export function escapeDn(value: string): string {
-  return value.replace(/([,+"\\<>;=])/g, "\\$1").replace(/^([ #])/, "\\$1").replace(/ $/, "\\ ");
+  return value
+    .replace(/([,+"\\<>;=])/g, "\\$1")
+    .replace(/^([ #])/, "\\$1")
+    .replace(/ $/, "\\ ");
 }
 
 export function validateIssueRequest(req: { commonName: string; notAfter: Date; profile: string }): void {
   if (typeof req.commonName !== "string" || req.commonName.length < 1 || req.commonName.length > 64)
     throw new CaRequestError("commonName must be 1–64 characters");
-  if (!(req.notAfter instanceof Date) || Number.isNaN(req.notAfter.getTime()))
-    throw new CaRequestError("notAfter must be a valid Date");
+  if (!(req.notAfter instanceof Date) || Number.isNaN(req.notAfter.getTime())) throw new CaRequestError("notAfter must be a valid Date");
   if (req.notAfter.getTime() <= Date.now()) throw new CaRequestError("notAfter must be in the future");
   if (!["robot", "client_auth", "provisioning"].includes(req.profile))
     throw new CaRequestError(`unknown certificate profile ${JSON.stringify(req.profile)}`);

@@ -30,10 +30,12 @@ export default function register(program: Command): void {
         life.add("ca pool", () => caPool.end());
         const services = await servicesFromEnv(log, config.home, process.env, { pool: caPool });
         const pgPool = workerPool(db.url, config.WORKER_CONCURRENCY);
-        const runner = await startWorker({ databaseUrl: db.url, pgPool, services, concurrency: config.WORKER_CONCURRENCY }).catch(async (e) => {
-          await pgPool.end();
-          throw e;
-        });
+        const runner = await startWorker({ databaseUrl: db.url, pgPool, services, concurrency: config.WORKER_CONCURRENCY }).catch(
+          async (e) => {
+            await pgPool.end();
+            throw e;
+          },
+        );
         life.add("worker", () => stopRunner(runner, pgPool));
         runner.promise.catch((e) => life.fail("worker", e));
         const server = await startAdminServer({

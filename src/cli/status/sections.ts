@@ -102,7 +102,9 @@ export const activationsSection: StatusSection<LatestActivation[]> = {
         a.status,
         a.started_at.toISOString().replace(/\.\d+Z$/, "Z"),
         a.duration_s == null ? "-" : `${a.duration_s.toFixed(1)}s`,
-        Object.entries(a.counts).map(([k, v]) => `${k}=${v}`).join(" ") || "-",
+        Object.entries(a.counts)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(" ") || "-",
         String(a.item_errors),
         oneLine(a.error ?? "", 60) || "-",
       ]),

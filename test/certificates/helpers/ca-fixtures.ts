@@ -22,7 +22,10 @@ export function unreachableCa(name: string): { ca: LocalCa; close(): Promise<voi
 /** Serials on the CA's current CRL, as openssl prints them (normalised lower-case hex). */
 export async function crlSerials(ca: CertificateAuthority): Promise<Set<string>> {
   const crl = await ca.crlPem();
-  const verify = openssl(["crl", "-noout", "-in", "{crl.pem}", "-CAfile", "{ca.pem}"], { "crl.pem": crl, "ca.pem": await ca.caCertificatePem() });
+  const verify = openssl(["crl", "-noout", "-in", "{crl.pem}", "-CAfile", "{ca.pem}"], {
+    "crl.pem": crl,
+    "ca.pem": await ca.caCertificatePem(),
+  });
   if (!verify.out.includes("verify OK")) throw new Error(`CRL does not verify: ${verify.out}`);
   const text = openssl(["crl", "-noout", "-text", "-in", "{crl.pem}"], { "crl.pem": crl }).out;
   return new Set([...text.matchAll(/Serial Number: ([0-9A-Fa-f]+)/g)].map((m) => m[1].toLowerCase().replace(/^0+/, "") || "0"));

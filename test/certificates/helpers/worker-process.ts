@@ -54,5 +54,12 @@ const runner = await startWorker({
   pollInterval: 200,
 });
 process.stdout.write("ready\n");
-process.on("SIGTERM", () => void runner.stop().then(() => pool.end()).then(() => process.exit(0)));
+process.on(
+  "SIGTERM",
+  () =>
+    void runner
+      .stop()
+      .then(() => pool.end())
+      .then(() => process.exit(0)),
+);
 await runner.promise;

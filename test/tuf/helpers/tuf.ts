@@ -33,10 +33,7 @@ export interface TufFixture extends InitResult {
   close(): Promise<void>;
 }
 
-export async function setupRepository(
-  db: TestDb,
-  opts: Partial<InitOptions> & { blobs?: TestFsBlobStore } = {},
-): Promise<TufFixture> {
+export async function setupRepository(db: TestDb, opts: Partial<InitOptions> & { blobs?: TestFsBlobStore } = {}): Promise<TufFixture> {
   const team = opts.team ?? `team-${crypto.randomBytes(3).toString("hex")}`;
   await db.query("insert into gk_public.teams (name) values ($1) on conflict do nothing", [team]);
   const keysDir = opts.keysDir ?? tmpDir("keys");

@@ -15,7 +15,10 @@ const runner = await startWorker({
 });
 runner.events.on("job:start", ({ job }) => log.info({ task: job.task_identifier }, "job start"));
 process.on("SIGTERM", () => {
-  runner.stop().then(() => process.exit(0), () => process.exit(1));
+  runner.stop().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
 });
 log.info("worker ready");
 await runner.promise;
