@@ -121,6 +121,39 @@ ECU events from robots, partitioned by day; retention drops whole partitions.';
 grant select on gk_public.ecu_telemetry to gk_admin;
 grant select on gk_public.ecu_telemetry to gk_viewer;
 
+create table gk_public.images (
+  id uuid default gen_random_uuid() not null,
+  team_id uuid not null,
+  name text not null,
+  version text not null,
+  blob_key text not null,
+  length bigint not null,
+  sha256 text not null,
+  sha512 text not null,
+  hardware_ids text[] not null,
+  created_at timestamp with time zone default now() not null,
+  constraint images_pkey PRIMARY KEY (id),
+  constraint images_team_name_version_key UNIQUE (team_id, name, version),
+  constraint images_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint images_blob_key_under_team CHECK (starts_with(blob_key, ('teams/'::text || team_id::text) || '/images/'::text) AND length(blob_key) >= (length(('teams/'::text || team_id::text) || '/images/'::text) + 1) AND length(blob_key) <= 1024 AND blob_key !~ '(^|/)\.\.?(/|$)'::text AND blob_key !~ '[[:cntrl:]\\]'::text AND blob_key !~ '//'::text),
+  constraint images_hardware_ids_check CHECK (gk_private.images_valid_hardware_ids(hardware_ids)),
+  constraint images_length_check CHECK (length >= 1 AND length <= '68719476736'::bigint),
+  constraint images_name_check CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'::text),
+  constraint images_sha256_check CHECK (sha256 ~ '^[0-9a-f]{64}$'::text),
+  constraint images_sha512_check CHECK (sha512 ~ '^[0-9a-f]{128}$'::text),
+  constraint images_version_check CHECK (version ~ '^[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}$'::text)
+);
+CREATE INDEX images_hardware_ids_idx ON gk_public.images USING gin (hardware_ids);
+comment on table gk_public.images is '@behavior -update
+A team''s software images (immutable: a new build is a new version), matched to ECUs by hardware id.';
+comment on column gk_public.images.id is '@behavior -insert';
+comment on column gk_public.images.blob_key is 'Blob store key of the image''s bytes, under teams/<team_id>/images/.';
+comment on column gk_public.images.hardware_ids is 'ECU hardware ids this image can be installed on (1 to 64, distinct).';
+comment on column gk_public.images.created_at is '@behavior -insert';
+grant delete, select on gk_public.images to gk_admin;
+grant insert (blob_key, hardware_ids, length, name, sha256, sha512, team_id, version) on gk_public.images to gk_admin;
+grant select on gk_public.images to gk_viewer;
+
 create table gk_public.provisioning_credentials (
   id uuid default gen_random_uuid() not null,
   team_id uuid not null,
@@ -1095,6 +1128,16 @@ AS $function$
      where p.status in ('issuing', 'issued') and p.expires_at <= now()
     returning 1)
   select count(*) from expired;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.images_valid_hardware_ids(ids text[])
+ RETURNS boolean
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$
+  select cardinality(ids) between 1 and 64
+     and array_ndims(ids) = 1
+     and (select count(distinct i) = count(*) and bool_and(i ~ '^[[:graph:]]{1,100}$') from unnest(ids) i)
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.local_ca_revoke(authority text, serials text[], reason text)
