@@ -172,6 +172,9 @@ describe("sagas", () => {
     const left = await db.query("select id from gk_public.sagas where finished_at is not null or id = $1", [running]);
     expect(left.rows).toEqual([{ id: running }]);
     expect((await db.query("select count(*)::int as n from gk_public.saga_events")).rows[0].n).toBe(0);
+    // Registered: the retention sweep finds the kind's function.
+    const { rows: fn } = await db.query("select gk_private.retention_prune_function('sagas') is not null as ok");
+    expect(fn[0].ok).toBe(true);
     expect((await db.query("select kind from gk_public.retention_policies where kind = 'sagas'")).rows).toHaveLength(1);
   });
 });
