@@ -28,7 +28,7 @@ function vitest(file: string, env: NodeJS.ProcessEnv): Promise<{ code: number | 
 
 describe("tests that need tools from outside npm", () => {
   it("are skipped where the tool is missing, with one note naming the Debian package", { timeout: 120_000 }, async () => {
-    const env = { ...process.env, PATH: bare, TEST_DATABASE_URL: inject("pgServerUrl") };
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: bare, TEST_DATABASE_URL: inject("pgServerUrl") };
     delete env.GK_TEST_REQUIRE;
     const r = await vitest("test/adapters/cfssl-ca.test.ts", env);
     expect(r.code, r.out).toBe(0);
