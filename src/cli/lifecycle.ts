@@ -4,7 +4,12 @@ import type { Runner } from "graphile-worker";
 import type pg from "pg";
 import { createPool } from "../db/pool.ts";
 import type { Logger } from "pino";
-import { UserError } from "../lib/errors.ts";
+
+/** Thrown by Lifecycle.add when a signal arrived while the command was still starting: the
+ * startup is abandoned and the process exits as for any stop (src/cli/boot.ts runApp). */
+export class StartupInterrupted extends Error {
+  override name = "StartupInterrupted";
+}
 
 type Stage = { name: string; stop: () => Promise<unknown> };
 
@@ -39,7 +44,7 @@ export class Lifecycle {
     if (this.#stopping) {
       // A signal arrived while this part was starting: stop it too, and abandon the startup.
       void this.#stopping.then(() => stop()).catch(() => {});
-      throw new UserError(`interrupted while starting (${name})`);
+      throw new StartupInterrupted(`interrupted while starting (${name})`);
     }
     this.#stages.push({ name, stop });
   }
