@@ -48,3 +48,34 @@ describe("graceful stop records the running job", () => {
     });
   }
 });
+
+// How long the database is away in the test (the 30 s version: scripts/db-outage.ts).
+const OUTAGE_MS = Number(process.env.GK_TEST_OUTAGE_MS ?? 4_000);
+
+describe("a database outage while jobs run", () => {
+  it("leaves the worker running; when the database is back every job is done, none lost or failed", {
+    timeout: OUTAGE_MS + 120_000,
+  }, async () => {
+    await db.query("delete from graphile_worker._private_jobs");
+    const proxy = await startTcpProxy(db.url);
+    const proc = spawnCli(["worker", "--no-cron", "--concurrency", "4"], env({ DATABASE_URL: proxy.url(db.url) }));
+    try {
+      await expect.poll(() => proc.stderr(), { timeout: 60_000 }).toMatch(/"worker running"/);
+      await db.query(`select gk_private.enqueue_many('system__noop', array(select '{"ms": 400}'::jsonb from generate_series(1, 24)))`);
+      await expect.poll(async () => (await noopJobs()).locked, { timeout: 30_000, interval: 20 }).toBeGreaterThan(0);
+      await proxy.stop(); // jobs in flight cannot record their outcome; nothing can connect
+      // The platform keeps writing to the database meanwhile: more work arrives.
+      await db.query(`select gk_private.enqueue_many('system__noop', array(select '{"ms": 50}'::jsonb from generate_series(1, 8)))`);
+      await new Promise((r) => setTimeout(r, OUTAGE_MS));
+      expect(proc.child.exitCode, proc.stderr()).toBeNull();
+      await proxy.start();
+      await expect.poll(async () => (await noopJobs()).total, { timeout: 60_000, interval: 200 }).toBe(0);
+      expect(proc.child.exitCode, proc.stderr()).toBeNull();
+      expect(proc.stderr()).toMatch(/database unavailable/);
+    } finally {
+      const code = await proc.stop("SIGTERM");
+      await proxy.stop();
+      expect(code, proc.stderr()).toBe(0);
+    }
+  });
+});

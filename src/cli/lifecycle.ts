@@ -1,6 +1,5 @@
 // Graceful shutdown for long-running commands: the first SIGINT/SIGTERM stops the parts in
 // reverse order of start (server, worker, database); a later second signal exits at once.
-import type { Runner } from "graphile-worker";
 import type pg from "pg";
 import { createPool } from "../db/pool.ts";
 import type { Logger } from "pino";
@@ -79,15 +78,6 @@ export class Lifecycle {
   done(): Promise<number> {
     return this.#done;
   }
-}
-
-/** Graceful worker stop: no new jobs; running jobs finish, or are released to be retried. */
-export async function stopRunner(runner: Runner, pool?: pg.Pool): Promise<void> {
-  await runner.stop().catch((e: Error) => {
-    if (!/already stopped/.test(e.message)) throw e; // it stopped itself after a fatal error
-  });
-  await runner.promise.catch(() => {}); // that fatal error was already reported
-  await pool?.end();
 }
 
 /** The worker's pool: ours (with error handlers), so that we can end it before the database stops. */

@@ -2,7 +2,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseCrontab, run, type Runner } from "graphile-worker";
+import { parseCrontab, run, type Runner, type WorkerEvents } from "graphile-worker";
 import type pg from "pg";
 import type { Services } from "../services.ts";
 import { workerLogger } from "../lib/log.ts";
@@ -23,6 +23,8 @@ export interface WorkerOptions {
   /** Run the crontab (periodic reconcilers). Identical crontabs on many workers are safe. */
   cron?: boolean;
   pollInterval?: number;
+  /** graphile-worker's event emitter (src/worker/supervisor.ts learns the runner's pool id). */
+  events?: WorkerEvents;
 }
 
 export async function startWorker(opts: WorkerOptions): Promise<Runner> {
@@ -43,5 +45,6 @@ export async function startWorker(opts: WorkerOptions): Promise<Runner> {
     taskList: await buildTaskList(opts.services),
     parsedCronItems: parseCrontab(crontab),
     logger: workerLogger(opts.services.log),
+    ...(opts.events ? { events: opts.events } : {}),
   });
 }
