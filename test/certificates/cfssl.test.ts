@@ -10,8 +10,8 @@ import { type CfsslServer, cfsslVersion, startCfssl } from "../helpers/cfssl.ts"
 import { createTestDb } from "../helpers/db.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
 import { verifyWithCrl } from "../helpers/openssl.ts";
+import { ids, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 import { needs } from "../helpers/requirements.ts";
-import { makeRobots, makeTeam } from "./helpers/fixtures.ts";
 
 const db = await createTestDb();
 const installed = needs("cfssl");
@@ -28,10 +28,10 @@ describe.runIf(installed)(`certificate lifecycle at cfssl ${installed ? cfsslVer
   afterAll(() => server?.dispose());
 
   it("cfssl down: revocations wait in the bin with last_error; cfssl back: they drain and cfssl's CRL lists them", async () => {
-    const team = await makeTeam(db, "cfssl");
-    const keep = await makeTeam(db, "cfssl-keep");
-    const robots = await makeRobots(db, team, 6);
-    const [kept] = await makeRobots(db, keep, 1);
+    const team = (await insertTeam(db, { name: "cfssl" })).id;
+    const keep = (await insertTeam(db, { name: "cfssl-keep" })).id;
+    const robots = ids(await insertRobots(db, { team, count: 6 }));
+    const [kept] = ids(await insertRobots(db, { team: keep, count: 1 }));
     await db.query("select gk_public.request_certificate(r) from unnest($1::uuid[]) r", [[...robots, kept]]);
     await runJobs(db, services);
     const { rows: certs } = await db.query(
@@ -74,8 +74,8 @@ describe.runIf(installed)(`certificate lifecycle at cfssl ${installed ? cfsslVer
   });
 
   it("a robot's own key via a CSR: cfssl certifies exactly that key", async () => {
-    const team = await makeTeam(db, "cfssl-csr");
-    const [robot] = await makeRobots(db, team, 1);
+    const team = (await insertTeam(db, { name: "cfssl-csr" })).id;
+    const [robot] = ids(await insertRobots(db, { team, count: 1 }));
     const keys = await generateKeyPair();
     const csr = await x509.Pkcs10CertificateRequestGenerator.create({
       name: `CN=${robot}`,
