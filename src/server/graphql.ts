@@ -3,13 +3,14 @@
 // its bearer token (gk_admin or gk_viewer) and the grants decide what that role may read or change.
 import type { IncomingMessage } from "node:http";
 import type pg from "pg";
+import type { Logger } from "pino";
 import { postgraphile, type PostGraphileInstance } from "postgraphile";
 import { makePgService } from "postgraphile/adaptors/pg";
-import { defaultMaskError } from "postgraphile/grafserv";
-import { GraphQLError } from "postgraphile/graphql";
 import { SafeError } from "postgraphile/grafast";
 import type {} from "postgraphile/grafserv/node"; // types requestContext.node
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
+import { makeMaskError } from "./graphql-errors.ts";
+import { DEFAULT_QUERY_LIMITS, makeQueryLimitsPlugin, type QueryLimits } from "./query-limits.ts";
 
 // Ruru's typings mark every client option as required; we set only these two.
 type RuruClientConfig = NonNullable<NonNullable<GraphileConfig.Preset["ruru"]>["clientConfig"]>;
@@ -37,11 +38,16 @@ export interface GraphqlOptions {
   pool: pg.Pool;
   /** Per-statement limit for API queries, e.g. "15s" (a PostgreSQL interval string). */
   statementTimeout: string;
+  /** Page sizes, depth, aliases and cost budget; default DEFAULT_QUERY_LIMITS. */
+  limits?: Partial<QueryLimits>;
+  /** Where masked (unexpected) errors are logged, one JSON line each. */
+  log?: Logger;
 }
 
 export function makePreset(opts: GraphqlOptions): GraphileConfig.Preset {
   return {
     extends: [PostGraphileAmberPreset],
+    plugins: [makeQueryLimitsPlugin({ ...DEFAULT_QUERY_LIMITS, ...opts.limits })],
     pgServices: [
       makePgService({
         pool: opts.pool,
@@ -63,7 +69,7 @@ export function makePreset(opts: GraphqlOptions): GraphileConfig.Preset {
       graphiqlOnGraphQLGET: false,
       websockets: false,
       maxRequestLength: 1_000_000,
-      maskError,
+      maskError: makeMaskError(opts.log),
     },
     grafast: { explain: false },
     ruru: {
@@ -73,25 +79,6 @@ export function makePreset(opts: GraphqlOptions): GraphileConfig.Preset {
       } as RuruClientConfig,
     },
   };
-}
-
-/**
- * Errors raised by PostgreSQL (permission denied, check or unique violations, timeouts) are the
- * answer an operator needs, so they pass through with their SQLSTATE; anything else stays masked.
- */
-export function maskError(error: GraphQLError): GraphQLError {
-  const original = error.originalError as { code?: unknown; severity?: unknown; message?: string } | undefined;
-  if (original && typeof original.code === "string" && /^[0-9A-Z]{5}$/.test(original.code) && typeof original.severity === "string") {
-    return new GraphQLError(original.message ?? "database error", {
-      nodes: error.nodes,
-      source: error.source,
-      positions: error.positions,
-      path: error.path,
-      originalError: error.originalError,
-      extensions: { code: original.code },
-    });
-  }
-  return defaultMaskError(error);
 }
 
 export function createPostgraphile(opts: GraphqlOptions): PostGraphileInstance {

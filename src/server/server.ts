@@ -12,6 +12,7 @@ import type { Services } from "../services.ts";
 import { createPostgraphile, GRAPHQL_PATH, setRequestRole } from "./graphql.ts";
 import { collectors as platformCollectors, createMetrics, MetricsPartialError, type MetricCollector } from "./metrics.ts";
 import { sendJson, sendText } from "./http.ts";
+import type { QueryLimits } from "./query-limits.ts";
 import type { Route } from "./routes.ts";
 import { bearerToken, roleForToken } from "./tokens.ts";
 
@@ -24,6 +25,8 @@ export interface AdminServerOptions {
   statementTimeout?: string;
   /** The areas' routes (src/areas.ts `areaRoutes`). */
   routes?: Route[];
+  /** Page sizes, depth, aliases and cost budget of GraphQL operations (src/server/query-limits.ts). */
+  limits?: Partial<QueryLimits>;
   /** Every metric collector; default: the platform's own (job queue, activations). */
   collectors?: MetricCollector[];
 }
@@ -49,7 +52,12 @@ class GroundskeeperGrafserv extends NodeGrafservBase {
 export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
   const log: Logger = opts.services.log.child({ component: "server" });
   const pool = createPool(opts.databaseUrl, 10);
-  const pgl = createPostgraphile({ pool, statementTimeout: opts.statementTimeout ?? "15s" });
+  const pgl = createPostgraphile({
+    pool,
+    statementTimeout: opts.statementTimeout ?? "15s",
+    log,
+    ...(opts.limits ? { limits: opts.limits } : {}),
+  });
   let server: http.Server | undefined;
   try {
     await pgl.getSchema(); // fail now (bad database, not migrated) rather than on the first request
