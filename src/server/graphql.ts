@@ -11,6 +11,7 @@ import type {} from "postgraphile/grafserv/node"; // types requestContext.node
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
 import { makeMaskError } from "./graphql-errors.ts";
 import { DEFAULT_QUERY_LIMITS, makeQueryLimitsPlugin, type QueryLimits } from "./query-limits.ts";
+import type { TokenIdentity } from "./tokens.ts";
 
 // Ruru's typings mark every client option as required; we set only these two.
 type RuruClientConfig = NonNullable<NonNullable<GraphileConfig.Preset["ruru"]>["clientConfig"]>;
@@ -22,16 +23,23 @@ declare global {
   namespace Grafast {
     interface RequestContext {
       /** Set by in-process callers (tests, scripts) that already know the role. */
-      groundskeeper?: { role: string };
+      groundskeeper?: { role: string; token?: { id: string; name: string } };
     }
   }
 }
 
-/** Roles of authenticated HTTP requests, set by the server before grafserv sees the request. */
-const requestRoles = new WeakMap<IncomingMessage, string>();
+/** Who sent an authenticated HTTP request, set by the server before grafserv sees the request. */
+const requestIdentities = new WeakMap<IncomingMessage, TokenIdentity>();
 
-export function setRequestRole(req: IncomingMessage, role: string): void {
-  requestRoles.set(req, role);
+export function setRequestIdentity(req: IncomingMessage, identity: TokenIdentity): void {
+  requestIdentities.set(req, identity);
+}
+
+/** The role and token of an operation: from the HTTP request, or given by an in-process caller. */
+export function requestIdentity(ctx: Partial<Grafast.RequestContext>): { role: string; token?: { id: string; name: string } } | undefined {
+  if (ctx.groundskeeper) return ctx.groundskeeper;
+  const id = ctx.node?.req ? requestIdentities.get(ctx.node.req) : undefined;
+  return id ? { role: id.role, token: { id: id.id, name: id.name } } : undefined;
 }
 
 export interface GraphqlOptions {
@@ -55,7 +63,7 @@ export function makePreset(opts: GraphqlOptions): GraphileConfig.Preset {
         pubsub: false,
         pgSettingsForIntrospection: { role: "gk_admin" },
         pgSettings(ctx) {
-          const role = ctx.groundskeeper?.role ?? (ctx.node?.req ? requestRoles.get(ctx.node.req) : undefined);
+          const role = requestIdentity(ctx)?.role;
           // The HTTP layer rejects requests without a valid token; this is the backstop.
           if (!role) throw new SafeError("not authenticated", { statusCode: 401 });
           return { role, statement_timeout: opts.statementTimeout };
