@@ -10,7 +10,7 @@ import { startCfssl } from "../helpers/cfssl.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
 import { verifyWithCrl } from "../helpers/openssl.ts";
-import { makeRobots, makeTeam } from "./helpers/fixtures.ts";
+import { ids, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 
 const db = await createTestDb();
 const server = await startCfssl();
@@ -20,10 +20,10 @@ const services = testServices({ ca });
 
 describe(`certificate lifecycle at cfssl ${server.version}`, () => {
   it("cfssl down: revocations wait in the bin with last_error; cfssl back: they drain and cfssl's CRL lists them", async () => {
-    const team = await makeTeam(db, "cfssl");
-    const keep = await makeTeam(db, "cfssl-keep");
-    const robots = await makeRobots(db, team, 6);
-    const [kept] = await makeRobots(db, keep, 1);
+    const team = (await insertTeam(db, { name: "cfssl" })).id;
+    const keep = (await insertTeam(db, { name: "cfssl-keep" })).id;
+    const robots = ids(await insertRobots(db, { team, count: 6 }));
+    const [kept] = ids(await insertRobots(db, { team: keep, count: 1 }));
     await db.query("select gk_public.request_certificate(r) from unnest($1::uuid[]) r", [[...robots, kept]]);
     await runJobs(db, services);
     const { rows: certs } = await db.query(
@@ -66,8 +66,8 @@ describe(`certificate lifecycle at cfssl ${server.version}`, () => {
   });
 
   it("a robot's own key via a CSR: cfssl certifies exactly that key", async () => {
-    const team = await makeTeam(db, "cfssl-csr");
-    const [robot] = await makeRobots(db, team, 1);
+    const team = (await insertTeam(db, { name: "cfssl-csr" })).id;
+    const [robot] = ids(await insertRobots(db, { team, count: 1 }));
     const keys = await generateKeyPair();
     const csr = await x509.Pkcs10CertificateRequestGenerator.create({
       name: `CN=${robot}`,
