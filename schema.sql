@@ -930,6 +930,23 @@ end;
 $function$;
 comment on function gk_private.api_token_create(text,text,bytea) is 'Registers a token by its sha256; role is gk_admin or gk_viewer.';
 
+CREATE OR REPLACE FUNCTION gk_private.api_token_lookup(token_sha256 bytea)
+ RETURNS TABLE(id uuid, name text, role text)
+ LANGUAGE sql
+AS $function$
+  with hit as (
+    select t.id, t.name, t.role, t.last_used_at
+      from gk_private.api_tokens t
+     where t.token_sha256 = api_token_lookup.token_sha256 and t.revoked_at is null
+  ), touched as (
+    update gk_private.api_tokens t
+       set last_used_at = now()
+      from hit
+     where t.id = hit.id and (hit.last_used_at is null or hit.last_used_at < now() - interval '1 minute')
+  )
+  select hit.id, hit.name, hit.role from hit;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.api_token_revoke(id_or_name text)
  RETURNS bigint
  LANGUAGE sql
@@ -948,17 +965,7 @@ CREATE OR REPLACE FUNCTION gk_private.api_token_role(token_sha256 bytea)
  RETURNS text
  LANGUAGE sql
 AS $function$
-  with hit as (
-    select t.id, t.role, t.last_used_at
-      from gk_private.api_tokens t
-     where t.token_sha256 = api_token_role.token_sha256 and t.revoked_at is null
-  ), touched as (
-    update gk_private.api_tokens t
-       set last_used_at = now()
-      from hit
-     where t.id = hit.id and (hit.last_used_at is null or hit.last_used_at < now() - interval '1 minute')
-  )
-  select role from hit;
+  select l.role from gk_private.api_token_lookup(api_token_role.token_sha256) l;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.bin_backoff(attempts integer)

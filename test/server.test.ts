@@ -179,7 +179,11 @@ describe("schema.sql", () => {
 });
 
 describe("operations endpoints", () => {
-  it("/healthz reports the database reachable", async () => {
+  it("/livez says the process answers, /readyz (and /healthz, as before) that the database does", async () => {
+    const live = await fetch(`${api.url}/livez`);
+    expect([live.status, await live.json()]).toEqual([200, { status: "alive" }]);
+    const ready = await fetch(`${api.url}/readyz`);
+    expect([ready.status, await ready.json()]).toEqual([200, { status: "ready" }]);
     const res = await fetch(`${api.url}/healthz`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: "ok" });
@@ -198,7 +202,12 @@ describe("operations endpoints", () => {
     expect(text).toMatch(/gk_activation_last_success_timestamp_seconds\{task="certificates__expiry_sweep"\} \d+/);
     expect(text).toContain('gk_metrics_collector_up{collector="jobs"} 1');
     await db.query(`delete from graphile_worker._private_jobs`);
-    // Gauges are reset at each scrape: an emptied queue leaves no stale series behind.
-    expect(await (await fetch(`${api.url}/metrics`)).text()).not.toContain('gk_job_queue_depth{task="system__noop"}');
+    // Each scrape starts from nothing: an emptied queue leaves no stale value behind, and every
+    // known task reports 0 (so alerts resolve) while an unknown label set vanishes.
+    await db.query(`update gk_public.activations set task = 'gone__task' where task = 'certificates__expiry_sweep'`);
+    const after = await (await fetch(`${api.url}/metrics`)).text();
+    expect(after).toContain('gk_job_queue_depth{task="system__noop"} 0');
+    expect(after).toContain('gk_jobs_failed{task="system__noop"} 0');
+    expect(after).not.toContain('task="certificates__expiry_sweep"');
   });
 });
