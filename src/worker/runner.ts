@@ -1,14 +1,12 @@
 // The job runner: graphile-worker with our task list and crontab, signals handled by the caller.
-import fs from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseCrontab, run, type Runner } from "graphile-worker";
-import type pg from "pg";
+import pg from "pg";
+import type { Queryable } from "../db/pool.ts";
 import type { Services } from "../services.ts";
 import { workerLogger } from "../lib/log.ts";
+import { readCrontab } from "./crontab.ts";
+import { registerReconcilers } from "./reconciler-registry.ts";
 import { buildTaskList } from "./task-list.ts";
-
-export const CRONTAB_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../crontab");
 
 export interface WorkerOptions {
   databaseUrl: string;
@@ -27,7 +25,8 @@ export interface WorkerOptions {
 
 export async function startWorker(opts: WorkerOptions): Promise<Runner> {
   const concurrency = opts.concurrency ?? 8;
-  const crontab = opts.cron === false || !fs.existsSync(CRONTAB_FILE) ? "" : fs.readFileSync(CRONTAB_FILE, "utf8");
+  const crontab = opts.cron === false ? "" : readCrontab();
+  await withDb(opts, registerReconcilers);
   return run({
     ...(opts.pgPool ? { pgPool: opts.pgPool } : { connectionString: opts.databaseUrl }),
     concurrency,
@@ -38,4 +37,16 @@ export async function startWorker(opts: WorkerOptions): Promise<Runner> {
     parsedCronItems: parseCrontab(crontab),
     logger: workerLogger(opts.services.log),
   });
+}
+
+/** Runs fn on the caller's pool, or on a connection of its own when graphile-worker makes the pool. */
+async function withDb<T>(opts: WorkerOptions, fn: (db: Queryable) => Promise<T>): Promise<T> {
+  if (opts.pgPool) return fn(opts.pgPool);
+  const c = new pg.Client({ connectionString: opts.databaseUrl });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
 }
