@@ -15,7 +15,7 @@ create table gk_public.reconcilers (
   queue_name text check (length(queue_name) between 1 and 200),
   registered_at timestamptz not null default now()
 );
-comment on table gk_public.reconcilers is 'The periodic reconcilers (registered from tasks/ and the crontab at migrate and worker start).';
+comment on table gk_public.reconcilers is 'The periodic reconcilers (registered from tasks/ and the crontab at every migrate).';
 
 alter table gk_public.activations
   add column details jsonb not null default '{}'::jsonb,

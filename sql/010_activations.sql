@@ -73,7 +73,7 @@ as $$
 $$;
 
 -- Running activations whose worker is gone are closed as failed, with why (the dead-worker sweep
--- in 040_queue.sql calls this). Returns the ids it closed.
+-- in 060_queue.sql calls this). Returns the ids it closed.
 create or replace function gk_private.activations_close_orphaned(worker_ids text[], reason text)
 returns bigint[]
 language plpgsql volatile
@@ -112,8 +112,8 @@ as $$
 $$;
 
 -- ---------------------------------------------------------------------------------------------
--- The registry of reconcilers (written by registerReconcilers, src/worker/reconciler-registry.ts)
--- and "run it now".
+-- The registry of reconcilers (written at every migrate by registerReconcilers,
+-- src/worker/reconciler-registry.ts) and "run it now".
 
 create or replace function gk_private.reconcilers_register(reconcilers jsonb)
 returns int
@@ -133,6 +133,10 @@ begin
   where (g.description, g.schedule, g.job_key, g.queue_name)
         is distinct from (excluded.description, excluded.schedule, excluded.job_key, excluded.queue_name);
   get diagnostics v_n = row_count;
+  -- A task that is no longer a reconciler leaves the metrics (its history stays until retention).
+  delete from gk_private.activation_tasks t
+   where t.task not in (select x.name from jsonb_to_recordset(reconcilers) as x (name text))
+     and not exists (select 1 from gk_public.activations a where a.task = t.task and a.status = 'running');
   return v_n;
 end;
 $$;

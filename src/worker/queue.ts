@@ -1,7 +1,7 @@
 // The job queue (graphile-worker 0.18) as the rest of the code sees it. Reads go through the
 // public graphile_worker.jobs view and admin functions (complete_jobs, force_unlock_workers);
 // the only private access of the whole code base is here, marked PRIVATE, because the public
-// interface has no way to do it. The stored logic's side is sql/040_queue.sql. Both are checked
+// interface has no way to do it. The stored logic's side is sql/060_queue.sql. Both are checked
 // by test/worker/queue.test.ts, so a graphile-worker upgrade is judged by one test file.
 import type { JobHelpers } from "graphile-worker";
 import type { Queryable } from "../db/pool.ts";

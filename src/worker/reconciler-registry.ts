@@ -1,7 +1,8 @@
 // gk_public.reconcilers, written from the code: every task in tasks/ defined with
 // defineReconciler, with its schedule, job key and queue from the crontab (a reconciler the
 // crontab does not list runs only when activated, keyed by its name). Written at every migrate
-// and worker start, so activate_reconciler knows every name and refuses others.
+// (a deploy step, so workers of two releases never take turns rewriting it): activate_reconciler
+// knows every name and refuses others, and a task that is no longer a reconciler leaves /metrics.
 import { parseCrontab } from "graphile-worker";
 import type { Queryable } from "../db/pool.ts";
 import { readCrontab } from "./crontab.ts";

@@ -3,7 +3,7 @@
 // limits, and records a typed status in gk_public.activations — counts and lists, with `errors`
 // collected item by item instead of aborting the run. The crontab schedules it (with its job
 // key); gk_public.activate_reconciler runs it now; the dead-worker sweep closes a run whose worker
-// died (sql/040_queue.sql).
+// died (sql/060_queue.sql).
 import type { JobHelpers } from "graphile-worker";
 import { z } from "zod";
 import type { Services } from "../services.ts";

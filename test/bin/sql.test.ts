@@ -7,8 +7,8 @@ import { describe, expect, it } from "vitest";
 import { binMetrics } from "../../src/bin/metrics.ts";
 import { SQL_DIR } from "../../src/db/migrate.ts";
 import { createMetrics } from "../../src/server/metrics.ts";
-import { makeIssuedRobotCerts, makeRobots, makeTeam } from "../certificates/helpers/fixtures.ts";
 import { createTestDb } from "../helpers/db.ts";
+import { ids, insertPurgeItems, insertTeam, scenario, withCertificates, withRobots, withTeam } from "../helpers/fixtures/index.ts";
 import { clearJobs, jobs } from "../helpers/jobs.ts";
 
 const db = await createTestDb();
@@ -45,7 +45,7 @@ async function defineGadgetKind() {
 describe("bin registry", () => {
   it("a kind defined in its own file appears in the bin, the summary, retries and the reconciler", async () => {
     await defineGadgetKind();
-    const team = await makeTeam(db, "gadgets");
+    const team = (await insertTeam(db, { name: "gadgets" })).id;
     // Empty, it is reported anyway (0), so alerts on the bin's length resolve.
     const metrics = createMetrics(db.pool, [binMetrics]);
     expect(await metrics.render()).toContain('gk_bin_length{kind="gadget"} 0');
@@ -73,9 +73,9 @@ describe("bin registry", () => {
   it("a kind that fails is reported and the others still run", async () => {
     await db.query(`create or replace function gk_private.bin_redispatch__gadget(max_items int) returns jsonb language plpgsql volatile as $$
       begin raise exception 'gadget store unreachable'; end $$`);
-    const team = await makeTeam(db, "failing-kind");
-    const robots = await makeRobots(db, team, 2);
-    await makeIssuedRobotCerts(db, robots);
+    const s = await scenario(db, withTeam({ name: "failing-kind" }), withRobots(2), withCertificates("issued"));
+    const team = s.team.id;
+    const robots = ids(s.robots);
     await db.query("delete from gk_public.robots where id = any($1::uuid[])", [robots]);
     await clearJobs(db);
     await db.query("update gk_public.certificates set next_attempt_at = now() - interval '1 second' where owner_team_id = $1", [team]);
@@ -108,7 +108,7 @@ describe("bin registry", () => {
       select gk_private.bin_kind_register('export_blob', 'exports', 'Export blobs.', purge_task := 'exports__delete_blob');`);
     await regenerateBinView();
     await clearJobs(db);
-    await db.query("insert into gk_public.purge_items (kind, ref) values ('export_blob', 'exports/1'), ('export_blob', 'exports/2')");
+    await insertPurgeItems(db, { kind: "export_blob", refs: ["exports/1", "exports/2"] });
     expect((await jobs(db, "exports__delete_blob")).map((j) => typeof j.payload.id)).toEqual(["number", "number"]);
     expect((await jobs(db, "blobs__purge_prefix")).length).toBe(0);
     await clearJobs(db);
@@ -128,9 +128,9 @@ describe("bin reconciler", () => {
       'create or replace function gk_private.bin_redispatch__gadget(max_items int) returns jsonb language sql as $$ select \'{"redispatched": 0, "busy": false}\'::jsonb $$',
     );
     await clearJobs(db);
-    const team = await makeTeam(db, "reconcile");
-    const robots = await makeRobots(db, team, 3);
-    const certs = await makeIssuedRobotCerts(db, robots);
+    const s = await scenario(db, withTeam({ name: "reconcile" }), withRobots(3), withCertificates("issued"));
+    const robots = ids(s.robots);
+    const certs = ids(s.certificates);
     await db.query("delete from gk_public.robots where id = any($1::uuid[])", [robots]);
     expect((await revokeJobIds()).flat().sort()).toEqual([...certs].sort());
     const overdue = () =>

@@ -3,7 +3,18 @@
 import { describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
 import { clearJobs as clearQueue, jobs } from "../helpers/jobs.ts";
-import { certStatuses, makeIssuedRobotCerts, makeRobots, makeTeam } from "./helpers/fixtures.ts";
+import {
+  certStatuses,
+  ids,
+  insertCertificates,
+  insertRobots,
+  insertTeam,
+  scenario,
+  withCertificates,
+  withProvisioningCredentials,
+  withRobots,
+  withTeam,
+} from "../helpers/fixtures/index.ts";
 
 const db = await createTestDb();
 
@@ -18,28 +29,25 @@ async function clearJobs() {
 describe("certificate lifecycle in SQL", () => {
   it("team delete: every certificate of its robots and credentials goes to revoking, in bulk jobs, and its blob prefix to the bin", async () => {
     await clearJobs();
-    const team = await makeTeam(db, "doomed");
-    const other = await makeTeam(db, "survivor");
-    const robots = await makeRobots(db, team, 450);
-    const certs = await makeIssuedRobotCerts(db, robots);
-    const { rows: cred } = await db.query("select (gk_public.create_provisioning_credential($1, 'c1')).id", [team]);
-    const { rows: credCerts } = await db.query(
-      "update gk_public.certificates set status = 'issued', ca_ref = 'ref-' || id where provisioning_credential_id = $1 returning id",
-      [cred[0].id],
+    // 450 robots with issued certificates, an issued credential (two certificates), a team-owned
+    // certificate (owner ref team_id), and another team's robot certificates.
+    const doomed = await scenario(
+      db,
+      withTeam({ name: "doomed" }),
+      withRobots(450),
+      withCertificates("issued"),
+      withProvisioningCredentials(1, { state: "issued" }),
     );
-    // A team-owned certificate (owner ref team_id) and another team's robot certificate.
-    const { rows: teamCert } = await db.query(
-      `insert into gk_public.certificates (owner_team_id, team_id, profile, status, ca_ref, not_after)
-       values ($1, $1, 'client_auth', 'issued', 'ref-team', now() + interval '1 day') returning id`,
-      [team],
-    );
-    const otherCerts = await makeIssuedRobotCerts(db, await makeRobots(db, other, 3));
+    const team = doomed.team.id;
+    const [teamCert] = await insertCertificates(db, { team, state: "issued" });
+    const other = await scenario(db, withTeam({ name: "survivor" }), withRobots(3), withCertificates("issued"));
+    const otherCerts = ids(other.certificates);
     await clearJobs();
 
     const deleted = await db.query("delete from gk_public.teams where id = $1", [team]);
     expect(deleted.rowCount).toBe(1);
 
-    const all = [...certs, ...credCerts.map((r) => r.id), teamCert[0].id];
+    const all = [...ids(doomed.certificates), teamCert.id];
     expect(await certStatuses(db, all)).toEqual({ revoking: 453 });
     expect(await certStatuses(db, otherCerts)).toEqual({ issued: 3 });
     const { rows: kept } = await db.query(
@@ -69,12 +77,12 @@ describe("certificate lifecycle in SQL", () => {
 
   it("robot delete (plain SQL): its certificate goes to revoking; one still issuing does too", async () => {
     await clearJobs();
-    const team = await makeTeam(db, "robots");
-    const [r1, r2, r3] = await makeRobots(db, team, 3);
-    const [c1] = await makeIssuedRobotCerts(db, [r1]);
+    const team = (await insertTeam(db, { name: "robots" })).id;
+    const [r1, r2, r3] = ids(await insertRobots(db, { team, count: 3 }));
+    const [c1] = ids(await insertCertificates(db, { robots: [r1], state: "issued" }));
     const { rows } = await db.query("select (gk_public.request_certificate($1)).id", [r2]);
     const c2 = rows[0].id;
-    const [c3] = await makeIssuedRobotCerts(db, [r3]);
+    const [c3] = ids(await insertCertificates(db, { robots: [r3], state: "issued" }));
     expect((await jobs(db, "certificates__issue")).map((j) => j.payload.ids)).toEqual([[c2]]);
     await clearJobs();
 
@@ -85,9 +93,10 @@ describe("certificate lifecycle in SQL", () => {
   });
 
   it("the CHECK backs the invariant: without the trigger an ownerless live certificate cannot exist", async () => {
-    const team = await makeTeam(db, "check");
-    const [r] = await makeRobots(db, team, 1);
-    const [c] = await makeIssuedRobotCerts(db, [r]);
+    const s = await scenario(db, withTeam({ name: "check" }), withRobots(1), withCertificates("issued"));
+    const team = s.team.id;
+    const [r] = ids(s.robots);
+    const [c] = ids(s.certificates);
     const client = await db.pool.connect();
     try {
       await client.query("begin");
@@ -105,7 +114,7 @@ describe("certificate lifecycle in SQL", () => {
 
   it("revoking a provisioning credential sends both certificates to revocation (function or plain UPDATE), twice is fine", async () => {
     await clearJobs();
-    const team = await makeTeam(db, "creds");
+    const team = (await insertTeam(db, { name: "creds" })).id;
     const { rows } = await db.query("select * from gk_public.create_provisioning_credential($1, 'factory', interval '30 days')", [team]);
     const cred = rows[0];
     expect(cred.status).toBe("issuing");
@@ -147,8 +156,7 @@ describe("certificate lifecycle in SQL", () => {
   });
 
   it("bad input: clear errors and nothing changed", async () => {
-    const team = await makeTeam(db, "badinput");
-    const [r] = await makeRobots(db, team, 1);
+    const [r] = ids((await scenario(db, withTeam({ name: "badinput" }), withRobots(1))).robots);
     const before = (await db.query("select count(*)::int as n from gk_public.certificates")).rows[0].n;
     await expect(db.query("select gk_public.request_certificate(gen_random_uuid())")).rejects.toThrow(/robot .* not found/);
     await expect(db.query("select gk_public.request_certificate($1, 'not a key')", [r])).rejects.toThrow(/public_key_pem must be a PEM/);
@@ -165,8 +173,9 @@ describe("certificate lifecycle in SQL", () => {
   });
 
   it("roles: the viewer reads the bin but cannot mutate; the admin can", async () => {
-    const team = await makeTeam(db, "roles");
-    const [r] = await makeRobots(db, team, 1);
+    const s = await scenario(db, withTeam({ name: "roles" }), withRobots(1));
+    const team = s.team.id;
+    const [r] = ids(s.robots);
     const client = await db.pool.connect();
     try {
       await client.query("begin; set local role gk_viewer");

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
-import { makeRobots, makeTeam } from "./helpers/fixtures.ts";
+import { ids, insertCertificates, insertProvisioningCredentials, scenario, withRobots, withTeam } from "../helpers/fixtures/index.ts";
 import { localCa } from "./helpers/ca-fixtures.ts";
 
 const db = await createTestDb();
@@ -17,29 +17,34 @@ async function runCron(task: string) {
 
 describe("expiry sweep", () => {
   it("marks issued certificates and live credentials whose not_after passed as expired, nothing else", async () => {
-    const team = await makeTeam(db, "expiry");
-    const [r1, r2, r3] = await makeRobots(db, team, 3);
-    const { rows: certs } = await db.query(
-      `insert into gk_public.certificates (owner_team_id, robot_id, profile, status, ca_ref, not_after)
-       values ($1, $2, 'robot', 'issued', 'a', now() - interval '1 second'),
-              ($1, $3, 'robot', 'issued', 'b', now() + interval '1 day'),
-              ($1, $4, 'robot', 'issuing', null, now() - interval '1 second')
-       returning id`,
-      [team, r1, r2, r3],
-    );
-    const { rows: creds } = await db.query(
-      `insert into gk_public.provisioning_credentials (team_id, name, status, expires_at, revoked_at)
-       values ($1, 'old', 'issued', now() - interval '1 minute', null), ($1, 'new', 'issued', now() + interval '1 day', null),
-              ($1, 'revoked', 'revoked', now() - interval '1 minute', now())
-       returning id`,
-      [team],
-    );
+    const s = await scenario(db, withTeam({ name: "expiry" }), withRobots(3));
+    const team = s.team.id;
+    const [r1, r2, r3] = ids(s.robots);
+    // Past not_after: issued (expires) and still issuing (does not); future not_after: issued.
+    const certs = [
+      ...(await insertCertificates(db, { robots: [r1], state: "issued", notAfter: "-1 second" })),
+      ...(await insertCertificates(db, { robots: [r2], state: "issued", notAfter: "1 day" })),
+      ...(await insertCertificates(db, { robots: [r3], state: "issuing", notAfter: "-1 second" })),
+    ];
+    // Credentials alone (their certificates would be expired by the same sweep).
+    const creds = [
+      ...(await insertProvisioningCredentials(db, { team, names: ["old"], expiresAt: "-1 minute", certificates: false })),
+      ...(await insertProvisioningCredentials(db, { team, names: ["new"], expiresAt: "1 day", certificates: false })),
+      ...(await insertProvisioningCredentials(db, {
+        team,
+        names: ["revoked"],
+        state: "revoked",
+        expiresAt: "-1 minute",
+        certificates: false,
+      })),
+    ];
     expect(creds).toHaveLength(3);
     const act = await runCron("certificates__expire");
     expect(act).toMatchObject({ status: "succeeded", counts: { certificates_expired: 1, provisioning_credentials_expired: 1 } });
-    const { rows } = await db.query("select status from gk_public.certificates where id = any($1::uuid[]) order by ca_ref nulls last", [
-      certs.map((c) => c.id),
-    ]);
+    const { rows } = await db.query(
+      "select status from gk_public.certificates c join unnest($1::uuid[]) with ordinality u(id, n) on u.id = c.id order by u.n",
+      [ids(certs)],
+    );
     expect(rows.map((r) => r.status)).toEqual(["expired", "issued", "issuing"]);
     const { rows: cs } = await db.query(
       "select name, status, expired_at is not null as has_at from gk_public.provisioning_credentials where team_id = $1 order by name",

@@ -2,8 +2,8 @@
 // manifests, telemetry partitions, the bin's history, activations, permanently failed jobs and
 // any registered kind; every prune bounded per activation, with the rest left for the next one.
 import { describe, expect, it } from "vitest";
-import { makeRobots, makeTeam } from "../certificates/helpers/fixtures.ts";
 import { createTestDb } from "../helpers/db.ts";
+import { insertEcuTelemetry, insertRobotManifests, scenario, withRobots, withTeam } from "../helpers/fixtures/index.ts";
 import { clearJobs, jobs, runJobs, testServices } from "../helpers/jobs.ts";
 
 const db = await createTestDb();
@@ -21,22 +21,12 @@ async function setLimit(kind: string, max: number) {
 
 describe("retention sweep", () => {
   it("deletes old manifests, drops old telemetry partitions, prunes the default partition, creates partitions ahead", async () => {
-    const team = await makeTeam(db, "retention");
-    const [robot] = await makeRobots(db, team, 1);
-    await db.query(
-      `insert into gk_public.robot_manifests (team_id, robot_id, received_at, valid, body)
-       values ($1, $2, now() - interval '31 days', true, '{}'), ($1, $2, now() - interval '29 days', true, '{}'), ($1, $2, now(), false, '{}')`,
-      [team, robot],
-    );
+    const [robot] = (await scenario(db, withTeam({ name: "retention" }), withRobots(1))).robots;
+    await insertRobotManifests(db, { robot, at: ["-31 days", "-29 days"] });
+    await insertRobotManifests(db, { robot, at: ["0"], valid: false });
     // A partition 10 days back (as the daily cron would have made it), and strays in the default.
     await db.query("select gk_private.ensure_telemetry_partitions((now() at time zone 'utc')::date - 10, 1)");
-    await db.query(
-      `insert into gk_public.ecu_telemetry (team_id, robot_id, ecu_serial, event_type, recorded_at)
-       select $1, $2, 'ecu', 'e', t from unnest(array[
-         now() - interval '10 days', now() - interval '10 days', now() - interval '20 days', now() - interval '8 days',
-         now(), now() - interval '1 day']) t`,
-      [team, robot],
-    );
+    await insertEcuTelemetry(db, { robot, at: ["-10 days", "-10 days", "-20 days", "-8 days", "0", "-1 day"] });
     const part10 = `ecu_telemetry_p${new Date(Date.now() - 10 * 86400_000).toISOString().slice(0, 10).replace(/-/g, "")}`;
     expect((await db.query(`select count(*)::int as n from gk_private.${part10}`)).rows[0].n).toBe(2);
     expect((await db.query("select count(*)::int as n from gk_private.ecu_telemetry_default")).rows[0].n).toBe(2);
@@ -54,12 +44,8 @@ describe("retention sweep", () => {
   });
 
   it("creating a partition moves the strays that were waiting in the default partition", async () => {
-    const team = await makeTeam(db, "strays");
-    const [robot] = await makeRobots(db, team, 1);
-    await db.query(
-      "insert into gk_public.ecu_telemetry (team_id, robot_id, ecu_serial, event_type, recorded_at) values ($1, $2, 'ecu', 'future', now() + interval '30 days')",
-      [team, robot],
-    );
+    const [robot] = (await scenario(db, withTeam({ name: "strays" }), withRobots(1))).robots;
+    await insertEcuTelemetry(db, { robot, at: ["30 days"], eventType: "future" });
     const strays = async () =>
       (await db.query("select count(*)::int as n from gk_private.ecu_telemetry_default where event_type = 'future'")).rows[0].n;
     expect(await strays()).toBe(1);
@@ -91,13 +77,9 @@ describe("retention sweep", () => {
   });
 
   it("prunes at most max_per_activation rows per kind, says more remains, and comes back for the rest", async () => {
-    const team = await makeTeam(db, "bounded");
-    const [robot] = await makeRobots(db, team, 1);
-    await db.query(
-      `insert into gk_public.robot_manifests (team_id, robot_id, received_at, valid, body)
-       select $1, $2, now() - interval '40 days' - g * interval '1 minute', true, '{}' from generate_series(1, 5) g`,
-      [team, robot],
-    );
+    const sc = await scenario(db, withTeam({ name: "bounded" }), withRobots(1));
+    const team = sc.team.id;
+    await insertRobotManifests(db, { robot: sc.robots[0], at: ["-45 days", "-44 days", "-43 days", "-42 days", "-41 days"] });
     await setLimit("robot_manifests", 2);
     await clearJobs(db);
     const first = await sweep();

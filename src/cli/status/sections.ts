@@ -37,7 +37,7 @@ export const jobsSection: StatusSection<{ tasks: JobsByTask[]; failed: FailedJob
   name: "jobs",
   title: "Job queue",
   async collect(db) {
-    // graphile_worker.jobs through sql/040_queue.sql (its public interface only).
+    // graphile_worker.jobs through sql/060_queue.sql (its public interface only).
     const tasks = await db.query<JobsByTask>(
       "select task, ready, scheduled, running, retrying, failed from gk_private.queue_jobs_by_task()",
     );
