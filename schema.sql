@@ -304,6 +304,63 @@ comment on column gk_public.robots.created_at is '@behavior -insert -update';
 grant delete, insert, select, update on gk_public.robots to gk_admin;
 grant select on gk_public.robots to gk_viewer;
 
+create table gk_public.saga_events (
+  id bigint generated always as identity not null,
+  saga_id uuid not null,
+  step integer not null,
+  step_name text not null,
+  event text not null,
+  error text,
+  at timestamp with time zone default now() not null,
+  constraint saga_events_pkey PRIMARY KEY (id),
+  constraint saga_events_saga_id_fkey FOREIGN KEY (saga_id) REFERENCES gk_public.sagas(id) ON DELETE CASCADE,
+  constraint saga_events_event_check CHECK (event = ANY (ARRAY['done'::text, 'failed'::text, 'undone'::text, 'undo_failed'::text])),
+  constraint saga_events_step_check CHECK (step >= 0)
+);
+CREATE INDEX saga_events_saga_id_idx ON gk_public.saga_events USING btree (saga_id, id);
+comment on table gk_public.saga_events is '@behavior -insert -update -delete
+The history of each saga: every step done, failed, undone or whose undo failed.';
+grant select on gk_public.saga_events to gk_admin;
+grant select on gk_public.saga_events to gk_viewer;
+
+create table gk_public.sagas (
+  id uuid default gen_random_uuid() not null,
+  name text not null,
+  params jsonb not null,
+  steps text[] not null,
+  state text default 'running'::text not null,
+  step integer default 0 not null,
+  outputs jsonb default '{}'::jsonb not null,
+  failed_step text,
+  error text,
+  undo_error text,
+  undo_attempts integer default 0 not null,
+  retry_requested_at timestamp with time zone,
+  created_at timestamp with time zone default now() not null,
+  updated_at timestamp with time zone default now() not null,
+  finished_at timestamp with time zone,
+  constraint sagas_pkey PRIMARY KEY (id),
+  constraint sagas_finished CHECK ((state = ANY (ARRAY['succeeded'::text, 'failed'::text])) = (finished_at IS NOT NULL)),
+  constraint sagas_name_check CHECK (name ~ '^[a-z][a-z0-9_]{0,40}__[a-z][a-z0-9_]{0,40}$'::text),
+  constraint sagas_outputs_check CHECK (jsonb_typeof(outputs) = 'object'::text AND octet_length(outputs::text) <= 262144),
+  constraint sagas_params_check CHECK (jsonb_typeof(params) = 'object'::text AND octet_length(params::text) <= 65536),
+  constraint sagas_state_check CHECK (state = ANY (ARRAY['running'::text, 'unwinding'::text, 'succeeded'::text, 'failed'::text])),
+  constraint sagas_step_in_range CHECK (step >= 0 AND step <= cardinality(steps)),
+  constraint sagas_steps_check CHECK (cardinality(steps) >= 1 AND cardinality(steps) <= 64 AND array_ndims(steps) = 1),
+  constraint sagas_succeeded_ran_all CHECK (state <> 'succeeded'::text OR step = cardinality(steps)),
+  constraint sagas_undo_attempts_check CHECK (undo_attempts >= 0),
+  constraint sagas_unwinding_has_error CHECK ((state = ANY (ARRAY['unwinding'::text, 'failed'::text])) = (error IS NOT NULL AND failed_step IS NOT NULL))
+);
+CREATE INDEX sagas_finished_at_idx ON gk_public.sagas USING btree (finished_at) WHERE (finished_at IS NOT NULL);
+CREATE INDEX sagas_unfinished_idx ON gk_public.sagas USING btree (name, created_at) WHERE (finished_at IS NULL);
+CREATE TRIGGER _500_enqueue_retry AFTER UPDATE ON gk_public.sagas REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_sagas__enqueue_retry();
+comment on table gk_public.sagas is '@behavior -insert -update -delete
+@name saga
+Multi-step operations with undo (sagas): the next step, what each action returned, why one unwinds.';
+grant select on gk_public.sagas to gk_admin;
+grant update (retry_requested_at) on gk_public.sagas to gk_admin;
+grant select on gk_public.sagas to gk_viewer;
+
 create table gk_public.teams (
   id uuid default gen_random_uuid() not null,
   name text not null,
@@ -455,6 +512,19 @@ create view gk_public.bin_summary as
 comment on view gk_public.bin_summary is 'Per kind: how many deletions are pending, the oldest one''s age, and how many are failing.';
 grant select on gk_public.bin_summary to gk_admin;
 grant select on gk_public.bin_summary to gk_viewer;
+
+create view gk_public.saga_summary as
+ SELECT name,
+    state,
+    count(*)::integer AS sagas,
+    EXTRACT(epoch FROM now() - min(created_at))::double precision AS oldest_age_seconds,
+    count(*) FILTER (WHERE undo_error IS NOT NULL)::integer AS undo_failing
+   FROM gk_public.sagas s
+  WHERE finished_at IS NULL
+  GROUP BY name, state;
+comment on view gk_public.saga_summary is 'Sagas in progress by name and state: how many, the oldest one''s age, how many have a failing undo.';
+grant select on gk_public.saga_summary to gk_admin;
+grant select on gk_public.saga_summary to gk_viewer;
 
 create view gk_public.tuf_repository_status as
  SELECT p.team_id,
@@ -653,6 +723,23 @@ $function$;
 comment on function gk_public.retry_bin_item(text,text) is 'Retries a pending bin item now (e.g. after the CA or blob store came back).';
 grant execute on function gk_public.retry_bin_item(text,text) to gk_admin;
 
+CREATE OR REPLACE FUNCTION gk_public.retry_saga(id uuid)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+begin
+  update gk_public.sagas s set retry_requested_at = clock_timestamp() where s.id = retry_saga.id and s.finished_at is null;
+  if not found then
+    raise exception 'no unfinished saga %', id using errcode = 'P0002';
+  end if;
+  return true;
+end;
+$function$;
+comment on function gk_public.retry_saga(uuid) is 'Drives an unfinished saga again now (after its job gave up, or once the cause of a failing undo is fixed).';
+grant execute on function gk_public.retry_saga(uuid) to gk_admin;
+grant execute on function gk_public.retry_saga(uuid) to gk_viewer;
+grant execute on function gk_public.retry_saga(uuid) to public;
+
 CREATE OR REPLACE FUNCTION gk_public.revoke_provisioning_credential(id uuid)
  RETURNS gk_public.provisioning_credentials
  LANGUAGE plpgsql
@@ -679,6 +766,20 @@ comment on function gk_public.revoke_provisioning_credential(uuid) is 'Revokes a
 grant execute on function gk_public.revoke_provisioning_credential(uuid) to gk_admin;
 grant execute on function gk_public.revoke_provisioning_credential(uuid) to gk_viewer;
 grant execute on function gk_public.revoke_provisioning_credential(uuid) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.sagas_in_progress(name text DEFAULT NULL::text)
+ RETURNS SETOF gk_public.sagas
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select s.* from gk_public.sagas s
+   where s.finished_at is null and (sagas_in_progress.name is null or s.name = sagas_in_progress.name)
+   order by s.created_at
+$function$;
+comment on function gk_public.sagas_in_progress(text) is 'Sagas running or unwinding, oldest first (optionally of one saga name).';
+grant execute on function gk_public.sagas_in_progress(text) to gk_admin;
+grant execute on function gk_public.sagas_in_progress(text) to gk_viewer;
+grant execute on function gk_public.sagas_in_progress(text) to public;
 
 CREATE OR REPLACE FUNCTION gk_public.team_blob_prefix(team_id uuid)
  RETURNS text
@@ -1701,6 +1802,17 @@ AS $function$
   select count(*) from gone;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__sagas(cutoff timestamp with time zone)
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  with gone as (
+    delete from gk_public.sagas s
+     where s.id in (select id from gk_public.sagas where finished_at < cutoff order by finished_at limit 10000)
+    returning 1)
+  select count(*) from gone;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.retention_prune__tuf_metadata(cutoff timestamp with time zone, max_rows integer)
  RETURNS bigint
  LANGUAGE plpgsql
@@ -1765,6 +1877,94 @@ CREATE OR REPLACE FUNCTION gk_private.retention_prune_function(kind text)
  STABLE
 AS $function$
   select to_regprocedure(format('gk_private.%I(timestamptz, integer)', 'retention_prune__' || kind));
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_enqueue(id uuid, name text)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+  select gk_private.enqueue(name, jsonb_build_object('saga_id', id), job_key := 'saga:' || id);
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_event(saga gk_public.sagas, step integer, event text, error text DEFAULT NULL::text)
+ RETURNS gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  insert into gk_public.saga_events (saga_id, step, step_name, event, error)
+  values (saga.id, step, saga.steps[step + 1], event, error);
+  select saga;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_start(name text, steps text[], params jsonb)
+ RETURNS uuid
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v_id uuid;
+begin
+  insert into gk_public.sagas (name, steps, params) values (name, steps, params) returning id into v_id;
+  perform gk_private.saga_enqueue(v_id, name);
+  return v_id;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_step_done(id uuid, step integer, output jsonb)
+ RETURNS gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.sagas s
+       set step = s.step + 1,
+           outputs = s.outputs || jsonb_build_object(s.steps[s.step + 1], output),
+           state = case when s.step + 1 = cardinality(s.steps) then 'succeeded' else 'running' end,
+           finished_at = case when s.step + 1 = cardinality(s.steps) then now() end,
+           updated_at = now()
+     where s.id = saga_step_done.id and s.state = 'running' and s.step = saga_step_done.step
+    returning s.*)
+  select gk_private.saga_event(m, saga_step_done.step, 'done') from moved m;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_step_failed(id uuid, step integer, error text)
+ RETURNS gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.sagas s
+       set state = 'unwinding', failed_step = s.steps[s.step + 1], error = left(saga_step_failed.error, 2000), updated_at = now()
+     where s.id = saga_step_failed.id and s.state = 'running' and s.step = saga_step_failed.step
+    returning s.*)
+  select gk_private.saga_event(m, saga_step_failed.step, 'failed', left(saga_step_failed.error, 2000)) from moved m;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_step_undone(id uuid, step integer)
+ RETURNS gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.sagas s
+       set step = greatest(s.step - 1, 0),
+           state = case when s.step = 0 then 'failed' else 'unwinding' end,
+           finished_at = case when s.step = 0 then now() end,
+           undo_error = null, undo_attempts = 0, updated_at = now()
+     where s.id = saga_step_undone.id and s.state = 'unwinding' and s.step = saga_step_undone.step
+    returning s.*)
+  select gk_private.saga_event(m, saga_step_undone.step, 'undone') from moved m;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_undo_failed(id uuid, step integer, error text)
+ RETURNS gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.sagas s
+       set undo_error = left(saga_undo_failed.error, 2000), undo_attempts = s.undo_attempts + 1, updated_at = now()
+     where s.id = saga_undo_failed.id and s.state = 'unwinding' and s.step = saga_undo_failed.step
+    returning s.*)
+  select gk_private.saga_event(m, saga_undo_failed.step, 'undo_failed', left(saga_undo_failed.error, 2000)) from moved m;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.task_backlog(task text)
@@ -1910,6 +2110,20 @@ begin
     perform gk_private.purge_items_enqueue(array(
       select n.id from new_rows n join old_rows o on o.id = n.id where n.retry_requested_at is distinct from o.retry_requested_at));
   end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_sagas__enqueue_retry()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  perform gk_private.saga_enqueue(n.id, n.name)
+     from new_rows n join old_rows o on o.id = n.id
+    where n.finished_at is null and n.retry_requested_at is distinct from o.retry_requested_at;
   return null;
 end;
 $function$;
