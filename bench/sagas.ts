@@ -88,7 +88,7 @@ try {
   const inIds = await records();
   const inSagas = [];
   for (const id of inIds) inSagas.push(await saga.start(pool, { id, generation: 1 }));
-  await pool.query("delete from graphile_worker._private_jobs");
+  await pool.query("select graphile_worker.remove_job(key) from graphile_worker.jobs where task_identifier = $1", [saga.name]);
   t0 = performance.now();
   for (const id of inSagas) await saga.run(client, id, { services });
   const inProcess = ms(t0);
