@@ -6,6 +6,7 @@ import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { unlockWorkers } from "../../src/worker/queue.ts";
 import { killAndWait, startReadyProcess } from "../helpers/child.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { sagaEvents } from "../helpers/saga.ts";
@@ -58,7 +59,7 @@ describe("sagas and killed workers", () => {
     await waitFor(async () => (await demoSnapshot(db, record)).attached.length === 1, "the attach");
     expect(await demoSnapshot(db, record)).toMatchObject({ state: "assigning", attached: ["node-a"] });
     await killAndWait(dying);
-    await db.query("select graphile_worker.force_unlock_workers(array[$1])", [deadWorker]);
+    await unlockWorkers(db, [deadWorker]);
     const next = await startWorker();
     const row = await finished(id);
     expect(row).toMatchObject({ state: "succeeded", error: null });
@@ -87,7 +88,7 @@ describe("sagas and killed workers", () => {
       step: 2,
     });
     await killAndWait(dying);
-    await db.query("select graphile_worker.force_unlock_workers(array[$1])", [deadWorker]);
+    await unlockWorkers(db, [deadWorker]);
     const next = await startWorker();
     const row = await finished(id);
     expect(row).toMatchObject({ state: "failed", failed_step: "attach", error: "node node-times-out timed out after attaching" });
