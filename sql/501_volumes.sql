@@ -269,6 +269,23 @@ as $$
   select count(*)::int from gone;
 $$;
 
+-- The collector's database-only part, in dependency order: ownerless containers go (their
+-- volumes lose that owner), failed volumes past their grace become destroying, orphans are marked,
+-- volumes missing past their grace go. Each is one statement.
+create or replace function gk_private.volumes_collect() returns jsonb
+language plpgsql volatile
+as $$
+declare
+  v_containers int := gk_private.containers_collect();
+  v_failed int := gk_private.volumes_expire_failed();
+  v_marked int := gk_private.volumes_mark_orphans();
+  v_missing int := gk_private.volumes_remove_missing();
+begin
+  return jsonb_build_object('containers_removed', v_containers, 'failed_expired', v_failed, 'marked', v_marked,
+                            'missing_removed', v_missing);
+end;
+$$;
+
 -- ---------------------------------------------------------------------------------------------
 -- Per worker, under the collector's lease on the workers row.
 
@@ -282,7 +299,7 @@ as $$
    order by w.name;
 $$;
 
--- Takes (or renews, with the same token) the worker for one collector; null: another has it.
+-- Takes the worker for one collector; null: another collector holds it.
 create or replace function gk_private.volumes_worker_lease(worker_id uuid, lease interval default null) returns boolean
 language sql volatile
 as $$
@@ -290,6 +307,13 @@ as $$
    where w.id = volumes_worker_lease.worker_id
      and (w.collector_lease_until is null or w.collector_lease_until < now())
   returning true;
+$$;
+
+-- Extends a lease this collector holds (between rounds of destroys).
+create or replace function gk_private.volumes_worker_lease_renew(worker_id uuid) returns void
+language sql volatile
+as $$
+  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease() where w.id = volumes_worker_lease_renew.worker_id;
 $$;
 
 create or replace function gk_private.volumes_worker_release(worker_id uuid) returns void

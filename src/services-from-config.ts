@@ -4,6 +4,7 @@ import type pg from "pg";
 import { blobsFromEnv } from "./adapters/blobs/from-config.ts";
 import { caFromEnv } from "./adapters/ca/from-config.ts";
 import { secretBoxFromEnv } from "./lib/secrets.ts";
+import { ControllerIdentity } from "./peers/controller.ts";
 import type { Services } from "./services.ts";
 
 /** `pool`: the local CA keeps its state in the database (without it there is no local CA). */
@@ -13,5 +14,8 @@ export async function servicesFromEnv(
   env: NodeJS.ProcessEnv = process.env,
   deps: { pool?: pg.Pool } = {},
 ): Promise<Services> {
-  return { log, ca: await caFromEnv(env, home, deps), blobs: await blobsFromEnv(env, home), secrets: secretBoxFromEnv(env, home) };
+  const ca = await caFromEnv(env, home, deps);
+  const secrets = secretBoxFromEnv(env, home);
+  const controller = deps.pool && ca ? new ControllerIdentity(deps.pool, secrets, () => ca.caCertificatePem()) : undefined;
+  return { log, ca, blobs: await blobsFromEnv(env, home), secrets, ...(controller ? { controller } : {}) };
 }

@@ -1,7 +1,8 @@
 // groundskeeper serve: the GraphQL admin API (+ GraphiQL, /healthz, /metrics) only.
 import type { Command } from "commander";
-import { areaServerParts } from "../../areas.ts";
+import { areaPeerRoutes, areaServerParts } from "../../areas.ts";
 import { createPool } from "../../db/pool.ts";
+import { startGatewayInBackground } from "../../peers/serve-gateway.ts";
 import { cliContext, describeDatabase, openDatabase } from "../context.ts";
 import { Lifecycle } from "../lifecycle.ts";
 import { parsePort } from "../options.ts";
@@ -33,6 +34,15 @@ export default function register(program: Command): void {
           ...areaServerParts(),
         });
         life.add("server", () => server.close());
+        startGatewayInBackground({
+          port: ctx.config.PEER_PORT,
+          host: ctx.config.PEER_HOST ?? opts.host ?? ctx.config.HOST,
+          pool: caPool,
+          services,
+          routes: areaPeerRoutes,
+          log: ctx.log,
+          onStarted: (g) => life.add("peer gateway", () => g.close()),
+        });
         console.log(`GraphiQL:  ${server.url}/\nGraphQL:   ${server.url}/graphql\nDatabase:  ${describeDatabase(db)}`);
         console.log("Create a token with 'groundskeeper token create --role admin --name <who>'. Press Ctrl-C to stop.");
       } catch (e) {

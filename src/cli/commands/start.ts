@@ -1,8 +1,9 @@
 // groundskeeper start: everything in one process for a laptop or a demo — embedded PostgreSQL
 // (unless DATABASE_URL), migrations, the job runner with its crontab, and the admin API.
 import type { Command } from "commander";
-import { areaServerParts } from "../../areas.ts";
+import { areaPeerRoutes, areaServerParts } from "../../areas.ts";
 import { createPool } from "../../db/pool.ts";
+import { startGatewayInBackground } from "../../peers/serve-gateway.ts";
 import { ensureAdminToken } from "../admin-token.ts";
 import { cliContext, describeDatabase, openDatabase } from "../context.ts";
 import { Lifecycle, stopRunner, workerPool } from "../lifecycle.ts";
@@ -47,6 +48,15 @@ export default function register(program: Command): void {
           ...areaServerParts(),
         });
         life.add("server", () => server.close());
+        startGatewayInBackground({
+          port: config.PEER_PORT,
+          host: config.PEER_HOST ?? opts.host ?? config.HOST,
+          pool: caPool,
+          services,
+          routes: areaPeerRoutes,
+          log: log,
+          onStarted: (g) => life.add("peer gateway", () => g.close()),
+        });
         const admin = await ensureAdminToken(server.pool, config.home);
         console.log(
           [
