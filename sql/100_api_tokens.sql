@@ -18,23 +18,32 @@ end;
 $$;
 comment on function gk_private.api_token_create is 'Registers a token by its sha256; role is gk_admin or gk_viewer.';
 
--- The role a presented token maps to, or null (unknown or revoked). Touches last_used_at at
--- most once a minute so that every API request is not also a write.
-create or replace function gk_private.api_token_role(token_sha256 bytea)
-returns text
+-- Who a presented token is (id, name, role), or no row (unknown or revoked). Touches
+-- last_used_at at most once a minute so that every API request is not also a write. The admin
+-- server uses the id and name for its per-token limits and the audit log.
+create or replace function gk_private.api_token_lookup(token_sha256 bytea)
+returns table (id uuid, name text, role text)
 language sql volatile
 as $$
   with hit as (
-    select t.id, t.role, t.last_used_at
+    select t.id, t.name, t.role, t.last_used_at
       from gk_private.api_tokens t
-     where t.token_sha256 = api_token_role.token_sha256 and t.revoked_at is null
+     where t.token_sha256 = api_token_lookup.token_sha256 and t.revoked_at is null
   ), touched as (
     update gk_private.api_tokens t
        set last_used_at = now()
       from hit
      where t.id = hit.id and (hit.last_used_at is null or hit.last_used_at < now() - interval '1 minute')
   )
-  select role from hit;
+  select hit.id, hit.name, hit.role from hit;
+$$;
+
+-- The role a presented token maps to, or null (unknown or revoked).
+create or replace function gk_private.api_token_role(token_sha256 bytea)
+returns text
+language sql volatile
+as $$
+  select l.role from gk_private.api_token_lookup(api_token_role.token_sha256) l;
 $$;
 
 -- Revokes by id or by name; returns how many tokens were revoked.

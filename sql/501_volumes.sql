@@ -30,11 +30,11 @@ create or replace function gk_private.volumes_lease() returns interval
 language sql stable
 as $$ select gk_private.volumes_setting('volumes_lease', interval '2 minutes'); $$;
 
--- The collector activates now (debounced on its crontab job key).
+-- The collector activates now (debounced on its crontab job key and queue).
 create or replace function gk_private.volumes_activate_collector() returns void
 language sql volatile
 as $$
-  select gk_private.enqueue('volumes__collect', '{}'::jsonb, job_key := 'volumes__collect', job_key_mode := 'replace');
+  select gk_private.reconciler_activate('volumes__collect');
 $$;
 
 -- ---------------------------------------------------------------------------------------------

@@ -2,15 +2,18 @@
 // land, idle retiring workers are deleted (their certificates go to revocation), and stalled ones
 // past groundskeeper.stalled_worker_timeout are pruned.
 import { z } from "zod";
-import { defineTask } from "../src/worker/define-task.ts";
-import { runActivation } from "../src/worker/reconciler.ts";
+import { defineReconciler } from "../src/worker/reconciler.ts";
 
-export default defineTask({
-  payload: z.object({}).passthrough(),
-  async run(_payload, { helpers }) {
-    await runActivation(helpers, "volumes__workers", async () => {
-      const { rows } = await helpers.query<{ r: Record<string, number> }>("select gk_private.workers_reconcile() as r");
-      return rows[0]!.r;
-    });
+const n = z.number().int().min(0);
+
+export default defineReconciler({
+  name: "volumes__workers",
+  description: "Stalls workers whose heartbeat expired, lands and retires idle ones, prunes long-stalled ones (when configured).",
+  status: z.object({ stalled: n, landed: n, retired: n, pruned: n }),
+  async run({ helpers }) {
+    const { rows } = await helpers.query<{ r: { stalled: number; landed: number; retired: number; pruned: number } }>(
+      "select gk_private.workers_reconcile() as r",
+    );
+    return rows[0]!.r;
   },
 });

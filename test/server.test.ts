@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import { describe, expect, it } from "vitest";
+import { canonicalSchemaSql, SCHEMA_SQL_FILE, schemaSql } from "../src/db/schema-dump.ts";
 import { SCHEMA_FILE, schemaSdl } from "../src/server/schema-sdl.ts";
 import { revokeToken } from "../src/server/tokens.ts";
 import { createTestDb } from "./helpers/db.ts";
@@ -154,8 +155,35 @@ describe("schema.graphql", () => {
   });
 });
 
+describe("schema.sql", () => {
+  it("is current (refresh it with: npm run schema:export)", async () => {
+    const committed = fs.existsSync(SCHEMA_SQL_FILE) ? fs.readFileSync(SCHEMA_SQL_FILE, "utf8") : "";
+    // This database when its server is of the embedded major, else an embedded one.
+    const current = await canonicalSchemaSql(db.url);
+    expect(current === committed, "schema.sql is stale: run `npm run schema:export` and commit schema.sql").toBe(true);
+  });
+
+  it("carries no OIDs, owners or dates, and leaves out graphile_worker and run-time partitions", async () => {
+    // A run-time partition exists in this database (the one of today is made by the retention sweep).
+    await db.query("select gk_private.ensure_telemetry_partitions(current_date, 1)");
+    const sql = await schemaSql(db.url);
+    expect(sql).not.toMatch(/ecu_telemetry_p\d{8}|(table|view|function) graphile_worker\.|\b\d{4}-\d\d-\d\d\b/i);
+    const { rows } = await db.query("select current_user as me");
+    expect(sql).not.toContain(` to ${rows[0].me};`);
+    expect(sql).toContain("create table gk_private.ecu_telemetry_default partition of gk_public.ecu_telemetry default;");
+    expect(sql).toMatch(/grant insert \(csr_pem, [a-z_, ]+\) on gk_public\.certificates to gk_admin;/);
+    expect(sql).toContain("CREATE TRIGGER _100_lifecycle BEFORE INSERT OR UPDATE OF status");
+    expect(sql).toContain("CREATE OR REPLACE FUNCTION gk_private.enqueue(task text");
+    expect(await schemaSql(db.url)).toBe(sql);
+  });
+});
+
 describe("operations endpoints", () => {
-  it("/healthz reports the database reachable", async () => {
+  it("/livez says the process answers, /readyz (and /healthz, as before) that the database does", async () => {
+    const live = await fetch(`${api.url}/livez`);
+    expect([live.status, await live.json()]).toEqual([200, { status: "alive" }]);
+    const ready = await fetch(`${api.url}/readyz`);
+    expect([ready.status, await ready.json()]).toEqual([200, { status: "ready" }]);
     const res = await fetch(`${api.url}/healthz`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: "ok" });
@@ -174,7 +202,13 @@ describe("operations endpoints", () => {
     expect(text).toMatch(/gk_activation_last_success_timestamp_seconds\{task="certificates__expiry_sweep"\} \d+/);
     expect(text).toContain('gk_metrics_collector_up{collector="jobs"} 1');
     await db.query(`delete from graphile_worker._private_jobs`);
-    // Gauges are reset at each scrape: an emptied queue leaves no stale series behind.
-    expect(await (await fetch(`${api.url}/metrics`)).text()).not.toContain('gk_job_queue_depth{task="system__noop"}');
+    // Each scrape starts from nothing: an emptied queue leaves no stale value behind, and every
+    // known task reports 0 (so alerts resolve) while an unknown label set vanishes.
+    // certificates__expiry_sweep is no reconciler of tasks/: the next registration (every migrate) drops it.
+    await db.query(`select gk_private.reconcilers_register((select jsonb_agg(to_jsonb(r)) from gk_public.reconcilers r))`);
+    const after = await (await fetch(`${api.url}/metrics`)).text();
+    expect(after).toContain('gk_job_queue_depth{task="system__noop"} 0');
+    expect(after).toContain('gk_jobs_failed{task="system__noop"} 0');
+    expect(after).not.toContain('task="certificates__expiry_sweep"');
   });
 });

@@ -3,13 +3,15 @@
 // its bearer token (gk_admin or gk_viewer) and the grants decide what that role may read or change.
 import type { IncomingMessage } from "node:http";
 import type pg from "pg";
+import type { Logger } from "pino";
 import { postgraphile, type PostGraphileInstance } from "postgraphile";
 import { makePgService } from "postgraphile/adaptors/pg";
-import { defaultMaskError } from "postgraphile/grafserv";
-import { GraphQLError } from "postgraphile/graphql";
 import { SafeError } from "postgraphile/grafast";
 import type {} from "postgraphile/grafserv/node"; // types requestContext.node
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
+import { makeMaskError } from "./graphql-errors.ts";
+import { DEFAULT_QUERY_LIMITS, makeQueryLimitsPlugin, type QueryLimits } from "./query-limits.ts";
+import type { TokenIdentity } from "./tokens.ts";
 
 // Ruru's typings mark every client option as required; we set only these two.
 type RuruClientConfig = NonNullable<NonNullable<GraphileConfig.Preset["ruru"]>["clientConfig"]>;
@@ -21,27 +23,39 @@ declare global {
   namespace Grafast {
     interface RequestContext {
       /** Set by in-process callers (tests, scripts) that already know the role. */
-      groundskeeper?: { role: string };
+      groundskeeper?: { role: string; token?: { id: string; name: string } };
     }
   }
 }
 
-/** Roles of authenticated HTTP requests, set by the server before grafserv sees the request. */
-const requestRoles = new WeakMap<IncomingMessage, string>();
+/** Who sent an authenticated HTTP request, set by the server before grafserv sees the request. */
+const requestIdentities = new WeakMap<IncomingMessage, TokenIdentity>();
 
-export function setRequestRole(req: IncomingMessage, role: string): void {
-  requestRoles.set(req, role);
+export function setRequestIdentity(req: IncomingMessage, identity: TokenIdentity): void {
+  requestIdentities.set(req, identity);
+}
+
+/** The role and token of an operation: from the HTTP request, or given by an in-process caller. */
+export function requestIdentity(ctx: Partial<Grafast.RequestContext>): { role: string; token?: { id: string; name: string } } | undefined {
+  if (ctx.groundskeeper) return ctx.groundskeeper;
+  const id = ctx.node?.req ? requestIdentities.get(ctx.node.req) : undefined;
+  return id ? { role: id.role, token: { id: id.id, name: id.name } } : undefined;
 }
 
 export interface GraphqlOptions {
   pool: pg.Pool;
   /** Per-statement limit for API queries, e.g. "15s" (a PostgreSQL interval string). */
   statementTimeout: string;
+  /** Page sizes, depth, aliases and cost budget; default DEFAULT_QUERY_LIMITS. */
+  limits?: Partial<QueryLimits>;
+  /** Where masked (unexpected) errors are logged, one JSON line each. */
+  log?: Logger;
 }
 
 export function makePreset(opts: GraphqlOptions): GraphileConfig.Preset {
   return {
     extends: [PostGraphileAmberPreset],
+    plugins: [makeQueryLimitsPlugin({ ...DEFAULT_QUERY_LIMITS, ...opts.limits })],
     pgServices: [
       makePgService({
         pool: opts.pool,
@@ -49,7 +63,7 @@ export function makePreset(opts: GraphqlOptions): GraphileConfig.Preset {
         pubsub: false,
         pgSettingsForIntrospection: { role: "gk_admin" },
         pgSettings(ctx) {
-          const role = ctx.groundskeeper?.role ?? (ctx.node?.req ? requestRoles.get(ctx.node.req) : undefined);
+          const role = requestIdentity(ctx)?.role;
           // The HTTP layer rejects requests without a valid token; this is the backstop.
           if (!role) throw new SafeError("not authenticated", { statusCode: 401 });
           return { role, statement_timeout: opts.statementTimeout };
@@ -63,7 +77,7 @@ export function makePreset(opts: GraphqlOptions): GraphileConfig.Preset {
       graphiqlOnGraphQLGET: false,
       websockets: false,
       maxRequestLength: 1_000_000,
-      maskError,
+      maskError: makeMaskError(opts.log),
     },
     grafast: { explain: false },
     ruru: {
@@ -73,25 +87,6 @@ export function makePreset(opts: GraphqlOptions): GraphileConfig.Preset {
       } as RuruClientConfig,
     },
   };
-}
-
-/**
- * Errors raised by PostgreSQL (permission denied, check or unique violations, timeouts) are the
- * answer an operator needs, so they pass through with their SQLSTATE; anything else stays masked.
- */
-export function maskError(error: GraphQLError): GraphQLError {
-  const original = error.originalError as { code?: unknown; severity?: unknown; message?: string } | undefined;
-  if (original && typeof original.code === "string" && /^[0-9A-Z]{5}$/.test(original.code) && typeof original.severity === "string") {
-    return new GraphQLError(original.message ?? "database error", {
-      nodes: error.nodes,
-      source: error.source,
-      positions: error.positions,
-      path: error.path,
-      originalError: error.originalError,
-      extensions: { code: original.code },
-    });
-  }
-  return defaultMaskError(error);
 }
 
 export function createPostgraphile(opts: GraphqlOptions): PostGraphileInstance {

@@ -4,16 +4,24 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type pg from "pg";
 import type { Services } from "../services.ts";
+import type { TokenIdentity } from "./tokens.ts";
 
 export interface RouteContext {
   db: pg.Pool;
   services: Services;
   log: Logger;
-  /** Path without the query string, e.g. "/tuf/acme/timestamp.json". */
+  /** Path without the query string, as sent (percent-encoded), e.g. "/tuf/acme/timestamp.json". */
   path: string;
   url: URL;
+  /**
+   * The path's segments, percent-decoded. The server has already refused (400) paths with
+   * malformed encoding or control characters, so decoding again in a route cannot fail either.
+   */
+  segments: string[];
   /** The database role of the request's token (gk_admin, gk_viewer) on routes with `auth`. */
   role?: string;
+  /** Who sent the request (token id and name, never the secret) on routes with `auth`. */
+  token?: TokenIdentity;
 }
 
 export interface Route {

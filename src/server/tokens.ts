@@ -39,8 +39,20 @@ export async function createToken(db: Queryable, name: string, role: ApiRole): P
 
 /** The database role for a presented token, or null when it is unknown or revoked. */
 export async function roleForToken(db: Queryable, token: string): Promise<string | null> {
-  const { rows } = await db.query<{ role: string | null }>("select gk_private.api_token_role($1) as role", [hashToken(token)]);
-  return rows[0]?.role ?? null;
+  return (await lookupToken(db, token))?.role ?? null;
+}
+
+/** Who presents a token: its id and name (never the secret) and its database role. */
+export interface TokenIdentity {
+  id: string;
+  name: string;
+  role: string;
+}
+
+/** The identity behind a presented token, or null when it is unknown or revoked. */
+export async function lookupToken(db: Queryable, token: string): Promise<TokenIdentity | null> {
+  const { rows } = await db.query<TokenIdentity>("select id, name, role from gk_private.api_token_lookup($1)", [hashToken(token)]);
+  return rows[0] ?? null;
 }
 
 export async function revokeToken(db: Queryable, idOrName: string): Promise<number> {

@@ -42,7 +42,15 @@ export async function handleTufRequest(req: http.IncomingMessage, res: http.Serv
   const [team, kind, ...rest] = parts;
   const file = rest.join("/");
   const badSegment = (p: string) => p === "" || p === "." || p === ".." || /[/\\\0]/.test(p);
-  if (!team || (kind !== "metadata" && kind !== "targets") || !file || rest.some(badSegment)) {
+  // No target path is longer than 1,024 bytes (tuf_targets), and no blob key may be either.
+  if (
+    !team ||
+    badSegment(team) ||
+    (kind !== "metadata" && kind !== "targets") ||
+    !file ||
+    rest.some(badSegment) ||
+    Buffer.byteLength(file) > 1024
+  ) {
     return send(res, 404, "not found\n");
   }
   if (kind === "metadata" && rest.length !== 1) return send(res, 404, "not found\n");

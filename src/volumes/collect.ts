@@ -51,6 +51,8 @@ export interface CollectStatus {
   destroyed: number;
   destroy_failed: number;
   pending: number;
+  /** Workers that still had destroys due when their per-activation budget ran out. */
+  over_limit: string[];
   errors: { item: string; error: string }[];
 }
 
@@ -70,6 +72,7 @@ export function emptyStatus(): CollectStatus {
     destroyed: 0,
     destroy_failed: 0,
     pending: 0,
+    over_limit: [],
     errors: [],
   };
 }
@@ -120,7 +123,11 @@ async function destroyBatch(q: Query, client: PeerClient, w: AgentWorker, handle
 
 async function destroyAll(q: Query, client: PeerClient, w: AgentWorker, opts: CollectOptions, parallelism: number, status: CollectStatus) {
   let budget = opts.maxDestroysPerWorker;
-  while (budget > 0) {
+  for (;;) {
+    if (budget <= 0) {
+      status.over_limit.push(w.name);
+      return;
+    }
     const { rows } = await q<{ handle: string }>("select handle::text from gk_private.volumes_claim_destroys($1, $2)", [
       w.id,
       Math.min(budget, opts.batchSize * parallelism),

@@ -11,12 +11,20 @@ export const TASKS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url
 
 let factories: Map<string, TaskFactory> | undefined;
 
+/** Every task identifier (file names in tasks/), without loading the modules. */
+export function taskIdentifiers(): string[] {
+  return fs
+    .readdirSync(TASKS_DIR)
+    .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))
+    .map((f) => f.slice(0, -3))
+    .sort();
+}
+
 export async function loadTaskFactories(): Promise<Map<string, TaskFactory>> {
   if (factories) return factories;
   const found = new Map<string, TaskFactory>();
-  for (const file of fs.readdirSync(TASKS_DIR).sort()) {
-    if (!file.endsWith(".ts") || file.endsWith(".d.ts")) continue;
-    const id = file.slice(0, -3);
+  for (const id of taskIdentifiers()) {
+    const file = `${id}.ts`;
     const mod = await import(pathToFileURL(path.join(TASKS_DIR, file)).href);
     if (typeof mod.default !== "function") throw new Error(`tasks/${file} has no default export from defineTask()`);
     found.set(id, mod.default as TaskFactory);

@@ -12,7 +12,7 @@ import { SecretBox } from "../../src/lib/secrets.ts";
 import { cliEnv, runCli, spawnCli } from "../helpers/cli.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { crlSerials } from "./helpers/ca-fixtures.ts";
-import { makeRobots, makeTeam } from "./helpers/fixtures.ts";
+import { ids, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 
 const db = await createTestDb();
 const key = crypto.randomBytes(32);
@@ -38,10 +38,10 @@ describe("groundskeeper worker + status", () => {
   it("issues at the local CA, and after a team delete drains the bin (status --watch follows it) with the CRL listing exactly its serials", {
     timeout: 180_000,
   }, async () => {
-    const team = await makeTeam(db, "cli");
-    const keep = await makeTeam(db, "cli-keep");
-    const robots = await makeRobots(db, team, 30);
-    const [kept] = await makeRobots(db, keep, 1);
+    const team = (await insertTeam(db, { name: "cli" })).id;
+    const keep = (await insertTeam(db, { name: "cli-keep" })).id;
+    const robots = ids(await insertRobots(db, { team, count: 30 }));
+    const [kept] = ids(await insertRobots(db, { team: keep, count: 1 }));
     await db.query("select gk_public.request_certificate(r) from unnest($1::uuid[]) r", [[...robots, kept]]);
     await db.query("select gk_public.create_provisioning_credential($1, 'line')", [team]);
     const blobs = new FsBlobStore(path.join(dir, "blobs"));

@@ -14,7 +14,7 @@ import { SecretBox } from "../../src/lib/secrets.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
 import { crlSerials } from "./helpers/ca-fixtures.ts";
-import { makeRobots, makeTeam } from "./helpers/fixtures.ts";
+import { ids as rowIds, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 import { countKeys } from "../helpers/blobs.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -60,8 +60,8 @@ async function kill(child: ChildProcess) {
 
 /** A team with robots (certificates issued at the CA, some never downloaded), credentials and blobs. */
 async function doomedTeam(name: string, ca: LocalCa, blobs: FsBlobStore, robots: number, objects: number) {
-  const team = await makeTeam(db, name);
-  const ids = await makeRobots(db, team, robots);
+  const team = (await insertTeam(db, { name })).id;
+  const ids = rowIds(await insertRobots(db, { team, count: robots }));
   await db.query("select gk_public.request_certificate(r) from unnest($1::uuid[]) r", [ids]);
   await db.query("select gk_public.create_provisioning_credential($1, 'cred-' || g) from generate_series(1, 5) g", [team]);
   await runJobs(db, testServices({ ca }));

@@ -9,7 +9,7 @@ import { createTestDb } from "../helpers/db.ts";
 import { httpGraphql } from "../helpers/graphql.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
 import { crlSerials, localCa } from "./helpers/ca-fixtures.ts";
-import { makeRobots, makeTeam } from "./helpers/fixtures.ts";
+import { ids, insertPurgeItems, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 
 const db = await createTestDb();
 const ca = localCa(db, "graphql");
@@ -21,8 +21,8 @@ const api = await httpGraphql(db, { services });
 
 describe("certificate lifecycle through GraphQL", () => {
   it("admin requests and downloads a certificate; deleting the robot revokes it at the CA", async () => {
-    const team = await makeTeam(db, "gql");
-    const [robot] = await makeRobots(db, team, 1);
+    const team = (await insertTeam(db, { name: "gql" })).id;
+    const [robot] = ids(await insertRobots(db, { team, count: 1 }));
     const req = await api.exec(
       "admin",
       `mutation($r: UUID!) { requestCertificate(input: { robotId: $r }) { result { rowId status profile robotId } } }`,
@@ -56,7 +56,7 @@ describe("certificate lifecycle through GraphQL", () => {
   });
 
   it("admin creates and revokes a provisioning credential; deletes a team: bin summary, then blobs purged and certificate on the CRL", async () => {
-    const team = await makeTeam(db, "gql-team");
+    const team = (await insertTeam(db, { name: "gql-team" })).id;
     const created = await api.exec(
       "admin",
       `mutation($t: UUID!) { createProvisioningCredential(input: { teamId: $t, name: "line" }) { result { rowId status } } }`,
@@ -80,7 +80,7 @@ describe("certificate lifecycle through GraphQL", () => {
     expect(certs.errors).toBeUndefined();
     expect(certs.data.allCertificates.nodes).toEqual([{ status: "revoked" }, { status: "revoked" }]);
 
-    const [robot] = await makeRobots(db, team, 1);
+    const [robot] = ids(await insertRobots(db, { team, count: 1 }));
     await api.exec("admin", `mutation($r: UUID!) { requestCertificate(input: { robotId: $r }) { result { rowId } } }`, { r: robot });
     await runJobs(db, services);
     for (let i = 0; i < 30; i++) await blobs.put(`teams/${team}/objects/${i}`, "x");
@@ -109,8 +109,8 @@ describe("certificate lifecycle through GraphQL", () => {
   });
 
   it("viewer cannot mutate; admin retries a bin item; bad input is a clear error", async () => {
-    const team = await makeTeam(db, "gql-roles");
-    const [robot] = await makeRobots(db, team, 1);
+    const team = (await insertTeam(db, { name: "gql-roles" })).id;
+    const [robot] = ids(await insertRobots(db, { team, count: 1 }));
     const denied = await api.exec("viewer", `mutation($r: UUID!) { requestCertificate(input: { robotId: $r }) { result { rowId } } }`, {
       r: robot,
     });
@@ -119,9 +119,7 @@ describe("certificate lifecycle through GraphQL", () => {
     expect(retryDenied.errors?.[0].message).toMatch(/permission denied/);
 
     // A pending item to retry: a blob prefix whose purge is waiting (inserted as the team trigger would).
-    await db.query(
-      "insert into gk_public.purge_items (kind, ref, team_id, next_attempt_at) values ('blob_prefix', 'teams/retry-me/', gen_random_uuid(), now() + interval '1 hour')",
-    );
+    await insertPurgeItems(db, { refs: ["teams/retry-me/"], nextAttemptAt: "1 hour" });
     const { rows } = await db.query("select ref from gk_public.bin where kind = 'blob_prefix'");
     const retried = await api.exec(
       "admin",
@@ -156,8 +154,8 @@ describe("certificate lifecycle through GraphQL", () => {
   });
 
   it("serves the CRL and CA certificate without a token, and the bin as metrics", async () => {
-    const team = await makeTeam(db, "gql-metrics");
-    const [robot] = await makeRobots(db, team, 1);
+    const team = (await insertTeam(db, { name: "gql-metrics" })).id;
+    const [robot] = ids(await insertRobots(db, { team, count: 1 }));
     await db.query("select gk_public.request_certificate($1)", [robot]);
     await runJobs(db, services);
     await db.query("delete from gk_public.robots where id = $1", [robot]);

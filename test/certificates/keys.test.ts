@@ -9,7 +9,7 @@ import { httpGraphql } from "../helpers/graphql.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
 import { openssl } from "../helpers/openssl.ts";
 import { localCa } from "./helpers/ca-fixtures.ts";
-import { makeRobots, makeTeam } from "./helpers/fixtures.ts";
+import { ids, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 
 const db = await createTestDb();
 const ca = localCa(db, "keys");
@@ -59,7 +59,7 @@ function verifyAgainstCa(caPem: string, certPem: string) {
 
 describe("provisioning credential bundle", () => {
   it("parks both generated keys sealed, hands them out once with their certificates, then 410", async () => {
-    const team = await makeTeam(db, "bundle");
+    const team = (await insertTeam(db, { name: "bundle" })).id;
     const cred = await createCredential(team);
     await runJobs(db, services);
     const certIds = await credentialCertIds(cred);
@@ -105,7 +105,7 @@ describe("provisioning credential bundle", () => {
   });
 
   it("409 while the credential is still issuing (nothing consumed); 404 for an unknown or malformed id", async () => {
-    const team = await makeTeam(db, "early");
+    const team = (await insertTeam(db, { name: "early" })).id;
     const cred = await createCredential(team);
     const early = await get(`/provisioning-credentials/${cred}/bundle`);
     expect(early.status).toBe(409);
@@ -119,7 +119,7 @@ describe("provisioning credential bundle", () => {
   });
 
   it("revoking the credential deletes its parked keys: the bundle is 410", async () => {
-    const team = await makeTeam(db, "revoked");
+    const team = (await insertTeam(db, { name: "revoked" })).id;
     const cred = await createCredential(team);
     await runJobs(db, services);
     const certIds = await credentialCertIds(cred);
@@ -144,7 +144,7 @@ describe("provisioning credential bundle", () => {
     afterAll(() => server.close());
     const fetchBundle = (cred: string) =>
       fetch(`${server.url}/provisioning-credentials/${cred}/bundle`, { headers: { Authorization: `Bearer ${api.tokens.admin}` } });
-    const team = await makeTeam(db, "deferred");
+    const team = (await insertTeam(db, { name: "deferred" })).id;
     const cred = await createCredential(team);
     await runJobs(db, dServices);
     const certIds = await credentialCertIds(cred);
@@ -167,8 +167,8 @@ describe("provisioning credential bundle", () => {
 
 describe("a certificate's key (GET /certificates/<id>/key.pem)", () => {
   it("admin downloads the generated key once as PEM; then 410; viewer 403, no token 401, unknown 404", async () => {
-    const team = await makeTeam(db, "single");
-    const [robot] = await makeRobots(db, team, 1);
+    const team = (await insertTeam(db, { name: "single" })).id;
+    const [robot] = ids(await insertRobots(db, { team, count: 1 }));
     const cert = await requestCert(robot);
     await runJobs(db, services);
     const [parked] = await parkedKeys([cert]);
@@ -198,8 +198,8 @@ describe("a certificate's key (GET /certificates/<id>/key.pem)", () => {
   });
 
   it("two concurrent downloads: exactly one gets the key", async () => {
-    const team = await makeTeam(db, "race");
-    const [robot] = await makeRobots(db, team, 1);
+    const team = (await insertTeam(db, { name: "race" })).id;
+    const [robot] = ids(await insertRobots(db, { team, count: 1 }));
     const cert = await requestCert(robot);
     await runJobs(db, services);
     const results = await Promise.all([1, 2, 3].map(() => get(`/certificates/${cert}/key.pem`)));
@@ -207,8 +207,8 @@ describe("a certificate's key (GET /certificates/<id>/key.pem)", () => {
   });
 
   it("a certificate requested with the holder's public key parks nothing (410)", async () => {
-    const team = await makeTeam(db, "ownkey");
-    const [robot] = await makeRobots(db, team, 1);
+    const team = (await insertTeam(db, { name: "ownkey" })).id;
+    const [robot] = ids(await insertRobots(db, { team, count: 1 }));
     const { publicKey } = crypto.generateKeyPairSync("ec", { namedCurve: "P-256" });
     const cert = await requestCert(robot, spki(publicKey));
     await runJobs(db, services);
@@ -218,8 +218,8 @@ describe("a certificate's key (GET /certificates/<id>/key.pem)", () => {
   });
 
   it("deleting the robot or expiry deletes the parked key", async () => {
-    const team = await makeTeam(db, "gone");
-    const [r1, r2] = await makeRobots(db, team, 2);
+    const team = (await insertTeam(db, { name: "gone" })).id;
+    const [r1, r2] = ids(await insertRobots(db, { team, count: 2 }));
     const [c1, c2] = [await requestCert(r1), await requestCert(r2)];
     await runJobs(db, services);
     expect(await parkedKeys([c1, c2])).toHaveLength(2);
@@ -231,8 +231,8 @@ describe("a certificate's key (GET /certificates/<id>/key.pem)", () => {
   });
 
   it("a sealed key is bound to its certificate: moved to another row, it does not open (500, nothing consumed)", async () => {
-    const team = await makeTeam(db, "bound");
-    const [r1, r2] = await makeRobots(db, team, 2);
+    const team = (await insertTeam(db, { name: "bound" })).id;
+    const [r1, r2] = ids(await insertRobots(db, { team, count: 2 }));
     const [c1, c2] = [await requestCert(r1), await requestCert(r2)];
     await runJobs(db, services);
     await db.query(
@@ -248,8 +248,8 @@ describe("a certificate's key (GET /certificates/<id>/key.pem)", () => {
 
 describe("a worker without a master key", () => {
   it("does not issue a certificate whose key it could not keep: pending with last_error, retried once configured", async () => {
-    const team = await makeTeam(db, "nobox");
-    const [robot] = await makeRobots(db, team, 1);
+    const team = (await insertTeam(db, { name: "nobox" })).id;
+    const [robot] = ids(await insertRobots(db, { team, count: 1 }));
     const cert = await requestCert(robot);
     const noBox = testServices({ ca });
     delete noBox.secrets;

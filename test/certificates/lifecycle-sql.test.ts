@@ -2,8 +2,19 @@
 // and with which jobs. The CA-facing tasks are tested in the other files of this folder.
 import { describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
-import { jobs } from "../helpers/jobs.ts";
-import { certStatuses, makeIssuedRobotCerts, makeRobots, makeTeam } from "./helpers/fixtures.ts";
+import { clearJobs as clearQueue, jobs } from "../helpers/jobs.ts";
+import {
+  certStatuses,
+  ids,
+  insertCertificates,
+  insertRobots,
+  insertTeam,
+  scenario,
+  withCertificates,
+  withProvisioningCredentials,
+  withRobots,
+  withTeam,
+} from "../helpers/fixtures/index.ts";
 
 const db = await createTestDb();
 
@@ -12,34 +23,31 @@ async function revokeJobIds(): Promise<string[][]> {
 }
 
 async function clearJobs() {
-  await db.query("delete from graphile_worker._private_jobs");
+  await clearQueue(db);
 }
 
 describe("certificate lifecycle in SQL", () => {
   it("team delete: every certificate of its robots and credentials goes to revoking, in bulk jobs, and its blob prefix to the bin", async () => {
     await clearJobs();
-    const team = await makeTeam(db, "doomed");
-    const other = await makeTeam(db, "survivor");
-    const robots = await makeRobots(db, team, 450);
-    const certs = await makeIssuedRobotCerts(db, robots);
-    const { rows: cred } = await db.query("select (gk_public.create_provisioning_credential($1, 'c1')).id", [team]);
-    const { rows: credCerts } = await db.query(
-      "update gk_public.certificates set status = 'issued', ca_ref = 'ref-' || id where provisioning_credential_id = $1 returning id",
-      [cred[0].id],
+    // 450 robots with issued certificates, an issued credential (two certificates), a team-owned
+    // certificate (owner ref team_id), and another team's robot certificates.
+    const doomed = await scenario(
+      db,
+      withTeam({ name: "doomed" }),
+      withRobots(450),
+      withCertificates("issued"),
+      withProvisioningCredentials(1, { state: "issued" }),
     );
-    // A team-owned certificate (owner ref team_id) and another team's robot certificate.
-    const { rows: teamCert } = await db.query(
-      `insert into gk_public.certificates (owner_team_id, team_id, profile, status, ca_ref, not_after)
-       values ($1, $1, 'client_auth', 'issued', 'ref-team', now() + interval '1 day') returning id`,
-      [team],
-    );
-    const otherCerts = await makeIssuedRobotCerts(db, await makeRobots(db, other, 3));
+    const team = doomed.team.id;
+    const [teamCert] = await insertCertificates(db, { team, state: "issued" });
+    const other = await scenario(db, withTeam({ name: "survivor" }), withRobots(3), withCertificates("issued"));
+    const otherCerts = ids(other.certificates);
     await clearJobs();
 
     const deleted = await db.query("delete from gk_public.teams where id = $1", [team]);
     expect(deleted.rowCount).toBe(1);
 
-    const all = [...certs, ...credCerts.map((r) => r.id), teamCert[0].id];
+    const all = [...ids(doomed.certificates), teamCert.id];
     expect(await certStatuses(db, all)).toEqual({ revoking: 453 });
     expect(await certStatuses(db, otherCerts)).toEqual({ issued: 3 });
     const { rows: kept } = await db.query(
@@ -69,12 +77,12 @@ describe("certificate lifecycle in SQL", () => {
 
   it("robot delete (plain SQL): its certificate goes to revoking; one still issuing does too", async () => {
     await clearJobs();
-    const team = await makeTeam(db, "robots");
-    const [r1, r2, r3] = await makeRobots(db, team, 3);
-    const [c1] = await makeIssuedRobotCerts(db, [r1]);
+    const team = (await insertTeam(db, { name: "robots" })).id;
+    const [r1, r2, r3] = ids(await insertRobots(db, { team, count: 3 }));
+    const [c1] = ids(await insertCertificates(db, { robots: [r1], state: "issued" }));
     const { rows } = await db.query("select (gk_public.request_certificate($1)).id", [r2]);
     const c2 = rows[0].id;
-    const [c3] = await makeIssuedRobotCerts(db, [r3]);
+    const [c3] = ids(await insertCertificates(db, { robots: [r3], state: "issued" }));
     expect((await jobs(db, "certificates__issue")).map((j) => j.payload.ids)).toEqual([[c2]]);
     await clearJobs();
 
@@ -85,9 +93,10 @@ describe("certificate lifecycle in SQL", () => {
   });
 
   it("the CHECK backs the invariant: without the trigger an ownerless live certificate cannot exist", async () => {
-    const team = await makeTeam(db, "check");
-    const [r] = await makeRobots(db, team, 1);
-    const [c] = await makeIssuedRobotCerts(db, [r]);
+    const s = await scenario(db, withTeam({ name: "check" }), withRobots(1), withCertificates("issued"));
+    const team = s.team.id;
+    const [r] = ids(s.robots);
+    const [c] = ids(s.certificates);
     const client = await db.pool.connect();
     try {
       await client.query("begin");
@@ -105,7 +114,7 @@ describe("certificate lifecycle in SQL", () => {
 
   it("revoking a provisioning credential sends both certificates to revocation (function or plain UPDATE), twice is fine", async () => {
     await clearJobs();
-    const team = await makeTeam(db, "creds");
+    const team = (await insertTeam(db, { name: "creds" })).id;
     const { rows } = await db.query("select * from gk_public.create_provisioning_credential($1, 'factory', interval '30 days')", [team]);
     const cred = rows[0];
     expect(cred.status).toBe("issuing");
@@ -147,8 +156,7 @@ describe("certificate lifecycle in SQL", () => {
   });
 
   it("bad input: clear errors and nothing changed", async () => {
-    const team = await makeTeam(db, "badinput");
-    const [r] = await makeRobots(db, team, 1);
+    const [r] = ids((await scenario(db, withTeam({ name: "badinput" }), withRobots(1))).robots);
     const before = (await db.query("select count(*)::int as n from gk_public.certificates")).rows[0].n;
     await expect(db.query("select gk_public.request_certificate(gen_random_uuid())")).rejects.toThrow(/robot .* not found/);
     await expect(db.query("select gk_public.request_certificate($1, 'not a key')", [r])).rejects.toThrow(/public_key_pem must be a PEM/);
@@ -157,7 +165,6 @@ describe("certificate lifecycle in SQL", () => {
     );
     await expect(db.query("select gk_public.create_provisioning_credential(gen_random_uuid(), 'x')")).rejects.toThrow(/team .* not found/);
     await expect(db.query("select gk_public.retry_bin_item('certificate', 'nope')")).rejects.toThrow(/not a certificate id/);
-    await expect(db.query("select gk_public.retry_bin_item('volume', 'x')")).rejects.toThrow(/unknown bin item kind/);
     await expect(db.query("select gk_public.retry_bin_item('certificate', gen_random_uuid()::text)")).rejects.toThrow(
       /no pending bin item/,
     );
@@ -166,8 +173,9 @@ describe("certificate lifecycle in SQL", () => {
   });
 
   it("roles: the viewer reads the bin but cannot mutate; the admin can", async () => {
-    const team = await makeTeam(db, "roles");
-    const [r] = await makeRobots(db, team, 1);
+    const s = await scenario(db, withTeam({ name: "roles" }), withRobots(1));
+    const team = s.team.id;
+    const [r] = ids(s.robots);
     const client = await db.pool.connect();
     try {
       await client.query("begin; set local role gk_viewer");
@@ -186,48 +194,6 @@ describe("certificate lifecycle in SQL", () => {
       await client.query("rollback");
     } finally {
       client.release();
-    }
-  });
-});
-
-describe("bin reconciler", () => {
-  it("re-enqueues overdue items whose job is gone, but not while their queue is still draining", async () => {
-    await clearJobs();
-    const team = await makeTeam(db, "reconcile");
-    const robots = await makeRobots(db, team, 3);
-    const certs = await makeIssuedRobotCerts(db, robots);
-    await db.query("delete from gk_public.robots where id = any($1::uuid[])", [robots]);
-    expect((await revokeJobIds()).flat().sort()).toEqual([...certs].sort());
-    const overdue = () =>
-      db.query("update gk_public.certificates set next_attempt_at = now() - interval '1 second' where id = any($1::uuid[])", [certs]);
-
-    // Lease ran out while the job still waits in the queue (workers behind): no duplicates.
-    await overdue();
-    let { rows } = await db.query("select gk_private.bin_redispatch() as c");
-    expect(rows[0].c).toMatchObject({ revocations: 0, queues_busy: 1 });
-    expect((await revokeJobIds()).length).toBe(1);
-
-    // The job is gone (permanently failed and cleaned up, or never committed): a fresh one.
-    await clearJobs();
-    ({ rows } = await db.query("select gk_private.bin_redispatch() as c"));
-    expect(rows[0].c).toMatchObject({ revocations: 3, queues_busy: 0 });
-    expect((await revokeJobIds()).flat().sort()).toEqual([...certs].sort());
-    // … and the lease starts again, so the next tick leaves them alone.
-    await clearJobs();
-    ({ rows } = await db.query("select gk_private.bin_redispatch() as c"));
-    expect(rows[0].c).toMatchObject({ revocations: 0 });
-
-    // A row a live task holds (row lock) is skipped.
-    await overdue();
-    const holder = await db.pool.connect();
-    try {
-      await holder.query("begin");
-      await holder.query("select 1 from gk_public.certificates where id = $1 for update", [certs[0]]);
-      ({ rows } = await db.query("select gk_private.bin_redispatch() as c"));
-      expect(rows[0].c).toMatchObject({ revocations: 2 });
-      await holder.query("rollback");
-    } finally {
-      holder.release();
     }
   });
 });

@@ -4,7 +4,7 @@ import { createTestDb } from "../helpers/db.ts";
 import { jobs, runJobs, testServices } from "../helpers/jobs.ts";
 import { verifyWithCrl } from "../helpers/openssl.ts";
 import { crlSerials, gatedIssue, localCa, opensslSerial, unreachableCa } from "./helpers/ca-fixtures.ts";
-import { certStatuses, makeRobots, makeTeam } from "./helpers/fixtures.ts";
+import { certStatuses, ids, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 
 const db = await createTestDb();
 
@@ -26,8 +26,8 @@ describe("certificates at a real CA", () => {
   it("issues, downloads (recording downloaded_at), and a robot delete revokes it at the CA", async () => {
     const ca = localCa(db, "sync");
     const services = testServices({ ca });
-    const team = await makeTeam(db, "sync");
-    const [r1, r2] = await makeRobots(db, team, 2);
+    const team = (await insertTeam(db, { name: "sync" })).id;
+    const [r1, r2] = ids(await insertRobots(db, { team, count: 2 }));
     const [c1, c2] = await requestCerts([r1, r2]);
     await runJobs(db, services);
     const issued = await cert(c1);
@@ -54,8 +54,8 @@ describe("certificates at a real CA", () => {
   it("serial unknown (asynchronous CA, never downloaded): the revoke task learns it from the CA, then revokes", async () => {
     const ca = localCa(db, "deferred", { deferred: true });
     const services = testServices({ ca });
-    const team = await makeTeam(db, "deferred");
-    const robots = await makeRobots(db, team, 4);
+    const team = (await insertTeam(db, { name: "deferred" })).id;
+    const robots = ids(await insertRobots(db, { team, count: 4 }));
     const certs = await requestCerts(robots);
     await runJobs(db, services);
     for (const id of certs) expect(await cert(id)).toMatchObject({ status: "issued", serial: null, pem: null });
@@ -80,7 +80,7 @@ describe("certificates at a real CA", () => {
   it("revoking a provisioning credential revokes both certificates at the CA", async () => {
     const ca = localCa(db, "creds");
     const services = testServices({ ca });
-    const team = await makeTeam(db, "creds");
+    const team = (await insertTeam(db, { name: "creds" })).id;
     const { rows } = await db.query("select id from gk_public.create_provisioning_credential($1, 'line-1')", [team]);
     await runJobs(db, services);
     expect((await db.query("select status from gk_public.provisioning_credentials where id = $1", [rows[0].id])).rows[0].status).toBe(
@@ -98,8 +98,8 @@ describe("certificates at a real CA", () => {
   it("race: the owner is deleted while the CA is issuing → the delete waits for the row lock, then the certificate is revoked", async () => {
     const real = localCa(db, "race-issue");
     const gate = gatedIssue(real);
-    const team = await makeTeam(db, "race1");
-    const [r] = await makeRobots(db, team, 1);
+    const team = (await insertTeam(db, { name: "race1" })).id;
+    const [r] = ids(await insertRobots(db, { team, count: 1 }));
     const [c] = await requestCerts([r]);
     const issuing = runJobs(db, testServices({ ca: gate.ca }));
     await gate.entered; // the issue task holds the row lock and is inside ca.issue()
@@ -130,8 +130,8 @@ describe("certificates at a real CA", () => {
 
   it("race: the owner is deleted before issuance took the lock → never issued at the CA, marked so", async () => {
     const ca = localCa(db, "race-before");
-    const team = await makeTeam(db, "race2");
-    const [r] = await makeRobots(db, team, 1);
+    const team = (await insertTeam(db, { name: "race2" })).id;
+    const [r] = ids(await insertRobots(db, { team, count: 1 }));
     const [c] = await requestCerts([r]);
     // Another session holds the row (as a running revoke or issue task would) while the delete is queued.
     const holder = await db.pool.connect();
@@ -163,8 +163,8 @@ describe("certificates at a real CA", () => {
 
   it("CA unreachable: revocations stay in the bin with attempts and last_error, then drain when it is back", async () => {
     const ca = localCa(db, "outage");
-    const team = await makeTeam(db, "outage");
-    const robots = await makeRobots(db, team, 5);
+    const team = (await insertTeam(db, { name: "outage" })).id;
+    const robots = ids(await insertRobots(db, { team, count: 5 }));
     const certs = await requestCerts(robots);
     await runJobs(db, testServices({ ca }));
     const down = unreachableCa("outage");
@@ -201,9 +201,9 @@ describe("certificates at a real CA", () => {
     expect(await certStatuses(db, certs)).toEqual({ revoked: 5 });
     expect(await binLength()).toBe(0);
     const { rows: act } = await db.query(
-      "select status, counts from gk_public.activations where task = 'bin__reconcile' order by id desc limit 1",
+      "select status, details from gk_public.activations where task = 'bin__reconcile' order by id desc limit 1",
     );
-    expect(act[0]).toMatchObject({ status: "succeeded", counts: { revocations: 4, issuances: 0 } });
+    expect(act[0]).toMatchObject({ status: "succeeded", details: { kinds: { certificate: { revocations: 4, issuances: 0 } } } });
     const serials = (await db.query("select serial from gk_public.certificates where id = any($1::uuid[])", [certs])).rows.map(
       (r) => r.serial,
     );

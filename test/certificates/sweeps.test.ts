@@ -1,9 +1,9 @@
-// The periodic reconcilers: expiry (certificates, provisioning credentials) and retention
-// (manifests, telemetry partitions, any registered kind), each recording an activation.
+// The certificates area's periodic reconcilers: expiry (certificates, provisioning credentials)
+// and the CRL refresh, each recording an activation. (Retention: test/retention/.)
 import { describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
-import { makeRobots, makeTeam } from "./helpers/fixtures.ts";
+import { ids, insertCertificates, insertProvisioningCredentials, scenario, withRobots, withTeam } from "../helpers/fixtures/index.ts";
 import { localCa } from "./helpers/ca-fixtures.ts";
 
 const db = await createTestDb();
@@ -17,29 +17,34 @@ async function runCron(task: string) {
 
 describe("expiry sweep", () => {
   it("marks issued certificates and live credentials whose not_after passed as expired, nothing else", async () => {
-    const team = await makeTeam(db, "expiry");
-    const [r1, r2, r3] = await makeRobots(db, team, 3);
-    const { rows: certs } = await db.query(
-      `insert into gk_public.certificates (owner_team_id, robot_id, profile, status, ca_ref, not_after)
-       values ($1, $2, 'robot', 'issued', 'a', now() - interval '1 second'),
-              ($1, $3, 'robot', 'issued', 'b', now() + interval '1 day'),
-              ($1, $4, 'robot', 'issuing', null, now() - interval '1 second')
-       returning id`,
-      [team, r1, r2, r3],
-    );
-    const { rows: creds } = await db.query(
-      `insert into gk_public.provisioning_credentials (team_id, name, status, expires_at, revoked_at)
-       values ($1, 'old', 'issued', now() - interval '1 minute', null), ($1, 'new', 'issued', now() + interval '1 day', null),
-              ($1, 'revoked', 'revoked', now() - interval '1 minute', now())
-       returning id`,
-      [team],
-    );
+    const s = await scenario(db, withTeam({ name: "expiry" }), withRobots(3));
+    const team = s.team.id;
+    const [r1, r2, r3] = ids(s.robots);
+    // Past not_after: issued (expires) and still issuing (does not); future not_after: issued.
+    const certs = [
+      ...(await insertCertificates(db, { robots: [r1], state: "issued", notAfter: "-1 second" })),
+      ...(await insertCertificates(db, { robots: [r2], state: "issued", notAfter: "1 day" })),
+      ...(await insertCertificates(db, { robots: [r3], state: "issuing", notAfter: "-1 second" })),
+    ];
+    // Credentials alone (their certificates would be expired by the same sweep).
+    const creds = [
+      ...(await insertProvisioningCredentials(db, { team, names: ["old"], expiresAt: "-1 minute", certificates: false })),
+      ...(await insertProvisioningCredentials(db, { team, names: ["new"], expiresAt: "1 day", certificates: false })),
+      ...(await insertProvisioningCredentials(db, {
+        team,
+        names: ["revoked"],
+        state: "revoked",
+        expiresAt: "-1 minute",
+        certificates: false,
+      })),
+    ];
     expect(creds).toHaveLength(3);
     const act = await runCron("certificates__expire");
     expect(act).toMatchObject({ status: "succeeded", counts: { certificates_expired: 1, provisioning_credentials_expired: 1 } });
-    const { rows } = await db.query("select status from gk_public.certificates where id = any($1::uuid[]) order by ca_ref nulls last", [
-      certs.map((c) => c.id),
-    ]);
+    const { rows } = await db.query(
+      "select status from gk_public.certificates c join unnest($1::uuid[]) with ordinality u(id, n) on u.id = c.id order by u.n",
+      [ids(certs)],
+    );
     expect(rows.map((r) => r.status)).toEqual(["expired", "issued", "issuing"]);
     const { rows: cs } = await db.query(
       "select name, status, expired_at is not null as has_at from gk_public.provisioning_credentials where team_id = $1 order by name",
@@ -72,74 +77,6 @@ describe("expiry sweep", () => {
     }
     const plan = JSON.stringify(rows[0]["QUERY PLAN"]);
     expect(plan).toMatch(/certificates_status_not_after_idx/);
-  });
-});
-
-describe("retention sweep", () => {
-  it("deletes old manifests, drops old telemetry partitions, prunes the default partition, creates partitions ahead", async () => {
-    const team = await makeTeam(db, "retention");
-    const [robot] = await makeRobots(db, team, 1);
-    await db.query(
-      `insert into gk_public.robot_manifests (team_id, robot_id, received_at, valid, body)
-       values ($1, $2, now() - interval '31 days', true, '{}'), ($1, $2, now() - interval '29 days', true, '{}'), ($1, $2, now(), false, '{}')`,
-      [team, robot],
-    );
-    // A partition 10 days back (as the daily cron would have made it), and strays in the default.
-    await db.query("select gk_private.ensure_telemetry_partitions((now() at time zone 'utc')::date - 10, 1)");
-    await db.query(
-      `insert into gk_public.ecu_telemetry (team_id, robot_id, ecu_serial, event_type, recorded_at)
-       select $1, $2, 'ecu', 'e', t from unnest(array[
-         now() - interval '10 days', now() - interval '10 days', now() - interval '20 days', now() - interval '8 days',
-         now(), now() - interval '1 day']) t`,
-      [team, robot],
-    );
-    const part10 = `ecu_telemetry_p${new Date(Date.now() - 10 * 86400_000).toISOString().slice(0, 10).replace(/-/g, "")}`;
-    expect((await db.query(`select count(*)::int as n from gk_private.${part10}`)).rows[0].n).toBe(2);
-    expect((await db.query("select count(*)::int as n from gk_private.ecu_telemetry_default")).rows[0].n).toBe(2);
-
-    const act = await runCron("retention__sweep");
-    expect(act.status).toBe("succeeded");
-    expect(act.counts).toMatchObject({ robot_manifests: 1, ecu_telemetry: 4, purge_items: 0 });
-    expect(await db.query(`select to_regclass('gk_private.${part10}') as r`).then((r) => r.rows[0].r)).toBeNull();
-    expect((await db.query("select count(*)::int as n from gk_public.robot_manifests")).rows[0].n).toBe(2);
-    expect((await db.query("select count(*)::int as n from gk_public.ecu_telemetry")).rows[0].n).toBe(2);
-    // Partitions exist for the coming week.
-    const ahead = `ecu_telemetry_p${new Date(Date.now() + 6 * 86400_000).toISOString().slice(0, 10).replace(/-/g, "")}`;
-    expect((await db.query(`select to_regclass('gk_private.${ahead}') as r`)).rows[0].r).not.toBeNull();
-  });
-
-  it("creating a partition moves the strays that were waiting in the default partition", async () => {
-    const team = await makeTeam(db, "strays");
-    const [robot] = await makeRobots(db, team, 1);
-    await db.query(
-      "insert into gk_public.ecu_telemetry (team_id, robot_id, ecu_serial, event_type, recorded_at) values ($1, $2, 'ecu', 'future', now() + interval '30 days')",
-      [team, robot],
-    );
-    expect((await db.query("select count(*)::int as n from gk_private.ecu_telemetry_default where event_type = 'future'")).rows[0].n).toBe(
-      1,
-    );
-    const { rows } = await db.query(
-      "select gk_private.ensure_telemetry_partitions((now() at time zone 'utc' + interval '30 days')::date, 1) as n",
-    );
-    expect(rows[0].n).toBe(1);
-    expect((await db.query("select count(*)::int as n from gk_private.ecu_telemetry_default where event_type = 'future'")).rows[0].n).toBe(
-      0,
-    );
-    expect((await db.query("select count(*)::int as n from gk_public.ecu_telemetry where event_type = 'future'")).rows[0].n).toBe(1);
-  });
-
-  it("calls every registered kind; a kind without its function is an item error, the others still run", async () => {
-    await db.query("insert into gk_public.retention_policies (kind, retention) values ('tuf_metadata_test', interval '30 days')");
-    await db.query(`create function gk_private.retention_prune__tuf_metadata_test(cutoff timestamptz) returns bigint
-                    language sql volatile as $$ select 7::bigint $$`);
-    await db.query("insert into gk_public.retention_policies (kind, retention) values ('nothing_here', interval '1 day')");
-    const act = await runCron("retention__sweep");
-    expect(act.status).toBe("succeeded");
-    expect(act.counts).toMatchObject({ tuf_metadata_test: 7, robot_manifests: 0 });
-    const { rows } = await db.query("select item, error from gk_public.activation_errors where activation_id = $1", [act.id]);
-    expect(rows).toEqual([
-      { item: "nothing_here", error: expect.stringMatching(/has no function gk_private.retention_prune__nothing_here/) },
-    ]);
   });
 });
 

@@ -5,10 +5,14 @@ import pg from "pg";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
 import { jobs } from "../helpers/jobs.ts";
-import { countRows, makeBuilds, makeContainers, makeTeam, makeVolumes, makeWorker, volumeStates } from "./helpers/fixtures.ts";
+import { insertBuilds, insertContainers, insertTeam, insertVolumes, insertWorker, volumeStates } from "../helpers/fixtures/index.ts";
 
 const db = await createTestDb();
-const team = await makeTeam(db, "builders");
+const team = (await insertTeam(db, { name: "builders" })).id;
+
+async function countRows(table: string, where = "true"): Promise<number> {
+  return (await db.query(`select count(*)::int as n from gk_public.${table} where ${where}`)).rows[0].n;
+}
 
 const mark = async (workers: string[] | null = null) =>
   (await db.query("select gk_private.volumes_mark_orphans($1::uuid[]) as n", [workers])).rows[0].n as number;
@@ -33,9 +37,9 @@ beforeEach(async () => {
 
 describe("ownership", () => {
   it("every owner's delete sets the volume's reference NULL; a cache in use cannot be deleted; a pruned worker's rows cascade", async () => {
-    const w = await makeWorker(db, "w1");
-    const [build] = await makeBuilds(db, team, 1);
-    const [container] = await makeContainers(db, w, [build!]);
+    const w = await insertWorker(db, { name: "w1" });
+    const [build] = await insertBuilds(db, { team, count: 1 });
+    const [container] = await insertContainers(db, { worker: w, builds: [build!] });
     const { rows: chain } = await db.query(
       `with t as (insert into gk_public.base_resource_types (name) values ('git') returning id),
             wbrt as (insert into gk_public.worker_base_resource_types (worker_id, base_resource_type_id) select $1, id from t returning id),
@@ -67,12 +71,12 @@ describe("ownership", () => {
     await db.query("delete from gk_public.worker_task_caches where id = $1", [c.tc]);
     // The build goes: its cache use with it, then the cache can go (its worker cache cascades).
     await db.query("delete from gk_public.builds where id = $1", [build]);
-    expect(await countRows(db, "resource_cache_uses")).toBe(0);
+    expect(await countRows("resource_cache_uses")).toBe(0);
     await db.query("delete from gk_public.resource_caches where id = $1", [c.cache]);
-    expect(await countRows(db, "worker_resource_caches")).toBe(0);
+    expect(await countRows("worker_resource_caches")).toBe(0);
     // A config cannot go while caches of it exist (RESTRICT); here none are left.
     await db.query("delete from gk_public.base_resource_types where id = $1", [c.t]);
-    expect(await countRows(db, "worker_base_resource_types")).toBe(0);
+    expect(await countRows("worker_base_resource_types")).toBe(0);
 
     const { rows: after } = await db.query(
       `select count(*)::int as n from gk_public.volumes where id = any($1::bigint[])
@@ -83,29 +87,29 @@ describe("ownership", () => {
     expect(await volumeStates(db, ids)).toEqual({ created: 4 });
 
     // Pruning (deleting) the worker takes its volumes and containers.
-    await makeContainers(db, w, 2);
+    await insertContainers(db, { worker: w, count: 2 });
     await db.query("delete from gk_public.workers where id = $1", [w]);
-    expect(await countRows(db, "volumes")).toBe(0);
-    expect(await countRows(db, "containers")).toBe(0);
+    expect(await countRows("volumes")).toBe(0);
+    expect(await countRows("containers")).toBe(0);
   });
 });
 
 describe("the orphan mark", () => {
   it("marks every ownerless leaf on serving workers in one statement, and the parent once its children are gone", async () => {
-    const w = await makeWorker(db, "w1");
-    const stalled = await makeWorker(db, "w2", { state: "stalled" });
-    const landed = await makeWorker(db, "w3", { state: "landed" });
-    const retiring = await makeWorker(db, "w4", { state: "retiring" });
-    const containers = await makeContainers(db, w, 6);
-    const parents = await makeVolumes(db, w, { containers: containers.slice(0, 3) });
-    const children = await makeVolumes(db, w, { containers: containers.slice(3, 6), parents: parents.map((p) => p.id) });
-    const keep = await makeVolumes(db, w, { containers: [containers[0]!] });
+    const w = await insertWorker(db, { name: "w1" });
+    const stalled = await insertWorker(db, { name: "w2", state: "stalled" });
+    const landed = await insertWorker(db, { name: "w3", state: "landed" });
+    const retiring = await insertWorker(db, { name: "w4", state: "retiring" });
+    const containers = await insertContainers(db, { worker: w, count: 6 });
+    const parents = await insertVolumes(db, { worker: w, containers: containers.slice(0, 3) });
+    const children = await insertVolumes(db, { worker: w, containers: containers.slice(3, 6), parents: parents.map((p) => p.id) });
+    const keep = await insertVolumes(db, { worker: w, containers: [containers[0]!] });
     const elsewhere = [
-      ...(await makeVolumes(db, stalled, { containers: [null] })),
-      ...(await makeVolumes(db, landed, { containers: [null] })),
+      ...(await insertVolumes(db, { worker: stalled, containers: [null] })),
+      ...(await insertVolumes(db, { worker: landed, containers: [null] })),
     ];
-    const onRetiring = await makeVolumes(db, retiring, { containers: [null] });
-    const creating = await makeVolumes(db, w, { containers: [null], state: "creating" });
+    const onRetiring = await insertVolumes(db, { worker: retiring, containers: [null] });
+    const creating = await insertVolumes(db, { worker: w, containers: [null], state: "creating" });
 
     // Everything on w loses its containers except `keep`'s; parents 0 and 1 lose theirs too.
     await db.query("update gk_public.volumes set container_id = null where id <> $1 and worker_id = $2", [keep[0]!.id, w]);
@@ -148,9 +152,9 @@ describe("the orphan mark", () => {
   });
 
   it("activates the collector once per statement when owners go, not when the collector itself updates", async () => {
-    const w = await makeWorker(db, "w1");
-    const containers = await makeContainers(db, w, 50);
-    await makeVolumes(db, w, { containers });
+    const w = await insertWorker(db, { name: "w1" });
+    const containers = await insertContainers(db, { worker: w, count: 50 });
+    await insertVolumes(db, { worker: w, containers });
     await clearJobs();
     await db.query("delete from gk_public.containers where worker_id = $1", [w]);
     expect((await jobs(db, "volumes__collect")).length).toBe(1);
@@ -162,9 +166,9 @@ describe("the orphan mark", () => {
   });
 
   it("marks 1,000 orphans among 4,000 volumes with the plan on its indexes", async () => {
-    const w = await makeWorker(db, "big");
-    const containers = await makeContainers(db, w, 4_000);
-    await makeVolumes(db, w, { containers });
+    const w = await insertWorker(db, { name: "big" });
+    const containers = await insertContainers(db, { worker: w, count: 4_000 });
+    await insertVolumes(db, { worker: w, containers });
     await db.query("delete from gk_public.containers where id = any($1::bigint[])", [containers.slice(0, 1000)]);
     await db.query("analyze gk_public.volumes");
     const { rows: plan } = await db.query(
@@ -179,11 +183,11 @@ describe("the orphan mark", () => {
 
 describe("the copy-on-write key", () => {
   it("refuses a child under a parent that is not created, and a parent with a child cannot leave created or be deleted", async () => {
-    const w = await makeWorker(db, "w1");
-    const other = await makeWorker(db, "w2");
-    const containers = await makeContainers(db, w, 3);
-    const [parent] = await makeVolumes(db, w, { containers: [containers[0]!] });
-    const [child] = await makeVolumes(db, w, { containers: [containers[1]!], parents: [parent!.id] });
+    const w = await insertWorker(db, { name: "w1" });
+    const other = await insertWorker(db, { name: "w2" });
+    const containers = await insertContainers(db, { worker: w, count: 3 });
+    const [parent] = await insertVolumes(db, { worker: w, containers: [containers[0]!] });
+    const [child] = await insertVolumes(db, { worker: w, containers: [containers[1]!], parents: [parent!.id] });
 
     const leave = await sqlError(
       db.query("update gk_public.volumes set state = 'destroying', next_attempt_at = now() where id = $1", [parent!.id]),
@@ -209,7 +213,7 @@ describe("the copy-on-write key", () => {
     // Through create_volume: a destroying parent gets a clear refusal and nothing is inserted.
     await db.query("delete from gk_public.volumes where id = $1", [child!.id]);
     await db.query("update gk_public.volumes set state = 'destroying', next_attempt_at = now() where id = $1", [parent!.id]);
-    const before = await countRows(db, "volumes");
+    const before = await countRows("volumes");
     const refused = await sqlError(
       db.query("select gk_public.create_volume('w1', $1, container_id => $2)", [parent!.handle, containers[2]]),
     );
@@ -217,16 +221,16 @@ describe("the copy-on-write key", () => {
       code: "55000",
       message: `parent volume ${parent!.handle} is destroying: a copy-on-write child needs a created parent`,
     });
-    expect(await countRows(db, "volumes")).toBe(before);
+    expect(await countRows("volumes")).toBe(before);
 
     const ownerless = await sqlError(db.query("select gk_public.create_volume('w1')"));
     expect(ownerless.code).toBe("22023");
   });
 
   it("create-child racing destroy-parent on two connections: the key decides, the loser gets a clear error, nothing is corrupted", async () => {
-    const w = await makeWorker(db, "w1");
-    const containers = await makeContainers(db, w, 4);
-    const [p1, p2] = await makeVolumes(db, w, { containers: [containers[0]!, containers[1]!] });
+    const w = await insertWorker(db, { name: "w1" });
+    const containers = await insertContainers(db, { worker: w, count: 4 });
+    const [p1, p2] = await insertVolumes(db, { worker: w, containers: [containers[0]!, containers[1]!] });
     await db.query("update gk_public.volumes set container_id = null where id = any($1::bigint[])", [[p1!.id, p2!.id]]);
     const a = new pg.Client({ connectionString: db.url });
     const b = new pg.Client({ connectionString: db.url });
@@ -258,7 +262,7 @@ describe("the copy-on-write key", () => {
       expect(err?.code).toBe("55000");
       expect(err?.message).toBe(`parent volume ${p1!.handle} is being destroyed: a copy-on-write child needs a created parent`);
       expect(await volumeStates(db, [p1!.id, p2!.id])).toEqual({ destroying: 2 });
-      expect(await countRows(db, "volumes", `parent_id = ${p1!.id}`)).toBe(0);
+      expect(await countRows("volumes", `parent_id = ${p1!.id}`)).toBe(0);
     } finally {
       await a.end();
       await b.end();
@@ -268,14 +272,14 @@ describe("the copy-on-write key", () => {
 
 describe("report reconciliation", () => {
   it("adopts unknown handles, confirms destroys, completes or fails creations, marks and clears missing — in one statement", async () => {
-    const w = await makeWorker(db, "w1");
-    const containers = await makeContainers(db, w, 8);
-    const created = await makeVolumes(db, w, { containers: containers.slice(0, 4) });
-    const creating = await makeVolumes(db, w, { containers: containers.slice(4, 8), state: "creating" });
+    const w = await insertWorker(db, { name: "w1" });
+    const containers = await insertContainers(db, { worker: w, count: 8 });
+    const created = await insertVolumes(db, { worker: w, containers: containers.slice(0, 4) });
+    const creating = await insertVolumes(db, { worker: w, containers: containers.slice(4, 8), state: "creating" });
     await db.query("update gk_public.volumes set state_changed_at = now() - interval '1 hour' where id = any($1::bigint[])", [
       creating.slice(1).map((v) => v.id),
     ]);
-    const destroying = await makeVolumes(db, w, { containers: [null, null] });
+    const destroying = await insertVolumes(db, { worker: w, containers: [null, null] });
     await mark();
     await db.query("update gk_public.volumes set missing_since = now() where id = $1", [created[3]!.id]);
     const unknown = ["6a0e6f7c-8a6e-4c2b-9d7e-0c9a1f3b2e11", "6a0e6f7c-8a6e-4c2b-9d7e-0c9a1f3b2e12"];
@@ -306,25 +310,25 @@ describe("report reconciliation", () => {
   });
 
   it("removes volumes missing past the grace period with their descendants, never on a stalled worker", async () => {
-    const w = await makeWorker(db, "w1");
-    const s = await makeWorker(db, "w2");
-    const containers = await makeContainers(db, w, 3);
-    const [root] = await makeVolumes(db, w, { containers: [containers[0]!] });
-    const [child] = await makeVolumes(db, w, { containers: [containers[1]!], parents: [root!.id] });
-    await makeVolumes(db, w, { containers: [containers[2]!], parents: [child!.id] });
-    const onStalled = await makeVolumes(db, s, { containers: [null] });
+    const w = await insertWorker(db, { name: "w1" });
+    const s = await insertWorker(db, { name: "w2" });
+    const containers = await insertContainers(db, { worker: w, count: 3 });
+    const [root] = await insertVolumes(db, { worker: w, containers: [containers[0]!] });
+    const [child] = await insertVolumes(db, { worker: w, containers: [containers[1]!], parents: [root!.id] });
+    await insertVolumes(db, { worker: w, containers: [containers[2]!], parents: [child!.id] });
+    const onStalled = await insertVolumes(db, { worker: s, containers: [null] });
     await db.query("update gk_public.workers set state = 'stalled', stalled_since = now() where id = $1", [s]);
     await db.query("update gk_public.volumes set missing_since = now() - interval '10 minutes' where id = any($1::bigint[])", [
       [root!.id, onStalled[0]!.id],
     ]);
     expect((await db.query("select gk_private.volumes_remove_missing() as n")).rows[0].n).toBe(3);
-    expect(await countRows(db, "volumes", `worker_id = '${w}'`)).toBe(0);
-    expect(await countRows(db, "volumes", `worker_id = '${s}'`)).toBe(1);
+    expect(await countRows("volumes", `worker_id = '${w}'`)).toBe(0);
+    expect(await countRows("volumes", `worker_id = '${s}'`)).toBe(1);
   });
 
   it("destroys failed creations after their grace period", async () => {
-    const w = await makeWorker(db, "w1");
-    const [young, old] = await makeVolumes(db, w, { containers: [null, null], state: "failed" });
+    const w = await insertWorker(db, { name: "w1" });
+    const [young, old] = await insertVolumes(db, { worker: w, containers: [null, null], state: "failed" });
     await db.query("update gk_public.volumes set state_changed_at = now() - interval '2 hours' where id = $1", [old!.id]);
     expect((await db.query("select gk_private.volumes_expire_failed() as n")).rows[0].n).toBe(1);
     expect(await volumeStates(db, [young!.id, old!.id])).toEqual({ failed: 1, destroying: 1 });
@@ -333,8 +337,8 @@ describe("report reconciliation", () => {
 
 describe("destroy claims", () => {
   it("leases what it claims, so a second collector gets other rows; failures back off with their error", async () => {
-    const w = await makeWorker(db, "w1");
-    const vols = await makeVolumes(db, w, { containers: Array(10).fill(null) });
+    const w = await insertWorker(db, { name: "w1" });
+    const vols = await insertVolumes(db, { worker: w, containers: Array(10).fill(null) });
     await mark();
     const first = await db.query("select handle::text from gk_private.volumes_claim_destroys($1, 6)", [w]);
     const second = await db.query("select handle::text from gk_private.volumes_claim_destroys($1, 6)", [w]);
@@ -356,10 +360,10 @@ describe("destroy claims", () => {
   });
 
   it("force-destroys a whole tree, leaves first", async () => {
-    const w = await makeWorker(db, "w1");
-    const containers = await makeContainers(db, w, 3);
-    const [root] = await makeVolumes(db, w, { containers: [containers[0]!] });
-    const kids = await makeVolumes(db, w, { containers: [containers[1]!, containers[2]!], parents: [root!.id, root!.id] });
+    const w = await insertWorker(db, { name: "w1" });
+    const containers = await insertContainers(db, { worker: w, count: 3 });
+    const [root] = await insertVolumes(db, { worker: w, containers: [containers[0]!] });
+    const kids = await insertVolumes(db, { worker: w, containers: [containers[1]!, containers[2]!], parents: [root!.id, root!.id] });
     expect((await db.query("select gk_public.force_destroy_volume($1) as n", [root!.handle])).rows[0].n).toBe(3);
     expect(await mark()).toBe(2);
     await db.query("select gk_private.volumes_destroyed($1, $2::uuid[])", [w, kids.map((k) => k.handle)]);
@@ -370,20 +374,20 @@ describe("destroy claims", () => {
 
 describe("worker lifecycle", () => {
   it("stalls expired workers, lands and retires idle ones (retiring deletes and revokes), prunes only non-running ones", async () => {
-    const expired = await makeWorker(db, "expired", { expiresIn: "-1 second" });
-    const landing = await makeWorker(db, "landing", { state: "landing" });
-    const busyLanding = await makeWorker(db, "busy", { state: "landing" });
-    const retiring = await makeWorker(db, "retiring", { state: "retiring" });
-    const running = await makeWorker(db, "running");
-    await makeContainers(db, busyLanding, await makeBuilds(db, team, 1));
-    await makeContainers(db, landing, await makeBuilds(db, team, 1, "succeeded"));
+    const expired = await insertWorker(db, { name: "expired", expiresIn: "-1 second" });
+    const landing = await insertWorker(db, { name: "landing", state: "landing" });
+    const busyLanding = await insertWorker(db, { name: "busy", state: "landing" });
+    const retiring = await insertWorker(db, { name: "retiring", state: "retiring" });
+    const running = await insertWorker(db, { name: "running" });
+    await insertContainers(db, { worker: busyLanding, builds: await insertBuilds(db, { team, count: 1 }) });
+    await insertContainers(db, { worker: landing, builds: await insertBuilds(db, { team, count: 1, status: "succeeded" }) });
     const { rows: cert } = await db.query(
       `insert into gk_public.certificates (worker_id, profile, status, ca_ref, serial, public_key_pem, not_after, issued_at)
        values ($1, 'worker', 'issued', 'ref', 'abc', '-----BEGIN PUBLIC KEY-----x-----END PUBLIC KEY-----', now() + interval '1 day', now())
        returning id`,
       [retiring],
     );
-    await makeVolumes(db, retiring, { containers: [null] });
+    await insertVolumes(db, { worker: retiring, containers: [null] });
 
     const { rows } = await db.query("select gk_private.workers_reconcile() as r");
     expect(rows[0].r).toEqual({ stalled: 1, landed: 1, retired: 1, pruned: 0 });
@@ -398,12 +402,12 @@ describe("worker lifecycle", () => {
       status: "revoking",
       revocation_reason: "cessationOfOperation",
     });
-    expect(await countRows(db, "volumes", `worker_id = '${retiring}'`)).toBe(0);
+    expect(await countRows("volumes", `worker_id = '${retiring}'`)).toBe(0);
 
     const refused = await sqlError(db.query("select gk_public.prune_worker('running')"));
     expect(refused.code).toBe("55000");
     await db.query("select gk_public.prune_worker('expired')");
-    expect(await countRows(db, "workers", `id = '${expired}'`)).toBe(0);
+    expect(await countRows("workers", `id = '${expired}'`)).toBe(0);
     // A stalled worker's agent answering again brings it back.
     await db.query("update gk_public.workers set state = 'stalled', stalled_since = now() where id = $1", [running]);
     expect((await db.query("select gk_private.worker_heartbeat($1, 3, 0) as s", [running])).rows[0].s).toBe("running");

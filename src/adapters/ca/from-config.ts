@@ -2,7 +2,7 @@
 import type pg from "pg";
 import { z } from "zod";
 import { UserError } from "../../lib/errors.ts";
-import { secretBoxFromEnv } from "../../lib/secrets.ts";
+import { type SecretBox, secretBoxFromEnv } from "../../lib/secrets.ts";
 import { CfsslCa } from "./cfssl.ts";
 import { LocalCa } from "./local.ts";
 import type { CertificateAuthority } from "./types.ts";
@@ -37,17 +37,18 @@ export function parseCaEnv(env: NodeJS.ProcessEnv): CaEnv {
 
 /**
  * The local CA keeps its state in the database, so it needs the pool; without one (a process
- * that does not talk to the database) there is no CA and tasks needing it fail clearly.
+ * that does not talk to the database) there is no CA and tasks needing it fail clearly. Its key
+ * is sealed under the process's master key (`secrets`; else the one from the environment).
  */
 export async function caFromEnv(
   env: NodeJS.ProcessEnv,
   home: string,
-  deps: { pool?: pg.Pool } = {},
+  deps: { pool?: pg.Pool; secrets?: SecretBox } = {},
 ): Promise<CertificateAuthority | undefined> {
   const cfg = parseCaEnv(env);
   if (cfg.GK_CA === "local") {
     if (!deps.pool) return undefined;
-    return new LocalCa(deps.pool, secretBoxFromEnv(env, home), {
+    return new LocalCa(deps.pool, deps.secrets ?? secretBoxFromEnv(env, home), {
       name: cfg.GK_CA_NAME,
       deferred: cfg.GK_CA_DEFERRED,
       deferredDelayMs: cfg.GK_CA_DEFERRED_DELAY_MS,

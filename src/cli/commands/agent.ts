@@ -5,8 +5,7 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../../lib/errors.ts";
-import { cliContext } from "../context.ts";
-import { Lifecycle } from "../lifecycle.ts";
+import { runApp } from "../boot.ts";
 
 function parseListen(value: string): { host: string; port: number } {
   const m = /^(.*):(\d{1,5})$/.exec(value);
@@ -27,7 +26,7 @@ export default function register(program: Command): void {
     .option("--heartbeat <ms>", "heartbeat interval", (v) => Number(v), 10_000)
     .option("--crl-refresh <ms>", "how often the CRL is fetched (callers on it are refused)", (v) => Number(v), 60_000)
     .action(
-      async (
+      (
         opts: {
           credentials: string;
           gateway: string;
@@ -39,33 +38,32 @@ export default function register(program: Command): void {
           crlRefresh: number;
         },
         cmd: Command,
-      ) => {
-        const ctx = cliContext(cmd);
-        const { areaAgentRoles } = await import("../../areas.ts");
-        const { runAgent } = await import("../../peers/agent/run.ts");
-        const wanted = opts.roles.split(",").map((r) => r.trim());
-        const unknown = wanted.filter((r) => !areaAgentRoles.some((a) => a.name === r));
-        if (unknown.length)
-          throw new UserError(`unknown role(s) ${unknown.join(", ")}; known: ${areaAgentRoles.map((a) => a.name).join(", ")}`);
-        if (!/^https:\/\//.test(opts.gateway)) throw new UserError(`--gateway wants an https:// URL (got ${opts.gateway})`);
-        const { host, port } = parseListen(opts.listen);
-        const life = new Lifecycle(ctx.log);
-        const agent = await runAgent({
-          credentialsDir: path.resolve(opts.credentials),
-          gatewayUrl: opts.gateway,
-          dataDir: path.resolve(opts.dataDir),
-          host,
-          port,
-          advertise: opts.advertise,
-          roles: areaAgentRoles.filter((r) => wanted.includes(r.name)),
-          log: ctx.log,
-          heartbeatIntervalMs: opts.heartbeat,
-          crlRefreshMs: opts.crlRefresh,
-        });
-        life.add("agent", () => agent.stop());
-        console.log(`agent listening on ${agent.url} (advertised as ${agent.address})`);
-        void agent.registered.then(() => console.log("agent registered"));
-        process.exitCode = await life.done();
-      },
+      ) =>
+        runApp(cmd, { database: false, secrets: false }, async (app) => {
+          const { areaAgentRoles } = await import("../../areas.ts");
+          const { runAgent } = await import("../../peers/agent/run.ts");
+          const wanted = opts.roles.split(",").map((r) => r.trim());
+          const unknown = wanted.filter((r) => !areaAgentRoles.some((a) => a.name === r));
+          if (unknown.length) {
+            throw new UserError(`unknown role(s) ${unknown.join(", ")}; known: ${areaAgentRoles.map((a) => a.name).join(", ")}`);
+          }
+          if (!/^https:\/\//.test(opts.gateway)) throw new UserError(`--gateway wants an https:// URL (got ${opts.gateway})`);
+          const { host, port } = parseListen(opts.listen);
+          const agent = await runAgent({
+            credentialsDir: path.resolve(opts.credentials),
+            gatewayUrl: opts.gateway,
+            dataDir: path.resolve(opts.dataDir),
+            host,
+            port,
+            advertise: opts.advertise,
+            roles: areaAgentRoles.filter((r) => wanted.includes(r.name)),
+            log: app.log,
+            heartbeatIntervalMs: opts.heartbeat,
+            crlRefreshMs: opts.crlRefresh,
+          });
+          app.life.add("agent", () => agent.stop());
+          console.log(`agent listening on ${agent.url} (advertised as ${agent.address})`);
+          void agent.registered.then(() => console.log("agent registered"));
+        }),
     );
 }

@@ -7,9 +7,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { FsBlobStore } from "../../src/adapters/blobs/fs.ts";
 import type { BlobStore } from "../../src/adapters/blobs/types.ts";
 import { createTestDb } from "../helpers/db.ts";
-import { jobs, runJobs, testServices } from "../helpers/jobs.ts";
+import { clearJobs, jobs, runJobs, testServices } from "../helpers/jobs.ts";
 import { startS3Server } from "../helpers/s3.ts";
-import { makeTeam } from "./helpers/fixtures.ts";
+import { insertTeam } from "../helpers/fixtures/index.ts";
 import { countKeys } from "../helpers/blobs.ts";
 
 const db = await createTestDb();
@@ -31,8 +31,8 @@ async function purgeItem(team: string) {
 describe("blob prefix purge", () => {
   it("filesystem: deleting a team purges exactly its prefix, page by page, and the bin empties", async () => {
     const store = new FsBlobStore(path.join(dir, "fs"));
-    const team = await makeTeam(db, "fs-doomed");
-    const other = await makeTeam(db, "fs-kept");
+    const team = (await insertTeam(db, { name: "fs-doomed" })).id;
+    const other = (await insertTeam(db, { name: "fs-kept" })).id;
     await fill(store, `teams/${team}/`, 2300);
     await fill(store, `teams/${other}/`, 20);
     await store.put(`teams/${team}x/near-miss`, "must stay"); // same characters, not under the prefix
@@ -50,7 +50,7 @@ describe("blob prefix purge", () => {
 
   it("resumes from the recorded cursor after a failure mid-way", async () => {
     const real = new FsBlobStore(path.join(dir, "resume"));
-    const team = await makeTeam(db, "resume");
+    const team = (await insertTeam(db, { name: "resume" })).id;
     const prefix = `teams/${team}/`;
     await fill(real, prefix, 3500);
     // The store fails on the third page (a disk error, a dropped connection).
@@ -93,7 +93,7 @@ describe("blob prefix purge", () => {
     const s3 = await startS3Server("gk-purge");
     try {
       const store = s3.store();
-      const team = await makeTeam(db, "s3-doomed");
+      const team = (await insertTeam(db, { name: "s3-doomed" })).id;
       const prefix = `teams/${team}/`;
       await fill(store, prefix, 1200);
       await s3.stop();
@@ -109,8 +109,8 @@ describe("blob prefix purge", () => {
       await s3.start();
       // The job's own retry is seconds away; the reconciler also brings the item back once due.
       await db.query("update gk_public.purge_items set next_attempt_at = now() - interval '1 second' where id = $1", [waiting.id]);
-      await db.query("delete from graphile_worker._private_jobs");
-      await db.query("select gk_private.enqueue('bin__reconcile')");
+      await clearJobs(db);
+      await db.query("select gk_public.activate_reconciler('bin__reconcile')");
       await runJobs(db, testServices({ blobs: store }));
       const done = await purgeItem(team);
       expect(done.completed_at).not.toBeNull();

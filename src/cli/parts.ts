@@ -1,0 +1,66 @@
+// The parts a long-running command is made of, each started on a booted App (src/cli/boot.ts)
+// and registered with its lifecycle so that shutdown stops it in reverse order.
+import { areaPeerRoutes, areaServerParts } from "../areas.ts";
+import { startGatewayInBackground } from "../peers/serve-gateway.ts";
+import type { AdminServer } from "../server/server.ts";
+import type { App } from "./boot.ts";
+import { workerPool } from "./lifecycle.ts";
+
+/**
+ * The job runner (tasks/ and the crontab), restarted after a database outage
+ * (src/worker/supervisor.ts); any other failure takes the process down cleanly.
+ */
+export async function startWorkerPart(app: App, opts: { concurrency: number; cron: boolean }): Promise<void> {
+  const { superviseWorker } = await import("../worker/supervisor.ts");
+  const pgPool = workerPool(app.db.url, opts.concurrency);
+  const worker = await superviseWorker({
+    databaseUrl: app.db.url,
+    pgPool,
+    log: app.log,
+    services: app.services,
+    concurrency: opts.concurrency,
+    cron: opts.cron,
+  }).catch(async (e) => {
+    await pgPool.end();
+    throw e;
+  });
+  // stop(): no new jobs; running jobs finish and are recorded; then the pool is ended.
+  app.life.add("worker", async () => {
+    await worker.stop();
+    await pgPool.end();
+  });
+  worker.promise.catch((e) => app.life.fail("worker", e));
+  app.log.info({ concurrency: opts.concurrency, cron: opts.cron }, "worker running");
+}
+
+/** The admin API: GraphQL with GraphiQL, /healthz, /metrics and the areas' routes. */
+export async function startServerPart(app: App, opts: { host: string; port: number }): Promise<AdminServer> {
+  const { startAdminServer } = await import("../server/server.ts");
+  const server = await startAdminServer({
+    databaseUrl: app.db.url,
+    host: opts.host,
+    port: opts.port,
+    services: app.services,
+    statementTimeout: app.config.API_STATEMENT_TIMEOUT,
+    ...areaServerParts(),
+  });
+  app.life.add("server", () => server.close());
+  return server;
+}
+
+/**
+ * The peer gateway (mutual TLS) where agents register and heartbeat, when PEER_PORT is set. It
+ * starts once the controller certificate is issued (a worker issues it), without holding up the
+ * admin API.
+ */
+export function startPeerGatewayPart(app: App, opts: { host: string }): void {
+  startGatewayInBackground({
+    port: app.config.PEER_PORT,
+    host: app.config.PEER_HOST ?? opts.host,
+    pool: app.pool("peer gateway", 4),
+    services: app.services,
+    routes: areaPeerRoutes,
+    log: app.log,
+    onStarted: (g) => app.life.add("peer gateway", () => g.close()),
+  });
+}

@@ -1,0 +1,58 @@
+// Bounds how many expensive requests (GraphQL operations, token-protected routes) run at once:
+// per token, so one busy client cannot take every database connection, and in total, so the
+// heap in use by requests stays bounded (each operation is already bounded by its query cost).
+// Beyond either limit a request is refused at once (429 / 503 with Retry-After) rather than
+// queued: a queue would only move the wait (and the memory) into this process.
+
+export interface ConcurrencyLimits {
+  /** Requests of one token in flight at once. */
+  perToken: number;
+  /** Requests of all tokens in flight at once. */
+  total: number;
+}
+
+export const DEFAULT_CONCURRENCY_LIMITS: ConcurrencyLimits = { perToken: 4, total: 16 };
+
+export type Admission = { ok: true; release(): void } | { ok: false; status: 429 | 503; message: string };
+
+export class RequestLimiter {
+  private readonly inFlight = new Map<string, number>();
+  private total = 0;
+  readonly limits: ConcurrencyLimits;
+  constructor(limits: ConcurrencyLimits = DEFAULT_CONCURRENCY_LIMITS) {
+    this.limits = limits;
+  }
+
+  /** Admits a request of `key` (a token id) or says why not; call release() exactly once when done. */
+  admit(key: string): Admission {
+    const mine = this.inFlight.get(key) ?? 0;
+    if (mine >= this.limits.perToken) {
+      return {
+        ok: false,
+        status: 429,
+        message: `too many concurrent requests for this token (at most ${this.limits.perToken}); retry later`,
+      };
+    }
+    if (this.total >= this.limits.total) {
+      return { ok: false, status: 503, message: `the server is busy (${this.limits.total} requests in flight); retry later` };
+    }
+    this.inFlight.set(key, mine + 1);
+    this.total++;
+    let released = false;
+    return {
+      ok: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.total--;
+        const n = (this.inFlight.get(key) ?? 1) - 1;
+        if (n <= 0) this.inFlight.delete(key);
+        else this.inFlight.set(key, n);
+      },
+    };
+  }
+
+  get active(): number {
+    return this.total;
+  }
+}
