@@ -13,7 +13,8 @@ import type { Services } from "../../../src/services.ts";
 import { volumesPeerRoutes } from "../../../src/volumes/gateway-routes.ts";
 import { cliEnv, type LongRunning, spawnCli } from "../../helpers/cli.ts";
 import type { TestDb } from "../../helpers/db.ts";
-import { runJobs, testSecrets, testServices } from "../../helpers/jobs.ts";
+import { SecretBox } from "../../../src/lib/secrets.ts";
+import { runJobs, testServices } from "../../helpers/jobs.ts";
 
 export interface Peers {
   ca: LocalCa;
@@ -21,15 +22,19 @@ export interface Peers {
   identity: ControllerIdentity;
   gateway: PeerGateway;
   tmp: string;
+  /** Environment of a `groundskeeper worker` process sharing this CA and master key. */
+  workerEnv(extra?: Record<string, string>): NodeJS.ProcessEnv;
   /** Enrols a worker like `groundskeeper workers enroll`; returns its credentials directory. */
   enroll(name: string): Promise<{ dir: string; workerId: string; certificateId: string }>;
   close(): Promise<void>;
 }
 
 export async function setupPeers(db: TestDb, name = "volumes"): Promise<Peers> {
-  const ca = new LocalCa(db.pool, testSecrets, { name, crlDebounceMs: 0 });
-  const identity = new ControllerIdentity(db.pool, testSecrets, () => ca.caCertificatePem(), { reloadMs: 500 });
-  const services = testServices({ ca, controller: identity });
+  const masterKey = crypto.randomBytes(32);
+  const secrets = new SecretBox(masterKey);
+  const ca = new LocalCa(db.pool, secrets, { name, crlDebounceMs: 0 });
+  const identity = new ControllerIdentity(db.pool, secrets, () => ca.caCertificatePem(), { reloadMs: 500 });
+  const services = testServices({ ca, controller: identity, secrets });
   await identity.current(); // requests the controller certificate
   await runJobs(db, services);
   const gateway = await startPeerGateway({
@@ -48,6 +53,16 @@ export async function setupPeers(db: TestDb, name = "volumes"): Promise<Peers> {
     identity,
     gateway,
     tmp,
+    workerEnv: (extra = {}) =>
+      cliEnv({
+        DATABASE_URL: db.url,
+        GROUNDSKEEPER_HOME: path.join(tmp, "home"),
+        GK_MASTER_KEY: masterKey.toString("base64"),
+        GK_CA_NAME: name,
+        GK_CA_CRL_DEBOUNCE_MS: "0",
+        LOG_LEVEL: "info",
+        ...extra,
+      }),
     async enroll(worker) {
       const { publicKey, privateKey } = crypto.generateKeyPairSync("ec", { namedCurve: "P-256" });
       const { rows } = await db.query("select id, worker_id from gk_public.enroll_worker($1, $2)", [
