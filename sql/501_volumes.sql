@@ -389,21 +389,19 @@ as $$
     'stamped', (select count(*) from stamp));
 $$;
 
--- Claims up to max_items due destroys on one worker: each claimed row gets a lease (next_attempt_at)
--- so a second collector skips it, and a killed collector's claims come back when it runs out.
+-- Claims up to max_items due destroys on one worker for the caller's transaction: row locks,
+-- skipping rows another collector holds, so two never send the same handle; a collector that dies
+-- releases them with its connection. Nothing is written (no lease): a claim costs a lock, not a
+-- new row version in every index.
 create or replace function gk_private.volumes_claim_destroys(worker_id uuid, max_items int)
 returns table (id bigint, handle uuid)
 language sql volatile
 as $$
-  with due as (
-    select v.id from gk_public.volumes v
-     where v.worker_id = volumes_claim_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
-     order by v.next_attempt_at
-     limit max_items
-       for update skip locked)
-  update gk_public.volumes v set next_attempt_at = now() + gk_private.volumes_lease()
-    from due where v.id = due.id
-  returning v.id, v.handle;
+  select v.id, v.handle from gk_public.volumes v
+   where v.worker_id = volumes_claim_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
+   order by v.next_attempt_at
+   limit max_items
+     for update skip locked;
 $$;
 
 -- The agent confirmed: the rows go (conditional on still destroying; gone already is fine).

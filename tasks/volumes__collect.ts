@@ -1,7 +1,7 @@
 // The volume collector (src/volumes/collect.ts): every minute, and at once whenever volumes lose
 // their owners or an operator retries a destroy (the triggers of sql/501_volumes.sql activate it).
 import { z } from "zod";
-import { collect, DEFAULT_COLLECT } from "../src/volumes/collect.ts";
+import { type CollectDb, collect, DEFAULT_COLLECT, type Query } from "../src/volumes/collect.ts";
 import { volumeAgents } from "../src/volumes/agents-for.ts";
 import { defineReconciler } from "../src/worker/reconciler.ts";
 
@@ -34,15 +34,16 @@ export default defineReconciler({
     over_limit: z.array(z.string()),
   }),
   async run({ services, helpers, limits, itemError, again }) {
-    const { errors, over_limit, ...status } = await collect(
-      (sql, params) => helpers.query(sql, params as unknown[]) as never,
-      volumeAgents(services),
-      {
-        ...DEFAULT_COLLECT,
-        maxDestroysPerWorker: limits.max_destroys_per_worker,
-        batchSize: limits.batch_size,
-      },
-    );
+    // Single statements on the job's pool; each destroy batch on a connection of its own.
+    const db: CollectDb = {
+      query: ((sql: string, params?: unknown[]) => helpers.query(sql, params)) as Query,
+      withClient: (fn) => helpers.withPgClient((c) => fn(((sql: string, params?: unknown[]) => c.query(sql, params)) as Query)),
+    };
+    const { errors, over_limit, ...status } = await collect(db, volumeAgents(services), {
+      ...DEFAULT_COLLECT,
+      maxDestroysPerWorker: limits.max_destroys_per_worker,
+      batchSize: limits.batch_size,
+    });
     for (const e of errors) await itemError(e.item, e.error);
     if (over_limit.length > 0) again(1);
     return { ...status, over_limit };

@@ -16,6 +16,31 @@ import type { AgentWorker, VolumeAgents } from "./agents.ts";
 
 export type Query = <R = any>(sql: string, params?: unknown[]) => Promise<{ rows: R[] }>;
 
+/** A pool (or graphile-worker's helpers) as a CollectDb. */
+export function collectDb(pool: {
+  query(sql: string, params?: unknown[]): Promise<{ rows: any[] }>;
+  connect(): Promise<{ query(sql: string, params?: unknown[]): Promise<{ rows: any[] }>; release(): void }>;
+}): CollectDb {
+  return {
+    query: (sql, params) => pool.query(sql, params) as never,
+    async withClient(fn) {
+      const c = await pool.connect();
+      try {
+        return await fn((sql, params) => c.query(sql, params) as never);
+      } finally {
+        c.release();
+      }
+    },
+  };
+}
+
+/** The database as the collector uses it: single statements, and one connection for a batch. */
+export interface CollectDb {
+  query: Query;
+  /** Runs fn on one connection of its own (the batch's transaction holds its claimed rows). */
+  withClient<T>(fn: (query: Query) => Promise<T>): Promise<T>;
+}
+
 export interface CollectOptions {
   /** Handles per destroy call. */
   batchSize: number;
@@ -96,7 +121,47 @@ async function report(q: Query, client: PeerClient, w: AgentWorker, status: Coll
   status.missing += r.missing ?? 0;
 }
 
-/** Sends one batch and records its outcome; a call that failed as a whole throws after recording. */
+/**
+ * One lane of a worker's destroys: in a transaction, claim a batch of due destroys (row locks,
+ * skipping rows another lane or collector holds), send it, record the outcome, commit — until
+ * nothing is due or the budget is spent. A killed collector's claims are released with its
+ * connection; an agent that does not answer costs the lane one deadline and ends it.
+ */
+async function destroyLane(
+  db: CollectDb,
+  client: PeerClient,
+  w: AgentWorker,
+  batchSize: number,
+  budget: { left: number },
+  status: CollectStatus,
+) {
+  while (budget.left > 0) {
+    const size = Math.min(batchSize, budget.left);
+    const claimed = await db.withClient(async (q) => {
+      await q("begin");
+      try {
+        const { rows } = await q<{ handle: string }>("select handle::text from gk_private.volumes_claim_destroys($1, $2)", [w.id, size]);
+        budget.left -= rows.length;
+        if (rows.length > 0)
+          await destroyBatch(
+            q,
+            client,
+            w,
+            rows.map((r) => r.handle),
+            status,
+          );
+        await q("commit");
+        return rows.length;
+      } catch (e) {
+        await q("rollback").catch(() => {});
+        throw e;
+      }
+    });
+    if (claimed === 0) return;
+  }
+}
+
+/** Sends one claimed batch and records its outcome; a call that failed as a whole is recorded, then thrown. */
 async function destroyBatch(q: Query, client: PeerClient, w: AgentWorker, handles: string[], status: CollectStatus): Promise<void> {
   let out: DestroyResult;
   try {
@@ -104,6 +169,7 @@ async function destroyBatch(q: Query, client: PeerClient, w: AgentWorker, handle
   } catch (e) {
     const msg = `agent ${w.name}: ${errorMessage(e)}`;
     await q("select gk_private.volumes_destroy_failed($1, $2::uuid[], $3::text[])", [w.id, handles, handles.map(() => msg)]);
+    await q("commit");
     status.destroy_failed += handles.length;
     throw e;
   }
@@ -121,37 +187,33 @@ async function destroyBatch(q: Query, client: PeerClient, w: AgentWorker, handle
   status.pending += out.pending.length;
 }
 
-async function destroyAll(q: Query, client: PeerClient, w: AgentWorker, opts: CollectOptions, parallelism: number, status: CollectStatus) {
-  let budget = opts.maxDestroysPerWorker;
+async function destroyAll(
+  db: CollectDb,
+  client: PeerClient,
+  w: AgentWorker,
+  opts: CollectOptions,
+  parallelism: number,
+  status: CollectStatus,
+) {
+  const budget = { left: opts.maxDestroysPerWorker };
   for (;;) {
-    if (budget <= 0) {
+    const lanes = await mapSettled(Array.from({ length: parallelism }), parallelism, () =>
+      destroyLane(db, client, w, opts.batchSize, budget, status),
+    );
+    await db.query("select gk_private.volumes_worker_lease_renew($1)", [w.id]);
+    const failed = lanes.find((l) => l.status === "rejected") as PromiseRejectedResult | undefined;
+    if (failed) throw new Error(`agent ${w.name}: ${errorMessage(failed.reason)}`);
+    if (budget.left <= 0) {
       status.over_limit.push(w.name);
       return;
     }
-    const { rows } = await q<{ handle: string }>("select handle::text from gk_private.volumes_claim_destroys($1, $2)", [
-      w.id,
-      Math.min(budget, opts.batchSize * parallelism),
-    ]);
-    if (rows.length === 0) {
-      // Nothing due: a destroyed child may have left its parent an orphan.
-      if ((await one<number>(q, "select gk_private.volumes_mark_orphans(array[$1::uuid])", [w.id])) === 0) return;
-      continue;
-    }
-    budget -= rows.length;
-    const batches: string[][] = [];
-    for (let i = 0; i < rows.length; i += opts.batchSize) batches.push(rows.slice(i, i + opts.batchSize).map((r) => r.handle));
-    const results = await mapSettled(batches, parallelism, (b) => destroyBatch(q, client, w, b, status));
-    await q("select gk_private.volumes_worker_lease_renew($1)", [w.id]);
-    const failures = results.filter((r) => r.status === "rejected");
-    if (failures.length === results.length) {
-      throw new Error(
-        `agent ${w.name} answered none of ${results.length} destroy calls: ${errorMessage((failures[0] as PromiseRejectedResult).reason)}`,
-      );
-    }
+    // Nothing due any more: a destroyed child may have left its parent an orphan.
+    if ((await one<number>(db.query, "select gk_private.volumes_mark_orphans(array[$1::uuid])", [w.id])) === 0) return;
   }
 }
 
-export async function collect(q: Query, agents: VolumeAgents, opts: CollectOptions = DEFAULT_COLLECT): Promise<CollectStatus> {
+export async function collect(db: CollectDb, agents: VolumeAgents, opts: CollectOptions = DEFAULT_COLLECT): Promise<CollectStatus> {
+  const q = db.query;
   const status = emptyStatus();
   const swept = await one<Record<string, number>>(q, "select gk_private.volumes_collect()", []);
   Object.assign(status, {
@@ -170,7 +232,7 @@ export async function collect(q: Query, agents: VolumeAgents, opts: CollectOptio
     try {
       const client = await agents.client(w);
       await report(q, client, w, status, opts.reportTimeoutMs);
-      await destroyAll(q, client, w, opts, agents.parallelism, status);
+      await destroyAll(db, client, w, opts, agents.parallelism, status);
     } catch (e) {
       status.errors.push({ item: w.name, error: errorMessage(e) });
     } finally {

@@ -100,9 +100,19 @@ export class VolumeStore {
     return (await fsp.readdir(this.dead)).length;
   }
 
-  /** Removes everything under dead/ (one sweep at a time; failures stay for the next one). */
+  /**
+   * Removes everything under dead/, one sweep at a time, going round again while destroys add
+   * entries; what cannot be removed (a busy disk) waits for the next sweep.
+   */
   sweepDead(): Promise<number> {
-    this.#sweeping ??= this.#removeAll(this.dead).finally(() => (this.#sweeping = undefined));
+    this.#sweeping ??= (async () => {
+      let total = 0;
+      for (;;) {
+        const removed = await this.#removeAll(this.dead);
+        total += removed;
+        if (removed === 0 || (await fsp.readdir(this.dead)).length === 0) return total;
+      }
+    })().finally(() => (this.#sweeping = undefined));
     return this.#sweeping;
   }
 

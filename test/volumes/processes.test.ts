@@ -10,7 +10,7 @@ import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { VolumeAgents } from "../../src/volumes/agents.ts";
-import { type CollectStatus, collect, DEFAULT_COLLECT, type Query } from "../../src/volumes/collect.ts";
+import { type CollectStatus, collect, collectDb, DEFAULT_COLLECT } from "../../src/volumes/collect.ts";
 import { spawnCli } from "../helpers/cli.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { insertTeam } from "../helpers/fixtures/index.ts";
@@ -23,13 +23,15 @@ await db.query(`alter database ${db.name} set groundskeeper.volumes_lease = '1 s
 await db.query(`alter database ${db.name} set groundskeeper.volumes_missing_grace = '0 seconds'`);
 await db.query(`alter database ${db.name} set groundskeeper.volumes_creating_timeout = '1 minute'`);
 const team = (await insertTeam(db, { name: "builders" })).id;
-const q: Query = (sql, params) => db.query(sql, params as unknown[]) as never;
+const q = collectDb(db.pool);
 
 let peers: Peers;
 const agents: Record<string, AgentProcess> = {};
 const creds: Record<string, string> = {};
 const workerIds: Record<string, string> = {};
 let client: VolumeAgents;
+/** For building state (no short deadline: the machine may be slow). */
+let setupClient: VolumeAgents;
 
 beforeAll(async () => {
   peers = await setupPeers(db);
@@ -40,10 +42,12 @@ beforeAll(async () => {
     agents[name] = await startAgent(peers, e.dir, path.join(peers.tmp, `agent-${name}`));
   }
   client = new VolumeAgents(peers.identity, { parallelism: 2, timeoutMs: 1_500 });
+  setupClient = new VolumeAgents(peers.identity, { parallelism: 4, timeoutMs: 60_000 });
 });
 
 afterAll(async () => {
   client?.close();
+  setupClient?.close();
   for (const a of Object.values(agents)) {
     a.proc.child.kill("SIGCONT");
     await a.proc.stop("SIGKILL");
@@ -74,7 +78,7 @@ async function tree(worker: string, parents: number, children: number, viaTasks 
   );
   const make = async (vols: Vol[], parentOf: (i: number) => string | undefined) => {
     if (viaTasks) return runJobs(db, peers.services);
-    const c = await client.client({ id: workerIds[worker]!, name: worker, address: agents[worker]!.url });
+    const c = await setupClient.client({ id: workerIds[worker]!, name: worker, address: agents[worker]!.url });
     await Promise.all(
       vols.map((v, i) => c.request("POST", "/v1/volumes", { handle: v.handle, ...(parentOf(i) ? { parent: parentOf(i) } : {}) })),
     );

@@ -336,15 +336,29 @@ describe("report reconciliation", () => {
 });
 
 describe("destroy claims", () => {
-  it("leases what it claims, so a second collector gets other rows; failures back off with their error", async () => {
+  it("a claim holds its rows for its transaction, so a second collector gets other rows; failures back off with their error", async () => {
     const w = await insertWorker(db, { name: "w1" });
     const vols = await insertVolumes(db, { worker: w, containers: Array(10).fill(null) });
     await mark();
-    const first = await db.query("select handle::text from gk_private.volumes_claim_destroys($1, 6)", [w]);
-    const second = await db.query("select handle::text from gk_private.volumes_claim_destroys($1, 6)", [w]);
-    expect(first.rowCount).toBe(6);
-    expect(second.rowCount).toBe(4);
-    expect(new Set([...first.rows, ...second.rows].map((r) => r.handle)).size).toBe(10);
+    const a = await db.pool.connect();
+    const b = await db.pool.connect();
+    try {
+      await a.query("begin");
+      await b.query("begin");
+      const first = await a.query("select handle::text from gk_private.volumes_claim_destroys($1, 6)", [w]);
+      const second = await b.query("select handle::text from gk_private.volumes_claim_destroys($1, 6)", [w]);
+      expect(first.rowCount).toBe(6);
+      expect(second.rowCount).toBe(4);
+      expect(new Set([...first.rows, ...second.rows].map((r) => r.handle)).size).toBe(10);
+      // A collector that goes away (its transaction ends) gives its claims back at once.
+      await a.query("rollback");
+      expect((await b.query("select * from gk_private.volumes_claim_destroys($1, 10)", [w])).rowCount).toBe(10); // its own 4 and the 6 given back
+    } finally {
+      await a.query("rollback").catch(() => {});
+      await b.query("rollback");
+      a.release();
+      b.release();
+    }
     await db.query("select gk_private.volumes_destroy_failed($1, $2::uuid[], $3::text[])", [w, [vols[0]!.handle], ["disk said no"]]);
     const { rows } = await db.query("select attempts, last_error, next_attempt_at > now() as later from gk_public.volumes where id = $1", [
       vols[0]!.id,
