@@ -2387,13 +2387,13 @@ AS $function$
   select count(*) from gone;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.retention_prune__sagas(cutoff timestamp with time zone)
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__sagas(cutoff timestamp with time zone, max_rows integer)
  RETURNS bigint
  LANGUAGE sql
 AS $function$
   with gone as (
     delete from gk_public.sagas s
-     where s.id in (select id from gk_public.sagas where finished_at < cutoff order by finished_at limit 10000)
+     where s.id in (select id from gk_public.sagas where finished_at < cutoff order by finished_at limit max_rows)
     returning 1)
   select count(*) from gone;
 $function$;

@@ -132,14 +132,15 @@ create trigger _500_enqueue_retry
   referencing old table as old_rows new table as new_rows
   for each statement execute function gk_private.tg_sagas__enqueue_retry();
 
--- Finished sagas are history (their events go with them); at most 10,000 per call, the rest
+-- Finished sagas are history (their events go with them); at most max_rows per call, the rest
 -- next time (sagas_finished_at_idx serves the oldest first).
-create or replace function gk_private.retention_prune__sagas(cutoff timestamptz) returns bigint
+drop function if exists gk_private.retention_prune__sagas(timestamptz);
+create or replace function gk_private.retention_prune__sagas(cutoff timestamptz, max_rows int) returns bigint
 language sql volatile
 as $$
   with gone as (
     delete from gk_public.sagas s
-     where s.id in (select id from gk_public.sagas where finished_at < cutoff order by finished_at limit 10000)
+     where s.id in (select id from gk_public.sagas where finished_at < cutoff order by finished_at limit max_rows)
     returning 1)
   select count(*) from gone;
 $$;

@@ -167,7 +167,7 @@ describe("sagas", () => {
 
   it("retention prunes finished sagas with their events, never one in progress", async () => {
     const running = await demoSaga.start(db, await demoParams(db, await demoRecord(db)));
-    const { rows } = await db.query("select gk_private.retention_prune__sagas(now() + interval '1 minute') as n");
+    const { rows } = await db.query("select gk_private.retention_prune__sagas(now() + interval '1 minute', 10000) as n");
     expect(Number(rows[0].n)).toBeGreaterThan(0);
     const left = await db.query("select id from gk_public.sagas where finished_at is not null or id = $1", [running]);
     expect(left.rows).toEqual([{ id: running }]);
