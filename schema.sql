@@ -2997,15 +2997,11 @@ CREATE OR REPLACE FUNCTION gk_private.volumes_claim_destroys(worker_id uuid, max
  RETURNS TABLE(id bigint, handle uuid)
  LANGUAGE sql
 AS $function$
-  with due as (
-    select v.id from gk_public.volumes v
-     where v.worker_id = volumes_claim_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
-     order by v.next_attempt_at
-     limit max_items
-       for update skip locked)
-  update gk_public.volumes v set next_attempt_at = now() + gk_private.volumes_lease()
-    from due where v.id = due.id
-  returning v.id, v.handle;
+  select v.id, v.handle from gk_public.volumes v
+   where v.worker_id = volumes_claim_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
+   order by v.next_attempt_at
+   limit max_items
+     for update skip locked;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_collect()
