@@ -48,6 +48,18 @@ comment on column gk_public.activations.worker_id is 'The graphile-worker pool t
 grant select on gk_public.activations to gk_admin;
 grant select on gk_public.activations to gk_viewer;
 
+create table gk_public.base_resource_types (
+  id bigint generated always as identity not null,
+  name text not null,
+  constraint base_resource_types_pkey PRIMARY KEY (id),
+  constraint base_resource_types_name_key UNIQUE (name),
+  constraint base_resource_types_name_check CHECK (name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)
+);
+comment on table gk_public.base_resource_types is '@behavior -insert -update -delete
+Resource types workers bring built in.';
+grant select on gk_public.base_resource_types to gk_admin;
+grant select on gk_public.base_resource_types to gk_viewer;
+
 create table gk_public.bin_kinds (
   kind text not null,
   area text not null,
@@ -65,9 +77,29 @@ The kinds of pending deletions the bin lists, and the area that owns each.';
 grant select on gk_public.bin_kinds to gk_admin;
 grant select on gk_public.bin_kinds to gk_viewer;
 
+create table gk_public.builds (
+  id bigint generated always as identity not null,
+  team_id uuid not null,
+  name text default ''::text not null,
+  status text default 'running'::text not null,
+  created_at timestamp with time zone default now() not null,
+  completed_at timestamp with time zone,
+  constraint builds_pkey PRIMARY KEY (id),
+  constraint builds_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint builds_check CHECK ((status = 'running'::text) = (completed_at IS NULL)),
+  constraint builds_name_check CHECK (length(name) <= 200),
+  constraint builds_status_check CHECK (status = ANY (ARRAY['running'::text, 'succeeded'::text, 'failed'::text, 'errored'::text, 'aborted'::text]))
+);
+CREATE INDEX builds_running_idx ON gk_public.builds USING btree (id) WHERE (status = 'running'::text);
+CREATE INDEX builds_team_id_idx ON gk_public.builds USING btree (team_id);
+comment on table gk_public.builds is '@behavior -insert -update -delete
+A build of the platform; its containers and cache uses hang off it.';
+grant select on gk_public.builds to gk_admin;
+grant select on gk_public.builds to gk_viewer;
+
 create table gk_public.certificates (
   id uuid default gen_random_uuid() not null,
-  owner_team_id uuid not null,
+  owner_team_id uuid,
   robot_id uuid,
   provisioning_credential_id uuid,
   team_id uuid,
@@ -91,40 +123,87 @@ create table gk_public.certificates (
   next_attempt_at timestamp with time zone,
   fetch_requested_at timestamp with time zone,
   retry_requested_at timestamp with time zone,
+  worker_id uuid,
+  controller_id uuid,
   constraint certificates_pkey PRIMARY KEY (id),
+  constraint certificates_controller_id_fkey FOREIGN KEY (controller_id) REFERENCES gk_public.controllers(id) ON DELETE SET NULL,
   constraint certificates_provisioning_credential_id_fkey FOREIGN KEY (provisioning_credential_id) REFERENCES gk_public.provisioning_credentials(id) ON DELETE SET NULL,
   constraint certificates_robot_id_fkey FOREIGN KEY (robot_id) REFERENCES gk_public.robots(id) ON DELETE SET NULL,
   constraint certificates_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE SET NULL,
+  constraint certificates_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE SET NULL,
   constraint certificates_attempts_check CHECK (attempts >= 0),
+  constraint certificates_controller_profile CHECK (controller_id IS NULL OR profile = 'controller'::text),
   constraint certificates_issued_has_ref CHECK ((status <> ALL (ARRAY['issued'::text, 'expired'::text])) OR ca_ref IS NOT NULL),
-  constraint certificates_live_has_owner CHECK ((status <> ALL (ARRAY['issuing'::text, 'issued'::text])) OR num_nonnulls(robot_id, provisioning_credential_id, team_id) = 1),
+  constraint certificates_live_has_owner CHECK ((status <> ALL (ARRAY['issuing'::text, 'issued'::text])) OR num_nonnulls(robot_id, provisioning_credential_id, team_id, worker_id, controller_id) = 1),
   constraint certificates_never_issued CHECK (NOT never_issued OR status = 'revoked'::text AND serial IS NULL),
-  constraint certificates_one_owner CHECK (num_nonnulls(robot_id, provisioning_credential_id, team_id) <= 1),
+  constraint certificates_one_owner CHECK (num_nonnulls(robot_id, provisioning_credential_id, team_id, worker_id, controller_id) <= 1),
   constraint certificates_pem_has_serial CHECK (pem IS NULL OR serial IS NOT NULL),
-  constraint certificates_profile_check CHECK (profile = ANY (ARRAY['robot'::text, 'client_auth'::text, 'provisioning'::text])),
+  constraint certificates_platform_not_team CHECK ((owner_team_id IS NULL) = (profile = ANY (ARRAY['worker'::text, 'controller'::text]))),
+  constraint certificates_platform_own_key CHECK ((profile <> ALL (ARRAY['worker'::text, 'controller'::text])) OR public_key_pem IS NOT NULL OR csr_pem IS NOT NULL),
+  constraint certificates_profile_check CHECK (profile = ANY (ARRAY['robot'::text, 'client_auth'::text, 'provisioning'::text, 'worker'::text, 'controller'::text])),
   constraint certificates_revocation_reason_check CHECK (revocation_reason = ANY (ARRAY['unspecified'::text, 'keyCompromise'::text, 'superseded'::text, 'cessationOfOperation'::text])),
   constraint certificates_revoked_at CHECK ((status = 'revoked'::text) = (revoked_at IS NOT NULL)),
   constraint certificates_serial_check CHECK (serial ~ '^[0-9a-f]+$'::text),
-  constraint certificates_status_check CHECK (status = ANY (ARRAY['issuing'::text, 'issued'::text, 'revoking'::text, 'revoked'::text, 'expired'::text, 'failed'::text]))
+  constraint certificates_status_check CHECK (status = ANY (ARRAY['issuing'::text, 'issued'::text, 'revoking'::text, 'revoked'::text, 'expired'::text, 'failed'::text])),
+  constraint certificates_worker_profile CHECK (worker_id IS NULL OR profile = 'worker'::text)
 );
+CREATE INDEX certificates_controller_id_idx ON gk_public.certificates USING btree (controller_id);
 CREATE INDEX certificates_owner_team_id_idx ON gk_public.certificates USING btree (owner_team_id);
+CREATE INDEX certificates_peer_serial_idx ON gk_public.certificates USING btree (serial) WHERE (profile = ANY (ARRAY['worker'::text, 'controller'::text]));
 CREATE INDEX certificates_pending_due_idx ON gk_public.certificates USING btree (status, next_attempt_at) WHERE (status = ANY (ARRAY['issuing'::text, 'revoking'::text]));
 CREATE INDEX certificates_provisioning_credential_id_idx ON gk_public.certificates USING btree (provisioning_credential_id);
 CREATE INDEX certificates_robot_id_idx ON gk_public.certificates USING btree (robot_id);
 CREATE INDEX certificates_status_not_after_idx ON gk_public.certificates USING btree (status, not_after);
 CREATE INDEX certificates_team_id_idx ON gk_public.certificates USING btree (team_id);
-CREATE TRIGGER _100_lifecycle BEFORE INSERT OR UPDATE OF status, robot_id, provisioning_credential_id, team_id ON gk_public.certificates FOR EACH ROW EXECUTE FUNCTION gk_private.tg_certificates__lifecycle();
+CREATE INDEX certificates_worker_id_idx ON gk_public.certificates USING btree (worker_id);
+CREATE TRIGGER _100_lifecycle BEFORE INSERT OR UPDATE OF status, robot_id, provisioning_credential_id, team_id, worker_id, controller_id ON gk_public.certificates FOR EACH ROW EXECUTE FUNCTION gk_private.tg_certificates__lifecycle();
 CREATE TRIGGER _500_enqueue_issuance AFTER INSERT ON gk_public.certificates REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__enqueue_issuance();
 CREATE TRIGGER _500_enqueue_revocations AFTER UPDATE ON gk_public.certificates REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__enqueue_revocations();
 CREATE TRIGGER _510_drop_parked_keys AFTER UPDATE ON gk_public.certificates REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__drop_parked_keys();
+CREATE TRIGGER _520_supersede_worker_certificates AFTER INSERT ON gk_public.certificates REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__supersede_worker_certificates();
 comment on table gk_public.certificates is '@behavior -insert -update -delete
 Certificates issued at the CA. A row outlives its owner until the CA has revoked it.';
 comment on column gk_public.certificates.owner_team_id is 'The team the certificate was issued for; kept after the team is deleted.';
 comment on column gk_public.certificates.ca_ref is 'The CA''s handle for the certificate (fetch it by this to learn the serial).';
 grant select on gk_public.certificates to gk_admin;
-grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id) on gk_public.certificates to gk_admin;
+grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id, worker_id) on gk_public.certificates to gk_admin;
 grant update (downloaded_at, fetch_requested_at, retry_requested_at) on gk_public.certificates to gk_admin;
 grant select on gk_public.certificates to gk_viewer;
+
+create table gk_public.containers (
+  id bigint generated always as identity not null,
+  handle uuid default gen_random_uuid() not null,
+  worker_id uuid not null,
+  team_id uuid,
+  build_id bigint,
+  created_at timestamp with time zone default now() not null,
+  constraint containers_pkey PRIMARY KEY (id),
+  constraint containers_handle_key UNIQUE (handle),
+  constraint containers_build_id_fkey FOREIGN KEY (build_id) REFERENCES gk_public.builds(id) ON DELETE SET NULL,
+  constraint containers_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE SET NULL,
+  constraint containers_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE CASCADE
+);
+CREATE INDEX containers_build_id_idx ON gk_public.containers USING btree (build_id);
+CREATE INDEX containers_ownerless_idx ON gk_public.containers USING btree (id) WHERE (build_id IS NULL);
+CREATE INDEX containers_team_id_idx ON gk_public.containers USING btree (team_id);
+CREATE INDEX containers_worker_id_idx ON gk_public.containers USING btree (worker_id);
+comment on table gk_public.containers is '@behavior -insert -update -delete
+A container on a worker; owns the volumes mounted into it.';
+grant select on gk_public.containers to gk_admin;
+grant select on gk_public.containers to gk_viewer;
+
+create table gk_public.controllers (
+  id uuid default gen_random_uuid() not null,
+  name text default 'groundskeeper'::text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint controllers_pkey PRIMARY KEY (id),
+  constraint controllers_name_key UNIQUE (name),
+  constraint controllers_name_check CHECK (name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)
+);
+comment on table gk_public.controllers is '@behavior -insert -update -delete
+Groundskeeper''s own identity for mutual TLS with agents. Deleting it revokes its certificates (a new one is made on demand).';
+grant select on gk_public.controllers to gk_admin;
+grant select on gk_public.controllers to gk_viewer;
 
 create table gk_public.ecu_telemetry (
   team_id uuid not null,
@@ -250,6 +329,52 @@ create table gk_public.reconcilers (
 comment on table gk_public.reconcilers is 'The periodic reconcilers (registered from tasks/ and the crontab at every migrate).';
 grant select on gk_public.reconcilers to gk_admin;
 grant select on gk_public.reconcilers to gk_viewer;
+
+create table gk_public.resource_cache_uses (
+  id bigint generated always as identity not null,
+  resource_cache_id bigint not null,
+  build_id bigint not null,
+  constraint resource_cache_uses_pkey PRIMARY KEY (id),
+  constraint resource_cache_uses_resource_cache_id_build_id_key UNIQUE (resource_cache_id, build_id),
+  constraint resource_cache_uses_build_id_fkey FOREIGN KEY (build_id) REFERENCES gk_public.builds(id) ON DELETE CASCADE,
+  constraint resource_cache_uses_resource_cache_id_fkey FOREIGN KEY (resource_cache_id) REFERENCES gk_public.resource_caches(id) ON DELETE RESTRICT
+);
+CREATE INDEX resource_cache_uses_build_id_idx ON gk_public.resource_cache_uses USING btree (build_id);
+comment on table gk_public.resource_cache_uses is '@behavior -insert -update -delete
+A build using a resource cache: while it exists the cache cannot be deleted.';
+grant select on gk_public.resource_cache_uses to gk_admin;
+grant select on gk_public.resource_cache_uses to gk_viewer;
+
+create table gk_public.resource_caches (
+  id bigint generated always as identity not null,
+  resource_config_id bigint not null,
+  version_digest text not null,
+  params_hash text default ''::text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint resource_caches_pkey PRIMARY KEY (id),
+  constraint resource_caches_resource_config_id_version_digest_params_ha_key UNIQUE (resource_config_id, version_digest, params_hash),
+  constraint resource_caches_resource_config_id_fkey FOREIGN KEY (resource_config_id) REFERENCES gk_public.resource_configs(id) ON DELETE RESTRICT,
+  constraint resource_caches_params_hash_check CHECK (length(params_hash) <= 128),
+  constraint resource_caches_version_digest_check CHECK (length(version_digest) >= 1 AND length(version_digest) <= 128)
+);
+comment on table gk_public.resource_caches is '@behavior -insert -update -delete
+One fetched version of a resource config.';
+grant select on gk_public.resource_caches to gk_admin;
+grant select on gk_public.resource_caches to gk_viewer;
+
+create table gk_public.resource_configs (
+  id bigint generated always as identity not null,
+  base_resource_type_id bigint not null,
+  source_hash text not null,
+  constraint resource_configs_pkey PRIMARY KEY (id),
+  constraint resource_configs_base_resource_type_id_source_hash_key UNIQUE (base_resource_type_id, source_hash),
+  constraint resource_configs_base_resource_type_id_fkey FOREIGN KEY (base_resource_type_id) REFERENCES gk_public.base_resource_types(id) ON DELETE CASCADE,
+  constraint resource_configs_source_hash_check CHECK (length(source_hash) >= 1 AND length(source_hash) <= 128)
+);
+comment on table gk_public.resource_configs is '@behavior -insert -update -delete
+A resource type plus its source configuration.';
+grant select on gk_public.resource_configs to gk_admin;
+grant select on gk_public.resource_configs to gk_viewer;
 
 create table gk_public.retention_policies (
   kind text not null,
@@ -476,6 +601,156 @@ comment on table gk_public.tuf_targets is 'Targets of a team''s TUF repository. 
 grant delete, insert, select, update on gk_public.tuf_targets to gk_admin;
 grant select on gk_public.tuf_targets to gk_viewer;
 
+create table gk_public.volumes (
+  id bigint generated always as identity not null,
+  handle uuid default gen_random_uuid() not null,
+  worker_id uuid not null,
+  team_id uuid,
+  state text default 'creating'::text not null,
+  container_id bigint,
+  worker_resource_cache_id bigint,
+  worker_base_resource_type_id bigint,
+  worker_task_cache_id bigint,
+  parent_id bigint,
+  parent_state text,
+  created_at timestamp with time zone default now() not null,
+  state_changed_at timestamp with time zone default now() not null,
+  missing_since timestamp with time zone,
+  adopted boolean default false not null,
+  attempts integer default 0 not null,
+  last_error text,
+  next_attempt_at timestamp with time zone,
+  retry_requested_at timestamp with time zone,
+  constraint volumes_pkey PRIMARY KEY (id),
+  constraint volumes_id_state_worker_key UNIQUE (id, state, worker_id),
+  constraint volumes_worker_handle_key UNIQUE (worker_id, handle),
+  constraint volumes_container_id_fkey FOREIGN KEY (container_id) REFERENCES gk_public.containers(id) ON DELETE SET NULL,
+  constraint volumes_parent_fkey FOREIGN KEY (parent_id, parent_state, worker_id) REFERENCES gk_public.volumes(id, state, worker_id) ON UPDATE RESTRICT,
+  constraint volumes_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE SET NULL,
+  constraint volumes_worker_base_resource_type_id_fkey FOREIGN KEY (worker_base_resource_type_id) REFERENCES gk_public.worker_base_resource_types(id) ON DELETE SET NULL,
+  constraint volumes_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE CASCADE,
+  constraint volumes_worker_resource_cache_id_fkey FOREIGN KEY (worker_resource_cache_id) REFERENCES gk_public.worker_resource_caches(id) ON DELETE SET NULL,
+  constraint volumes_worker_task_cache_id_fkey FOREIGN KEY (worker_task_cache_id) REFERENCES gk_public.worker_task_caches(id) ON DELETE SET NULL,
+  constraint volumes_adopted_destroying CHECK (NOT adopted OR state = 'destroying'::text),
+  constraint volumes_attempts_check CHECK (attempts >= 0),
+  constraint volumes_destroying_due CHECK ((state = 'destroying'::text) = (next_attempt_at IS NOT NULL)),
+  constraint volumes_last_error_check CHECK (length(last_error) <= 2000),
+  constraint volumes_missing_not_creating CHECK (state <> 'creating'::text OR missing_since IS NULL),
+  constraint volumes_not_own_parent CHECK (parent_id <> id),
+  constraint volumes_parent_pair CHECK ((parent_id IS NULL) = (parent_state IS NULL)),
+  constraint volumes_parent_state_check CHECK (parent_state = 'created'::text),
+  constraint volumes_state_check CHECK (state = ANY (ARRAY['creating'::text, 'created'::text, 'destroying'::text, 'failed'::text]))
+);
+CREATE INDEX volumes_container_id_idx ON gk_public.volumes USING btree (container_id) WHERE (container_id IS NOT NULL);
+CREATE INDEX volumes_creating_idx ON gk_public.volumes USING btree (worker_id, state_changed_at) WHERE (state = 'creating'::text);
+CREATE INDEX volumes_destroying_due_idx ON gk_public.volumes USING btree (worker_id, next_attempt_at) WHERE (state = 'destroying'::text);
+CREATE INDEX volumes_failed_idx ON gk_public.volumes USING btree (state_changed_at) WHERE (state = 'failed'::text);
+CREATE INDEX volumes_missing_idx ON gk_public.volumes USING btree (missing_since) WHERE (missing_since IS NOT NULL);
+CREATE INDEX volumes_ownerless_idx ON gk_public.volumes USING btree (worker_id) WHERE ((state = 'created'::text) AND (container_id IS NULL) AND (worker_resource_cache_id IS NULL) AND (worker_base_resource_type_id IS NULL) AND (worker_task_cache_id IS NULL));
+CREATE INDEX volumes_parent_id_idx ON gk_public.volumes USING btree (parent_id) WHERE (parent_id IS NOT NULL);
+CREATE INDEX volumes_team_id_idx ON gk_public.volumes USING btree (team_id) WHERE (team_id IS NOT NULL);
+CREATE INDEX volumes_worker_base_resource_type_id_idx ON gk_public.volumes USING btree (worker_base_resource_type_id) WHERE (worker_base_resource_type_id IS NOT NULL);
+CREATE INDEX volumes_worker_resource_cache_id_idx ON gk_public.volumes USING btree (worker_resource_cache_id) WHERE (worker_resource_cache_id IS NOT NULL);
+CREATE INDEX volumes_worker_task_cache_id_idx ON gk_public.volumes USING btree (worker_task_cache_id) WHERE (worker_task_cache_id IS NOT NULL);
+CREATE TRIGGER _100_retry_due BEFORE UPDATE OF retry_requested_at ON gk_public.volumes FOR EACH ROW EXECUTE FUNCTION gk_private.tg_volumes__retry_due();
+CREATE TRIGGER _500_enqueue_create AFTER INSERT ON gk_public.volumes REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__enqueue_create();
+CREATE TRIGGER _510_activate_on_delete AFTER DELETE ON gk_public.volumes REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__activate_collector();
+CREATE TRIGGER _510_activate_on_update AFTER UPDATE ON gk_public.volumes REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__activate_collector();
+comment on table gk_public.volumes is '@behavior -insert -update -delete
+Volumes on workers. A volume without owners and children is destroyed on its agent, then its row goes.';
+grant select on gk_public.volumes to gk_admin;
+grant insert (container_id, parent_id, parent_state, team_id, worker_base_resource_type_id, worker_id, worker_resource_cache_id, worker_task_cache_id) on gk_public.volumes to gk_admin;
+grant update (container_id, retry_requested_at, worker_base_resource_type_id, worker_resource_cache_id, worker_task_cache_id) on gk_public.volumes to gk_admin;
+grant select on gk_public.volumes to gk_viewer;
+
+create table gk_public.worker_base_resource_types (
+  id bigint generated always as identity not null,
+  worker_id uuid not null,
+  base_resource_type_id bigint not null,
+  version text default ''::text not null,
+  constraint worker_base_resource_types_pkey PRIMARY KEY (id),
+  constraint worker_base_resource_types_worker_id_base_resource_type_id_key UNIQUE (worker_id, base_resource_type_id),
+  constraint worker_base_resource_types_base_resource_type_id_fkey FOREIGN KEY (base_resource_type_id) REFERENCES gk_public.base_resource_types(id) ON DELETE CASCADE,
+  constraint worker_base_resource_types_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE CASCADE,
+  constraint worker_base_resource_types_version_check CHECK (length(version) <= 200)
+);
+CREATE INDEX worker_base_resource_types_type_idx ON gk_public.worker_base_resource_types USING btree (base_resource_type_id);
+comment on table gk_public.worker_base_resource_types is '@behavior -insert -update -delete
+A base resource type at one version on one worker.';
+grant select on gk_public.worker_base_resource_types to gk_admin;
+grant select on gk_public.worker_base_resource_types to gk_viewer;
+
+create table gk_public.worker_resource_caches (
+  id bigint generated always as identity not null,
+  worker_id uuid not null,
+  resource_cache_id bigint not null,
+  worker_base_resource_type_id bigint,
+  constraint worker_resource_caches_pkey PRIMARY KEY (id),
+  constraint worker_resource_caches_worker_id_resource_cache_id_key UNIQUE (worker_id, resource_cache_id),
+  constraint worker_resource_caches_resource_cache_id_fkey FOREIGN KEY (resource_cache_id) REFERENCES gk_public.resource_caches(id) ON DELETE CASCADE,
+  constraint worker_resource_caches_worker_base_resource_type_id_fkey FOREIGN KEY (worker_base_resource_type_id) REFERENCES gk_public.worker_base_resource_types(id) ON DELETE SET NULL,
+  constraint worker_resource_caches_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE CASCADE
+);
+CREATE INDEX worker_resource_caches_cache_idx ON gk_public.worker_resource_caches USING btree (resource_cache_id);
+CREATE INDEX worker_resource_caches_wbrt_idx ON gk_public.worker_resource_caches USING btree (worker_base_resource_type_id);
+comment on table gk_public.worker_resource_caches is '@behavior -insert -update -delete
+A resource cache present on one worker.';
+grant select on gk_public.worker_resource_caches to gk_admin;
+grant select on gk_public.worker_resource_caches to gk_viewer;
+
+create table gk_public.worker_task_caches (
+  id bigint generated always as identity not null,
+  worker_id uuid not null,
+  team_id uuid not null,
+  name text not null,
+  constraint worker_task_caches_pkey PRIMARY KEY (id),
+  constraint worker_task_caches_worker_id_team_id_name_key UNIQUE (worker_id, team_id, name),
+  constraint worker_task_caches_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint worker_task_caches_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE CASCADE,
+  constraint worker_task_caches_name_check CHECK (length(name) >= 1 AND length(name) <= 500)
+);
+CREATE INDEX worker_task_caches_team_id_idx ON gk_public.worker_task_caches USING btree (team_id);
+comment on table gk_public.worker_task_caches is '@behavior -insert -update -delete
+A task''s cache directory on one worker.';
+grant select on gk_public.worker_task_caches to gk_admin;
+grant select on gk_public.worker_task_caches to gk_viewer;
+
+create table gk_public.workers (
+  id uuid default gen_random_uuid() not null,
+  name text not null,
+  state text default 'landed'::text not null,
+  address text,
+  heartbeat_ttl interval default '00:01:00'::interval not null,
+  last_heartbeat_at timestamp with time zone,
+  expires_at timestamp with time zone,
+  stalled_since timestamp with time zone,
+  agent_version text,
+  live_volumes integer,
+  dead_volumes integer,
+  collector_lease_until timestamp with time zone,
+  last_report_at timestamp with time zone,
+  enrolled_at timestamp with time zone default now() not null,
+  state_changed_at timestamp with time zone default now() not null,
+  constraint workers_pkey PRIMARY KEY (id),
+  constraint workers_name_key UNIQUE (name),
+  constraint workers_address_check CHECK (address ~ '^https://[A-Za-z0-9.:\[\]-]{1,255}:[0-9]{1,5}$'::text),
+  constraint workers_agent_version_check CHECK (length(agent_version) <= 100),
+  constraint workers_dead_volumes_check CHECK (dead_volumes >= 0),
+  constraint workers_heartbeat_ttl_check CHECK (heartbeat_ttl >= '00:00:02'::interval AND heartbeat_ttl <= '01:00:00'::interval),
+  constraint workers_live_volumes_check CHECK (live_volumes >= 0),
+  constraint workers_name_check CHECK (name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text),
+  constraint workers_serving_has_address CHECK ((state <> ALL (ARRAY['running'::text, 'landing'::text, 'retiring'::text])) OR address IS NOT NULL AND expires_at IS NOT NULL),
+  constraint workers_stalled_since CHECK ((state = 'stalled'::text) = (stalled_since IS NOT NULL)),
+  constraint workers_state_check CHECK (state = ANY (ARRAY['running'::text, 'stalled'::text, 'landing'::text, 'landed'::text, 'retiring'::text]))
+);
+CREATE INDEX workers_expires_at_idx ON gk_public.workers USING btree (expires_at) WHERE (state = 'running'::text);
+comment on table gk_public.workers is '@behavior -insert -update -delete
+Build workers: each runs a Groundskeeper agent that owns the volumes on its disk. Deleting (pruning) one cascades to its containers and volumes and revokes its certificate.';
+grant delete, select on gk_public.workers to gk_admin;
+grant insert (name) on gk_public.workers to gk_admin;
+grant update (state, state_changed_at) on gk_public.workers to gk_admin;
+grant select on gk_public.workers to gk_viewer;
+
 create view gk_public.bin as
  SELECT 'blob_prefix'::text AS kind,
     b.ref,
@@ -495,7 +770,17 @@ UNION ALL
     b.attempts,
     b.last_error,
     b.next_attempt_at
-   FROM gk_private.bin__certificate b;
+   FROM gk_private.bin__certificate b
+UNION ALL
+ SELECT 'volume'::text AS kind,
+    b.ref,
+    b.team_id,
+    b.enqueued_at,
+    now() - b.enqueued_at AS age,
+    b.attempts,
+    b.last_error,
+    b.next_attempt_at
+   FROM gk_private.bin__volume b;
 comment on view gk_public.bin is '@primaryKey kind,ref
 Every pending deletion (certificate revocations, blob prefixes...) with its age and last error. Its length goes to zero.';
 grant select on gk_public.bin to gk_admin;
@@ -560,6 +845,22 @@ comment on view gk_public.tuf_repository_status is 'Per team: dirty roles, curre
 grant select on gk_public.tuf_repository_status to gk_admin;
 grant select on gk_public.tuf_repository_status to gk_viewer;
 
+create view gk_public.volume_counts as
+ SELECT w.name AS worker_name,
+    v.worker_id,
+    v.state,
+    count(*)::integer AS volumes,
+    count(*) FILTER (WHERE v.missing_since IS NOT NULL)::integer AS missing,
+    count(*) FILTER (WHERE v.last_error IS NOT NULL AND v.state = 'destroying'::text)::integer AS failing,
+    min(v.state_changed_at) AS oldest_state_change_at
+   FROM gk_public.volumes v
+     JOIN gk_public.workers w ON w.id = v.worker_id
+  GROUP BY w.name, v.worker_id, v.state;
+comment on view gk_public.volume_counts is '@primaryKey worker_id,state
+Volumes per worker and state: how many, how many missing on the agent, how many failing to be destroyed.';
+grant select on gk_public.volume_counts to gk_admin;
+grant select on gk_public.volume_counts to gk_viewer;
+
 CREATE OR REPLACE FUNCTION gk_public.activate_reconciler(task text)
  RETURNS gk_public.reconcilers
  LANGUAGE plpgsql
@@ -622,6 +923,60 @@ grant execute on function gk_public.create_provisioning_credential(uuid,text,int
 grant execute on function gk_public.create_provisioning_credential(uuid,text,interval) to gk_viewer;
 grant execute on function gk_public.create_provisioning_credential(uuid,text,interval) to public;
 
+CREATE OR REPLACE FUNCTION gk_public.create_volume(worker_name text, parent_handle uuid DEFAULT NULL::uuid, container_id bigint DEFAULT NULL::bigint, worker_resource_cache_id bigint DEFAULT NULL::bigint, worker_base_resource_type_id bigint DEFAULT NULL::bigint, worker_task_cache_id bigint DEFAULT NULL::bigint, team_id uuid DEFAULT NULL::uuid)
+ RETURNS gk_public.volumes
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_worker gk_public.workers;
+  v_parent gk_public.volumes;
+  v gk_public.volumes;
+begin
+  select * into v_worker from gk_public.workers w where w.name = create_volume.worker_name;
+  if not found then
+    raise exception 'worker % not found', worker_name using errcode = 'P0002';
+  end if;
+  if v_worker.state <> 'running' then
+    raise exception 'worker % is %: volumes are only created on running workers', v_worker.name, v_worker.state
+      using errcode = '55000';
+  end if;
+  if num_nonnulls(container_id, worker_resource_cache_id, worker_base_resource_type_id, worker_task_cache_id) = 0 then
+    raise exception 'a volume needs an owner (container, worker resource cache, worker base resource type or task cache): without one it is garbage at once'
+      using errcode = '22023';
+  end if;
+  if parent_handle is not null then
+    select * into v_parent from gk_public.volumes p where p.worker_id = v_worker.id and p.handle = parent_handle;
+    if not found then
+      raise exception 'parent volume % not found on worker %', parent_handle, v_worker.name using errcode = 'P0002';
+    end if;
+    if v_parent.state <> 'created' then
+      raise exception 'parent volume % is %: a copy-on-write child needs a created parent', parent_handle, v_parent.state
+        using errcode = '55000';
+    end if;
+  end if;
+  begin
+    insert into gk_public.volumes (worker_id, team_id, container_id, worker_resource_cache_id, worker_base_resource_type_id,
+                                   worker_task_cache_id, parent_id, parent_state)
+    values (v_worker.id, create_volume.team_id, create_volume.container_id, create_volume.worker_resource_cache_id,
+            create_volume.worker_base_resource_type_id, create_volume.worker_task_cache_id, v_parent.id,
+            case when v_parent.id is not null then 'created' end)
+    returning * into v;
+  exception when foreign_key_violation then
+    -- Checked above, so the parent changed state in between: the composite key decided.
+    if sqlerrm like '%volumes_parent_fkey%' then
+      raise exception 'parent volume % is being destroyed: a copy-on-write child needs a created parent', parent_handle
+        using errcode = '55000';
+    end if;
+    raise;
+  end;
+  return v;
+end;
+$function$;
+comment on function gk_public.create_volume(text,uuid,bigint,bigint,bigint,bigint,uuid) is 'Creates a volume on a running worker (empty, or a copy-on-write child of a created volume on the same worker) with at least one owner; the agent makes it shortly.';
+grant execute on function gk_public.create_volume(text,uuid,bigint,bigint,bigint,bigint,uuid) to gk_admin;
+grant execute on function gk_public.create_volume(text,uuid,bigint,bigint,bigint,bigint,uuid) to gk_viewer;
+grant execute on function gk_public.create_volume(text,uuid,bigint,bigint,bigint,bigint,uuid) to public;
+
 CREATE OR REPLACE FUNCTION gk_public.download_certificate(id uuid)
  RETURNS text
  LANGUAGE plpgsql
@@ -651,6 +1006,114 @@ comment on function gk_public.download_certificate(uuid) is 'The certificate PEM
 grant execute on function gk_public.download_certificate(uuid) to gk_admin;
 grant execute on function gk_public.download_certificate(uuid) to gk_viewer;
 grant execute on function gk_public.download_certificate(uuid) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.enroll_worker(name text, public_key_pem text, valid_for interval DEFAULT '365 days'::interval)
+ RETURNS gk_public.certificates
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_worker uuid;
+  v_cert gk_public.certificates;
+begin
+  if enroll_worker.name is null or enroll_worker.name !~ '^[a-z0-9][a-z0-9._-]{0,62}$' then
+    raise exception 'worker name must be 1–63 characters of a-z, 0-9, ".", "_", "-" (got %)', coalesce(enroll_worker.name, 'null')
+      using errcode = '22023';
+  end if;
+  if public_key_pem is null then
+    raise exception 'public_key_pem is required: the agent keeps its own private key' using errcode = '22023';
+  end if;
+  perform gk_public.check_certificate_request(public_key_pem, valid_for);
+  select w.id into v_worker from gk_public.workers w where w.name = enroll_worker.name;
+  if v_worker is null then
+    insert into gk_public.workers (name) values (enroll_worker.name)
+    on conflict on constraint workers_name_key do nothing
+    returning id into v_worker;
+    if v_worker is null then
+      select w.id into v_worker from gk_public.workers w where w.name = enroll_worker.name;
+    end if;
+  end if;
+  insert into gk_public.certificates (worker_id, profile, public_key_pem, not_after)
+  values (v_worker, 'worker', enroll_worker.public_key_pem, date_trunc('second', now() + valid_for))
+  returning * into v_cert;
+  return v_cert;
+end;
+$function$;
+comment on function gk_public.enroll_worker(text,text,interval) is 'Enrols a build worker (creating it, landed) and requests its agent''s certificate for the given public key; download it with downloadCertificate. Re-enrolling revokes the worker''s previous certificates.';
+grant execute on function gk_public.enroll_worker(text,text,interval) to gk_admin;
+grant execute on function gk_public.enroll_worker(text,text,interval) to gk_viewer;
+grant execute on function gk_public.enroll_worker(text,text,interval) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.force_destroy_volume(handle uuid)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_root bigint;
+  v_count int;
+begin
+  select v.id into v_root from gk_public.volumes v where v.handle = force_destroy_volume.handle;
+  if v_root is null then
+    raise exception 'volume % not found', handle using errcode = 'P0002';
+  end if;
+  with recursive tree as (
+    select v_root as id
+    union
+    select c.id from gk_public.volumes c join tree t on c.parent_id = t.id),
+  cut as (
+    update gk_public.volumes v
+       set container_id = null, worker_resource_cache_id = null, worker_base_resource_type_id = null, worker_task_cache_id = null
+      from tree t where v.id = t.id
+    returning 1)
+  select count(*)::int into v_count from cut;
+  return v_count;
+end;
+$function$;
+comment on function gk_public.force_destroy_volume(uuid) is 'Destroys a volume and all its copy-on-write descendants, whatever owns them.';
+grant execute on function gk_public.force_destroy_volume(uuid) to gk_admin;
+grant execute on function gk_public.force_destroy_volume(uuid) to gk_viewer;
+grant execute on function gk_public.force_destroy_volume(uuid) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.land_worker(name text)
+ RETURNS gk_public.workers
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v gk_public.workers := gk_private.worker_by_name(name);
+begin
+  if v.state in ('landing', 'landed') then
+    return v;
+  end if;
+  if v.state <> 'running' then
+    raise exception 'worker % is %: only a running worker can land', v.name, v.state using errcode = '55000';
+  end if;
+  update gk_public.workers w set state = 'landing', state_changed_at = now() where w.id = v.id returning * into v;
+  return v;
+end;
+$function$;
+comment on function gk_public.land_worker(text) is 'Lands a running worker: no new volumes; it becomes landed once no running build uses it.';
+grant execute on function gk_public.land_worker(text) to gk_admin;
+grant execute on function gk_public.land_worker(text) to gk_viewer;
+grant execute on function gk_public.land_worker(text) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.prune_worker(name text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v gk_public.workers := gk_private.worker_by_name(name);
+begin
+  if v.state = 'running' then
+    raise exception 'worker % is running: land or retire it (or stop its agent and let it stall) first', v.name
+      using errcode = '55000';
+  end if;
+  delete from gk_public.workers w where w.id = v.id;
+  return true;
+end;
+$function$;
+comment on function gk_public.prune_worker(text) is 'Deletes a worker that is not running: its rows cascade and its certificate is revoked. If its agent comes back it must be enrolled again.';
+grant execute on function gk_public.prune_worker(text) to gk_admin;
+grant execute on function gk_public.prune_worker(text) to gk_viewer;
+grant execute on function gk_public.prune_worker(text) to public;
 
 CREATE OR REPLACE FUNCTION gk_public.reconcilers_last_activation(r gk_public.reconcilers)
  RETURNS gk_public.activations
@@ -697,6 +1160,28 @@ grant execute on function gk_public.request_certificate(uuid,text,interval,text)
 grant execute on function gk_public.request_certificate(uuid,text,interval,text) to gk_viewer;
 grant execute on function gk_public.request_certificate(uuid,text,interval,text) to public;
 
+CREATE OR REPLACE FUNCTION gk_public.retire_worker(name text)
+ RETURNS gk_public.workers
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v gk_public.workers := gk_private.worker_by_name(name);
+begin
+  if v.state = 'retiring' then
+    return v;
+  end if;
+  if v.state not in ('running', 'landing') then
+    raise exception 'worker % is %: prune it instead', v.name, v.state using errcode = '55000';
+  end if;
+  update gk_public.workers w set state = 'retiring', state_changed_at = now() where w.id = v.id returning * into v;
+  return v;
+end;
+$function$;
+comment on function gk_public.retire_worker(text) is 'Retires a worker: once no running build uses it, it is deleted (its volumes and containers go, its certificate is revoked).';
+grant execute on function gk_public.retire_worker(text) to gk_admin;
+grant execute on function gk_public.retire_worker(text) to gk_viewer;
+grant execute on function gk_public.retire_worker(text) to public;
+
 CREATE OR REPLACE FUNCTION gk_public.retry_bin_item(kind text, ref text)
  RETURNS boolean
  LANGUAGE plpgsql
@@ -739,6 +1224,27 @@ comment on function gk_public.retry_saga(uuid) is 'Drives an unfinished saga aga
 grant execute on function gk_public.retry_saga(uuid) to gk_admin;
 grant execute on function gk_public.retry_saga(uuid) to gk_viewer;
 grant execute on function gk_public.retry_saga(uuid) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.retry_volume_destroy(handle uuid)
+ RETURNS gk_public.volumes
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v gk_public.volumes;
+begin
+  update gk_public.volumes x set retry_requested_at = clock_timestamp()
+   where x.handle = retry_volume_destroy.handle and x.state = 'destroying'
+  returning * into v;
+  if not found then
+    raise exception 'no volume % is being destroyed', handle using errcode = 'P0002';
+  end if;
+  return v;
+end;
+$function$;
+comment on function gk_public.retry_volume_destroy(uuid) is 'Retries destroying a volume now (after its agent or disk was fixed).';
+grant execute on function gk_public.retry_volume_destroy(uuid) to gk_admin;
+grant execute on function gk_public.retry_volume_destroy(uuid) to gk_viewer;
+grant execute on function gk_public.retry_volume_destroy(uuid) to public;
 
 CREATE OR REPLACE FUNCTION gk_public.revoke_provisioning_credential(id uuid)
  RETURNS gk_public.provisioning_credentials
@@ -892,6 +1398,16 @@ create table gk_private.certificate_private_keys (
 CREATE INDEX certificate_private_keys_owner_team_id_idx ON gk_private.certificate_private_keys USING btree (owner_team_id);
 comment on table gk_private.certificate_private_keys is 'CA-generated private keys, sealed, downloadable once by an admin.';
 
+create table gk_private.controller_keys (
+  certificate_id uuid not null,
+  sealed_key text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint controller_keys_pkey PRIMARY KEY (certificate_id),
+  constraint controller_keys_certificate_id_fkey FOREIGN KEY (certificate_id) REFERENCES gk_public.certificates(id) ON DELETE CASCADE,
+  constraint controller_keys_sealed_key_check CHECK (sealed_key ~~ 'v1:%'::text)
+);
+comment on table gk_private.controller_keys is 'Private keys of the controller''s certificates, sealed under the master key.';
+
 create table gk_private.ecu_telemetry_default partition of gk_public.ecu_telemetry default;
 CREATE INDEX ecu_telemetry_default_robot_id_recorded_at_idx ON gk_private.ecu_telemetry_default USING btree (robot_id, recorded_at);
 CREATE INDEX ecu_telemetry_default_team_id_idx ON gk_private.ecu_telemetry_default USING btree (team_id);
@@ -987,6 +1503,16 @@ create view gk_private.bin__certificate as
     next_attempt_at
    FROM gk_public.certificates c
   WHERE status = 'revoking'::text;
+
+create view gk_private.bin__volume as
+ SELECT handle::text AS ref,
+    team_id,
+    state_changed_at AS enqueued_at,
+    attempts,
+    last_error,
+    next_attempt_at
+   FROM gk_public.volumes v
+  WHERE state = 'destroying'::text;
 
 CREATE OR REPLACE FUNCTION gk_private.activation_error(activation_id bigint, item text, error text)
  RETURNS void
@@ -1239,6 +1765,26 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.bin_redispatch__volume(max_items integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_busy boolean := gk_private.task_backlog('volumes__collect');
+  v_due int;
+begin
+  select count(*)::int into v_due from (
+    select 1 from gk_public.volumes v join gk_public.workers w on w.id = v.worker_id
+     where v.state = 'destroying' and v.next_attempt_at <= now()
+       and w.state = any (gk_private.workers_serving_states())
+     limit max_items) d;
+  if v_due > 0 and not v_busy then
+    perform gk_private.volumes_activate_collector();
+  end if;
+  return jsonb_build_object('redispatched', case when v_busy then 0 else v_due end, 'busy', v_busy);
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.bin_retry__blob_prefix(ref text)
  RETURNS boolean
  LANGUAGE sql
@@ -1258,6 +1804,24 @@ begin
   end;
   update gk_public.certificates c set retry_requested_at = clock_timestamp()
    where c.id = v_id and c.status = 'revoking';
+  return found;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.bin_retry__volume(ref text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_handle uuid;
+begin
+  begin
+    v_handle := ref::uuid;
+  exception when invalid_text_representation then
+    raise exception 'bin item ref % is not a volume handle', ref using errcode = '22023';
+  end;
+  update gk_public.volumes v set retry_requested_at = clock_timestamp()
+   where v.handle = v_handle and v.state = 'destroying';
   return found;
 end;
 $function$;
@@ -1325,6 +1889,16 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.certificate_peer(serial text)
+ RETURNS TABLE(certificate_id uuid, profile text, status text, worker_id uuid, controller_id uuid, live boolean)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select c.id, c.profile, c.status, c.worker_id, c.controller_id, c.status = 'issued' and c.not_after > now()
+    from gk_public.certificates c
+   where c.serial = certificate_peer.serial and c.profile in ('worker', 'controller');
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.certificates_revoke_failed(ids uuid[], error text)
  RETURNS void
  LANGUAGE sql
@@ -1356,6 +1930,17 @@ AS $function$
   update gk_public.certificates c set serial = s.serial
     from unnest(ids, serials) as s(id, serial)
    where c.id = s.id and c.serial is null;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.containers_collect()
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  with gone as (
+    delete from gk_public.containers c
+     where c.build_id is null and c.created_at < now() - gk_private.volumes_setting('containers_grace', interval '1 minute')
+    returning 1)
+  select count(*)::int from gone;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.enqueue(task text, payload jsonb DEFAULT '{}'::jsonb, job_key text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, queue_name text DEFAULT NULL::text, job_key_mode text DEFAULT 'replace'::text)
@@ -2058,7 +2643,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_certificates__lifecycle()
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 begin
-  if new.status in ('issuing', 'issued') and num_nonnulls(new.robot_id, new.provisioning_credential_id, new.team_id) = 0 then
+  if new.status in ('issuing', 'issued') and num_nonnulls(new.robot_id, new.provisioning_credential_id, new.team_id, new.worker_id, new.controller_id) = 0 then
     new.status := 'revoking';
     new.revocation_reason := coalesce(new.revocation_reason, 'cessationOfOperation');
   end if;
@@ -2074,6 +2659,25 @@ begin
     new.next_attempt_at := null;
   end if;
   return new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_certificates__supersede_worker_certificates()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if not exists (select 1 from new_rows n where n.worker_id is not null) then
+    return null;
+  end if;
+  update gk_public.certificates c
+     set status = 'revoking', revocation_reason = 'superseded'
+   where c.worker_id in (select n.worker_id from new_rows n where n.worker_id is not null)
+     and c.status in ('issuing', 'issued')
+     and c.id not in (select n.id from new_rows n);
+  return null;
 end;
 $function$;
 
@@ -2164,6 +2768,61 @@ begin
     perform gk_private.tuf_mark_bins_dirty(teams, hashes);
   end if;
   return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_volumes__activate_collector()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if tg_op = 'DELETE' then
+    if exists (select 1 from old_rows o where o.parent_id is not null) then
+      perform gk_private.volumes_activate_collector();
+    end if;
+  elsif exists (select 1 from old_rows o where not gk_private.volumes_ownerless(o))
+    and exists (select 1 from new_rows n where n.state = 'created' and gk_private.volumes_ownerless(n)) then
+    perform gk_private.volumes_activate_collector();
+  end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_volumes__enqueue_create()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  perform gk_private.enqueue_many('volumes__create', array(
+    select jsonb_build_object('ids', to_jsonb(b.ids)) from (
+      select array_agg(n.id order by n.id) as ids
+        from (select id, worker_id, (row_number() over (partition by worker_id order by id) - 1) / 100 as g
+                from new_rows where state = 'creating') n
+       group by n.worker_id, n.g) b));
+  -- Adopted (unknown) handles arrive as destroying.
+  if exists (select 1 from new_rows where state = 'destroying') then
+    perform gk_private.volumes_activate_collector();
+  end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_volumes__retry_due()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if new.retry_requested_at is distinct from old.retry_requested_at and new.state = 'destroying' then
+    new.next_attempt_at := now();
+    perform gk_private.volumes_activate_collector();
+  end if;
+  return new;
 end;
 $function$;
 
@@ -2307,4 +2966,391 @@ AS $function$
            -- Lengths checked apart: a bounded repetition {16,254} makes the regex ~10x slower.
            or (h.value #>> '{}') !~ '^[0-9a-f]+$' or length(h.value #>> '{}') not between 16 and 254
      )
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volume_create_failed(id bigint, error text)
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+  update gk_public.volumes v set state = 'failed', state_changed_at = now(), last_error = left(error, 2000)
+   where v.id = volume_create_failed.id and v.state = 'creating'
+  returning true;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volume_created(id bigint)
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+  update gk_public.volumes v set state = 'created', state_changed_at = now(), last_error = null
+   where v.id = volume_created.id and v.state = 'creating'
+  returning true;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_activate_collector()
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  select gk_private.reconciler_activate('volumes__collect');
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_claim_destroys(worker_id uuid, max_items integer)
+ RETURNS TABLE(id bigint, handle uuid)
+ LANGUAGE sql
+AS $function$
+  select v.id, v.handle from gk_public.volumes v
+   where v.worker_id = volumes_claim_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
+   order by v.next_attempt_at
+   limit max_items
+     for update skip locked;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_collect()
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_containers int := gk_private.containers_collect();
+  v_failed int := gk_private.volumes_expire_failed();
+  v_marked int := gk_private.volumes_mark_orphans();
+  v_missing int := gk_private.volumes_remove_missing();
+begin
+  return jsonb_build_object('containers_removed', v_containers, 'failed_expired', v_failed, 'marked', v_marked,
+                            'missing_removed', v_missing);
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_collectable_workers()
+ RETURNS TABLE(id uuid, name text, address text, state text)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select w.id, w.name, w.address, w.state from gk_public.workers w
+   where w.state = any (gk_private.workers_serving_states()) and w.expires_at > now() and w.address is not null
+   order by w.name;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_creating_timeout()
+ RETURNS interval
+ LANGUAGE sql
+ STABLE
+AS $function$ select gk_private.volumes_setting('volumes_creating_timeout', interval '5 minutes'); $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_destroy_failed(worker_id uuid, handles uuid[], errors text[])
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  with failed as (
+    update gk_public.volumes v
+       set attempts = v.attempts + 1,
+           last_error = left(e.error, 2000),
+           next_attempt_at = now() + gk_private.bin_backoff(v.attempts + 1)
+      from unnest(handles, errors) as e(handle, error)
+     where v.worker_id = volumes_destroy_failed.worker_id and v.handle = e.handle and v.state = 'destroying'
+    returning 1)
+  select count(*)::int from failed;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_destroyed(worker_id uuid, handles uuid[])
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  with gone as (
+    delete from gk_public.volumes v
+     where v.worker_id = volumes_destroyed.worker_id and v.handle = any (handles) and v.state = 'destroying'
+    returning 1)
+  select count(*)::int from gone;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_expire_failed()
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  with expired as (
+    update gk_public.volumes v
+       set state = 'destroying', state_changed_at = now(), attempts = 0, next_attempt_at = now()
+      from gk_public.workers w
+     where w.id = v.worker_id and w.state = any (gk_private.workers_serving_states())
+       and v.state = 'failed' and v.state_changed_at < now() - gk_private.volumes_failed_grace()
+    returning 1)
+  select count(*)::int from expired;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_failed_grace()
+ RETURNS interval
+ LANGUAGE sql
+ STABLE
+AS $function$ select gk_private.volumes_setting('volumes_failed_grace', interval '1 hour'); $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_lease()
+ RETURNS interval
+ LANGUAGE sql
+ STABLE
+AS $function$ select gk_private.volumes_setting('volumes_lease', interval '2 minutes'); $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_mark_orphans(worker_ids uuid[] DEFAULT NULL::uuid[])
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_marked int;
+begin
+  for attempt in 1..5 loop
+    begin
+      with candidates as (
+        select v.id
+          from gk_public.volumes v
+          join gk_public.workers w on w.id = v.worker_id
+         where v.state = 'created'
+           and v.container_id is null and v.worker_resource_cache_id is null
+           and v.worker_base_resource_type_id is null and v.worker_task_cache_id is null
+           and w.state = any (gk_private.workers_serving_states())
+           and (worker_ids is null or v.worker_id = any (worker_ids))
+           and not exists (select 1 from gk_public.volumes c where c.parent_id = v.id)
+           for update of v skip locked),
+      marked as (
+        update gk_public.volumes v
+           set state = 'destroying', state_changed_at = now(), attempts = 0, last_error = null, next_attempt_at = now()
+          from candidates c
+         where v.id = c.id
+        returning 1)
+      select count(*)::int into v_marked from marked;
+      return v_marked;
+    exception when foreign_key_violation or restrict_violation then
+      if attempt = 5 then
+        raise;
+      end if;
+    end;
+  end loop;
+  return 0;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_missing_grace()
+ RETURNS interval
+ LANGUAGE sql
+ STABLE
+AS $function$ select gk_private.volumes_setting('volumes_missing_grace', interval '5 minutes'); $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_ownerless(v gk_public.volumes)
+ RETURNS boolean
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  select v.container_id is null and v.worker_resource_cache_id is null
+     and v.worker_base_resource_type_id is null and v.worker_task_cache_id is null;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_remove_missing()
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  with recursive missing as (
+    select v.id from gk_public.volumes v join gk_public.workers w on w.id = v.worker_id
+     where v.missing_since < now() - gk_private.volumes_missing_grace()
+       and v.state in ('created', 'failed')
+       and w.state = any (gk_private.workers_serving_states())
+    union
+    select c.id from gk_public.volumes c join missing m on c.parent_id = m.id),
+  gone as (delete from gk_public.volumes v using missing m where v.id = m.id returning 1)
+  select count(*)::int from gone;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_report(worker_id uuid, live uuid[], building uuid[] DEFAULT '{}'::uuid[])
+ RETURNS jsonb
+ LANGUAGE sql
+AS $function$
+  with reported as materialized (
+    select distinct h from unnest(volumes_report.live) h),
+  known as materialized (
+    select v.id, v.handle, v.state, v.missing_since, v.state_changed_at,
+           r.h is not null as on_agent,
+           v.handle = any (volumes_report.building) as in_progress
+      from gk_public.volumes v left join reported r on r.h = v.handle
+     where v.worker_id = volumes_report.worker_id),
+  adopted as (
+    insert into gk_public.volumes (worker_id, handle, state, adopted, next_attempt_at)
+    select volumes_report.worker_id, r.h, 'destroying', true, now()
+      from reported r
+     where not exists (select 1 from known k where k.handle = r.h)
+    on conflict on constraint volumes_worker_handle_key do nothing
+    returning 1),
+  confirmed as (
+    delete from gk_public.volumes v using known k
+     where v.id = k.id and k.state = 'destroying' and not k.on_agent
+    returning 1),
+  completed as (
+    update gk_public.volumes v set state = 'created', state_changed_at = now()
+      from known k
+     where v.id = k.id and k.state = 'creating' and k.on_agent
+    returning 1),
+  failed as (
+    update gk_public.volumes v
+       set state = 'failed', state_changed_at = now(),
+           last_error = 'not on the agent ' || gk_private.volumes_creating_timeout() || ' after creation started'
+      from known k
+     where v.id = k.id and k.state = 'creating' and not k.on_agent and not k.in_progress
+       and k.state_changed_at < now() - gk_private.volumes_creating_timeout()
+    returning 1),
+  missing as (
+    update gk_public.volumes v set missing_since = now()
+      from known k
+     where v.id = k.id and k.state in ('created', 'failed') and not k.on_agent and k.missing_since is null
+    returning 1),
+  found as (
+    update gk_public.volumes v set missing_since = null
+      from known k
+     where v.id = k.id and k.missing_since is not null and k.on_agent
+    returning 1),
+  stamp as (
+    update gk_public.workers w set last_report_at = now() where w.id = volumes_report.worker_id returning 1)
+  select jsonb_build_object(
+    'reported', (select count(*) from reported),
+    'unknown', (select count(*) from adopted),
+    'confirmed', (select count(*) from confirmed),
+    'completed', (select count(*) from completed),
+    'failed', (select count(*) from failed),
+    'missing', (select count(*) from missing),
+    'found', (select count(*) from found),
+    'stamped', (select count(*) from stamp));
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_setting(name text, fallback interval)
+ RETURNS interval
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select coalesce(nullif(current_setting('groundskeeper.' || name, true), '')::interval, fallback);
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_worker_lease(worker_id uuid, lease interval DEFAULT NULL::interval)
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+  update gk_public.workers w set collector_lease_until = now() + coalesce(lease, gk_private.volumes_lease())
+   where w.id = volumes_worker_lease.worker_id
+     and (w.collector_lease_until is null or w.collector_lease_until < now())
+  returning true;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_worker_lease_renew(worker_id uuid)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease() where w.id = volumes_worker_lease_renew.worker_id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_worker_release(worker_id uuid)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.workers w set collector_lease_until = null where w.id = volumes_worker_release.worker_id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.worker_by_name(name text)
+ RETURNS gk_public.workers
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v gk_public.workers;
+begin
+  select * into v from gk_public.workers w where w.name = worker_by_name.name for update;
+  if not found then
+    raise exception 'worker % not found', worker_by_name.name using errcode = 'P0002';
+  end if;
+  return v;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.worker_heartbeat(worker_id uuid, live_volumes integer, dead_volumes integer)
+ RETURNS text
+ LANGUAGE sql
+AS $function$
+  update gk_public.workers w
+     set last_heartbeat_at = case when w.state = 'landed' then w.last_heartbeat_at else now() end,
+         expires_at = case when w.state = 'landed' then w.expires_at else now() + w.heartbeat_ttl end,
+         live_volumes = worker_heartbeat.live_volumes,
+         dead_volumes = worker_heartbeat.dead_volumes,
+         state = case when w.state = 'stalled' then 'running' else w.state end,
+         state_changed_at = case when w.state = 'stalled' then now() else w.state_changed_at end,
+         stalled_since = case when w.state = 'stalled' then null else w.stalled_since end
+   where w.id = worker_heartbeat.worker_id
+  returning w.state;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.worker_registered(worker_id uuid, address text, agent_version text, heartbeat_ttl interval DEFAULT NULL::interval)
+ RETURNS gk_public.workers
+ LANGUAGE sql
+AS $function$
+  update gk_public.workers w
+     set address = worker_registered.address,
+         agent_version = left(worker_registered.agent_version, 100),
+         heartbeat_ttl = coalesce(worker_registered.heartbeat_ttl, w.heartbeat_ttl),
+         last_heartbeat_at = now(),
+         expires_at = now() + coalesce(worker_registered.heartbeat_ttl, w.heartbeat_ttl),
+         state = case when w.state in ('landed', 'stalled') then 'running' else w.state end,
+         state_changed_at = case when w.state in ('landed', 'stalled') then now() else w.state_changed_at end,
+         stalled_since = null
+   where w.id = worker_registered.worker_id
+  returning w.*;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.workers_busy(worker_id uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select exists (select 1 from gk_public.containers c join gk_public.builds b on b.id = c.build_id
+                  where c.worker_id = workers_busy.worker_id and b.status = 'running');
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.workers_reconcile()
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_stalled int;
+  v_landed int;
+  v_retired int;
+  v_pruned int := 0;
+  v_timeout interval := gk_private.workers_stalled_timeout();
+begin
+  with s as (
+    update gk_public.workers w set state = 'stalled', stalled_since = now(), state_changed_at = now()
+     where w.state = 'running' and w.expires_at < now()
+    returning 1)
+  select count(*) into v_stalled from s;
+  with l as (
+    update gk_public.workers w set state = 'landed', address = null, expires_at = null, state_changed_at = now()
+     where w.state = 'landing' and not gk_private.workers_busy(w.id)
+    returning 1)
+  select count(*) into v_landed from l;
+  -- Deleting cascades to its containers and volumes and revokes its certificate (SET NULL).
+  with r as (
+    delete from gk_public.workers w where w.state = 'retiring' and not gk_private.workers_busy(w.id)
+    returning 1)
+  select count(*) into v_retired from r;
+  if v_timeout is not null then
+    with p as (
+      delete from gk_public.workers w where w.state = 'stalled' and w.stalled_since < now() - v_timeout
+      returning 1)
+    select count(*) into v_pruned from p;
+  end if;
+  return jsonb_build_object('stalled', v_stalled, 'landed', v_landed, 'retired', v_retired, 'pruned', v_pruned);
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.workers_serving_states()
+ RETURNS text[]
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  select array['running', 'landing', 'retiring'];
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.workers_stalled_timeout()
+ RETURNS interval
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select nullif(current_setting('groundskeeper.stalled_worker_timeout', true), '')::interval;
 $function$;

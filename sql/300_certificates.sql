@@ -8,7 +8,7 @@ language plpgsql volatile security definer
 set search_path to pg_catalog, public, pg_temp
 as $$
 begin
-  if new.status in ('issuing', 'issued') and num_nonnulls(new.robot_id, new.provisioning_credential_id, new.team_id) = 0 then
+  if new.status in ('issuing', 'issued') and num_nonnulls(new.robot_id, new.provisioning_credential_id, new.team_id, new.worker_id, new.controller_id) = 0 then
     new.status := 'revoking';
     new.revocation_reason := coalesce(new.revocation_reason, 'cessationOfOperation');
   end if;
@@ -29,7 +29,7 @@ $$;
 
 drop trigger if exists _100_lifecycle on gk_public.certificates;
 create trigger _100_lifecycle
-  before insert or update of status, robot_id, provisioning_credential_id, team_id on gk_public.certificates
+  before insert or update of status, robot_id, provisioning_credential_id, team_id, worker_id, controller_id on gk_public.certificates
   for each row execute function gk_private.tg_certificates__lifecycle();
 
 -- Statement level with transition tables: one enqueue_many for the whole statement, however

@@ -1,6 +1,8 @@
 // What an area brings to the platform. Each area exports one manifest from src/<area>/index.ts;
 // src/areas.ts lists them, and the framework (server, CLI, worker) reads only that list.
 import type { Command } from "commander";
+import type { AgentRole } from "./peers/agent/role.ts";
+import type { PeerRoute } from "./peers/gateway.ts";
 import type { StatusSection } from "./cli/status/sections.ts";
 import type { MetricCollector } from "./server/metrics.ts";
 import type { Route } from "./server/routes.ts";
@@ -16,6 +18,10 @@ export interface AreaManifest {
   statusSections?: StatusSection<any>[];
   /** CLI commands: each registers itself with `program.command(...)`. */
   commands?: ((program: Command) => void)[];
+  /** Routes of the peer gateway (mutual TLS) that agents of this area call: register, heartbeat. */
+  peerRoutes?: PeerRoute[];
+  /** Roles this area adds to the agent program (`groundskeeper agent --roles …`). */
+  agentRoles?: AgentRole[];
 }
 
 export function defineArea(manifest: AreaManifest): AreaManifest {

@@ -17,6 +17,9 @@ const EnvSchema = z.object({
     .string()
     .regex(/^\d+\s*(ms|s|min)?$/, "expected a duration like 15s, 500ms or 2min")
     .default("15s"),
+  /** Port of the peer gateway (mutual TLS; agents register and heartbeat there). Unset: off. */
+  PEER_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  PEER_HOST: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 

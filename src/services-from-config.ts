@@ -4,6 +4,7 @@ import type pg from "pg";
 import { blobsFromEnv } from "./adapters/blobs/from-config.ts";
 import { caFromEnv } from "./adapters/ca/from-config.ts";
 import type { SecretBox } from "./lib/secrets.ts";
+import { ControllerIdentity } from "./peers/controller.ts";
 import type { Services } from "./services.ts";
 
 /**
@@ -17,10 +18,15 @@ export async function servicesFromEnv(
   env: NodeJS.ProcessEnv = process.env,
   deps: { pool?: pg.Pool; secrets?: SecretBox } = {},
 ): Promise<Services> {
+  const ca = await caFromEnv(env, home, deps);
+  const secrets = deps.secrets;
+  // Groundskeeper's certificate towards agents: needs the CA, the database and the master key.
+  const controller = deps.pool && ca && secrets ? new ControllerIdentity(deps.pool, secrets, () => ca.caCertificatePem()) : undefined;
   return {
     log,
-    ca: await caFromEnv(env, home, deps),
+    ca,
     blobs: await blobsFromEnv(env, home),
-    ...(deps.secrets ? { secrets: deps.secrets } : {}),
+    ...(secrets ? { secrets } : {}),
+    ...(controller ? { controller } : {}),
   };
 }

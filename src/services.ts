@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { CertificateAuthority } from "./adapters/ca/types.ts";
 import type { BlobStore } from "./adapters/blobs/types.ts";
 import type { SecretBox } from "./lib/secrets.ts";
+import type { ControllerIdentity } from "./peers/controller.ts";
 
 export interface Services {
   log: Logger;
@@ -13,6 +14,8 @@ export interface Services {
   blobs?: BlobStore;
   /** Seals secrets at rest under the master key (CA-generated private keys parked for download). */
   secrets?: SecretBox;
+  /** Groundskeeper's certificate towards its peers (agents), shared by every process. */
+  controller?: ControllerIdentity;
 }
 
 export function requireService<K extends keyof Services>(services: Services, key: K): NonNullable<Services[K]> {

@@ -34,7 +34,7 @@ export default defineTask({
     for (const id of ids) {
       await inJobTransaction(helpers, async (c) => {
         const { rows } = await c.query<Row>(
-          `select id, status, ca_ref, coalesce(robot_id, provisioning_credential_id, team_id, owner_team_id)::text as owner_id,
+          `select id, status, ca_ref, coalesce(robot_id, provisioning_credential_id, team_id, worker_id, controller_id, owner_team_id)::text as owner_id,
                   profile, public_key_pem, csr_pem, not_after, attempts
              from gk_public.certificates where id = $1 for update`,
           [id],

@@ -9,7 +9,7 @@ import { areas } from "../src/areas.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const src = path.join(root, "src");
-const FRAMEWORK = ["cli", "server", "worker", "db", "lib"];
+const FRAMEWORK = ["cli", "server", "worker", "db", "lib", "peers"];
 const NOT_AREAS = [...FRAMEWORK, "adapters"];
 
 function tsFiles(dir: string): string[] {

@@ -1,6 +1,7 @@
 // The parts a long-running command is made of, each started on a booted App (src/cli/boot.ts)
 // and registered with its lifecycle so that shutdown stops it in reverse order.
-import { areaServerParts } from "../areas.ts";
+import { areaPeerRoutes, areaServerParts } from "../areas.ts";
+import { startGatewayInBackground } from "../peers/serve-gateway.ts";
 import type { AdminServer } from "../server/server.ts";
 import type { App } from "./boot.ts";
 import { workerPool } from "./lifecycle.ts";
@@ -45,4 +46,21 @@ export async function startServerPart(app: App, opts: { host: string; port: numb
   });
   app.life.add("server", () => server.close());
   return server;
+}
+
+/**
+ * The peer gateway (mutual TLS) where agents register and heartbeat, when PEER_PORT is set. It
+ * starts once the controller certificate is issued (a worker issues it), without holding up the
+ * admin API.
+ */
+export function startPeerGatewayPart(app: App, opts: { host: string }): void {
+  startGatewayInBackground({
+    port: app.config.PEER_PORT,
+    host: app.config.PEER_HOST ?? opts.host,
+    pool: app.pool("peer gateway", 4),
+    services: app.services,
+    routes: areaPeerRoutes,
+    log: app.log,
+    onStarted: (g) => app.life.add("peer gateway", () => g.close()),
+  });
 }

@@ -1,6 +1,14 @@
 // The certificate authority as Groundskeeper sees it. Implementations: local (built-in), cfssl.
 
-export type CertificateProfile = "robot" | "client_auth" | "provisioning";
+/**
+ * robot, client_auth, provisioning: client certificates of a team's fleet. worker (a build
+ * worker's agent) and controller (Groundskeeper itself): platform identities for mutual TLS,
+ * valid as client and as server.
+ */
+export type CertificateProfile = "robot" | "client_auth" | "provisioning" | "worker" | "controller";
+
+/** Profiles whose certificates also authenticate a TLS server (serverAuth). */
+export const SERVER_PROFILES: readonly CertificateProfile[] = ["worker", "controller"];
 
 export interface IssueRequest {
   /** Subject CN: the robot id or the provisioning credential id. */

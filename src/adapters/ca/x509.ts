@@ -3,7 +3,7 @@
 import "reflect-metadata";
 import crypto from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import { CaRequestError, type CertificateProfile, type RevocationReason } from "./types.ts";
+import { CaRequestError, type CertificateProfile, type RevocationReason, SERVER_PROFILES } from "./types.ts";
 
 x509.cryptoProvider.set(globalThis.crypto);
 
@@ -173,7 +173,11 @@ export async function signLeafCertificate(opts: {
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      new x509.ExtendedKeyUsageExtension(
+        SERVER_PROFILES.includes(opts.profile)
+          ? [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]
+          : [x509.ExtendedKeyUsage.clientAuth],
+      ),
       new x509.AuthorityKeyIdentifierExtension(opts.caKeyId),
       new x509.SubjectKeyIdentifierExtension(keyIdentifier(opts.publicKey)),
     ],
@@ -193,6 +197,6 @@ export function validateIssueRequest(req: { commonName: string; notAfter: Date; 
     throw new CaRequestError("commonName must be 1–64 characters");
   if (!(req.notAfter instanceof Date) || Number.isNaN(req.notAfter.getTime())) throw new CaRequestError("notAfter must be a valid Date");
   if (req.notAfter.getTime() <= Date.now()) throw new CaRequestError("notAfter must be in the future");
-  if (!["robot", "client_auth", "provisioning"].includes(req.profile))
+  if (!["robot", "client_auth", "provisioning", ...SERVER_PROFILES].includes(req.profile))
     throw new CaRequestError(`unknown certificate profile ${JSON.stringify(req.profile)}`);
 }

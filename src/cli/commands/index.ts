@@ -2,6 +2,7 @@
 // one: write src/cli/commands/<name>.ts exporting a default `(program: Command) => void` that
 // calls program.command(...), and add it to this list.
 import type { Command } from "commander";
+import agent from "./agent.ts";
 import migrate from "./migrate.ts";
 import serve from "./serve.ts";
 import start from "./start.ts";
@@ -11,4 +12,4 @@ import worker from "./worker.ts";
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [start, migrate, worker, serve, token, status];
+export const commands: RegisterCommand[] = [start, migrate, worker, serve, token, status, agent];

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { runApp } from "../boot.ts";
 import { describeDatabase } from "../context.ts";
 import { parsePort } from "../options.ts";
-import { startServerPart } from "../parts.ts";
+import { startPeerGatewayPart, startServerPart } from "../parts.ts";
 
 export default function register(program: Command): void {
   program
@@ -15,6 +15,7 @@ export default function register(program: Command): void {
       runApp(cmd, {}, async (app) => {
         // The local CA (its state is in the database) serves /ca/crl.pem and /ca/ca.pem.
         const server = await startServerPart(app, { host: opts.host ?? app.config.HOST, port: opts.port ?? app.config.PORT });
+        startPeerGatewayPart(app, { host: opts.host ?? app.config.HOST });
         console.log(`GraphiQL:  ${server.url}/\nGraphQL:   ${server.url}/graphql\nDatabase:  ${describeDatabase(app.db)}`);
         console.log("Create a token with 'groundskeeper token create --role admin --name <who>'. Press Ctrl-C to stop.");
       }),

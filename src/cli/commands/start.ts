@@ -5,7 +5,7 @@ import { ensureAdminToken } from "../admin-token.ts";
 import { runApp } from "../boot.ts";
 import { describeDatabase } from "../context.ts";
 import { parsePort } from "../options.ts";
-import { startServerPart, startWorkerPart } from "../parts.ts";
+import { startPeerGatewayPart, startServerPart, startWorkerPart } from "../parts.ts";
 
 export default function register(program: Command): void {
   program
@@ -18,6 +18,7 @@ export default function register(program: Command): void {
         const { config } = app;
         await startWorkerPart(app, { concurrency: config.WORKER_CONCURRENCY, cron: true });
         const server = await startServerPart(app, { host: opts.host ?? config.HOST, port: opts.port ?? config.PORT });
+        startPeerGatewayPart(app, { host: opts.host ?? config.HOST });
         const admin = await ensureAdminToken(server.pool, config.home);
         console.log(
           [

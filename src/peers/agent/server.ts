@@ -1,0 +1,120 @@
+// The agent's one HTTPS server: mutual TLS with Groundskeeper's CA (a caller without a valid
+// certificate of that CA fails the handshake), only controller certificates that are not on the
+// CRL get an answer, and every request is bounded (headers, body, time, concurrency).
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { Logger } from "pino";
+import type { RevocationList } from "../crl.ts";
+import { readJsonBody as readBody, sendPeerJson as send } from "../http.ts";
+import { type PeerCredentials, peerOf } from "../tls.ts";
+import type { AgentRoute } from "./role.ts";
+
+export interface AgentServerLimits {
+  maxBodyBytes: number;
+  maxInFlight: number;
+  maxConnections: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: AgentServerLimits = {
+  maxBodyBytes: 64 * 1024,
+  maxInFlight: 64,
+  maxConnections: 256,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 120_000,
+};
+
+export interface AgentServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startAgentServer(opts: {
+  credentials: PeerCredentials;
+  crl: RevocationList;
+  routes: AgentRoute[];
+  host: string;
+  port: number;
+  log: Logger;
+  limits?: Partial<AgentServerLimits>;
+}): Promise<AgentServer> {
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  let inFlight = 0;
+  const server = https.createServer(
+    {
+      key: opts.credentials.keyPem,
+      cert: opts.credentials.certPem,
+      ca: opts.credentials.caPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: "TLSv1.2",
+    },
+    (req, res) => {
+      const caller = peerOf(req.socket as TLSSocket);
+      // Authenticated by the chain, but only Groundskeeper (a controller certificate) that is not
+      // revoked may call; anyone else learns nothing, not even which routes exist.
+      if (caller?.profile !== "controller" || !opts.crl.loaded || opts.crl.isRevoked(caller.serial)) {
+        opts.log.warn({ caller, crl: opts.crl.loaded }, "agent: refused caller");
+        send(res, 403, { error: "forbidden" });
+        req.resume();
+        return;
+      }
+      if (inFlight >= limits.maxInFlight) {
+        send(res, 503, { error: "busy" });
+        req.resume();
+        return;
+      }
+      inFlight++;
+      res.once("close", () => inFlight--);
+      void (async () => {
+        const url = new URL(req.url ?? "/", "https://agent");
+        for (const route of opts.routes) {
+          if (route.method !== req.method) continue;
+          const m = route.path.exec(url.pathname);
+          if (!m) continue;
+          const body = await readBody(req, route.maxBodyBytes ?? limits.maxBodyBytes);
+          const out = await route.handle({
+            method: req.method,
+            path: url.pathname,
+            params: m.slice(1),
+            query: url.searchParams,
+            body,
+            caller: { commonName: caller.commonName, serial: caller.serial },
+          });
+          send(res, out.status, out.body);
+          return;
+        }
+        req.resume();
+        send(res, 404, { error: `no route ${req.method} ${url.pathname}` });
+      })().catch((e) => {
+        const status = (e as { status?: number }).status ?? 500;
+        if (status === 500) opts.log.error({ err: e }, "agent: request failed");
+        if (!res.headersSent) send(res, status, { error: e instanceof Error ? e.message : String(e) });
+        else res.destroy();
+      });
+    },
+  );
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.maxConnections = limits.maxConnections;
+  server.keepAliveTimeout = 5_000;
+  server.on("tlsClientError", (err) => opts.log.debug({ err: err.message }, "agent: TLS handshake refused"));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
+  return {
+    url: `https://${host}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

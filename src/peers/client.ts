@@ -1,0 +1,103 @@
+// A JSON-over-HTTPS client for one peer, authenticated both ways: our certificate as client,
+// theirs checked against our CA and the expected profile/owner (expectPeer). Sockets are kept
+// alive and capped (maxSockets), so a burst of calls never opens more than that many connections
+// to one peer; every call has a deadline covering connect, send and the whole answer.
+import https from "node:https";
+import { expectPeer, type PeerCredentials } from "./tls.ts";
+
+export class PeerTimeoutError extends Error {
+  override name = "PeerTimeoutError";
+}
+
+export class PeerHttpError extends Error {
+  override name = "PeerHttpError";
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export interface PeerClientOptions {
+  profile: string;
+  commonName?: string;
+  maxSockets?: number;
+  timeoutMs?: number;
+  /** Largest answer accepted (default 64 MiB: a report of 1,000,000 handles fits). */
+  maxResponseBytes?: number;
+}
+
+export class PeerClient {
+  readonly #agent: https.Agent;
+  readonly #base: URL;
+  readonly #timeoutMs: number;
+  readonly #maxResponse: number;
+
+  constructor(baseUrl: string, credentials: PeerCredentials, opts: PeerClientOptions) {
+    this.#base = new URL(baseUrl);
+    this.#timeoutMs = opts.timeoutMs ?? 10_000;
+    this.#maxResponse = opts.maxResponseBytes ?? 64 * 1024 * 1024;
+    this.#agent = new https.Agent({
+      keepAlive: true,
+      maxSockets: opts.maxSockets ?? 4,
+      key: credentials.keyPem,
+      cert: credentials.certPem,
+      ca: credentials.caPem,
+      checkServerIdentity: expectPeer(opts.profile, opts.commonName),
+    });
+  }
+
+  /** Sends a JSON request; resolves with the parsed answer of a 2xx, rejects otherwise. */
+  request<T = unknown>(method: string, path: string, body?: unknown, timeoutMs = this.#timeoutMs): Promise<T> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    return new Promise<T>((resolve, reject) => {
+      const req = https.request(
+        new URL(path, this.#base),
+        {
+          method,
+          agent: this.#agent,
+          headers: payload ? { "content-type": "application/json", "content-length": payload.length } : {},
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on("data", (c: Buffer) => {
+            size += c.length;
+            if (size > this.#maxResponse) req.destroy(new Error(`answer over ${this.#maxResponse} bytes`));
+            else chunks.push(c);
+          });
+          res.on("end", () => {
+            clearTimeout(timer);
+            const text = Buffer.concat(chunks).toString("utf8");
+            let parsed: unknown;
+            try {
+              parsed = text ? JSON.parse(text) : undefined;
+            } catch {
+              parsed = text;
+            }
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) resolve(parsed as T);
+            else {
+              const msg = (parsed as { error?: string } | undefined)?.error ?? text.slice(0, 200);
+              reject(new PeerHttpError(status, `${method} ${path}: ${status} ${msg}`));
+            }
+          });
+          res.on("error", (e) => {
+            clearTimeout(timer);
+            reject(e);
+          });
+        },
+      );
+      const timer = setTimeout(() => req.destroy(new PeerTimeoutError(`${method} ${path}: no answer within ${timeoutMs} ms`)), timeoutMs);
+      req.on("error", (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      req.end(payload);
+    });
+  }
+
+  close(): void {
+    this.#agent.destroy();
+  }
+}
