@@ -11,8 +11,11 @@ await db.query(`grant execute on function gk_public.test_sleep(float8) to gk_vie
 const api = await httpGraphql(db);
 
 const sleeping = async () =>
-  (await db.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and query like '%test_sleep%' and state = 'active' and pid <> pg_backend_pid()`))
-    .rows[0].n as number;
+  (
+    await db.query(
+      `select count(*)::int as n from pg_stat_activity where datname = current_database() and query like '%test_sleep%' and state = 'active' and pid <> pg_backend_pid()`,
+    )
+  ).rows[0].n as number;
 
 describe("30 slow viewer queries", () => {
   it("leave health, readiness and other tokens answering; the excess gets 429 with Retry-After", async () => {
