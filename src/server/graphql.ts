@@ -9,11 +9,12 @@ import { SafeError } from "postgraphile/grafast";
 import type {} from "postgraphile/grafserv/node"; // types requestContext.node
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
 import { makeAuditPlugin } from "./audit.ts";
+import { graphiqlInitScript } from "./graphiql.ts";
 import { makeMaskError } from "./graphql-errors.ts";
 import { DEFAULT_QUERY_LIMITS, makeQueryLimitsPlugin, type QueryLimits } from "./query-limits.ts";
 import { requestIdentity } from "./request-identity.ts";
 
-// Ruru's typings mark every client option as required; we set only these two.
+// Ruru's typings mark every client option as required; we set only these.
 type RuruClientConfig = NonNullable<NonNullable<GraphileConfig.Preset["ruru"]>["clientConfig"]>;
 
 export const API_SCHEMAS = ["gk_public"];
@@ -64,8 +65,10 @@ export function makePreset(opts: GraphqlOptions): GraphileConfig.Preset {
     ruru: {
       clientConfig: {
         defaultHeaders: JSON.stringify({ Authorization: "Bearer <paste the token printed by groundskeeper>" }, null, 2),
+        showPersistHeadersSettings: true,
         defaultQuery: "query Teams {\n  allTeams(first: 20) {\n    nodes { rowId name createdAt robotsByTeamId { totalCount } }\n  }\n}\n",
       } as RuruClientConfig,
+      htmlParts: { bodyInitScript: graphiqlInitScript },
     },
   };
 }
