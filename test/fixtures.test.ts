@@ -6,14 +6,17 @@ import { createTestDb } from "./helpers/db.ts";
 import {
   type CertificateState,
   certStatuses,
+  imageDigests,
   ids,
   insertCertificates,
+  insertImages,
   insertProvisioningCredentials,
   insertPurgeItems,
   insertRobots,
   insertTeam,
   scenario,
   withCertificates,
+  withImages,
   withProvisioningCredentials,
   withPurgeItems,
   withRobots,
@@ -125,5 +128,14 @@ describe("fixture builders", () => {
     expect(s.team.name).toBe("second");
     expect(s.teamRobots).toHaveLength(1);
     expect(s.certificates.at(-1)).toMatchObject({ robot_id: s.teamRobots[0].id, status: "revoked" });
+  });
+
+  it("images: valid digests and blob keys by default, or those of real bytes", async () => {
+    const s = await scenario(db, withImages(3, { hardwareIds: ["board-a", "board-b"] }));
+    expect(s.images.map((i) => i.version)).toEqual(["1.0.1", "1.0.2", "1.0.3"]);
+    expect(s.images.every((i) => i.blob_key.startsWith(`teams/${s.team.id}/images/`))).toBe(true);
+    const bytes = Buffer.from("real image bytes");
+    const [real] = await insertImages(db, { team: s.team, bytes });
+    expect(real).toMatchObject({ ...imageDigests(bytes), length: String(bytes.length) });
   });
 });

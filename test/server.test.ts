@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import { describe, expect, it } from "vitest";
+import { canonicalSchemaSql, SCHEMA_SQL_FILE, schemaSql } from "../src/db/schema-dump.ts";
 import { SCHEMA_FILE, schemaSdl } from "../src/server/schema-sdl.ts";
 import { revokeToken } from "../src/server/tokens.ts";
 import { createTestDb } from "./helpers/db.ts";
@@ -151,6 +152,29 @@ describe("schema.graphql", () => {
     const committed = fs.existsSync(SCHEMA_FILE) ? fs.readFileSync(SCHEMA_FILE, "utf8") : "";
     const current = await schemaSdl(db.url);
     expect(current === committed, "schema.graphql is stale: run `npm run schema:export` and commit schema.graphql").toBe(true);
+  });
+});
+
+describe("schema.sql", () => {
+  it("is current (refresh it with: npm run schema:export)", async () => {
+    const committed = fs.existsSync(SCHEMA_SQL_FILE) ? fs.readFileSync(SCHEMA_SQL_FILE, "utf8") : "";
+    // This database when its server is of the embedded major, else an embedded one.
+    const current = await canonicalSchemaSql(db.url);
+    expect(current === committed, "schema.sql is stale: run `npm run schema:export` and commit schema.sql").toBe(true);
+  });
+
+  it("carries no OIDs, owners or dates, and leaves out graphile_worker and run-time partitions", async () => {
+    // A run-time partition exists in this database (the one of today is made by the retention sweep).
+    await db.query("select gk_private.ensure_telemetry_partitions(current_date, 1)");
+    const sql = await schemaSql(db.url);
+    expect(sql).not.toMatch(/ecu_telemetry_p\d{8}|(table|view|function) graphile_worker\.|\b\d{4}-\d\d-\d\d\b/i);
+    const { rows } = await db.query("select current_user as me");
+    expect(sql).not.toContain(` to ${rows[0].me};`);
+    expect(sql).toContain("create table gk_private.ecu_telemetry_default partition of gk_public.ecu_telemetry default;");
+    expect(sql).toMatch(/grant insert \(csr_pem, [a-z_, ]+\) on gk_public\.certificates to gk_admin;/);
+    expect(sql).toContain("CREATE TRIGGER _100_lifecycle BEFORE INSERT OR UPDATE OF status");
+    expect(sql).toContain("CREATE OR REPLACE FUNCTION gk_private.enqueue(task text");
+    expect(await schemaSql(db.url)).toBe(sql);
   });
 });
 

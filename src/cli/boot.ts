@@ -7,7 +7,7 @@ import type pg from "pg";
 import { createPool } from "../db/pool.ts";
 import type { Services } from "../services.ts";
 import { type CliContext, cliContext, type Database, openDatabase } from "./context.ts";
-import { Lifecycle } from "./lifecycle.ts";
+import { Lifecycle, StartupInterrupted } from "./lifecycle.ts";
 import { loadMasterKey } from "./master-key.ts";
 
 export interface BootOptions {
@@ -46,8 +46,11 @@ export async function runApp(cmd: Command, opts: BootOptions, main: (app: App) =
   try {
     await main(await boot(ctx, life, opts));
   } catch (e) {
-    await life.stop(1);
-    throw e;
+    // A signal during startup is a stop like any other (exit 0), not a failure.
+    if (!(e instanceof StartupInterrupted)) {
+      await life.stop(1);
+      throw e;
+    }
   }
   process.exitCode = await life.done();
 }

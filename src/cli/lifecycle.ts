@@ -1,10 +1,14 @@
 // Graceful shutdown for long-running commands: the first SIGINT/SIGTERM stops the parts in
 // reverse order of start (server, worker, database); a later second signal exits at once.
-import type { Runner } from "graphile-worker";
 import type pg from "pg";
 import { createPool } from "../db/pool.ts";
 import type { Logger } from "pino";
-import { UserError } from "../lib/errors.ts";
+
+/** Thrown by Lifecycle.add when a signal arrived while the command was still starting: the
+ * startup is abandoned and the process exits as for any stop (src/cli/boot.ts runApp). */
+export class StartupInterrupted extends Error {
+  override name = "StartupInterrupted";
+}
 
 type Stage = { name: string; stop: () => Promise<unknown> };
 
@@ -39,7 +43,7 @@ export class Lifecycle {
     if (this.#stopping) {
       // A signal arrived while this part was starting: stop it too, and abandon the startup.
       void this.#stopping.then(() => stop()).catch(() => {});
-      throw new UserError(`interrupted while starting (${name})`);
+      throw new StartupInterrupted(`interrupted while starting (${name})`);
     }
     this.#stages.push({ name, stop });
   }
@@ -74,15 +78,6 @@ export class Lifecycle {
   done(): Promise<number> {
     return this.#done;
   }
-}
-
-/** Graceful worker stop: no new jobs; running jobs finish, or are released to be retried. */
-export async function stopRunner(runner: Runner, pool?: pg.Pool): Promise<void> {
-  await runner.stop().catch((e: Error) => {
-    if (!/already stopped/.test(e.message)) throw e; // it stopped itself after a fatal error
-  });
-  await runner.promise.catch(() => {}); // that fatal error was already reported
-  await pool?.end();
 }
 
 /** The worker's pool: ours (with error handlers), so that we can end it before the database stops. */

@@ -3,15 +3,19 @@
 import { areaServerParts } from "../areas.ts";
 import type { AdminServer } from "../server/server.ts";
 import type { App } from "./boot.ts";
-import { stopRunner, workerPool } from "./lifecycle.ts";
+import { workerPool } from "./lifecycle.ts";
 
-/** The job runner (tasks/ and the crontab); a runner that dies takes the process down cleanly. */
+/**
+ * The job runner (tasks/ and the crontab), restarted after a database outage
+ * (src/worker/supervisor.ts); any other failure takes the process down cleanly.
+ */
 export async function startWorkerPart(app: App, opts: { concurrency: number; cron: boolean }): Promise<void> {
-  const { startWorker } = await import("../worker/runner.ts");
+  const { superviseWorker } = await import("../worker/supervisor.ts");
   const pgPool = workerPool(app.db.url, opts.concurrency);
-  const runner = await startWorker({
+  const worker = await superviseWorker({
     databaseUrl: app.db.url,
     pgPool,
+    log: app.log,
     services: app.services,
     concurrency: opts.concurrency,
     cron: opts.cron,
@@ -19,9 +23,12 @@ export async function startWorkerPart(app: App, opts: { concurrency: number; cro
     await pgPool.end();
     throw e;
   });
-  // stop(): no new jobs; running jobs finish (or are released to be retried).
-  app.life.add("worker", () => stopRunner(runner, pgPool));
-  runner.promise.catch((e) => app.life.fail("worker", e));
+  // stop(): no new jobs; running jobs finish and are recorded; then the pool is ended.
+  app.life.add("worker", async () => {
+    await worker.stop();
+    await pgPool.end();
+  });
+  worker.promise.catch((e) => app.life.fail("worker", e));
   app.log.info({ concurrency: opts.concurrency, cron: opts.cron }, "worker running");
 }
 

@@ -8,6 +8,7 @@ import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { startEmbeddedPostgres, type EmbeddedDb } from "../../src/db/embedded.ts";
 import { migrate } from "../../src/db/migrate.ts";
+import { checkTools } from "./requirements.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -20,6 +21,10 @@ let embedded: EmbeddedDb | undefined;
 let dataDir: string | undefined;
 
 export async function setup(project: TestProject) {
+  // Tools from outside npm: said once here, and a failed run when GK_TEST_REQUIRE lists a missing one.
+  const { tools, note } = checkTools();
+  if (note) console.log(note);
+  project.provide("tools", tools);
   let serverUrl = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL;
   if (!serverUrl) {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "gk-test-pg-"));

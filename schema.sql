@@ -1,0 +1,1691 @@
+-- The database schema of Groundskeeper, generated from the catalog of a migrated database by
+-- `npm run schema:export` (src/db/schema-dump.ts) on PostgreSQL 17. Do not edit: change
+-- migrations/ or sql/ and regenerate. For review, not for restoring (objects are grouped by
+-- table, not in load order). Range partitions made at run time (ecu_telemetry_pYYYYMMDD) and
+-- graphile_worker are left out.
+
+-- ===============================================================================================
+-- schema gk_public
+
+create schema gk_public;
+grant usage on schema gk_public to gk_admin;
+grant usage on schema gk_public to gk_viewer;
+
+create table gk_public.activation_errors (
+  id bigint generated always as identity not null,
+  activation_id bigint not null,
+  item text not null,
+  error text not null,
+  at timestamp with time zone default now() not null,
+  constraint activation_errors_pkey PRIMARY KEY (id),
+  constraint activation_errors_activation_id_fkey FOREIGN KEY (activation_id) REFERENCES gk_public.activations(id) ON DELETE CASCADE
+);
+CREATE INDEX activation_errors_activation_idx ON gk_public.activation_errors USING btree (activation_id);
+comment on table gk_public.activation_errors is 'Per-item errors of an activation: the item that failed and why.';
+grant select on gk_public.activation_errors to gk_admin;
+grant select on gk_public.activation_errors to gk_viewer;
+
+create table gk_public.activations (
+  id bigint generated always as identity not null,
+  task text not null,
+  started_at timestamp with time zone default now() not null,
+  finished_at timestamp with time zone,
+  status text default 'running'::text not null,
+  counts jsonb default '{}'::jsonb not null,
+  error text,
+  constraint activations_pkey PRIMARY KEY (id),
+  constraint activations_check CHECK ((status = 'running'::text) = (finished_at IS NULL)),
+  constraint activations_status_check CHECK (status = ANY (ARRAY['running'::text, 'succeeded'::text, 'failed'::text]))
+);
+CREATE INDEX activations_task_started_idx ON gk_public.activations USING btree (task, started_at DESC);
+comment on table gk_public.activations is 'History of periodic reconciler runs (expiry sweep, retention, resigner, GC...), with per-activation counts.';
+grant select on gk_public.activations to gk_admin;
+grant select on gk_public.activations to gk_viewer;
+
+create table gk_public.certificates (
+  id uuid default gen_random_uuid() not null,
+  owner_team_id uuid not null,
+  robot_id uuid,
+  provisioning_credential_id uuid,
+  team_id uuid,
+  profile text not null,
+  status text default 'issuing'::text not null,
+  public_key_pem text,
+  csr_pem text,
+  ca_ref text,
+  serial text,
+  pem text,
+  not_after timestamp with time zone not null,
+  created_at timestamp with time zone default now() not null,
+  issued_at timestamp with time zone,
+  downloaded_at timestamp with time zone,
+  revoke_requested_at timestamp with time zone,
+  revoked_at timestamp with time zone,
+  revocation_reason text,
+  never_issued boolean default false not null,
+  attempts integer default 0 not null,
+  last_error text,
+  next_attempt_at timestamp with time zone,
+  fetch_requested_at timestamp with time zone,
+  retry_requested_at timestamp with time zone,
+  constraint certificates_pkey PRIMARY KEY (id),
+  constraint certificates_provisioning_credential_id_fkey FOREIGN KEY (provisioning_credential_id) REFERENCES gk_public.provisioning_credentials(id) ON DELETE SET NULL,
+  constraint certificates_robot_id_fkey FOREIGN KEY (robot_id) REFERENCES gk_public.robots(id) ON DELETE SET NULL,
+  constraint certificates_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE SET NULL,
+  constraint certificates_attempts_check CHECK (attempts >= 0),
+  constraint certificates_issued_has_ref CHECK ((status <> ALL (ARRAY['issued'::text, 'expired'::text])) OR ca_ref IS NOT NULL),
+  constraint certificates_live_has_owner CHECK ((status <> ALL (ARRAY['issuing'::text, 'issued'::text])) OR num_nonnulls(robot_id, provisioning_credential_id, team_id) = 1),
+  constraint certificates_never_issued CHECK (NOT never_issued OR status = 'revoked'::text AND serial IS NULL),
+  constraint certificates_one_owner CHECK (num_nonnulls(robot_id, provisioning_credential_id, team_id) <= 1),
+  constraint certificates_pem_has_serial CHECK (pem IS NULL OR serial IS NOT NULL),
+  constraint certificates_profile_check CHECK (profile = ANY (ARRAY['robot'::text, 'client_auth'::text, 'provisioning'::text])),
+  constraint certificates_revocation_reason_check CHECK (revocation_reason = ANY (ARRAY['unspecified'::text, 'keyCompromise'::text, 'superseded'::text, 'cessationOfOperation'::text])),
+  constraint certificates_revoked_at CHECK ((status = 'revoked'::text) = (revoked_at IS NOT NULL)),
+  constraint certificates_serial_check CHECK (serial ~ '^[0-9a-f]+$'::text),
+  constraint certificates_status_check CHECK (status = ANY (ARRAY['issuing'::text, 'issued'::text, 'revoking'::text, 'revoked'::text, 'expired'::text, 'failed'::text]))
+);
+CREATE INDEX certificates_owner_team_id_idx ON gk_public.certificates USING btree (owner_team_id);
+CREATE INDEX certificates_pending_due_idx ON gk_public.certificates USING btree (status, next_attempt_at) WHERE (status = ANY (ARRAY['issuing'::text, 'revoking'::text]));
+CREATE INDEX certificates_provisioning_credential_id_idx ON gk_public.certificates USING btree (provisioning_credential_id);
+CREATE INDEX certificates_robot_id_idx ON gk_public.certificates USING btree (robot_id);
+CREATE INDEX certificates_status_not_after_idx ON gk_public.certificates USING btree (status, not_after);
+CREATE INDEX certificates_team_id_idx ON gk_public.certificates USING btree (team_id);
+CREATE TRIGGER _100_lifecycle BEFORE INSERT OR UPDATE OF status, robot_id, provisioning_credential_id, team_id ON gk_public.certificates FOR EACH ROW EXECUTE FUNCTION gk_private.tg_certificates__lifecycle();
+CREATE TRIGGER _500_enqueue_issuance AFTER INSERT ON gk_public.certificates REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__enqueue_issuance();
+CREATE TRIGGER _500_enqueue_revocations AFTER UPDATE ON gk_public.certificates REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__enqueue_revocations();
+CREATE TRIGGER _510_drop_parked_keys AFTER UPDATE ON gk_public.certificates REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__drop_parked_keys();
+comment on table gk_public.certificates is '@behavior -insert -update -delete
+Certificates issued at the CA. A row outlives its owner until the CA has revoked it.';
+comment on column gk_public.certificates.owner_team_id is 'The team the certificate was issued for; kept after the team is deleted.';
+comment on column gk_public.certificates.ca_ref is 'The CA''s handle for the certificate (fetch it by this to learn the serial).';
+grant select on gk_public.certificates to gk_admin;
+grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id) on gk_public.certificates to gk_admin;
+grant update (downloaded_at, fetch_requested_at, retry_requested_at) on gk_public.certificates to gk_admin;
+grant select on gk_public.certificates to gk_viewer;
+
+create table gk_public.ecu_telemetry (
+  team_id uuid not null,
+  robot_id uuid not null,
+  ecu_serial text not null,
+  event_type text not null,
+  device_time timestamp with time zone,
+  recorded_at timestamp with time zone default now() not null,
+  body jsonb default '{}'::jsonb not null,
+  constraint ecu_telemetry_robot_id_fkey FOREIGN KEY (robot_id) REFERENCES gk_public.robots(id) ON DELETE CASCADE,
+  constraint ecu_telemetry_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE
+) partition by range (recorded_at);
+CREATE INDEX ecu_telemetry_robot_id_idx ON ONLY gk_public.ecu_telemetry USING btree (robot_id, recorded_at);
+CREATE INDEX ecu_telemetry_team_id_idx ON ONLY gk_public.ecu_telemetry USING btree (team_id);
+comment on table gk_public.ecu_telemetry is '@behavior -insert -update -delete
+ECU events from robots, partitioned by day; retention drops whole partitions.';
+grant select on gk_public.ecu_telemetry to gk_admin;
+grant select on gk_public.ecu_telemetry to gk_viewer;
+
+create table gk_public.images (
+  id uuid default gen_random_uuid() not null,
+  team_id uuid not null,
+  name text not null,
+  version text not null,
+  blob_key text not null,
+  length bigint not null,
+  sha256 text not null,
+  sha512 text not null,
+  hardware_ids text[] not null,
+  created_at timestamp with time zone default now() not null,
+  constraint images_pkey PRIMARY KEY (id),
+  constraint images_team_name_version_key UNIQUE (team_id, name, version),
+  constraint images_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint images_blob_key_under_team CHECK (starts_with(blob_key, ('teams/'::text || team_id::text) || '/images/'::text) AND length(blob_key) >= (length(('teams/'::text || team_id::text) || '/images/'::text) + 1) AND length(blob_key) <= 1024 AND blob_key !~ '(^|/)\.\.?(/|$)'::text AND blob_key !~ '[[:cntrl:]\\]'::text AND blob_key !~ '//'::text),
+  constraint images_hardware_ids_check CHECK (gk_private.images_valid_hardware_ids(hardware_ids)),
+  constraint images_length_check CHECK (length >= 1 AND length <= '68719476736'::bigint),
+  constraint images_name_check CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'::text),
+  constraint images_sha256_check CHECK (sha256 ~ '^[0-9a-f]{64}$'::text),
+  constraint images_sha512_check CHECK (sha512 ~ '^[0-9a-f]{128}$'::text),
+  constraint images_version_check CHECK (version ~ '^[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}$'::text)
+);
+CREATE INDEX images_hardware_ids_idx ON gk_public.images USING gin (hardware_ids);
+comment on table gk_public.images is '@behavior -update
+A team''s software images (immutable: a new build is a new version), matched to ECUs by hardware id.';
+comment on column gk_public.images.id is '@behavior -insert';
+comment on column gk_public.images.blob_key is 'Blob store key of the image''s bytes, under teams/<team_id>/images/.';
+comment on column gk_public.images.hardware_ids is 'ECU hardware ids this image can be installed on (1 to 64, distinct).';
+comment on column gk_public.images.created_at is '@behavior -insert';
+grant delete, select on gk_public.images to gk_admin;
+grant insert (blob_key, hardware_ids, length, name, sha256, sha512, team_id, version) on gk_public.images to gk_admin;
+grant select on gk_public.images to gk_viewer;
+
+create table gk_public.provisioning_credentials (
+  id uuid default gen_random_uuid() not null,
+  team_id uuid not null,
+  name text not null,
+  status text default 'issuing'::text not null,
+  expires_at timestamp with time zone not null,
+  created_at timestamp with time zone default now() not null,
+  revoked_at timestamp with time zone,
+  expired_at timestamp with time zone,
+  constraint provisioning_credentials_pkey PRIMARY KEY (id),
+  constraint provisioning_credentials_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint provisioning_credentials_check CHECK ((status = 'revoked'::text) = (revoked_at IS NOT NULL)),
+  constraint provisioning_credentials_check1 CHECK ((status = 'expired'::text) = (expired_at IS NOT NULL)),
+  constraint provisioning_credentials_name_check CHECK (length(name) >= 1 AND length(name) <= 200),
+  constraint provisioning_credentials_status_check CHECK (status = ANY (ARRAY['issuing'::text, 'issued'::text, 'revoked'::text, 'expired'::text]))
+);
+CREATE INDEX provisioning_credentials_live_expires_idx ON gk_public.provisioning_credentials USING btree (expires_at) WHERE (status = ANY (ARRAY['issuing'::text, 'issued'::text]));
+CREATE INDEX provisioning_credentials_team_id_idx ON gk_public.provisioning_credentials USING btree (team_id);
+CREATE TRIGGER _500_revoke_certificates AFTER UPDATE ON gk_public.provisioning_credentials REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_provisioning_credentials__revoke_certificates();
+comment on table gk_public.provisioning_credentials is '@behavior -insert -update -delete
+A pair of certificates (client_auth, provisioning) for enrolling robots. Revoking it revokes both at the CA.';
+grant select on gk_public.provisioning_credentials to gk_admin;
+grant insert (expires_at, name, team_id) on gk_public.provisioning_credentials to gk_admin;
+grant update (revoked_at, status) on gk_public.provisioning_credentials to gk_admin;
+grant select on gk_public.provisioning_credentials to gk_viewer;
+
+create table gk_public.purge_items (
+  id bigint generated always as identity not null,
+  kind text not null,
+  ref text not null,
+  team_id uuid,
+  enqueued_at timestamp with time zone default now() not null,
+  attempts integer default 0 not null,
+  last_error text,
+  next_attempt_at timestamp with time zone default now() not null,
+  completed_at timestamp with time zone,
+  progress_after text,
+  progress_count bigint default 0 not null,
+  retry_requested_at timestamp with time zone,
+  constraint purge_items_pkey PRIMARY KEY (id),
+  constraint purge_items_attempts_check CHECK (attempts >= 0),
+  constraint purge_items_kind_check CHECK (kind = 'blob_prefix'::text),
+  constraint purge_items_progress_count_check CHECK (progress_count >= 0),
+  constraint purge_items_ref_check CHECK (length(ref) >= 1 AND length(ref) <= 1024)
+);
+CREATE INDEX purge_items_completed_at_idx ON gk_public.purge_items USING btree (completed_at) WHERE (completed_at IS NOT NULL);
+CREATE INDEX purge_items_pending_due_idx ON gk_public.purge_items USING btree (next_attempt_at) WHERE (completed_at IS NULL);
+CREATE UNIQUE INDEX purge_items_pending_kind_ref_idx ON gk_public.purge_items USING btree (kind, ref) WHERE (completed_at IS NULL);
+CREATE TRIGGER _500_enqueue_insert AFTER INSERT ON gk_public.purge_items REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_purge_items__enqueue();
+CREATE TRIGGER _500_enqueue_retry AFTER UPDATE ON gk_public.purge_items REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_purge_items__enqueue();
+comment on table gk_public.purge_items is '@behavior -insert -update -delete
+Deletions of things that have no row any more (a deleted team''s blob prefix), with progress and last error.';
+grant select on gk_public.purge_items to gk_admin;
+grant update (retry_requested_at) on gk_public.purge_items to gk_admin;
+grant select on gk_public.purge_items to gk_viewer;
+
+create table gk_public.retention_policies (
+  kind text not null,
+  retention interval not null,
+  description text default ''::text not null,
+  constraint retention_policies_pkey PRIMARY KEY (kind),
+  constraint retention_policies_kind_check CHECK (kind ~ '^[a-z][a-z0-9_]{0,40}$'::text),
+  constraint retention_policies_retention_check CHECK (retention > '00:00:00'::interval)
+);
+comment on table gk_public.retention_policies is 'How long each kind of history (manifests, telemetry, non-current TUF metadata...) is kept.';
+grant select on gk_public.retention_policies to gk_admin;
+grant update (retention) on gk_public.retention_policies to gk_admin;
+grant select on gk_public.retention_policies to gk_viewer;
+
+create table gk_public.robot_manifests (
+  id bigint generated always as identity not null,
+  team_id uuid not null,
+  robot_id uuid not null,
+  received_at timestamp with time zone default now() not null,
+  valid boolean not null,
+  body jsonb not null,
+  constraint robot_manifests_pkey PRIMARY KEY (id),
+  constraint robot_manifests_robot_id_fkey FOREIGN KEY (robot_id) REFERENCES gk_public.robots(id) ON DELETE CASCADE,
+  constraint robot_manifests_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE
+);
+CREATE INDEX robot_manifests_received_at_idx ON gk_public.robot_manifests USING btree (received_at);
+CREATE INDEX robot_manifests_robot_id_idx ON gk_public.robot_manifests USING btree (robot_id, received_at DESC);
+CREATE INDEX robot_manifests_team_id_idx ON gk_public.robot_manifests USING btree (team_id);
+comment on table gk_public.robot_manifests is '@behavior -insert -update -delete
+Signed manifests reported by robots; pruned by the retention sweep.';
+grant select on gk_public.robot_manifests to gk_admin;
+grant select on gk_public.robot_manifests to gk_viewer;
+
+create table gk_public.robots (
+  id uuid default gen_random_uuid() not null,
+  team_id uuid not null,
+  name text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint robots_pkey PRIMARY KEY (id),
+  constraint robots_team_id_name_key UNIQUE (team_id, name),
+  constraint robots_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint robots_name_check CHECK (length(name) >= 1 AND length(name) <= 200)
+);
+CREATE INDEX robots_team_id_idx ON gk_public.robots USING btree (team_id);
+comment on table gk_public.robots is 'A device of a team''s fleet.';
+comment on column gk_public.robots.id is '@behavior -insert -update';
+comment on column gk_public.robots.team_id is '@behavior -update';
+comment on column gk_public.robots.created_at is '@behavior -insert -update';
+grant delete, insert, select, update on gk_public.robots to gk_admin;
+grant select on gk_public.robots to gk_viewer;
+
+create table gk_public.teams (
+  id uuid default gen_random_uuid() not null,
+  name text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint teams_pkey PRIMARY KEY (id),
+  constraint teams_name_key UNIQUE (name),
+  constraint teams_name_check CHECK (name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)
+);
+CREATE TRIGGER _500_purge_blobs AFTER DELETE ON gk_public.teams REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_teams__purge_blobs();
+comment on table gk_public.teams is 'A tenant of the platform. Deleting a team cascades to its robots and sends its certificates and blobs to the bin.';
+comment on column gk_public.teams.id is '@behavior -insert -update';
+comment on column gk_public.teams.created_at is '@behavior -insert -update';
+grant delete, insert, select, update on gk_public.teams to gk_admin;
+grant select on gk_public.teams to gk_viewer;
+
+create table gk_public.tuf_metadata (
+  id bigint generated always as identity not null,
+  team_id uuid not null,
+  role text not null,
+  version integer not null,
+  expires timestamp with time zone not null,
+  document text not null,
+  created_at timestamp with time zone default now() not null,
+  uploaded_at timestamp with time zone,
+  constraint tuf_metadata_pkey PRIMARY KEY (id),
+  constraint tuf_metadata_team_id_role_version_key UNIQUE (team_id, role, version),
+  constraint tuf_metadata_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
+  constraint tuf_metadata_version_check CHECK (version >= 1)
+);
+CREATE INDEX tuf_metadata_created_idx ON gk_public.tuf_metadata USING btree (created_at) WHERE (role <> 'root'::text);
+CREATE INDEX tuf_metadata_pending_idx ON gk_public.tuf_metadata USING btree (team_id, id) WHERE (uploaded_at IS NULL);
+comment on table gk_public.tuf_metadata is 'Every signed TUF document (role, version), as uploaded to the blob store; uploaded_at is null until it is.';
+grant select on gk_public.tuf_metadata to gk_admin;
+grant select on gk_public.tuf_metadata to gk_viewer;
+
+create table gk_public.tuf_repositories (
+  team_id uuid not null,
+  bit_length smallint not null,
+  root_version integer default 1 not null,
+  root_threshold smallint not null,
+  root_expires timestamp with time zone not null,
+  online_key_id text not null,
+  online_public_key text not null,
+  targets_lifetime interval default '365 days'::interval not null,
+  bins_lifetime interval default '30 days'::interval not null,
+  snapshot_lifetime interval default '7 days'::interval not null,
+  timestamp_lifetime interval default '1 day'::interval not null,
+  resign_window interval default '06:00:00'::interval not null,
+  publish_delay interval default '00:00:01'::interval not null,
+  last_sign_duration interval default '00:00:00'::interval not null,
+  created_at timestamp with time zone default now() not null,
+  constraint tuf_repositories_pkey PRIMARY KEY (team_id),
+  constraint tuf_repositories_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint tuf_repositories_bit_length_check CHECK (bit_length >= 1 AND bit_length <= 14),
+  constraint tuf_repositories_check CHECK (resign_window > '00:00:00'::interval AND resign_window < LEAST(targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime)),
+  constraint tuf_repositories_online_key_id_check CHECK (online_key_id ~ '^[0-9a-f]{64}$'::text),
+  constraint tuf_repositories_online_public_key_check CHECK (online_public_key ~ '^[0-9a-f]{64}$'::text),
+  constraint tuf_repositories_publish_delay_check CHECK (publish_delay >= '00:00:00'::interval),
+  constraint tuf_repositories_root_threshold_check CHECK (root_threshold >= 1),
+  constraint tuf_repositories_root_version_check CHECK (root_version >= 1)
+);
+comment on table gk_public.tuf_repositories is 'The TUF repository of a team: hashed bins, online key (public half), lifetimes of the online roles.';
+grant select on gk_public.tuf_repositories to gk_admin;
+grant update (bins_lifetime, publish_delay, resign_window, snapshot_lifetime, targets_lifetime, timestamp_lifetime) on gk_public.tuf_repositories to gk_admin;
+grant select on gk_public.tuf_repositories to gk_viewer;
+
+create table gk_public.tuf_roles (
+  team_id uuid not null,
+  role text not null,
+  bin integer,
+  version integer default 0 not null,
+  expires timestamp with time zone,
+  dirty boolean default true not null,
+  dirty_since timestamp with time zone default now(),
+  dirty_generation bigint default 0 not null,
+  constraint tuf_roles_pkey PRIMARY KEY (team_id, role),
+  constraint tuf_roles_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
+  constraint tuf_roles_bin_check CHECK (bin >= 0 AND bin <= 16383),
+  constraint tuf_roles_check CHECK ((role ~~ 'bins-%'::text) = (bin IS NOT NULL)),
+  constraint tuf_roles_check1 CHECK ((version = 0) = (expires IS NULL)),
+  constraint tuf_roles_check2 CHECK (dirty = (dirty_since IS NOT NULL)),
+  constraint tuf_roles_role_check CHECK ((role = ANY (ARRAY['targets'::text, 'snapshot'::text, 'timestamp'::text])) OR role ~ '^bins-[0-9a-f]{1,4}$'::text),
+  constraint tuf_roles_version_check CHECK (version >= 0)
+);
+CREATE UNIQUE INDEX tuf_roles_bin_idx ON gk_public.tuf_roles USING btree (team_id, bin) WHERE (bin IS NOT NULL);
+CREATE INDEX tuf_roles_dirty_idx ON gk_public.tuf_roles USING btree (team_id) WHERE dirty;
+CREATE INDEX tuf_roles_expires_idx ON gk_public.tuf_roles USING btree (expires) WHERE (NOT dirty);
+comment on table gk_public.tuf_roles is 'Online roles of each TUF repository (targets, snapshot, timestamp, bins-XX): current version, expiry, dirty flag.';
+grant select on gk_public.tuf_roles to gk_admin;
+grant select on gk_public.tuf_roles to gk_viewer;
+
+create table gk_public.tuf_targets (
+  team_id uuid not null,
+  path text not null,
+  length bigint not null,
+  hashes jsonb not null,
+  custom jsonb,
+  path_hash32 bigint generated always as (gk_private.tuf_path_hash32(path)) stored not null,
+  created_at timestamp with time zone default now() not null,
+  updated_at timestamp with time zone default now() not null,
+  constraint tuf_targets_pkey PRIMARY KEY (team_id, path),
+  constraint tuf_targets_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
+  constraint tuf_targets_custom_check CHECK (custom IS NULL OR jsonb_typeof(custom) = 'object'::text AND NOT jsonb_path_exists(custom, '$.**?(@.type() == "number" && @.floor() != @)'::jsonpath)),
+  constraint tuf_targets_hashes_check CHECK (gk_private.tuf_valid_hashes(hashes)),
+  constraint tuf_targets_length_check CHECK (length >= 0),
+  constraint tuf_targets_path_check CHECK (length(path) >= 1 AND length(path) <= 1024 AND path !~ '^/'::text AND path !~ '[[:cntrl:]]'::text)
+);
+CREATE INDEX tuf_targets_bin_idx ON gk_public.tuf_targets USING btree (team_id, path_hash32);
+CREATE TRIGGER _500_mark_bins_dirty_delete AFTER DELETE ON gk_public.tuf_targets REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty();
+CREATE TRIGGER _500_mark_bins_dirty_insert AFTER INSERT ON gk_public.tuf_targets REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty();
+CREATE TRIGGER _500_mark_bins_dirty_update AFTER UPDATE ON gk_public.tuf_targets REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty();
+comment on table gk_public.tuf_targets is 'Targets of a team''s TUF repository. Insert/update/delete freely: the affected bins are marked dirty and a publish is enqueued.';
+grant delete, insert, select, update on gk_public.tuf_targets to gk_admin;
+grant select on gk_public.tuf_targets to gk_viewer;
+
+create view gk_public.bin as
+ SELECT 'certificate'::text AS kind,
+    c.id::text AS ref,
+    c.owner_team_id AS team_id,
+    c.revoke_requested_at AS enqueued_at,
+    now() - c.revoke_requested_at AS age,
+    c.attempts,
+    c.last_error,
+    c.next_attempt_at
+   FROM gk_public.certificates c
+  WHERE c.status = 'revoking'::text
+UNION ALL
+ SELECT p.kind,
+    p.ref,
+    p.team_id,
+    p.enqueued_at,
+    now() - p.enqueued_at AS age,
+    p.attempts,
+    p.last_error,
+    p.next_attempt_at
+   FROM gk_public.purge_items p
+  WHERE p.completed_at IS NULL;
+comment on view gk_public.bin is '@primaryKey kind,ref
+Every pending deletion (certificate revocations, blob prefixes...) with its age and last error. Its length goes to zero.';
+grant select on gk_public.bin to gk_admin;
+grant select on gk_public.bin to gk_viewer;
+
+create view gk_public.bin_summary as
+ SELECT kind,
+    count(*)::integer AS length,
+    min(enqueued_at) AS oldest_enqueued_at,
+    EXTRACT(epoch FROM now() - min(enqueued_at))::double precision AS oldest_age_seconds,
+    count(*) FILTER (WHERE last_error IS NOT NULL)::integer AS failing
+   FROM gk_public.bin
+  GROUP BY kind;
+comment on view gk_public.bin_summary is 'Per kind: how many deletions are pending, the oldest one''s age, and how many are failing.';
+grant select on gk_public.bin_summary to gk_admin;
+grant select on gk_public.bin_summary to gk_viewer;
+
+create view gk_public.tuf_repository_status as
+ SELECT p.team_id,
+    t.name AS team_name,
+    p.bit_length,
+    1 << p.bit_length::integer AS bins,
+    p.root_version,
+    p.root_expires,
+    ( SELECT count(*) AS count
+           FROM gk_public.tuf_roles ro
+          WHERE ro.team_id = p.team_id AND ro.dirty) AS dirty_roles,
+    tg.version AS targets_version,
+    tg.expires AS targets_expires,
+    sn.version AS snapshot_version,
+    sn.expires AS snapshot_expires,
+    ts.version AS timestamp_version,
+    ts.expires AS timestamp_expires,
+    ( SELECT min(ro.expires) AS min
+           FROM gk_public.tuf_roles ro
+          WHERE ro.team_id = p.team_id AND ro.bin IS NOT NULL) AS bins_next_expiry,
+    c.timestamp_version AS published_timestamp_version,
+    c.uploaded_at AS last_uploaded_at,
+    ( SELECT count(*) AS count
+           FROM gk_public.tuf_metadata m
+          WHERE m.team_id = p.team_id AND m.uploaded_at IS NULL) AS pending_uploads
+   FROM gk_public.tuf_repositories p
+     JOIN gk_public.teams t ON t.id = p.team_id
+     LEFT JOIN gk_public.tuf_roles tg ON tg.team_id = p.team_id AND tg.role = 'targets'::text
+     LEFT JOIN gk_public.tuf_roles sn ON sn.team_id = p.team_id AND sn.role = 'snapshot'::text
+     LEFT JOIN gk_public.tuf_roles ts ON ts.team_id = p.team_id AND ts.role = 'timestamp'::text
+     LEFT JOIN gk_private.tuf_upload_cursors c ON c.team_id = p.team_id;
+comment on view gk_public.tuf_repository_status is 'Per team: dirty roles, current and published versions, expiries, uploads pending.';
+grant select on gk_public.tuf_repository_status to gk_admin;
+grant select on gk_public.tuf_repository_status to gk_viewer;
+
+CREATE OR REPLACE FUNCTION gk_public.check_certificate_request(public_key_pem text, valid_for interval)
+ RETURNS void
+ LANGUAGE plpgsql
+ IMMUTABLE
+AS $function$
+begin
+  if valid_for is null or valid_for < interval '1 hour' or valid_for > interval '10 years' then
+    raise exception 'valid_for must be between 1 hour and 10 years (got %)', valid_for using errcode = '22023';
+  end if;
+  if public_key_pem is not null and public_key_pem !~ '^\s*-----BEGIN PUBLIC KEY-----[A-Za-z0-9+/=\s]+-----END PUBLIC KEY-----\s*$' then
+    raise exception 'public_key_pem must be a PEM "PUBLIC KEY" (SPKI)' using errcode = '22023';
+  end if;
+end;
+$function$;
+grant execute on function gk_public.check_certificate_request(text,interval) to gk_admin;
+grant execute on function gk_public.check_certificate_request(text,interval) to gk_viewer;
+grant execute on function gk_public.check_certificate_request(text,interval) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.create_provisioning_credential(team_id uuid, name text, valid_for interval DEFAULT '365 days'::interval)
+ RETURNS gk_public.provisioning_credentials
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_cred gk_public.provisioning_credentials;
+begin
+  if not exists (select 1 from gk_public.teams t where t.id = create_provisioning_credential.team_id) then
+    raise exception 'team % not found', create_provisioning_credential.team_id using errcode = 'P0002';
+  end if;
+  perform gk_public.check_certificate_request(null, valid_for);
+  insert into gk_public.provisioning_credentials (team_id, name, expires_at)
+  values (create_provisioning_credential.team_id, create_provisioning_credential.name, date_trunc('second', now() + valid_for))
+  returning * into v_cred;
+  insert into gk_public.certificates (owner_team_id, provisioning_credential_id, profile, not_after)
+  select v_cred.team_id, v_cred.id, p, v_cred.expires_at from unnest(array['client_auth', 'provisioning']) p;
+  return v_cred;
+end;
+$function$;
+comment on function gk_public.create_provisioning_credential(uuid,text,interval) is 'Creates a provisioning credential; its client_auth and provisioning certificates are issued by a task.';
+grant execute on function gk_public.create_provisioning_credential(uuid,text,interval) to gk_admin;
+grant execute on function gk_public.create_provisioning_credential(uuid,text,interval) to gk_viewer;
+grant execute on function gk_public.create_provisioning_credential(uuid,text,interval) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.download_certificate(id uuid)
+ RETURNS text
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_cert gk_public.certificates;
+begin
+  select * into v_cert from gk_public.certificates c where c.id = download_certificate.id;
+  if not found then
+    raise exception 'certificate % not found', download_certificate.id using errcode = 'P0002';
+  end if;
+  if v_cert.status not in ('issuing', 'issued') then
+    raise exception 'certificate % is %, it cannot be downloaded', v_cert.id, v_cert.status using errcode = '55000';
+  end if;
+  if v_cert.pem is not null then
+    update gk_public.certificates c set downloaded_at = coalesce(c.downloaded_at, now())
+     where c.id = v_cert.id and c.downloaded_at is null;
+    return v_cert.pem;
+  end if;
+  if v_cert.status = 'issued' then
+    update gk_public.certificates c set fetch_requested_at = now() where c.id = v_cert.id;
+  end if;
+  return null;
+end;
+$function$;
+comment on function gk_public.download_certificate(uuid) is 'The certificate PEM (records downloaded_at). Null while the CA has not handed it over yet: call again shortly.';
+grant execute on function gk_public.download_certificate(uuid) to gk_admin;
+grant execute on function gk_public.download_certificate(uuid) to gk_viewer;
+grant execute on function gk_public.download_certificate(uuid) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.request_certificate(robot_id uuid, public_key_pem text DEFAULT NULL::text, valid_for interval DEFAULT '365 days'::interval, csr_pem text DEFAULT NULL::text)
+ RETURNS gk_public.certificates
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_team uuid;
+  v_cert gk_public.certificates;
+begin
+  select r.team_id into v_team from gk_public.robots r where r.id = request_certificate.robot_id;
+  if v_team is null then
+    raise exception 'robot % not found', request_certificate.robot_id using errcode = 'P0002';
+  end if;
+  perform gk_public.check_certificate_request(public_key_pem, valid_for);
+  if csr_pem is not null then
+    if public_key_pem is not null then
+      raise exception 'give public_key_pem or csr_pem, not both' using errcode = '22023';
+    end if;
+    if csr_pem !~ '^\s*-----BEGIN CERTIFICATE REQUEST-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE REQUEST-----\s*$' then
+      raise exception 'csr_pem must be a PEM "CERTIFICATE REQUEST" (PKCS#10)' using errcode = '22023';
+    end if;
+  end if;
+  insert into gk_public.certificates (owner_team_id, robot_id, profile, public_key_pem, csr_pem, not_after)
+  values (v_team, request_certificate.robot_id, 'robot', request_certificate.public_key_pem, request_certificate.csr_pem,
+          date_trunc('second', now() + valid_for))
+  returning * into v_cert;
+  return v_cert;
+end;
+$function$;
+comment on function gk_public.request_certificate(uuid,text,interval,text) is 'Requests a robot certificate; a task issues it at the CA. The holder''s key comes as a public key (local CA) or a CSR (any CA); without either the CA generates the key pair.';
+grant execute on function gk_public.request_certificate(uuid,text,interval,text) to gk_admin;
+grant execute on function gk_public.request_certificate(uuid,text,interval,text) to gk_viewer;
+grant execute on function gk_public.request_certificate(uuid,text,interval,text) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.retry_bin_item(kind text, ref text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_id uuid;
+begin
+  if kind = 'certificate' then
+    begin
+      v_id := ref::uuid;
+    exception when invalid_text_representation then
+      raise exception 'bin item ref % is not a certificate id', ref using errcode = '22023';
+    end;
+    update gk_public.certificates c set retry_requested_at = clock_timestamp()
+     where c.id = v_id and c.status = 'revoking';
+  elsif kind in ('blob_prefix') then
+    update gk_public.purge_items p set retry_requested_at = clock_timestamp()
+     where p.kind = retry_bin_item.kind and p.ref = retry_bin_item.ref and p.completed_at is null;
+  else
+    raise exception 'unknown bin item kind %', kind using errcode = '22023';
+  end if;
+  if not found then
+    raise exception 'no pending bin item % %', kind, ref using errcode = 'P0002';
+  end if;
+  return true;
+end;
+$function$;
+comment on function gk_public.retry_bin_item(text,text) is 'Retries a pending bin item now (e.g. after the CA or blob store came back).';
+grant execute on function gk_public.retry_bin_item(text,text) to gk_admin;
+grant execute on function gk_public.retry_bin_item(text,text) to gk_viewer;
+grant execute on function gk_public.retry_bin_item(text,text) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.revoke_provisioning_credential(id uuid)
+ RETURNS gk_public.provisioning_credentials
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_cred gk_public.provisioning_credentials;
+begin
+  select * into v_cred from gk_public.provisioning_credentials p where p.id = revoke_provisioning_credential.id for update;
+  if not found then
+    raise exception 'provisioning credential % not found', revoke_provisioning_credential.id using errcode = 'P0002';
+  end if;
+  if v_cred.status = 'revoked' then
+    return v_cred; -- revoking twice is fine
+  end if;
+  if v_cred.status = 'expired' then
+    raise exception 'provisioning credential % has expired; there is nothing to revoke', v_cred.id using errcode = '55000';
+  end if;
+  update gk_public.provisioning_credentials p set status = 'revoked', revoked_at = now()
+   where p.id = v_cred.id returning * into v_cred;
+  return v_cred;
+end;
+$function$;
+comment on function gk_public.revoke_provisioning_credential(uuid) is 'Revokes a provisioning credential; both of its certificates go to the bin and are revoked at the CA.';
+grant execute on function gk_public.revoke_provisioning_credential(uuid) to gk_admin;
+grant execute on function gk_public.revoke_provisioning_credential(uuid) to gk_viewer;
+grant execute on function gk_public.revoke_provisioning_credential(uuid) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.team_blob_prefix(team_id uuid)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE STRICT
+AS $function$
+  select 'teams/' || team_id::text || '/';
+$function$;
+comment on function gk_public.team_blob_prefix(uuid) is 'The blob store prefix holding a team''s objects; purged when the team is deleted.';
+grant execute on function gk_public.team_blob_prefix(uuid) to gk_admin;
+grant execute on function gk_public.team_blob_prefix(uuid) to gk_viewer;
+grant execute on function gk_public.team_blob_prefix(uuid) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.tuf_add_targets(team_id uuid, targets jsonb)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+declare
+  n int;
+begin
+  if targets is null or jsonb_typeof(targets) <> 'array' then
+    raise exception 'targets must be a JSON array of {path, length, hashes, custom}' using errcode = '22023';
+  end if;
+  if not exists (select 1 from gk_public.tuf_repositories p where p.team_id = tuf_add_targets.team_id) then
+    raise exception 'team % has no TUF repository (run: groundskeeper tuf init)', tuf_add_targets.team_id using errcode = '22023';
+  end if;
+  insert into gk_public.tuf_targets as t (team_id, path, length, hashes, custom)
+  select tuf_add_targets.team_id, x.path, x.length, x.hashes, x.custom
+    from jsonb_to_recordset(targets) as x (path text, length bigint, hashes jsonb, custom jsonb)
+  on conflict on constraint tuf_targets_pkey do update
+     set length = excluded.length, hashes = excluded.hashes, custom = excluded.custom, updated_at = now()
+   where (t.length, t.hashes, t.custom) is distinct from (excluded.length, excluded.hashes, excluded.custom);
+  get diagnostics n = row_count;
+  return n;
+end;
+$function$;
+comment on function gk_public.tuf_add_targets(uuid,jsonb) is 'Adds (or updates) a batch of targets: [{path, length, hashes: {sha256: hex}, custom}]. Returns rows written.';
+grant execute on function gk_public.tuf_add_targets(uuid,jsonb) to gk_admin;
+grant execute on function gk_public.tuf_add_targets(uuid,jsonb) to gk_viewer;
+grant execute on function gk_public.tuf_add_targets(uuid,jsonb) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.tuf_bin_of(path text, bit_length integer)
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$ select (gk_private.tuf_path_hash32(path) >> (32 - bit_length))::int $function$;
+comment on function gk_public.tuf_bin_of(text,integer) is 'The hashed bin (TAP 15) of a target path: first 32 bits of sha256(path) >> (32 - bit_length).';
+grant execute on function gk_public.tuf_bin_of(text,integer) to gk_admin;
+grant execute on function gk_public.tuf_bin_of(text,integer) to gk_viewer;
+grant execute on function gk_public.tuf_bin_of(text,integer) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.tuf_remove_targets(team_id uuid, paths text[])
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+declare
+  n int;
+begin
+  delete from gk_public.tuf_targets t where t.team_id = tuf_remove_targets.team_id and t.path = any(paths);
+  get diagnostics n = row_count;
+  return n;
+end;
+$function$;
+comment on function gk_public.tuf_remove_targets(uuid,text[]) is 'Removes a batch of targets by path. Returns rows removed.';
+grant execute on function gk_public.tuf_remove_targets(uuid,text[]) to gk_admin;
+grant execute on function gk_public.tuf_remove_targets(uuid,text[]) to gk_viewer;
+grant execute on function gk_public.tuf_remove_targets(uuid,text[]) to public;
+-- ===============================================================================================
+-- schema gk_private
+
+create schema gk_private;
+
+create table gk_private.api_tokens (
+  id uuid default gen_random_uuid() not null,
+  name text not null,
+  role text not null,
+  token_sha256 bytea not null,
+  created_at timestamp with time zone default now() not null,
+  last_used_at timestamp with time zone,
+  revoked_at timestamp with time zone,
+  constraint api_tokens_pkey PRIMARY KEY (id),
+  constraint api_tokens_token_sha256_key UNIQUE (token_sha256),
+  constraint api_tokens_name_check CHECK (length(name) >= 1 AND length(name) <= 200),
+  constraint api_tokens_role_check CHECK (role = ANY (ARRAY['gk_admin'::text, 'gk_viewer'::text]))
+);
+
+create table gk_private.certificate_private_keys (
+  certificate_id uuid not null,
+  owner_team_id uuid not null,
+  sealed_key text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint certificate_private_keys_pkey PRIMARY KEY (certificate_id),
+  constraint certificate_private_keys_certificate_id_fkey FOREIGN KEY (certificate_id) REFERENCES gk_public.certificates(id) ON DELETE CASCADE,
+  constraint certificate_private_keys_sealed_key_check CHECK (sealed_key ~~ 'v1:%'::text)
+);
+CREATE INDEX certificate_private_keys_owner_team_id_idx ON gk_private.certificate_private_keys USING btree (owner_team_id);
+comment on table gk_private.certificate_private_keys is 'CA-generated private keys, sealed, downloadable once by an admin.';
+
+create table gk_private.ecu_telemetry_default partition of gk_public.ecu_telemetry default;
+CREATE INDEX ecu_telemetry_default_robot_id_recorded_at_idx ON gk_private.ecu_telemetry_default USING btree (robot_id, recorded_at);
+CREATE INDEX ecu_telemetry_default_team_id_idx ON gk_private.ecu_telemetry_default USING btree (team_id);
+
+create table gk_private.local_ca_authorities (
+  name text not null,
+  certificate_pem text not null,
+  private_key_sealed text not null,
+  revocation_seq bigint default 0 not null,
+  crl_number bigint default 0 not null,
+  crl_revision bigint default '-1'::integer not null,
+  crl_pem text,
+  crl_this_update timestamp with time zone,
+  crl_next_update timestamp with time zone,
+  created_at timestamp with time zone default now() not null,
+  constraint local_ca_authorities_pkey PRIMARY KEY (name),
+  constraint local_ca_authorities_check CHECK ((crl_pem IS NULL) = (crl_this_update IS NULL) AND (crl_pem IS NULL) = (crl_next_update IS NULL)),
+  constraint local_ca_authorities_name_check CHECK (name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)
+);
+comment on table gk_private.local_ca_authorities is 'Local CA: key pair (private key sealed), certificate and the cached CRL.';
+
+create table gk_private.local_ca_certificates (
+  id uuid default gen_random_uuid() not null,
+  authority text not null,
+  common_name text not null,
+  profile text not null,
+  public_key_pem text not null,
+  not_after timestamp with time zone not null,
+  status text default 'pending'::text not null,
+  serial text,
+  pem text,
+  requested_at timestamp with time zone default now() not null,
+  issue_after timestamp with time zone,
+  issued_at timestamp with time zone,
+  revoked_at timestamp with time zone,
+  reason text,
+  failure text,
+  constraint local_ca_certificates_pkey PRIMARY KEY (id),
+  constraint local_ca_certificates_authority_serial_key UNIQUE (authority, serial),
+  constraint local_ca_certificates_authority_fkey FOREIGN KEY (authority) REFERENCES gk_private.local_ca_authorities(name) ON DELETE RESTRICT,
+  constraint local_ca_certificates_check CHECK ((status = ANY (ARRAY['pending'::text, 'failed'::text])) = (serial IS NULL)),
+  constraint local_ca_certificates_check1 CHECK ((serial IS NULL) = (pem IS NULL) AND (serial IS NULL) = (issued_at IS NULL)),
+  constraint local_ca_certificates_check2 CHECK ((status = 'revoked'::text) = (revoked_at IS NOT NULL) AND (revoked_at IS NULL) = (reason IS NULL)),
+  constraint local_ca_certificates_check3 CHECK ((status = 'failed'::text) = (failure IS NOT NULL)),
+  constraint local_ca_certificates_reason_check CHECK (reason = ANY (ARRAY['unspecified'::text, 'keyCompromise'::text, 'superseded'::text, 'cessationOfOperation'::text])),
+  constraint local_ca_certificates_serial_check CHECK (serial ~ '^[1-9a-f][0-9a-f]*$'::text),
+  constraint local_ca_certificates_status_check CHECK (status = ANY (ARRAY['pending'::text, 'issued'::text, 'revoked'::text, 'failed'::text]))
+);
+CREATE INDEX local_ca_certificates_not_after_idx ON gk_private.local_ca_certificates USING btree (not_after) WHERE (status <> 'pending'::text);
+CREATE INDEX local_ca_certificates_revoked_idx ON gk_private.local_ca_certificates USING btree (authority, not_after) WHERE (status = 'revoked'::text);
+comment on table gk_private.local_ca_certificates is 'Certificates issued (or pending issuance, deferred mode) by the local CA.';
+
+create table gk_private.stored_logic (
+  file text not null,
+  checksum text not null,
+  applied_at timestamp with time zone default now() not null,
+  constraint stored_logic_pkey PRIMARY KEY (file)
+);
+
+create table gk_private.tuf_online_keys (
+  team_id uuid not null,
+  key_id text not null,
+  sealed_private_key text not null,
+  constraint tuf_online_keys_pkey PRIMARY KEY (team_id),
+  constraint tuf_online_keys_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
+  constraint tuf_online_keys_sealed_private_key_check CHECK (sealed_private_key ~~ 'v1:%'::text)
+);
+
+create table gk_private.tuf_upload_cursors (
+  team_id uuid not null,
+  timestamp_version integer default 0 not null,
+  uploaded_at timestamp with time zone,
+  constraint tuf_upload_cursors_pkey PRIMARY KEY (team_id),
+  constraint tuf_upload_cursors_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE
+);
+
+CREATE OR REPLACE FUNCTION gk_private.activation_error(activation_id bigint, item text, error text)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  insert into gk_public.activation_errors (activation_id, item, error) values ($1, $2, $3);
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.activation_finish(activation_id bigint, counts jsonb, error text DEFAULT NULL::text)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.activations
+     set finished_at = clock_timestamp(),
+         counts = coalesce(activation_finish.counts, '{}'::jsonb),
+         status = case when activation_finish.error is null then 'succeeded' else 'failed' end,
+         error = activation_finish.error
+   where id = activation_finish.activation_id and status = 'running';
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.activation_start(task text)
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  insert into gk_public.activations (task) values (task) returning id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.api_token_create(name text, role text, token_sha256 bytea)
+ RETURNS uuid
+ LANGUAGE plpgsql
+AS $function$
+declare
+  new_id uuid;
+begin
+  if role not in ('gk_admin', 'gk_viewer') then
+    raise exception 'unknown role %, expected admin or viewer', role using errcode = '22023';
+  end if;
+  insert into gk_private.api_tokens (name, role, token_sha256)
+  values (api_token_create.name, api_token_create.role, api_token_create.token_sha256)
+  returning id into new_id;
+  return new_id;
+end;
+$function$;
+comment on function gk_private.api_token_create(text,text,bytea) is 'Registers a token by its sha256; role is gk_admin or gk_viewer.';
+
+CREATE OR REPLACE FUNCTION gk_private.api_token_lookup(token_sha256 bytea)
+ RETURNS TABLE(id uuid, name text, role text)
+ LANGUAGE sql
+AS $function$
+  with hit as (
+    select t.id, t.name, t.role, t.last_used_at
+      from gk_private.api_tokens t
+     where t.token_sha256 = api_token_lookup.token_sha256 and t.revoked_at is null
+  ), touched as (
+    update gk_private.api_tokens t
+       set last_used_at = now()
+      from hit
+     where t.id = hit.id and (hit.last_used_at is null or hit.last_used_at < now() - interval '1 minute')
+  )
+  select hit.id, hit.name, hit.role from hit;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.api_token_revoke(id_or_name text)
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  with revoked as (
+    update gk_private.api_tokens t
+       set revoked_at = now()
+     where t.revoked_at is null
+       and (t.name = id_or_name or t.id::text = id_or_name)
+    returning 1
+  )
+  select count(*) from revoked;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.api_token_role(token_sha256 bytea)
+ RETURNS text
+ LANGUAGE sql
+AS $function$
+  select l.role from gk_private.api_token_lookup(api_token_role.token_sha256) l;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.bin_backoff(attempts integer)
+ RETURNS interval
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  select make_interval(secs => exp(least(10, greatest(attempts, 1))));
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.bin_lease()
+ RETURNS interval
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select coalesce(nullif(current_setting('groundskeeper.bin_lease', true), '')::interval, interval '2 minutes');
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.bin_redispatch(max_items integer DEFAULT 10000)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_revoke uuid[];
+  v_issue uuid[];
+  v_purge bigint[];
+  v_revoke_busy boolean := gk_private.task_backlog('certificates__revoke');
+  v_issue_busy boolean := gk_private.task_backlog('certificates__issue');
+  v_purge_busy boolean := gk_private.task_backlog('blobs__purge_prefix');
+begin
+  with due as (
+    select c.id, c.status from gk_public.certificates c
+     where ((c.status = 'revoking' and not v_revoke_busy) or (c.status = 'issuing' and not v_issue_busy))
+       and c.next_attempt_at <= now()
+     order by c.next_attempt_at
+     limit max_items
+       for update skip locked),
+  bumped as (
+    update gk_public.certificates c set next_attempt_at = now() + gk_private.bin_lease()
+      from due where c.id = due.id
+    returning c.id, c.status)
+  select array_agg(id) filter (where status = 'revoking'), array_agg(id) filter (where status = 'issuing')
+    into v_revoke, v_issue from bumped;
+
+  with due as (
+    select p.id from gk_public.purge_items p
+     where p.completed_at is null and p.next_attempt_at <= now() and not v_purge_busy
+     order by p.next_attempt_at
+     limit max_items
+       for update skip locked),
+  bumped as (
+    update gk_public.purge_items p set next_attempt_at = now() + gk_private.bin_lease()
+      from due where p.id = due.id
+    returning p.id)
+  select array_agg(id) into v_purge from bumped;
+
+  perform gk_private.enqueue_id_batches('certificates__revoke', coalesce(v_revoke, '{}'));
+  perform gk_private.enqueue_id_batches('certificates__issue', coalesce(v_issue, '{}'), 50);
+  perform gk_private.enqueue_many('blobs__purge_prefix', array(select jsonb_build_object('id', i) from unnest(v_purge) i));
+  return jsonb_build_object(
+    'queues_busy', (v_revoke_busy::int + v_issue_busy::int + v_purge_busy::int),
+    'revocations', coalesce(cardinality(v_revoke), 0),
+    'issuances', coalesce(cardinality(v_issue), 0),
+    'purges', coalesce(cardinality(v_purge), 0));
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_fetched(id uuid, pem text, serial text, not_after timestamp with time zone)
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+  with cert as (
+    update gk_public.certificates c
+       set pem = coalesce(c.pem, certificate_fetched.pem),
+           serial = coalesce(c.serial, certificate_fetched.serial),
+           not_after = least(c.not_after, certificate_fetched.not_after)
+     where c.id = certificate_fetched.id
+    returning c.provisioning_credential_id, c.not_after),
+  -- A credential expires when either certificate does: keep its expires_at the earliest.
+  cred as (
+    update gk_public.provisioning_credentials p set expires_at = cert.not_after
+      from cert where p.id = cert.provisioning_credential_id and p.expires_at > cert.not_after
+    returning 1)
+  select true from cert;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, error text, permanent boolean)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.certificates c
+     set attempts = c.attempts + 1,
+         last_error = left(error, 2000),
+         status = case when permanent then 'failed' else c.status end,
+         next_attempt_at = case when permanent then null
+                                else now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease() end
+   where c.id = certificate_issue_failed.id and c.status = 'issuing';
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_issued(id uuid, ca_ref text, serial text, pem text DEFAULT NULL::text)
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+  update gk_public.certificates c
+     set status = 'issued', ca_ref = certificate_issued.ca_ref, serial = certificate_issued.serial,
+         pem = certificate_issued.pem, issued_at = now(), last_error = null
+   where c.id = certificate_issued.id and c.status = 'issuing'
+  returning true;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_issued_with_key(id uuid, ca_ref text, serial text, pem text, sealed_key text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v_team uuid;
+begin
+  if not coalesce(gk_private.certificate_issued(id, ca_ref, serial, pem), false) then
+    return false;
+  end if;
+  if sealed_key is not null then
+    select c.owner_team_id into v_team from gk_public.certificates c where c.id = certificate_issued_with_key.id;
+    insert into gk_private.certificate_private_keys (certificate_id, owner_team_id, sealed_key)
+    values (certificate_issued_with_key.id, v_team, certificate_issued_with_key.sealed_key);
+  end if;
+  return true;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificates_revoke_failed(ids uuid[], error text)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.certificates c
+     set attempts = c.attempts + 1,
+         last_error = left(error, 2000),
+         next_attempt_at = now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease()
+   where c.id = any(ids) and c.status = 'revoking';
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificates_revoked(ids uuid[], never_issued_ids uuid[] DEFAULT '{}'::uuid[])
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  with done as (
+    update gk_public.certificates c
+       set status = 'revoked', revoked_at = now(), last_error = null,
+           never_issued = c.id = any(certificates_revoked.never_issued_ids)
+     where c.id = any(certificates_revoked.ids || certificates_revoked.never_issued_ids) and c.status = 'revoking'
+    returning 1)
+  select count(*)::int from done;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificates_set_serials(ids uuid[], serials text[])
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.certificates c set serial = s.serial
+    from unnest(ids, serials) as s(id, serial)
+   where c.id = s.id and c.serial is null;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.enqueue(task text, payload jsonb DEFAULT '{}'::jsonb, job_key text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, queue_name text DEFAULT NULL::text, job_key_mode text DEFAULT 'replace'::text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  perform graphile_worker.add_job(
+    identifier := task,
+    payload := payload::json,
+    queue_name := queue_name,
+    run_at := run_at,
+    max_attempts := max_attempts,
+    job_key := job_key,
+    job_key_mode := job_key_mode
+  );
+end;
+$function$;
+comment on function gk_private.enqueue(text,jsonb,text,timestamp with time zone,integer,text,text) is 'Enqueue one job (debounce with job_key). Use enqueue_many for more than a handful.';
+
+CREATE OR REPLACE FUNCTION gk_private.enqueue_id_batches(task text, ids uuid[], batch_size integer DEFAULT 200)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+declare
+  payloads jsonb[];
+begin
+  select array_agg(jsonb_build_object('ids', to_jsonb(chunk)))
+    into payloads
+    from (select array_agg(id order by id) as chunk
+            from (select id, (row_number() over (order by id) - 1) / batch_size as g
+                    from (select distinct unnest(ids) as id) d) numbered
+           group by g) chunks;
+  perform gk_private.enqueue_many(task, payloads);
+  return coalesce(cardinality(payloads), 0);
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.enqueue_many(task text, payloads jsonb[], max_attempts integer DEFAULT NULL::integer)
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if payloads is null or cardinality(payloads) = 0 then
+    return;
+  end if;
+  perform graphile_worker.add_jobs(
+    array(
+      select row(task, p::json, null, null, max_attempts, null, null, null)::graphile_worker.job_spec
+      from unnest(payloads) as p
+    )
+  );
+end;
+$function$;
+comment on function gk_private.enqueue_many(text,jsonb[],integer) is 'Enqueue one job per payload with a single add_jobs call.';
+
+CREATE OR REPLACE FUNCTION gk_private.ensure_telemetry_partitions(from_day date DEFAULT ((now() AT TIME ZONE 'utc'::text))::date, days integer DEFAULT 7)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+declare
+  d date;
+  v_name text;
+  v_created int := 0;
+begin
+  for d in select generate_series(from_day, from_day + (days - 1), interval '1 day')::date loop
+    v_name := gk_private.telemetry_partition_name(d);
+    continue when to_regclass('gk_private.' || v_name) is not null;
+    -- Strays for this day in the default partition would make ATTACH fail: move them.
+    create temp table if not exists gk_telemetry_strays (like gk_public.ecu_telemetry) on commit drop;
+    with moved as (
+      delete from gk_private.ecu_telemetry_default t
+       where t.recorded_at >= d::timestamp at time zone 'utc' and t.recorded_at < (d + 1)::timestamp at time zone 'utc'
+      returning t.*)
+    insert into gk_telemetry_strays select * from moved;
+    execute format('create table gk_private.%I partition of gk_public.ecu_telemetry for values from (%L) to (%L)',
+                   v_name, d::timestamp at time zone 'utc', (d + 1)::timestamp at time zone 'utc');
+    insert into gk_public.ecu_telemetry select * from gk_telemetry_strays;
+    truncate gk_telemetry_strays;
+    v_created := v_created + 1;
+  end loop;
+  return v_created;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.expire_certificates()
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  with expired as (
+    update gk_public.certificates c set status = 'expired'
+     where c.status = 'issued' and c.not_after <= now()
+    returning 1)
+  select count(*) from expired;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.expire_provisioning_credentials()
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  with expired as (
+    update gk_public.provisioning_credentials p set status = 'expired', expired_at = now()
+     where p.status in ('issuing', 'issued') and p.expires_at <= now()
+    returning 1)
+  select count(*) from expired;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.images_valid_hardware_ids(ids text[])
+ RETURNS boolean
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$
+  select cardinality(ids) between 1 and 64
+     and array_ndims(ids) = 1
+     and (select count(distinct i) = count(*) and bool_and(i ~ '^[[:graph:]]{1,100}$') from unnest(ids) i)
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.local_ca_revoke(authority text, serials text[], reason text)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  unknown text[];
+  revoked int;
+begin
+  if reason is null or reason not in ('unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation') then
+    raise exception 'invalid revocation reason %', coalesce(reason, 'null') using errcode = '22023';
+  end if;
+  -- Bad input changes nothing: refuse the whole batch when any serial is unknown.
+  select array_agg(s order by s) into unknown
+    from unnest(serials) as s
+   where not exists (
+     select 1 from gk_private.local_ca_certificates c
+      where c.authority = local_ca_revoke.authority and c.serial = s);
+  if unknown is not null then
+    raise exception 'local CA %: unknown serial(s): %', authority, array_to_string(unknown[1:10], ', ')
+      using errcode = 'P0002';
+  end if;
+  -- Already revoked stays as it was (first revocation time and reason win): idempotent.
+  update gk_private.local_ca_certificates c
+     set status = 'revoked', revoked_at = now(), reason = local_ca_revoke.reason
+   where c.authority = local_ca_revoke.authority
+     and c.serial = any (serials)
+     and c.status = 'issued';
+  get diagnostics revoked = row_count;
+  if revoked > 0 then
+    update gk_private.local_ca_authorities a
+       set revocation_seq = a.revocation_seq + 1
+     where a.name = local_ca_revoke.authority;
+  end if;
+  return revoked;
+end;
+$function$;
+comment on function gk_private.local_ca_revoke(text,text[],text) is 'Revokes serials of a local CA (idempotent); unknown serials → P0002 and nothing changes.';
+
+CREATE OR REPLACE FUNCTION gk_private.purge_item_completed(id bigint)
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+  update gk_public.purge_items p set completed_at = now(), last_error = null
+   where p.id = purge_item_completed.id and p.completed_at is null
+  returning true;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.purge_item_failed(id bigint, error text)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.purge_items p
+     set attempts = p.attempts + 1,
+         last_error = left(error, 2000),
+         next_attempt_at = now() + gk_private.bin_backoff(p.attempts + 1) + gk_private.bin_lease()
+   where p.id = purge_item_failed.id and p.completed_at is null;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.purge_item_progress(id bigint, cursor text, deleted_so_far bigint)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.purge_items p
+     set progress_after = purge_item_progress.cursor,
+         progress_count = greatest(p.progress_count, purge_item_progress.deleted_so_far),
+         next_attempt_at = now() + gk_private.bin_lease()
+   where p.id = purge_item_progress.id and p.completed_at is null;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.retention_prune(kind text)
+ RETURNS bigint
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_retention interval;
+  v_fn regprocedure;
+  v_n bigint;
+begin
+  select p.retention into v_retention from gk_public.retention_policies p where p.kind = retention_prune.kind;
+  if not found then
+    raise exception 'no retention policy for kind %', kind;
+  end if;
+  v_fn := gk_private.retention_prune_function(kind);
+  if v_fn is null then
+    raise exception 'retention kind % has no function gk_private.retention_prune__%(timestamptz)', kind, kind;
+  end if;
+  execute format('select %s($1)', v_fn::oid::regproc) into v_n using now() - v_retention;
+  return coalesce(v_n, 0);
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__ecu_telemetry(cutoff timestamp with time zone)
+ RETURNS bigint
+ LANGUAGE plpgsql
+AS $function$
+declare
+  r record;
+  v_rows bigint := 0;
+  v_n bigint;
+begin
+  for r in
+    select c.relname, to_date(substring(c.relname from 'ecu_telemetry_p(\d{8})$'), 'YYYYMMDD') as day
+      from pg_inherits i
+      join pg_class c on c.oid = i.inhrelid
+      join pg_namespace n on n.oid = c.relnamespace
+     where i.inhparent = 'gk_public.ecu_telemetry'::regclass and n.nspname = 'gk_private'
+       and c.relname ~ '^ecu_telemetry_p\d{8}$'
+     order by 1
+  loop
+    continue when (r.day + 1)::timestamp at time zone 'utc' > cutoff;
+    execute format('select count(*) from gk_private.%I', r.relname) into v_n;
+    execute format('drop table gk_private.%I', r.relname);
+    v_rows := v_rows + v_n;
+  end loop;
+  with gone as (delete from gk_private.ecu_telemetry_default t where t.recorded_at < cutoff returning 1)
+  select v_rows + count(*) into v_rows from gone;
+  return v_rows;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__local_ca_certificates(cutoff timestamp with time zone)
+ RETURNS bigint
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  with gone as (
+    delete from gk_private.local_ca_certificates
+     where status <> 'pending' and not_after < least(cutoff, now() - interval '1 day')
+    returning 1
+  )
+  select count(*) from gone;
+$function$;
+comment on function gk_private.retention_prune__local_ca_certificates(timestamp with time zone) is 'Retention: deletes local CA certificates that expired before the cutoff.';
+
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__purge_items(cutoff timestamp with time zone)
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  with gone as (delete from gk_public.purge_items p where p.completed_at < cutoff returning 1)
+  select count(*) from gone;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__robot_manifests(cutoff timestamp with time zone)
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  with gone as (delete from gk_public.robot_manifests m where m.received_at < cutoff returning 1)
+  select count(*) from gone;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__tuf_metadata(cutoff timestamp with time zone)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  n bigint;
+begin
+  create temp table if not exists tuf_pruned (team_id uuid, file text) on commit drop;
+  truncate tuf_pruned;
+
+  with published as (
+    select c.team_id, c.timestamp_version,
+           (ts.document::jsonb #>> '{signed,meta,snapshot.json,version}')::int as snapshot_version
+      from gk_private.tuf_upload_cursors c
+      join gk_public.tuf_metadata ts
+        on ts.team_id = c.team_id and ts.role = 'timestamp' and ts.version = c.timestamp_version
+  ), keep_from as (
+    select p.team_id, 'timestamp'::text as role, p.timestamp_version as version from published p
+    union all
+    select p.team_id, 'snapshot', p.snapshot_version from published p
+    union all
+    select p.team_id, left(m.key, -5), (m.value ->> 'version')::int
+      from published p
+      join gk_public.tuf_metadata s
+        on s.team_id = p.team_id and s.role = 'snapshot' and s.version = p.snapshot_version
+     cross join lateral jsonb_each(s.document::jsonb -> 'signed' -> 'meta') m
+  ), deleted as (
+    delete from gk_public.tuf_metadata d
+     using keep_from k
+     where d.team_id = k.team_id and d.role = k.role and d.version < k.version
+       and d.role <> 'root' and d.uploaded_at is not null and d.created_at < cutoff
+    returning d.team_id, d.role, d.version
+  )
+  insert into tuf_pruned
+  select d.team_id, case when d.role = 'timestamp' then null else d.version || '.' || d.role || '.json' end
+    from deleted d;
+
+  get diagnostics n = row_count;
+
+  perform gk_private.enqueue_many('tuf__delete_blobs', array(
+    select jsonb_build_object('team_id', c.team_id, 'files', jsonb_agg(c.file order by c.file))
+      from (select p.team_id, p.file, (row_number() over (partition by p.team_id order by p.file) - 1) / 1000 as chunk
+              from tuf_pruned p where p.file is not null) c
+     group by c.team_id, c.chunk
+  ));
+  return n;
+end;
+$function$;
+comment on function gk_private.retention_prune__tuf_metadata(timestamp with time zone) is 'Retention kind tuf_metadata: deletes superseded, uploaded, non-root metadata versions older than cutoff; never what the published timestamp leads to.';
+
+CREATE OR REPLACE FUNCTION gk_private.retention_prune_function(kind text)
+ RETURNS regprocedure
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select to_regprocedure(format('gk_private.%I(timestamptz)', 'retention_prune__' || kind));
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.task_backlog(task text)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select exists (
+    select 1 from graphile_worker._private_jobs j
+      join graphile_worker._private_tasks t on t.id = j.task_id
+     where t.identifier = task_backlog.task
+       and j.locked_at is null and j.attempts < j.max_attempts and j.run_at <= now());
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.telemetry_partition_name(day date)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE STRICT
+AS $function$
+  select 'ecu_telemetry_p' || to_char(day, 'YYYYMMDD');
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_certificates__drop_parked_keys()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  delete from gk_private.certificate_private_keys k
+   where k.certificate_id in (
+           select n.id from new_rows n where n.status in ('revoking', 'revoked', 'expired', 'failed'));
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_certificates__enqueue_issuance()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  perform gk_private.enqueue_id_batches('certificates__issue',
+    array(select id from new_rows where status = 'issuing'), 50);
+  perform gk_private.enqueue_id_batches('certificates__revoke',
+    array(select id from new_rows where status = 'revoking'));
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_certificates__enqueue_revocations()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  -- Entered 'revoking' in this statement, or an operator asked for a retry.
+  perform gk_private.enqueue_id_batches('certificates__revoke', array(
+    select distinct n.id from new_rows n join old_rows o on o.id = n.id
+     where n.status = 'revoking'
+       and (o.status <> 'revoking' or n.retry_requested_at is distinct from o.retry_requested_at)));
+  perform gk_private.enqueue_id_batches('certificates__issue', array(
+    select distinct n.id from new_rows n join old_rows o on o.id = n.id
+     where n.status = 'issuing' and n.retry_requested_at is distinct from o.retry_requested_at), 50);
+  -- download_certificate asked for the PEM: fetch it from the CA (debounced per certificate).
+  perform gk_private.enqueue('certificates__fetch', jsonb_build_object('id', f.id),
+                             job_key := 'certificates__fetch:' || f.id)
+     from (select distinct n.id from new_rows n join old_rows o on o.id = n.id
+            where n.status = 'issued' and n.pem is null
+              and n.fetch_requested_at is distinct from o.fetch_requested_at) f;
+  -- A credential is issued once all its certificates are. (Statement triggers fire for zero rows
+  -- too: the guards stop credentials and certificates from re-triggering each other forever.)
+  if not exists (select 1 from new_rows n where n.status = 'issued' and n.provisioning_credential_id is not null) then
+    return null;
+  end if;
+  update gk_public.provisioning_credentials p
+     set status = 'issued'
+   where p.status = 'issuing'
+     and p.id in (select n.provisioning_credential_id from new_rows n where n.status = 'issued')
+     and not exists (select 1 from gk_public.certificates c
+                      where c.provisioning_credential_id = p.id and c.status <> 'issued');
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_certificates__lifecycle()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if new.status in ('issuing', 'issued') and num_nonnulls(new.robot_id, new.provisioning_credential_id, new.team_id) = 0 then
+    new.status := 'revoking';
+    new.revocation_reason := coalesce(new.revocation_reason, 'cessationOfOperation');
+  end if;
+  if new.status in ('issuing', 'revoking') and (tg_op = 'INSERT' or old.status is distinct from new.status) then
+    new.attempts := 0;
+    new.last_error := null;
+    new.next_attempt_at := now() + gk_private.bin_lease();
+    if new.status = 'revoking' then
+      new.revoke_requested_at := coalesce(new.revoke_requested_at, now());
+      new.revocation_reason := coalesce(new.revocation_reason, 'unspecified');
+    end if;
+  elsif new.status not in ('issuing', 'revoking') then
+    new.next_attempt_at := null;
+  end if;
+  return new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_provisioning_credentials__revoke_certificates()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if not exists (select 1 from new_rows n join old_rows o on o.id = n.id where n.status = 'revoked' and o.status <> 'revoked') then
+    return null;
+  end if;
+  update gk_public.certificates c
+     set status = 'revoking', revocation_reason = 'cessationOfOperation'
+   where c.provisioning_credential_id in (
+           select n.id from new_rows n join old_rows o on o.id = n.id
+            where n.status = 'revoked' and o.status <> 'revoked')
+     and c.status in ('issuing', 'issued');
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_purge_items__enqueue()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if tg_op = 'INSERT' then
+    perform gk_private.enqueue_many('blobs__purge_prefix',
+      array(select jsonb_build_object('id', n.id) from new_rows n where n.kind = 'blob_prefix' and n.completed_at is null));
+  else
+    perform gk_private.enqueue_many('blobs__purge_prefix',
+      array(select jsonb_build_object('id', n.id) from new_rows n join old_rows o on o.id = n.id
+             where n.kind = 'blob_prefix' and n.completed_at is null
+               and n.retry_requested_at is distinct from o.retry_requested_at));
+  end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_teams__purge_blobs()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  insert into gk_public.purge_items (kind, ref, team_id)
+  select 'blob_prefix', gk_public.team_blob_prefix(o.id), o.id from old_rows o
+  on conflict (kind, ref) where completed_at is null do nothing;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  teams uuid[];
+  hashes bigint[];
+begin
+  if tg_op = 'INSERT' then
+    select array_agg(team_id), array_agg(path_hash32) into teams, hashes from new_rows;
+  elsif tg_op = 'DELETE' then
+    select array_agg(team_id), array_agg(path_hash32) into teams, hashes from old_rows;
+  else
+    select array_agg(team_id), array_agg(path_hash32) into teams, hashes
+      from (select team_id, path_hash32 from new_rows union select team_id, path_hash32 from old_rows) c;
+  end if;
+  if teams is not null then
+    perform gk_private.tuf_mark_bins_dirty(teams, hashes);
+  end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_blob_key(team_id uuid, file text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$ select 'teams/' || team_id || '/tuf/' || file $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_mark_bins_dirty(team_ids uuid[], hashes bigint[])
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  perform 1
+     from gk_public.tuf_roles ro
+     join (select distinct c.team_id, (c.h >> (32 - p.bit_length))::int as bin
+             from unnest(team_ids, hashes) as c (team_id, h)
+             join gk_public.tuf_repositories p on p.team_id = c.team_id) c
+       on c.team_id = ro.team_id and c.bin = ro.bin
+    order by ro.team_id, ro.role
+      for update of ro;
+
+  update gk_public.tuf_roles ro
+     set dirty = true, dirty_since = coalesce(ro.dirty_since, now()), dirty_generation = ro.dirty_generation + 1
+    from (select distinct c.team_id, (c.h >> (32 - p.bit_length))::int as bin
+            from unnest(team_ids, hashes) as c (team_id, h)
+            join gk_public.tuf_repositories p on p.team_id = c.team_id) c
+   where c.team_id = ro.team_id and c.bin = ro.bin;
+
+  perform gk_private.tuf_schedule_publish(array(select distinct u from unnest(team_ids) as u));
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_path_hash32(path text)
+ RETURNS bigint
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$
+  select ('x' || substr(encode(sha256(convert_to(path, 'UTF8')), 'hex'), 1, 8))::bit(32)::bigint
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_resign_sweep()
+ RETURNS TABLE(team_id uuid, roles_marked integer, pending_uploads integer)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  widest interval := (select max(resign_window) from gk_public.tuf_repositories);
+begin
+  if widest is null then
+    return;
+  end if;
+  perform 1
+     from gk_public.tuf_roles ro
+     join gk_public.tuf_repositories p on p.team_id = ro.team_id
+    where not ro.dirty
+      and ro.expires < now() + widest
+      and ro.expires < now() + p.resign_window
+    order by ro.team_id, ro.role
+      for update of ro;
+
+  return query
+  with marked as (
+    update gk_public.tuf_roles ro
+       set dirty = true, dirty_since = now(), dirty_generation = ro.dirty_generation + 1
+      from gk_public.tuf_repositories p
+     where p.team_id = ro.team_id
+       and not ro.dirty
+       and ro.expires < now() + widest
+       and ro.expires < now() + p.resign_window
+    returning ro.team_id
+  ), marked_per_team as (
+    select m.team_id, count(*)::int as n from marked m group by m.team_id
+  ), dirty_teams as (
+    select distinct ro.team_id from gk_public.tuf_roles ro where ro.dirty
+  ), pending as (
+    select m.team_id, count(*)::int as n
+      from gk_public.tuf_metadata m
+     where m.uploaded_at is null
+     group by m.team_id
+  ), teams as (
+    select t.team_id from marked_per_team t
+    union select d.team_id from dirty_teams d
+    union select p.team_id from pending p
+  )
+  select t.team_id, coalesce(mk.n, 0), coalesce(pd.n, 0)
+    from teams t
+    left join marked_per_team mk on mk.team_id = t.team_id
+    left join pending pd on pd.team_id = t.team_id;
+
+  -- RETURN QUERY does not leave the function: now schedule those teams' publishes.
+  perform gk_private.tuf_schedule_publish(array(
+    select ro.team_id from gk_public.tuf_roles ro where ro.dirty
+    union
+    select m.team_id from gk_public.tuf_metadata m where m.uploaded_at is null
+  ));
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_schedule_publish(team_ids uuid[])
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  r record;
+begin
+  for r in
+    select p.team_id, greatest(p.publish_delay, 2 * p.last_sign_duration) as publish_delay
+      from gk_public.tuf_repositories p
+     where p.team_id = any(team_ids)
+     order by p.team_id
+  loop
+    perform gk_private.enqueue(
+      'tuf__publish',
+      jsonb_build_object('team_id', r.team_id),
+      job_key := 'tuf__publish:' || r.team_id,
+      run_at := now() + r.publish_delay,
+      job_key_mode := 'preserve_run_at'
+    );
+  end loop;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_valid_hashes(hashes jsonb)
+ RETURNS boolean
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$
+  select jsonb_typeof(hashes) = 'object'
+     and hashes <> '{}'::jsonb
+     and not exists (
+       select 1 from jsonb_each(hashes) h
+        where h.key !~ '^[a-z0-9_-]+$' or length(h.key) > 32
+           or jsonb_typeof(h.value) <> 'string'
+           -- Lengths checked apart: a bounded repetition {16,254} makes the regex ~10x slower.
+           or (h.value #>> '{}') !~ '^[0-9a-f]+$' or length(h.value #>> '{}') not between 16 and 254
+     )
+$function$;
