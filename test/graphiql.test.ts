@@ -4,17 +4,13 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { spawnSync } from "node:child_process";
 import { chromium, type Page } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { createTestDb } from "./helpers/db.ts";
 import { httpGraphql } from "./helpers/graphql.ts";
+import { needs } from "./helpers/requirements.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = fs.existsSync(CHROMIUM) && spawnSync(CHROMIUM, ["--version"], { stdio: "ignore" }).status === 0;
-if (!hasChromium && (process.env.GK_TEST_REQUIRE ?? "").split(",").includes("chromium")) {
-  throw new Error("chromium is required here (apt-get install chromium)");
-}
 
 const db = await createTestDb();
 const api = await httpGraphql(db);
@@ -45,10 +41,7 @@ async function shot(page: Page, name: string) {
   return file;
 }
 
-if (!hasChromium)
-  console.warn("note: skipping the GraphiQL browser test: chromium is not installed (Debian package chromium; .ci/run installs it)");
-
-describe.runIf(hasChromium)("GraphiQL in Chromium", () => {
+describe.runIf(needs("chromium"))("GraphiQL in Chromium", () => {
   it("loads the schema after the first authenticated query and keeps the headers across reloads", async () => {
     const b = await browser();
     const page = await (await b.newContext()).newPage();
