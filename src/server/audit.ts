@@ -45,6 +45,11 @@ export function boundValue(value: unknown, depth = 0, key = ""): unknown {
   return out;
 }
 
+/** Arguments bounded for the audit log (see boundValue). */
+export function boundArguments(args: Record<string, unknown>): Record<string, unknown> {
+  return boundValue(args) as Record<string, unknown>;
+}
+
 /** The root fields of a mutation and their arguments (variables applied), bounded. */
 export function mutationSummary(
   operation: OperationDefinitionNode,

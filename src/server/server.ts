@@ -11,6 +11,7 @@ import { NodeGrafservBase } from "postgraphile/grafserv/node";
 import { UserError } from "../lib/errors.ts";
 import { createPool } from "../db/pool.ts";
 import type { Services } from "../services.ts";
+import { boundArguments, recordAudit } from "./audit.ts";
 import { buildInfo } from "./build-info.ts";
 import { createPostgraphile, GRAPHQL_PATH } from "./graphql.ts";
 import { sendError, sendJson, sendText } from "./http.ts";
@@ -121,6 +122,18 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       if (!admission.ok) return sendError(res, admission.status, admission.message, { "Retry-After": "1" });
       res.once("close", admission.release);
       if (route) {
+        const started = performance.now();
+        const audit = (operation: string, args: Record<string, unknown>, error: string | null) =>
+          recordAudit(pool, log, {
+            token: { id: identity.id, name: identity.name },
+            role: identity.role,
+            operation,
+            fields: [],
+            arguments: boundArguments(args),
+            outcome: error === null ? "succeeded" : "failed",
+            error,
+            durationMs: performance.now() - started,
+          });
         const ctx = {
           db: pool,
           services: opts.services,
@@ -130,6 +143,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
           segments: decoded.segments,
           role: identity.role,
           token: identity,
+          audit,
         };
         return route.handle(req, res, ctx);
       }
