@@ -33,12 +33,18 @@ create table gk_public.activations (
   status text default 'running'::text not null,
   counts jsonb default '{}'::jsonb not null,
   error text,
+  details jsonb default '{}'::jsonb not null,
+  worker_id text,
   constraint activations_pkey PRIMARY KEY (id),
   constraint activations_check CHECK ((status = 'running'::text) = (finished_at IS NULL)),
-  constraint activations_status_check CHECK (status = ANY (ARRAY['running'::text, 'succeeded'::text, 'failed'::text]))
+  constraint activations_status_check CHECK (status = ANY (ARRAY['running'::text, 'succeeded'::text, 'failed'::text])),
+  constraint activations_worker_id_check CHECK (length(worker_id) <= 200)
 );
+CREATE INDEX activations_running_worker_idx ON gk_public.activations USING btree (worker_id) WHERE (status = 'running'::text);
 CREATE INDEX activations_task_started_idx ON gk_public.activations USING btree (task, started_at DESC);
 comment on table gk_public.activations is 'History of periodic reconciler runs (expiry sweep, retention, resigner, GC...), with per-activation counts.';
+comment on column gk_public.activations.details is 'The reconciler''s typed status: counts, lists (errors, items acted on) and the limits it ran with.';
+comment on column gk_public.activations.worker_id is 'The graphile-worker pool that ran it (graphile_worker.jobs.locked_by).';
 grant select on gk_public.activations to gk_admin;
 grant select on gk_public.activations to gk_viewer;
 
@@ -72,6 +78,23 @@ CREATE INDEX audit_events_token_idx ON gk_public.audit_events USING btree (token
 comment on table gk_public.audit_events is '@behavior -insert -update -delete
 Every mutation made through the admin API: which token, which fields with which arguments, when, and the outcome. Plain-SQL changes by the platform''s own servers are not here.';
 grant select on gk_public.audit_events to gk_admin;
+
+create table gk_public.bin_kinds (
+  kind text not null,
+  area text not null,
+  description text default ''::text not null,
+  purge_task text,
+  registered_at timestamp with time zone default now() not null,
+  constraint bin_kinds_pkey PRIMARY KEY (kind),
+  constraint bin_kinds_area_check CHECK (area ~ '^[a-z][a-z0-9]{0,30}$'::text),
+  constraint bin_kinds_description_check CHECK (length(description) <= 500),
+  constraint bin_kinds_kind_check CHECK (kind ~ '^[a-z][a-z0-9_]{0,40}$'::text),
+  constraint bin_kinds_purge_task_check CHECK (purge_task ~ '^[a-z]+__[a-z_]+$'::text)
+);
+comment on table gk_public.bin_kinds is '@behavior -insert -update -delete
+The kinds of pending deletions the bin lists, and the area that owns each.';
+grant select on gk_public.bin_kinds to gk_admin;
+grant select on gk_public.bin_kinds to gk_viewer;
 
 create table gk_public.certificates (
   id uuid default gen_random_uuid() not null,
@@ -225,8 +248,8 @@ create table gk_public.purge_items (
   progress_count bigint default 0 not null,
   retry_requested_at timestamp with time zone,
   constraint purge_items_pkey PRIMARY KEY (id),
+  constraint purge_items_kind_fkey FOREIGN KEY (kind) REFERENCES gk_public.bin_kinds(kind) ON UPDATE CASCADE ON DELETE RESTRICT,
   constraint purge_items_attempts_check CHECK (attempts >= 0),
-  constraint purge_items_kind_check CHECK (kind = 'blob_prefix'::text),
   constraint purge_items_progress_count_check CHECK (progress_count >= 0),
   constraint purge_items_ref_check CHECK (length(ref) >= 1 AND length(ref) <= 1024)
 );
@@ -241,17 +264,38 @@ grant select on gk_public.purge_items to gk_admin;
 grant update (retry_requested_at) on gk_public.purge_items to gk_admin;
 grant select on gk_public.purge_items to gk_viewer;
 
+create table gk_public.reconcilers (
+  name text not null,
+  description text not null,
+  schedule text,
+  job_key text not null,
+  queue_name text,
+  registered_at timestamp with time zone default now() not null,
+  constraint reconcilers_pkey PRIMARY KEY (name),
+  constraint reconcilers_description_check CHECK (length(description) >= 1 AND length(description) <= 500),
+  constraint reconcilers_job_key_check CHECK (length(job_key) >= 1 AND length(job_key) <= 200),
+  constraint reconcilers_name_check CHECK (name ~ '^[a-z]+__[a-z_]+$'::text),
+  constraint reconcilers_queue_name_check CHECK (length(queue_name) >= 1 AND length(queue_name) <= 200),
+  constraint reconcilers_schedule_check CHECK (length(schedule) <= 100)
+);
+comment on table gk_public.reconcilers is 'The periodic reconcilers (registered from tasks/ and the crontab at every migrate).';
+grant select on gk_public.reconcilers to gk_admin;
+grant select on gk_public.reconcilers to gk_viewer;
+
 create table gk_public.retention_policies (
   kind text not null,
   retention interval not null,
   description text default ''::text not null,
+  max_per_activation integer default 10000 not null,
   constraint retention_policies_pkey PRIMARY KEY (kind),
   constraint retention_policies_kind_check CHECK (kind ~ '^[a-z][a-z0-9_]{0,40}$'::text),
+  constraint retention_policies_max_per_activation_check CHECK (max_per_activation >= 1 AND max_per_activation <= 1000000),
   constraint retention_policies_retention_check CHECK (retention > '00:00:00'::interval)
 );
 comment on table gk_public.retention_policies is 'How long each kind of history (manifests, telemetry, non-current TUF metadata...) is kept.';
+comment on column gk_public.retention_policies.max_per_activation is 'At most this many rows are pruned per activation of the sweep; the rest goes next time.';
 grant select on gk_public.retention_policies to gk_admin;
-grant update (retention) on gk_public.retention_policies to gk_admin;
+grant update (max_per_activation, retention) on gk_public.retention_policies to gk_admin;
 grant select on gk_public.retention_policies to gk_viewer;
 
 create table gk_public.robot_manifests (
@@ -290,6 +334,63 @@ comment on column gk_public.robots.team_id is '@behavior -update';
 comment on column gk_public.robots.created_at is '@behavior -insert -update';
 grant delete, insert, select, update on gk_public.robots to gk_admin;
 grant select on gk_public.robots to gk_viewer;
+
+create table gk_public.saga_events (
+  id bigint generated always as identity not null,
+  saga_id uuid not null,
+  step integer not null,
+  step_name text not null,
+  event text not null,
+  error text,
+  at timestamp with time zone default now() not null,
+  constraint saga_events_pkey PRIMARY KEY (id),
+  constraint saga_events_saga_id_fkey FOREIGN KEY (saga_id) REFERENCES gk_public.sagas(id) ON DELETE CASCADE,
+  constraint saga_events_event_check CHECK (event = ANY (ARRAY['done'::text, 'failed'::text, 'undone'::text, 'undo_failed'::text])),
+  constraint saga_events_step_check CHECK (step >= 0)
+);
+CREATE INDEX saga_events_saga_id_idx ON gk_public.saga_events USING btree (saga_id, id);
+comment on table gk_public.saga_events is '@behavior -insert -update -delete
+The history of each saga: every step done, failed, undone or whose undo failed.';
+grant select on gk_public.saga_events to gk_admin;
+grant select on gk_public.saga_events to gk_viewer;
+
+create table gk_public.sagas (
+  id uuid default gen_random_uuid() not null,
+  name text not null,
+  params jsonb not null,
+  steps text[] not null,
+  state text default 'running'::text not null,
+  step integer default 0 not null,
+  outputs jsonb default '{}'::jsonb not null,
+  failed_step text,
+  error text,
+  undo_error text,
+  undo_attempts integer default 0 not null,
+  retry_requested_at timestamp with time zone,
+  created_at timestamp with time zone default now() not null,
+  updated_at timestamp with time zone default now() not null,
+  finished_at timestamp with time zone,
+  constraint sagas_pkey PRIMARY KEY (id),
+  constraint sagas_finished CHECK ((state = ANY (ARRAY['succeeded'::text, 'failed'::text])) = (finished_at IS NOT NULL)),
+  constraint sagas_name_check CHECK (name ~ '^[a-z][a-z0-9_]{0,40}__[a-z][a-z0-9_]{0,40}$'::text),
+  constraint sagas_outputs_check CHECK (jsonb_typeof(outputs) = 'object'::text AND octet_length(outputs::text) <= 262144),
+  constraint sagas_params_check CHECK (jsonb_typeof(params) = 'object'::text AND octet_length(params::text) <= 65536),
+  constraint sagas_state_check CHECK (state = ANY (ARRAY['running'::text, 'unwinding'::text, 'succeeded'::text, 'failed'::text])),
+  constraint sagas_step_in_range CHECK (step >= 0 AND step <= cardinality(steps)),
+  constraint sagas_steps_check CHECK (cardinality(steps) >= 1 AND cardinality(steps) <= 64 AND array_ndims(steps) = 1),
+  constraint sagas_succeeded_ran_all CHECK (state <> 'succeeded'::text OR step = cardinality(steps)),
+  constraint sagas_undo_attempts_check CHECK (undo_attempts >= 0),
+  constraint sagas_unwinding_has_error CHECK ((state = ANY (ARRAY['unwinding'::text, 'failed'::text])) = (error IS NOT NULL AND failed_step IS NOT NULL))
+);
+CREATE INDEX sagas_finished_at_idx ON gk_public.sagas USING btree (finished_at) WHERE (finished_at IS NOT NULL);
+CREATE INDEX sagas_unfinished_idx ON gk_public.sagas USING btree (name, created_at) WHERE (finished_at IS NULL);
+CREATE TRIGGER _500_enqueue_retry AFTER UPDATE ON gk_public.sagas REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_sagas__enqueue_retry();
+comment on table gk_public.sagas is '@behavior -insert -update -delete
+@name saga
+Multi-step operations with undo (sagas): the next step, what each action returned, why one unwinds.';
+grant select on gk_public.sagas to gk_admin;
+grant update (retry_requested_at) on gk_public.sagas to gk_admin;
+grant select on gk_public.sagas to gk_viewer;
 
 create table gk_public.teams (
   id uuid default gen_random_uuid() not null,
@@ -407,27 +508,25 @@ grant delete, insert, select, update on gk_public.tuf_targets to gk_admin;
 grant select on gk_public.tuf_targets to gk_viewer;
 
 create view gk_public.bin as
- SELECT 'certificate'::text AS kind,
-    c.id::text AS ref,
-    c.owner_team_id AS team_id,
-    c.revoke_requested_at AS enqueued_at,
-    now() - c.revoke_requested_at AS age,
-    c.attempts,
-    c.last_error,
-    c.next_attempt_at
-   FROM gk_public.certificates c
-  WHERE c.status = 'revoking'::text
+ SELECT 'blob_prefix'::text AS kind,
+    b.ref,
+    b.team_id,
+    b.enqueued_at,
+    now() - b.enqueued_at AS age,
+    b.attempts,
+    b.last_error,
+    b.next_attempt_at
+   FROM gk_private.bin__blob_prefix b
 UNION ALL
- SELECT p.kind,
-    p.ref,
-    p.team_id,
-    p.enqueued_at,
-    now() - p.enqueued_at AS age,
-    p.attempts,
-    p.last_error,
-    p.next_attempt_at
-   FROM gk_public.purge_items p
-  WHERE p.completed_at IS NULL;
+ SELECT 'certificate'::text AS kind,
+    b.ref,
+    b.team_id,
+    b.enqueued_at,
+    now() - b.enqueued_at AS age,
+    b.attempts,
+    b.last_error,
+    b.next_attempt_at
+   FROM gk_private.bin__certificate b;
 comment on view gk_public.bin is '@primaryKey kind,ref
 Every pending deletion (certificate revocations, blob prefixes...) with its age and last error. Its length goes to zero.';
 grant select on gk_public.bin to gk_admin;
@@ -444,6 +543,19 @@ create view gk_public.bin_summary as
 comment on view gk_public.bin_summary is 'Per kind: how many deletions are pending, the oldest one''s age, and how many are failing.';
 grant select on gk_public.bin_summary to gk_admin;
 grant select on gk_public.bin_summary to gk_viewer;
+
+create view gk_public.saga_summary as
+ SELECT name,
+    state,
+    count(*)::integer AS sagas,
+    EXTRACT(epoch FROM now() - min(created_at))::double precision AS oldest_age_seconds,
+    count(*) FILTER (WHERE undo_error IS NOT NULL)::integer AS undo_failing
+   FROM gk_public.sagas s
+  WHERE finished_at IS NULL
+  GROUP BY name, state;
+comment on view gk_public.saga_summary is 'Sagas in progress by name and state: how many, the oldest one''s age, how many have a failing undo.';
+grant select on gk_public.saga_summary to gk_admin;
+grant select on gk_public.saga_summary to gk_viewer;
 
 create view gk_public.tuf_repository_status as
  SELECT p.team_id,
@@ -478,6 +590,26 @@ create view gk_public.tuf_repository_status as
 comment on view gk_public.tuf_repository_status is 'Per team: dirty roles, current and published versions, expiries, uploads pending.';
 grant select on gk_public.tuf_repository_status to gk_admin;
 grant select on gk_public.tuf_repository_status to gk_viewer;
+
+CREATE OR REPLACE FUNCTION gk_public.activate_reconciler(task text)
+ RETURNS gk_public.reconcilers
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v_row gk_public.reconcilers;
+begin
+  if task is null or length(task) > 200 then
+    raise exception 'task must be the name of a reconciler' using errcode = '22023';
+  end if;
+  perform gk_private.reconciler_activate(task);
+  select * into v_row from gk_public.reconcilers r where r.name = activate_reconciler.task;
+  return v_row;
+end;
+$function$;
+comment on function gk_public.activate_reconciler(text) is 'Runs a periodic reconciler now. Its activation is enqueued with the crontab''s job key, so repeated calls do not pile up.';
+grant execute on function gk_public.activate_reconciler(text) to gk_admin;
 
 CREATE OR REPLACE FUNCTION gk_public.check_certificate_request(public_key_pem text, valid_for interval)
  RETURNS void
@@ -551,6 +683,18 @@ grant execute on function gk_public.download_certificate(uuid) to gk_admin;
 grant execute on function gk_public.download_certificate(uuid) to gk_viewer;
 grant execute on function gk_public.download_certificate(uuid) to public;
 
+CREATE OR REPLACE FUNCTION gk_public.reconcilers_last_activation(r gk_public.reconcilers)
+ RETURNS gk_public.activations
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select a.* from gk_public.activations a where a.task = r.name order by a.started_at desc limit 1;
+$function$;
+comment on function gk_public.reconcilers_last_activation(gk_public.reconcilers) is 'The latest activation of this reconciler.';
+grant execute on function gk_public.reconcilers_last_activation(gk_public.reconcilers) to gk_admin;
+grant execute on function gk_public.reconcilers_last_activation(gk_public.reconcilers) to gk_viewer;
+grant execute on function gk_public.reconcilers_last_activation(gk_public.reconcilers) to public;
+
 CREATE OR REPLACE FUNCTION gk_public.request_certificate(robot_id uuid, public_key_pem text DEFAULT NULL::text, valid_for interval DEFAULT '365 days'::interval, csr_pem text DEFAULT NULL::text)
  RETURNS gk_public.certificates
  LANGUAGE plpgsql
@@ -587,25 +731,21 @@ grant execute on function gk_public.request_certificate(uuid,text,interval,text)
 CREATE OR REPLACE FUNCTION gk_public.retry_bin_item(kind text, ref text)
  RETURNS boolean
  LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 declare
-  v_id uuid;
+  v_ok boolean;
 begin
-  if kind = 'certificate' then
-    begin
-      v_id := ref::uuid;
-    exception when invalid_text_representation then
-      raise exception 'bin item ref % is not a certificate id', ref using errcode = '22023';
-    end;
-    update gk_public.certificates c set retry_requested_at = clock_timestamp()
-     where c.id = v_id and c.status = 'revoking';
-  elsif kind in ('blob_prefix') then
-    update gk_public.purge_items p set retry_requested_at = clock_timestamp()
-     where p.kind = retry_bin_item.kind and p.ref = retry_bin_item.ref and p.completed_at is null;
-  else
-    raise exception 'unknown bin item kind %', kind using errcode = '22023';
+  if not exists (select 1 from gk_public.bin_kinds b where b.kind = retry_bin_item.kind) then
+    raise exception 'unknown bin item kind % (known: %)', kind,
+      (select string_agg(b.kind, ', ' order by b.kind) from gk_public.bin_kinds b) using errcode = '22023';
   end if;
-  if not found then
+  if ref is null or length(ref) > 1024 then
+    raise exception 'bin item ref must be 1 to 1024 characters' using errcode = '22023';
+  end if;
+  execute format('select gk_private.%I($1)', 'bin_retry__' || kind) into v_ok using ref;
+  if not coalesce(v_ok, false) then
     raise exception 'no pending bin item % %', kind, ref using errcode = 'P0002';
   end if;
   return true;
@@ -613,8 +753,23 @@ end;
 $function$;
 comment on function gk_public.retry_bin_item(text,text) is 'Retries a pending bin item now (e.g. after the CA or blob store came back).';
 grant execute on function gk_public.retry_bin_item(text,text) to gk_admin;
-grant execute on function gk_public.retry_bin_item(text,text) to gk_viewer;
-grant execute on function gk_public.retry_bin_item(text,text) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.retry_saga(id uuid)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+begin
+  update gk_public.sagas s set retry_requested_at = clock_timestamp() where s.id = retry_saga.id and s.finished_at is null;
+  if not found then
+    raise exception 'no unfinished saga %', id using errcode = 'P0002';
+  end if;
+  return true;
+end;
+$function$;
+comment on function gk_public.retry_saga(uuid) is 'Drives an unfinished saga again now (after its job gave up, or once the cause of a failing undo is fixed).';
+grant execute on function gk_public.retry_saga(uuid) to gk_admin;
+grant execute on function gk_public.retry_saga(uuid) to gk_viewer;
+grant execute on function gk_public.retry_saga(uuid) to public;
 
 CREATE OR REPLACE FUNCTION gk_public.revoke_provisioning_credential(id uuid)
  RETURNS gk_public.provisioning_credentials
@@ -642,6 +797,20 @@ comment on function gk_public.revoke_provisioning_credential(uuid) is 'Revokes a
 grant execute on function gk_public.revoke_provisioning_credential(uuid) to gk_admin;
 grant execute on function gk_public.revoke_provisioning_credential(uuid) to gk_viewer;
 grant execute on function gk_public.revoke_provisioning_credential(uuid) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.sagas_in_progress(name text DEFAULT NULL::text)
+ RETURNS SETOF gk_public.sagas
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select s.* from gk_public.sagas s
+   where s.finished_at is null and (sagas_in_progress.name is null or s.name = sagas_in_progress.name)
+   order by s.created_at
+$function$;
+comment on function gk_public.sagas_in_progress(text) is 'Sagas running or unwinding, oldest first (optionally of one saga name).';
+grant execute on function gk_public.sagas_in_progress(text) to gk_admin;
+grant execute on function gk_public.sagas_in_progress(text) to gk_viewer;
+grant execute on function gk_public.sagas_in_progress(text) to public;
 
 CREATE OR REPLACE FUNCTION gk_public.team_blob_prefix(team_id uuid)
  RETURNS text
@@ -713,6 +882,20 @@ grant execute on function gk_public.tuf_remove_targets(uuid,text[]) to public;
 -- schema gk_private
 
 create schema gk_private;
+
+create table gk_private.activation_tasks (
+  task text not null,
+  last_activation_id bigint,
+  last_success_id bigint,
+  succeeded bigint default 0 not null,
+  failed bigint default 0 not null,
+  constraint activation_tasks_pkey PRIMARY KEY (task),
+  constraint activation_tasks_last_activation_id_fkey FOREIGN KEY (last_activation_id) REFERENCES gk_public.activations(id) ON DELETE SET NULL,
+  constraint activation_tasks_last_success_id_fkey FOREIGN KEY (last_success_id) REFERENCES gk_public.activations(id) ON DELETE SET NULL,
+  constraint activation_tasks_failed_check CHECK (failed >= 0),
+  constraint activation_tasks_succeeded_check CHECK (succeeded >= 0)
+);
+comment on table gk_private.activation_tasks is 'Per task: its latest and latest successful activation, and how many succeeded and failed (counters that survive pruning).';
 
 create table gk_private.api_tokens (
   id uuid default gen_random_uuid() not null,
@@ -816,30 +999,118 @@ create table gk_private.tuf_upload_cursors (
   constraint tuf_upload_cursors_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE
 );
 
+create view gk_private.bin__blob_prefix as
+ SELECT ref,
+    team_id,
+    enqueued_at,
+    attempts,
+    last_error,
+    next_attempt_at
+   FROM gk_public.purge_items p
+  WHERE kind = 'blob_prefix'::text AND completed_at IS NULL;
+
+create view gk_private.bin__certificate as
+ SELECT id::text AS ref,
+    owner_team_id AS team_id,
+    revoke_requested_at AS enqueued_at,
+    attempts,
+    last_error,
+    next_attempt_at
+   FROM gk_public.certificates c
+  WHERE status = 'revoking'::text;
+
 CREATE OR REPLACE FUNCTION gk_private.activation_error(activation_id bigint, item text, error text)
  RETURNS void
  LANGUAGE sql
 AS $function$
-  insert into gk_public.activation_errors (activation_id, item, error) values ($1, $2, $3);
+  insert into gk_public.activation_errors (activation_id, item, error) values ($1, left($2, 1000), left($3, 4000));
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.activation_finish(activation_id bigint, counts jsonb, error text DEFAULT NULL::text)
+CREATE OR REPLACE FUNCTION gk_private.activation_finish(activation_id bigint, counts jsonb, error text DEFAULT NULL::text, details jsonb DEFAULT NULL::jsonb)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+begin
+  update gk_public.activations a
+     set finished_at = clock_timestamp(),
+         counts = coalesce(activation_finish.counts, '{}'::jsonb),
+         details = coalesce(activation_finish.details, activation_finish.counts, '{}'::jsonb),
+         status = case when activation_finish.error is null then 'succeeded' else 'failed' end,
+         error = left(activation_finish.error, 4000)
+   where a.id = activation_finish.activation_id and a.status = 'running';
+  if not found then
+    return false;
+  end if;
+  perform gk_private.activation_tasks_record(array[activation_id]);
+  return true;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.activation_start(task text, worker_id text DEFAULT NULL::text)
+ RETURNS bigint
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_id bigint;
+begin
+  insert into gk_public.activations (task, worker_id) values (activation_start.task, activation_start.worker_id)
+  returning id into v_id;
+  insert into gk_private.activation_tasks as t (task, last_activation_id) values (activation_start.task, v_id)
+  on conflict on constraint activation_tasks_pkey do update set last_activation_id = excluded.last_activation_id;
+  return v_id;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.activation_tasks_record(ids bigint[])
  RETURNS void
  LANGUAGE sql
 AS $function$
-  update gk_public.activations
-     set finished_at = clock_timestamp(),
-         counts = coalesce(activation_finish.counts, '{}'::jsonb),
-         status = case when activation_finish.error is null then 'succeeded' else 'failed' end,
-         error = activation_finish.error
-   where id = activation_finish.activation_id and status = 'running';
+  insert into gk_private.activation_tasks as t (task, succeeded, failed, last_success_id)
+  select a.task,
+         count(*) filter (where a.status = 'succeeded'),
+         count(*) filter (where a.status = 'failed'),
+         max(a.id) filter (where a.status = 'succeeded')
+    from gk_public.activations a
+   where a.id = any(ids)
+   group by a.task
+  on conflict (task) do update
+    set succeeded = t.succeeded + excluded.succeeded,
+        failed = t.failed + excluded.failed,
+        last_success_id = coalesce(greatest(t.last_success_id, excluded.last_success_id), t.last_success_id);
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.activation_start(task text)
- RETURNS bigint
- LANGUAGE sql
+CREATE OR REPLACE FUNCTION gk_private.activations_close_orphaned(worker_ids text[], reason text)
+ RETURNS bigint[]
+ LANGUAGE plpgsql
 AS $function$
-  insert into gk_public.activations (task) values (task) returning id;
+declare
+  v_ids bigint[];
+begin
+  with closed as (
+    update gk_public.activations a
+       set status = 'failed', finished_at = clock_timestamp(), error = left(reason, 4000)
+     where a.status = 'running' and a.worker_id = any(worker_ids)
+    returning a.id)
+  select coalesce(array_agg(id order by id), '{}') into v_ids from closed;
+  perform gk_private.activation_tasks_record(v_ids);
+  return v_ids;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.activations_latest()
+ RETURNS TABLE(task text, id bigint, status text, started_at timestamp with time zone, finished_at timestamp with time zone, counts jsonb, details jsonb, error text, item_errors integer, last_success_at timestamp with time zone, succeeded bigint, failed bigint)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  -- LATERAL … LIMIT 1 keeps each lookup a probe of the primary key (a plain join may be planned
+  -- as a merge or hash join over the whole history).
+  select t.task, a.id, a.status, a.started_at, a.finished_at, a.counts, a.details, a.error,
+         (select count(*)::int from gk_public.activation_errors e where e.activation_id = a.id),
+         s.finished_at, t.succeeded, t.failed
+    from gk_private.activation_tasks t
+    left join lateral (select * from gk_public.activations x where x.id = t.last_activation_id limit 1) a on true
+    left join lateral (select y.finished_at from gk_public.activations y where y.id = t.last_success_id limit 1) s on true
+   order by t.task;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.api_token_create(name text, role text, token_sha256 bytea)
@@ -917,6 +1188,31 @@ AS $function$
   select make_interval(secs => exp(least(10, greatest(attempts, 1))));
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.bin_kind_register(kind text, area text, description text, purge_task text DEFAULT NULL::text)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_missing text[];
+begin
+  select array_agg(m) into v_missing from unnest(array[
+    case when to_regclass(format('gk_private.%I', 'bin__' || kind)) is null then format('view gk_private.bin__%s', kind) end,
+    case when to_regprocedure(format('gk_private.%I(integer)', 'bin_redispatch__' || kind)) is null
+         then format('function gk_private.bin_redispatch__%s(integer)', kind) end,
+    case when to_regprocedure(format('gk_private.%I(text)', 'bin_retry__' || kind)) is null
+         then format('function gk_private.bin_retry__%s(text)', kind) end]) m
+   where m is not null;
+  if v_missing is not null then
+    raise exception 'bin kind % is missing %', kind, array_to_string(v_missing, ', ') using errcode = '42883';
+  end if;
+  insert into gk_public.bin_kinds as k (kind, area, description, purge_task)
+  values (bin_kind_register.kind, bin_kind_register.area, bin_kind_register.description, bin_kind_register.purge_task)
+  on conflict on constraint bin_kinds_pkey do update
+    set area = excluded.area, description = excluded.description, purge_task = excluded.purge_task
+  where (k.area, k.description, k.purge_task) is distinct from (excluded.area, excluded.description, excluded.purge_task);
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.bin_lease()
  RETURNS interval
  LANGUAGE sql
@@ -930,12 +1226,37 @@ CREATE OR REPLACE FUNCTION gk_private.bin_redispatch(max_items integer DEFAULT 1
  LANGUAGE plpgsql
 AS $function$
 declare
+  k record;
+  v_res jsonb;
+  v_kinds jsonb := '{}';
+  v_errors jsonb := '[]';
+begin
+  for k in select b.kind from gk_public.bin_kinds b order by b.kind loop
+    begin
+      execute format('select gk_private.%I($1)', 'bin_redispatch__' || k.kind) into v_res using max_items;
+      v_kinds := v_kinds || jsonb_build_object(k.kind, coalesce(v_res, '{}'));
+    exception when others then
+      v_errors := v_errors || jsonb_build_object('kind', k.kind, 'error', sqlerrm);
+    end;
+  end loop;
+  return jsonb_build_object('kinds', v_kinds, 'errors', v_errors);
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.bin_redispatch__blob_prefix(max_items integer)
+ RETURNS jsonb
+ LANGUAGE sql
+AS $function$ select gk_private.purge_items_redispatch('blob_prefix', max_items) $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.bin_redispatch__certificate(max_items integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
   v_revoke uuid[];
   v_issue uuid[];
-  v_purge bigint[];
   v_revoke_busy boolean := gk_private.task_backlog('certificates__revoke');
   v_issue_busy boolean := gk_private.task_backlog('certificates__issue');
-  v_purge_busy boolean := gk_private.task_backlog('blobs__purge_prefix');
 begin
   with due as (
     select c.id, c.status from gk_public.certificates c
@@ -950,27 +1271,36 @@ begin
     returning c.id, c.status)
   select array_agg(id) filter (where status = 'revoking'), array_agg(id) filter (where status = 'issuing')
     into v_revoke, v_issue from bumped;
-
-  with due as (
-    select p.id from gk_public.purge_items p
-     where p.completed_at is null and p.next_attempt_at <= now() and not v_purge_busy
-     order by p.next_attempt_at
-     limit max_items
-       for update skip locked),
-  bumped as (
-    update gk_public.purge_items p set next_attempt_at = now() + gk_private.bin_lease()
-      from due where p.id = due.id
-    returning p.id)
-  select array_agg(id) into v_purge from bumped;
-
   perform gk_private.enqueue_id_batches('certificates__revoke', coalesce(v_revoke, '{}'));
   perform gk_private.enqueue_id_batches('certificates__issue', coalesce(v_issue, '{}'), 50);
-  perform gk_private.enqueue_many('blobs__purge_prefix', array(select jsonb_build_object('id', i) from unnest(v_purge) i));
   return jsonb_build_object(
-    'queues_busy', (v_revoke_busy::int + v_issue_busy::int + v_purge_busy::int),
+    'redispatched', coalesce(cardinality(v_revoke), 0) + coalesce(cardinality(v_issue), 0),
+    'busy', v_revoke_busy or v_issue_busy,
     'revocations', coalesce(cardinality(v_revoke), 0),
-    'issuances', coalesce(cardinality(v_issue), 0),
-    'purges', coalesce(cardinality(v_purge), 0));
+    'issuances', coalesce(cardinality(v_issue), 0));
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.bin_retry__blob_prefix(ref text)
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$ select gk_private.purge_items_retry('blob_prefix', ref) $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.bin_retry__certificate(ref text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_id uuid;
+begin
+  begin
+    v_id := ref::uuid;
+  exception when invalid_text_representation then
+    raise exception 'bin item ref % is not a certificate id', ref using errcode = '22023';
+  end;
+  update gk_public.certificates c set retry_requested_at = clock_timestamp()
+   where c.id = v_id and c.status = 'revoking';
+  return found;
 end;
 $function$;
 
@@ -1259,33 +1589,176 @@ AS $function$
    where p.id = purge_item_progress.id and p.completed_at is null;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.retention_prune(kind text)
- RETURNS bigint
+CREATE OR REPLACE FUNCTION gk_private.purge_items_enqueue(ids bigint[])
+ RETURNS void
  LANGUAGE plpgsql
 AS $function$
 declare
-  v_retention interval;
-  v_fn regprocedure;
-  v_n bigint;
+  k record;
 begin
-  select p.retention into v_retention from gk_public.retention_policies p where p.kind = retention_prune.kind;
-  if not found then
-    raise exception 'no retention policy for kind %', kind;
-  end if;
-  v_fn := gk_private.retention_prune_function(kind);
-  if v_fn is null then
-    raise exception 'retention kind % has no function gk_private.retention_prune__%(timestamptz)', kind, kind;
-  end if;
-  execute format('select %s($1)', v_fn::oid::regproc) into v_n using now() - v_retention;
-  return coalesce(v_n, 0);
+  for k in
+    select b.purge_task as task, array_agg(jsonb_build_object('id', p.id) order by p.id) as payloads
+      from gk_public.purge_items p
+      join gk_public.bin_kinds b on b.kind = p.kind
+     where p.id = any(ids) and p.completed_at is null and b.purge_task is not null
+     group by b.purge_task
+  loop
+    perform gk_private.enqueue_many(k.task, k.payloads);
+  end loop;
 end;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.retention_prune__audit_events(cutoff timestamp with time zone)
+CREATE OR REPLACE FUNCTION gk_private.purge_items_redispatch(kind text, max_items integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_task text := (select b.purge_task from gk_public.bin_kinds b where b.kind = purge_items_redispatch.kind);
+  v_busy boolean := gk_private.task_backlog(v_task);
+  v_ids bigint[];
+begin
+  if v_busy then
+    return jsonb_build_object('redispatched', 0, 'busy', true);
+  end if;
+  with due as (
+    select p.id from gk_public.purge_items p
+     where p.kind = purge_items_redispatch.kind and p.completed_at is null and p.next_attempt_at <= now()
+     order by p.next_attempt_at
+     limit max_items
+       for update skip locked),
+  bumped as (
+    update gk_public.purge_items p set next_attempt_at = now() + gk_private.bin_lease()
+      from due where p.id = due.id
+    returning p.id)
+  select array_agg(id order by id) into v_ids from bumped;
+  perform gk_private.enqueue_many(v_task, array(select jsonb_build_object('id', i) from unnest(v_ids) i));
+  return jsonb_build_object('redispatched', coalesce(cardinality(v_ids), 0), 'busy', false);
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.purge_items_retry(kind text, ref text)
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+  update gk_public.purge_items p set retry_requested_at = clock_timestamp()
+   where p.kind = purge_items_retry.kind and p.ref = purge_items_retry.ref and p.completed_at is null
+  returning true;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_failed_jobs(max_rows integer DEFAULT 20)
+ RETURNS TABLE(id bigint, task text, attempts integer, last_error text, updated_at timestamp with time zone)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select j.id, j.task_identifier, j.attempts::int, j.last_error, j.updated_at
+    from graphile_worker.jobs j
+   where j.locked_at is null and j.attempts >= j.max_attempts
+   order by j.updated_at desc
+   limit max_rows;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_jobs_by_task()
+ RETURNS TABLE(task text, ready integer, scheduled integer, running integer, retrying integer, failed integer, oldest_due_s double precision)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select j.task_identifier,
+         count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts and j.run_at <= now())::int,
+         count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts and j.run_at > now())::int,
+         count(*) filter (where j.locked_at is not null)::int,
+         count(*) filter (where j.locked_at is null and j.attempts > 0 and j.attempts < j.max_attempts and j.last_error is not null)::int,
+         count(*) filter (where j.locked_at is null and j.attempts >= j.max_attempts)::int,
+         extract(epoch from now() - min(j.run_at) filter (where j.attempts < j.max_attempts and j.run_at <= now()))::float8
+    from graphile_worker.jobs j
+   group by j.task_identifier
+   order by j.task_identifier;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.reconciler_activate(name text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v_r gk_public.reconcilers;
+begin
+  select * into v_r from gk_public.reconcilers r where r.name = reconciler_activate.name;
+  if not found then
+    raise exception 'no reconciler named % (known: %)', name,
+      coalesce((select string_agg(r.name, ', ' order by r.name) from gk_public.reconcilers r), 'none registered')
+      using errcode = 'P0002';
+  end if;
+  perform gk_private.enqueue(v_r.name, '{}'::jsonb,
+                             job_key := v_r.job_key,
+                             run_at := coalesce(reconciler_activate.run_at, now()),
+                             queue_name := v_r.queue_name,
+                             job_key_mode := case when reconciler_activate.run_at is null then 'replace' else 'preserve_run_at' end);
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.reconcilers_register(reconcilers jsonb)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_n int;
+begin
+  delete from gk_public.reconcilers g
+   where g.name not in (select x.name from jsonb_to_recordset(reconcilers) as x (name text));
+  insert into gk_public.reconcilers as g (name, description, schedule, job_key, queue_name)
+  select x.name, x.description, x.schedule, x.job_key, x.queue_name
+    from jsonb_to_recordset(reconcilers) as x (name text, description text, schedule text, job_key text, queue_name text)
+  on conflict (name) do update
+    set description = excluded.description, schedule = excluded.schedule, job_key = excluded.job_key,
+        queue_name = excluded.queue_name
+  where (g.description, g.schedule, g.job_key, g.queue_name)
+        is distinct from (excluded.description, excluded.schedule, excluded.job_key, excluded.queue_name);
+  get diagnostics v_n = row_count;
+  -- A task that is no longer a reconciler leaves the metrics (its history stays until retention).
+  delete from gk_private.activation_tasks t
+   where t.task not in (select x.name from jsonb_to_recordset(reconcilers) as x (name text))
+     and not exists (select 1 from gk_public.activations a where a.task = t.task and a.status = 'running');
+  return v_n;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.retention_prune(kind text, OUT deleted bigint, OUT max_rows integer, OUT more boolean)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_policy gk_public.retention_policies;
+  v_fn regprocedure;
+begin
+  select * into v_policy from gk_public.retention_policies p where p.kind = retention_prune.kind;
+  if not found then
+    raise exception 'no retention policy for kind %', kind using errcode = 'P0002';
+  end if;
+  v_fn := gk_private.retention_prune_function(kind);
+  if v_fn is null then
+    raise exception 'retention kind % has no function gk_private.retention_prune__%(timestamptz, integer)', kind, kind
+      using errcode = '42883';
+  end if;
+  max_rows := v_policy.max_per_activation;
+  execute format('select %s($1, $2)', v_fn::oid::regproc) into deleted using now() - v_policy.retention, max_rows;
+  deleted := coalesce(deleted, 0);
+  more := deleted >= max_rows;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__activations(cutoff timestamp with time zone, max_rows integer)
  RETURNS bigint
  LANGUAGE sql
 AS $function$
-  select gk_private.retention_prune__audit_events(cutoff, 100000);
+  with doomed as (
+    select a.id from gk_public.activations a
+     where a.started_at < cutoff and a.status <> 'running'
+       and not exists (select 1 from gk_private.activation_tasks t where a.id in (t.last_activation_id, t.last_success_id))
+     order by a.id
+     limit max_rows),
+  gone as (delete from gk_public.activations a using doomed d where a.id = d.id returning 1)
+  select count(*) from gone;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.retention_prune__audit_events(cutoff timestamp with time zone, max_rows integer)
@@ -1298,7 +1771,7 @@ AS $function$
   select count(*) from gone;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.retention_prune__ecu_telemetry(cutoff timestamp with time zone)
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__ecu_telemetry(cutoff timestamp with time zone, max_rows integer)
  RETURNS bigint
  LANGUAGE plpgsql
 AS $function$
@@ -1316,48 +1789,83 @@ begin
        and c.relname ~ '^ecu_telemetry_p\d{8}$'
      order by 1
   loop
+    exit when v_rows >= max_rows;
     continue when (r.day + 1)::timestamp at time zone 'utc' > cutoff;
     execute format('select count(*) from gk_private.%I', r.relname) into v_n;
     execute format('drop table gk_private.%I', r.relname);
     v_rows := v_rows + v_n;
   end loop;
-  with gone as (delete from gk_private.ecu_telemetry_default t where t.recorded_at < cutoff returning 1)
-  select v_rows + count(*) into v_rows from gone;
+  if v_rows < max_rows then
+    with doomed as (
+      select t.ctid from gk_private.ecu_telemetry_default t where t.recorded_at < cutoff limit max_rows - v_rows),
+    gone as (delete from gk_private.ecu_telemetry_default t using doomed d where t.ctid = d.ctid returning 1)
+    select v_rows + count(*) into v_rows from gone;
+  end if;
   return v_rows;
 end;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.retention_prune__local_ca_certificates(cutoff timestamp with time zone)
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__failed_jobs(cutoff timestamp with time zone, max_rows integer)
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  select count(*) from graphile_worker.complete_jobs(array(
+    select j.id from graphile_worker.jobs j
+     where j.locked_at is null and j.attempts >= j.max_attempts and j.updated_at < cutoff
+     order by j.updated_at
+     limit max_rows));
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__local_ca_certificates(cutoff timestamp with time zone, max_rows integer)
  RETURNS bigint
  LANGUAGE sql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
+  with doomed as (
+    select c.id from gk_private.local_ca_certificates c
+     where c.status <> 'pending' and c.not_after < least(cutoff, now() - interval '1 day')
+     order by c.not_after
+     limit max_rows),
+  gone as (delete from gk_private.local_ca_certificates c using doomed d where c.id = d.id returning 1)
+  select count(*) from gone;
+$function$;
+comment on function gk_private.retention_prune__local_ca_certificates(timestamp with time zone,integer) is 'Retention: deletes local CA certificates that expired before the cutoff, at most max_rows per call.';
+
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__purge_items(cutoff timestamp with time zone, max_rows integer)
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  with doomed as (
+    select p.id from gk_public.purge_items p
+     where p.completed_at is not null and p.completed_at < cutoff
+     order by p.completed_at
+     limit max_rows),
+  gone as (delete from gk_public.purge_items p using doomed d where p.id = d.id returning 1)
+  select count(*) from gone;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__robot_manifests(cutoff timestamp with time zone, max_rows integer)
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  with doomed as (
+    select m.id from gk_public.robot_manifests m where m.received_at < cutoff order by m.received_at limit max_rows),
+  gone as (delete from gk_public.robot_manifests m using doomed d where m.id = d.id returning 1)
+  select count(*) from gone;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__sagas(cutoff timestamp with time zone, max_rows integer)
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
   with gone as (
-    delete from gk_private.local_ca_certificates
-     where status <> 'pending' and not_after < least(cutoff, now() - interval '1 day')
-    returning 1
-  )
-  select count(*) from gone;
-$function$;
-comment on function gk_private.retention_prune__local_ca_certificates(timestamp with time zone) is 'Retention: deletes local CA certificates that expired before the cutoff.';
-
-CREATE OR REPLACE FUNCTION gk_private.retention_prune__purge_items(cutoff timestamp with time zone)
- RETURNS bigint
- LANGUAGE sql
-AS $function$
-  with gone as (delete from gk_public.purge_items p where p.completed_at < cutoff returning 1)
+    delete from gk_public.sagas s
+     where s.id in (select id from gk_public.sagas where finished_at < cutoff order by finished_at limit max_rows)
+    returning 1)
   select count(*) from gone;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.retention_prune__robot_manifests(cutoff timestamp with time zone)
- RETURNS bigint
- LANGUAGE sql
-AS $function$
-  with gone as (delete from gk_public.robot_manifests m where m.received_at < cutoff returning 1)
-  select count(*) from gone;
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.retention_prune__tuf_metadata(cutoff timestamp with time zone)
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__tuf_metadata(cutoff timestamp with time zone, max_rows integer)
  RETURNS bigint
  LANGUAGE plpgsql
  SECURITY DEFINER
@@ -1385,11 +1893,17 @@ begin
       join gk_public.tuf_metadata s
         on s.team_id = p.team_id and s.role = 'snapshot' and s.version = p.snapshot_version
      cross join lateral jsonb_each(s.document::jsonb -> 'signed' -> 'meta') m
+  ), doomed as (
+    select d.id
+      from gk_public.tuf_metadata d
+      join keep_from k on d.team_id = k.team_id and d.role = k.role and d.version < k.version
+     where d.role <> 'root' and d.uploaded_at is not null and d.created_at < cutoff
+     order by d.created_at, d.id
+     limit max_rows
   ), deleted as (
     delete from gk_public.tuf_metadata d
-     using keep_from k
-     where d.team_id = k.team_id and d.role = k.role and d.version < k.version
-       and d.role <> 'root' and d.uploaded_at is not null and d.created_at < cutoff
+     using (select distinct x.id from doomed x) x
+     where d.id = x.id
     returning d.team_id, d.role, d.version
   )
   insert into tuf_pruned
@@ -1407,14 +1921,102 @@ begin
   return n;
 end;
 $function$;
-comment on function gk_private.retention_prune__tuf_metadata(timestamp with time zone) is 'Retention kind tuf_metadata: deletes superseded, uploaded, non-root metadata versions older than cutoff; never what the published timestamp leads to.';
+comment on function gk_private.retention_prune__tuf_metadata(timestamp with time zone,integer) is 'Retention kind tuf_metadata: deletes superseded, uploaded, non-root metadata versions older than cutoff (at most max_rows); never what the published timestamp leads to.';
 
 CREATE OR REPLACE FUNCTION gk_private.retention_prune_function(kind text)
  RETURNS regprocedure
  LANGUAGE sql
  STABLE
 AS $function$
-  select to_regprocedure(format('gk_private.%I(timestamptz)', 'retention_prune__' || kind));
+  select to_regprocedure(format('gk_private.%I(timestamptz, integer)', 'retention_prune__' || kind));
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_enqueue(id uuid, name text)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+  select gk_private.enqueue(name, jsonb_build_object('saga_id', id), job_key := 'saga:' || id);
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_event(saga gk_public.sagas, step integer, event text, error text DEFAULT NULL::text)
+ RETURNS gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  insert into gk_public.saga_events (saga_id, step, step_name, event, error)
+  values (saga.id, step, saga.steps[step + 1], event, error);
+  select saga;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_start(name text, steps text[], params jsonb)
+ RETURNS uuid
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v_id uuid;
+begin
+  insert into gk_public.sagas (name, steps, params) values (name, steps, params) returning id into v_id;
+  perform gk_private.saga_enqueue(v_id, name);
+  return v_id;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_step_done(id uuid, step integer, output jsonb)
+ RETURNS gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.sagas s
+       set step = s.step + 1,
+           outputs = s.outputs || jsonb_build_object(s.steps[s.step + 1], output),
+           state = case when s.step + 1 = cardinality(s.steps) then 'succeeded' else 'running' end,
+           finished_at = case when s.step + 1 = cardinality(s.steps) then now() end,
+           updated_at = now()
+     where s.id = saga_step_done.id and s.state = 'running' and s.step = saga_step_done.step
+    returning s.*)
+  select gk_private.saga_event(m, saga_step_done.step, 'done') from moved m;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_step_failed(id uuid, step integer, error text)
+ RETURNS gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.sagas s
+       set state = 'unwinding', failed_step = s.steps[s.step + 1], error = left(saga_step_failed.error, 2000), updated_at = now()
+     where s.id = saga_step_failed.id and s.state = 'running' and s.step = saga_step_failed.step
+    returning s.*)
+  select gk_private.saga_event(m, saga_step_failed.step, 'failed', left(saga_step_failed.error, 2000)) from moved m;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_step_undone(id uuid, step integer)
+ RETURNS gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.sagas s
+       set step = greatest(s.step - 1, 0),
+           state = case when s.step = 0 then 'failed' else 'unwinding' end,
+           finished_at = case when s.step = 0 then now() end,
+           undo_error = null, undo_attempts = 0, updated_at = now()
+     where s.id = saga_step_undone.id and s.state = 'unwinding' and s.step = saga_step_undone.step
+    returning s.*)
+  select gk_private.saga_event(m, saga_step_undone.step, 'undone') from moved m;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_undo_failed(id uuid, step integer, error text)
+ RETURNS gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.sagas s
+       set undo_error = left(saga_undo_failed.error, 2000), undo_attempts = s.undo_attempts + 1, updated_at = now()
+     where s.id = saga_undo_failed.id and s.state = 'unwinding' and s.step = saga_undo_failed.step
+    returning s.*)
+  select gk_private.saga_event(m, saga_undo_failed.step, 'undo_failed', left(saga_undo_failed.error, 2000)) from moved m;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.task_backlog(task text)
@@ -1423,9 +2025,8 @@ CREATE OR REPLACE FUNCTION gk_private.task_backlog(task text)
  STABLE
 AS $function$
   select exists (
-    select 1 from graphile_worker._private_jobs j
-      join graphile_worker._private_tasks t on t.id = j.task_id
-     where t.identifier = task_backlog.task
+    select 1 from graphile_worker.jobs j
+     where j.task_identifier = task_backlog.task
        and j.locked_at is null and j.attempts < j.max_attempts and j.run_at <= now());
 $function$;
 
@@ -1556,14 +2157,25 @@ CREATE OR REPLACE FUNCTION gk_private.tg_purge_items__enqueue()
 AS $function$
 begin
   if tg_op = 'INSERT' then
-    perform gk_private.enqueue_many('blobs__purge_prefix',
-      array(select jsonb_build_object('id', n.id) from new_rows n where n.kind = 'blob_prefix' and n.completed_at is null));
+    perform gk_private.purge_items_enqueue(array(select n.id from new_rows n));
   else
-    perform gk_private.enqueue_many('blobs__purge_prefix',
-      array(select jsonb_build_object('id', n.id) from new_rows n join old_rows o on o.id = n.id
-             where n.kind = 'blob_prefix' and n.completed_at is null
-               and n.retry_requested_at is distinct from o.retry_requested_at));
+    perform gk_private.purge_items_enqueue(array(
+      select n.id from new_rows n join old_rows o on o.id = n.id where n.retry_requested_at is distinct from o.retry_requested_at));
   end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_sagas__enqueue_retry()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  perform gk_private.saga_enqueue(n.id, n.name)
+     from new_rows n join old_rows o on o.id = n.id
+    where n.finished_at is null and n.retry_requested_at is distinct from o.retry_requested_at;
   return null;
 end;
 $function$;

@@ -1,6 +1,10 @@
--- Retention: the sweep (tasks/retention__sweep.ts) calls gk_private.retention_prune__<kind>(cutoff)
--- for every row of gk_public.retention_policies. Telemetry lives in daily range partitions, so
--- its retention drops whole partitions; a default partition catches strays and is pruned by rows.
+-- Retention: the sweep (tasks/retention__sweep.ts) calls gk_private.retention_prune__<kind>(cutoff,
+-- max_rows) for every row of gk_public.retention_policies (the registry: a kind is a policy row,
+-- added by its area's migration, and the function, defined in its area's sql/ file). Each call
+-- removes at most max_rows (the policy's max_per_activation) and returns how many it removed; when
+-- that is the limit, more remains and the sweep says so. Telemetry lives in daily range
+-- partitions, so its retention drops whole partitions; a default partition catches strays and is
+-- pruned by rows.
 
 create or replace function gk_private.telemetry_partition_name(day date) returns text
 language sql immutable strict
@@ -39,9 +43,11 @@ begin
 end;
 $$;
 
--- Daily partitions that end at or before the cutoff are dropped whole; older rows in the default
--- partition are deleted. Returns the number of rows removed.
-create or replace function gk_private.retention_prune__ecu_telemetry(cutoff timestamptz) returns bigint
+-- Daily partitions that end at or before the cutoff are dropped whole, oldest first, until
+-- max_rows rows are gone (a partition is never split: the one that crosses the limit goes whole);
+-- then older rows of the default partition, up to what is left of max_rows.
+drop function if exists gk_private.retention_prune__ecu_telemetry(timestamptz);
+create or replace function gk_private.retention_prune__ecu_telemetry(cutoff timestamptz, max_rows int) returns bigint
 language plpgsql volatile
 as $$
 declare
@@ -58,21 +64,29 @@ begin
        and c.relname ~ '^ecu_telemetry_p\d{8}$'
      order by 1
   loop
+    exit when v_rows >= max_rows;
     continue when (r.day + 1)::timestamp at time zone 'utc' > cutoff;
     execute format('select count(*) from gk_private.%I', r.relname) into v_n;
     execute format('drop table gk_private.%I', r.relname);
     v_rows := v_rows + v_n;
   end loop;
-  with gone as (delete from gk_private.ecu_telemetry_default t where t.recorded_at < cutoff returning 1)
-  select v_rows + count(*) into v_rows from gone;
+  if v_rows < max_rows then
+    with doomed as (
+      select t.ctid from gk_private.ecu_telemetry_default t where t.recorded_at < cutoff limit max_rows - v_rows),
+    gone as (delete from gk_private.ecu_telemetry_default t using doomed d where t.ctid = d.ctid returning 1)
+    select v_rows + count(*) into v_rows from gone;
+  end if;
   return v_rows;
 end;
 $$;
 
-create or replace function gk_private.retention_prune__robot_manifests(cutoff timestamptz) returns bigint
+drop function if exists gk_private.retention_prune__robot_manifests(timestamptz);
+create or replace function gk_private.retention_prune__robot_manifests(cutoff timestamptz, max_rows int) returns bigint
 language sql volatile
 as $$
-  with gone as (delete from gk_public.robot_manifests m where m.received_at < cutoff returning 1)
+  with doomed as (
+    select m.id from gk_public.robot_manifests m where m.received_at < cutoff order by m.received_at limit max_rows),
+  gone as (delete from gk_public.robot_manifests m using doomed d where m.id = d.id returning 1)
   select count(*) from gone;
 $$;
 
@@ -80,35 +94,39 @@ $$;
 create or replace function gk_private.retention_prune_function(kind text) returns regprocedure
 language sql stable
 as $$
-  select to_regprocedure(format('gk_private.%I(timestamptz)', 'retention_prune__' || kind));
+  select to_regprocedure(format('gk_private.%I(timestamptz, integer)', 'retention_prune__' || kind));
 $$;
 
 comment on table gk_public.robot_manifests is E'@behavior -insert -update -delete\nSigned manifests reported by robots; pruned by the retention sweep.';
 comment on table gk_public.ecu_telemetry is E'@behavior -insert -update -delete\nECU events from robots, partitioned by day; retention drops whole partitions.';
 grant select on gk_public.robot_manifests, gk_public.ecu_telemetry to gk_viewer, gk_admin;
-grant update (retention) on gk_public.retention_policies to gk_admin;
+grant update (retention, max_per_activation) on gk_public.retention_policies to gk_admin;
 
 -- Bootstrap: yesterday through a week ahead (the daily cron keeps creating ahead of time).
 select gk_private.ensure_telemetry_partitions((now() at time zone 'utc')::date - 1, 9);
 
--- Prunes one kind with its policy's cutoff (the sweep calls this for every policy row).
-create or replace function gk_private.retention_prune(kind text) returns bigint
+-- Prunes one kind with its policy's cutoff and limit (the sweep calls this for every policy
+-- row). Returns what was removed and whether more remains for the next activation.
+drop function if exists gk_private.retention_prune(text);
+create or replace function gk_private.retention_prune(kind text, out deleted bigint, out max_rows int, out more boolean)
 language plpgsql volatile
 as $$
 declare
-  v_retention interval;
+  v_policy gk_public.retention_policies;
   v_fn regprocedure;
-  v_n bigint;
 begin
-  select p.retention into v_retention from gk_public.retention_policies p where p.kind = retention_prune.kind;
+  select * into v_policy from gk_public.retention_policies p where p.kind = retention_prune.kind;
   if not found then
-    raise exception 'no retention policy for kind %', kind;
+    raise exception 'no retention policy for kind %', kind using errcode = 'P0002';
   end if;
   v_fn := gk_private.retention_prune_function(kind);
   if v_fn is null then
-    raise exception 'retention kind % has no function gk_private.retention_prune__%(timestamptz)', kind, kind;
+    raise exception 'retention kind % has no function gk_private.retention_prune__%(timestamptz, integer)', kind, kind
+      using errcode = '42883';
   end if;
-  execute format('select %s($1)', v_fn::oid::regproc) into v_n using now() - v_retention;
-  return coalesce(v_n, 0);
+  max_rows := v_policy.max_per_activation;
+  execute format('select %s($1, $2)', v_fn::oid::regproc) into deleted using now() - v_policy.retention, max_rows;
+  deleted := coalesce(deleted, 0);
+  more := deleted >= max_rows;
 end;
 $$;

@@ -15,6 +15,7 @@ $$;
 comment on function gk_private.audit_record is 'Records one admin API mutation in gk_public.audit_events (called by the server, src/server/audit.ts).';
 
 -- Retention kind audit_events: events older than the cutoff go, oldest first, at most max_rows.
+drop function if exists gk_private.retention_prune__audit_events(timestamptz);
 create or replace function gk_private.retention_prune__audit_events(cutoff timestamptz, max_rows int) returns bigint
 language sql volatile
 as $$
@@ -22,12 +23,4 @@ as $$
     select e.id from gk_public.audit_events e where e.at < cutoff order by e.at limit max_rows),
   gone as (delete from gk_public.audit_events e using doomed d where e.id = d.id returning 1)
   select count(*) from gone;
-$$;
-
--- The sweep as it is today calls retention_prune__<kind>(cutoff); this form stays until every
--- kind takes a limit.
-create or replace function gk_private.retention_prune__audit_events(cutoff timestamptz) returns bigint
-language sql volatile
-as $$
-  select gk_private.retention_prune__audit_events(cutoff, 100000);
 $$;

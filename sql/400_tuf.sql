@@ -212,7 +212,9 @@ $$;
 -- Kept: root (clients walk the whole chain), anything not uploaded yet, and for every role
 -- every version >= the one the published timestamp.json leads to (timestamp → snapshot →
 -- targets and bins). The deleted files are removed from the blob store by tuf__delete_blobs.
-create or replace function gk_private.retention_prune__tuf_metadata(cutoff timestamptz) returns bigint
+-- At most max_rows versions per call, oldest first; the sweep comes back for the rest.
+drop function if exists gk_private.retention_prune__tuf_metadata(timestamptz);
+create or replace function gk_private.retention_prune__tuf_metadata(cutoff timestamptz, max_rows int) returns bigint
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
 as $$
@@ -238,11 +240,17 @@ begin
       join gk_public.tuf_metadata s
         on s.team_id = p.team_id and s.role = 'snapshot' and s.version = p.snapshot_version
      cross join lateral jsonb_each(s.document::jsonb -> 'signed' -> 'meta') m
+  ), doomed as (
+    select d.id
+      from gk_public.tuf_metadata d
+      join keep_from k on d.team_id = k.team_id and d.role = k.role and d.version < k.version
+     where d.role <> 'root' and d.uploaded_at is not null and d.created_at < cutoff
+     order by d.created_at, d.id
+     limit max_rows
   ), deleted as (
     delete from gk_public.tuf_metadata d
-     using keep_from k
-     where d.team_id = k.team_id and d.role = k.role and d.version < k.version
-       and d.role <> 'root' and d.uploaded_at is not null and d.created_at < cutoff
+     using (select distinct x.id from doomed x) x
+     where d.id = x.id
     returning d.team_id, d.role, d.version
   )
   insert into tuf_pruned
@@ -260,7 +268,7 @@ begin
   return n;
 end;
 $$;
-comment on function gk_private.retention_prune__tuf_metadata is 'Retention kind tuf_metadata: deletes superseded, uploaded, non-root metadata versions older than cutoff; never what the published timestamp leads to.';
+comment on function gk_private.retention_prune__tuf_metadata is 'Retention kind tuf_metadata: deletes superseded, uploaded, non-root metadata versions older than cutoff (at most max_rows); never what the published timestamp leads to.';
 
 -- What an operator wants to know about a repository at a glance.
 create or replace view gk_public.tuf_repository_status as

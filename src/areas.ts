@@ -5,9 +5,10 @@ import { collectors as platformCollectors, type MetricCollector } from "./server
 import type { Route } from "./server/routes.ts";
 import bin from "./bin/index.ts";
 import certificates from "./certificates/index.ts";
+import sagas from "./sagas/index.ts";
 import tuf from "./tuf/index.ts";
 
-export const areas: readonly AreaManifest[] = [bin, certificates, tuf];
+export const areas: readonly AreaManifest[] = [bin, sagas, certificates, tuf];
 
 export const areaRoutes = areas.flatMap((a) => a.routes ?? []);
 export const areaMetrics = areas.flatMap((a) => a.metrics ?? []);

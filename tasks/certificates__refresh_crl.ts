@@ -3,17 +3,16 @@
 // expired CRL even when nobody asked for it in a while.
 import { z } from "zod";
 import { requireService } from "../src/services.ts";
-import { runActivation } from "../src/worker/reconciler.ts";
-import { defineTask } from "../src/worker/define-task.ts";
+import { defineReconciler } from "../src/worker/reconciler.ts";
 
-export default defineTask({
-  payload: z.object({ _cron: z.unknown().optional() }),
-  async run(_payload, { services, helpers }) {
+export default defineReconciler({
+  name: "certificates__refresh_crl",
+  description: "Regenerates the CA's CRL when revocations made it stale or it is ageing.",
+  status: z.object({ refreshed: z.number().int().min(0).max(1) }),
+  async run({ services }) {
     const ca = requireService(services, "ca");
-    await runActivation(helpers, "certificates__refresh_crl", async () => {
-      if (!ca.refreshCrl) return { refreshed: 0 };
-      await ca.refreshCrl();
-      return { refreshed: 1 };
-    });
+    if (!ca.refreshCrl) return { refreshed: 0 };
+    await ca.refreshCrl();
+    return { refreshed: 1 };
   },
 });

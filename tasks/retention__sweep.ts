@@ -1,27 +1,47 @@
-// Cron: retention. Creates telemetry partitions ahead of time, then calls every registered
-// gk_private.retention_prune__<kind>(cutoff) (gk_public.retention_policies), one kind at a time;
-// a kind that fails is recorded as an item error and the others still run.
+// Retention: creates telemetry partitions ahead of time, then prunes every registered kind
+// (gk_public.retention_policies → gk_private.retention_prune__<kind>(cutoff, max_rows)), one kind
+// at a time, each bounded by its policy's max_per_activation. A kind that fails is an item error
+// and the others still run; when a kind hit its limit, more remains and the next activation
+// follows within a minute instead of at the next hourly tick.
 import { z } from "zod";
-import { runActivation } from "../src/worker/reconciler.ts";
-import { defineTask } from "../src/worker/define-task.ts";
+import { defineReconciler } from "../src/worker/reconciler.ts";
 
-export default defineTask({
-  payload: z.object({ _cron: z.unknown().optional() }),
-  async run(_payload, { helpers }) {
-    await runActivation(helpers, "retention__sweep", async (activation) => {
-      const counts: Record<string, number> = {};
-      const parts = await helpers.query<{ n: number }>("select gk_private.ensure_telemetry_partitions() as n");
-      counts.telemetry_partitions_created = parts.rows[0].n;
-      const { rows: policies } = await helpers.query<{ kind: string }>("select kind from gk_public.retention_policies order by kind");
-      for (const { kind } of policies) {
-        try {
-          const { rows } = await helpers.query<{ n: string }>("select gk_private.retention_prune($1) as n", [kind]);
-          counts[kind] = Number(rows[0].n);
-        } catch (e) {
-          await activation.itemError(kind, e);
-        }
+export default defineReconciler({
+  name: "retention__sweep",
+  description: "Prunes history past its retention policy (bounded per kind and activation) and creates telemetry partitions ahead.",
+  status: z.object({
+    telemetry_partitions_created: z.number().int().nonnegative(),
+    /** Rows pruned per kind in this activation. */
+    deleted: z.record(z.string(), z.number().int().nonnegative()),
+    /** Each kind's limit for this activation (its policy's max_per_activation). */
+    max_rows: z.record(z.string(), z.number().int().positive()),
+    /** Kinds that hit their limit: more remains for the next activation. */
+    more_remaining: z.array(z.string()),
+  }),
+  counts: (s) => ({ telemetry_partitions_created: s.telemetry_partitions_created, ...s.deleted }),
+  async run({ helpers, itemError, again }) {
+    const parts = await helpers.query<{ n: number }>("select gk_private.ensure_telemetry_partitions() as n");
+    const status = { telemetry_partitions_created: parts.rows[0].n, deleted: {}, max_rows: {}, more_remaining: [] as string[] } as {
+      telemetry_partitions_created: number;
+      deleted: Record<string, number>;
+      max_rows: Record<string, number>;
+      more_remaining: string[];
+    };
+    const { rows: policies } = await helpers.query<{ kind: string }>("select kind from gk_public.retention_policies order by kind");
+    for (const { kind } of policies) {
+      try {
+        const { rows } = await helpers.query<{ deleted: string; max_rows: number; more: boolean }>(
+          "select * from gk_private.retention_prune($1)",
+          [kind],
+        );
+        status.deleted[kind] = Number(rows[0].deleted);
+        status.max_rows[kind] = rows[0].max_rows;
+        if (rows[0].more) status.more_remaining.push(kind);
+      } catch (e) {
+        await itemError(kind, e);
       }
-      return counts;
-    });
+    }
+    if (status.more_remaining.length) again(60);
+    return status;
   },
 });

@@ -3,6 +3,7 @@
 // statement; scenarios make missing parents.
 import { describe, expect, it } from "vitest";
 import { createTestDb } from "./helpers/db.ts";
+import { jobs } from "./helpers/jobs.ts";
 import {
   type CertificateState,
   certStatuses,
@@ -14,6 +15,7 @@ import {
   insertPurgeItems,
   insertRobots,
   insertTeam,
+  insertTufTargets,
   scenario,
   withCertificates,
   withImages,
@@ -22,6 +24,7 @@ import {
   withRobots,
   withTeam,
 } from "./helpers/fixtures/index.ts";
+import { setupRepository } from "./tuf/helpers/tuf.ts";
 
 const db = await createTestDb();
 
@@ -137,5 +140,22 @@ describe("fixture builders", () => {
     const bytes = Buffer.from("real image bytes");
     const [real] = await insertImages(db, { team: s.team, bytes });
     expect(real).toMatchObject({ ...imageDigests(bytes), length: String(bytes.length) });
+  });
+
+  it("TUF targets: valid hashes, many per team in one statement (one publish per team)", async () => {
+    const repo = await setupRepository(db, { bins: 4 });
+    try {
+      await db.query("select graphile_worker.remove_job(key) from graphile_worker.jobs where task_identifier = 'tuf__publish'");
+      const made = await insertTufTargets(db, { teams: [repo.teamId], count: 300, prefix: "fw" });
+      expect(made).toHaveLength(300);
+      expect(made[0]).toEqual({ team_id: repo.teamId, path: "fw/1" });
+      const { rows } = await db.query("select count(*)::int as n from gk_public.tuf_targets where team_id = $1 and path like 'fw/%'", [
+        repo.teamId,
+      ]);
+      expect(rows[0].n).toBe(300);
+      expect(await jobs(db, "tuf__publish")).toHaveLength(1);
+    } finally {
+      await repo.close();
+    }
   });
 });

@@ -1,21 +1,18 @@
-// Prometheus: the bin's length and oldest age by kind (a collector run at every /metrics scrape).
+// Prometheus: the bin's length, failing items and oldest age by kind (a collector run at every
+// /metrics scrape). Every registered kind (gk_public.bin_kinds) reports, 0 when empty, so alerts
+// on "length > 0 for 1h" resolve and a new kind shows up without a change here.
 import type { MetricCollector } from "../server/metrics.ts";
 
 export const binMetrics: MetricCollector = {
   name: "bin",
   async collect({ db, gauge }) {
     const { rows } = await db.query<{ kind: string; length: number; failing: number; oldest_age_seconds: number | null }>(
-      "select kind, length, failing, oldest_age_seconds from gk_public.bin_summary",
+      `select k.kind, coalesce(s.length, 0) as length, coalesce(s.failing, 0) as failing, s.oldest_age_seconds
+         from gk_public.bin_kinds k left join gk_public.bin_summary s on s.kind = k.kind`,
     );
     const length = gauge("gk_bin_length", "Pending deletions in the bin, by kind", ["kind"]);
     const failing = gauge("gk_bin_failing", "Pending deletions whose last attempt failed, by kind", ["kind"]);
     const oldest = gauge("gk_bin_oldest_age_seconds", "Age of the oldest pending deletion, by kind", ["kind"]);
-    // Known kinds report 0 when empty, so alerts on "length > 0 for 1h" resolve.
-    for (const kind of ["certificate", "blob_prefix"]) {
-      length.set({ kind }, 0);
-      failing.set({ kind }, 0);
-      oldest.set({ kind }, 0);
-    }
     for (const r of rows) {
       length.set({ kind: r.kind }, r.length);
       failing.set({ kind: r.kind }, r.failing);

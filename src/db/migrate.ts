@@ -1,4 +1,5 @@
-// `groundskeeper migrate`: worker schema, then versioned migrations, then the stored logic in sql/.
+// `groundskeeper migrate`: worker schema, then versioned migrations, then the stored logic in sql/,
+// then the registry of reconcilers (gk_public.reconcilers) from tasks/ and the crontab.
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -7,6 +8,7 @@ import { runMigrations } from "graphile-worker";
 import { runner } from "node-pg-migrate";
 import pg from "pg";
 import { quietWorkerLogger } from "../lib/log.ts";
+import { registerReconcilers } from "../worker/reconciler-registry.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const MIGRATIONS_DIR = path.join(root, "migrations");
@@ -39,6 +41,13 @@ export async function migrate(databaseUrl: string, log: Log = () => {}): Promise
   for (const m of ran) log(`migration ${m.name}`);
   const applied = await applyStoredLogic(databaseUrl, ran.length > 0);
   for (const f of applied) log(`stored logic ${f}`);
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await registerReconcilers(client);
+  } finally {
+    await client.end();
+  }
   return { migrationsRun: ran.map((m) => m.name), sqlFilesApplied: applied };
 }
 

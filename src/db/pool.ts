@@ -1,6 +1,11 @@
 // One place that creates pg pools, with the error handlers graphile-worker asks for.
 import pg from "pg";
 
+/** Anything that runs a query: a pool or a client. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
 export function createPool(connectionString: string, max = 10): pg.Pool {
   const pool = new pg.Pool({ connectionString, max });
   // An idle client losing its connection must not crash the process; the pool replaces it.

@@ -15,27 +15,19 @@ export interface MetricCollector {
   collect(ctx: CollectorContext): Promise<void>;
 }
 
-/** Queue depth, running, retrying and permanently failed jobs, per task (every known task, 0 when idle). */
+/** Queue depth, running, retrying and permanently failed jobs, per task (graphile_worker.jobs, sql/060_queue.sql; every known task, 0 when idle). */
 export const jobMetrics: MetricCollector = {
   name: "jobs",
   async collect({ db, gauge }) {
     const { rows } = await db.query<{
       task: string;
-      queued: number;
+      ready: number;
+      scheduled: number;
       running: number;
       retrying: number;
       failed: number;
       oldest_due_s: number | null;
-    }>(`
-      select t.identifier as task,
-             count(*) filter (where j.attempts < j.max_attempts)::int as queued,
-             count(*) filter (where j.locked_at is not null and j.attempts < j.max_attempts)::int as running,
-             count(*) filter (where j.attempts > 0 and j.attempts < j.max_attempts and j.last_error is not null)::int as retrying,
-             count(*) filter (where j.attempts >= j.max_attempts)::int as failed,
-             extract(epoch from now() - min(j.run_at) filter (where j.attempts < j.max_attempts and j.run_at <= now()))::float8 as oldest_due_s
-        from graphile_worker._private_jobs j
-        join graphile_worker._private_tasks t on t.id = j.task_id
-       group by t.identifier`);
+    }>("select * from gk_private.queue_jobs_by_task()");
     const queued = gauge("gk_job_queue_depth", "Jobs waiting or running (not permanently failed), by task", ["task"]);
     const running = gauge("gk_jobs_running", "Jobs currently locked by a worker, by task", ["task"]);
     const retrying = gauge("gk_jobs_retrying", "Jobs that failed at least once and will be retried, by task", ["task"]);
@@ -46,7 +38,7 @@ export const jobMetrics: MetricCollector = {
     // Every task of tasks/ reports 0 when it has no jobs, so "failed > 0" alerts resolve and rates have a baseline.
     for (const task of taskIdentifiers()) for (const g of [queued, running, retrying, failed, oldest]) g.set({ task }, 0);
     for (const r of rows) {
-      queued.set({ task: r.task }, r.queued);
+      queued.set({ task: r.task }, r.ready + r.scheduled + r.running);
       running.set({ task: r.task }, r.running);
       retrying.set({ task: r.task }, r.retrying);
       failed.set({ task: r.task }, r.failed);
@@ -55,18 +47,36 @@ export const jobMetrics: MetricCollector = {
   },
 };
 
-/** Reconciler activations by task and status, and when each task last succeeded. */
+/**
+ * Reconciler activations: one row per task (gk_private.activations_latest reads each task's
+ * latest activation by primary key, never the history). gk_activations counts finished
+ * activations by final status and survives pruning, like a counter.
+ */
 export const activationMetrics: MetricCollector = {
   name: "activations",
   async collect({ db, gauge }) {
-    const { rows } = await db.query<{ task: string; status: string; n: number; last_finished: number | null }>(`
-      select task, status, count(*)::int as n, extract(epoch from max(finished_at))::float8 as last_finished
-        from gk_public.activations group by task, status`);
-    const count = gauge("gk_activations", "Recorded reconciler activations, by task and status", ["task", "status"]);
+    const { rows } = await db.query<{
+      task: string;
+      status: string | null;
+      started_at: Date | null;
+      finished_at: Date | null;
+      last_success_at: Date | null;
+      succeeded: string;
+      failed: string;
+    }>("select task, status, started_at, finished_at, last_success_at, succeeded, failed from gk_private.activations_latest()");
+    const count = gauge("gk_activations", "Finished reconciler activations since the database was created, by task and status", [
+      "task",
+      "status",
+    ]);
     const lastOk = gauge("gk_activation_last_success_timestamp_seconds", "When each task's last successful activation finished", ["task"]);
+    const running = gauge("gk_activation_running", "1 while the task's latest activation is still running", ["task"]);
+    const lastDuration = gauge("gk_activation_last_duration_seconds", "How long the task's latest finished activation took", ["task"]);
     for (const r of rows) {
-      count.set({ task: r.task, status: r.status }, r.n);
-      if (r.status === "succeeded" && r.last_finished != null) lastOk.set({ task: r.task }, r.last_finished);
+      count.set({ task: r.task, status: "succeeded" }, Number(r.succeeded));
+      count.set({ task: r.task, status: "failed" }, Number(r.failed));
+      running.set({ task: r.task }, r.status === "running" ? 1 : 0);
+      if (r.last_success_at) lastOk.set({ task: r.task }, r.last_success_at.getTime() / 1000);
+      if (r.finished_at && r.started_at) lastDuration.set({ task: r.task }, (r.finished_at.getTime() - r.started_at.getTime()) / 1000);
     }
   },
 };

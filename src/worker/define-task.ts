@@ -3,6 +3,7 @@
 import type { JobHelpers, Task } from "graphile-worker";
 import type { z } from "zod";
 import type { Services } from "../services.ts";
+import { failJobPermanently } from "./queue.ts";
 
 export interface TaskContext {
   services: Services;
@@ -27,9 +28,7 @@ export function defineTask<S extends z.ZodType>(def: TaskDefinition<S>): TaskFac
     if (!parsed.success) {
       const detail = parsed.error.issues.map((i) => `${i.path.join(".") || "payload"}: ${i.message}`).join("; ");
       // No more attempts for this job: it stays visible as failed, with this error.
-      await helpers.withPgClient((c) =>
-        c.query("update graphile_worker._private_jobs set max_attempts = attempts where id = $1", [helpers.job.id]),
-      );
+      await failJobPermanently(helpers);
       throw new InvalidPayloadError(`invalid payload for ${helpers.job.task_identifier}: ${detail}`);
     }
     return def.run(parsed.data, { services, helpers });

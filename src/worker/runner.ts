@@ -1,14 +1,10 @@
 // The job runner: graphile-worker with our task list and crontab, signals handled by the caller.
-import fs from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseCrontab, run, type Runner, type WorkerEvents } from "graphile-worker";
 import type pg from "pg";
 import type { Services } from "../services.ts";
 import { workerLogger } from "../lib/log.ts";
+import { readCrontab } from "./crontab.ts";
 import { buildTaskList } from "./task-list.ts";
-
-export const CRONTAB_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../crontab");
 
 export interface WorkerOptions {
   databaseUrl: string;
@@ -29,7 +25,7 @@ export interface WorkerOptions {
 
 export async function startWorker(opts: WorkerOptions): Promise<Runner> {
   const concurrency = opts.concurrency ?? 8;
-  const crontab = opts.cron === false || !fs.existsSync(CRONTAB_FILE) ? "" : fs.readFileSync(CRONTAB_FILE, "utf8");
+  const crontab = opts.cron === false ? "" : readCrontab();
   return run({
     // graphile-worker 0.18 records a job's success or failure without awaiting it unless the
     // outcome goes through its batcher: then a graceful stop waits for the batch to be written

@@ -256,7 +256,7 @@ describe("local CA: retention", () => {
     await db.query("update gk_private.local_ca_certificates set not_after = now() - interval '200 days' where id = any($1)", [
       [old.caRef, pending.caRef],
     ]);
-    const { rows } = await db.query("select gk_private.retention_prune__local_ca_certificates(now() - interval '90 days') as n");
+    const { rows } = await db.query("select gk_private.retention_prune__local_ca_certificates(now() - interval '90 days', 10000) as n");
     expect(Number(rows[0].n)).toBe(1);
     expect(await ca.fetch(old.caRef)).toMatchObject({ status: "failed" });
     expect(await ca.fetch(live.caRef)).toMatchObject({ status: "issued" });

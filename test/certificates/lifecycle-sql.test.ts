@@ -2,7 +2,7 @@
 // and with which jobs. The CA-facing tasks are tested in the other files of this folder.
 import { describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
-import { jobs } from "../helpers/jobs.ts";
+import { clearJobs as clearQueue, jobs } from "../helpers/jobs.ts";
 import {
   certStatuses,
   ids,
@@ -23,7 +23,7 @@ async function revokeJobIds(): Promise<string[][]> {
 }
 
 async function clearJobs() {
-  await db.query("delete from graphile_worker._private_jobs");
+  await clearQueue(db);
 }
 
 describe("certificate lifecycle in SQL", () => {
@@ -165,7 +165,6 @@ describe("certificate lifecycle in SQL", () => {
     );
     await expect(db.query("select gk_public.create_provisioning_credential(gen_random_uuid(), 'x')")).rejects.toThrow(/team .* not found/);
     await expect(db.query("select gk_public.retry_bin_item('certificate', 'nope')")).rejects.toThrow(/not a certificate id/);
-    await expect(db.query("select gk_public.retry_bin_item('volume', 'x')")).rejects.toThrow(/unknown bin item kind/);
     await expect(db.query("select gk_public.retry_bin_item('certificate', gen_random_uuid()::text)")).rejects.toThrow(
       /no pending bin item/,
     );
@@ -195,48 +194,6 @@ describe("certificate lifecycle in SQL", () => {
       await client.query("rollback");
     } finally {
       client.release();
-    }
-  });
-});
-
-describe("bin reconciler", () => {
-  it("re-enqueues overdue items whose job is gone, but not while their queue is still draining", async () => {
-    await clearJobs();
-    const s = await scenario(db, withTeam({ name: "reconcile" }), withRobots(3), withCertificates("issued"));
-    const robots = ids(s.robots);
-    const certs = ids(s.certificates);
-    await db.query("delete from gk_public.robots where id = any($1::uuid[])", [robots]);
-    expect((await revokeJobIds()).flat().sort()).toEqual([...certs].sort());
-    const overdue = () =>
-      db.query("update gk_public.certificates set next_attempt_at = now() - interval '1 second' where id = any($1::uuid[])", [certs]);
-
-    // Lease ran out while the job still waits in the queue (workers behind): no duplicates.
-    await overdue();
-    let { rows } = await db.query("select gk_private.bin_redispatch() as c");
-    expect(rows[0].c).toMatchObject({ revocations: 0, queues_busy: 1 });
-    expect((await revokeJobIds()).length).toBe(1);
-
-    // The job is gone (permanently failed and cleaned up, or never committed): a fresh one.
-    await clearJobs();
-    ({ rows } = await db.query("select gk_private.bin_redispatch() as c"));
-    expect(rows[0].c).toMatchObject({ revocations: 3, queues_busy: 0 });
-    expect((await revokeJobIds()).flat().sort()).toEqual([...certs].sort());
-    // … and the lease starts again, so the next tick leaves them alone.
-    await clearJobs();
-    ({ rows } = await db.query("select gk_private.bin_redispatch() as c"));
-    expect(rows[0].c).toMatchObject({ revocations: 0 });
-
-    // A row a live task holds (row lock) is skipped.
-    await overdue();
-    const holder = await db.pool.connect();
-    try {
-      await holder.query("begin");
-      await holder.query("select 1 from gk_public.certificates where id = $1 for update", [certs[0]]);
-      ({ rows } = await db.query("select gk_private.bin_redispatch() as c"));
-      expect(rows[0].c).toMatchObject({ revocations: 2 });
-      await holder.query("rollback");
-    } finally {
-      holder.release();
     }
   });
 });

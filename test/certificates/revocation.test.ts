@@ -201,9 +201,9 @@ describe("certificates at a real CA", () => {
     expect(await certStatuses(db, certs)).toEqual({ revoked: 5 });
     expect(await binLength()).toBe(0);
     const { rows: act } = await db.query(
-      "select status, counts from gk_public.activations where task = 'bin__reconcile' order by id desc limit 1",
+      "select status, details from gk_public.activations where task = 'bin__reconcile' order by id desc limit 1",
     );
-    expect(act[0]).toMatchObject({ status: "succeeded", counts: { revocations: 4, issuances: 0 } });
+    expect(act[0]).toMatchObject({ status: "succeeded", details: { kinds: { certificate: { revocations: 4, issuances: 0 } } } });
     const serials = (await db.query("select serial from gk_public.certificates where id = any($1::uuid[])", [certs])).rows.map(
       (r) => r.serial,
     );

@@ -1,18 +1,9 @@
-// The periodic reconcilers: expiry (certificates, provisioning credentials) and retention
-// (manifests, telemetry partitions, any registered kind), each recording an activation.
+// The certificates area's periodic reconcilers: expiry (certificates, provisioning credentials)
+// and the CRL refresh, each recording an activation. (Retention: test/retention/.)
 import { describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
-import {
-  ids,
-  insertCertificates,
-  insertEcuTelemetry,
-  insertProvisioningCredentials,
-  insertRobotManifests,
-  scenario,
-  withRobots,
-  withTeam,
-} from "../helpers/fixtures/index.ts";
+import { ids, insertCertificates, insertProvisioningCredentials, scenario, withRobots, withTeam } from "../helpers/fixtures/index.ts";
 import { localCa } from "./helpers/ca-fixtures.ts";
 
 const db = await createTestDb();
@@ -86,60 +77,6 @@ describe("expiry sweep", () => {
     }
     const plan = JSON.stringify(rows[0]["QUERY PLAN"]);
     expect(plan).toMatch(/certificates_status_not_after_idx/);
-  });
-});
-
-describe("retention sweep", () => {
-  it("deletes old manifests, drops old telemetry partitions, prunes the default partition, creates partitions ahead", async () => {
-    const [robot] = (await scenario(db, withTeam({ name: "retention" }), withRobots(1))).robots;
-    await insertRobotManifests(db, { robot, at: ["-31 days", "-29 days"] });
-    await insertRobotManifests(db, { robot, at: ["0"], valid: false });
-    // A partition 10 days back (as the daily cron would have made it), and strays in the default.
-    await db.query("select gk_private.ensure_telemetry_partitions((now() at time zone 'utc')::date - 10, 1)");
-    await insertEcuTelemetry(db, { robot, at: ["-10 days", "-10 days", "-20 days", "-8 days", "0", "-1 day"] });
-    const part10 = `ecu_telemetry_p${new Date(Date.now() - 10 * 86400_000).toISOString().slice(0, 10).replace(/-/g, "")}`;
-    expect((await db.query(`select count(*)::int as n from gk_private.${part10}`)).rows[0].n).toBe(2);
-    expect((await db.query("select count(*)::int as n from gk_private.ecu_telemetry_default")).rows[0].n).toBe(2);
-
-    const act = await runCron("retention__sweep");
-    expect(act.status).toBe("succeeded");
-    expect(act.counts).toMatchObject({ robot_manifests: 1, ecu_telemetry: 4, purge_items: 0 });
-    expect(await db.query(`select to_regclass('gk_private.${part10}') as r`).then((r) => r.rows[0].r)).toBeNull();
-    expect((await db.query("select count(*)::int as n from gk_public.robot_manifests")).rows[0].n).toBe(2);
-    expect((await db.query("select count(*)::int as n from gk_public.ecu_telemetry")).rows[0].n).toBe(2);
-    // Partitions exist for the coming week.
-    const ahead = `ecu_telemetry_p${new Date(Date.now() + 6 * 86400_000).toISOString().slice(0, 10).replace(/-/g, "")}`;
-    expect((await db.query(`select to_regclass('gk_private.${ahead}') as r`)).rows[0].r).not.toBeNull();
-  });
-
-  it("creating a partition moves the strays that were waiting in the default partition", async () => {
-    const [robot] = (await scenario(db, withTeam({ name: "strays" }), withRobots(1))).robots;
-    await insertEcuTelemetry(db, { robot, at: ["30 days"], eventType: "future" });
-    expect((await db.query("select count(*)::int as n from gk_private.ecu_telemetry_default where event_type = 'future'")).rows[0].n).toBe(
-      1,
-    );
-    const { rows } = await db.query(
-      "select gk_private.ensure_telemetry_partitions((now() at time zone 'utc' + interval '30 days')::date, 1) as n",
-    );
-    expect(rows[0].n).toBe(1);
-    expect((await db.query("select count(*)::int as n from gk_private.ecu_telemetry_default where event_type = 'future'")).rows[0].n).toBe(
-      0,
-    );
-    expect((await db.query("select count(*)::int as n from gk_public.ecu_telemetry where event_type = 'future'")).rows[0].n).toBe(1);
-  });
-
-  it("calls every registered kind; a kind without its function is an item error, the others still run", async () => {
-    await db.query("insert into gk_public.retention_policies (kind, retention) values ('tuf_metadata_test', interval '30 days')");
-    await db.query(`create function gk_private.retention_prune__tuf_metadata_test(cutoff timestamptz) returns bigint
-                    language sql volatile as $$ select 7::bigint $$`);
-    await db.query("insert into gk_public.retention_policies (kind, retention) values ('nothing_here', interval '1 day')");
-    const act = await runCron("retention__sweep");
-    expect(act.status).toBe("succeeded");
-    expect(act.counts).toMatchObject({ tuf_metadata_test: 7, robot_manifests: 0 });
-    const { rows } = await db.query("select item, error from gk_public.activation_errors where activation_id = $1", [act.id]);
-    expect(rows).toEqual([
-      { item: "nothing_here", error: expect.stringMatching(/has no function gk_private.retention_prune__nothing_here/) },
-    ]);
   });
 });
 

@@ -5,6 +5,7 @@ import { pino } from "pino";
 import { SecretBox } from "../../src/lib/secrets.ts";
 import type { Services } from "../../src/services.ts";
 import { quietWorkerLogger } from "../../src/lib/log.ts";
+import { clearJobs as clearQueue, dueJobCount, listJobs, lockingWorkers, unlockWorkers } from "../../src/worker/queue.ts";
 import { buildTaskList } from "../../src/worker/task-list.ts";
 import { createPool } from "../../src/db/pool.ts";
 import type { TestDb } from "./db.ts";
@@ -34,29 +35,21 @@ export async function runJobs(db: TestDb, services: Services = testServices(), m
     }
     // graphile-worker 0.18's runOnce sometimes returns with a job it fetched (locked) but never
     // ran (seen in ~1 of 6 runs). Its pool is gone, so release such jobs for the next round.
-    await db.query(
-      `select graphile_worker.force_unlock_workers(array(
-         select distinct locked_by from graphile_worker._private_jobs where locked_by like 'otpool-%'))`,
-    );
+    await unlockWorkers(db, await lockingWorkers(db, "otpool-"));
   }
   throw new Error(`jobs still due after ${maxRounds} rounds`);
 }
 
 export async function dueJobs(db: TestDb): Promise<number> {
-  const { rows } = await db.query(
-    `select count(*)::int as n from graphile_worker._private_jobs
-      where run_at <= now() and attempts < max_attempts and locked_at is null`,
-  );
-  return rows[0].n;
+  return dueJobCount(db);
 }
 
-/** Jobs (of a task, or all) with their attempts and last error, for assertions. */
+/** Jobs (of a task, or all) with their payload, attempts and last error, for assertions. */
 export async function jobs(db: TestDb, task?: string) {
-  const { rows } = await db.query(
-    `select j.id, t.identifier as task, j.payload, j.attempts, j.max_attempts, j.last_error, j.run_at
-       from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
-      where $1::text is null or t.identifier = $1 order by j.id`,
-    [task ?? null],
-  );
-  return rows;
+  return listJobs(db, task);
+}
+
+/** Removes every job that is not running (graphile_worker.complete_jobs). */
+export async function clearJobs(db: TestDb): Promise<void> {
+  await clearQueue(db);
 }

@@ -7,7 +7,7 @@ import { signDirty, uploadPending } from "../../src/tuf/publish.ts";
 import { metadataKey } from "../../src/tuf/layout.ts";
 import { addTargets, box, Client, fakeTarget, publishNow, setupRepository, storeTarget, type TufFixture } from "./helpers/tuf.ts";
 import { jobs } from "../helpers/jobs.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const db = await createTestDb();
 let fx: TufFixture;

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
 import { addTargets, Client, fakeTarget, setupRepository, type TufFixture } from "./helpers/tuf.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const db = await createTestDb();
 const here = path.dirname(fileURLToPath(import.meta.url));

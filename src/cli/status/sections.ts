@@ -37,22 +37,13 @@ export const jobsSection: StatusSection<{ tasks: JobsByTask[]; failed: FailedJob
   name: "jobs",
   title: "Job queue",
   async collect(db) {
-    const tasks = await db.query<JobsByTask>(`
-      select t.identifier as task,
-             count(*) filter (where j.attempts < j.max_attempts and j.locked_at is null and j.run_at <= now())::int as ready,
-             count(*) filter (where j.attempts < j.max_attempts and j.locked_at is null and j.run_at > now())::int as scheduled,
-             count(*) filter (where j.attempts < j.max_attempts and j.locked_at is not null)::int as running,
-             count(*) filter (where j.attempts > 0 and j.attempts < j.max_attempts and j.last_error is not null)::int as retrying,
-             count(*) filter (where j.attempts >= j.max_attempts)::int as failed
-        from graphile_worker._private_jobs j
-        join graphile_worker._private_tasks t on t.id = j.task_id
-       group by t.identifier order by t.identifier`);
-    const failed = await db.query<FailedJob>(`
-      select j.id::text, t.identifier as task, j.attempts, j.last_error, j.updated_at
-        from graphile_worker._private_jobs j
-        join graphile_worker._private_tasks t on t.id = j.task_id
-       where j.attempts >= j.max_attempts
-       order by j.updated_at desc limit 20`);
+    // graphile_worker.jobs through sql/060_queue.sql (its public interface only).
+    const tasks = await db.query<JobsByTask>(
+      "select task, ready, scheduled, running, retrying, failed from gk_private.queue_jobs_by_task()",
+    );
+    const failed = await db.query<FailedJob>(
+      "select id::text, task, attempts, last_error, updated_at from gk_private.queue_failed_jobs(20)",
+    );
     return { tasks: tasks.rows, failed: failed.rows };
   },
   render({ tasks, failed }) {
@@ -76,6 +67,7 @@ export interface LatestActivation {
   started_at: Date;
   duration_s: number | null;
   counts: Record<string, number>;
+  details: Record<string, unknown>;
   error: string | null;
   item_errors: number;
 }
@@ -84,14 +76,11 @@ export const activationsSection: StatusSection<LatestActivation[]> = {
   name: "activations",
   title: "Latest activation per periodic task",
   async collect(db) {
-    // distinct on (task) … order by task, started_at desc walks activations_task_started_idx.
+    // One row per task, each activation read by primary key (gk_private.activation_tasks).
     const { rows } = await db.query<LatestActivation>(`
-      select a.task, a.id::text, a.status, a.started_at,
-             extract(epoch from a.finished_at - a.started_at)::float8 as duration_s,
-             a.counts, a.error,
-             (select count(*)::int from gk_public.activation_errors e where e.activation_id = a.id) as item_errors
-        from (select distinct on (task) * from gk_public.activations order by task, started_at desc) a
-       order by a.task`);
+      select task, id::text, status, started_at, extract(epoch from finished_at - started_at)::float8 as duration_s,
+             counts, details, error, item_errors
+        from gk_private.activations_latest() where id is not null`);
     return rows;
   },
   render(rows) {

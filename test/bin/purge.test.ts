@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { FsBlobStore } from "../../src/adapters/blobs/fs.ts";
 import type { BlobStore } from "../../src/adapters/blobs/types.ts";
 import { createTestDb } from "../helpers/db.ts";
-import { jobs, runJobs, testServices } from "../helpers/jobs.ts";
+import { clearJobs, jobs, runJobs, testServices } from "../helpers/jobs.ts";
 import { startS3Server } from "../helpers/s3.ts";
 import { insertTeam } from "../helpers/fixtures/index.ts";
 import { countKeys } from "../helpers/blobs.ts";
@@ -109,8 +109,8 @@ describe("blob prefix purge", () => {
       await s3.start();
       // The job's own retry is seconds away; the reconciler also brings the item back once due.
       await db.query("update gk_public.purge_items set next_attempt_at = now() - interval '1 second' where id = $1", [waiting.id]);
-      await db.query("delete from graphile_worker._private_jobs");
-      await db.query("select gk_private.enqueue('bin__reconcile')");
+      await clearJobs(db);
+      await db.query("select gk_public.activate_reconciler('bin__reconcile')");
       await runJobs(db, testServices({ blobs: store }));
       const done = await purgeItem(team);
       expect(done.completed_at).not.toBeNull();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createTestDb } from "./helpers/db.ts";
-import { jobs, runJobs } from "./helpers/jobs.ts";
+import { createTestDb } from "../helpers/db.ts";
+import { jobs, runJobs } from "../helpers/jobs.ts";
 
 const db = await createTestDb();
 

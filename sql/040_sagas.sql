@@ -1,0 +1,173 @@
+-- Sagas (src/worker/saga.ts; tables in migrations/0071_sagas.sql). Every transition is
+-- conditional on the step the caller ran, so a second runner (a duplicate job, a worker that
+-- was thought dead) cannot move a saga twice; each returns the row, or nothing when the saga
+-- was not where the caller thought.
+
+-- Starts a saga: its row, and the job that drives it (task = the saga's name). Called in the
+-- caller's transaction, so a saga exists exactly when what decided to start it committed.
+create or replace function gk_private.saga_start(name text, steps text[], params jsonb)
+returns uuid
+language plpgsql volatile security definer
+set search_path to pg_catalog, public, pg_temp
+as $$
+declare
+  v_id uuid;
+begin
+  insert into gk_public.sagas (name, steps, params) values (name, steps, params) returning id into v_id;
+  perform gk_private.saga_enqueue(v_id, name);
+  return v_id;
+end;
+$$;
+
+-- One job per saga (job key saga:<id>): a second enqueue replaces a waiting one.
+create or replace function gk_private.saga_enqueue(id uuid, name text)
+returns void
+language sql volatile security definer
+set search_path to pg_catalog, public, pg_temp
+as $$
+  select gk_private.enqueue(name, jsonb_build_object('saga_id', id), job_key := 'saga:' || id);
+$$;
+
+create or replace function gk_private.saga_event(saga gk_public.sagas, step int, event text, error text default null)
+returns gk_public.sagas
+language sql volatile
+as $$
+  insert into gk_public.saga_events (saga_id, step, step_name, event, error)
+  values (saga.id, step, saga.steps[step + 1], event, error);
+  select saga;
+$$;
+
+-- The action of `step` completed with `output`: on to the next step, or succeeded after the last.
+create or replace function gk_private.saga_step_done(id uuid, step int, output jsonb)
+returns gk_public.sagas
+language sql volatile
+as $$
+  with moved as (
+    update gk_public.sagas s
+       set step = s.step + 1,
+           outputs = s.outputs || jsonb_build_object(s.steps[s.step + 1], output),
+           state = case when s.step + 1 = cardinality(s.steps) then 'succeeded' else 'running' end,
+           finished_at = case when s.step + 1 = cardinality(s.steps) then now() end,
+           updated_at = now()
+     where s.id = saga_step_done.id and s.state = 'running' and s.step = saga_step_done.step
+    returning s.*)
+  select gk_private.saga_event(m, saga_step_done.step, 'done') from moved m;
+$$;
+
+-- The action of `step` failed: unwind, starting with that step's own undo (an undo must be safe
+-- whether its action ran, ran partly or not at all).
+create or replace function gk_private.saga_step_failed(id uuid, step int, error text)
+returns gk_public.sagas
+language sql volatile
+as $$
+  with moved as (
+    update gk_public.sagas s
+       set state = 'unwinding', failed_step = s.steps[s.step + 1], error = left(saga_step_failed.error, 2000), updated_at = now()
+     where s.id = saga_step_failed.id and s.state = 'running' and s.step = saga_step_failed.step
+    returning s.*)
+  select gk_private.saga_event(m, saga_step_failed.step, 'failed', left(saga_step_failed.error, 2000)) from moved m;
+$$;
+
+-- The undo of `step` completed: on to the step before, or failed (fully unwound) after step 0.
+create or replace function gk_private.saga_step_undone(id uuid, step int)
+returns gk_public.sagas
+language sql volatile
+as $$
+  with moved as (
+    update gk_public.sagas s
+       set step = greatest(s.step - 1, 0),
+           state = case when s.step = 0 then 'failed' else 'unwinding' end,
+           finished_at = case when s.step = 0 then now() end,
+           undo_error = null, undo_attempts = 0, updated_at = now()
+     where s.id = saga_step_undone.id and s.state = 'unwinding' and s.step = saga_step_undone.step
+    returning s.*)
+  select gk_private.saga_event(m, saga_step_undone.step, 'undone') from moved m;
+$$;
+
+-- The undo of `step` failed: recorded, and the job retries it with backoff.
+create or replace function gk_private.saga_undo_failed(id uuid, step int, error text)
+returns gk_public.sagas
+language sql volatile
+as $$
+  with moved as (
+    update gk_public.sagas s
+       set undo_error = left(saga_undo_failed.error, 2000), undo_attempts = s.undo_attempts + 1, updated_at = now()
+     where s.id = saga_undo_failed.id and s.state = 'unwinding' and s.step = saga_undo_failed.step
+    returning s.*)
+  select gk_private.saga_event(m, saga_undo_failed.step, 'undo_failed', left(saga_undo_failed.error, 2000)) from moved m;
+$$;
+
+-- Operators: drive an unfinished saga again now (its job ran out of attempts, or an undo kept
+-- failing until its cause was fixed). SECURITY INVOKER: the column grant decides who may; the
+-- trigger below enqueues.
+create or replace function gk_public.retry_saga(id uuid)
+returns boolean
+language plpgsql volatile
+as $$
+begin
+  update gk_public.sagas s set retry_requested_at = clock_timestamp() where s.id = retry_saga.id and s.finished_at is null;
+  if not found then
+    raise exception 'no unfinished saga %', id using errcode = 'P0002';
+  end if;
+  return true;
+end;
+$$;
+comment on function gk_public.retry_saga is 'Drives an unfinished saga again now (after its job gave up, or once the cause of a failing undo is fixed).';
+
+create or replace function gk_private.tg_sagas__enqueue_retry() returns trigger
+language plpgsql volatile security definer
+set search_path to pg_catalog, public, pg_temp
+as $$
+begin
+  perform gk_private.saga_enqueue(n.id, n.name)
+     from new_rows n join old_rows o on o.id = n.id
+    where n.finished_at is null and n.retry_requested_at is distinct from o.retry_requested_at;
+  return null;
+end;
+$$;
+
+drop trigger if exists _500_enqueue_retry on gk_public.sagas;
+create trigger _500_enqueue_retry
+  after update on gk_public.sagas
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function gk_private.tg_sagas__enqueue_retry();
+
+-- Finished sagas are history (their events go with them); at most max_rows per call, the rest
+-- next time (sagas_finished_at_idx serves the oldest first).
+drop function if exists gk_private.retention_prune__sagas(timestamptz);
+create or replace function gk_private.retention_prune__sagas(cutoff timestamptz, max_rows int) returns bigint
+language sql volatile
+as $$
+  with gone as (
+    delete from gk_public.sagas s
+     where s.id in (select id from gk_public.sagas where finished_at < cutoff order by finished_at limit max_rows)
+    returning 1)
+  select count(*) from gone;
+$$;
+
+-- The admin API's list of sagas in progress (oldest first), optionally of one saga name.
+create or replace function gk_public.sagas_in_progress(name text default null)
+returns setof gk_public.sagas
+language sql stable
+as $$
+  select s.* from gk_public.sagas s
+   where s.finished_at is null and (sagas_in_progress.name is null or s.name = sagas_in_progress.name)
+   order by s.created_at
+$$;
+comment on function gk_public.sagas_in_progress is 'Sagas running or unwinding, oldest first (optionally of one saga name).';
+
+-- Sagas in progress, by name and state (status, metrics): reads only unfinished rows
+-- (sagas_unfinished_idx), however long the history.
+create or replace view gk_public.saga_summary as
+  select s.name, s.state, count(*)::int as sagas,
+         extract(epoch from now() - min(s.created_at))::float8 as oldest_age_seconds,
+         count(*) filter (where s.undo_error is not null)::int as undo_failing
+    from gk_public.sagas s
+   where s.finished_at is null
+   group by s.name, s.state;
+comment on view gk_public.saga_summary is 'Sagas in progress by name and state: how many, the oldest one''s age, how many have a failing undo.';
+
+comment on table gk_public.sagas is E'@behavior -insert -update -delete\n@name saga\nMulti-step operations with undo (sagas): the next step, what each action returned, why one unwinds.';
+comment on table gk_public.saga_events is E'@behavior -insert -update -delete\nThe history of each saga: every step done, failed, undone or whose undo failed.';
+grant select on gk_public.sagas, gk_public.saga_events, gk_public.saga_summary to gk_viewer, gk_admin;
+grant update (retry_requested_at) on gk_public.sagas to gk_admin;

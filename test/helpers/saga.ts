@@ -1,0 +1,75 @@
+// The two properties every saga must have (after omicron's sagas/test_helpers.rs), checked by
+// running the saga in this process with the engine's test hooks (src/worker/saga.ts):
+// - actionsSucceedIdempotently: every action runs twice in a row and the saga still succeeds;
+// - actionFailureCanUnwind: for each step, a fresh saga fails right after that step's action
+//   (its effect done), unwinds (every undo twice), and leaves the starting state as it was.
+import { expect } from "vitest";
+import type { z } from "zod";
+import type { Saga, SagaHooks, SagaRow } from "../../src/worker/saga.ts";
+import type { TestDb } from "./db.ts";
+import { testServices } from "./jobs.ts";
+
+export interface SagaCase<P> {
+  /** A fresh starting state; returns the params to start the saga with. */
+  setup(): Promise<P>;
+  /** The state the undos must restore (leave out generation numbers: they only grow). */
+  snapshot(params: P): Promise<unknown>;
+  /** After a successful run: checks the end state. */
+  verify?(params: P): Promise<void>;
+}
+
+/** Drives a saga to its end in this process (its queued job is removed: nothing else runs it). */
+export async function runSagaInProcess<S extends z.ZodType>(
+  db: TestDb,
+  saga: Saga<S>,
+  sagaId: string,
+  hooks?: SagaHooks,
+): Promise<SagaRow> {
+  await db.query("select graphile_worker.remove_job($1)", [`saga:${sagaId}`]);
+  const client = await db.pool.connect();
+  try {
+    const row = await saga.run(client, sagaId, { services: testServices(), hooks });
+    if (!row) throw new Error(`saga ${sagaId} is gone`);
+    return row;
+  } finally {
+    client.release();
+  }
+}
+
+export async function sagaEvents(db: TestDb, sagaId: string): Promise<string[]> {
+  const { rows } = await db.query("select event, step_name from gk_public.saga_events where saga_id = $1 order by id", [sagaId]);
+  return rows.map((r) => `${r.event} ${r.step_name}`);
+}
+
+export async function actionsSucceedIdempotently<S extends z.ZodType>(
+  db: TestDb,
+  saga: Saga<S>,
+  c: SagaCase<z.input<S>>,
+): Promise<SagaRow> {
+  const params = await c.setup();
+  const row = await runSagaInProcess(db, saga, await saga.start(db, params), { repeat: 2 });
+  expect(row, `${saga.name} with every action run twice`).toMatchObject({ state: "succeeded", error: null });
+  expect(await sagaEvents(db, row.id)).toEqual(saga.steps.map((s) => `done ${s.name}`));
+  await c.verify?.(params);
+  return row;
+}
+
+export async function actionFailureCanUnwind<S extends z.ZodType>(db: TestDb, saga: Saga<S>, c: SagaCase<z.input<S>>): Promise<void> {
+  const names = saga.steps.map((s) => s.name);
+  for (const [k, name] of names.entries()) {
+    const params = await c.setup();
+    const before = await c.snapshot(params);
+    const row = await runSagaInProcess(db, saga, await saga.start(db, params), { failAfter: name, repeat: 2 });
+    expect(row, `${saga.name} failing after ${name}`).toMatchObject({ state: "failed", failed_step: name, step: 0 });
+    expect(row.error).toMatch(/injected failure/);
+    expect(await sagaEvents(db, row.id), `events of ${saga.name} failing after ${name}`).toEqual([
+      ...names.slice(0, k).map((n) => `done ${n}`),
+      `failed ${name}`,
+      ...names
+        .slice(0, k + 1)
+        .reverse()
+        .map((n) => `undone ${n}`),
+    ]);
+    expect(await c.snapshot(params), `state after ${saga.name} unwound from ${name}`).toEqual(before);
+  }
+}
