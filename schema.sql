@@ -48,6 +48,37 @@ comment on column gk_public.activations.worker_id is 'The graphile-worker pool t
 grant select on gk_public.activations to gk_admin;
 grant select on gk_public.activations to gk_viewer;
 
+create table gk_public.audit_events (
+  id bigint generated always as identity not null,
+  at timestamp with time zone default now() not null,
+  token_id uuid,
+  token_name text not null,
+  role text not null,
+  operation text not null,
+  operation_name text,
+  fields text[] default '{}'::text[] not null,
+  arguments jsonb default '{}'::jsonb not null,
+  outcome text not null,
+  error text,
+  duration_ms integer not null,
+  constraint audit_events_pkey PRIMARY KEY (id),
+  constraint audit_events_token_id_fkey FOREIGN KEY (token_id) REFERENCES gk_private.api_tokens(id) ON DELETE SET NULL,
+  constraint audit_events_arguments_check CHECK (octet_length(arguments::text) <= 16384),
+  constraint audit_events_duration_ms_check CHECK (duration_ms >= 0),
+  constraint audit_events_error_check CHECK (length(error) <= 2000),
+  constraint audit_events_fields_check CHECK (cardinality(fields) <= 64),
+  constraint audit_events_operation_check CHECK (length(operation) >= 1 AND length(operation) <= 200),
+  constraint audit_events_operation_name_check CHECK (length(operation_name) <= 200),
+  constraint audit_events_outcome_check CHECK (outcome = ANY (ARRAY['succeeded'::text, 'failed'::text])),
+  constraint audit_events_role_check CHECK (role = ANY (ARRAY['gk_admin'::text, 'gk_viewer'::text])),
+  constraint audit_events_token_name_check CHECK (length(token_name) >= 1 AND length(token_name) <= 200)
+);
+CREATE INDEX audit_events_at_idx ON gk_public.audit_events USING btree (at);
+CREATE INDEX audit_events_token_idx ON gk_public.audit_events USING btree (token_id, at);
+comment on table gk_public.audit_events is '@behavior -insert -update -delete
+Every mutation made through the admin API: which token, which fields with which arguments, when, and the outcome. Plain-SQL changes by the platform''s own servers are not here.';
+grant select on gk_public.audit_events to gk_admin;
+
 create table gk_public.base_resource_types (
   id bigint generated always as identity not null,
   name text not null,
@@ -1664,6 +1695,17 @@ AS $function$
   select l.role from gk_private.api_token_lookup(api_token_role.token_sha256) l;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.audit_record(token_id uuid, token_name text, role text, operation text, operation_name text, fields text[], arguments jsonb, outcome text, error text, duration_ms integer)
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  insert into gk_public.audit_events (token_id, token_name, role, operation, operation_name, fields, arguments, outcome, error, duration_ms)
+  values (audit_record.token_id, audit_record.token_name, audit_record.role, audit_record.operation, audit_record.operation_name,
+          audit_record.fields, audit_record.arguments, audit_record.outcome, left(audit_record.error, 2000), audit_record.duration_ms)
+  returning id;
+$function$;
+comment on function gk_private.audit_record(uuid,text,text,text,text,text[],jsonb,text,text,integer) is 'Records one admin API mutation in gk_public.audit_events (called by the server, src/server/audit.ts).';
+
 CREATE OR REPLACE FUNCTION gk_private.bin_backoff(attempts integer)
  RETURNS interval
  LANGUAGE sql
@@ -2301,6 +2343,16 @@ AS $function$
      order by a.id
      limit max_rows),
   gone as (delete from gk_public.activations a using doomed d where a.id = d.id returning 1)
+  select count(*) from gone;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__audit_events(cutoff timestamp with time zone, max_rows integer)
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  with doomed as (
+    select e.id from gk_public.audit_events e where e.at < cutoff order by e.at limit max_rows),
+  gone as (delete from gk_public.audit_events e using doomed d where e.id = d.id returning 1)
   select count(*) from gone;
 $function$;
 

@@ -2,8 +2,6 @@
 // path too long, a TUF target path over 1,024 bytes are 4xx on every route (decoded once by the
 // server before routing), never 500s with a stack in the log; GraphQL failures carry a clear
 // message and a code, and an unexpected one is masked for the client and logged as one JSON line.
-import { Writable } from "node:stream";
-import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { GraphQLError } from "postgraphile/graphql";
 import { makeMaskError } from "../src/server/graphql-errors.ts";
@@ -12,24 +10,16 @@ import { initRepository } from "../src/tuf/init.ts";
 import { createTestDb } from "./helpers/db.ts";
 import { httpGraphql } from "./helpers/graphql.ts";
 import { testServices } from "./helpers/jobs.ts";
+import { capturedLog } from "./helpers/log.ts";
 import { TestFsBlobStore } from "./tuf/helpers/fs-blobs.ts";
 import { box, tmpDir } from "./tuf/helpers/tuf.ts";
 
 const db = await createTestDb();
-const lines: string[] = [];
-const log = pino(
-  { level: "debug" },
-  new Writable({
-    write(chunk, _enc, done) {
-      lines.push(...chunk.toString().split("\n").filter(Boolean));
-      done();
-    },
-  }),
-);
+const { log, lines } = capturedLog("debug");
 await db.query("insert into gk_public.teams (name) values ('input')");
 await initRepository(fromPool(db.pool), box, { team: "input", keysDir: tmpDir("input"), keys: 1, threshold: 1, bins: 4 });
 const api = await httpGraphql(db, { services: testServices({ log, blobs: new TestFsBlobStore(tmpDir("input-blobs")) }) });
-const errorLines = () => lines.map((l) => JSON.parse(l)).filter((l) => l.level >= 50);
+const errorLines = () => lines.filter((l) => l.level >= 50);
 
 async function get(path: string, token?: string) {
   const res = await fetch(`${api.url}${path}`, token ? { headers: { Authorization: `Bearer ${token}` } } : {});

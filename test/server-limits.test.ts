@@ -71,6 +71,31 @@ describe("page size", () => {
   });
 });
 
+describe("response size and memory", () => {
+  it("replaces a response larger than the cap by a clear error", async () => {
+    const small = await httpGraphql(db, { maxResponseBytes: 2000 });
+    const big = await small.post(`{ allTufRoles(first: 200) { nodes { role expires } } }`, { as: "viewer" });
+    expect(big.status).toBe(200);
+    expect(big.body.data).toBeUndefined();
+    expect(big.body.errors?.[0]).toMatchObject({ extensions: { code: "RESPONSE_TOO_LARGE", maxResponseBytes: 2000 } });
+    const ok = await small.post(`{ allTufRoles(first: 2) { nodes { role } } }`, { as: "viewer" });
+    expect(ok.body.data.allTufRoles.nodes).toHaveLength(2);
+  });
+
+  it("turns requests away while the heap is fuller than allowed, health still answers", async () => {
+    const full = await httpGraphql(db, { concurrency: { maxHeapFraction: 0.000001 } });
+    const res = await fetch(`${full.url}/graphql`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${full.tokens.viewer}` },
+      body: JSON.stringify({ query: "{ allTeams { totalCount } }" }),
+    });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("1");
+    expect(((await res.json()) as any).errors[0].message).toMatch(/low on memory/);
+    expect((await fetch(`${full.url}/livez`)).status).toBe(200);
+  });
+});
+
 describe("query shape", () => {
   it("refuses too many aliases", async () => {
     const aliases = Array.from({ length: 31 }, (_, i) => `a${i}: allTeams(first: 1) { totalCount }`).join(" ");

@@ -51,7 +51,9 @@ export const certificateKeyRoute: Route = {
   async handle(req, res, ctx) {
     const m = KEY_PATH.exec(ctx.path);
     if (!admitted(req, res, ctx, m)) return;
-    const r = await takeCertificateKey(ctx.db, ctx.services.secrets!, decodeURIComponent(m[1]));
+    const id = decodeURIComponent(m[1]);
+    const r = await takeCertificateKey(ctx.db, ctx.services.secrets!, id);
+    await ctx.audit?.("GET /certificates/{id}/key.pem", { id }, r.status === 200 ? null : r.error);
     if (r.status !== 200) return sendError(res, r.status, r.error);
     ctx.log.info({ certificate: m[1] }, "private key downloaded (and deleted)");
     sendText(res, 200, r.body, "application/x-pem-file", { "Cache-Control": "no-store" });
@@ -74,7 +76,9 @@ export const credentialBundleRoute: Route = {
       if (e instanceof CaUnavailableError) return sendError(res, 503, e.message);
       throw e;
     }
-    const r = await takeCredentialBundle(ctx.db, ctx.services.secrets!, decodeURIComponent(m[1]), caPem);
+    const id = decodeURIComponent(m[1]);
+    const r = await takeCredentialBundle(ctx.db, ctx.services.secrets!, id, caPem);
+    await ctx.audit?.("GET /provisioning-credentials/{id}/bundle", { id }, r.status === 200 ? null : r.error);
     if (r.status !== 200) return sendError(res, r.status, r.error);
     ctx.log.info({ provisioningCredential: m[1] }, "provisioning credential bundle downloaded (keys deleted)");
     sendJson(res, 200, r.body, { "Cache-Control": "no-store" });

@@ -1,7 +1,6 @@
 // The GraphQL admin API: PostGraphile 5 (Amber preset) over gk_public only. The schema is
 // introspected as gk_admin, so it shows what an admin may do; every request runs as the role of
 // its bearer token (gk_admin or gk_viewer) and the grants decide what that role may read or change.
-import type { IncomingMessage } from "node:http";
 import type pg from "pg";
 import type { Logger } from "pino";
 import { postgraphile, type PostGraphileInstance } from "postgraphile";
@@ -9,38 +8,17 @@ import { makePgService } from "postgraphile/adaptors/pg";
 import { SafeError } from "postgraphile/grafast";
 import type {} from "postgraphile/grafserv/node"; // types requestContext.node
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
+import { makeAuditPlugin } from "./audit.ts";
+import { graphiqlInitScript } from "./graphiql.ts";
 import { makeMaskError } from "./graphql-errors.ts";
 import { DEFAULT_QUERY_LIMITS, makeQueryLimitsPlugin, type QueryLimits } from "./query-limits.ts";
-import type { TokenIdentity } from "./tokens.ts";
+import { requestIdentity } from "./request-identity.ts";
 
-// Ruru's typings mark every client option as required; we set only these two.
+// Ruru's typings mark every client option as required; we set only these.
 type RuruClientConfig = NonNullable<NonNullable<GraphileConfig.Preset["ruru"]>["clientConfig"]>;
 
 export const API_SCHEMAS = ["gk_public"];
 export const GRAPHQL_PATH = "/graphql";
-
-declare global {
-  namespace Grafast {
-    interface RequestContext {
-      /** Set by in-process callers (tests, scripts) that already know the role. */
-      groundskeeper?: { role: string; token?: { id: string; name: string } };
-    }
-  }
-}
-
-/** Who sent an authenticated HTTP request, set by the server before grafserv sees the request. */
-const requestIdentities = new WeakMap<IncomingMessage, TokenIdentity>();
-
-export function setRequestIdentity(req: IncomingMessage, identity: TokenIdentity): void {
-  requestIdentities.set(req, identity);
-}
-
-/** The role and token of an operation: from the HTTP request, or given by an in-process caller. */
-export function requestIdentity(ctx: Partial<Grafast.RequestContext>): { role: string; token?: { id: string; name: string } } | undefined {
-  if (ctx.groundskeeper) return ctx.groundskeeper;
-  const id = ctx.node?.req ? requestIdentities.get(ctx.node.req) : undefined;
-  return id ? { role: id.role, token: { id: id.id, name: id.name } } : undefined;
-}
 
 export interface GraphqlOptions {
   pool: pg.Pool;
@@ -55,7 +33,11 @@ export interface GraphqlOptions {
 export function makePreset(opts: GraphqlOptions): GraphileConfig.Preset {
   return {
     extends: [PostGraphileAmberPreset],
-    plugins: [makeQueryLimitsPlugin({ ...DEFAULT_QUERY_LIMITS, ...opts.limits })],
+    // Audit first: it wraps the limits, so a refused mutation is recorded too.
+    plugins: [
+      makeAuditPlugin({ pool: opts.pool, ...(opts.log ? { log: opts.log } : {}) }),
+      makeQueryLimitsPlugin({ ...DEFAULT_QUERY_LIMITS, ...opts.limits }),
+    ],
     pgServices: [
       makePgService({
         pool: opts.pool,
@@ -83,8 +65,10 @@ export function makePreset(opts: GraphqlOptions): GraphileConfig.Preset {
     ruru: {
       clientConfig: {
         defaultHeaders: JSON.stringify({ Authorization: "Bearer <paste the token printed by groundskeeper>" }, null, 2),
+        showPersistHeadersSettings: true,
         defaultQuery: "query Teams {\n  allTeams(first: 20) {\n    nodes { rowId name createdAt robotsByTeamId { totalCount } }\n  }\n}\n",
       } as RuruClientConfig,
+      htmlParts: { bodyInitScript: graphiqlInitScript },
     },
   };
 }

@@ -3,15 +3,23 @@
 // heap in use by requests stays bounded (each operation is already bounded by its query cost).
 // Beyond either limit a request is refused at once (429 / 503 with Retry-After) rather than
 // queued: a queue would only move the wait (and the memory) into this process.
+import v8 from "node:v8";
 
 export interface ConcurrencyLimits {
   /** Requests of one token in flight at once. */
   perToken: number;
   /** Requests of all tokens in flight at once. */
   total: number;
+  /**
+   * Refuse new requests (503) while the V8 heap in use is above this fraction of its limit: under
+   * `groundskeeper start` the worker shares the heap, and it must keep room to finish its jobs.
+   */
+  maxHeapFraction: number;
 }
 
-export const DEFAULT_CONCURRENCY_LIMITS: ConcurrencyLimits = { perToken: 4, total: 16 };
+export const DEFAULT_CONCURRENCY_LIMITS: ConcurrencyLimits = { perToken: 4, total: 16, maxHeapFraction: 0.7 };
+
+const heapLimit = v8.getHeapStatistics().heap_size_limit;
 
 export type Admission = { ok: true; release(): void } | { ok: false; status: 429 | 503; message: string };
 
@@ -31,6 +39,14 @@ export class RequestLimiter {
         ok: false,
         status: 429,
         message: `too many concurrent requests for this token (at most ${this.limits.perToken}); retry later`,
+      };
+    }
+    const heap = process.memoryUsage().heapUsed / heapLimit;
+    if (heap > this.limits.maxHeapFraction) {
+      return {
+        ok: false,
+        status: 503,
+        message: `the server is low on memory (${Math.round(heap * 100)}% of its heap in use); retry later`,
       };
     }
     if (this.total >= this.limits.total) {

@@ -106,6 +106,11 @@ export interface MetricsOptions {
 export function createMetrics(db: Pick<pg.Pool, "query">, list: MetricCollector[] = collectors, opts: MetricsOptions = {}): Metrics {
   const processRegistry = new prom.Registry();
   prom.collectDefaultMetrics({ register: processRegistry });
+  // prom-client also sums these gauges into *_total series, which Prometheus' naming rules (and
+  // promtool) reserve for counters; the per-type gauges without the suffix stay.
+  for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
+    processRegistry.removeSingleMetric(name);
+  }
   const requests = new prom.Counter({
     name: "gk_http_requests_total",
     help: "HTTP requests answered, by route (path prefix), method and status code",

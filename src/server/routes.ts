@@ -22,6 +22,11 @@ export interface RouteContext {
   role?: string;
   /** Who sent the request (token id and name, never the secret) on routes with `auth`. */
   token?: TokenIdentity;
+  /**
+   * On routes with `auth`: records a state-changing request (e.g. a one-time key download) in the
+   * admin API's audit log, like a GraphQL mutation. `error` null = it succeeded.
+   */
+  audit?(operation: string, args: Record<string, unknown>, error: string | null): Promise<void>;
 }
 
 export interface Route {

@@ -11,12 +11,14 @@ import { NodeGrafservBase } from "postgraphile/grafserv/node";
 import { UserError } from "../lib/errors.ts";
 import { createPool } from "../db/pool.ts";
 import type { Services } from "../services.ts";
+import { boundArguments, recordAudit } from "./audit.ts";
 import { buildInfo } from "./build-info.ts";
-import { createPostgraphile, GRAPHQL_PATH, setRequestIdentity } from "./graphql.ts";
+import { createPostgraphile, GRAPHQL_PATH } from "./graphql.ts";
 import { sendError, sendJson, sendText } from "./http.ts";
 import { type ConcurrencyLimits, DEFAULT_CONCURRENCY_LIMITS, RequestLimiter } from "./limiter.ts";
 import { collectors as platformCollectors, createMetrics, MetricsPartialError, type MetricCollector } from "./metrics.ts";
 import type { QueryLimits } from "./query-limits.ts";
+import { setRequestIdentity } from "./request-identity.ts";
 import { type DecodedPath, decodePath, HttpError, statusForError } from "./request-input.ts";
 import { capResponse } from "./response-cap.ts";
 import type { Route } from "./routes.ts";
@@ -120,6 +122,18 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       if (!admission.ok) return sendError(res, admission.status, admission.message, { "Retry-After": "1" });
       res.once("close", admission.release);
       if (route) {
+        const started = performance.now();
+        const audit = (operation: string, args: Record<string, unknown>, error: string | null) =>
+          recordAudit(pool, log, {
+            token: { id: identity.id, name: identity.name },
+            role: identity.role,
+            operation,
+            fields: [],
+            arguments: boundArguments(args),
+            outcome: error === null ? "succeeded" : "failed",
+            error,
+            durationMs: performance.now() - started,
+          });
         const ctx = {
           db: pool,
           services: opts.services,
@@ -129,6 +143,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
           segments: decoded.segments,
           role: identity.role,
           token: identity,
+          audit,
         };
         return route.handle(req, res, ctx);
       }

@@ -195,6 +195,15 @@ describe("a certificate's key (GET /certificates/<id>/key.pem)", () => {
     const second = await get(`/certificates/${cert}/key.pem`);
     expect(second.status).toBe(410);
     expect(second.body.errors[0].message).toMatch(/already downloaded, or never held by Groundskeeper/);
+    // Both attempts are in the admin API's audit log, with the token's name.
+    const audited = await db.query(
+      "select token_name, outcome from gk_public.audit_events where operation = 'GET /certificates/{id}/key.pem' and arguments->>'id' = $1 order by id",
+      [cert],
+    );
+    expect(audited.rows).toEqual([
+      { token_name: "test admin", outcome: "succeeded" },
+      { token_name: "test admin", outcome: "failed" },
+    ]);
   });
 
   it("two concurrent downloads: exactly one gets the key", async () => {
