@@ -1491,6 +1491,22 @@ CREATE INDEX local_ca_certificates_not_after_idx ON gk_private.local_ca_certific
 CREATE INDEX local_ca_certificates_revoked_idx ON gk_private.local_ca_certificates USING btree (authority, not_after) WHERE (status = 'revoked'::text);
 comment on table gk_private.local_ca_certificates is 'Certificates issued (or pending issuance, deferred mode) by the local CA.';
 
+create table gk_private.queue_workers (
+  id text not null,
+  hostname text not null,
+  pid integer not null,
+  started_at timestamp with time zone default now() not null,
+  heartbeat_at timestamp with time zone default now() not null,
+  expires_at timestamp with time zone not null,
+  constraint queue_workers_pkey PRIMARY KEY (id),
+  constraint queue_workers_check CHECK (expires_at > heartbeat_at),
+  constraint queue_workers_hostname_check CHECK (length(hostname) >= 1 AND length(hostname) <= 255),
+  constraint queue_workers_id_check CHECK (length(id) >= 1 AND length(id) <= 200),
+  constraint queue_workers_pid_check CHECK (pid > 0)
+);
+CREATE INDEX queue_workers_expires_idx ON gk_private.queue_workers USING btree (expires_at);
+comment on table gk_private.queue_workers is 'Live job-runner pools (graphile_worker.jobs.locked_by) and when each stops being trusted without a heartbeat.';
+
 create table gk_private.stored_logic (
   file text not null,
   checksum text not null,
@@ -2243,20 +2259,127 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.queue_jobs_by_task()
- RETURNS TABLE(task text, ready integer, scheduled integer, running integer, retrying integer, failed integer, oldest_due_s double precision)
+ RETURNS TABLE(task text, ready integer, scheduled integer, running integer, stalled integer, retrying integer, failed integer, oldest_due_s double precision)
  LANGUAGE sql
  STABLE
 AS $function$
+  with dead as (select array(select w.id from gk_private.queue_workers w where w.expires_at < now()) as ids)
   select j.task_identifier,
          count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts and j.run_at <= now())::int,
          count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts and j.run_at > now())::int,
-         count(*) filter (where j.locked_at is not null)::int,
+         count(*) filter (where j.locked_at is not null and not (j.locked_by = any(d.ids)))::int,
+         count(*) filter (where j.locked_at is not null and j.locked_by = any(d.ids))::int,
          count(*) filter (where j.locked_at is null and j.attempts > 0 and j.attempts < j.max_attempts and j.last_error is not null)::int,
          count(*) filter (where j.locked_at is null and j.attempts >= j.max_attempts)::int,
          extract(epoch from now() - min(j.run_at) filter (where j.attempts < j.max_attempts and j.run_at <= now()))::float8
-    from graphile_worker.jobs j
+    from graphile_worker.jobs j cross join dead d
    group by j.task_identifier
    order by j.task_identifier;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_reap_workers(max_workers integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_dead text[];
+  v_result jsonb := jsonb_build_object('released_jobs', 0, 'superseded_jobs', 0, 'exhausted_jobs', 0, 'closed_activations', '[]'::jsonb);
+begin
+  v_dead := array(
+    select w.id from gk_private.queue_workers w
+     where w.expires_at < now()
+     order by w.expires_at
+     limit max_workers
+       for update skip locked);
+  if cardinality(v_dead) > 0 then
+    v_result := gk_private.queue_workers_release(v_dead, 'its worker stopped heartbeating');
+  end if;
+  return v_result || jsonb_build_object(
+    'reaped_workers', to_jsonb(v_dead),
+    'live_workers', (select count(*) from gk_private.queue_workers w where w.expires_at >= now()),
+    'more', exists (select 1 from gk_private.queue_workers w where w.expires_at < now() and w.id <> all(v_dead)));
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_worker_heartbeat(worker_id text, hostname text, pid integer, ttl_s integer)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_new boolean;
+  v_dead text[];
+begin
+  if ttl_s is null or ttl_s not between 1 and 86400 then
+    raise exception 'ttl_s must be between 1 and 86400 seconds, not %', ttl_s using errcode = '22023';
+  end if;
+  insert into gk_private.queue_workers as w (id, hostname, pid, expires_at)
+  values (worker_id, left(hostname, 255), pid, now() + make_interval(secs => ttl_s))
+  on conflict (id) do update set heartbeat_at = now(), expires_at = excluded.expires_at
+  returning (xmax = 0) into v_new;
+  v_dead := array(select w.id from gk_private.queue_workers w where w.expires_at < now());
+  if cardinality(v_dead) = 0 or not exists (select 1 from gk_public.reconcilers r where r.name = 'queue__reap_workers') then
+    return v_new;
+  end if;
+  perform gk_private.queue_workers_release(array_agg(distinct j.locked_by),
+                                           'its worker stopped heartbeating while running the reaper')
+     from graphile_worker.jobs j
+    where j.task_identifier = 'queue__reap_workers' and j.locked_by = any(v_dead)
+   having count(*) > 0;
+  if not exists (select 1 from graphile_worker.jobs j
+                  where j.task_identifier = 'queue__reap_workers'
+                    and (j.locked_at is not null or (j.run_at <= now() and j.attempts < j.max_attempts))) then
+    perform gk_private.reconciler_activate('queue__reap_workers');
+  end if;
+  return v_new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_workers_deregister(worker_ids text[])
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  delete from gk_private.queue_workers w where w.id = any(worker_ids);
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_workers_list()
+ RETURNS TABLE(id text, hostname text, pid integer, started_at timestamp with time zone, heartbeat_age_s double precision, expired boolean, jobs integer)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select w.id, w.hostname, w.pid, w.started_at, extract(epoch from now() - w.heartbeat_at)::float8, w.expires_at < now(),
+         (select count(*)::int from graphile_worker.jobs j where j.locked_by = w.id)
+    from gk_private.queue_workers w
+   order by w.started_at, w.id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_workers_release(worker_ids text[], reason text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_held int;
+  v_superseded bigint[];
+  v_exhausted bigint[];
+  v_activations bigint[];
+begin
+  select count(*)::int,
+         coalesce(array_agg(j.id order by j.id) filter (where j.superseded), '{}'),
+         coalesce(array_agg(j.id order by j.id) filter (where j.attempts >= j.max_attempts and not j.superseded), '{}')
+    into v_held, v_superseded, v_exhausted
+    from (select x.id, x.attempts, x.max_attempts,
+                 (x.attempts >= x.max_attempts and x.key is null and x.updated_at > x.locked_at) as superseded
+            from graphile_worker.jobs x where x.locked_by = any(worker_ids)) j;
+  perform graphile_worker.force_unlock_workers(worker_ids);
+  perform graphile_worker.complete_jobs(v_superseded);
+  perform graphile_worker.permanently_fail_jobs(v_exhausted, left(reason || ' during its last attempt', 4000));
+  v_activations := gk_private.activations_close_orphaned(worker_ids, reason);
+  delete from gk_private.queue_workers w where w.id = any(worker_ids);
+  return jsonb_build_object(
+    'released_jobs', v_held - cardinality(v_superseded) - cardinality(v_exhausted),
+    'superseded_jobs', cardinality(v_superseded),
+    'exhausted_jobs', cardinality(v_exhausted),
+    'closed_activations', to_jsonb(v_activations));
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.reconciler_activate(name text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
