@@ -1491,6 +1491,16 @@ CREATE INDEX local_ca_certificates_not_after_idx ON gk_private.local_ca_certific
 CREATE INDEX local_ca_certificates_revoked_idx ON gk_private.local_ca_certificates USING btree (authority, not_after) WHERE (status = 'revoked'::text);
 comment on table gk_private.local_ca_certificates is 'Certificates issued (or pending issuance, deferred mode) by the local CA.';
 
+create table gk_private.master_key (
+  singleton boolean default true not null,
+  fingerprint text not null,
+  recorded_at timestamp with time zone default now() not null,
+  constraint master_key_pkey PRIMARY KEY (singleton),
+  constraint master_key_fingerprint_check CHECK (fingerprint ~ '^[0-9a-f]{64}$'::text),
+  constraint master_key_singleton_check CHECK (singleton)
+);
+comment on table gk_private.master_key is 'One row: the fingerprint of the master key secrets are sealed under.';
+
 create table gk_private.stored_logic (
   file text not null,
   checksum text not null,
