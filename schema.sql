@@ -184,6 +184,7 @@ CREATE INDEX certificates_peer_serial_idx ON gk_public.certificates USING btree 
 CREATE INDEX certificates_pending_due_idx ON gk_public.certificates USING btree (status, next_attempt_at) WHERE (status = ANY (ARRAY['issuing'::text, 'revoking'::text]));
 CREATE INDEX certificates_provisioning_credential_id_idx ON gk_public.certificates USING btree (provisioning_credential_id);
 CREATE INDEX certificates_robot_id_idx ON gk_public.certificates USING btree (robot_id);
+CREATE INDEX certificates_robot_serial_idx ON gk_public.certificates USING btree (serial) WHERE (profile = 'robot'::text);
 CREATE INDEX certificates_status_not_after_idx ON gk_public.certificates USING btree (status, not_after);
 CREATE INDEX certificates_team_id_idx ON gk_public.certificates USING btree (team_id);
 CREATE INDEX certificates_worker_id_idx ON gk_public.certificates USING btree (worker_id);
@@ -2514,6 +2515,31 @@ CREATE OR REPLACE FUNCTION gk_private.retention_prune_function(kind text)
  STABLE
 AS $function$
   select to_regprocedure(format('gk_private.%I(timestamptz, integer)', 'retention_prune__' || kind));
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_certificate_identity(serial text)
+ RETURNS TABLE(certificate_id uuid, robot_id uuid, team_id uuid)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select c.id, r.id, r.team_id
+    from gk_public.certificates c
+    join gk_public.robots r on r.id = c.robot_id and r.team_id = c.owner_team_id
+   where c.serial = robot_certificate_identity.serial
+     and c.profile = 'robot'
+     and c.status = 'issued'
+     and c.not_after > now();
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)
+ RETURNS gk_public.robot_manifests
+ LANGUAGE sql
+AS $function$
+  insert into gk_public.robot_manifests (robot_id, team_id, valid, body)
+  select r.id, r.team_id, robot_manifest_received.valid, robot_manifest_received.body
+    from gk_public.robots r
+   where r.id = robot_manifest_received.robot_id and r.team_id = robot_manifest_received.team_id
+  returning *;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.saga_enqueue(id uuid, name text)
