@@ -14,7 +14,7 @@ export default function register(program: Command): void {
     .option("-p, --port <port>", "port of the admin API (default: PORT or 5678)", parsePort)
     .option("-H, --host <host>", "address to listen on (default: HOST or 127.0.0.1)")
     .action((opts: { port?: number; host?: string }, cmd: Command) =>
-      runApp(cmd, { migrate: true }, async (app) => {
+      runApp(cmd, { migrate: true, exclusive: true }, async (app) => {
         const { config } = app;
         await startWorkerPart(app, { concurrency: config.WORKER_CONCURRENCY, cron: true });
         const server = await startServerPart(app, { host: opts.host ?? config.HOST, port: opts.port ?? config.PORT });
