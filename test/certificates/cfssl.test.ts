@@ -9,7 +9,7 @@ import { EC_KEY, EC_SIGN, generateKeyPair, publicKeyToPem, x509 } from "../../sr
 import { type CfsslServer, cfsslVersion, startCfssl } from "../helpers/cfssl.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
-import { verifyWithCrl } from "../helpers/openssl.ts";
+import { openssl, verifyWithCrl } from "../helpers/openssl.ts";
 import { ids, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 import { needs } from "../helpers/requirements.ts";
 
@@ -38,6 +38,9 @@ describe.runIf(installed)(`certificate lifecycle at cfssl ${installed ? cfsslVer
       "select id, serial, pem, owner_team_id from gk_public.certificates order by owner_team_id = $1",
       [team],
     );
+    // Our certificate id travels in the subject (serialNumber), so cfssl's DB can be searched for it.
+    const subject = openssl(["x509", "-noout", "-subject", "-in", "{c.pem}"], { "c.pem": certs[0].pem }).out;
+    expect(subject).toContain(`serialNumber = ${certs[0].id}`);
     expect(certs.every((c) => c.serial && c.pem)).toBe(true);
 
     await server.stop();
