@@ -800,7 +800,8 @@ create view gk_public.bin as
     now() - b.enqueued_at AS age,
     b.attempts,
     b.last_error,
-    b.next_attempt_at
+    b.next_attempt_at,
+    COALESCE(b.next_attempt_at < now(), false) AS overdue
    FROM gk_private.bin__blob_prefix b
 UNION ALL
  SELECT 'certificate'::text AS kind,
@@ -810,7 +811,8 @@ UNION ALL
     now() - b.enqueued_at AS age,
     b.attempts,
     b.last_error,
-    b.next_attempt_at
+    b.next_attempt_at,
+    COALESCE(b.next_attempt_at < now(), false) AS overdue
    FROM gk_private.bin__certificate b
 UNION ALL
  SELECT 'volume'::text AS kind,
@@ -820,10 +822,11 @@ UNION ALL
     now() - b.enqueued_at AS age,
     b.attempts,
     b.last_error,
-    b.next_attempt_at
+    b.next_attempt_at,
+    COALESCE(b.next_attempt_at < now(), false) AS overdue
    FROM gk_private.bin__volume b;
 comment on view gk_public.bin is '@primaryKey kind,ref
-Every pending deletion (certificate revocations, blob prefixes...) with its age and last error. Its length goes to zero.';
+Every pending deletion (certificate revocations, blob prefixes...) with its age and last error. Its length goes to zero. Overdue: past its lease or next attempt, so no live task holds it and nobody recorded why (a dead worker, a CA or store that took the worker down with it).';
 grant select on gk_public.bin to gk_admin;
 grant select on gk_public.bin to gk_viewer;
 
@@ -832,10 +835,11 @@ create view gk_public.bin_summary as
     count(*)::integer AS length,
     min(enqueued_at) AS oldest_enqueued_at,
     EXTRACT(epoch FROM now() - min(enqueued_at))::double precision AS oldest_age_seconds,
-    count(*) FILTER (WHERE last_error IS NOT NULL)::integer AS failing
+    count(*) FILTER (WHERE last_error IS NOT NULL)::integer AS failing,
+    count(*) FILTER (WHERE overdue)::integer AS overdue
    FROM gk_public.bin
   GROUP BY kind;
-comment on view gk_public.bin_summary is 'Per kind: how many deletions are pending, the oldest one''s age, and how many are failing.';
+comment on view gk_public.bin_summary is 'Per kind: how many deletions are pending, the oldest one''s age, how many are failing and how many are overdue (past their lease with no live task).';
 grant select on gk_public.bin_summary to gk_admin;
 grant select on gk_public.bin_summary to gk_viewer;
 
@@ -2963,8 +2967,10 @@ CREATE OR REPLACE FUNCTION gk_private.tg_teams__purge_blobs()
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 begin
-  insert into gk_public.purge_items (kind, ref, team_id)
-  select 'blob_prefix', gk_public.team_blob_prefix(o.id), o.id from old_rows o
+  -- Due only after a lease, like a certificate: its first job is enqueued right now, so the bin
+  -- reconciler must not re-enqueue (nor the bin call overdue) a purge that is simply running.
+  insert into gk_public.purge_items (kind, ref, team_id, next_attempt_at)
+  select 'blob_prefix', gk_public.team_blob_prefix(o.id), o.id, now() + gk_private.bin_lease() from old_rows o
   on conflict (kind, ref) where completed_at is null do nothing;
   return null;
 end;

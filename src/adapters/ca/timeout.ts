@@ -10,6 +10,8 @@ export const DEFAULT_CA_TIMEOUT_MS = 30_000;
 export interface TimedCertificateAuthority extends CertificateAuthority {
   /** The deadline of each call, in ms. */
   readonly timeoutMs: number;
+  /** The adapter whose calls get the deadline. */
+  readonly inner: CertificateAuthority;
 }
 
 export function withTimeout(ca: CertificateAuthority, timeoutMs: number = DEFAULT_CA_TIMEOUT_MS): TimedCertificateAuthority {
@@ -26,7 +28,7 @@ export function withTimeout(ca: CertificateAuthority, timeoutMs: number = DEFAUL
     const f = ca[k];
     return typeof f === "function" ? timed(k, (f as (...a: unknown[]) => Promise<unknown>).bind(ca)) : undefined;
   };
-  const out: Record<string, unknown> = { kind: ca.kind, timeoutMs };
+  const out: Record<string, unknown> = { kind: ca.kind, timeoutMs, inner: ca };
   for (const k of ["issue", "fetch", "revoke", "revokeMany", "lookup", "refreshCrl", "crlPem", "caCertificatePem"] as const) {
     const f = bound(k);
     if (f) out[k] = f;
