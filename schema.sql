@@ -315,6 +315,7 @@ create table gk_public.provisioning_credentials (
 );
 CREATE INDEX provisioning_credentials_live_expires_idx ON gk_public.provisioning_credentials USING btree (expires_at) WHERE (status = ANY (ARRAY['issuing'::text, 'issued'::text]));
 CREATE INDEX provisioning_credentials_team_id_idx ON gk_public.provisioning_credentials USING btree (team_id);
+CREATE TRIGGER _500_expire_certificates AFTER UPDATE ON gk_public.provisioning_credentials REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_provisioning_credentials__expire_certificates();
 CREATE TRIGGER _500_revoke_certificates AFTER UPDATE ON gk_public.provisioning_credentials REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_provisioning_credentials__revoke_certificates();
 comment on table gk_public.provisioning_credentials is '@behavior -insert -update -delete
 A pair of certificates (client_auth, provisioning) for enrolling robots. Revoking it revokes both at the CA.';
@@ -2242,6 +2243,11 @@ AS $function$
   with expired as (
     update gk_public.certificates c set status = 'expired'
      where c.status = 'issued' and c.not_after <= now()
+    returning c.provisioning_credential_id),
+  -- Their credentials go too (and with them, by trigger, the credentials' other certificates).
+  creds as (
+    update gk_public.provisioning_credentials p set status = 'expired', expired_at = now()
+     where p.status in ('issuing', 'issued') and p.id in (select e.provisioning_credential_id from expired e)
     returning 1)
   select count(*) from expired;
 $function$;
@@ -2316,7 +2322,7 @@ AS $function$
            where c.provisioning_credential_id in (select x.provisioning_credential_id from gk_public.certificates x
                                                    where x.id = any(certificate_ids))
            group by 1) c
-   where p.id = c.cred and p.expires_at > c.not_after;
+   where p.id = c.cred and p.expires_at is distinct from c.not_after;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.purge_item_completed(id bigint)
@@ -2905,6 +2911,26 @@ begin
    where c.worker_id in (select n.worker_id from new_rows n where n.worker_id is not null)
      and c.status in ('issuing', 'issued')
      and c.id not in (select n.id from new_rows n);
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_provisioning_credentials__expire_certificates()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if not exists (select 1 from new_rows n join old_rows o on o.id = n.id where n.status = 'expired' and o.status <> 'expired') then
+    return null;
+  end if;
+  update gk_public.certificates c
+     set status = 'expired'
+   where c.provisioning_credential_id in (
+           select n.id from new_rows n join old_rows o on o.id = n.id
+            where n.status = 'expired' and o.status <> 'expired')
+     and c.status = 'issued';
   return null;
 end;
 $function$;

@@ -119,6 +119,33 @@ create trigger _500_revoke_certificates
   referencing old table as old_rows new table as new_rows
   for each statement execute function gk_private.tg_provisioning_credentials__revoke_certificates();
 
+-- A credential expires with its certificates, either way round: a credential marked expired takes
+-- its issued certificates along (dropping their parked keys, sql/301), and expire_certificates
+-- marks the credential of an expired certificate.
+create or replace function gk_private.tg_provisioning_credentials__expire_certificates() returns trigger
+language plpgsql volatile security definer
+set search_path to pg_catalog, public, pg_temp
+as $$
+begin
+  if not exists (select 1 from new_rows n join old_rows o on o.id = n.id where n.status = 'expired' and o.status <> 'expired') then
+    return null;
+  end if;
+  update gk_public.certificates c
+     set status = 'expired'
+   where c.provisioning_credential_id in (
+           select n.id from new_rows n join old_rows o on o.id = n.id
+            where n.status = 'expired' and o.status <> 'expired')
+     and c.status = 'issued';
+  return null;
+end;
+$$;
+
+drop trigger if exists _500_expire_certificates on gk_public.provisioning_credentials;
+create trigger _500_expire_certificates
+  after update on gk_public.provisioning_credentials
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function gk_private.tg_provisioning_credentials__expire_certificates();
+
 -- ---------------------------------------------------------------------------------------------
 -- Operator functions (GraphQL mutations). SECURITY INVOKER: what a role may do is decided by its
 -- table privileges (the viewer has none to write), and side effects are enqueued by the
@@ -266,6 +293,11 @@ as $$
   with expired as (
     update gk_public.certificates c set status = 'expired'
      where c.status = 'issued' and c.not_after <= now()
+    returning c.provisioning_credential_id),
+  -- Their credentials go too (and with them, by trigger, the credentials' other certificates).
+  creds as (
+    update gk_public.provisioning_credentials p set status = 'expired', expired_at = now()
+     where p.status in ('issuing', 'issued') and p.id in (select e.provisioning_credential_id from expired e)
     returning 1)
   select count(*) from expired;
 $$;

@@ -177,7 +177,8 @@ end;
 $$;
 
 -- A credential expires when either of its certificates does: its expires_at follows the earliest
--- real not_after the CA signed.
+-- not_after of its certificates, the real one once the CA signed (a CA profile may give more or
+-- less than was asked).
 create or replace function gk_private.provisioning_credentials_expire_with(certificate_ids uuid[]) returns void
 language sql volatile
 as $$
@@ -187,7 +188,7 @@ as $$
            where c.provisioning_credential_id in (select x.provisioning_credential_id from gk_public.certificates x
                                                    where x.id = any(certificate_ids))
            group by 1) c
-   where p.id = c.cred and p.expires_at > c.not_after;
+   where p.id = c.cred and p.expires_at is distinct from c.not_after;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
