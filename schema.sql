@@ -154,6 +154,11 @@ create table gk_public.certificates (
   next_attempt_at timestamp with time zone,
   fetch_requested_at timestamp with time zone,
   retry_requested_at timestamp with time zone,
+  claim_id uuid,
+  claim_expires_at timestamp with time zone,
+  issue_attempted_at timestamp with time zone,
+  not_before timestamp with time zone,
+  unresolved boolean default false not null,
   worker_id uuid,
   controller_id uuid,
   constraint certificates_pkey PRIMARY KEY (id),
@@ -163,6 +168,7 @@ create table gk_public.certificates (
   constraint certificates_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE SET NULL,
   constraint certificates_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE SET NULL,
   constraint certificates_attempts_check CHECK (attempts >= 0),
+  constraint certificates_claim_pair CHECK ((claim_id IS NULL) = (claim_expires_at IS NULL)),
   constraint certificates_controller_profile CHECK (controller_id IS NULL OR profile = 'controller'::text),
   constraint certificates_issued_has_ref CHECK ((status <> ALL (ARRAY['issued'::text, 'expired'::text])) OR ca_ref IS NOT NULL),
   constraint certificates_live_has_owner CHECK ((status <> ALL (ARRAY['issuing'::text, 'issued'::text])) OR num_nonnulls(robot_id, provisioning_credential_id, team_id, worker_id, controller_id) = 1),
@@ -176,6 +182,7 @@ create table gk_public.certificates (
   constraint certificates_revoked_at CHECK ((status = 'revoked'::text) = (revoked_at IS NOT NULL)),
   constraint certificates_serial_check CHECK (serial ~ '^[0-9a-f]+$'::text),
   constraint certificates_status_check CHECK (status = ANY (ARRAY['issuing'::text, 'issued'::text, 'revoking'::text, 'revoked'::text, 'expired'::text, 'failed'::text])),
+  constraint certificates_unresolved_revoking CHECK (NOT unresolved OR status = 'revoking'::text),
   constraint certificates_worker_profile CHECK (worker_id IS NULL OR profile = 'worker'::text)
 );
 CREATE INDEX certificates_controller_id_idx ON gk_public.certificates USING btree (controller_id);
@@ -196,6 +203,9 @@ comment on table gk_public.certificates is '@behavior -insert -update -delete
 Certificates issued at the CA. A row outlives its owner until the CA has revoked it.';
 comment on column gk_public.certificates.owner_team_id is 'The team the certificate was issued for; kept after the team is deleted.';
 comment on column gk_public.certificates.ca_ref is 'The CA''s handle for the certificate (fetch it by this to learn the serial).';
+comment on column gk_public.certificates.claim_id is 'The task attempt that holds this certificate across a CA call (until claim_expires_at).';
+comment on column gk_public.certificates.issue_attempted_at is 'When an issuance request for this certificate was first sent to the CA (it may have been signed even if no answer came back).';
+comment on column gk_public.certificates.unresolved is 'The owner is gone, an issuance may have reached the CA and the CA cannot tell what it issued for this id: an operator must check the CA (docs/certificates.md).';
 grant select on gk_public.certificates to gk_admin;
 grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id, worker_id) on gk_public.certificates to gk_admin;
 grant update (downloaded_at, fetch_requested_at, retry_requested_at) on gk_public.certificates to gk_admin;
@@ -305,6 +315,7 @@ create table gk_public.provisioning_credentials (
 );
 CREATE INDEX provisioning_credentials_live_expires_idx ON gk_public.provisioning_credentials USING btree (expires_at) WHERE (status = ANY (ARRAY['issuing'::text, 'issued'::text]));
 CREATE INDEX provisioning_credentials_team_id_idx ON gk_public.provisioning_credentials USING btree (team_id);
+CREATE TRIGGER _500_expire_certificates AFTER UPDATE ON gk_public.provisioning_credentials REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_provisioning_credentials__expire_certificates();
 CREATE TRIGGER _500_revoke_certificates AFTER UPDATE ON gk_public.provisioning_credentials REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_provisioning_credentials__revoke_certificates();
 comment on table gk_public.provisioning_credentials is '@behavior -insert -update -delete
 A pair of certificates (client_auth, provisioning) for enrolling robots. Revoking it revokes both at the CA.';
@@ -790,7 +801,8 @@ create view gk_public.bin as
     now() - b.enqueued_at AS age,
     b.attempts,
     b.last_error,
-    b.next_attempt_at
+    b.next_attempt_at,
+    COALESCE(b.next_attempt_at < now(), false) AS overdue
    FROM gk_private.bin__blob_prefix b
 UNION ALL
  SELECT 'certificate'::text AS kind,
@@ -800,7 +812,8 @@ UNION ALL
     now() - b.enqueued_at AS age,
     b.attempts,
     b.last_error,
-    b.next_attempt_at
+    b.next_attempt_at,
+    COALESCE(b.next_attempt_at < now(), false) AS overdue
    FROM gk_private.bin__certificate b
 UNION ALL
  SELECT 'volume'::text AS kind,
@@ -810,10 +823,11 @@ UNION ALL
     now() - b.enqueued_at AS age,
     b.attempts,
     b.last_error,
-    b.next_attempt_at
+    b.next_attempt_at,
+    COALESCE(b.next_attempt_at < now(), false) AS overdue
    FROM gk_private.bin__volume b;
 comment on view gk_public.bin is '@primaryKey kind,ref
-Every pending deletion (certificate revocations, blob prefixes...) with its age and last error. Its length goes to zero.';
+Every pending deletion (certificate revocations, blob prefixes...) with its age and last error. Its length goes to zero. Overdue: past its lease or next attempt, so no live task holds it and nobody recorded why (a dead worker, a CA or store that took the worker down with it).';
 grant select on gk_public.bin to gk_admin;
 grant select on gk_public.bin to gk_viewer;
 
@@ -822,10 +836,11 @@ create view gk_public.bin_summary as
     count(*)::integer AS length,
     min(enqueued_at) AS oldest_enqueued_at,
     EXTRACT(epoch FROM now() - min(enqueued_at))::double precision AS oldest_age_seconds,
-    count(*) FILTER (WHERE last_error IS NOT NULL)::integer AS failing
+    count(*) FILTER (WHERE last_error IS NOT NULL)::integer AS failing,
+    count(*) FILTER (WHERE overdue)::integer AS overdue
    FROM gk_public.bin
   GROUP BY kind;
-comment on view gk_public.bin_summary is 'Per kind: how many deletions are pending, the oldest one''s age, and how many are failing.';
+comment on view gk_public.bin_summary is 'Per kind: how many deletions are pending, the oldest one''s age, how many are failing and how many are overdue (past their lease with no live task).';
 grant select on gk_public.bin_summary to gk_admin;
 grant select on gk_public.bin_summary to gk_viewer;
 
@@ -1191,6 +1206,41 @@ grant execute on function gk_public.request_certificate(uuid,text,interval,text)
 grant execute on function gk_public.request_certificate(uuid,text,interval,text) to gk_viewer;
 grant execute on function gk_public.request_certificate(uuid,text,interval,text) to public;
 
+CREATE OR REPLACE FUNCTION gk_public.resolve_certificate(id uuid, serial text DEFAULT NULL::text)
+ RETURNS gk_public.certificates
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v gk_public.certificates;
+begin
+  if serial is not null and serial !~ '^[0-9a-f]+$' then
+    raise exception 'serial must be lower-case hexadecimal (got %)', serial using errcode = '22023';
+  end if;
+  select * into v from gk_public.certificates c where c.id = resolve_certificate.id for update;
+  if not found then
+    raise exception 'certificate % not found', id using errcode = 'P0002';
+  end if;
+  if not v.unresolved then
+    raise exception 'certificate % is not unresolved', id using errcode = '55000';
+  end if;
+  if serial is null then
+    update gk_public.certificates c
+       set status = 'revoked', revoked_at = now(), never_issued = true, unresolved = false, last_error = null
+     where c.id = v.id returning * into v;
+  else
+    update gk_public.certificates c
+       set serial = resolve_certificate.serial, unresolved = false, last_error = null, next_attempt_at = now(),
+           retry_requested_at = clock_timestamp()
+     where c.id = v.id returning * into v;
+  end if;
+  return v;
+end;
+$function$;
+comment on function gk_public.resolve_certificate(uuid,text) is 'For an unresolved certificate (its CA cannot be asked what it issued): the serial the CA issued under this certificate''s id, to be revoked, or null when it issued nothing.';
+grant execute on function gk_public.resolve_certificate(uuid,text) to gk_admin;
+
 CREATE OR REPLACE FUNCTION gk_public.retire_worker(name text)
  RETURNS gk_public.workers
  LANGUAGE plpgsql
@@ -1476,6 +1526,7 @@ create table gk_private.local_ca_certificates (
   revoked_at timestamp with time zone,
   reason text,
   failure text,
+  request_key text,
   constraint local_ca_certificates_pkey PRIMARY KEY (id),
   constraint local_ca_certificates_authority_serial_key UNIQUE (authority, serial),
   constraint local_ca_certificates_authority_fkey FOREIGN KEY (authority) REFERENCES gk_private.local_ca_authorities(name) ON DELETE RESTRICT,
@@ -1484,10 +1535,12 @@ create table gk_private.local_ca_certificates (
   constraint local_ca_certificates_check2 CHECK ((status = 'revoked'::text) = (revoked_at IS NOT NULL) AND (revoked_at IS NULL) = (reason IS NULL)),
   constraint local_ca_certificates_check3 CHECK ((status = 'failed'::text) = (failure IS NOT NULL)),
   constraint local_ca_certificates_reason_check CHECK (reason = ANY (ARRAY['unspecified'::text, 'keyCompromise'::text, 'superseded'::text, 'cessationOfOperation'::text])),
+  constraint local_ca_certificates_request_key_check CHECK (length(request_key) <= 200),
   constraint local_ca_certificates_serial_check CHECK (serial ~ '^[1-9a-f][0-9a-f]*$'::text),
   constraint local_ca_certificates_status_check CHECK (status = ANY (ARRAY['pending'::text, 'issued'::text, 'revoked'::text, 'failed'::text]))
 );
 CREATE INDEX local_ca_certificates_not_after_idx ON gk_private.local_ca_certificates USING btree (not_after) WHERE (status <> 'pending'::text);
+CREATE INDEX local_ca_certificates_request_key_idx ON gk_private.local_ca_certificates USING btree (authority, request_key) WHERE (request_key IS NOT NULL);
 CREATE INDEX local_ca_certificates_revoked_idx ON gk_private.local_ca_certificates USING btree (authority, not_after) WHERE (status = 'revoked'::text);
 comment on table gk_private.local_ca_certificates is 'Certificates issued (or pending issuance, deferred mode) by the local CA.';
 
@@ -1804,6 +1857,7 @@ begin
     select c.id, c.status from gk_public.certificates c
      where ((c.status = 'revoking' and not v_revoke_busy) or (c.status = 'issuing' and not v_issue_busy))
        and c.next_attempt_at <= now()
+       and (c.claim_expires_at is null or c.claim_expires_at <= now())
      order by c.next_attempt_at
      limit max_items
        for update skip locked),
@@ -1860,7 +1914,8 @@ begin
   exception when invalid_text_representation then
     raise exception 'bin item ref % is not a certificate id', ref using errcode = '22023';
   end;
-  update gk_public.certificates c set retry_requested_at = clock_timestamp()
+  -- An unresolved one is asked about again (e.g. once its CA can answer lookups).
+  update gk_public.certificates c set retry_requested_at = clock_timestamp(), unresolved = false, next_attempt_at = now()
    where c.id = v_id and c.status = 'revoking';
   return found;
 end;
@@ -1884,67 +1939,146 @@ begin
 end;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.certificate_fetched(id uuid, pem text, serial text, not_after timestamp with time zone)
- RETURNS boolean
- LANGUAGE sql
-AS $function$
-  with cert as (
-    update gk_public.certificates c
-       set pem = coalesce(c.pem, certificate_fetched.pem),
-           serial = coalesce(c.serial, certificate_fetched.serial),
-           not_after = least(c.not_after, certificate_fetched.not_after)
-     where c.id = certificate_fetched.id
-    returning c.provisioning_credential_id, c.not_after),
-  -- A credential expires when either certificate does: keep its expires_at the earliest.
-  cred as (
-    update gk_public.provisioning_credentials p set expires_at = cert.not_after
-      from cert where p.id = cert.provisioning_credential_id and p.expires_at > cert.not_after
-    returning 1)
-  select true from cert;
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, error text, permanent boolean)
- RETURNS void
- LANGUAGE sql
-AS $function$
-  update gk_public.certificates c
-     set attempts = c.attempts + 1,
-         last_error = left(error, 2000),
-         status = case when permanent then 'failed' else c.status end,
-         next_attempt_at = case when permanent then null
-                                else now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease() end
-   where c.id = certificate_issue_failed.id and c.status = 'issuing';
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.certificate_issued(id uuid, ca_ref text, serial text, pem text DEFAULT NULL::text)
- RETURNS boolean
- LANGUAGE sql
-AS $function$
-  update gk_public.certificates c
-     set status = 'issued', ca_ref = certificate_issued.ca_ref, serial = certificate_issued.serial,
-         pem = certificate_issued.pem, issued_at = now(), last_error = null
-   where c.id = certificate_issued.id and c.status = 'issuing'
-  returning true;
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.certificate_issued_with_key(id uuid, ca_ref text, serial text, pem text, sealed_key text)
- RETURNS boolean
+CREATE OR REPLACE FUNCTION gk_private.certificate_claim_issue(id uuid, claim uuid, ca_timeout interval, keeps_keys boolean)
+ RETURNS TABLE(outcome text, owner_id text, profile text, public_key_pem text, csr_pem text, not_after timestamp with time zone, attempts integer, attempted_before boolean)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 declare
-  v_team uuid;
+  c gk_public.certificates;
 begin
-  if not coalesce(gk_private.certificate_issued(id, ca_ref, serial, pem), false) then
+  -- A short row lock inside this one statement's transaction; nothing waits on the CA under it.
+  select * into c from gk_public.certificates x where x.id = certificate_claim_issue.id for update;
+  if not found or c.status <> 'issuing' then
+    return query select 'gone'::text, null::text, null::text, null::text, null::text, null::timestamptz, 0, false;
+    return;
+  end if;
+  if c.claim_expires_at > now() then
+    return query select 'busy'::text, null::text, null::text, null::text, null::text, null::timestamptz, 0, false;
+    return;
+  end if;
+  if c.public_key_pem is null and c.csr_pem is null and not keeps_keys then
+    -- The CA would make a key pair this worker could not keep: nothing is sent to the CA.
+    return query select 'no_secrets'::text, null::text, null::text, null::text, null::text, null::timestamptz, c.attempts, false;
+    return;
+  end if;
+  update gk_public.certificates x
+     set claim_id = certificate_claim_issue.claim,
+         claim_expires_at = gk_private.certificate_claim_until(ca_timeout),
+         issue_attempted_at = coalesce(x.issue_attempted_at, now()),
+         next_attempt_at = greatest(x.next_attempt_at, gk_private.certificate_claim_until(ca_timeout))
+   where x.id = c.id;
+  return query select 'claimed'::text,
+    coalesce(c.robot_id, c.provisioning_credential_id, c.team_id, c.worker_id, c.controller_id, c.owner_team_id)::text,
+    c.profile, c.public_key_pem, c.csr_pem, c.not_after, c.attempts, c.issue_attempted_at is not null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_claim_until(ca_timeout interval)
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select now() + gk_private.bin_lease() + coalesce(ca_timeout, interval '0');
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_fetched(id uuid, pem text, serial text, not_after timestamp with time zone, not_before timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+begin
+  update gk_public.certificates c
+     set pem = coalesce(c.pem, certificate_fetched.pem),
+         serial = coalesce(c.serial, certificate_fetched.serial),
+         not_after = coalesce(certificate_fetched.not_after, c.not_after),
+         not_before = coalesce(certificate_fetched.not_before, c.not_before)
+   where c.id = certificate_fetched.id;
+  if not found then
     return false;
   end if;
-  if sealed_key is not null then
-    select c.owner_team_id into v_team from gk_public.certificates c where c.id = certificate_issued_with_key.id;
-    insert into gk_private.certificate_private_keys (certificate_id, owner_team_id, sealed_key)
-    values (certificate_issued_with_key.id, v_team, certificate_issued_with_key.sealed_key);
-  end if;
+  perform gk_private.provisioning_credentials_expire_with(array[id]);
   return true;
 end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, claim uuid, error text, permanent boolean, release boolean)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_status text;
+begin
+  update gk_public.certificates c
+     set attempts = case when c.status = 'issuing' then c.attempts + 1 else c.attempts end,
+         last_error = case when c.status = 'issuing' then left(error, 2000) else c.last_error end,
+         status = case when permanent and c.status = 'issuing' then 'failed' else c.status end,
+         next_attempt_at = case when c.status <> 'issuing' then c.next_attempt_at
+                                when permanent then null
+                                else greatest(now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease(),
+                                              case when release then null else c.claim_expires_at end) end,
+         claim_id = case when release then null else c.claim_id end,
+         claim_expires_at = case when release then null else c.claim_expires_at end
+   where c.id = certificate_issue_failed.id and c.claim_id is not distinct from certificate_issue_failed.claim
+  returning c.status into v_status;
+  if v_status = 'revoking' and release then
+    perform gk_private.enqueue_id_batches('certificates__revoke', array[id]);
+  end if;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_issued(id uuid, claim uuid, ca_ref text, serial text, pem text, not_before timestamp with time zone, not_after timestamp with time zone, sealed_key text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v_status text;
+  v_team uuid;
+begin
+  perform 1 from gk_public.provisioning_credentials p
+   where p.id = (select c.provisioning_credential_id from gk_public.certificates c where c.id = certificate_issued.id)
+     for no key update;
+  update gk_public.certificates c
+     set status = case when c.status = 'issuing' then 'issued' else c.status end,
+         ca_ref = certificate_issued.ca_ref, serial = certificate_issued.serial, pem = certificate_issued.pem,
+         not_before = certificate_issued.not_before, not_after = coalesce(certificate_issued.not_after, c.not_after),
+         issued_at = now(), last_error = null, claim_id = null, claim_expires_at = null
+   where c.id = certificate_issued.id and c.claim_id = certificate_issued.claim and c.ca_ref is null
+     and c.status in ('issuing', 'revoking')
+  returning c.status, c.owner_team_id into v_status, v_team;
+  if not found then
+    perform gk_private.certificate_orphans(id, array[ca_ref], array[serial], array[pem]);
+    return 'orphan';
+  end if;
+  perform gk_private.provisioning_credentials_expire_with(array[id]);
+  if v_status = 'issued' and sealed_key is not null then
+    insert into gk_private.certificate_private_keys (certificate_id, owner_team_id, sealed_key)
+    values (certificate_issued.id, v_team, certificate_issued.sealed_key);
+  elsif v_status = 'revoking' then
+    perform gk_private.enqueue_id_batches('certificates__revoke', array[id]);
+  end if;
+  return v_status;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_orphans(id uuid, ca_refs text[], serials text[], pems text[] DEFAULT NULL::text[])
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  with o as (
+    insert into gk_public.certificates
+      (owner_team_id, profile, public_key_pem, csr_pem, not_after, status, ca_ref, serial, pem, issued_at,
+       issue_attempted_at, revocation_reason)
+    select c.owner_team_id, c.profile, c.public_key_pem, c.csr_pem, c.not_after, 'revoking', f.ca_ref, f.serial, f.pem, now(),
+           now(), 'superseded'
+      from gk_public.certificates c,
+           unnest(certificate_orphans.ca_refs, certificate_orphans.serials,
+                  coalesce(certificate_orphans.pems, array_fill(null::text, array[cardinality(certificate_orphans.ca_refs)])))
+             as f(ca_ref, serial, pem)
+     where c.id = certificate_orphans.id
+       and not exists (select 1 from gk_public.certificates x where x.ca_ref = f.ca_ref)
+    returning 1)
+  select count(*)::int from o;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.certificate_peer(serial text)
@@ -1957,37 +2091,67 @@ AS $function$
    where c.serial = certificate_peer.serial and c.profile in ('worker', 'controller');
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.certificates_revoke_failed(ids uuid[], error text)
+CREATE OR REPLACE FUNCTION gk_private.certificates_claim_revoke(ids uuid[], claim uuid, ca_timeout interval)
+ RETURNS TABLE(id uuid, ca_ref text, serial text, revocation_reason text, attempted boolean)
+ LANGUAGE sql
+AS $function$
+  with free as (
+    select c.id from gk_public.certificates c
+     where c.id = any(certificates_claim_revoke.ids) and c.status = 'revoking' and not c.unresolved
+       and (c.claim_expires_at is null or c.claim_expires_at <= now())
+     order by c.id
+       for update skip locked)
+  update gk_public.certificates c
+     set claim_id = certificates_claim_revoke.claim,
+         claim_expires_at = gk_private.certificate_claim_until(ca_timeout),
+         next_attempt_at = greatest(c.next_attempt_at, gk_private.certificate_claim_until(ca_timeout))
+    from free where c.id = free.id
+  returning c.id, c.ca_ref, c.serial, c.revocation_reason, c.issue_attempted_at is not null;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificates_learnt(ids uuid[], ca_refs text[], serials text[], claim uuid)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.certificates c
+     set ca_ref = coalesce(c.ca_ref, s.ca_ref), serial = coalesce(c.serial, s.serial)
+    from unnest(ids, ca_refs, serials) as s(id, ca_ref, serial)
+   where c.id = s.id and c.claim_id = certificates_learnt.claim;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificates_revoke_failed(ids uuid[], error text, claim uuid)
  RETURNS void
  LANGUAGE sql
 AS $function$
   update gk_public.certificates c
      set attempts = c.attempts + 1,
          last_error = left(error, 2000),
-         next_attempt_at = now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease()
-   where c.id = any(ids) and c.status = 'revoking';
+         next_attempt_at = now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease(),
+         claim_id = null, claim_expires_at = null
+   where c.id = any(ids) and c.status = 'revoking' and c.claim_id = certificates_revoke_failed.claim;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.certificates_revoked(ids uuid[], never_issued_ids uuid[] DEFAULT '{}'::uuid[])
+CREATE OR REPLACE FUNCTION gk_private.certificates_revoked(ids uuid[], never_issued_ids uuid[], claim uuid)
  RETURNS integer
  LANGUAGE sql
 AS $function$
   with done as (
     update gk_public.certificates c
-       set status = 'revoked', revoked_at = now(), last_error = null,
+       set status = 'revoked', revoked_at = now(), last_error = null, claim_id = null, claim_expires_at = null,
            never_issued = c.id = any(certificates_revoked.never_issued_ids)
      where c.id = any(certificates_revoked.ids || certificates_revoked.never_issued_ids) and c.status = 'revoking'
+       and c.claim_id = certificates_revoked.claim
     returning 1)
   select count(*)::int from done;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.certificates_set_serials(ids uuid[], serials text[])
+CREATE OR REPLACE FUNCTION gk_private.certificates_unresolved(ids uuid[], error text, claim uuid)
  RETURNS void
  LANGUAGE sql
 AS $function$
-  update gk_public.certificates c set serial = s.serial
-    from unnest(ids, serials) as s(id, serial)
-   where c.id = s.id and c.serial is null;
+  update gk_public.certificates c
+     set unresolved = true, last_error = left(error, 2000), next_attempt_at = null, claim_id = null, claim_expires_at = null
+   where c.id = any(ids) and c.status = 'revoking' and c.claim_id = certificates_unresolved.claim;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.containers_collect()
@@ -2095,6 +2259,11 @@ AS $function$
   with expired as (
     update gk_public.certificates c set status = 'expired'
      where c.status = 'issued' and c.not_after <= now()
+    returning c.provisioning_credential_id),
+  -- Their credentials go too (and with them, by trigger, the credentials' other certificates).
+  creds as (
+    update gk_public.provisioning_credentials p set status = 'expired', expired_at = now()
+     where p.status in ('issuing', 'issued') and p.id in (select e.provisioning_credential_id from expired e)
     returning 1)
   select count(*) from expired;
 $function$;
@@ -2158,6 +2327,19 @@ begin
 end;
 $function$;
 comment on function gk_private.local_ca_revoke(text,text[],text) is 'Revokes serials of a local CA (idempotent); unknown serials → P0002 and nothing changes.';
+
+CREATE OR REPLACE FUNCTION gk_private.provisioning_credentials_expire_with(certificate_ids uuid[])
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.provisioning_credentials p set expires_at = c.not_after
+    from (select c.provisioning_credential_id as cred, min(c.not_after) as not_after
+            from gk_public.certificates c
+           where c.provisioning_credential_id in (select x.provisioning_credential_id from gk_public.certificates x
+                                                   where x.id = any(certificate_ids))
+           group by 1) c
+   where p.id = c.cred and p.expires_at is distinct from c.not_after;
+$function$;
 
 CREATE OR REPLACE FUNCTION gk_private.purge_item_completed(id bigint)
  RETURNS boolean
@@ -2856,6 +3038,26 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_provisioning_credentials__expire_certificates()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if not exists (select 1 from new_rows n join old_rows o on o.id = n.id where n.status = 'expired' and o.status <> 'expired') then
+    return null;
+  end if;
+  update gk_public.certificates c
+     set status = 'expired'
+   where c.provisioning_credential_id in (
+           select n.id from new_rows n join old_rows o on o.id = n.id
+            where n.status = 'expired' and o.status <> 'expired')
+     and c.status = 'issued';
+  return null;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_provisioning_credentials__revoke_certificates()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -2914,8 +3116,10 @@ CREATE OR REPLACE FUNCTION gk_private.tg_teams__purge_blobs()
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 begin
-  insert into gk_public.purge_items (kind, ref, team_id)
-  select 'blob_prefix', gk_public.team_blob_prefix(o.id), o.id from old_rows o
+  -- Due only after a lease, like a certificate: its first job is enqueued right now, so the bin
+  -- reconciler must not re-enqueue (nor the bin call overdue) a purge that is simply running.
+  insert into gk_public.purge_items (kind, ref, team_id, next_attempt_at)
+  select 'blob_prefix', gk_public.team_blob_prefix(o.id), o.id, now() + gk_private.bin_lease() from old_rows o
   on conflict (kind, ref) where completed_at is null do nothing;
   return null;
 end;
