@@ -64,6 +64,74 @@ begin
 end;
 $$;
 
+-- Row-level, before the CHECK constraints of migration 0110: the same rules, as a clear 22023
+-- error naming the target and its problem (a constraint violation names only the constraint).
+-- SECURITY DEFINER: writers (gk_admin) have no usage on gk_private, where the rules live.
+create or replace function gk_private.tg_tuf_targets__check_target() returns trigger
+language plpgsql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+declare
+  problem text;
+begin
+  problem := gk_private.tuf_path_problem(new.path);
+  if problem is not null then
+    raise exception 'target path % %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  end if;
+  if new.length < 0 or new.length > 9007199254740991 then
+    raise exception 'target %: length % is not between 0 and 2^53 - 1', left(to_json(new.path)::text, 200), new.length
+      using errcode = '22023';
+  end if;
+  problem := gk_private.tuf_hashes_problem(new.hashes);
+  if problem is not null then
+    raise exception 'target %: hashes: %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  end if;
+  if new.custom is not null then
+    problem := gk_private.tuf_custom_problem(new.custom);
+    if problem is not null then
+      raise exception 'target %: custom %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+    end if;
+  end if;
+  return new;
+end;
+$$;
+
+drop trigger if exists _100_check_target on gk_public.tuf_targets;
+create trigger _100_check_target before insert or update of path, length, hashes, custom on gk_public.tuf_targets
+  for each row execute function gk_private.tg_tuf_targets__check_target();
+
+-- Paths are the keys of their bin's `targets` object, so two paths of one bin must sort the
+-- same in every client (gk_private.tuf_key_order_conflict). Called by the statement trigger
+-- after tuf_mark_bins_dirty has locked the bins' role rows: a concurrent writer of the same
+-- bin waits for this one and then sees its rows (each statement here takes a new snapshot), so
+-- two conflicting paths cannot both get in. Only paths with characters of both classes matter.
+create or replace function gk_private.tuf_refuse_bin_order_conflicts(team_ids uuid[], hashes bigint[]) returns void
+language plpgsql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+declare
+  r record;
+begin
+  for r in
+    select c.team_id, c.bin, gk_private.tuf_key_order_conflict(array(
+             select t.path from gk_public.tuf_targets t
+              where t.team_id = c.team_id
+                and t.path_hash32 >= (c.bin::bigint << (32 - c.bit_length))
+                and t.path_hash32 < ((c.bin::bigint + 1) << (32 - c.bit_length))
+                and t.path ~ '[\uE000-\uFFFF\U00010000-\U0010FFFF]')) as pair
+      from (select distinct u.team_id, (u.h >> (32 - p.bit_length))::int as bin, p.bit_length
+              from unnest(team_ids, hashes) as u (team_id, h)
+              join gk_public.tuf_repositories p on p.team_id = u.team_id) c
+  loop
+    if r.pair is not null then
+      raise exception 'target paths % and % sort differently in UTF-16 (tuf-js) and by code point (python-tuf, go-tuf), and they share a bin: rename one',
+        left(to_json(r.pair[1])::text, 200), left(to_json(r.pair[2])::text, 200)
+        using errcode = '22023';
+    end if;
+  end loop;
+end;
+$$;
+
 -- Statement-level: one call per INSERT/UPDATE/DELETE statement, however many rows it touched.
 -- SECURITY DEFINER: writers (gk_admin, platform roles) may not touch tuf_roles or gk_private.
 create or replace function gk_private.tg_tuf_targets__mark_bins_dirty() returns trigger
@@ -84,6 +152,13 @@ begin
   end if;
   if teams is not null then
     perform gk_private.tuf_mark_bins_dirty(teams, hashes);
+  end if;
+  if tg_op <> 'DELETE' then
+    select array_agg(team_id), array_agg(path_hash32) into teams, hashes
+      from new_rows where path ~ '[\uE000-\uFFFF\U00010000-\U0010FFFF]';
+    if teams is not null then
+      perform gk_private.tuf_refuse_bin_order_conflicts(teams, hashes);
+    end if;
   end if;
   return null;
 end;
