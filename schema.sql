@@ -568,16 +568,25 @@ create table gk_public.tuf_repositories (
   publish_delay interval default '00:00:01'::interval not null,
   last_sign_duration interval default '00:00:00'::interval not null,
   created_at timestamp with time zone default now() not null,
+  last_publish_error text,
+  publish_failing_since timestamp with time zone,
+  publish_failures integer default 0 not null,
+  last_published_at timestamp with time zone,
   constraint tuf_repositories_pkey PRIMARY KEY (team_id),
   constraint tuf_repositories_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
   constraint tuf_repositories_bit_length_check CHECK (bit_length >= 1 AND bit_length <= 14),
   constraint tuf_repositories_check CHECK (resign_window > '00:00:00'::interval AND resign_window < LEAST(targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime)),
+  constraint tuf_repositories_failing_check CHECK ((publish_failing_since IS NULL) = (last_publish_error IS NULL)),
+  constraint tuf_repositories_last_publish_error_check CHECK (length(last_publish_error) <= 2000),
+  constraint tuf_repositories_lifetimes_check CHECK (gk_private.tuf_lifetimes_problem(targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime, resign_window, publish_delay) IS NULL),
   constraint tuf_repositories_online_key_id_check CHECK (online_key_id ~ '^[0-9a-f]{64}$'::text),
   constraint tuf_repositories_online_public_key_check CHECK (online_public_key ~ '^[0-9a-f]{64}$'::text),
   constraint tuf_repositories_publish_delay_check CHECK (publish_delay >= '00:00:00'::interval),
+  constraint tuf_repositories_publish_failures_check CHECK (publish_failures >= 0),
   constraint tuf_repositories_root_threshold_check CHECK (root_threshold >= 1),
   constraint tuf_repositories_root_version_check CHECK (root_version >= 1)
 );
+CREATE TRIGGER _100_check_lifetimes BEFORE INSERT OR UPDATE OF targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime, resign_window, publish_delay ON gk_public.tuf_repositories FOR EACH ROW EXECUTE FUNCTION gk_private.tg_tuf_repositories__check_lifetimes();
 comment on table gk_public.tuf_repositories is 'The TUF repository of a team: hashed bins, online key (public half), lifetimes of the online roles.';
 grant select on gk_public.tuf_repositories to gk_admin;
 grant update (bins_lifetime, publish_delay, resign_window, snapshot_lifetime, targets_lifetime, timestamp_lifetime) on gk_public.tuf_repositories to gk_admin;
@@ -867,14 +876,18 @@ create view gk_public.tuf_repository_status as
     c.uploaded_at AS last_uploaded_at,
     ( SELECT count(*) AS count
            FROM gk_public.tuf_metadata m
-          WHERE m.team_id = p.team_id AND m.uploaded_at IS NULL) AS pending_uploads
+          WHERE m.team_id = p.team_id AND m.uploaded_at IS NULL) AS pending_uploads,
+    p.last_publish_error,
+    p.publish_failing_since,
+    p.publish_failures,
+    p.last_published_at
    FROM gk_public.tuf_repositories p
      JOIN gk_public.teams t ON t.id = p.team_id
      LEFT JOIN gk_public.tuf_roles tg ON tg.team_id = p.team_id AND tg.role = 'targets'::text
      LEFT JOIN gk_public.tuf_roles sn ON sn.team_id = p.team_id AND sn.role = 'snapshot'::text
      LEFT JOIN gk_public.tuf_roles ts ON ts.team_id = p.team_id AND ts.role = 'timestamp'::text
      LEFT JOIN gk_private.tuf_upload_cursors c ON c.team_id = p.team_id;
-comment on view gk_public.tuf_repository_status is 'Per team: dirty roles, current and published versions, expiries, uploads pending.';
+comment on view gk_public.tuf_repository_status is 'Per team: dirty roles, current and published versions, expiries, uploads pending, and a failing publish (error, since when, how many attempts).';
 grant select on gk_public.tuf_repository_status to gk_admin;
 grant select on gk_public.tuf_repository_status to gk_viewer;
 
@@ -2800,6 +2813,23 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_tuf_repositories__check_lifetimes()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  problem text := gk_private.tuf_lifetimes_problem(new.targets_lifetime, new.bins_lifetime, new.snapshot_lifetime,
+                                                   new.timestamp_lifetime, new.resign_window, new.publish_delay);
+begin
+  if problem is not null then
+    raise exception 'TUF repository lifetimes: %', problem using errcode = '22023';
+  end if;
+  return new;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_tuf_targets__check_target()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -3018,6 +3048,27 @@ AS $function$
   end
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tuf_lifetimes_problem(targets interval, bins interval, snapshot interval, timestamp_ interval, resign_window interval, publish_delay interval)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case
+    when greatest(targets, bins, snapshot, timestamp_) > interval '10 years'
+      then 'lifetimes must be at most 10 years'
+    when publish_delay < interval '0' or publish_delay > interval '1 hour'
+      then 'publish_delay must be between 0 and 1 hour'
+    when resign_window < gk_private.tuf_resign_interval() * 2 + publish_delay
+      then format('resign_window %s is too short: the resign sweep runs every %s, so it must be at least %s (two sweeps plus publish_delay)',
+                  resign_window, gk_private.tuf_resign_interval(), gk_private.tuf_resign_interval() * 2 + publish_delay)
+    when least(targets, bins, snapshot, timestamp_) < resign_window + gk_private.tuf_resign_interval() * 2
+      then format('every lifetime must be at least resign_window + %s (%s), the shortest is %s',
+                  gk_private.tuf_resign_interval() * 2, resign_window + gk_private.tuf_resign_interval() * 2,
+                  least(targets, bins, snapshot, timestamp_))
+  end
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tuf_mark_bins_dirty(team_ids uuid[], hashes bigint[])
  RETURNS void
  LANGUAGE plpgsql
@@ -3073,6 +3124,30 @@ AS $function$
   end
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tuf_publish_failed(team_id uuid, error text)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  update gk_public.tuf_repositories p
+     set last_publish_error = left(coalesce(nullif(error, ''), 'unknown error'), 2000),
+         publish_failing_since = coalesce(p.publish_failing_since, now()),
+         publish_failures = p.publish_failures + 1
+   where p.team_id = tuf_publish_failed.team_id
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_publish_succeeded(team_id uuid)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  update gk_public.tuf_repositories p
+     set last_publish_error = null, publish_failing_since = null, publish_failures = 0, last_published_at = now()
+   where p.team_id = tuf_publish_succeeded.team_id
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tuf_refuse_bin_order_conflicts(team_ids uuid[], hashes bigint[])
  RETURNS void
  LANGUAGE plpgsql
@@ -3101,6 +3176,12 @@ begin
   end loop;
 end;
 $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_resign_interval()
+ RETURNS interval
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$ select interval '5 minutes' $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.tuf_resign_sweep()
  RETURNS TABLE(team_id uuid, roles_marked integer, pending_uploads integer)

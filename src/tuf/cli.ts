@@ -155,7 +155,7 @@ export default function register(program: Command): void {
       const iso = (d: Date | null) => (d ? d.toISOString().replace(/\.\d+Z$/, "Z") : "-");
       console.log(
         formatTable(
-          ["team", "bins", "root", "dirty", "snapshot", "timestamp", "published", "ts expires", "pending"],
+          ["team", "bins", "root", "dirty", "snapshot", "timestamp", "published", "ts expires", "pending", "failing since"],
           rows.map((r) => [
             r.team_name,
             String(r.bins),
@@ -166,6 +166,7 @@ export default function register(program: Command): void {
             `v${r.published_timestamp_version}`,
             iso(r.timestamp_expires),
             String(r.pending_uploads),
+            r.publish_failing_since ? `${iso(r.publish_failing_since)}: ${String(r.last_publish_error).slice(0, 60)}` : "-",
           ]),
         ),
       );

@@ -295,8 +295,17 @@ async function uploadVersioned(c: pg.ClientBase, blobs: BlobStore, teamId: strin
 }
 
 /** Sign what is dirty, then upload what is pending: what the tuf__publish task does. */
+/** A failure is recorded on the repository row (tuf_repository_status) and rethrown, so the job retries. */
 export async function publishTeam(withClient: WithClient, box: SecretBox, blobs: BlobStore, teamId: string) {
-  const signed = await signDirty(withClient, box, teamId);
-  const upload = await uploadPending(withClient, blobs, teamId);
-  return { ...signed, uploaded: upload.uploaded, publishedTimestampVersion: upload.timestampVersion };
+  try {
+    const signed = await signDirty(withClient, box, teamId);
+    const upload = await uploadPending(withClient, blobs, teamId);
+    await withClient((c) => c.query("select gk_private.tuf_publish_succeeded($1)", [teamId]));
+    return { ...signed, uploaded: upload.uploaded, publishedTimestampVersion: upload.timestampVersion };
+  } catch (e) {
+    await withClient((c) => c.query("select gk_private.tuf_publish_failed($1, $2)", [teamId, (e as Error).message ?? String(e)])).catch(
+      () => {}, // the database itself may be what failed; the job's error still says why
+    );
+    throw e;
+  }
 }

@@ -5,6 +5,7 @@ import { Metadata, MetadataKind } from "@tufjs/models";
 import { UserError } from "../lib/errors.ts";
 import { transaction, type WithClient } from "./db.ts";
 import { publicKeyOf, readKeyFile, type SigningKey } from "./keys.ts";
+import { MAX_ROOT_DAYS } from "./init.ts";
 import { rootSigned, signDocument } from "./metadata.ts";
 
 export interface RotateOptions {
@@ -21,6 +22,7 @@ export async function rotateRoot(withClient: WithClient, o: RotateOptions): Prom
   const newKeys = dedupe(o.newKeyFiles.map(readKeyFile));
   if (newKeys.length === 0) throw new UserError("at least one new root key is required");
   const days = o.expiresDays ?? 365;
+  if (!(Number.isInteger(days) && days >= 1 && days <= MAX_ROOT_DAYS)) throw new UserError(`--expires-days must be 1..${MAX_ROOT_DAYS}`);
   return withClient((c) =>
     transaction(c, async () => {
       const repo = (
