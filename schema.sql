@@ -1517,8 +1517,12 @@ create table gk_private.tuf_online_keys (
   team_id uuid not null,
   key_id text not null,
   sealed_private_key text not null,
+  previous_key_id text,
+  previous_sealed_private_key text,
   constraint tuf_online_keys_pkey PRIMARY KEY (team_id),
   constraint tuf_online_keys_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
+  constraint tuf_online_keys_previous_check CHECK ((previous_key_id IS NULL) = (previous_sealed_private_key IS NULL)),
+  constraint tuf_online_keys_previous_sealed_private_key_check CHECK (previous_sealed_private_key ~~ 'v1:%'::text),
   constraint tuf_online_keys_sealed_private_key_check CHECK (sealed_private_key ~~ 'v1:%'::text)
 );
 

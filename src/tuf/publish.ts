@@ -14,7 +14,7 @@ import type { SecretBox } from "../lib/secrets.ts";
 import { transaction, type WithClient } from "./db.ts";
 import { metadataFile, metadataKey } from "./layout.ts";
 import { binSigned, signDocument, snapshotSigned, targetsSigned, timestampSigned, type TargetRow } from "./metadata.ts";
-import { loadOnlineKey } from "./online-key.ts";
+import { loadSigningKeys } from "./online-key.ts";
 import { publicKeyOf } from "./keys.ts";
 
 export interface SignResult {
@@ -71,14 +71,14 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
       const result: SignResult = { bins: 0, targets: false, snapshotVersion: null, timestampVersion: null, documents: 0 };
       if (dirty.length === 0) return result;
 
-      const key = await loadOnlineKey(c, box, teamId);
+      const keys = await loadSigningKeys(c, box, teamId);
       const now = Number(repo.now_ms);
       const expiresIn = (seconds: string) => new Date(now + Number(seconds) * 1000);
       const bitLength = Number(repo.bit_length);
       const byRole = new Map(roles.map((r) => [r.role, r]));
       const docs: NewDoc[] = [];
       const add = (role: string, version: number, expires: Date, signed: Parameters<typeof signDocument>[0]) =>
-        docs.push({ role, version, expires, document: signDocument(signed, [key]), generation: byRole.get(role)!.generation });
+        docs.push({ role, version, expires, document: signDocument(signed, keys), generation: byRole.get(role)!.generation });
 
       const dirtyBins = dirty.filter((r) => r.bin !== null);
       if (dirtyBins.length > 0) {
@@ -270,17 +270,37 @@ export async function uploadPending(withClient: WithClient, blobs: BlobStore, te
       uploaded += marked.rowCount ?? 0;
       return latest.version as number;
     });
+    uploaded += await uploadVersioned(c, blobs, teamId, concurrency, true);
+    // Root N+1 is out: the previous online key of a rotation signs nothing more.
+    await c.query(
+      `update gk_private.tuf_online_keys set previous_key_id = null, previous_sealed_private_key = null
+        where team_id = $1 and previous_key_id is not null
+          and not exists (select 1 from gk_public.tuf_metadata m where m.team_id = $1 and m.role = 'root' and m.uploaded_at is null)`,
+      [teamId],
+    );
     return { uploaded, timestampVersion };
   });
 }
 
-async function uploadVersioned(c: pg.ClientBase, blobs: BlobStore, teamId: string, concurrency: number): Promise<number> {
+/**
+ * Uploads pending versioned documents: everything but roots, or (roots = true) the roots older
+ * than the published timestamp. A root goes out only after a timestamp signed under it (its
+ * online key may be new): a client that fetches root N+1 must find a timestamp it accepts.
+ */
+async function uploadVersioned(c: pg.ClientBase, blobs: BlobStore, teamId: string, concurrency: number, roots = false): Promise<number> {
   let total = 0;
   for (;;) {
     const { rows } = await c.query(
-      `select id, role, version, document from gk_public.tuf_metadata
-        where team_id = $1 and uploaded_at is null and role <> 'timestamp'
-        order by id limit $2`,
+      roots
+        ? `select m.id, m.role, m.version, m.document from gk_public.tuf_metadata m
+            where m.team_id = $1 and m.uploaded_at is null and m.role = 'root'
+              and m.id < (select ts.id from gk_private.tuf_upload_cursors u
+                            join gk_public.tuf_metadata ts on ts.team_id = u.team_id and ts.role = 'timestamp' and ts.version = u.timestamp_version
+                           where u.team_id = $1)
+            order by m.id limit $2`
+        : `select id, role, version, document from gk_public.tuf_metadata
+            where team_id = $1 and uploaded_at is null and role not in ('timestamp', 'root')
+            order by id limit $2`,
       [teamId, UPLOAD_PAGE],
     );
     if (rows.length === 0) return total;
