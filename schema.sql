@@ -977,6 +977,7 @@ create table gk_public.tuf_targets (
   path_hash32 bigint generated always as (gk_private.tuf_path_hash32(path)) stored not null,
   created_at timestamp with time zone default now() not null,
   updated_at timestamp with time zone default now() not null,
+  fragment text generated always as (gk_private.tuf_target_fragment(path, length, hashes, custom)) stored not null,
   constraint tuf_targets_pkey PRIMARY KEY (team_id, path),
   constraint tuf_targets_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
   constraint tuf_targets_custom_rules CHECK (custom IS NULL OR gk_private.tuf_custom_problem(custom) IS NULL),
@@ -991,6 +992,7 @@ CREATE TRIGGER _500_mark_bins_dirty_delete AFTER DELETE ON gk_public.tuf_targets
 CREATE TRIGGER _500_mark_bins_dirty_insert AFTER INSERT ON gk_public.tuf_targets REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty();
 CREATE TRIGGER _500_mark_bins_dirty_update AFTER UPDATE ON gk_public.tuf_targets REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty();
 comment on table gk_public.tuf_targets is 'Targets of a team''s TUF repository. Insert/update/delete freely: the affected bins are marked dirty and a publish is enqueued.';
+comment on column gk_public.tuf_targets.fragment is 'This target''s entry in its bin, as canonical JSON (what is signed); computed from path, length, hashes and custom.';
 grant delete, insert, select, update on gk_public.tuf_targets to gk_admin;
 grant select on gk_public.tuf_targets to gk_viewer;
 
@@ -4367,6 +4369,32 @@ CREATE OR REPLACE FUNCTION gk_private.tuf_blob_key(team_id uuid, file text)
  IMMUTABLE PARALLEL SAFE STRICT
 AS $function$ select 'teams/' || team_id || '/tuf/' || file $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tuf_canonical(v jsonb)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  return case jsonb_typeof(v)
+    when 'object' then '{' || coalesce((
+        select string_agg(gk_private.tuf_canonical_string(e.key) || ':' || gk_private.tuf_canonical(e.value), ',' order by e.key collate "C")
+          from jsonb_each(v) e), '') || '}'
+    when 'array' then '[' || coalesce((
+        select string_agg(gk_private.tuf_canonical(a.value), ',' order by a.n)
+          from jsonb_array_elements(v) with ordinality a (value, n)), '') || ']'
+    when 'string' then gk_private.tuf_canonical_string(v #>> '{}')
+    else v::text
+  end;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_canonical_string(s text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$ select '"' || replace(replace(s, '\', '\\'), '"', '\"') || '"' $function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tuf_custom_problem(custom jsonb)
  RETURNS text
  LANGUAGE sql
@@ -4679,6 +4707,20 @@ begin
     );
   end loop;
 end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_target_fragment(path text, length bigint, hashes jsonb, custom jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select gk_private.tuf_canonical_string(path) || ':{'
+      || case when custom is null then '' else '"custom":' || gk_private.tuf_canonical(custom) || ',' end
+      || '"hashes":{' || (select string_agg(gk_private.tuf_canonical_string(h.key) || ':' || gk_private.tuf_canonical_string(h.value), ','
+                                            order by h.key collate "C")
+                            from jsonb_each_text(hashes) h) || '}'
+      || ',"length":' || length || '}'
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.tuf_utf16_key(s text)

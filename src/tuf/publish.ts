@@ -13,7 +13,7 @@ import { mapLimit } from "../lib/map-limit.ts";
 import type { SecretBox } from "../lib/secrets.ts";
 import { transaction, type WithClient } from "./db.ts";
 import { metadataFile, metadataKey } from "./layout.ts";
-import { binSigned, signDocument, snapshotSigned, targetsSigned, timestampSigned, type TargetRow } from "./metadata.ts";
+import { binCanonical, signCanonical, signDocument, snapshotSigned, targetsSigned, timestampSigned } from "./metadata.ts";
 import { loadSigningKeys } from "./online-key.ts";
 import { publicKeyOf } from "./keys.ts";
 
@@ -77,19 +77,26 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
       const bitLength = Number(repo.bit_length);
       const byRole = new Map(roles.map((r) => [r.role, r]));
       const docs: NewDoc[] = [];
-      const add = (role: string, version: number, expires: Date, signed: Parameters<typeof signDocument>[0]) =>
-        docs.push({ role, version, expires, document: signDocument(signed, keys), generation: byRole.get(role)!.generation });
+      const add = (role: string, version: number, expires: Date, signed: Parameters<typeof signDocument>[0] | string) =>
+        docs.push({
+          role,
+          version,
+          expires,
+          document: typeof signed === "string" ? signCanonical(signed, keys) : signDocument(signed, keys),
+          generation: byRole.get(role)!.generation,
+        });
 
       const dirtyBins = dirty.filter((r) => r.bin !== null);
       if (dirtyBins.length > 0) {
-        const byBin = await targetsOfBins(
+        const byBin = await fragmentsOfBins(
           c,
           teamId,
           bitLength,
           dirtyBins.map((r) => r.bin as number),
         );
         const expires = expiresIn(repo.bins_s);
-        for (const r of dirtyBins) add(r.role, r.version + 1, expires, binSigned(r.version + 1, expires, byBin.get(r.bin as number) ?? []));
+        for (const r of dirtyBins)
+          add(r.role, r.version + 1, expires, binCanonical(r.version + 1, expires, byBin.get(r.bin as number) ?? ""));
         result.bins = dirtyBins.length;
       }
       const targets = byRole.get("targets")!;
@@ -147,31 +154,31 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
 }
 
 /**
- * The rows of the given bins only. Bins are contiguous ranges of path_hash32, so adjacent
- * dirty bins are merged into runs and each run is one index range scan (UNION ALL of literal
- * ranges: the plan cannot degrade into a nested loop when statistics lag behind a bulk load).
- * Past MAX_RUNS the closest runs are merged and rows of clean bins in the gaps are dropped.
+ * The targets of the given bins only, as each bin's canonical fragments joined in path order
+ * (byte order = code point order; see migration 0113). Bins are contiguous ranges of
+ * path_hash32, so adjacent dirty bins are merged into runs and each run is one index range scan
+ * (UNION ALL of literal ranges: the plan cannot degrade into a nested loop when statistics lag
+ * behind a bulk load). Past MAX_RUNS the closest runs are merged and clean bins in the gaps are
+ * dropped.
  */
-async function targetsOfBins(c: pg.ClientBase, teamId: string, bitLength: number, bins: number[]): Promise<Map<number, TargetRow[]>> {
+async function fragmentsOfBins(c: pg.ClientBase, teamId: string, bitLength: number, bins: number[]): Promise<Map<number, string>> {
   const shift = 32 - bitLength;
   const wanted = new Set(bins);
   const runs = binRuns(bins, MAX_RUNS).map(([from, to]) => [BigInt(from) << BigInt(shift), BigInt(to + 1) << BigInt(shift)]);
-  const sql = runs
+  const ranges = runs
     .map(
       ([lo, hi]) =>
-        `select path, length::text as length, hashes, custom, path_hash32::text as h from gk_public.tuf_targets
+        `select path, fragment, path_hash32 from gk_public.tuf_targets
           where team_id = $1 and path_hash32 >= ${lo} and path_hash32 < ${hi}`,
     )
     .join("\nunion all\n");
-  const { rows } = await c.query(sql, [teamId]);
-  const byBin = new Map<number, TargetRow[]>();
-  for (const r of rows) {
-    const bin = Number(BigInt(r.h) >> BigInt(shift));
-    if (!wanted.has(bin)) continue;
-    let list = byBin.get(bin);
-    if (!list) byBin.set(bin, (list = []));
-    list.push({ path: r.path, length: Number(r.length), hashes: r.hashes, custom: r.custom });
-  }
+  const { rows } = await c.query<{ bin: number; fragments: string }>(
+    `select (path_hash32 >> ${shift})::int as bin, string_agg(fragment, ',' order by path collate "C") as fragments
+       from (${ranges}) t group by 1`,
+    [teamId],
+  );
+  const byBin = new Map<number, string>();
+  for (const r of rows) if (wanted.has(r.bin)) byBin.set(r.bin, r.fragments);
   return byBin;
 }
 

@@ -165,7 +165,8 @@ describe("root rotation", () => {
       await publishNow(db, ox.blobs);
       expect((await early.download("after/rotation.bin")).toString()).toBe("after");
       expect(early.trusted("timestamp").signatures.map((x: { keyid: string }) => x.keyid)).toEqual([r.onlineKeyId]);
-      const current = JSON.parse(Buffer.from((await ox.blobs.get(metadataKey(ox.teamId, "timestamp.json")))!).toString());
+      const original = Buffer.from((await ox.blobs.get(metadataKey(ox.teamId, "timestamp.json")))!).toString();
+      const current = JSON.parse(original);
       const forged = signDocument(
         timestampSigned(current.signed.version + 1, new Date(Date.now() + 86_400_000), current.signed.meta["snapshot.json"].version),
         [oldKey],
@@ -174,7 +175,7 @@ describe("root rotation", () => {
       try {
         await expect(early.refresh()).rejects.toThrow("timestamp was signed by 0/1 keys");
       } finally {
-        await ox.blobs.put(metadataKey(ox.teamId, "timestamp.json"), JSON.stringify(current));
+        await ox.blobs.put(metadataKey(ox.teamId, "timestamp.json"), original);
       }
     } finally {
       await ox.close();
