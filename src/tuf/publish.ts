@@ -87,6 +87,9 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
         });
 
       const dirtyBins = dirty.filter((r) => r.bin !== null);
+      // One INSERT at a time on this connection; a failure surfaces at `await storing` below.
+      let storing: Promise<void> = Promise.resolve();
+      let stored = 0;
       if (dirtyBins.length > 0) {
         const byBin = await fragmentsOfBins(
           c,
@@ -95,8 +98,19 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
           dirtyBins.map((r) => r.bin as number),
         );
         const expires = expiresIn(repo.bins_s);
-        for (const r of dirtyBins)
-          add(r.role, r.version + 1, expires, binCanonical(r.version + 1, expires, byBin.get(r.bin as number) ?? ""));
+        // Stored in chunks while the next ones are signed: PostgreSQL writes one chunk (on its
+        // own core) while Node signs the next, instead of one after the other.
+        for (let i = 0; i < dirtyBins.length; i += STORE_CHUNK) {
+          const from = docs.length;
+          for (const r of dirtyBins.slice(i, i + STORE_CHUNK)) {
+            add(r.role, r.version + 1, expires, binCanonical(r.version + 1, expires, byBin.get(r.bin as number) ?? ""));
+          }
+          const chunk = docs.slice(from);
+          storing = storing.then(() => insertDocs(c, teamId, chunk));
+          storing.catch(() => {}); // handled: awaited after the loop, not an unhandled rejection meanwhile
+          await new Promise((r) => setImmediate(r)); // lets the stored chunk's reply in, the next INSERT out
+        }
+        stored = docs.length;
         result.bins = dirtyBins.length;
       }
       const targets = byRole.get("targets")!;
@@ -114,7 +128,8 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
       const timestamp = byRole.get("timestamp")!;
       const signSnapshot = docs.length > 0 || snapshot.dirty;
       // Store the signed bins/targets first: the bulk of the bytes, written before any role lock.
-      await insertDocs(c, teamId, docs);
+      await storing;
+      await insertDocs(c, teamId, docs.slice(stored));
       // Now lock, in (team_id, role) order, every row about to change; writers wait only for
       // the rest of this transaction, not for the signing above.
       await c.query("select 1 from gk_public.tuf_roles where team_id = $1 and role = any($2::text[]) order by role for update", [
@@ -183,6 +198,8 @@ async function fragmentsOfBins(c: pg.ClientBase, teamId: string, bitLength: numb
 }
 
 const MAX_RUNS = 64;
+/** Bin documents per INSERT while signing (see signDirty). */
+const STORE_CHUNK = 1024;
 
 /** Sorted bins → [from, to] runs of adjacent bins, merged across the smallest gaps down to max. */
 export function binRuns(bins: number[], max: number): [number, number][] {
