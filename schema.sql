@@ -579,16 +579,25 @@ create table gk_public.tuf_repositories (
   publish_delay interval default '00:00:01'::interval not null,
   last_sign_duration interval default '00:00:00'::interval not null,
   created_at timestamp with time zone default now() not null,
+  last_publish_error text,
+  publish_failing_since timestamp with time zone,
+  publish_failures integer default 0 not null,
+  last_published_at timestamp with time zone,
   constraint tuf_repositories_pkey PRIMARY KEY (team_id),
   constraint tuf_repositories_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
   constraint tuf_repositories_bit_length_check CHECK (bit_length >= 1 AND bit_length <= 14),
   constraint tuf_repositories_check CHECK (resign_window > '00:00:00'::interval AND resign_window < LEAST(targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime)),
+  constraint tuf_repositories_failing_check CHECK ((publish_failing_since IS NULL) = (last_publish_error IS NULL)),
+  constraint tuf_repositories_last_publish_error_check CHECK (length(last_publish_error) <= 2000),
+  constraint tuf_repositories_lifetimes_check CHECK (gk_private.tuf_lifetimes_problem(targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime, resign_window, publish_delay) IS NULL),
   constraint tuf_repositories_online_key_id_check CHECK (online_key_id ~ '^[0-9a-f]{64}$'::text),
   constraint tuf_repositories_online_public_key_check CHECK (online_public_key ~ '^[0-9a-f]{64}$'::text),
   constraint tuf_repositories_publish_delay_check CHECK (publish_delay >= '00:00:00'::interval),
+  constraint tuf_repositories_publish_failures_check CHECK (publish_failures >= 0),
   constraint tuf_repositories_root_threshold_check CHECK (root_threshold >= 1),
   constraint tuf_repositories_root_version_check CHECK (root_version >= 1)
 );
+CREATE TRIGGER _100_check_lifetimes BEFORE INSERT OR UPDATE OF targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime, resign_window, publish_delay ON gk_public.tuf_repositories FOR EACH ROW EXECUTE FUNCTION gk_private.tg_tuf_repositories__check_lifetimes();
 comment on table gk_public.tuf_repositories is 'The TUF repository of a team: hashed bins, online key (public half), lifetimes of the online roles.';
 grant select on gk_public.tuf_repositories to gk_admin;
 grant update (bins_lifetime, publish_delay, resign_window, snapshot_lifetime, targets_lifetime, timestamp_lifetime) on gk_public.tuf_repositories to gk_admin;
@@ -628,18 +637,22 @@ create table gk_public.tuf_targets (
   path_hash32 bigint generated always as (gk_private.tuf_path_hash32(path)) stored not null,
   created_at timestamp with time zone default now() not null,
   updated_at timestamp with time zone default now() not null,
+  fragment text generated always as (gk_private.tuf_target_fragment(path, length, hashes, custom)) stored not null,
   constraint tuf_targets_pkey PRIMARY KEY (team_id, path),
   constraint tuf_targets_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
-  constraint tuf_targets_custom_check CHECK (custom IS NULL OR jsonb_typeof(custom) = 'object'::text AND NOT jsonb_path_exists(custom, '$.**?(@.type() == "number" && @.floor() != @)'::jsonpath)),
-  constraint tuf_targets_hashes_check CHECK (gk_private.tuf_valid_hashes(hashes)),
+  constraint tuf_targets_custom_rules CHECK (custom IS NULL OR gk_private.tuf_custom_problem(custom) IS NULL),
+  constraint tuf_targets_hashes_rules CHECK (gk_private.tuf_hashes_problem(hashes) IS NULL),
   constraint tuf_targets_length_check CHECK (length >= 0),
-  constraint tuf_targets_path_check CHECK (length(path) >= 1 AND length(path) <= 1024 AND path !~ '^/'::text AND path !~ '[[:cntrl:]]'::text)
+  constraint tuf_targets_length_exact CHECK (length <= '9007199254740991'::bigint),
+  constraint tuf_targets_path_rules CHECK (gk_private.tuf_path_problem(path) IS NULL)
 );
 CREATE INDEX tuf_targets_bin_idx ON gk_public.tuf_targets USING btree (team_id, path_hash32);
+CREATE TRIGGER _100_check_target BEFORE INSERT OR UPDATE OF path, length, hashes, custom ON gk_public.tuf_targets FOR EACH ROW EXECUTE FUNCTION gk_private.tg_tuf_targets__check_target();
 CREATE TRIGGER _500_mark_bins_dirty_delete AFTER DELETE ON gk_public.tuf_targets REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty();
 CREATE TRIGGER _500_mark_bins_dirty_insert AFTER INSERT ON gk_public.tuf_targets REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty();
 CREATE TRIGGER _500_mark_bins_dirty_update AFTER UPDATE ON gk_public.tuf_targets REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty();
 comment on table gk_public.tuf_targets is 'Targets of a team''s TUF repository. Insert/update/delete freely: the affected bins are marked dirty and a publish is enqueued.';
+comment on column gk_public.tuf_targets.fragment is 'This target''s entry in its bin, as canonical JSON (what is signed); computed from path, length, hashes and custom.';
 grant delete, insert, select, update on gk_public.tuf_targets to gk_admin;
 grant select on gk_public.tuf_targets to gk_viewer;
 
@@ -880,14 +893,18 @@ create view gk_public.tuf_repository_status as
     c.uploaded_at AS last_uploaded_at,
     ( SELECT count(*) AS count
            FROM gk_public.tuf_metadata m
-          WHERE m.team_id = p.team_id AND m.uploaded_at IS NULL) AS pending_uploads
+          WHERE m.team_id = p.team_id AND m.uploaded_at IS NULL) AS pending_uploads,
+    p.last_publish_error,
+    p.publish_failing_since,
+    p.publish_failures,
+    p.last_published_at
    FROM gk_public.tuf_repositories p
      JOIN gk_public.teams t ON t.id = p.team_id
      LEFT JOIN gk_public.tuf_roles tg ON tg.team_id = p.team_id AND tg.role = 'targets'::text
      LEFT JOIN gk_public.tuf_roles sn ON sn.team_id = p.team_id AND sn.role = 'snapshot'::text
      LEFT JOIN gk_public.tuf_roles ts ON ts.team_id = p.team_id AND ts.role = 'timestamp'::text
      LEFT JOIN gk_private.tuf_upload_cursors c ON c.team_id = p.team_id;
-comment on view gk_public.tuf_repository_status is 'Per team: dirty roles, current and published versions, expiries, uploads pending.';
+comment on view gk_public.tuf_repository_status is 'Per team: dirty roles, current and published versions, expiries, uploads pending, and a failing publish (error, since when, how many attempts).';
 grant select on gk_public.tuf_repository_status to gk_admin;
 grant select on gk_public.tuf_repository_status to gk_viewer;
 
@@ -1571,8 +1588,12 @@ create table gk_private.tuf_online_keys (
   team_id uuid not null,
   key_id text not null,
   sealed_private_key text not null,
+  previous_key_id text,
+  previous_sealed_private_key text,
   constraint tuf_online_keys_pkey PRIMARY KEY (team_id),
   constraint tuf_online_keys_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
+  constraint tuf_online_keys_previous_check CHECK ((previous_key_id IS NULL) = (previous_sealed_private_key IS NULL)),
+  constraint tuf_online_keys_previous_sealed_private_key_check CHECK (previous_sealed_private_key ~~ 'v1:%'::text),
   constraint tuf_online_keys_sealed_private_key_check CHECK (sealed_private_key ~~ 'v1:%'::text)
 );
 
@@ -3125,6 +3146,54 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_tuf_repositories__check_lifetimes()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  problem text := gk_private.tuf_lifetimes_problem(new.targets_lifetime, new.bins_lifetime, new.snapshot_lifetime,
+                                                   new.timestamp_lifetime, new.resign_window, new.publish_delay);
+begin
+  if problem is not null then
+    raise exception 'TUF repository lifetimes: %', problem using errcode = '22023';
+  end if;
+  return new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_tuf_targets__check_target()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  problem text;
+begin
+  problem := gk_private.tuf_path_problem(new.path);
+  if problem is not null then
+    raise exception 'target path % %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  end if;
+  if new.length < 0 or new.length > 9007199254740991 then
+    raise exception 'target %: length % is not between 0 and 2^53 - 1', left(to_json(new.path)::text, 200), new.length
+      using errcode = '22023';
+  end if;
+  problem := gk_private.tuf_hashes_problem(new.hashes);
+  if problem is not null then
+    raise exception 'target %: hashes: %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  end if;
+  if new.custom is not null then
+    problem := gk_private.tuf_custom_problem(new.custom);
+    if problem is not null then
+      raise exception 'target %: custom %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+    end if;
+  end if;
+  return new;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -3145,6 +3214,13 @@ begin
   end if;
   if teams is not null then
     perform gk_private.tuf_mark_bins_dirty(teams, hashes);
+  end if;
+  if tg_op <> 'DELETE' then
+    select array_agg(team_id), array_agg(path_hash32) into teams, hashes
+      from new_rows where path ~ '[\uE000-\uFFFF\U00010000-\U0010FFFF]';
+    if teams is not null then
+      perform gk_private.tuf_refuse_bin_order_conflicts(teams, hashes);
+    end if;
   end if;
   return null;
 end;
@@ -3211,6 +3287,147 @@ CREATE OR REPLACE FUNCTION gk_private.tuf_blob_key(team_id uuid, file text)
  IMMUTABLE PARALLEL SAFE STRICT
 AS $function$ select 'teams/' || team_id || '/tuf/' || file $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tuf_canonical(v jsonb)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  return case jsonb_typeof(v)
+    when 'object' then '{' || coalesce((
+        select string_agg(gk_private.tuf_canonical_string(e.key) || ':' || gk_private.tuf_canonical(e.value), ',' order by e.key collate "C")
+          from jsonb_each(v) e), '') || '}'
+    when 'array' then '[' || coalesce((
+        select string_agg(gk_private.tuf_canonical(a.value), ',' order by a.n)
+          from jsonb_array_elements(v) with ordinality a (value, n)), '') || ']'
+    when 'string' then gk_private.tuf_canonical_string(v #>> '{}')
+    else v::text
+  end;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_canonical_string(s text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$ select '"' || replace(replace(s, '\', '\\'), '"', '\"') || '"' $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_custom_problem(custom jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case
+    when jsonb_typeof(custom) <> 'object' then 'must be a JSON object'
+    when octet_length(custom::text) > 16384 then 'is larger than 16 KiB'
+    else (
+      with recursive walk (v, depth, at) as (
+        select custom, 1, '$'::text
+        union all
+        select c.value, w.depth + 1, w.at || c.step
+          from walk w
+          cross join lateral (
+            select e.value, '.' || e.key as step
+              from jsonb_each(case when jsonb_typeof(w.v) = 'object' then w.v end) e
+            union all
+            select a.value, '[' || (a.n - 1) || ']'
+              from jsonb_array_elements(case when jsonb_typeof(w.v) = 'array' then w.v end) with ordinality a (value, n)
+          ) c
+         where w.depth <= 16
+      )
+      select format('at %s %s', p.at, p.problem)
+        from (
+          select w.at, case
+            when w.depth > 16 then 'is nested deeper than 16 levels'
+            when jsonb_typeof(w.v) = 'number'
+             and (w.v::text !~ '^-?(0|[1-9][0-9]*)$' or abs(w.v::text::numeric) > 9007199254740991)
+              then format('number %s is not an integer between -(2^53 - 1) and 2^53 - 1 (JSON cannot carry it exactly)', w.v::text)
+            when jsonb_typeof(w.v) = 'string' and (w.v #>> '{}') ~ '[[:cntrl:]]' then 'a string contains a control character'
+            when jsonb_typeof(w.v) = 'object' and exists (select 1 from jsonb_object_keys(w.v) k where k ~ '[[:cntrl:]]')
+              then 'a key contains a control character'
+            when jsonb_typeof(w.v) = 'object' and gk_private.tuf_key_order_conflict(array(select jsonb_object_keys(w.v))) is not null
+              then format('keys %s sort differently in UTF-16 (tuf-js) and by code point (python-tuf, go-tuf)',
+                          array_to_string(gk_private.tuf_key_order_conflict(array(select jsonb_object_keys(w.v))), ' and '))
+          end as problem
+            from walk w
+        ) p
+       where p.problem is not null
+       order by p.at
+       limit 1)
+  end
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_hash_length(algorithm text)
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$ select case algorithm when 'sha256' then 64 when 'sha384' then 96 when 'sha512' then 128 end $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_hashes_problem(hashes jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case
+    when jsonb_typeof(hashes) <> 'object' or hashes = '{}'::jsonb then 'must be an object {algorithm: hex digest} with at least one entry'
+    else (
+      select case
+        when gk_private.tuf_hash_length(h.key) is null then format('%s is not a known algorithm (known: sha256, sha384, sha512)', h.key)
+        when jsonb_typeof(h.value) <> 'string' or (h.value #>> '{}') !~ '^[0-9a-f]*$' then format('%s must be lower-case hex', h.key)
+        else format('%s must be %s hex digits, got %s', h.key, gk_private.tuf_hash_length(h.key), length(h.value #>> '{}'))
+      end
+        from jsonb_each(hashes) h
+       where gk_private.tuf_hash_length(h.key) is null
+          or jsonb_typeof(h.value) <> 'string'
+          or (h.value #>> '{}') !~ '^[0-9a-f]*$'
+          or length(h.value #>> '{}') <> gk_private.tuf_hash_length(h.key)
+       order by h.key
+       limit 1)
+  end
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_key_order_conflict(keys text[])
+ RETURNS text[]
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case
+    when exists (select 1 from unnest(keys) k where k ~ '[\uE000-\uFFFF]')
+     and exists (select 1 from unnest(keys) k where k ~ '[\U00010000-\U0010FFFF]')
+    then (select array[a.k, b.k]
+            from (select k, row_number() over (order by k collate "C") as i from unnest(keys) k) a
+            join (select k, row_number() over (order by gk_private.tuf_utf16_key(k)) as i from unnest(keys) k) b on a.i = b.i
+           where a.k <> b.k
+           order by a.i
+           limit 1)
+  end
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_lifetimes_problem(targets interval, bins interval, snapshot interval, timestamp_ interval, resign_window interval, publish_delay interval)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case
+    when greatest(targets, bins, snapshot, timestamp_) > interval '10 years'
+      then 'lifetimes must be at most 10 years'
+    when publish_delay < interval '0' or publish_delay > interval '1 hour'
+      then 'publish_delay must be between 0 and 1 hour'
+    when resign_window < gk_private.tuf_resign_interval() * 2 + publish_delay
+      then format('resign_window %s is too short: the resign sweep runs every %s, so it must be at least %s (two sweeps plus publish_delay)',
+                  resign_window, gk_private.tuf_resign_interval(), gk_private.tuf_resign_interval() * 2 + publish_delay)
+    when least(targets, bins, snapshot, timestamp_) < resign_window + gk_private.tuf_resign_interval() * 2
+      then format('every lifetime must be at least resign_window + %s (%s), the shortest is %s',
+                  gk_private.tuf_resign_interval() * 2, resign_window + gk_private.tuf_resign_interval() * 2,
+                  least(targets, bins, snapshot, timestamp_))
+  end
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tuf_mark_bins_dirty(team_ids uuid[], hashes bigint[])
  RETURNS void
  LANGUAGE plpgsql
@@ -3245,6 +3462,85 @@ CREATE OR REPLACE FUNCTION gk_private.tuf_path_hash32(path text)
 AS $function$
   select ('x' || substr(encode(sha256(convert_to(path, 'UTF8')), 'hex'), 1, 8))::bit(32)::bigint
 $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_path_problem(path text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$
+  select case
+    when path = '' then 'is empty'
+    when octet_length(path) > 1024 then 'is longer than 1024 bytes'
+    when path ~ '[[:cntrl:]]' then 'contains a control character'
+    when path ~ '[\\]' then 'contains a backslash'
+    when path ~ '[?#%]' then 'contains ?, # or % (they change the download URL)'
+    when path ~ '^/' then 'starts with /'
+    when path ~ '/$' then 'ends with /'
+    when path ~ '//' then 'has an empty segment (//)'
+    when path ~ '(^|/)\.\.?(/|$)' then 'has a "." or ".." segment'
+    when path ~ '^[A-Za-z]:' then 'starts with a drive letter'
+    when exists (select 1 from string_to_table(path, '/') s where octet_length(s) > 255) then 'has a segment longer than 255 bytes'
+  end
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_publish_failed(team_id uuid, error text)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  update gk_public.tuf_repositories p
+     set last_publish_error = left(coalesce(nullif(error, ''), 'unknown error'), 2000),
+         publish_failing_since = coalesce(p.publish_failing_since, now()),
+         publish_failures = p.publish_failures + 1
+   where p.team_id = tuf_publish_failed.team_id
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_publish_succeeded(team_id uuid)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  update gk_public.tuf_repositories p
+     set last_publish_error = null, publish_failing_since = null, publish_failures = 0, last_published_at = now()
+   where p.team_id = tuf_publish_succeeded.team_id
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_refuse_bin_order_conflicts(team_ids uuid[], hashes bigint[])
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  r record;
+begin
+  for r in
+    select c.team_id, c.bin, gk_private.tuf_key_order_conflict(array(
+             select t.path from gk_public.tuf_targets t
+              where t.team_id = c.team_id
+                and t.path_hash32 >= (c.bin::bigint << (32 - c.bit_length))
+                and t.path_hash32 < ((c.bin::bigint + 1) << (32 - c.bit_length))
+                and t.path ~ '[\uE000-\uFFFF\U00010000-\U0010FFFF]')) as pair
+      from (select distinct u.team_id, (u.h >> (32 - p.bit_length))::int as bin, p.bit_length
+              from unnest(team_ids, hashes) as u (team_id, h)
+              join gk_public.tuf_repositories p on p.team_id = u.team_id) c
+  loop
+    if r.pair is not null then
+      raise exception 'target paths % and % sort differently in UTF-16 (tuf-js) and by code point (python-tuf, go-tuf), and they share a bin: rename one',
+        left(to_json(r.pair[1])::text, 200), left(to_json(r.pair[2])::text, 200)
+        using errcode = '22023';
+    end if;
+  end loop;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_resign_interval()
+ RETURNS interval
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$ select interval '5 minutes' $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.tuf_resign_sweep()
  RETURNS TABLE(team_id uuid, roles_marked integer, pending_uploads integer)
@@ -3329,6 +3625,32 @@ begin
     );
   end loop;
 end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_target_fragment(path text, length bigint, hashes jsonb, custom jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select gk_private.tuf_canonical_string(path) || ':{'
+      || case when custom is null then '' else '"custom":' || gk_private.tuf_canonical(custom) || ',' end
+      || '"hashes":{' || (select string_agg(gk_private.tuf_canonical_string(h.key) || ':' || gk_private.tuf_canonical_string(h.value), ','
+                                            order by h.key collate "C")
+                            from jsonb_each_text(hashes) h) || '}'
+      || ',"length":' || length || '}'
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_utf16_key(s text)
+ RETURNS bytea
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$
+  select coalesce(decode(string_agg(
+           case when cp < 65536 then lpad(to_hex(cp), 4, '0')
+                else to_hex(55296 + ((cp - 65536) >> 10)) || to_hex(56320 + ((cp - 65536) & 1023)) end,
+           '' order by n), 'hex'), '\x'::bytea)
+    from (select ascii(c) as cp, n from string_to_table(s, null) with ordinality as t (c, n)) x
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.tuf_valid_hashes(hashes jsonb)
