@@ -45,6 +45,12 @@ const fmt = (x: number) => `${(x / 1000).toFixed(2)} s`;
 const peers = await setupPeers(db as never, "bench");
 const agents: AgentProcess[] = [];
 const workers: { id: string; name: string }[] = [];
+// Ctrl-C: the agents and the scratch database go too.
+for (const sig of ["SIGINT", "SIGTERM"] as const)
+  process.once(sig, () => {
+    for (const a of agents) a.proc.child.kill("SIGKILL");
+    void Promise.allSettled([peers.close(), scratch.drop()]).then(() => process.exit(130));
+  });
 try {
   console.log(`machine: ${(await import("node:os")).cpus().length} cores; database: ${scratch.where}; scale ${SCALE}`);
   console.log(`${AGENTS * PER_AGENT} volumes on ${AGENTS} agents (${AGENTS * CHILDREN} copy-on-write children)`);
@@ -58,25 +64,28 @@ try {
   // ---- state: rows and directories ----
   const t0 = process.hrtime.bigint();
   for (const w of workers) {
-    await db.query("insert into gk_public.builds (team_id) select $1 from generate_series(1, $2)", [team, PER_AGENT]);
     await db.query(
-      `insert into gk_public.containers (worker_id, build_id)
-       select $1, b.id from gk_public.builds b where not exists (select 1 from gk_public.containers c where c.build_id = b.id)`,
-      [w.id],
+      `with b as (insert into gk_public.builds (team_id) select $2 from generate_series(1, $3) returning id)
+       insert into gk_public.containers (worker_id, build_id) select $1, id from b`,
+      [w.id, team, PER_AGENT],
     );
     await db.query(
       `insert into gk_public.volumes (worker_id, state, container_id)
        select $1, 'created', c.id from gk_public.containers c where c.worker_id = $1 order by c.id limit $2`,
       [w.id, ROOTS],
     );
+    // The remaining containers own the children: the n-th child copies the n-th root.
     await db.query(
       `insert into gk_public.volumes (worker_id, state, container_id, parent_id, parent_state)
-       select $1, 'created', c.id, p.id, 'created'
-         from (select id, row_number() over (order by id) n from gk_public.containers c where c.worker_id = $1 order by id offset $2) c
-         join (select id, row_number() over (order by id) n from gk_public.volumes v where v.worker_id = $1 and v.parent_id is null) p on p.n = c.n`,
+       select $1, 'created', c.id, p.ids[c.n], 'created'
+         from (select id, row_number() over (order by id) as n
+                 from (select id from gk_public.containers where worker_id = $1 order by id offset $2) x) c,
+              (select array_agg(id order by id) as ids from gk_public.volumes where worker_id = $1 and parent_id is null) p`,
       [w.id, ROOTS],
     );
   }
+  const children = (await db.query("select count(*)::int as n from gk_public.volumes where parent_id is not null")).rows[0].n;
+  if (children !== AGENTS * CHILDREN) throw new Error(`setup made ${children} children, not ${AGENTS * CHILDREN}`);
   await db.query("delete from graphile_worker._private_jobs");
   const layout = async () => {
     for (const [i, w] of workers.entries()) {
@@ -97,6 +106,7 @@ try {
       }
     }
   };
+  console.log(`setup rows: ${fmt(ms(t0))}`);
   await layout();
   await db.query("vacuum analyze gk_public.volumes");
   console.log(`setup: ${fmt(ms(t0))}`);
