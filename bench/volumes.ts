@@ -17,7 +17,7 @@ import pg from "pg";
 import { mapSettled } from "../src/lib/map-limit.ts";
 import type { PeerClient } from "../src/peers/client.ts";
 import { VolumeAgents } from "../src/volumes/agents.ts";
-import { collect, collectDb, DEFAULT_COLLECT } from "../src/volumes/collect.ts";
+import { type CollectDb, collect, collectDb, DEFAULT_COLLECT } from "../src/volumes/collect.ts";
 import { type AgentProcess, setupPeers, startAgent } from "../test/volumes/helpers/peers.ts";
 import { scratchDatabase } from "./lib/scratch-db.ts";
 
@@ -37,7 +37,26 @@ const db = {
   pool,
   query: <R extends pg.QueryResultRow = any>(s: string, p?: unknown[]) => pool.query<R>(s, p),
 };
-const q = collectDb(pool);
+// Where the collector's time goes: database time per statement (summed over its lanes, which
+// overlap) and agent calls, printed after the collection.
+const spent = new Map<string, { n: number; ms: number }>();
+const account = async <T>(what: string, p: Promise<T>): Promise<T> => {
+  const t = process.hrtime.bigint();
+  try {
+    return await p;
+  } finally {
+    const e = spent.get(what) ?? { n: 0, ms: 0 };
+    e.n++;
+    e.ms += ms(t);
+    spent.set(what, e);
+  }
+};
+const statement = (sql: string) => /gk_private\.(\w+)/.exec(sql)?.[1] ?? sql.trim().split(/\s/)[0]!.toLowerCase();
+const plain = collectDb(pool);
+const q: CollectDb = {
+  query: (sql, params) => account(statement(sql), plain.query(sql, params)),
+  withClient: (fn) => plain.withClient((inner) => fn((sql, params) => account(statement(sql), inner(sql, params)))),
+};
 await db.query(`alter database ${db.name} set groundskeeper.volumes_lease = '30 seconds'`);
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const fmt = (x: number) => `${(x / 1000).toFixed(2)} s`;
@@ -152,6 +171,16 @@ try {
 
   // ---- 1a. the collector ----
   const volumeAgents = new VolumeAgents(peers.identity, { parallelism: PARALLELISM, timeoutMs: 60_000 });
+  const clientOf = volumeAgents.client.bind(volumeAgents);
+  const wrapped = new WeakSet<PeerClient>();
+  volumeAgents.client = async (w) => {
+    const c = await clientOf(w);
+    if (wrapped.has(c)) return c;
+    wrapped.add(c);
+    const request = c.request.bind(c);
+    c.request = ((method: string, p: string, body?: unknown, t?: number) => account(`HTTP ${method} ${p}`, request(method, p, body, t))) as never;
+    return c;
+  };
   const tDel = process.hrtime.bigint();
   await db.query("delete from gk_public.containers where id = any($1::bigint[])", [doomed]);
   const deleteMs = ms(tDel);
@@ -165,6 +194,9 @@ try {
     if (rows[0].n === 0) break;
   }
   const gcMs = ms(tGc);
+  const profile = [...spent.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  console.log(`collector time by statement (calls, total over overlapping lanes, mean):`);
+  for (const [what, e] of profile) console.log(`  ${what.padEnd(32)} ${String(e.n).padStart(6)} ${fmt(e.ms).padStart(9)} ${(e.ms / e.n).toFixed(1).padStart(8)} ms`);
   if (liveCounts().some((n) => n !== expectedLive)) throw new Error(`live/ not as expected: ${liveCounts()} vs ${expectedLive}`);
   await waitDead();
   const gcDeadMs = ms(tGc);

@@ -153,19 +153,21 @@ as $$
      and v.worker_base_resource_type_id is null and v.worker_task_cache_id is null;
 $$;
 
--- Cheap on the collector's own statements (the mark, claims): their old rows are already
--- ownerless, so the first test fails at once and the new rows are never looked at.
+-- Updates: a statement that sets an owner column (the FK's SET NULL when an owner goes, an
+-- operator's force-destroy) activates the collector, whatever rows it touched. Column-listed and
+-- without transition tables, so the collector's own statements (the mark, outcomes, reports)
+-- neither fire it nor copy their rows into tuplestores. Deletes: a child that went may leave its
+-- parent an orphan — except when the collector itself deletes a batch (volumes_destroyed): it
+-- marks that worker again once nothing is due, so its lanes do not all enqueue on one job key.
 create or replace function gk_private.tg_volumes__activate_collector() returns trigger
 language plpgsql volatile security definer
 set search_path to pg_catalog, public, pg_temp
 as $$
 begin
-  if tg_op = 'DELETE' then
-    if exists (select 1 from old_rows o where o.parent_id is not null) then
-      perform gk_private.volumes_activate_collector();
-    end if;
-  elsif exists (select 1 from old_rows o where not gk_private.volumes_ownerless(o))
-    and exists (select 1 from new_rows n where n.state = 'created' and gk_private.volumes_ownerless(n)) then
+  if tg_op = 'UPDATE' then
+    perform gk_private.volumes_activate_collector();
+  elsif coalesce(current_setting('groundskeeper.volumes_collecting', true), '') <> 'on'
+    and exists (select 1 from old_rows o where o.parent_id is not null) then
     perform gk_private.volumes_activate_collector();
   end if;
   return null;
@@ -174,8 +176,7 @@ $$;
 
 drop trigger if exists _510_activate_on_update on gk_public.volumes;
 create trigger _510_activate_on_update
-  after update on gk_public.volumes
-  referencing old table as old_rows new table as new_rows
+  after update of container_id, worker_resource_cache_id, worker_base_resource_type_id, worker_task_cache_id on gk_public.volumes
   for each statement execute function gk_private.tg_volumes__activate_collector();
 drop trigger if exists _510_activate_on_delete on gk_public.volumes;
 create trigger _510_activate_on_delete
@@ -404,15 +405,25 @@ as $$
      for update skip locked;
 $$;
 
+-- Outcomes look rows up by (worker_id, handle) and test "destroying" as next_attempt_at is not
+-- null (the same, by CHECK volumes_destroying_due): right after a big mark the planner's
+-- statistics still say few rows are destroying, and a literal state = 'destroying' made it scan
+-- the worker's whole volumes_destroying_due_idx for every batch (quadratic in the backlog).
+
 -- The agent confirmed: the rows go (conditional on still destroying; gone already is fine).
 create or replace function gk_private.volumes_destroyed(worker_id uuid, handles uuid[]) returns int
-language sql volatile
+language plpgsql volatile
 as $$
-  with gone as (
-    delete from gk_public.volumes v
-     where v.worker_id = volumes_destroyed.worker_id and v.handle = any (handles) and v.state = 'destroying'
-    returning 1)
-  select count(*)::int from gone;
+declare
+  v_gone int;
+begin
+  perform set_config('groundskeeper.volumes_collecting', 'on', true);
+  delete from gk_public.volumes v
+   where v.worker_id = volumes_destroyed.worker_id and v.handle = any (handles) and v.next_attempt_at is not null;
+  get diagnostics v_gone = row_count;
+  perform set_config('groundskeeper.volumes_collecting', '', true);
+  return v_gone;
+end;
 $$;
 
 -- The agent refused or did not answer: attempts, last error, backoff (the bin shows them).
@@ -425,7 +436,7 @@ as $$
            last_error = left(e.error, 2000),
            next_attempt_at = now() + gk_private.bin_backoff(v.attempts + 1)
       from unnest(handles, errors) as e(handle, error)
-     where v.worker_id = volumes_destroy_failed.worker_id and v.handle = e.handle and v.state = 'destroying'
+     where v.worker_id = volumes_destroy_failed.worker_id and v.handle = e.handle and v.next_attempt_at is not null
     returning 1)
   select count(*)::int from failed;
 $$;

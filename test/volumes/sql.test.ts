@@ -163,6 +163,17 @@ describe("the orphan mark", () => {
     const claimed = await db.query("select * from gk_private.volumes_claim_destroys($1, 10)", [w]);
     expect(claimed.rowCount).toBe(10);
     expect(await jobs(db, "volumes__collect")).toEqual([]);
+    // A child that goes may leave its parent an orphan: activated — unless the collector deleted
+    // it (it marks the worker again itself).
+    const owners = await insertContainers(db, { worker: w, count: 4 });
+    const [p1, p2] = await insertVolumes(db, { worker: w, containers: owners.slice(0, 2) });
+    const kids = await insertVolumes(db, { worker: w, containers: [null, null], parents: [p1!.id, p2!.id] });
+    expect(await mark([w])).toBe(2);
+    await clearJobs();
+    await db.query("select gk_private.volumes_destroyed($1, array[$2::uuid])", [w, kids[0]!.handle]);
+    expect(await jobs(db, "volumes__collect")).toEqual([]);
+    await db.query("delete from gk_public.volumes where id = $1", [kids[1]!.id]);
+    expect((await jobs(db, "volumes__collect")).length).toBe(1);
   });
 
   it("marks 1,000 orphans among 4,000 volumes with the plan on its indexes", async () => {
