@@ -3043,17 +3043,6 @@ AS $function$
   select gk_private.reconciler_activate('volumes__collect');
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.volumes_claim_destroys(worker_id uuid, max_items integer)
- RETURNS TABLE(id bigint, handle uuid)
- LANGUAGE sql
-AS $function$
-  select v.id, v.handle from gk_public.volumes v
-   where v.worker_id = volumes_claim_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
-   order by v.next_attempt_at
-   limit max_items
-     for update skip locked;
-$function$;
-
 CREATE OR REPLACE FUNCTION gk_private.volumes_collect()
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -3114,6 +3103,17 @@ begin
   perform set_config('groundskeeper.volumes_collecting', '', true);
   return v_gone;
 end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_due_destroys(worker_id uuid, max_items integer)
+ RETURNS TABLE(id bigint, handle uuid)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select v.id, v.handle from gk_public.volumes v
+   where v.worker_id = volumes_due_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
+   order by v.next_attempt_at
+   limit max_items;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_expire_failed()

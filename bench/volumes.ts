@@ -53,10 +53,7 @@ const account = async <T>(what: string, p: Promise<T>): Promise<T> => {
 };
 const statement = (sql: string) => /gk_private\.(\w+)/.exec(sql)?.[1] ?? sql.trim().split(/\s/)[0]!.toLowerCase();
 const plain = collectDb(pool);
-const q: CollectDb = {
-  query: (sql, params) => account(statement(sql), plain.query(sql, params)),
-  withClient: (fn) => plain.withClient((inner) => fn((sql, params) => account(statement(sql), inner(sql, params)))),
-};
+const q: CollectDb = { query: (sql, params) => account(statement(sql), plain.query(sql, params)) };
 await db.query(`alter database ${db.name} set groundskeeper.volumes_lease = '30 seconds'`);
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const fmt = (x: number) => `${(x / 1000).toFixed(2)} s`;
@@ -178,7 +175,8 @@ try {
     if (wrapped.has(c)) return c;
     wrapped.add(c);
     const request = c.request.bind(c);
-    c.request = ((method: string, p: string, body?: unknown, t?: number) => account(`HTTP ${method} ${p}`, request(method, p, body, t))) as never;
+    c.request = ((method: string, p: string, body?: unknown, t?: number) =>
+      account(`HTTP ${method} ${p}`, request(method, p, body, t))) as never;
     return c;
   };
   const tDel = process.hrtime.bigint();
@@ -196,7 +194,8 @@ try {
   const gcMs = ms(tGc);
   const profile = [...spent.entries()].sort((a, b) => b[1].ms - a[1].ms);
   console.log(`collector time by statement (calls, total over overlapping lanes, mean):`);
-  for (const [what, e] of profile) console.log(`  ${what.padEnd(32)} ${String(e.n).padStart(6)} ${fmt(e.ms).padStart(9)} ${(e.ms / e.n).toFixed(1).padStart(8)} ms`);
+  for (const [what, e] of profile)
+    console.log(`  ${what.padEnd(32)} ${String(e.n).padStart(6)} ${fmt(e.ms).padStart(9)} ${(e.ms / e.n).toFixed(1).padStart(8)} ms`);
   if (liveCounts().some((n) => n !== expectedLive)) throw new Error(`live/ not as expected: ${liveCounts()} vs ${expectedLive}`);
   await waitDead();
   const gcDeadMs = ms(tGc);

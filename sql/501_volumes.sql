@@ -1,5 +1,5 @@
 -- Volumes: creation (row first, then the agent), the collector's statements (orphan mark, report
--- reconciliation, missing and failed volumes), destroy claims and outcomes, operator functions.
+-- reconciliation, missing and failed volumes), due destroys and outcomes, operator functions.
 -- The collector itself is tasks/volumes__collect.ts (src/volumes/collect.ts): it runs these and
 -- talks to the agents. Lock order everywhere: workers row (lease) before volumes rows.
 
@@ -25,7 +25,8 @@ create or replace function gk_private.volumes_creating_timeout() returns interva
 language sql stable
 as $$ select gk_private.volumes_setting('volumes_creating_timeout', interval '5 minutes'); $$;
 
--- How long a collector may hold a claimed destroy (or a worker) before another may take it.
+-- How long a collector may hold a worker (volumes_worker_lease, renewed with every batch's
+-- outcome) before another may take it.
 create or replace function gk_private.volumes_lease() returns interval
 language sql stable
 as $$ select gk_private.volumes_setting('volumes_lease', interval '2 minutes'); $$;
@@ -310,7 +311,7 @@ as $$
   returning true;
 $$;
 
--- Extends a lease this collector holds (between rounds of destroys).
+-- Extends a lease this collector holds (with every batch's outcome).
 create or replace function gk_private.volumes_worker_lease_renew(worker_id uuid) returns void
 language sql volatile
 as $$
@@ -390,19 +391,18 @@ as $$
     'stamped', (select count(*) from stamp));
 $$;
 
--- Claims up to max_items due destroys on one worker for the caller's transaction: row locks,
--- skipping rows another collector holds, so two never send the same handle; a collector that dies
--- releases them with its connection. Nothing is written (no lease): a claim costs a lock, not a
--- new row version in every index.
-create or replace function gk_private.volumes_claim_destroys(worker_id uuid, max_items int)
+-- Due destroys of one worker, oldest due first (volumes_destroying_due_idx). Not locked: the
+-- collector holds the worker's lease (volumes_worker_lease) while it sends them, so a second
+-- collector skips the worker; a handle sent twice anyway (a lease that ran out) is destroyed once.
+drop function if exists gk_private.volumes_claim_destroys(uuid, int);
+create or replace function gk_private.volumes_due_destroys(worker_id uuid, max_items int)
 returns table (id bigint, handle uuid)
-language sql volatile
+language sql stable
 as $$
   select v.id, v.handle from gk_public.volumes v
-   where v.worker_id = volumes_claim_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
+   where v.worker_id = volumes_due_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
    order by v.next_attempt_at
-   limit max_items
-     for update skip locked;
+   limit max_items;
 $$;
 
 -- Outcomes look rows up by (worker_id, handle) and test "destroying" as next_attempt_at is not
