@@ -656,7 +656,7 @@ create table gk_public.volumes (
   constraint volumes_id_state_worker_key UNIQUE (id, state, worker_id),
   constraint volumes_worker_handle_key UNIQUE (worker_id, handle),
   constraint volumes_container_id_fkey FOREIGN KEY (container_id) REFERENCES gk_public.containers(id) ON DELETE SET NULL,
-  constraint volumes_parent_fkey FOREIGN KEY (parent_id, parent_state, worker_id) REFERENCES gk_public.volumes(id, state, worker_id) ON UPDATE RESTRICT,
+  constraint volumes_parent_fkey FOREIGN KEY (parent_id, parent_state, worker_id) REFERENCES gk_public.volumes(id, state, worker_id) ON UPDATE RESTRICT ON DELETE RESTRICT,
   constraint volumes_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE SET NULL,
   constraint volumes_worker_base_resource_type_id_fkey FOREIGN KEY (worker_base_resource_type_id) REFERENCES gk_public.worker_base_resource_types(id) ON DELETE SET NULL,
   constraint volumes_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE CASCADE,
@@ -3291,7 +3291,8 @@ CREATE OR REPLACE FUNCTION gk_private.volumes_worker_lease_renew(worker_id uuid)
  RETURNS void
  LANGUAGE sql
 AS $function$
-  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease() where w.id = volumes_worker_lease_renew.worker_id;
+  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease()
+   where w.id = volumes_worker_lease_renew.worker_id and w.collector_lease_until < now() + gk_private.volumes_lease() / 2;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_worker_release(worker_id uuid)

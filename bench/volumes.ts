@@ -51,7 +51,10 @@ const account = async <T>(what: string, p: Promise<T>): Promise<T> => {
     spent.set(what, e);
   }
 };
-const statement = (sql: string) => /gk_private\.(\w+)/.exec(sql)?.[1] ?? sql.trim().split(/\s/)[0]!.toLowerCase();
+const statement = (sql: string) => {
+  const names = [...sql.matchAll(/gk_private\.(\w+)/g)].map((m) => m[1]!);
+  return names.filter((n) => n !== "volumes_worker_lease_renew").join(" + ") || names[0] || sql.trim().split(/\s/)[0]!.toLowerCase();
+};
 const plain = collectDb(pool);
 const q: CollectDb = { query: (sql, params) => account(statement(sql), plain.query(sql, params)) };
 await db.query(`alter database ${db.name} set groundskeeper.volumes_lease = '30 seconds'`);

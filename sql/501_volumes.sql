@@ -311,11 +311,14 @@ as $$
   returning true;
 $$;
 
--- Extends a lease this collector holds (with every batch's outcome).
+-- Extends a lease this collector holds (with every batch's outcome) once half of it has run: the
+-- lanes of one worker would otherwise queue on its row's lock, one outcome at a time. A released
+-- lease (null) is not taken again.
 create or replace function gk_private.volumes_worker_lease_renew(worker_id uuid) returns void
 language sql volatile
 as $$
-  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease() where w.id = volumes_worker_lease_renew.worker_id;
+  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease()
+   where w.id = volumes_worker_lease_renew.worker_id and w.collector_lease_until < now() + gk_private.volumes_lease() / 2;
 $$;
 
 create or replace function gk_private.volumes_worker_release(worker_id uuid) returns void
