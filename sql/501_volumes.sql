@@ -201,8 +201,12 @@ declare
 begin
   for attempt in 1..5 loop
     begin
-      with candidates as (
-        select v.id
+      -- Candidates are locked, then updated by their tuple id (a TID scan) rather than joined
+      -- back to the table (a scan of every volume). A candidate changed by another transaction
+      -- after this statement's snapshot is locked in its new version, invisible to the update, and
+      -- so left for the next mark.
+      with candidates as materialized (
+        select v.ctid as tid
           from gk_public.volumes v
           join gk_public.workers w on w.id = v.worker_id
          where v.state = 'created'
@@ -215,8 +219,7 @@ begin
       marked as (
         update gk_public.volumes v
            set state = 'destroying', state_changed_at = now(), attempts = 0, last_error = null, next_attempt_at = now()
-          from candidates c
-         where v.id = c.id
+         where v.ctid = any (array(select c.tid from candidates c))
         returning 1)
       select count(*)::int into v_marked from marked;
       return v_marked;
