@@ -680,7 +680,7 @@ create table gk_public.volumes (
   constraint volumes_id_state_worker_key UNIQUE (id, state, worker_id),
   constraint volumes_worker_handle_key UNIQUE (worker_id, handle),
   constraint volumes_container_id_fkey FOREIGN KEY (container_id) REFERENCES gk_public.containers(id) ON DELETE SET NULL,
-  constraint volumes_parent_fkey FOREIGN KEY (parent_id, parent_state, worker_id) REFERENCES gk_public.volumes(id, state, worker_id) ON UPDATE RESTRICT,
+  constraint volumes_parent_fkey FOREIGN KEY (parent_id, parent_state, worker_id) REFERENCES gk_public.volumes(id, state, worker_id) ON UPDATE RESTRICT ON DELETE RESTRICT,
   constraint volumes_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE SET NULL,
   constraint volumes_worker_base_resource_type_id_fkey FOREIGN KEY (worker_base_resource_type_id) REFERENCES gk_public.worker_base_resource_types(id) ON DELETE SET NULL,
   constraint volumes_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE CASCADE,
@@ -710,7 +710,7 @@ CREATE INDEX volumes_worker_task_cache_id_idx ON gk_public.volumes USING btree (
 CREATE TRIGGER _100_retry_due BEFORE UPDATE OF retry_requested_at ON gk_public.volumes FOR EACH ROW EXECUTE FUNCTION gk_private.tg_volumes__retry_due();
 CREATE TRIGGER _500_enqueue_create AFTER INSERT ON gk_public.volumes REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__enqueue_create();
 CREATE TRIGGER _510_activate_on_delete AFTER DELETE ON gk_public.volumes REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__activate_collector();
-CREATE TRIGGER _510_activate_on_update AFTER UPDATE ON gk_public.volumes REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__activate_collector();
+CREATE TRIGGER _510_activate_on_update AFTER UPDATE OF container_id, worker_resource_cache_id, worker_base_resource_type_id, worker_task_cache_id ON gk_public.volumes FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__activate_collector();
 comment on table gk_public.volumes is '@behavior -insert -update -delete
 Volumes on workers. A volume without owners and children is destroyed on its agent, then its row goes.';
 grant select on gk_public.volumes to gk_admin;
@@ -3233,12 +3233,10 @@ CREATE OR REPLACE FUNCTION gk_private.tg_volumes__activate_collector()
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 begin
-  if tg_op = 'DELETE' then
-    if exists (select 1 from old_rows o where o.parent_id is not null) then
-      perform gk_private.volumes_activate_collector();
-    end if;
-  elsif exists (select 1 from old_rows o where not gk_private.volumes_ownerless(o))
-    and exists (select 1 from new_rows n where n.state = 'created' and gk_private.volumes_ownerless(n)) then
+  if tg_op = 'UPDATE' then
+    perform gk_private.volumes_activate_collector();
+  elsif coalesce(current_setting('groundskeeper.volumes_collecting', true), '') <> 'on'
+    and exists (select 1 from old_rows o where o.parent_id is not null) then
     perform gk_private.volumes_activate_collector();
   end if;
   return null;
@@ -3694,17 +3692,6 @@ AS $function$
   select gk_private.reconciler_activate('volumes__collect');
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.volumes_claim_destroys(worker_id uuid, max_items integer)
- RETURNS TABLE(id bigint, handle uuid)
- LANGUAGE sql
-AS $function$
-  select v.id, v.handle from gk_public.volumes v
-   where v.worker_id = volumes_claim_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
-   order by v.next_attempt_at
-   limit max_items
-     for update skip locked;
-$function$;
-
 CREATE OR REPLACE FUNCTION gk_private.volumes_collect()
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -3746,20 +3733,36 @@ AS $function$
            last_error = left(e.error, 2000),
            next_attempt_at = now() + gk_private.bin_backoff(v.attempts + 1)
       from unnest(handles, errors) as e(handle, error)
-     where v.worker_id = volumes_destroy_failed.worker_id and v.handle = e.handle and v.state = 'destroying'
+     where v.worker_id = volumes_destroy_failed.worker_id and v.handle = e.handle and v.next_attempt_at is not null
     returning 1)
   select count(*)::int from failed;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_destroyed(worker_id uuid, handles uuid[])
  RETURNS integer
- LANGUAGE sql
+ LANGUAGE plpgsql
 AS $function$
-  with gone as (
-    delete from gk_public.volumes v
-     where v.worker_id = volumes_destroyed.worker_id and v.handle = any (handles) and v.state = 'destroying'
-    returning 1)
-  select count(*)::int from gone;
+declare
+  v_gone int;
+begin
+  perform set_config('groundskeeper.volumes_collecting', 'on', true);
+  delete from gk_public.volumes v
+   where v.worker_id = volumes_destroyed.worker_id and v.handle = any (handles) and v.next_attempt_at is not null;
+  get diagnostics v_gone = row_count;
+  perform set_config('groundskeeper.volumes_collecting', '', true);
+  return v_gone;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_due_destroys(worker_id uuid, max_items integer)
+ RETURNS TABLE(id bigint, handle uuid)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select v.id, v.handle from gk_public.volumes v
+   where v.worker_id = volumes_due_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
+   order by v.next_attempt_at
+   limit max_items;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_expire_failed()
@@ -3797,8 +3800,12 @@ declare
 begin
   for attempt in 1..5 loop
     begin
-      with candidates as (
-        select v.id
+      -- Candidates are locked, then updated by their tuple id (a TID scan) rather than joined
+      -- back to the table (a scan of every volume). A candidate changed by another transaction
+      -- after this statement's snapshot is locked in its new version, invisible to the update, and
+      -- so left for the next mark.
+      with candidates as materialized (
+        select v.ctid as tid
           from gk_public.volumes v
           join gk_public.workers w on w.id = v.worker_id
          where v.state = 'created'
@@ -3811,8 +3818,7 @@ begin
       marked as (
         update gk_public.volumes v
            set state = 'destroying', state_changed_at = now(), attempts = 0, last_error = null, next_attempt_at = now()
-          from candidates c
-         where v.id = c.id
+         where v.ctid = any (array(select c.tid from candidates c))
         returning 1)
       select count(*)::int into v_marked from marked;
       return v_marked;
@@ -3937,7 +3943,8 @@ CREATE OR REPLACE FUNCTION gk_private.volumes_worker_lease_renew(worker_id uuid)
  RETURNS void
  LANGUAGE sql
 AS $function$
-  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease() where w.id = volumes_worker_lease_renew.worker_id;
+  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease()
+   where w.id = volumes_worker_lease_renew.worker_id and w.collector_lease_until < now() + gk_private.volumes_lease() / 2;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_worker_release(worker_id uuid)
