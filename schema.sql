@@ -2556,22 +2556,28 @@ begin
 end;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.director_store(p_robot_id uuid, p_generation bigint, p_read_timestamp_version integer, p_root_version integer, p_expires timestamp with time zone, p_targets text, p_snapshot text, p_timestamp text)
- RETURNS boolean
+CREATE OR REPLACE FUNCTION gk_private.director_store(robot_ids uuid[], generations bigint[], read_timestamp_versions integer[], root_versions integer[], expires timestamp with time zone[], targets text[], snapshots text[], timestamps text[])
+ RETURNS SETOF uuid
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-  with stored as (
-    update gk_public.robot_directors d
-       set dirty = false, dirty_since = null, signed_generation = p_generation, root_version = p_root_version,
-           targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
-           timestamp_version = d.timestamp_version + 1, expires = p_expires,
-           targets_document = p_targets, snapshot_document = p_snapshot, timestamp_document = p_timestamp,
-           signed_at = now()
-     where d.robot_id = p_robot_id and d.generation = p_generation and d.timestamp_version = p_read_timestamp_version
-    returning 1)
-  select exists (select 1 from stored)
+  with s as (
+    select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
+      as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
+  ), locked as (
+    select d.robot_id from gk_public.robot_directors d join s on s.robot_id = d.robot_id order by d.robot_id for update of d
+  )
+  update gk_public.robot_directors d
+     set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
+         targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
+         timestamp_version = d.timestamp_version + 1, expires = s.expires,
+         targets_document = s.targets, snapshot_document = s.snapshot, timestamp_document = s.timestamp,
+         signed_at = now()
+    from s
+   where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
+     and (select count(*) from locked) >= 0
+  returning d.robot_id
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])

@@ -94,25 +94,34 @@ as $$
    order by e.robot_id, e.serial
 $$;
 
--- Stores a robot's newly signed documents if its row is still as it was read (generation and
--- timestamp version): dirty is cleared only then. Returns whether it stored.
+-- Stores newly signed documents of robots whose row is still as it was read (generation and
+-- timestamp version): only then is dirty cleared; a robot changed meanwhile keeps its flag and
+-- its old documents, and is signed again. One statement, rows in robot_id order. Returns the
+-- robots it stored.
+drop function if exists gk_private.director_store(uuid, bigint, int, int, timestamptz, text, text, text);
 create or replace function gk_private.director_store(
-  p_robot_id uuid, p_generation bigint, p_read_timestamp_version int, p_root_version int, p_expires timestamptz,
-  p_targets text, p_snapshot text, p_timestamp text
-) returns boolean
+  robot_ids uuid[], generations bigint[], read_timestamp_versions int[], root_versions int[], expires timestamptz[],
+  targets text[], snapshots text[], timestamps text[]
+) returns setof uuid
 language sql volatile security definer
 set search_path to pg_catalog, pg_temp
 as $$
-  with stored as (
-    update gk_public.robot_directors d
-       set dirty = false, dirty_since = null, signed_generation = p_generation, root_version = p_root_version,
-           targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
-           timestamp_version = d.timestamp_version + 1, expires = p_expires,
-           targets_document = p_targets, snapshot_document = p_snapshot, timestamp_document = p_timestamp,
-           signed_at = now()
-     where d.robot_id = p_robot_id and d.generation = p_generation and d.timestamp_version = p_read_timestamp_version
-    returning 1)
-  select exists (select 1 from stored)
+  with s as (
+    select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
+      as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
+  ), locked as (
+    select d.robot_id from gk_public.robot_directors d join s on s.robot_id = d.robot_id order by d.robot_id for update of d
+  )
+  update gk_public.robot_directors d
+     set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
+         targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
+         timestamp_version = d.timestamp_version + 1, expires = s.expires,
+         targets_document = s.targets, snapshot_document = s.snapshot, timestamp_document = s.timestamp,
+         signed_at = now()
+    from s
+   where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
+     and (select count(*) from locked) >= 0
+  returning d.robot_id
 $$;
 
 -- The sweep's work list: dirty robots, oldest change first, at most max_rows. First marks

@@ -5,11 +5,12 @@ import { collectors as platformCollectors, type MetricCollector } from "./server
 import type { Route } from "./server/routes.ts";
 import bin from "./bin/index.ts";
 import certificates from "./certificates/index.ts";
+import rollouts from "./rollouts/index.ts";
 import sagas from "./sagas/index.ts";
 import tuf from "./tuf/index.ts";
 import volumes from "./volumes/index.ts";
 
-export const areas: readonly AreaManifest[] = [bin, sagas, certificates, tuf, volumes];
+export const areas: readonly AreaManifest[] = [bin, sagas, certificates, tuf, volumes, rollouts];
 
 export const areaRoutes = areas.flatMap((a) => a.routes ?? []);
 export const areaMetrics = areas.flatMap((a) => a.metrics ?? []);
