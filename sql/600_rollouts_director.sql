@@ -43,30 +43,34 @@ language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
 as $$
 begin
-  perform 1 from gk_public.rollout_robots rr
-   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
+  -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
+  -- stays a nested loop even right after a launch, before the tables' statistics catch up.
+  perform 1 from unnest(robot_ids) u (id)
+    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
    order by rr.robot_id
-     for update;
+     for update of rr;
 
   insert into gk_public.rollout_robot_ecus (team_id, rollout_id, robot_id, ecu_id, image_id)
   select rr.team_id, rr.rollout_id, rr.robot_id, e.id, ri.image_id
-    from gk_public.rollout_robots rr
-    join gk_public.ecus e on e.robot_id = rr.robot_id and e.team_id = rr.team_id
+    from unnest(robot_ids) u (id)
+    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
+    -- OFFSET 0 keeps this a per-robot probe of ecus_robot_id_serial_key.
+    cross join lateral (select e.id, e.team_id, e.hardware_id, e.installed_image_id from gk_public.ecus e
+                         where e.robot_id = rr.robot_id offset 0) e
     join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
-   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
-     and e.installed_image_id is distinct from ri.image_id
+   where e.team_id = rr.team_id and e.installed_image_id is distinct from ri.image_id
   on conflict do nothing;
 
   return query
   update gk_public.rollout_robots rr
-     set state = case when exists (select 1 from gk_public.rollout_robot_ecus x
-                                    where x.rollout_id = rr.rollout_id and x.robot_id = rr.robot_id)
-                      then 'scheduled' else 'skipped' end,
-         result = case when exists (select 1 from gk_public.rollout_robot_ecus x
-                                     where x.rollout_id = rr.rollout_id and x.robot_id = rr.robot_id)
-                       then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
+     set state = case when x.listed then 'scheduled' else 'skipped' end,
+         result = case when x.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
          updated_at = now()
-   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
+    from (select r.rollout_id, r.robot_id,
+                 exists (select 1 from gk_public.rollout_robot_ecus y where y.rollout_id = r.rollout_id and y.robot_id = r.robot_id) as listed
+            from unnest(robot_ids) u (id)
+            join gk_public.rollout_robots r on r.robot_id = u.id and r.state = 'pending') x
+   where rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
   returning rr.robot_id;
 end;
 $$;
@@ -81,7 +85,8 @@ language sql stable security definer
 set search_path to pg_catalog, pg_temp
 as $$
   select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
-    from gk_public.ecus e
+    from unnest(robot_ids) u (id)
+    join gk_public.ecus e on e.robot_id = u.id
     left join lateral (
       select x.image_id, x.rollout_id
         from gk_public.rollout_robot_ecus x
@@ -90,7 +95,6 @@ as $$
        order by rr.created_at desc
        limit 1) w on true
     join gk_public.images i on i.id = coalesce(w.image_id, e.installed_image_id) and i.team_id = e.team_id
-   where e.robot_id = any(robot_ids)
    order by e.robot_id, e.serial
 $$;
 
