@@ -146,7 +146,7 @@ try {
   const one = async (f: { team: string; robots: string[] }, i: number) => {
     const id = f.robots[i % f.robots.length];
     const start = now();
-    await pool.query("update gk_public.ecus set hardware_id = $2 where robot_id = $1", [id, i % 2 ? "hw-a" : "hw-b"]);
+    await pool.query("update gk_public.ecus set hardware_id = case when hardware_id = 'hw-a' then 'hw-b' else 'hw-a' end where robot_id = $1", [id]);
     const r = await sweep();
     if (r.robots !== 1) throw new Error(`expected one robot regenerated, got ${r.robots}`);
     return now() - start;

@@ -98,6 +98,45 @@ as $$
    order by e.robot_id, e.serial
 $$;
 
+-- Everything a regeneration needs in one call: schedules the robots' pending rollout rows
+-- (director_schedule), then returns per robot its row, its team's director (null: none yet)
+-- and the ECU targets it must list, as JSON. lock_rows (the read path, inside its transaction)
+-- creates a missing row and locks the rows in robot_id order, after the rollout rows.
+create or replace function gk_private.director_prepare(robot_ids uuid[], lock_rows boolean)
+returns table (robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version int,
+               snapshot_version int, timestamp_version int, now_ms float8, targets_document text, snapshot_document text,
+               timestamp_document text, root_version int, online_key_id text, targets_s float8, snapshot_s float8,
+               timestamp_s float8, ecus jsonb)
+language plpgsql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+begin
+  perform gk_private.director_schedule(robot_ids);
+  if lock_rows then
+    insert into gk_public.robot_directors (robot_id, team_id)
+    select r.id, r.team_id from unnest(robot_ids) u (id) join gk_public.robots r on r.id = u.id
+    on conflict on constraint robot_directors_pkey do nothing;
+    perform 1 from unnest(robot_ids) u (id) join gk_public.robot_directors d on d.robot_id = u.id
+     order by d.robot_id for update of d;
+  end if;
+  return query
+  with t as (
+    select x.robot_id, jsonb_agg(to_jsonb(x) order by x.ecu_serial) as ecus from gk_private.director_targets(robot_ids) x group by x.robot_id
+  )
+  select d.robot_id, d.team_id, d.dirty, coalesce(d.expires > now(), false), d.generation::text, d.targets_version,
+         d.snapshot_version, d.timestamp_version, extract(epoch from now())::float8 * 1000,
+         d.targets_document, d.snapshot_document, d.timestamp_document,
+         p.root_version, p.online_key_id, extract(epoch from p.targets_lifetime)::float8,
+         extract(epoch from p.snapshot_lifetime)::float8, extract(epoch from p.timestamp_lifetime)::float8,
+         coalesce(t.ecus, '[]'::jsonb)
+    from unnest(robot_ids) u (id)
+    join gk_public.robot_directors d on d.robot_id = u.id
+    left join gk_public.director_repositories p on p.team_id = d.team_id
+    left join t on t.robot_id = d.robot_id
+   order by d.robot_id;
+end;
+$$;
+
 -- Stores newly signed documents of robots whose row is still as it was read (generation and
 -- timestamp version): only then is dirty cleared; a robot changed meanwhile keeps its flag and
 -- its old documents, and is signed again. One statement, rows in robot_id order. Returns the

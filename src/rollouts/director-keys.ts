@@ -48,28 +48,59 @@ async function storeKeys(c: pg.ClientBase, box: SecretBox, teamId: string, keys:
   );
 }
 
-/** Creates the team's director (keys, root v1) unless it exists. Idempotent under concurrency. */
+/**
+ * Creates the team's director (keys, root v1) unless it exists. One statement, so it is atomic
+ * inside or outside the caller's transaction; concurrent creators: the first wins, the others
+ * insert nothing.
+ */
 export async function ensureDirector(c: pg.ClientBase, box: SecretBox, teamId: string): Promise<void> {
   if ((await c.query("select 1 from gk_public.director_repositories where team_id = $1", [teamId])).rowCount) return;
-  await transaction(c, async () => {
-    const root = generateKey();
-    const online = generateKey();
-    const created = await c.query(
-      `insert into gk_public.director_repositories (team_id, root_expires, root_key_id, online_key_id)
-       values ($1, now() + interval '365 days', $2, $3)
-       on conflict (team_id) do nothing
-       returning root_expires`,
-      [teamId, root.keyid, online.keyid],
-    );
-    if (!created.rows[0]) return; // another reader created it meanwhile
-    await storeKeys(c, box, teamId, { root, online });
-    const expires: Date = created.rows[0].root_expires;
-    await c.query("insert into gk_public.director_roots (team_id, version, expires, document) values ($1, 1, $2, $3)", [
+  const root = generateKey();
+  const online = generateKey();
+  const now = Number((await c.query("select extract(epoch from now()) * 1000 as ms")).rows[0].ms);
+  const expires = new Date(Math.floor((now + 365 * 86_400_000) / 1000) * 1000);
+  await c.query(
+    `with repo as (
+       insert into gk_public.director_repositories (team_id, root_expires, root_key_id, online_key_id)
+       values ($1, $2, $3, $4) on conflict (team_id) do nothing returning team_id
+     ), keys as (
+       insert into gk_private.director_keys (team_id, key_id, role, sealed_private_key)
+       select repo.team_id, k.key_id, k.role, k.sealed from repo,
+              (values ($3, 'root', $5), ($4, 'online', $6)) as k (key_id, role, sealed)
+     )
+     insert into gk_public.director_roots (team_id, version, expires, document) select repo.team_id, 1, $2, $7 from repo`,
+    [
       teamId,
       expires,
+      root.keyid,
+      online.keyid,
+      box.seal(privatePem(root), keyContext(teamId, "root", root.keyid)),
+      box.seal(privatePem(online), keyContext(teamId, "online", online.keyid)),
       directorRootDocument({ version: 1, expires, root, online }, [root]),
-    ]);
-  });
+    ],
+  );
+}
+
+// Opened online keys by team and key id: a key id names one key for good (a rotation brings a
+// new id), so an entry never goes stale; bounded so a huge fleet of teams cannot grow it.
+const openedOnlineKeys = new Map<string, SigningKey>();
+const MAX_OPENED_KEYS = 10_000;
+
+/** The team's online key with this id, opened once per process. */
+export async function onlineKey(c: pg.ClientBase, box: SecretBox, teamId: string, keyId: string): Promise<SigningKey> {
+  const cacheKey = `${teamId}:${keyId}`;
+  const hit = openedOnlineKeys.get(cacheKey);
+  if (hit) return hit;
+  const { rows } = await c.query(
+    "select sealed_private_key from gk_private.director_keys where team_id = $1 and key_id = $2 and role = 'online'",
+    [teamId, keyId],
+  );
+  if (!rows[0]) throw new Error(`team ${teamId}: the director has no online key ${keyId}`);
+  const key = signingKeyFromPem(box.open(rows[0].sealed_private_key, keyContext(teamId, "online", keyId)).toString());
+  if (key.keyid !== keyId) throw new Error(`team ${teamId}: sealed director online key does not match its key id`);
+  if (openedOnlineKeys.size >= MAX_OPENED_KEYS) openedOnlineKeys.clear();
+  openedOnlineKeys.set(cacheKey, key);
+  return key;
 }
 
 /** The team's current keys and lifetimes (the director must exist). */
