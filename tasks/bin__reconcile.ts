@@ -8,6 +8,7 @@ const kindStatus = z.looseObject({ redispatched: z.number().int().nonnegative(),
 
 export default defineReconciler({
   name: "bin__reconcile",
+  schedule: "* * * * *",
   description: "Re-enqueues pending bin items whose job was lost (a killed worker, a permanently failed job).",
   limits: z.object({ max_items: z.number().int().positive().max(100_000).default(10_000) }),
   status: z.object({

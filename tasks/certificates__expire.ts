@@ -7,6 +7,7 @@ const count = z.number().int().nonnegative();
 
 export default defineReconciler({
   name: "certificates__expire",
+  schedule: "*/5 * * * *",
   description: "Marks certificates and provisioning credentials whose not_after passed as expired.",
   status: z.object({ certificates_expired: count, provisioning_credentials_expired: count }),
   async run({ helpers }) {

@@ -10,6 +10,7 @@ import { defineReconciler } from "../src/worker/reconciler.ts";
 
 export default defineReconciler({
   name: "certificates__refresh_crl",
+  schedule: "*/10 * * * *",
   description: "Regenerates the CA's CRL when revocations made it stale or it is ageing.",
   status: z.object({
     refreshed: z.number().int().min(0).max(1),

@@ -6,6 +6,7 @@ import { defineReconciler } from "../src/worker/reconciler.ts";
 
 export default defineReconciler({
   name: "exports__coordinate",
+  schedule: "* * * * *",
   description:
     "Gives every published image one live export on an in-service export node: requests, creates and deletes exports through their sagas, re-homes those of expunged nodes.",
   limits: CoordinateLimits,

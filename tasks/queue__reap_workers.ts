@@ -25,6 +25,7 @@ const status = z.object({
 
 export default defineReconciler({
   name: "queue__reap_workers",
+  schedule: "* * * * *",
   description: "Releases the jobs of job-runner pools whose heartbeat expired and closes their running activations.",
   limits: z.object({ max_workers: z.number().int().positive().max(10_000).default(100) }),
   status,

@@ -8,6 +8,7 @@ import { defineReconciler } from "../src/worker/reconciler.ts";
 
 export default defineReconciler({
   name: "retention__sweep",
+  schedule: "17 * * * *",
   description: "Prunes history past its retention policy (bounded per kind and activation) and creates telemetry partitions ahead.",
   status: z.object({
     telemetry_partitions_created: z.number().int().nonnegative(),

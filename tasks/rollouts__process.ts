@@ -8,6 +8,7 @@ const count = z.number().int().nonnegative();
 
 export default defineReconciler({
   name: "rollouts__process",
+  schedule: "* * * * *",
   description:
     "Ends launched rollouts: completed when every robot has finished, failed past the failure threshold; robots past the deadline fail.",
   limits: z.object({ max_rollouts: z.number().int().positive().max(100_000).default(1000) }),

@@ -12,6 +12,7 @@ const count = z.number().int().nonnegative();
 
 export default defineReconciler({
   name: "rollouts__regenerate",
+  schedule: "* * * * *",
   description: "Regenerates dirty or expiring director metadata of robots in batches, and renews expiring director roots.",
   limits: z.object({
     max_robots: z.number().int().positive().max(1_000_000).default(20_000),

@@ -8,6 +8,7 @@ const count = z.number().int().nonnegative();
 
 export default defineReconciler({
   name: "tuf__resign",
+  schedule: "*/5 * * * *",
   description: "Renews online TUF roles expiring within their window and re-schedules lost publishes and uploads.",
   status: z.object({
     roles_marked: count,

@@ -9,6 +9,7 @@ const n = z.number().int().min(0);
 
 export default defineReconciler({
   name: "volumes__collect",
+  schedule: "* * * * *",
   description:
     "Marks orphaned volumes, reconciles every agent's report both ways, destroys what is due on each agent (bounded per agent, deadline per call).",
   limits: z.object({

@@ -8,6 +8,7 @@ const n = z.number().int().min(0);
 
 export default defineReconciler({
   name: "volumes__workers",
+  schedule: "* * * * *",
   description: "Stalls workers whose heartbeat expired, lands and retires idle ones, prunes long-stalled ones (when configured).",
   status: z.object({ stalled: n, landed: n, retired: n, pruned: n }),
   async run({ helpers }) {

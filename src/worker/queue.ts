@@ -61,9 +61,13 @@ export async function clearJobs(db: Queryable): Promise<number> {
   return rows[0].n;
 }
 
-/** Releases every job and queue locked by these worker pools (graphile_worker.force_unlock_workers). */
-export async function unlockWorkers(db: Queryable, workerIds: string[]): Promise<void> {
-  if (workerIds.length) await db.query("select graphile_worker.force_unlock_workers($1::text[])", [workerIds]);
+/**
+ * Releases every job and queue locked by these (gone) worker pools, the way the reaper does
+ * (gk_private.queue_workers_release: graphile_worker.force_unlock_workers, and job-key-replaced
+ * copies removed instead of left looking permanently failed; their running activations closed).
+ */
+export async function unlockWorkers(db: Queryable, workerIds: string[], reason = "its worker is gone"): Promise<void> {
+  if (workerIds.length) await db.query("select gk_private.queue_workers_release($1::text[], $2)", [workerIds, reason]);
 }
 
 /** Pools holding jobs whose id starts with a prefix (e.g. runOnce's "otpool-"). */

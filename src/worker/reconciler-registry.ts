@@ -1,6 +1,7 @@
 // gk_public.reconcilers, written from the code: every task in tasks/ defined with
-// defineReconciler, with its schedule, job key and queue from the crontab (a reconciler the
-// crontab does not list runs only when activated, keyed by its name). Written at every migrate
+// defineReconciler, with its schedule, job key and queue from the crontab (src/worker/crontab.ts:
+// the definitions' schedules and the crontab file; a reconciler without a line runs only when
+// activated, keyed by its name). Written at every migrate
 // (a deploy step, so workers of two releases never take turns rewriting it): activate_reconciler
 // knows every name and refuses others, and a task that is no longer a reconciler leaves /metrics.
 import { parseCrontab } from "graphile-worker";
@@ -17,7 +18,8 @@ export interface ReconcilerEntry {
   queue_name: string;
 }
 
-export async function reconcilerEntries(crontab = readCrontab()): Promise<ReconcilerEntry[]> {
+export async function reconcilerEntries(crontabText?: string): Promise<ReconcilerEntry[]> {
+  const crontab = crontabText ?? (await readCrontab());
   const factories = await loadTaskFactories();
   const lines = crontab.split("\n").filter((l) => l.trim() && !l.trim().startsWith("#"));
   const items = parseCrontab(crontab);

@@ -1,8 +1,8 @@
 // Periodic work as a reconciler (after omicron's background tasks): an activation takes no input
 // but its limits, computes desired vs actual from scratch, acts on the difference within those
 // limits, and records a typed status in gk_public.activations — counts and lists, with `errors`
-// collected item by item instead of aborting the run. The crontab schedules it (with its job
-// key); gk_public.activate_reconciler runs it now; the dead-worker sweep closes a run whose worker
+// collected item by item instead of aborting the run. Its `schedule` puts it in the crontab
+// (src/worker/crontab.ts, with its job key); gk_public.activate_reconciler runs it now; the dead-worker sweep closes a run whose worker
 // died (sql/060_queue.sql).
 import type { JobHelpers } from "graphile-worker";
 import { z } from "zod";
@@ -33,6 +33,8 @@ export interface ReconcilerDefinition<S extends AnyObject, L extends AnyObject> 
   name: string;
   /** One sentence for operators (gk_public.reconcilers, GraphQL, status). */
   description: string;
+  /** When it runs: a crontab time pattern (UTC), e.g. "*\/5 * * * *". Without one it runs only when activated. */
+  schedule?: string;
   /** The status an activation returns; stored in activations.details with `errors` and `limits`. */
   status: S;
   /** Per-activation limits with their defaults (e.g. z.object({ max_items: z.number().int().positive().default(10_000) })). */
@@ -45,6 +47,7 @@ export interface ReconcilerDefinition<S extends AnyObject, L extends AnyObject> 
 export interface ReconcilerInfo {
   name: string;
   description: string;
+  schedule?: string;
 }
 
 /** A task factory that is a reconciler: the task list registers it (gk_public.reconcilers). */
@@ -69,7 +72,10 @@ export function defineReconciler<S extends AnyObject, L extends AnyObject = type
       await activate(def, { services, helpers, limits });
     },
   });
-  return Object.assign(factory, { reconciler: { name: def.name, description: def.description } });
+  if (def.schedule !== undefined && !/^\S+( \S+){4}$/.test(def.schedule)) {
+    throw new Error(`reconciler ${def.name}: schedule must be five crontab fields (minute hour day month weekday), not "${def.schedule}"`);
+  }
+  return Object.assign(factory, { reconciler: { name: def.name, description: def.description, schedule: def.schedule } });
 }
 
 async function activate<S extends AnyObject, L extends AnyObject>(

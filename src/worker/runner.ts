@@ -25,7 +25,7 @@ export interface WorkerOptions {
 
 export async function startWorker(opts: WorkerOptions): Promise<Runner> {
   const concurrency = opts.concurrency ?? 8;
-  const crontab = opts.cron === false ? "" : readCrontab();
+  const crontab = opts.cron === false ? "" : await readCrontab();
   return run({
     // graphile-worker 0.18 records a job's success or failure without awaiting it unless the
     // outcome goes through its batcher: then a graceful stop waits for the batch to be written

@@ -9,7 +9,7 @@ import { createPool } from "../../src/db/pool.ts";
 import { quietWorkerLogger } from "../../src/lib/log.ts";
 import { activationMetrics, createMetrics } from "../../src/server/metrics.ts";
 import type { TaskFactory } from "../../src/worker/define-task.ts";
-import { readCrontab } from "../../src/worker/crontab.ts";
+import { crontabLine, readCrontab } from "../../src/worker/crontab.ts";
 import { defineReconciler } from "../../src/worker/reconciler.ts";
 import { reconcilerEntries } from "../../src/worker/reconciler-registry.ts";
 import { createTestDb } from "../helpers/db.ts";
@@ -113,7 +113,7 @@ describe("defineReconciler", () => {
 describe("the registry of reconcilers", () => {
   it("lists every reconciler of tasks/ with the crontab's schedule, job key and queue", async () => {
     const { rows } = await db.query("select name, schedule, job_key, queue_name from gk_public.reconcilers order by name");
-    const crontabTasks = readCrontab()
+    const crontabTasks = (await readCrontab())
       .split("\n")
       .filter((l) => l.trim() && !l.startsWith("#"))
       .map((l) => l.trim().split(/\s+/)[5]);
@@ -126,6 +126,18 @@ describe("the registry of reconcilers", () => {
     await expect(reconcilerEntries("* * * * * system__noop ?id=noop")).rejects.toThrow(
       /crontab schedules system__noop, which is not a reconciler/,
     );
+  });
+
+  it("schedules every reconciler that has a schedule, with its name as id, job key and queue; once", async () => {
+    const crontab = await readCrontab();
+    expect(crontab).toContain(crontabLine("retention__sweep", "17 * * * *"));
+    expect(crontab).toContain(crontabLine("queue__reap_workers", "* * * * *"));
+    await expect(reconcilerEntries(`${crontab}\n${crontabLine("tuf__resign", "0 * * * *")}`)).rejects.toThrow(
+      /duplicate identifiers found: 'tuf__resign'/,
+    );
+    expect(() =>
+      defineReconciler({ name: "gadgets__bad", description: "x", schedule: "hourly", status: z.object({}), run: async () => ({}) }),
+    ).toThrow(/schedule must be five crontab fields/);
   });
 });
 
