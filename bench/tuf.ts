@@ -4,7 +4,7 @@
 //     worker publishing as they come, until everything is signed and uploaded: targets/s;
 //  3. publish time for one changed target in a 100,000-target repository vs a 10-target one
 //     (both 256 bins): the ratio should be close to 1.
-// Usage: node bench/tuf.ts [targets=100000] [bootstrapBins=16384]
+// Usage: node bench/tuf.ts [targets=100000] [bootstrapBins=16384]   (BENCH_SCALE scales both defaults)
 // DATABASE_URL = a server to create a scratch database on (default the local one on 5432; an
 // embedded PostgreSQL when that is unreachable). Blobs go to a temporary filesystem store.
 import crypto from "node:crypto";
@@ -13,6 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { FsBlobStore } from "../src/adapters/blobs/fs.ts";
+import { scaled, scaledPowerOfTwo } from "./lib/scale.ts";
 import { scratchDatabase } from "./lib/scratch-db.ts";
 import { createPool } from "../src/db/pool.ts";
 import { SecretBox } from "../src/lib/secrets.ts";
@@ -21,8 +22,8 @@ import { initRepository } from "../src/tuf/init.ts";
 import { signDirty, uploadPending } from "../src/tuf/publish.ts";
 import { startWorker } from "../src/worker/runner.ts";
 
-const TARGETS = Number(process.argv[2] ?? 100_000);
-const BOOT_BINS = Number(process.argv[3] ?? 16_384);
+const TARGETS = Number(process.argv[2] ?? scaled(100_000, 1_000));
+const BOOT_BINS = Number(process.argv[3] ?? scaledPowerOfTwo(16_384));
 const BATCH = 1000;
 const now = () => performance.now();
 
