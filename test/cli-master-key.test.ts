@@ -36,6 +36,10 @@ describe("master key fingerprint", () => {
       );
       expect(second.stderr).not.toMatch(/"worker running"/);
 
+      const tuf = await runCli(["tuf", "status"], env(homes[1]!));
+      expect(tuf.code).toBe(1);
+      expect(tuf.stderr).toMatch(/groundskeeper: the master key of this process \(the key file in /);
+
       const wrongEnv = await runCli(["serve"], env(homes[1]!, { GK_MASTER_KEY: crypto.randomBytes(32).toString("base64") }));
       expect(wrongEnv.code).toBe(1);
       expect(wrongEnv.stderr).toMatch(/groundskeeper: the master key of this process \(GK_MASTER_KEY, fingerprint/);
