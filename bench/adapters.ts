@@ -2,7 +2,7 @@
 //  1. local CA revocation: N × revoke() vs one revokeMany() (what a batched revoke task gains);
 //  2. local CA: issue() rate and the cost of one CRL regeneration with N entries;
 //  3. purgePrefix on the filesystem store: page size 100 vs 1000.
-// Usage: node bench/adapters.ts [N]   (DATABASE_URL = a server to create a scratch database on;
+// Usage: node bench/adapters.ts [N]  (default 500 × BENCH_SCALE)   (DATABASE_URL = a server to create a scratch database on;
 // default postgres://postgres@127.0.0.1:5432/postgres; an embedded one when that is unreachable)
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -11,11 +11,12 @@ import path from "node:path";
 import { FsBlobStore } from "../src/adapters/blobs/fs.ts";
 import { purgePrefix } from "../src/adapters/blobs/purge-prefix.ts";
 import { LocalCa } from "../src/adapters/ca/local.ts";
+import { scaled } from "./lib/scale.ts";
 import { scratchDatabase } from "./lib/scratch-db.ts";
 import { createPool } from "../src/db/pool.ts";
 import { SecretBox } from "../src/lib/secrets.ts";
 
-const N = Number(process.argv[2] ?? 500);
+const N = Number(process.argv[2] ?? scaled(500, 20));
 const now = () => performance.now();
 
 const scratch = await scratchDatabase();

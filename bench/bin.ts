@@ -13,12 +13,13 @@ import path from "node:path";
 import { pino } from "pino";
 import { FsBlobStore } from "../src/adapters/blobs/fs.ts";
 import { LocalCa } from "../src/adapters/ca/local.ts";
+import { SCALE } from "./lib/scale.ts";
 import { scratchDatabase } from "./lib/scratch-db.ts";
 import { createPool } from "../src/db/pool.ts";
 import { SecretBox } from "../src/lib/secrets.ts";
 import { startWorker } from "../src/worker/runner.ts";
 
-const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+// (BENCH_SCALE: bench/lib/scale.ts)
 const ROBOTS = Math.round(10_000 * SCALE);
 const CREDS = Math.round(1_000 * SCALE);
 const OBJECTS = Math.round(100_000 * SCALE);
@@ -37,9 +38,12 @@ const results: Record<string, number> = {};
 try {
   const pool = createPool(url, 12);
   const q = (sql: string, params?: unknown[]) => pool.query(sql, params);
-  const ca = new LocalCa(pool, new SecretBox(crypto.randomBytes(32)), { name: "bench", crlDebounceMs: 10_000 });
+  // One master key for the CA and the worker: private keys the CA generates (provisioning
+  // credentials) are parked sealed under it, so a worker without it cannot finish issuance.
+  const secrets = new SecretBox(crypto.randomBytes(32));
+  const ca = new LocalCa(pool, secrets, { name: "bench", crlDebounceMs: 10_000 });
   const blobs = new FsBlobStore(path.join(tmp, "blobs"));
-  const services = { log: pino({ level: "silent" }), ca, blobs };
+  const services = { log: pino({ level: "silent" }), ca, blobs, secrets };
   const runner = await startWorker({ databaseUrl: url, services, concurrency: CONCURRENCY, cron: false });
   const pgVersion = (await q("show server_version")).rows[0].server_version;
 

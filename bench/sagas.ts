@@ -7,16 +7,17 @@
 //   worker    saga.start for every record, then graphile-worker jobs (concurrency 4) run them all
 //   node bench/sagas.ts                 the local server on 5432 if it answers, else an embedded PostgreSQL
 //   DATABASE_URL=postgres://… node bench/sagas.ts
-//   BENCH_SAGAS=200 node bench/sagas.ts   fewer sagas (quick check; default 1,000)
+//   BENCH_SAGAS=200 node bench/sagas.ts   fewer sagas (quick check; default 1,000 × BENCH_SCALE)
 import { run } from "graphile-worker";
 import { pino } from "pino";
 import { z } from "zod";
 import { createPool } from "../src/db/pool.ts";
 import { quietWorkerLogger } from "../src/lib/log.ts";
 import { defineSaga, type SagaContext } from "../src/worker/saga.ts";
+import { scaled } from "./lib/scale.ts";
 import { scratchDatabase } from "./lib/scratch-db.ts";
 
-const N = Number(process.env.BENCH_SAGAS ?? 1000);
+const N = Number(process.env.BENCH_SAGAS ?? scaled(1000, 20));
 const services = { log: pino({ level: "silent" }) };
 
 type P = { id: string; generation: number };

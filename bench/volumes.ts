@@ -19,9 +19,10 @@ import type { PeerClient } from "../src/peers/client.ts";
 import { VolumeAgents } from "../src/volumes/agents.ts";
 import { type CollectDb, collect, collectDb, DEFAULT_COLLECT } from "../src/volumes/collect.ts";
 import { type AgentProcess, setupPeers, startAgent } from "../test/volumes/helpers/peers.ts";
+import { SCALE } from "./lib/scale.ts";
 import { scratchDatabase } from "./lib/scratch-db.ts";
 
-const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+// (BENCH_SCALE: bench/lib/scale.ts)
 const AGENTS = 4;
 const PER_AGENT = Math.round((100_000 * SCALE) / AGENTS);
 const CHILDREN = Math.round(PER_AGENT / 4);

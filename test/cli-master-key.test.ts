@@ -17,10 +17,10 @@ const env = (home: string, extra: Record<string, string> = {}) =>
   cliEnv({ DATABASE_URL: db.url, GROUNDSKEEPER_HOME: home, PORT: "0", LOG_LEVEL: "info", ...extra });
 
 describe("master key fingerprint", () => {
-  it("a process with another key than the database's refuses to start; the same key starts", { timeout: 120_000 }, async () => {
+  it("a process with another key than the database's refuses to start; the same key starts", { timeout: 400_000 }, async () => {
     const first = spawnCli(["worker", "--no-cron"], env(homes[0]!));
     try {
-      await expect.poll(() => first.stderr(), { timeout: 60_000 }).toMatch(/"worker running"/);
+      await expect.poll(() => first.stderr(), { timeout: 150_000 }).toMatch(/"worker running"/);
       const { rows } = await db.query("select fingerprint from gk_private.master_key");
       expect(rows).toHaveLength(1);
 
@@ -36,6 +36,10 @@ describe("master key fingerprint", () => {
       );
       expect(second.stderr).not.toMatch(/"worker running"/);
 
+      const tuf = await runCli(["tuf", "status"], env(homes[1]!));
+      expect(tuf.code).toBe(1);
+      expect(tuf.stderr).toMatch(/groundskeeper: the master key of this process \(the key file in /);
+
       const wrongEnv = await runCli(["serve"], env(homes[1]!, { GK_MASTER_KEY: crypto.randomBytes(32).toString("base64") }));
       expect(wrongEnv.code).toBe(1);
       expect(wrongEnv.stderr).toMatch(/groundskeeper: the master key of this process \(GK_MASTER_KEY, fingerprint/);
@@ -43,7 +47,7 @@ describe("master key fingerprint", () => {
       // The first process's key, given to another process: it starts.
       const key = fs.readFileSync(path.join(homes[0]!, "master.key"), "utf8").trim();
       const same = spawnCli(["worker", "--no-cron"], env(homes[1]!, { GK_MASTER_KEY: key }));
-      await expect.poll(() => same.stderr(), { timeout: 60_000 }).toMatch(/"worker running"/);
+      await expect.poll(() => same.stderr(), { timeout: 150_000 }).toMatch(/"worker running"/);
       expect(await same.stop("SIGTERM"), same.stderr()).toBe(0);
       expect((await db.query("select fingerprint from gk_private.master_key")).rows).toEqual(rows);
     } finally {

@@ -8,7 +8,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { embeddedFiles, type EmbeddedDb, startEmbeddedPostgres } from "../src/db/embedded.ts";
+import { embeddedFiles, type EmbeddedDb, freePort, loadEmbeddedPostgres, startEmbeddedPostgres } from "../src/db/embedded.ts";
 import { cliEnv, CLI, ROOT } from "./helpers/cli.ts";
 
 const execFileAsync = promisify(execFile);
@@ -101,8 +101,52 @@ describe("the embedded PostgreSQL", () => {
   });
 });
 
+describe("a cluster made before per-cluster passwords", () => {
+  it("is adopted on its next start: the fixed password stops working, scram-sha-256 everywhere", { timeout: 120_000 }, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gk-legacy-"));
+    fs.chmodSync(dir, 0o755);
+    const dataDir = path.join(dir, "data");
+    try {
+      // What src/db/embedded.ts used to make: password 'groundskeeper', 'password' auth.
+      const EmbeddedPostgres = await loadEmbeddedPostgres();
+      const port = await freePort();
+      const old = new EmbeddedPostgres({
+        databaseDir: dataDir,
+        user: "postgres",
+        password: "groundskeeper",
+        authMethod: "password",
+        port,
+        createPostgresUser: asRoot,
+        onLog: () => {},
+        onError: () => {},
+      });
+      await old.initialise();
+      await old.start();
+      const legacyUrl = `postgres://postgres:groundskeeper@127.0.0.1:${port}/postgres`;
+      expect(await loginError(legacyUrl)).toBeNull();
+      await old.stop();
+      fs.writeFileSync(`${dataDir}.port`, String(port));
+
+      const db = await startEmbeddedPostgres(dataDir);
+      try {
+        expect(await loginError(db.url)).toBeNull();
+        expect(await loginError(legacyUrl)).toBe("28P01");
+        const c = new pg.Client({ connectionString: db.url });
+        await c.connect();
+        const { rows } = await c.query("select count(*)::int as n from pg_hba_file_rules where auth_method <> 'scram-sha-256'");
+        await c.end();
+        expect(rows[0].n).toBe(0);
+      } finally {
+        await db.stop();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe.runIf(asRoot)("a checkout under a directory only root can enter", () => {
-  it("gives one clear line instead of failing inside initdb", { timeout: 60_000 }, () => {
+  it("gives one clear line instead of failing inside initdb", { timeout: 180_000 }, () => {
     const parent = fs.mkdtempSync(path.join(os.tmpdir(), "gk-private-clone-")); // mode 0700
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "gk-home-"));
     fs.chmodSync(home, 0o755);
@@ -118,7 +162,7 @@ describe.runIf(asRoot)("a checkout under a directory only root can enter", () =>
         cwd: clone,
         env: cliEnv({ GROUNDSKEEPER_HOME: path.join(home, "home") }),
         encoding: "utf8",
-        timeout: 50_000,
+        timeout: 170_000,
       });
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);

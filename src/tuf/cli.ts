@@ -5,12 +5,15 @@ import { UserError } from "../lib/errors.ts";
 import { createPool } from "../db/pool.ts";
 import { cliContext, openDatabase, type CliContext } from "../cli/context.ts";
 import { formatTable } from "../cli/format.ts";
+import { loadMasterKey } from "../cli/master-key.ts";
 
 async function withDb<T>(cmd: Command, fn: (pool: import("pg").Pool, ctx: CliContext) => Promise<T>): Promise<T> {
   const ctx = cliContext(cmd);
   const db = await openDatabase(ctx);
   const pool = createPool(db.url, 3);
   try {
+    // The process's key (tufSecretBox) must be the database's: src/cli/master-key.ts.
+    await loadMasterKey(ctx, db);
     return await fn(pool, ctx);
   } finally {
     await pool.end();
