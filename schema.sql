@@ -485,10 +485,12 @@ create table gk_public.purge_items (
   progress_after text,
   progress_count bigint default 0 not null,
   retry_requested_at timestamp with time zone,
+  progress_pending_until text,
   constraint purge_items_pkey PRIMARY KEY (id),
   constraint purge_items_kind_fkey FOREIGN KEY (kind) REFERENCES gk_public.bin_kinds(kind) ON UPDATE CASCADE ON DELETE RESTRICT,
   constraint purge_items_attempts_check CHECK (attempts >= 0),
   constraint purge_items_progress_count_check CHECK (progress_count >= 0),
+  constraint purge_items_progress_pending_until_check CHECK (length(progress_pending_until) <= 2048),
   constraint purge_items_ref_check CHECK (length(ref) >= 1 AND length(ref) <= 1024)
 );
 CREATE INDEX purge_items_completed_at_idx ON gk_public.purge_items USING btree (completed_at) WHERE (completed_at IS NOT NULL);
@@ -498,6 +500,7 @@ CREATE TRIGGER _500_enqueue_insert AFTER INSERT ON gk_public.purge_items REFEREN
 CREATE TRIGGER _500_enqueue_retry AFTER UPDATE ON gk_public.purge_items REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_purge_items__enqueue();
 comment on table gk_public.purge_items is '@behavior -insert -update -delete
 Deletions of things that have no row any more (a deleted team''s blob prefix), with progress and last error.';
+comment on column gk_public.purge_items.progress_pending_until is 'Keys up to here are counted in progress_count (their deletion may not have landed yet; a resume re-deletes them without counting).';
 grant select on gk_public.purge_items to gk_admin;
 grant update (retry_requested_at) on gk_public.purge_items to gk_admin;
 grant select on gk_public.purge_items to gk_viewer;
@@ -3552,13 +3555,14 @@ AS $function$
    where p.id = purge_item_failed.id and p.completed_at is null;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.purge_item_progress(id bigint, cursor text, deleted_so_far bigint)
+CREATE OR REPLACE FUNCTION gk_private.purge_item_progress(id bigint, cursor text, pending_until text, counted bigint)
  RETURNS void
  LANGUAGE sql
 AS $function$
   update gk_public.purge_items p
-     set progress_after = purge_item_progress.cursor,
-         progress_count = greatest(p.progress_count, purge_item_progress.deleted_so_far),
+     set progress_after = coalesce(purge_item_progress.cursor, p.progress_after),
+         progress_pending_until = coalesce(purge_item_progress.pending_until, p.progress_pending_until),
+         progress_count = greatest(p.progress_count, coalesce(purge_item_progress.counted, 0)),
          next_attempt_at = now() + gk_private.bin_lease()
    where p.id = purge_item_progress.id and p.completed_at is null;
 $function$;

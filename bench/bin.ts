@@ -2,10 +2,12 @@
 // provisioning credentials (2 certificates each) and 100,000 blob objects; time until the bin is
 // zero. Side by side in the same run: (a) as many no-op graphile-worker jobs as there are bin items,
 // (b) the bare CA revocations in a loop; and the team DELETE statement (triggers + cascades) against
-// the same cascade with our triggers disabled.
+// the same cascade with our triggers disabled; and `rm -rf` of a copy of the team's blob tree
+// against the prefix purge's own time inside the drain (target: the purge at ≥ 0.7× rm's rate).
 //   node bench/bin.ts                    the local server on 5432 if it answers, else an embedded PostgreSQL
 //   DATABASE_URL=postgres://… node bench/bin.ts   a scratch database on that server
 //   BENCH_SCALE=0.1 node bench/bin.ts    a tenth of the sizes (quick check)
+import { spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -94,12 +96,24 @@ try {
 
   t = now();
   const prefix = `teams/${teamA}/`;
-  for (let i = 0; i < OBJECTS; i += 256) {
-    await Promise.all(
-      Array.from({ length: Math.min(256, OBJECTS - i) }, (_, j) => blobs.put(`${prefix}objects/${String(i + j).padStart(7, "0")}`, "x")),
-    );
+  const key = (i: number) => `objects/${String(i % 100).padStart(2, "0")}/${String(i).padStart(7, "0")}`;
+  async function fill(store: FsBlobStore, under: string) {
+    for (let i = 0; i < OBJECTS; i += 256) {
+      await Promise.all(Array.from({ length: Math.min(256, OBJECTS - i) }, (_, j) => store.put(`${under}${key(i + j)}`, "x")));
+    }
   }
+  await fill(blobs, prefix);
   log(`wrote ${OBJECTS} objects in ${((now() - t) / 1000).toFixed(1)} s`);
+
+  // ---- rm -rf of the same tree (written the same way, in another store), the bare cost ----
+  const copy = new FsBlobStore(path.join(tmp, "rm-copy"));
+  await fill(copy, "tree/");
+  spawnSync("sync");
+  t = now();
+  const rm = spawnSync("rm", ["-rf", path.join(tmp, "rm-copy", "objects", "tree")]);
+  results.rm_rf_ms = now() - t;
+  if (rm.status !== 0) throw new Error(`rm -rf failed: ${rm.stderr}`);
+  log(`rm -rf of ${OBJECTS} objects: ${(results.rm_rf_ms / 1000).toFixed(2)} s`);
 
   // Certificates for (b), at a second CA so that (b) revokes fresh serials like the drain does.
   const bareCa = new LocalCa(pool, new SecretBox(crypto.randomBytes(32)), { name: "bench-bare", crlDebounceMs: 10_000 });
@@ -174,6 +188,12 @@ try {
   await waitFor("select coalesce(sum(length), 0)::int as n from gk_public.bin_summary", "bin");
   results.drain_ms = now() - tDrain;
   log(`drain: ${(results.drain_ms / 1000).toFixed(2)} s`);
+  const { rows: purge } = await q(
+    "select extract(epoch from completed_at - enqueued_at) * 1000 as ms, progress_count from gk_public.purge_items where team_id = $1",
+    [teamA],
+  );
+  results.purge_ms = Number(purge[0].ms);
+  if (Number(purge[0].progress_count) !== OBJECTS) throw new Error(`purge counted ${purge[0].progress_count}, expected ${OBJECTS}`);
 
   // Check the outcome, not just the clock.
   const revoked = (
@@ -208,6 +228,9 @@ Machine: ${machine}. CRL ${crl.length} bytes after the drain.
 | DELETE team with triggers (best of 3, rolled back) | ${results.delete_triggered_ms.toFixed(0)} ms |
 | **DELETE with / without triggers** (target ≤ 3) | **${(results.delete_triggered_ms / results.delete_plain_ms).toFixed(2)}** |
 | the committed DELETE of the benchmarked team | ${results.delete_real_ms.toFixed(0)} ms |
+| prefix purge of the ${OBJECTS} objects inside the drain (enqueued → completed) | ${fmt(results.purge_ms)} (${(OBJECTS / (results.purge_ms / 1000)).toFixed(0)} objects/s) |
+| \`rm -rf\` of the same tree (100 directories) | ${fmt(results.rm_rf_ms)} (${(OBJECTS / (results.rm_rf_ms / 1000)).toFixed(0)} objects/s) |
+| **purge rate / rm -rf rate** (target ≥ 0.7) | **${(results.rm_rf_ms / results.purge_ms).toFixed(2)}** |
 | (set-up) issuing the ${certCount} certificates through the issue task | ${fmt(results.issue_ms)} |
 `);
   console.log(JSON.stringify({ scale: SCALE, machine, ...results }));

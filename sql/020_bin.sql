@@ -197,15 +197,18 @@ as $$
   returning true;
 $$;
 
--- Outcomes recorded by the purge tasks (blobs__purge_prefix).
+-- Outcomes recorded by the purge tasks (blobs__purge_prefix). Progress is write-ahead: the task
+-- records the page it is about to delete (pending_until, the count including it), then the cursor
+-- once it is deleted; every call renews the item's lease (the running purge's heartbeat).
 drop function if exists gk_private.purge_item_progress(bigint, text, bigint);
-create or replace function gk_private.purge_item_progress(id bigint, cursor text, deleted_so_far bigint)
+create or replace function gk_private.purge_item_progress(id bigint, cursor text, pending_until text, counted bigint)
 returns void
 language sql volatile
 as $$
   update gk_public.purge_items p
-     set progress_after = purge_item_progress.cursor,
-         progress_count = greatest(p.progress_count, purge_item_progress.deleted_so_far),
+     set progress_after = coalesce(purge_item_progress.cursor, p.progress_after),
+         progress_pending_until = coalesce(purge_item_progress.pending_until, p.progress_pending_until),
+         progress_count = greatest(p.progress_count, coalesce(purge_item_progress.counted, 0)),
          next_attempt_at = now() + gk_private.bin_lease()
    where p.id = purge_item_progress.id and p.completed_at is null;
 $$;

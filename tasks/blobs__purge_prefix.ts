@@ -1,5 +1,6 @@
-// Deletes a purge item's blob prefix page by page (list + batch delete), recording progress after
-// every page so a killed worker's successor resumes where it stopped. One worker at a time per
+// Deletes a purge item's blob prefix page by page (list + batch delete, PARALLEL pages at once),
+// recording write-ahead progress (src/adapters/blobs/purge-prefix.ts) so a killed worker's
+// successor resumes where it stopped with an exact progress_count. One worker at a time per
 // item (a session advisory lock, released when the session dies); the progress heartbeat keeps
 // the bin reconciler from re-enqueueing an item that is being worked on.
 import { z } from "zod";
@@ -9,6 +10,8 @@ import { requireService } from "../src/services.ts";
 import { defineTask } from "../src/worker/define-task.ts";
 
 const PAGE_SIZE = 1000;
+// Pages deleted at once: the filesystem store's unlinks and S3's DeleteObjects calls overlap.
+const PARALLEL = 4;
 const LOCK_CLASS = 4_711_0310;
 
 export default defineTask({
@@ -22,8 +25,14 @@ export default defineTask({
       ]);
       if (!lock[0].ok) return; // another worker is purging it; the lease brings it back if that one dies
       try {
-        const { rows } = await c.query<{ kind: string; ref: string; progress_after: string | null; progress_count: string }>(
-          "select kind, ref, progress_after, progress_count from gk_public.purge_items where id = $1 and completed_at is null",
+        const { rows } = await c.query<{
+          kind: string;
+          ref: string;
+          progress_after: string | null;
+          progress_pending_until: string | null;
+          progress_count: string;
+        }>(
+          "select kind, ref, progress_after, progress_pending_until, progress_count from gk_public.purge_items where id = $1 and completed_at is null",
           [id],
         );
         const item = rows[0];
@@ -32,10 +41,15 @@ export default defineTask({
         try {
           await purgePrefix(blobs, item.ref, {
             pageSize: PAGE_SIZE,
+            parallel: PARALLEL,
             ...(item.progress_after != null ? { after: item.progress_after } : {}),
+            ...(item.progress_pending_until != null ? { pendingUntil: item.progress_pending_until } : {}),
             deletedSoFar: Number(item.progress_count),
-            onProgress: async (cursor, deletedSoFar) => {
-              await c.query("select gk_private.purge_item_progress($1, $2, $3)", [id, cursor, deletedSoFar]);
+            onIntent: async (pendingUntil, counted) => {
+              await c.query("select gk_private.purge_item_progress($1, null, $2, $3)", [id, pendingUntil, counted]);
+            },
+            onProgress: async (cursor) => {
+              await c.query("select gk_private.purge_item_progress($1, $2, null, null)", [id, cursor]);
             },
           });
           await c.query("select gk_private.purge_item_completed($1)", [id]);

@@ -68,10 +68,17 @@ describe("blob prefix purge", () => {
     await db.query("delete from gk_public.teams where id = $1", [team]);
     await runJobs(db, testServices({ blobs: failing }));
     const stuck = await purgeItem(team);
-    expect(stuck).toMatchObject({ completed_at: null, attempts: 1, progress_after: `${prefix}objects/01999` });
-    expect(Number(stuck.progress_count)).toBe(2000);
+    // Pages 1, 2 and 4 (deleted in parallel) landed, page 3 did not: the cursor stops before page
+    // 3; every listed page is already counted (write-ahead), none will be counted twice.
+    expect(stuck).toMatchObject({
+      completed_at: null,
+      attempts: 1,
+      progress_after: `${prefix}objects/01999`,
+      progress_pending_until: `${prefix}objects/03499`,
+    });
+    expect(Number(stuck.progress_count)).toBe(3500);
     expect(stuck.last_error).toMatch(/EIO: injected failure/);
-    expect(await countKeys(real, prefix)).toBe(1500);
+    expect(await countKeys(real, prefix)).toBe(1000);
 
     // Next attempt: listing starts at the cursor, not at the beginning.
     const afters: (string | undefined)[] = [];
@@ -89,7 +96,9 @@ describe("blob prefix purge", () => {
     expect(await countKeys(real, prefix)).toBe(0);
   });
 
-  it("S3 (real s3rver): store down → the item waits with last_error; back up → it drains", async () => {
+  // s3rver deletes one object at a time (test/helpers/s3.ts): on a loaded machine its 1,200 puts
+  // and deletes alone take most of a minute.
+  it("S3 (real s3rver): store down → the item waits with last_error; back up → it drains", { timeout: 180_000 }, async () => {
     const s3 = await startS3Server("gk-purge");
     try {
       const store = s3.store();

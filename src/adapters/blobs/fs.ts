@@ -116,6 +116,27 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * Removes directories under `prefix` (a whole-segment prefix ending in '/') that hold no object,
+   * deepest first, then the prefix's own directory and its ancestors while they are empty. A
+   * purge killed between deleteMany's unlinks and its pruning leaves such directories; the purge
+   * calls this when it finishes.
+   */
+  async pruneEmpty(prefix: string): Promise<void> {
+    assertValidPrefix(prefix);
+    if (!prefix.endsWith("/") || prefix === "/") return;
+    let dir = path.join(this.#objects, ...prefix.slice(0, -1).split("/"));
+    await pruneTree(dir);
+    while (dir.startsWith(this.#objects + path.sep)) {
+      try {
+        await fsp.rmdir(dir);
+      } catch {
+        break; // not empty, or gone
+      }
+      dir = path.dirname(dir);
+    }
+  }
+
   /** Temp files of writers that crashed mid-put (never renamed into place); an hour is plenty. */
   async #removeStaleTempFiles(maxAgeMs = 3600_000): Promise<void> {
     for (const name of await fsp.readdir(this.#tmp)) {
@@ -168,6 +189,30 @@ async function* walk(dir: string, base: string, namePrefix: string, after: strin
       yield it.sortKey;
     }
   }
+}
+
+/** Removes the empty directories below `dir` (not `dir` itself); true when `dir` is left empty. */
+async function pruneTree(dir: string): Promise<boolean> {
+  let entries: Dirent[];
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true });
+  } catch {
+    return false;
+  }
+  let left = entries.length;
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    const sub = path.join(dir, e.name);
+    if (await pruneTree(sub)) {
+      try {
+        await fsp.rmdir(sub);
+        left--;
+      } catch {
+        // something appeared meanwhile: keep it
+      }
+    }
+  }
+  return left === 0;
 }
 
 async function syncDir(dir: string): Promise<void> {

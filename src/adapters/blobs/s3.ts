@@ -13,6 +13,7 @@ import {
   type ListObjectsV2CommandOutput,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
+import { mapLimit } from "../../lib/map-limit.ts";
 import { assertValidKey, assertValidLimit, assertValidPrefix } from "./keys.ts";
 import { BlobStoreUnavailableError, type BlobStore, type ListPage } from "./types.ts";
 
@@ -30,6 +31,7 @@ export interface S3BlobStoreOptions {
 }
 
 export const S3_DELETE_BATCH = 1000;
+export const S3_DELETE_PARALLEL = 4;
 
 export class S3BlobStore implements BlobStore {
   readonly kind = "s3";
@@ -90,10 +92,12 @@ export class S3BlobStore implements BlobStore {
     return out.IsTruncated && keys.length > 0 ? { keys, next: keys[keys.length - 1]! } : { keys };
   }
 
+  /** Batches of ≤ 1000 keys, up to S3_DELETE_PARALLEL DeleteObjects calls at once. */
   async deleteMany(keys: string[]): Promise<void> {
     for (const k of keys) assertValidKey(k);
-    for (let i = 0; i < keys.length; i += S3_DELETE_BATCH) {
-      const batch = keys.slice(i, i + S3_DELETE_BATCH);
+    const batches: string[][] = [];
+    for (let i = 0; i < keys.length; i += S3_DELETE_BATCH) batches.push(keys.slice(i, i + S3_DELETE_BATCH));
+    await mapLimit(batches, S3_DELETE_PARALLEL, async (batch) => {
       const out = await this.#send<DeleteObjectsCommandOutput>(
         new DeleteObjectsCommand({
           Bucket: this.bucket,
@@ -108,7 +112,7 @@ export class S3BlobStore implements BlobStore {
           `S3 DeleteObjects failed for ${errors.length} key(s), e.g. ${first.Key}: ${first.Code} ${first.Message ?? ""}`.trim(),
         );
       }
-    }
+    });
   }
 
   destroy(): void {

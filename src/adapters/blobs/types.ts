@@ -16,6 +16,8 @@ export interface BlobStore {
   list(prefix: string, opts: { after?: string; limit: number }): Promise<ListPage>;
   /** Deletes the keys; keys that do not exist are not an error. */
   deleteMany(keys: string[]): Promise<void>;
+  /** Stores with directories (filesystem): removes the empty ones under a prefix, and it if empty. */
+  pruneEmpty?(prefix: string): Promise<void>;
 }
 
 /** Thrown by adapters when the store cannot be reached: the caller keeps the item pending and retries. */

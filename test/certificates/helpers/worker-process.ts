@@ -6,7 +6,13 @@
 //   GK_TEST_EFFECT_LOG append one line per effect to this file: "<pid> revoke <serial>…" per CA
 //                      revocation call, "<pid> purge <n>" per blob page deleted
 //   GK_TEST_CONCURRENCY jobs at once (default 4)
+//   GK_TEST_PURGE_PAUSE_MS  blob deletes in the filesystem store's two phases with a pause between:
+//                      the page's files are unlinked (logged "<pid> unlinked <n>"), then, after
+//                      the pause, their emptied directories pruned — a SIGKILL in the pause is a
+//                      worker killed after its deletes landed and before it tidied or recorded
 import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
 import { pino } from "pino";
 import { FsBlobStore } from "../../../src/adapters/blobs/fs.ts";
 import type { BlobStore } from "../../../src/adapters/blobs/types.ts";
@@ -38,12 +44,32 @@ const ca: CertificateAuthority = {
   caCertificatePem: () => real.caCertificatePem(),
 };
 const fsStore = new FsBlobStore(env.GK_BLOBS_DIR!);
+const pauseMs = Number(env.GK_TEST_PURGE_PAUSE_MS ?? 0);
+const objects = path.join(env.GK_BLOBS_DIR!, "objects");
+async function deleteInTwoPhases(keys: string[]) {
+  const files = keys.map((k) => path.join(objects, ...k.split("/")));
+  await Promise.all(files.map((f) => fsp.rm(f, { force: true })));
+  logEffect("unlinked", [keys.length]);
+  await new Promise((r) => setTimeout(r, pauseMs));
+  for (let dir of [...new Set(files.map((f) => path.dirname(f)))]) {
+    while (
+      dir.startsWith(objects + path.sep) &&
+      (await fsp.rmdir(dir).then(
+        () => true,
+        () => false,
+      ))
+    )
+      dir = path.dirname(dir);
+  }
+}
 const blobs: BlobStore = {
   kind: fsStore.kind,
   put: (k, b) => fsStore.put(k, b),
   get: (k) => fsStore.get(k),
   list: (p, o) => fsStore.list(p, o),
-  deleteMany: async (keys) => (await sleep(), await fsStore.deleteMany(keys), logEffect("purge", [keys.length])),
+  deleteMany: async (keys) =>
+    pauseMs > 0 ? deleteInTwoPhases(keys) : (await sleep(), await fsStore.deleteMany(keys), logEffect("purge", [keys.length])),
+  pruneEmpty: (p) => fsStore.pruneEmpty(p),
 };
 
 const runner = await startWorker({
