@@ -990,14 +990,18 @@ create table gk_public.tuf_targets (
   path_hash32 bigint generated always as (gk_private.tuf_path_hash32(path)) stored not null,
   created_at timestamp with time zone default now() not null,
   updated_at timestamp with time zone default now() not null,
-  fragment text generated always as (gk_private.tuf_target_fragment(path, length, hashes, custom)) stored not null,
+  fragment text generated always as ((((((((('"'::text || replace(replace(path, '\'::text, '\\'::text), '"'::text, '\"'::text)) || '":{'::text) || COALESCE((('"custom":'::text || gk_private.tuf_canonical(custom)) || ','::text), ''::text)) || '"hashes":'::text) ||
+CASE
+    WHEN ((hashes - 'sha256'::text) = '{}'::jsonb) THEN (('{"sha256":"'::text || (hashes ->> 'sha256'::text)) || '"}'::text)
+    ELSE gk_private.tuf_canonical(hashes)
+END) || ',"length":'::text) || (length)::text) || '}'::text)) stored not null,
   constraint tuf_targets_pkey PRIMARY KEY (team_id, path),
   constraint tuf_targets_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
   constraint tuf_targets_custom_rules CHECK (custom IS NULL OR gk_private.tuf_custom_problem(custom) IS NULL),
-  constraint tuf_targets_hashes_rules CHECK (gk_private.tuf_hashes_problem(hashes) IS NULL),
+  constraint tuf_targets_hashes_rules CHECK (gk_private.tuf_hashes_ok(hashes)),
   constraint tuf_targets_length_check CHECK (length >= 0),
   constraint tuf_targets_length_exact CHECK (length <= '9007199254740991'::bigint),
-  constraint tuf_targets_path_rules CHECK (gk_private.tuf_path_problem(path) IS NULL)
+  constraint tuf_targets_path_rules CHECK (gk_private.tuf_path_ok(path))
 );
 CREATE INDEX tuf_targets_bin_idx ON gk_public.tuf_targets USING btree (team_id, path_hash32);
 CREATE TRIGGER _100_check_target BEFORE INSERT OR UPDATE OF path, length, hashes, custom ON gk_public.tuf_targets FOR EACH ROW EXECUTE FUNCTION gk_private.tg_tuf_targets__check_target();
@@ -4628,17 +4632,16 @@ AS $function$
 declare
   problem text;
 begin
-  problem := gk_private.tuf_path_problem(new.path);
-  if problem is not null then
-    raise exception 'target path % %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  if not gk_private.tuf_path_ok(new.path) then
+    raise exception 'target path % %', left(to_json(new.path)::text, 200), gk_private.tuf_path_problem(new.path) using errcode = '22023';
   end if;
   if new.length < 0 or new.length > 9007199254740991 then
     raise exception 'target %: length % is not between 0 and 2^53 - 1', left(to_json(new.path)::text, 200), new.length
       using errcode = '22023';
   end if;
-  problem := gk_private.tuf_hashes_problem(new.hashes);
-  if problem is not null then
-    raise exception 'target %: hashes: %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  if not gk_private.tuf_hashes_ok(new.hashes) then
+    raise exception 'target %: hashes: %', left(to_json(new.path)::text, 200), gk_private.tuf_hashes_problem(new.hashes)
+      using errcode = '22023';
   end if;
   if new.custom is not null then
     problem := gk_private.tuf_custom_problem(new.custom);
@@ -4813,31 +4816,38 @@ AS $function$
   end
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.tuf_hash_length(algorithm text)
- RETURNS integer
+CREATE OR REPLACE FUNCTION gk_private.tuf_hashes_ok(hashes jsonb)
+ RETURNS boolean
  LANGUAGE sql
  IMMUTABLE PARALLEL SAFE STRICT
-AS $function$ select case algorithm when 'sha256' then 64 when 'sha384' then 96 when 'sha512' then 128 end $function$;
+AS $function$
+  select case when jsonb_typeof(hashes) <> 'object' or hashes = '{}'::jsonb then false
+    else hashes - 'sha256' - 'sha384' - 'sha512' = '{}'::jsonb
+     and (not hashes ? 'sha256' or (jsonb_typeof(hashes -> 'sha256') = 'string' and length(hashes ->> 'sha256') = 64 and (hashes ->> 'sha256') !~ '[^0-9a-f]'))
+     and (not hashes ? 'sha384' or (jsonb_typeof(hashes -> 'sha384') = 'string' and length(hashes ->> 'sha384') = 96 and (hashes ->> 'sha384') !~ '[^0-9a-f]'))
+     and (not hashes ? 'sha512' or (jsonb_typeof(hashes -> 'sha512') = 'string' and length(hashes ->> 'sha512') = 128 and (hashes ->> 'sha512') !~ '[^0-9a-f]'))
+  end
+$function$;
 
 CREATE OR REPLACE FUNCTION gk_private.tuf_hashes_problem(hashes jsonb)
  RETURNS text
  LANGUAGE sql
- IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
+ IMMUTABLE PARALLEL SAFE STRICT
 AS $function$
   select case
     when jsonb_typeof(hashes) <> 'object' or hashes = '{}'::jsonb then 'must be an object {algorithm: hex digest} with at least one entry'
     else (
       select case
-        when gk_private.tuf_hash_length(h.key) is null then format('%s is not a known algorithm (known: sha256, sha384, sha512)', h.key)
+        when h.key not in ('sha256', 'sha384', 'sha512') then format('%s is not a known algorithm (known: sha256, sha384, sha512)', h.key)
         when jsonb_typeof(h.value) <> 'string' or (h.value #>> '{}') !~ '^[0-9a-f]*$' then format('%s must be lower-case hex', h.key)
-        else format('%s must be %s hex digits, got %s', h.key, gk_private.tuf_hash_length(h.key), length(h.value #>> '{}'))
+        else format('%s must be %s hex digits, got %s', h.key,
+                    case h.key when 'sha256' then 64 when 'sha384' then 96 else 128 end, length(h.value #>> '{}'))
       end
         from jsonb_each(hashes) h
-       where gk_private.tuf_hash_length(h.key) is null
+       where h.key not in ('sha256', 'sha384', 'sha512')
           or jsonb_typeof(h.value) <> 'string'
+          or length(h.value #>> '{}') <> case h.key when 'sha256' then 64 when 'sha384' then 96 else 128 end
           or (h.value #>> '{}') !~ '^[0-9a-f]*$'
-          or length(h.value #>> '{}') <> gk_private.tuf_hash_length(h.key)
        order by h.key
        limit 1)
   end
@@ -4917,6 +4927,12 @@ AS $function$
   select ('x' || substr(encode(sha256(convert_to(path, 'UTF8')), 'hex'), 1, 8))::bit(32)::bigint
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tuf_path_ok(path text)
+ RETURNS boolean
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$ select octet_length(path) between 1 and 1024 and path !~ '[\\?#%[:cntrl:]]|^/|/$|//|(^|/)\.\.?(/|$)|^[A-Za-z]:' $function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tuf_path_problem(path text)
  RETURNS text
  LANGUAGE sql
@@ -4933,7 +4949,6 @@ AS $function$
     when path ~ '//' then 'has an empty segment (//)'
     when path ~ '(^|/)\.\.?(/|$)' then 'has a "." or ".." segment'
     when path ~ '^[A-Za-z]:' then 'starts with a drive letter'
-    when exists (select 1 from string_to_table(path, '/') s where octet_length(s) > 255) then 'has a segment longer than 255 bytes'
   end
 $function$;
 
@@ -5079,20 +5094,6 @@ begin
     );
   end loop;
 end;
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.tuf_target_fragment(path text, length bigint, hashes jsonb, custom jsonb)
- RETURNS text
- LANGUAGE sql
- IMMUTABLE PARALLEL SAFE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-  select gk_private.tuf_canonical_string(path) || ':{'
-      || case when custom is null then '' else '"custom":' || gk_private.tuf_canonical(custom) || ',' end
-      || '"hashes":{' || (select string_agg(gk_private.tuf_canonical_string(h.key) || ':' || gk_private.tuf_canonical_string(h.value), ','
-                                            order by h.key collate "C")
-                            from jsonb_each_text(hashes) h) || '}'
-      || ',"length":' || length || '}'
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.tuf_utf16_key(s text)

@@ -74,17 +74,16 @@ as $$
 declare
   problem text;
 begin
-  problem := gk_private.tuf_path_problem(new.path);
-  if problem is not null then
-    raise exception 'target path % %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  if not gk_private.tuf_path_ok(new.path) then
+    raise exception 'target path % %', left(to_json(new.path)::text, 200), gk_private.tuf_path_problem(new.path) using errcode = '22023';
   end if;
   if new.length < 0 or new.length > 9007199254740991 then
     raise exception 'target %: length % is not between 0 and 2^53 - 1', left(to_json(new.path)::text, 200), new.length
       using errcode = '22023';
   end if;
-  problem := gk_private.tuf_hashes_problem(new.hashes);
-  if problem is not null then
-    raise exception 'target %: hashes: %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  if not gk_private.tuf_hashes_ok(new.hashes) then
+    raise exception 'target %: hashes: %', left(to_json(new.path)::text, 200), gk_private.tuf_hashes_problem(new.hashes)
+      using errcode = '22023';
   end if;
   if new.custom is not null then
     problem := gk_private.tuf_custom_problem(new.custom);

@@ -89,6 +89,13 @@ export async function rotateRoot(
         expires,
       ]);
       if (o.rotateOnlineKey) {
+        // Until the last rotation's root is out, its previous key still co-signs: one at a time.
+        const busy = await c.query("select 1 from gk_private.tuf_online_keys where team_id = $1 and previous_key_id is not null", [
+          repo.team_id,
+        ]);
+        if (busy.rowCount) {
+          throw new UserError(`the previous online-key rotation of team '${o.team}' is not published yet: run tuf publish first`);
+        }
         const key = online as SigningKey;
         await c.query("update gk_public.tuf_repositories set online_key_id = $2, online_public_key = $3 where team_id = $1", [
           repo.team_id,

@@ -135,6 +135,10 @@ describe("root rotation", () => {
       expect(dirty.n).toBe(0);
       await early.refresh();
       expect(early.trusted("root").signed.version).toBe(1);
+      // A second online-key rotation must wait until this one is published.
+      await expect(
+        rotateRoot(fromPool(db.pool), { team: ox.team, oldKeyFiles: ox.keyFiles, newKeyFiles: ox.keyFiles, rotateOnlineKey: true, box }),
+      ).rejects.toThrow(/previous online-key rotation .* is not published yet/);
 
       // The publish re-signs every role with the new key and the old one, uploads the timestamp,
       // then 2.root.json. A client that has not fetched root v2 yet accepts all of it.
