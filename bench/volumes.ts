@@ -93,13 +93,16 @@ try {
        select $1, 'created', c.id from gk_public.containers c where c.worker_id = $1 order by c.id limit $2`,
       [w.id, ROOTS],
     );
-    // The remaining containers own the children: the n-th child copies the n-th root.
+    // The remaining containers own the children: the n-th child copies the n-th root (a hash
+    // join on n; the tables are analyzed first so the planner knows their sizes).
+    await db.query("analyze gk_public.containers, gk_public.volumes");
     await db.query(
       `insert into gk_public.volumes (worker_id, state, container_id, parent_id, parent_state)
-       select $1, 'created', c.id, p.ids[c.n], 'created'
+       select $1, 'created', c.id, p.id, 'created'
          from (select id, row_number() over (order by id) as n
-                 from (select id from gk_public.containers where worker_id = $1 order by id offset $2) x) c,
-              (select array_agg(id order by id) as ids from gk_public.volumes where worker_id = $1 and parent_id is null) p`,
+                 from (select id from gk_public.containers where worker_id = $1 order by id offset $2) x) c
+         join (select id, row_number() over (order by id) as n
+                 from gk_public.volumes where worker_id = $1 and parent_id is null) p on p.n = c.n`,
       [w.id, ROOTS],
     );
   }
