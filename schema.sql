@@ -5325,17 +5325,20 @@ CREATE OR REPLACE FUNCTION gk_private.volumes_report(worker_id uuid, live uuid[]
 AS $function$
   with reported as materialized (
     select distinct h from unnest(volumes_report.live) h),
+  -- One full join of the worker's rows with the report, keeping only the rows something happens
+  -- to (normally a few): the steps below scan that, not every volume of the worker again.
   known as materialized (
-    select v.id, v.handle, v.state, v.missing_since, v.state_changed_at,
+    select v.id, v.handle, v.state, v.missing_since, v.state_changed_at, r.h as reported_handle,
            r.h is not null as on_agent,
            v.handle = any (volumes_report.building) as in_progress
-      from gk_public.volumes v left join reported r on r.h = v.handle
-     where v.worker_id = volumes_report.worker_id),
+      from (select * from gk_public.volumes x where x.worker_id = volumes_report.worker_id) v
+      full join reported r on r.h = v.handle
+     where v.id is null or r.h is null or v.state in ('destroying', 'creating') or v.missing_since is not null),
   adopted as (
     insert into gk_public.volumes (worker_id, handle, state, adopted, next_attempt_at)
-    select volumes_report.worker_id, r.h, 'destroying', true, now()
-      from reported r
-     where not exists (select 1 from known k where k.handle = r.h)
+    select volumes_report.worker_id, k.reported_handle, 'destroying', true, now()
+      from known k
+     where k.id is null
     on conflict on constraint volumes_worker_handle_key do nothing
     returning 1),
   confirmed as (
