@@ -86,7 +86,7 @@ export const createExport = defineSaga({
         const nodes = exportNodes(ctx.services);
         const client = await nodes.client(node);
         await client.request("POST", "/v1/exports", { attachment_id: node.attachment_id, ...blob }, nodes.opts.attachTimeoutMs);
-        return { url: `${node.address}${blobPath(node.attachment_id)}` };
+        return { path: blobPath(node.attachment_id) };
       },
       async undo(ctx) {
         const node = ctx.output<Placed>("place");
@@ -96,8 +96,7 @@ export const createExport = defineSaga({
     {
       name: "live",
       async action(ctx: SagaContext<P>) {
-        const { url } = ctx.output<{ url: string }>("attach");
-        const { rows } = await ctx.db.query("select id from gk_private.exports_live($1, $2, $3)", [ctx.params.export_id, ctx.sagaId, url]);
+        const { rows } = await ctx.db.query("select id from gk_private.exports_live($1, $2)", [ctx.params.export_id, ctx.sagaId]);
         if (!rows[0]) throw new Error(`export ${ctx.params.export_id} is no longer assigning for this saga`);
       },
       async undo(ctx) {
