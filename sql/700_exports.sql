@@ -146,11 +146,19 @@ comment on function gk_public.request_export is 'Requests the export of a resour
 create or replace function gk_private.exports_mark_for_deletion() returns int
 language sql volatile
 as $$
-  with marked as (
+  -- Two set-based parts (an OR of the two would make PostgreSQL probe per row): an anti-join
+  -- against images, and the records of expunged nodes through exports_node_idx.
+  with doomed as (
+    select e.id from gk_public.exports e
+     where e.state <> 'deleted' and e.delete_requested_at is null and e.resource_type = 'image'
+       and not exists (select 1 from gk_public.images i where i.id = e.resource_id)
+    union
+    select e.id from gk_public.export_nodes n join gk_public.exports e on e.node_id = n.id
+     where n.state = 'expunged' and e.state <> 'deleted' and e.delete_requested_at is null),
+  marked as (
     update gk_public.exports e set delete_requested_at = now()
-     where e.state <> 'deleted' and e.delete_requested_at is null
-       and ((e.resource_type = 'image' and not exists (select 1 from gk_public.images i where i.id = e.resource_id))
-            or exists (select 1 from gk_public.export_nodes n where n.id = e.node_id and n.state = 'expunged'))
+      from doomed d
+     where e.id = d.id and e.delete_requested_at is null
     returning 1)
   select count(*)::int from marked;
 $$;
