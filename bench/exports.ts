@@ -1,6 +1,7 @@
 // Exports, measured against the bare cost of the same node work in the same run.
 //   node bench/exports.ts                    10,000 images on 3 export nodes
 //   BENCH_SCALE=0.1 node bench/exports.ts    1,000 images (quick check); the changeset part scales too
+//   BENCH_CHANGESET_N=100000                 the changeset's image count, whatever the scale
 // 1. Coordinated: time from the coordinator's activation until every image has one live export
 //    (records requested, create sagas: take, place, attach on the node, live) with a worker of
 //    CONCURRENCY jobs, against bare attach calls for the same blobs on the same nodes with the same
@@ -23,7 +24,7 @@ import { scratchDatabase } from "./lib/scratch-db.ts";
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const N = Math.round(10_000 * SCALE);
-const CHANGESET_N = Math.round(100_000 * SCALE);
+const CHANGESET_N = Number(process.env.BENCH_CHANGESET_N ?? Math.round(100_000 * SCALE));
 const NODES = 3;
 const PER_NODE = 8;
 const CONCURRENCY = NODES * PER_NODE;

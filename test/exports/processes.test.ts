@@ -1,10 +1,12 @@
 // The export coordinator end to end with real export-node processes (and, once, a real worker
 // process): images published and deleted, a node expunged, a node SIGKILLed with an attach in
-// flight, a worker SIGKILLed mid-saga, two coordinators at once, nodes whose disk refuses writes
-// (500s). After each: exactly one live export per existing image, on an in-service node, served
+// flight (restarted with its storage: what it held is still served), a worker SIGKILLed
+// mid-saga, a node restarted without its storage (404s: lost exports re-created), two
+// coordinators at once, nodes whose disk refuses writes (500s). After each: exactly one live export per existing image, on an in-service node, served
 // with the image's sha256, and nothing left in the bin.
 import crypto from "node:crypto";
 import { execFileSync } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoordinateLimits, coordinate } from "../../src/exports/coordinate.ts";
@@ -300,5 +302,21 @@ describe("export coordinator end to end", () => {
     await converge();
     await expectServed();
     expect((await db.query("select state from gk_public.sagas where id = $1", [sagaId])).rows[0].state).toBe("succeeded");
+  });
+
+  it("a node restarted without its storage answers 404: the coordinator finds the lost exports and re-creates them", async () => {
+    const b = nodes.b!;
+    const id = await nodeIdOf(b);
+    const onB = (await db.query("select count(*)::int as n from gk_public.exports where node_id = $1 and state = 'live'", [id])).rows[0].n;
+    expect(onB).toBeGreaterThan(0);
+    await b.proc.stop("SIGKILL");
+    fs.rmSync(path.join(b.dataDir, "exports"), { recursive: true, force: true });
+    nodes.b = await runNode(peers, b);
+    await converge();
+    await expectServed();
+    const { rows } = await db.query(
+      "select sum((details->>'lost')::int)::int as n from gk_public.activations where task = 'exports__coordinate' and started_at > now() - interval '5 minutes'",
+    );
+    expect(rows[0].n).toBe(onB);
   });
 });
