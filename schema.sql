@@ -3233,18 +3233,34 @@ CREATE OR REPLACE FUNCTION gk_private.export_node_registered(worker_id uuid, add
  RETURNS TABLE(id uuid, state text)
  LANGUAGE sql
 AS $function$
-  insert into gk_public.export_nodes as n (worker_id, address, agent_version, heartbeat_ttl, last_heartbeat_at, expires_at)
-  select w.id, export_node_registered.address, left(export_node_registered.agent_version, 100),
-         coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds'), now(),
-         now() + coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds')
-    from gk_public.workers w where w.id = export_node_registered.worker_id
-  on conflict (worker_id) do update
-    set address = case when n.state = 'in_service' then excluded.address else n.address end,
-        agent_version = excluded.agent_version,
-        heartbeat_ttl = excluded.heartbeat_ttl,
-        last_heartbeat_at = now(),
-        expires_at = excluded.expires_at
-  returning n.id, n.state;
+  with node as (
+    insert into gk_public.export_nodes as n (worker_id, address, agent_version, heartbeat_ttl, last_heartbeat_at, expires_at)
+    select w.id, export_node_registered.address, left(export_node_registered.agent_version, 100),
+           coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds'), now(),
+           now() + coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds')
+      from gk_public.workers w where w.id = export_node_registered.worker_id
+    on conflict (worker_id) do update
+      set address = case when n.state = 'in_service' then excluded.address else n.address end,
+          agent_version = excluded.agent_version,
+          heartbeat_ttl = excluded.heartbeat_ttl,
+          last_heartbeat_at = now(),
+          expires_at = excluded.expires_at
+    returning n.id, n.state, n.address),
+  -- A node that came back at another address: its exports are served from there now.
+  moved as (
+    update gk_public.exports e set url = node.address || gk_private.exports_blob_path(e.attachment_id)
+      from node
+     where e.node_id = node.id and e.state in ('live', 'deleting')
+       and e.url is distinct from node.address || gk_private.exports_blob_path(e.attachment_id))
+  select node.id, node.state from node;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_blob_path(attachment_id uuid)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  select '/v1/exports/' || attachment_id || '/blob';
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_bypass(max_items integer)
@@ -3298,15 +3314,17 @@ AS $function$
   select * from gk_public.exports e where e.id = exports_deleted.id and e.state = 'deleted' and e.saga_id = exports_deleted.saga_id;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_live(id uuid, saga_id uuid, url text)
+CREATE OR REPLACE FUNCTION gk_private.exports_live(id uuid, saga_id uuid)
  RETURNS SETOF gk_public.exports
  LANGUAGE sql
 AS $function$
   with moved as (
     update gk_public.exports e
-       set state = 'live', operating_saga_id = null, url = exports_live.url, attempts = 0, live_at = now(), state_changed_at = now()
+       set state = 'live', operating_saga_id = null, url = n.address || gk_private.exports_blob_path(e.attachment_id),
+           attempts = 0, live_at = now(), state_changed_at = now()
+      from gk_public.export_nodes n
      where e.id = exports_live.id and e.operating_saga_id = exports_live.saga_id and e.state = 'assigning'
-       and e.node_id is not null and e.attachment_id = exports_live.saga_id
+       and n.id = e.node_id and e.attachment_id = exports_live.saga_id
     returning e.*)
   select * from moved
   union all
@@ -3317,11 +3335,19 @@ CREATE OR REPLACE FUNCTION gk_private.exports_mark_for_deletion()
  RETURNS integer
  LANGUAGE sql
 AS $function$
-  with marked as (
+  -- Two set-based parts (an OR of the two would make PostgreSQL probe per row): an anti-join
+  -- against images, and the records of expunged nodes through exports_node_idx.
+  with doomed as (
+    select e.id from gk_public.exports e
+     where e.state <> 'deleted' and e.delete_requested_at is null and e.resource_type = 'image'
+       and not exists (select 1 from gk_public.images i where i.id = e.resource_id)
+    union
+    select e.id from gk_public.export_nodes n join gk_public.exports e on e.node_id = n.id
+     where n.state = 'expunged' and e.state <> 'deleted' and e.delete_requested_at is null),
+  marked as (
     update gk_public.exports e set delete_requested_at = now()
-     where e.state <> 'deleted' and e.delete_requested_at is null
-       and ((e.resource_type = 'image' and not exists (select 1 from gk_public.images i where i.id = e.resource_id))
-            or exists (select 1 from gk_public.export_nodes n where n.id = e.node_id and n.state = 'expunged'))
+      from doomed d
+     where e.id = d.id and e.delete_requested_at is null
     returning 1)
   select count(*)::int from marked;
 $function$;

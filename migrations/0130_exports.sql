@@ -49,7 +49,8 @@ create table gk_public.exports (
   delete_requested_at timestamptz,
   -- RESTRICT: nodes are expunged, never deleted, while records (history included) name them.
   node_id uuid references gk_public.export_nodes (id) on delete restrict,
-  -- The node's handle of the attachment (= the create saga's id) and where it is served.
+  -- The node's handle of the attachment (= the create saga's id) and where it is served (the
+  -- node's address and the attachment's path; kept current when the node registers elsewhere).
   attachment_id uuid,
   url text check (length(url) <= 2048),
   -- The lock: the saga operating on the row (assigning, deleting). No foreign key: a lock is

@@ -115,7 +115,8 @@ export async function spawnAgent(
     ],
     cliEnv({ LOG_LEVEL: "warn", ...opts.extraEnv }),
   );
-  const m = await proc.waitFor(/agent listening on (https:\/\/\S+)/, 30_000);
-  await proc.waitFor(/agent registered/, 30_000);
+  // Generous: on a loaded machine the CLI takes a while to start.
+  const m = await proc.waitFor(/agent listening on (https:\/\/\S+)/, 90_000);
+  await proc.waitFor(/agent registered/, 90_000);
   return { proc, url: m[1]! };
 }

@@ -50,18 +50,18 @@ export const createExport = defineSaga({
     {
       name: "take",
       async action(ctx: SagaContext<P>) {
-        const { rows } = await ctx.db.query("select id, resource_type, resource_id from gk_private.exports_take_for_create($1, $2, $3)", [
-          ctx.params.export_id,
-          ctx.sagaId,
-          ctx.params.generation,
-        ]);
+        // The image's blob in the same round trip (gone: the action fails and unwinds).
+        const { rows } = await ctx.db.query(
+          `select t.resource_id, i.blob_key, i.sha256, i.length
+             from gk_private.exports_take_for_create($1, $2, $3) t left join gk_public.images i on i.id = t.resource_id`,
+          [ctx.params.export_id, ctx.sagaId, ctx.params.generation],
+        );
         if (!rows[0])
           throw new Error(
             `export ${ctx.params.export_id} is not requested below generation ${ctx.params.generation} (another saga has it)`,
           );
-        const img = await ctx.db.query("select blob_key, sha256, length from gk_public.images where id = $1", [rows[0].resource_id]);
-        if (!img.rows[0]) throw new Error(`image ${rows[0].resource_id} was deleted`);
-        return { blob_key: img.rows[0].blob_key, sha256: img.rows[0].sha256, length: Number(img.rows[0].length) };
+        if (!rows[0].blob_key) throw new Error(`image ${rows[0].resource_id} was deleted`);
+        return { blob_key: rows[0].blob_key, sha256: rows[0].sha256, length: Number(rows[0].length) };
       },
       async undo(ctx) {
         await ctx.db.query("select gk_private.exports_release_create($1, $2)", [ctx.params.export_id, ctx.sagaId]);
@@ -86,7 +86,7 @@ export const createExport = defineSaga({
         const nodes = exportNodes(ctx.services);
         const client = await nodes.client(node);
         await client.request("POST", "/v1/exports", { attachment_id: node.attachment_id, ...blob }, nodes.opts.attachTimeoutMs);
-        return { url: `${node.address}${blobPath(node.attachment_id)}` };
+        return { path: blobPath(node.attachment_id) };
       },
       async undo(ctx) {
         const node = ctx.output<Placed>("place");
@@ -96,8 +96,7 @@ export const createExport = defineSaga({
     {
       name: "live",
       async action(ctx: SagaContext<P>) {
-        const { url } = ctx.output<{ url: string }>("attach");
-        const { rows } = await ctx.db.query("select id from gk_private.exports_live($1, $2, $3)", [ctx.params.export_id, ctx.sagaId, url]);
+        const { rows } = await ctx.db.query("select id from gk_private.exports_live($1, $2)", [ctx.params.export_id, ctx.sagaId]);
         if (!rows[0]) throw new Error(`export ${ctx.params.export_id} is no longer assigning for this saga`);
       },
       async undo(ctx) {
