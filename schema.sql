@@ -11,6 +11,8 @@ create schema gk_public;
 grant usage on schema gk_public to gk_admin;
 grant usage on schema gk_public to gk_viewer;
 
+create type gk_public.export_resource_type as enum ('image');
+
 create table gk_public.activation_errors (
   id bigint generated always as identity not null,
   activation_id bigint not null,
@@ -184,6 +186,7 @@ CREATE INDEX certificates_peer_serial_idx ON gk_public.certificates USING btree 
 CREATE INDEX certificates_pending_due_idx ON gk_public.certificates USING btree (status, next_attempt_at) WHERE (status = ANY (ARRAY['issuing'::text, 'revoking'::text]));
 CREATE INDEX certificates_provisioning_credential_id_idx ON gk_public.certificates USING btree (provisioning_credential_id);
 CREATE INDEX certificates_robot_id_idx ON gk_public.certificates USING btree (robot_id);
+CREATE INDEX certificates_robot_serial_idx ON gk_public.certificates USING btree (serial) WHERE (profile = 'robot'::text);
 CREATE INDEX certificates_status_not_after_idx ON gk_public.certificates USING btree (status, not_after);
 CREATE INDEX certificates_team_id_idx ON gk_public.certificates USING btree (team_id);
 CREATE INDEX certificates_worker_id_idx ON gk_public.certificates USING btree (worker_id);
@@ -325,6 +328,78 @@ grant delete, select on gk_public.ecus to gk_admin;
 grant insert (hardware_id, installed_image_id, is_primary, robot_id, serial, team_id) on gk_public.ecus to gk_admin;
 grant update (hardware_id, installed_image_id, is_primary) on gk_public.ecus to gk_admin;
 grant select on gk_public.ecus to gk_viewer;
+
+create table gk_public.export_nodes (
+  id uuid default gen_random_uuid() not null,
+  worker_id uuid,
+  address text not null,
+  state text default 'in_service'::text not null,
+  heartbeat_ttl interval default '00:01:00'::interval not null,
+  last_heartbeat_at timestamp with time zone default now() not null,
+  expires_at timestamp with time zone default (now() + '00:01:00'::interval) not null,
+  agent_version text,
+  attachments integer,
+  registered_at timestamp with time zone default now() not null,
+  expunged_at timestamp with time zone,
+  constraint export_nodes_pkey PRIMARY KEY (id),
+  constraint export_nodes_worker_id_key UNIQUE (worker_id),
+  constraint export_nodes_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE SET NULL,
+  constraint export_nodes_address_check CHECK (address ~ '^https://[A-Za-z0-9.:\[\]-]{1,255}:[0-9]{1,5}$'::text),
+  constraint export_nodes_agent_version_check CHECK (length(agent_version) <= 100),
+  constraint export_nodes_attachments_check CHECK (attachments >= 0),
+  constraint export_nodes_expunged_at CHECK ((state = 'expunged'::text) = (expunged_at IS NOT NULL)),
+  constraint export_nodes_heartbeat_ttl_check CHECK (heartbeat_ttl >= '00:00:02'::interval AND heartbeat_ttl <= '01:00:00'::interval),
+  constraint export_nodes_in_service_has_worker CHECK (state <> 'in_service'::text OR worker_id IS NOT NULL),
+  constraint export_nodes_state_check CHECK (state = ANY (ARRAY['in_service'::text, 'expunged'::text]))
+);
+CREATE INDEX export_nodes_in_service_idx ON gk_public.export_nodes USING btree (expires_at) WHERE (state = 'in_service'::text);
+CREATE TRIGGER _100_expunge_when_worker_gone BEFORE UPDATE OF worker_id ON gk_public.export_nodes FOR EACH ROW EXECUTE FUNCTION gk_private.tg_export_nodes__expunge_when_worker_gone();
+comment on table gk_public.export_nodes is '@behavior -insert -update -delete
+Export nodes: agents that serve read-only resources (images) over their authenticated HTTPS server. Expunge one with expungeExportNode.';
+grant select on gk_public.export_nodes to gk_admin;
+grant select on gk_public.export_nodes to gk_viewer;
+
+create table gk_public.exports (
+  id uuid default gen_random_uuid() not null,
+  resource_type gk_public.export_resource_type not null,
+  resource_id uuid not null,
+  state text default 'requested'::text not null,
+  delete_requested_at timestamp with time zone,
+  node_id uuid,
+  attachment_id uuid,
+  url text,
+  operating_saga_id uuid,
+  saga_id uuid,
+  generation bigint default 0 not null,
+  attempts integer default 0 not null,
+  created_at timestamp with time zone default now() not null,
+  state_changed_at timestamp with time zone default now() not null,
+  live_at timestamp with time zone,
+  verified_at timestamp with time zone,
+  deleted_at timestamp with time zone,
+  constraint exports_pkey PRIMARY KEY (id),
+  constraint exports_node_id_fkey FOREIGN KEY (node_id) REFERENCES gk_public.export_nodes(id) ON DELETE RESTRICT,
+  constraint exports_saga_id_fkey FOREIGN KEY (saga_id) REFERENCES gk_public.sagas(id) ON DELETE SET NULL,
+  constraint exports_attempts_check CHECK (attempts >= 0),
+  constraint exports_deleted_at CHECK ((state = 'deleted'::text) = (deleted_at IS NOT NULL)),
+  constraint exports_generation_check CHECK (generation >= 0),
+  constraint exports_live_attached CHECK ((state <> ALL (ARRAY['live'::text, 'deleting'::text])) OR node_id IS NOT NULL AND attachment_id IS NOT NULL AND url IS NOT NULL),
+  constraint exports_locked CHECK ((state = ANY (ARRAY['assigning'::text, 'deleting'::text])) = (operating_saga_id IS NOT NULL)),
+  constraint exports_requested_unattached CHECK (state <> 'requested'::text OR node_id IS NULL AND attachment_id IS NULL AND url IS NULL),
+  constraint exports_state_check CHECK (state = ANY (ARRAY['requested'::text, 'assigning'::text, 'live'::text, 'deleting'::text, 'deleted'::text])),
+  constraint exports_url_check CHECK (length(url) <= 2048)
+);
+CREATE INDEX exports_delete_due_idx ON gk_public.exports USING btree (state_changed_at) WHERE ((delete_requested_at IS NOT NULL) AND (state <> 'deleted'::text));
+CREATE INDEX exports_node_idx ON gk_public.exports USING btree (node_id) WHERE (state <> 'deleted'::text);
+CREATE UNIQUE INDEX exports_one_per_resource ON gk_public.exports USING btree (resource_type, resource_id) WHERE (state <> 'deleted'::text);
+CREATE INDEX exports_requested_idx ON gk_public.exports USING btree (created_at) WHERE ((state = 'requested'::text) AND (delete_requested_at IS NULL));
+CREATE INDEX exports_saga_id_idx ON gk_public.exports USING btree (saga_id);
+CREATE INDEX exports_unsettled_idx ON gk_public.exports USING btree (state_changed_at) WHERE ((state <> 'deleted'::text) AND ((state <> 'live'::text) OR (delete_requested_at IS NOT NULL)));
+CREATE INDEX exports_verify_idx ON gk_public.exports USING btree (verified_at NULLS FIRST) WHERE ((state = 'live'::text) AND (delete_requested_at IS NULL));
+comment on table gk_public.exports is '@behavior -insert -update -delete
+Export records: which node serves which read-only resource, and the state of getting it there. Deleted records are kept.';
+grant select on gk_public.exports to gk_admin;
+grant select on gk_public.exports to gk_viewer;
 
 create table gk_public.images (
   id uuid default gen_random_uuid() not null,
@@ -1078,6 +1153,16 @@ UNION ALL
     b.next_attempt_at
    FROM gk_private.bin__certificate b
 UNION ALL
+ SELECT 'export'::text AS kind,
+    b.ref,
+    b.team_id,
+    b.enqueued_at,
+    now() - b.enqueued_at AS age,
+    b.attempts,
+    b.last_error,
+    b.next_attempt_at
+   FROM gk_private.bin__export b
+UNION ALL
  SELECT 'volume'::text AS kind,
     b.ref,
     b.team_id,
@@ -1126,6 +1211,34 @@ create view gk_public.director_status as
 comment on view gk_public.director_status is 'Per team: director root, robots with director metadata, how many are dirty and since when.';
 grant select on gk_public.director_status to gk_admin;
 grant select on gk_public.director_status to gk_viewer;
+
+create view gk_public.export_counts as
+ SELECT state,
+    delete_requested_at IS NOT NULL AS doomed,
+    count(*)::integer AS exports
+   FROM gk_public.exports e
+  WHERE state <> 'deleted'::text
+  GROUP BY state, (delete_requested_at IS NOT NULL);
+comment on view gk_public.export_counts is 'Export records that are not deleted, by state and whether they are marked for deletion.';
+grant select on gk_public.export_counts to gk_admin;
+grant select on gk_public.export_counts to gk_viewer;
+
+create view gk_public.export_node_load as
+ SELECT n.id,
+    w.name AS worker_name,
+    n.address,
+    n.state,
+    n.last_heartbeat_at,
+    n.expires_at > now() AS fresh,
+    n.attachments,
+    ( SELECT count(*)::integer AS count
+           FROM gk_public.exports e
+          WHERE e.node_id = n.id AND e.state = 'live'::text) AS live_exports
+   FROM gk_public.export_nodes n
+     LEFT JOIN gk_public.workers w ON w.id = n.worker_id;
+comment on view gk_public.export_node_load is 'Export nodes with their live export count and heartbeat freshness.';
+grant select on gk_public.export_node_load to gk_admin;
+grant select on gk_public.export_node_load to gk_viewer;
 
 create view gk_public.rollout_summaries as
  SELECT r.id AS rollout_id,
@@ -1395,6 +1508,32 @@ grant execute on function gk_public.enroll_worker(text,text,interval) to gk_admi
 grant execute on function gk_public.enroll_worker(text,text,interval) to gk_viewer;
 grant execute on function gk_public.enroll_worker(text,text,interval) to public;
 
+CREATE OR REPLACE FUNCTION gk_public.expunge_export_node(id uuid)
+ RETURNS gk_public.export_nodes
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v gk_public.export_nodes;
+begin
+  update gk_public.export_nodes n set state = 'expunged', expunged_at = now()
+   where n.id = expunge_export_node.id and n.state = 'in_service'
+  returning * into v;
+  if not found then
+    select * into v from gk_public.export_nodes n where n.id = expunge_export_node.id;
+    if not found then
+      raise exception 'export node % not found', id using errcode = 'P0002';
+    end if;
+    return v;
+  end if;
+  perform gk_private.reconciler_activate('exports__coordinate');
+  return v;
+end;
+$function$;
+comment on function gk_public.expunge_export_node(uuid) is 'Expunges an export node (permanent): its exports are deleted and re-created on in-service nodes by the coordinator, which runs now.';
+grant execute on function gk_public.expunge_export_node(uuid) to gk_admin;
+
 CREATE OR REPLACE FUNCTION gk_public.force_destroy_volume(handle uuid)
  RETURNS integer
  LANGUAGE plpgsql
@@ -1511,6 +1650,32 @@ comment on function gk_public.request_certificate(uuid,text,interval,text) is 'R
 grant execute on function gk_public.request_certificate(uuid,text,interval,text) to gk_admin;
 grant execute on function gk_public.request_certificate(uuid,text,interval,text) to gk_viewer;
 grant execute on function gk_public.request_certificate(uuid,text,interval,text) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.request_export(resource_type gk_public.export_resource_type, resource_id uuid)
+ RETURNS gk_public.exports
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v gk_public.exports;
+begin
+  if not gk_private.exports_resource_exists(resource_type, resource_id) then
+    raise exception '% % not found', resource_type, resource_id using errcode = 'P0002';
+  end if;
+  select * into v from gk_public.exports e
+   where e.resource_type = request_export.resource_type and e.resource_id = request_export.resource_id and e.state <> 'deleted';
+  if found then
+    raise exception '% % already has export % (%)', resource_type, resource_id, v.id, v.state
+      using errcode = '23505', constraint = 'exports_one_per_resource';
+  end if;
+  insert into gk_public.exports (resource_type, resource_id) values (resource_type, resource_id) returning * into v;
+  perform gk_private.reconciler_activate('exports__coordinate');
+  return v;
+end;
+$function$;
+comment on function gk_public.request_export(gk_public.export_resource_type,uuid) is 'Requests the export of a resource now (the coordinator also does this for every resource on its own). Refused when the resource already has one.';
+grant execute on function gk_public.request_export(gk_public.export_resource_type,uuid) to gk_admin;
 
 CREATE OR REPLACE FUNCTION gk_public.retire_worker(name text)
  RETURNS gk_public.workers
@@ -1952,6 +2117,16 @@ CREATE INDEX local_ca_certificates_not_after_idx ON gk_private.local_ca_certific
 CREATE INDEX local_ca_certificates_revoked_idx ON gk_private.local_ca_certificates USING btree (authority, not_after) WHERE (status = 'revoked'::text);
 comment on table gk_private.local_ca_certificates is 'Certificates issued (or pending issuance, deferred mode) by the local CA.';
 
+create table gk_private.master_key (
+  singleton boolean default true not null,
+  fingerprint text not null,
+  recorded_at timestamp with time zone default now() not null,
+  constraint master_key_pkey PRIMARY KEY (singleton),
+  constraint master_key_fingerprint_check CHECK (fingerprint ~ '^[0-9a-f]{64}$'::text),
+  constraint master_key_singleton_check CHECK (singleton)
+);
+comment on table gk_private.master_key is 'One row: the fingerprint of the master key secrets are sealed under.';
+
 create table gk_private.stored_logic (
   file text not null,
   checksum text not null,
@@ -1995,6 +2170,25 @@ create view gk_private.bin__certificate as
     next_attempt_at
    FROM gk_public.certificates c
   WHERE status = 'revoking'::text;
+
+create view gk_private.bin__export as
+ SELECT e.id::text AS ref,
+    i.team_id,
+    e.state_changed_at AS enqueued_at,
+    e.attempts,
+    COALESCE(s.undo_error,
+        CASE
+            WHEN s.state = 'failed'::text THEN s.error
+            ELSE NULL::text
+        END) AS last_error,
+        CASE
+            WHEN e.operating_saga_id IS NULL THEN e.state_changed_at
+            ELSE COALESCE(s.updated_at, e.state_changed_at) + gk_private.bin_lease()
+        END AS next_attempt_at
+   FROM gk_public.exports e
+     LEFT JOIN gk_public.images i ON e.resource_type = 'image'::gk_public.export_resource_type AND i.id = e.resource_id
+     LEFT JOIN gk_public.sagas s ON s.id = e.saga_id
+  WHERE e.state <> 'deleted'::text AND (e.state <> 'live'::text OR e.delete_requested_at IS NOT NULL);
 
 create view gk_private.bin__volume as
  SELECT handle::text AS ref,
@@ -2268,6 +2462,36 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.bin_redispatch__export(max_items integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_busy boolean := gk_private.task_backlog('exports__coordinate');
+  v_waiting int;
+  v_sagas int;
+begin
+  -- Waiting for the coordinator: no saga runs for them.
+  select count(*)::int into v_waiting from (
+    select 1 from gk_public.exports e
+     where e.state <> 'deleted' and (e.state <> 'live' or e.delete_requested_at is not null)
+       and e.operating_saga_id is null
+       and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
+     limit max_items) w;
+  if v_waiting > 0 and not v_busy then
+    perform gk_private.reconciler_activate('exports__coordinate');
+  end if;
+  -- Held by a saga that has stopped moving (its job gave up or was lost): drive it again (a
+  -- second runner of a live one finds its advisory lock taken and retries later).
+  with stuck as (
+    select s.id, s.name from gk_public.exports e join gk_public.sagas s on s.id = e.operating_saga_id
+     where e.state in ('assigning', 'deleting') and s.finished_at is null and s.updated_at < now() - gk_private.bin_lease()
+     order by s.updated_at limit max_items)
+  select count(gk_private.saga_enqueue(stuck.id, stuck.name))::int into v_sagas from stuck;
+  return jsonb_build_object('redispatched', case when v_busy then 0 else v_waiting end + v_sagas, 'busy', v_busy);
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.bin_redispatch__volume(max_items integer)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -2308,6 +2532,33 @@ begin
   update gk_public.certificates c set retry_requested_at = clock_timestamp()
    where c.id = v_id and c.status = 'revoking';
   return found;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.bin_retry__export(ref text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_id uuid;
+  v gk_public.exports;
+begin
+  begin
+    v_id := ref::uuid;
+  exception when invalid_text_representation then
+    raise exception 'bin item ref % is not an export id', ref using errcode = '22023';
+  end;
+  select * into v from gk_public.exports e
+   where e.id = v_id and e.state <> 'deleted' and (e.state <> 'live' or e.delete_requested_at is not null);
+  if not found then
+    return false;
+  end if;
+  if v.operating_saga_id is not null then
+    update gk_public.sagas s set retry_requested_at = clock_timestamp() where s.id = v.operating_saga_id and s.finished_at is null;
+  else
+    perform gk_private.reconciler_activate('exports__coordinate');
+  end if;
+  return true;
 end;
 $function$;
 
@@ -2511,6 +2762,39 @@ AS $function$
   select gk_private.director_mark_dirty(array(select r.id from gk_public.robots r where r.team_id = p_team_id))
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.director_prepare(robot_ids uuid[], lock_rows boolean)
+ RETURNS TABLE(robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version integer, snapshot_version integer, timestamp_version integer, now_ms double precision, targets_document text, snapshot_document text, timestamp_document text, root_version integer, online_key_id text, targets_s double precision, snapshot_s double precision, timestamp_s double precision, ecus jsonb)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  perform gk_private.director_schedule(robot_ids);
+  if lock_rows then
+    insert into gk_public.robot_directors (robot_id, team_id)
+    select r.id, r.team_id from unnest(robot_ids) u (id) join gk_public.robots r on r.id = u.id
+    on conflict on constraint robot_directors_pkey do nothing;
+    perform 1 from unnest(robot_ids) u (id) join gk_public.robot_directors d on d.robot_id = u.id
+     order by d.robot_id for update of d;
+  end if;
+  return query
+  with t as (
+    select x.robot_id, jsonb_agg(to_jsonb(x) order by x.ecu_serial) as ecus from gk_private.director_targets(robot_ids) x group by x.robot_id
+  )
+  select d.robot_id, d.team_id, d.dirty, coalesce(d.expires > now(), false), d.generation::text, d.targets_version,
+         d.snapshot_version, d.timestamp_version, extract(epoch from now())::float8 * 1000,
+         d.targets_document, d.snapshot_document, d.timestamp_document,
+         p.root_version, p.online_key_id, extract(epoch from p.targets_lifetime)::float8,
+         extract(epoch from p.snapshot_lifetime)::float8, extract(epoch from p.timestamp_lifetime)::float8,
+         coalesce(t.ecus, '[]'::jsonb)
+    from unnest(robot_ids) u (id)
+    join gk_public.robot_directors d on d.robot_id = u.id
+    left join gk_public.director_repositories p on p.team_id = d.team_id
+    left join t on t.robot_id = d.robot_id
+   order by d.robot_id;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.director_roots_due()
  RETURNS SETOF uuid
  LANGUAGE sql
@@ -2710,6 +2994,273 @@ AS $function$
      where p.status in ('issuing', 'issued') and p.expires_at <= now()
     returning 1)
   select count(*) from expired;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.export_node(id uuid)
+ RETURNS TABLE(id uuid, worker_id uuid, address text, state text, fresh boolean)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select n.id, n.worker_id, n.address, n.state, n.expires_at > now() from gk_public.export_nodes n where n.id = export_node.id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.export_node_heartbeat(worker_id uuid, attachments integer)
+ RETURNS text
+ LANGUAGE sql
+AS $function$
+  update gk_public.export_nodes n
+     set last_heartbeat_at = now(), expires_at = now() + n.heartbeat_ttl,
+         attachments = coalesce(export_node_heartbeat.attachments, n.attachments)
+   where n.worker_id = export_node_heartbeat.worker_id
+  returning n.state;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.export_node_registered(worker_id uuid, address text, agent_version text, heartbeat_ttl interval DEFAULT NULL::interval)
+ RETURNS TABLE(id uuid, state text)
+ LANGUAGE sql
+AS $function$
+  insert into gk_public.export_nodes as n (worker_id, address, agent_version, heartbeat_ttl, last_heartbeat_at, expires_at)
+  select w.id, export_node_registered.address, left(export_node_registered.agent_version, 100),
+         coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds'), now(),
+         now() + coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds')
+    from gk_public.workers w where w.id = export_node_registered.worker_id
+  on conflict (worker_id) do update
+    set address = case when n.state = 'in_service' then excluded.address else n.address end,
+        agent_version = excluded.agent_version,
+        heartbeat_ttl = excluded.heartbeat_ttl,
+        last_heartbeat_at = now(),
+        expires_at = excluded.expires_at
+  returning n.id, n.state;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_bypass(max_items integer)
+ RETURNS uuid[]
+ LANGUAGE sql
+AS $function$
+  with gone as (
+    update gk_public.exports e set state = 'deleted', deleted_at = now(), state_changed_at = now()
+     where e.id in (select d.id from gk_public.exports d
+                     where d.delete_requested_at is not null and d.state = 'requested'
+                     order by d.state_changed_at limit max_items)
+       and e.state = 'requested'
+    returning e.id)
+  select coalesce(array_agg(id), '{}') from gone;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_changeset(max_items integer)
+ RETURNS TABLE(action text, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid, generation bigint)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  (select 'request', null::uuid, 'image'::gk_public.export_resource_type, i.id, null::bigint
+     from gk_public.images i
+    where not exists (select 1 from gk_public.exports e
+                       where e.resource_type = 'image' and e.resource_id = i.id and e.state <> 'deleted')
+    limit max_items)
+  union all
+  (select 'create', e.id, e.resource_type, e.resource_id, e.generation
+     from gk_public.exports e
+    where e.state = 'requested' and e.delete_requested_at is null
+      and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
+    order by e.created_at limit max_items)
+  union all
+  (select 'delete', e.id, e.resource_type, e.resource_id, e.generation
+     from gk_public.exports e
+    where e.delete_requested_at is not null and e.state = 'live'
+      and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
+    order by e.state_changed_at limit max_items);
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_deleted(id uuid, saga_id uuid)
+ RETURNS SETOF gk_public.exports
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.exports e set state = 'deleted', operating_saga_id = null, deleted_at = now(), state_changed_at = now()
+     where e.id = exports_deleted.id and e.operating_saga_id = exports_deleted.saga_id and e.state = 'deleting'
+    returning e.*)
+  select * from moved
+  union all
+  select * from gk_public.exports e where e.id = exports_deleted.id and e.state = 'deleted' and e.saga_id = exports_deleted.saga_id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_live(id uuid, saga_id uuid, url text)
+ RETURNS SETOF gk_public.exports
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.exports e
+       set state = 'live', operating_saga_id = null, url = exports_live.url, attempts = 0, live_at = now(), state_changed_at = now()
+     where e.id = exports_live.id and e.operating_saga_id = exports_live.saga_id and e.state = 'assigning'
+       and e.node_id is not null and e.attachment_id = exports_live.saga_id
+    returning e.*)
+  select * from moved
+  union all
+  select * from gk_public.exports e where e.id = exports_live.id and e.state = 'live' and e.attachment_id = exports_live.saga_id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_mark_for_deletion()
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  with marked as (
+    update gk_public.exports e set delete_requested_at = now()
+     where e.state <> 'deleted' and e.delete_requested_at is null
+       and ((e.resource_type = 'image' and not exists (select 1 from gk_public.images i where i.id = e.resource_id))
+            or exists (select 1 from gk_public.export_nodes n where n.id = e.node_id and n.state = 'expunged'))
+    returning 1)
+  select count(*)::int from marked;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_place(id uuid, saga_id uuid)
+ RETURNS TABLE(node_id uuid, worker_id uuid, address text, attachment_id uuid)
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_node uuid;
+begin
+  select e.node_id into v_node from gk_public.exports e
+   where e.id = exports_place.id and e.operating_saga_id = exports_place.saga_id and e.state = 'assigning'
+     for update;
+  if not found then
+    raise exception 'export % is not assigning for saga %', id, saga_id using errcode = '55000';
+  end if;
+  if v_node is null then
+    select n.id into v_node from gk_public.export_nodes n
+     where n.state = 'in_service' and n.expires_at > now()
+     order by random() limit 1;
+    if v_node is null then
+      raise exception 'no in-service export node with a fresh heartbeat' using errcode = '55000';
+    end if;
+    update gk_public.exports e set node_id = v_node, attachment_id = exports_place.saga_id where e.id = exports_place.id;
+  end if;
+  return query select n.id, n.worker_id, n.address, exports_place.saga_id from gk_public.export_nodes n where n.id = v_node;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_release_create(id uuid, saga_id uuid)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.exports e
+     set state = 'requested', operating_saga_id = null, node_id = null, attachment_id = null, url = null, state_changed_at = now()
+   where e.id = exports_release_create.id and e.operating_saga_id = exports_release_create.saga_id and e.state = 'assigning';
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_release_delete(id uuid, saga_id uuid)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.exports e set state = 'live', operating_saga_id = null, state_changed_at = now()
+   where e.id = exports_release_delete.id and e.operating_saga_id = exports_release_delete.saga_id and e.state = 'deleting';
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_request(resource_type gk_public.export_resource_type, resource_ids uuid[])
+ RETURNS TABLE(id uuid, generation bigint)
+ LANGUAGE sql
+AS $function$
+  insert into gk_public.exports (resource_type, resource_id)
+  select exports_request.resource_type, r from unnest(resource_ids) r
+  on conflict (resource_type, resource_id) where state <> 'deleted' do nothing
+  returning id, generation;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_resource_exists(resource_type gk_public.export_resource_type, resource_id uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select case exports_resource_exists.resource_type
+           when 'image' then exists (select 1 from gk_public.images i where i.id = exports_resource_exists.resource_id)
+         end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_sagas_started(export_ids uuid[], saga_ids uuid[])
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.exports e set saga_id = x.saga_id
+    from unnest(export_ids, saga_ids) x(export_id, saga_id)
+   where e.id = x.export_id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_take_for_create(id uuid, saga_id uuid, generation bigint)
+ RETURNS SETOF gk_public.exports
+ LANGUAGE sql
+AS $function$
+  with taken as (
+    update gk_public.exports e
+       set state = 'assigning', operating_saga_id = exports_take_for_create.saga_id, saga_id = exports_take_for_create.saga_id,
+           generation = exports_take_for_create.generation, attempts = e.attempts + 1, state_changed_at = now()
+     where e.id = exports_take_for_create.id and e.state = 'requested' and e.operating_saga_id is null
+       and e.delete_requested_at is null and e.generation < exports_take_for_create.generation
+    returning e.*)
+  select * from taken
+  union all
+  select * from gk_public.exports e
+   where e.id = exports_take_for_create.id and e.operating_saga_id = exports_take_for_create.saga_id
+     and e.state = 'assigning' and e.generation = exports_take_for_create.generation;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_take_for_delete(id uuid, saga_id uuid, generation bigint)
+ RETURNS SETOF gk_public.exports
+ LANGUAGE sql
+AS $function$
+  with taken as (
+    update gk_public.exports e
+       set state = 'deleting', operating_saga_id = exports_take_for_delete.saga_id, saga_id = exports_take_for_delete.saga_id,
+           generation = exports_take_for_delete.generation, attempts = e.attempts + 1, state_changed_at = now()
+     where e.id = exports_take_for_delete.id and e.state = 'live' and e.operating_saga_id is null
+       and e.delete_requested_at is not null and e.generation < exports_take_for_delete.generation
+    returning e.*)
+  select * from taken
+  union all
+  select * from gk_public.exports e
+   where e.id = exports_take_for_delete.id and e.operating_saga_id = exports_take_for_delete.saga_id
+     and e.state = 'deleting' and e.generation = exports_take_for_delete.generation;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_to_verify(max_items integer)
+ RETURNS TABLE(export_id uuid, node_id uuid, worker_id uuid, address text, attachment_id uuid)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select e.id, n.id, n.worker_id, n.address, e.attachment_id
+    from (select * from gk_public.exports x
+           where x.state = 'live' and x.delete_requested_at is null
+           order by x.verified_at nulls first limit max_items) e
+    join gk_public.export_nodes n on n.id = e.node_id
+   where n.state = 'in_service' and n.expires_at > now();
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_undelete(id uuid, saga_id uuid, generation bigint)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.exports e set state = 'deleting', operating_saga_id = exports_undelete.saga_id, deleted_at = null, state_changed_at = now()
+   where e.id = exports_undelete.id and e.state = 'deleted' and e.saga_id = exports_undelete.saga_id
+     and e.generation = exports_undelete.generation;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_unlive(id uuid, saga_id uuid, generation bigint)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.exports e set state = 'assigning', operating_saga_id = exports_unlive.saga_id, url = null, live_at = null, state_changed_at = now()
+   where e.id = exports_unlive.id and e.state = 'live' and e.attachment_id = exports_unlive.saga_id
+     and e.generation = exports_unlive.generation;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_verified(present uuid[], lost uuid[])
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  update gk_public.exports e set verified_at = now() where e.id = any(present) and e.state = 'live';
+  with marked as (
+    update gk_public.exports e set delete_requested_at = now()
+     where e.id = any(lost) and e.state = 'live' and e.delete_requested_at is null
+    returning 1)
+  select count(*)::int from marked;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.images_valid_hardware_ids(ids text[])
@@ -3146,6 +3697,31 @@ AS $function$
   select to_regprocedure(format('gk_private.%I(timestamptz, integer)', 'retention_prune__' || kind));
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.robot_certificate_identity(serial text)
+ RETURNS TABLE(certificate_id uuid, robot_id uuid, team_id uuid)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select c.id, r.id, r.team_id
+    from gk_public.certificates c
+    join gk_public.robots r on r.id = c.robot_id and r.team_id = c.owner_team_id
+   where c.serial = robot_certificate_identity.serial
+     and c.profile = 'robot'
+     and c.status = 'issued'
+     and c.not_after > now();
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)
+ RETURNS gk_public.robot_manifests
+ LANGUAGE sql
+AS $function$
+  insert into gk_public.robot_manifests (robot_id, team_id, valid, body)
+  select r.id, r.team_id, robot_manifest_received.valid, robot_manifest_received.body
+    from gk_public.robots r
+   where r.id = robot_manifest_received.robot_id and r.team_id = robot_manifest_received.team_id
+  returning *;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.rollouts_process(max_rollouts integer)
  RETURNS TABLE(rollout_id uuid, team_id uuid, state text, result text, timed_out integer)
  LANGUAGE plpgsql
@@ -3541,6 +4117,19 @@ begin
                                  and rr.state in ('scheduled', 'accepted', 'completed')))));
   end if;
   return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_export_nodes__expunge_when_worker_gone()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+begin
+  if new.worker_id is null and new.state = 'in_service' then
+    new.state := 'expunged';
+    new.expunged_at := now();
+  end if;
+  return new;
 end;
 $function$;
 

@@ -146,7 +146,10 @@ try {
   const one = async (f: { team: string; robots: string[] }, i: number) => {
     const id = f.robots[i % f.robots.length];
     const start = now();
-    await pool.query("update gk_public.ecus set hardware_id = case when hardware_id = 'hw-a' then 'hw-b' else 'hw-a' end where robot_id = $1", [id]);
+    await pool.query(
+      "update gk_public.ecus set hardware_id = case when hardware_id = 'hw-a' then 'hw-b' else 'hw-a' end where robot_id = $1",
+      [id],
+    );
     const r = await sweep();
     if (r.robots !== 1) throw new Error(`expected one robot regenerated, got ${r.robots}`);
     return now() - start;

@@ -20,6 +20,9 @@ const EnvSchema = z.object({
   /** Port of the peer gateway (mutual TLS; agents register and heartbeat there). Unset: off. */
   PEER_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   PEER_HOST: z.string().optional(),
+  /** Port of the robot API (mutual TLS with robot certificates). Unset: off. */
+  ROBOT_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  ROBOT_HOST: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
