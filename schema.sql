@@ -323,7 +323,8 @@ CREATE INDEX ecus_team_hardware_idx ON gk_public.ecus USING btree (team_id, hard
 CREATE TRIGGER _500_mark_director_dirty_delete AFTER DELETE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
 CREATE TRIGGER _500_mark_director_dirty_insert AFTER INSERT ON gk_public.ecus REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
 CREATE TRIGGER _500_mark_director_dirty_update AFTER UPDATE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
-comment on table gk_public.ecus is 'Electronic control units of a robot: serial, hardware id, the image it reports installed.';
+comment on table gk_public.ecus is '@name ecu
+Electronic control units of a robot: serial, hardware id, the image it reports installed.';
 grant delete, select on gk_public.ecus to gk_admin;
 grant insert (hardware_id, installed_image_id, is_primary, robot_id, serial, team_id) on gk_public.ecus to gk_admin;
 grant update (hardware_id, installed_image_id, is_primary) on gk_public.ecus to gk_admin;
@@ -731,7 +732,8 @@ create table gk_public.rollout_robot_ecus (
 );
 CREATE INDEX rollout_robot_ecus_ecu_idx ON gk_public.rollout_robot_ecus USING btree (ecu_id);
 CREATE INDEX rollout_robot_ecus_robot_idx ON gk_public.rollout_robot_ecus USING btree (rollout_id, robot_id);
-comment on table gk_public.rollout_robot_ecus is '@behavior -insert -update -delete
+comment on table gk_public.rollout_robot_ecus is '@name rollout_robot_ecu
+@behavior -insert -update -delete
 Per ECU of a scheduled robot: the image listed for it and its last reported status.';
 grant select on gk_public.rollout_robot_ecus to gk_admin;
 grant select on gk_public.rollout_robot_ecus to gk_viewer;
