@@ -572,6 +572,19 @@ grant select on gk_public.retention_policies to gk_admin;
 grant update (max_per_activation, retention) on gk_public.retention_policies to gk_admin;
 grant select on gk_public.retention_policies to gk_viewer;
 
+create table gk_public.robot_director_documents (
+  robot_id uuid not null,
+  targets text not null,
+  snapshot text not null,
+  "timestamp" text not null,
+  constraint robot_director_documents_pkey PRIMARY KEY (robot_id),
+  constraint robot_director_documents_robot_id_fkey FOREIGN KEY (robot_id) REFERENCES gk_public.robot_directors(robot_id) ON DELETE CASCADE
+);
+comment on table gk_public.robot_director_documents is '@behavior -insert -update -delete
+Each robot''s current signed director documents (what it is served).';
+grant select on gk_public.robot_director_documents to gk_admin;
+grant select on gk_public.robot_director_documents to gk_viewer;
+
 create table gk_public.robot_directors (
   robot_id uuid not null,
   team_id uuid not null,
@@ -584,22 +597,18 @@ create table gk_public.robot_directors (
   snapshot_version integer default 0 not null,
   timestamp_version integer default 0 not null,
   expires timestamp with time zone,
-  targets_document text,
-  snapshot_document text,
-  timestamp_document text,
   signed_at timestamp with time zone,
   constraint robot_directors_pkey PRIMARY KEY (robot_id),
   constraint robot_directors_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
   constraint robot_directors_check CHECK (dirty = (dirty_since IS NOT NULL)),
   constraint robot_directors_check1 CHECK (signed_generation <= generation),
-  constraint robot_directors_check2 CHECK ((signed_generation = 0) = (timestamp_document IS NULL)),
-  constraint robot_directors_check3 CHECK ((timestamp_document IS NULL) = (expires IS NULL))
+  constraint robot_directors_check2 CHECK ((signed_generation = 0) = (expires IS NULL))
 );
 CREATE INDEX robot_directors_dirty_idx ON gk_public.robot_directors USING btree (dirty_since) WHERE dirty;
 CREATE INDEX robot_directors_expires_idx ON gk_public.robot_directors USING btree (expires) WHERE (NOT dirty);
 CREATE INDEX robot_directors_team_idx ON gk_public.robot_directors USING btree (team_id);
 comment on table gk_public.robot_directors is '@behavior -insert -update -delete
-Each robot''s director metadata (targets, snapshot, timestamp) with its dirty flag and generation.';
+Each robot''s director metadata state: dirty flag, generation, versions, expiry.';
 grant select on gk_public.robot_directors to gk_admin;
 grant select on gk_public.robot_directors to gk_viewer;
 
@@ -2738,14 +2747,27 @@ begin
   if robot_ids is null or cardinality(robot_ids) = 0 then
     return 0;
   end if;
-  insert into gk_public.robot_directors as d (robot_id, team_id)
-  select r.id, r.team_id
-    from gk_public.robots r
-   where r.id = any(robot_ids)
-   order by r.id
-  on conflict (robot_id) do update
-     set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1;
-  get diagnostics n = row_count;
+  -- One statement: existing rows updated (in robot_id order), missing ones inserted.
+  with ids as (
+    select r.id, r.team_id
+      -- A join on unnest, not "= any(robot_ids)": a 50,000-element array must not be scanned per row.
+      from unnest(robot_ids) u (id)
+      join gk_public.robots r on r.id = u.id
+  ), marked as (
+    update gk_public.robot_directors d
+       set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1
+      from (select ids.id from ids order by ids.id) i
+     where d.robot_id = i.id
+    returning 1
+  ), added as (
+    insert into gk_public.robot_directors (robot_id, team_id)
+    select ids.id, ids.team_id from ids
+     where not exists (select 1 from gk_public.robot_directors d where d.robot_id = ids.id)
+     order by ids.id
+    on conflict (robot_id) do nothing
+    returning 1
+  )
+  select (select count(*) from marked) + (select count(*) from added) into n;
   -- The sweep comes by soon for robots that do not read their metadata first.
   perform gk_private.enqueue('rollouts__regenerate', '{}'::jsonb, job_key := 'rollouts__regenerate',
                              run_at := now() + interval '1 second', queue_name := 'rollouts__regenerate',
@@ -2765,7 +2787,7 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_prepare(robot_ids uuid[], lock_rows boolean)
- RETURNS TABLE(robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version integer, snapshot_version integer, timestamp_version integer, now_ms double precision, targets_document text, snapshot_document text, timestamp_document text, root_version integer, online_key_id text, targets_s double precision, snapshot_s double precision, timestamp_s double precision, ecus jsonb)
+ RETURNS TABLE(robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version integer, snapshot_version integer, timestamp_version integer, now_ms double precision, targets text, snapshot text, "timestamp" text, root_version integer, online_key_id text, targets_s double precision, snapshot_s double precision, timestamp_s double precision, ecus jsonb)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2785,12 +2807,13 @@ begin
   )
   select d.robot_id, d.team_id, d.dirty, coalesce(d.expires > now(), false), d.generation::text, d.targets_version,
          d.snapshot_version, d.timestamp_version, extract(epoch from now())::float8 * 1000,
-         d.targets_document, d.snapshot_document, d.timestamp_document,
+         x.targets, x.snapshot, x.timestamp,
          p.root_version, p.online_key_id, extract(epoch from p.targets_lifetime)::float8,
          extract(epoch from p.snapshot_lifetime)::float8, extract(epoch from p.timestamp_lifetime)::float8,
          coalesce(t.ecus, '[]'::jsonb)
     from unnest(robot_ids) u (id)
     join gk_public.robot_directors d on d.robot_id = u.id
+    left join gk_public.robot_director_documents x on x.robot_id = d.robot_id
     left join gk_public.director_repositories p on p.team_id = d.team_id
     left join t on t.robot_id = d.robot_id
    order by d.robot_id;
@@ -2856,17 +2879,22 @@ AS $function$
       as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
   ), locked as (
     select d.robot_id from gk_public.robot_directors d join s on s.robot_id = d.robot_id order by d.robot_id for update of d
+  ), stored as (
+    update gk_public.robot_directors d
+       set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
+           targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
+           timestamp_version = d.timestamp_version + 1, expires = s.expires, signed_at = now()
+      from s
+     where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
+       and (select count(*) from locked) >= 0
+    returning d.robot_id
+  ), documents as (
+    insert into gk_public.robot_director_documents as x (robot_id, targets, snapshot, timestamp)
+    select s.robot_id, s.targets, s.snapshot, s.timestamp from s join stored on stored.robot_id = s.robot_id
+    on conflict (robot_id) do update set targets = excluded.targets, snapshot = excluded.snapshot, timestamp = excluded.timestamp
+    returning x.robot_id
   )
-  update gk_public.robot_directors d
-     set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
-         targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
-         timestamp_version = d.timestamp_version + 1, expires = s.expires,
-         targets_document = s.targets, snapshot_document = s.snapshot, timestamp_document = s.timestamp,
-         signed_at = now()
-    from s
-   where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
-     and (select count(*) from locked) >= 0
-  returning d.robot_id
+  select documents.robot_id from documents
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
