@@ -18,14 +18,27 @@ begin
   if robot_ids is null or cardinality(robot_ids) = 0 then
     return 0;
   end if;
-  insert into gk_public.robot_directors as d (robot_id, team_id)
-  select r.id, r.team_id
-    from gk_public.robots r
-   where r.id = any(robot_ids)
-   order by r.id
-  on conflict (robot_id) do update
-     set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1;
-  get diagnostics n = row_count;
+  -- One statement: existing rows updated (in robot_id order), missing ones inserted.
+  with ids as (
+    select r.id, r.team_id
+      -- A join on unnest, not "= any(robot_ids)": a 50,000-element array must not be scanned per row.
+      from unnest(robot_ids) u (id)
+      join gk_public.robots r on r.id = u.id
+  ), marked as (
+    update gk_public.robot_directors d
+       set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1
+      from (select ids.id from ids order by ids.id) i
+     where d.robot_id = i.id
+    returning 1
+  ), added as (
+    insert into gk_public.robot_directors (robot_id, team_id)
+    select ids.id, ids.team_id from ids
+     where not exists (select 1 from gk_public.robot_directors d where d.robot_id = ids.id)
+     order by ids.id
+    on conflict (robot_id) do nothing
+    returning 1
+  )
+  select (select count(*) from marked) + (select count(*) from added) into n;
   -- The sweep comes by soon for robots that do not read their metadata first.
   perform gk_private.enqueue('rollouts__regenerate', '{}'::jsonb, job_key := 'rollouts__regenerate',
                              run_at := now() + interval '1 second', queue_name := 'rollouts__regenerate',
@@ -104,8 +117,8 @@ $$;
 -- creates a missing row and locks the rows in robot_id order, after the rollout rows.
 create or replace function gk_private.director_prepare(robot_ids uuid[], lock_rows boolean)
 returns table (robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version int,
-               snapshot_version int, timestamp_version int, now_ms float8, targets_document text, snapshot_document text,
-               timestamp_document text, root_version int, online_key_id text, targets_s float8, snapshot_s float8,
+               snapshot_version int, timestamp_version int, now_ms float8, targets text, snapshot text,
+               "timestamp" text, root_version int, online_key_id text, targets_s float8, snapshot_s float8,
                timestamp_s float8, ecus jsonb)
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
@@ -125,12 +138,13 @@ begin
   )
   select d.robot_id, d.team_id, d.dirty, coalesce(d.expires > now(), false), d.generation::text, d.targets_version,
          d.snapshot_version, d.timestamp_version, extract(epoch from now())::float8 * 1000,
-         d.targets_document, d.snapshot_document, d.timestamp_document,
+         x.targets, x.snapshot, x.timestamp,
          p.root_version, p.online_key_id, extract(epoch from p.targets_lifetime)::float8,
          extract(epoch from p.snapshot_lifetime)::float8, extract(epoch from p.timestamp_lifetime)::float8,
          coalesce(t.ecus, '[]'::jsonb)
     from unnest(robot_ids) u (id)
     join gk_public.robot_directors d on d.robot_id = u.id
+    left join gk_public.robot_director_documents x on x.robot_id = d.robot_id
     left join gk_public.director_repositories p on p.team_id = d.team_id
     left join t on t.robot_id = d.robot_id
    order by d.robot_id;
@@ -154,17 +168,22 @@ as $$
       as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
   ), locked as (
     select d.robot_id from gk_public.robot_directors d join s on s.robot_id = d.robot_id order by d.robot_id for update of d
+  ), stored as (
+    update gk_public.robot_directors d
+       set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
+           targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
+           timestamp_version = d.timestamp_version + 1, expires = s.expires, signed_at = now()
+      from s
+     where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
+       and (select count(*) from locked) >= 0
+    returning d.robot_id
+  ), documents as (
+    insert into gk_public.robot_director_documents as x (robot_id, targets, snapshot, timestamp)
+    select s.robot_id, s.targets, s.snapshot, s.timestamp from s join stored on stored.robot_id = s.robot_id
+    on conflict (robot_id) do update set targets = excluded.targets, snapshot = excluded.snapshot, timestamp = excluded.timestamp
+    returning x.robot_id
   )
-  update gk_public.robot_directors d
-     set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
-         targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
-         timestamp_version = d.timestamp_version + 1, expires = s.expires,
-         targets_document = s.targets, snapshot_document = s.snapshot, timestamp_document = s.timestamp,
-         signed_at = now()
-    from s
-   where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
-     and (select count(*) from locked) >= 0
-  returning d.robot_id
+  select documents.robot_id from documents
 $$;
 
 -- The sweep's work list: dirty robots, oldest change first, at most max_rows. First marks
@@ -225,7 +244,8 @@ select p.team_id, t.name as team_name, p.root_version, p.root_expires,
 comment on view gk_public.director_status is 'Per team: director root, robots with director metadata, how many are dirty and since when.';
 
 comment on table gk_public.director_roots is E'@behavior -insert -update -delete\nEvery director root version of a team (robots fetch N.root.json).';
-comment on table gk_public.robot_directors is E'@behavior -insert -update -delete\nEach robot''s director metadata (targets, snapshot, timestamp) with its dirty flag and generation.';
+comment on table gk_public.robot_directors is E'@behavior -insert -update -delete\nEach robot''s director metadata state: dirty flag, generation, versions, expiry.';
+comment on table gk_public.robot_director_documents is E'@behavior -insert -update -delete\nEach robot''s current signed director documents (what it is served).';
 comment on table gk_public.director_repositories is E'@behavior -insert -delete\nA team''s Uptane director: root version and expiry, key ids, lifetimes of each robot''s metadata.';
 grant update (targets_lifetime, snapshot_lifetime, timestamp_lifetime, root_lifetime, resign_window)
   on gk_public.director_repositories to gk_admin;

@@ -438,10 +438,13 @@ comment on table gk_public.rollouts is E'@behavior -insert -update -delete\nAn u
 comment on table gk_public.rollout_images is E'@behavior -insert -update -delete\nHardware id → image of a rollout.';
 comment on table gk_public.rollout_selected_robots is E'@behavior -insert -update -delete\nThe robots a selected_robots rollout targets.';
 comment on table gk_public.rollout_robots is E'@behavior -insert -update -delete\nEach robot of a launched rollout: pending → scheduled → accepted → completed / failed / skipped / cancelled, with a result.';
-comment on table gk_public.rollout_robot_ecus is E'@behavior -insert -update -delete\nPer ECU of a scheduled robot: the image listed for it and its last reported status.';
 comment on table gk_public.rollout_events is E'@behavior -insert -update -delete\nECU events reported by robots (idempotent by event id).';
 
 grant insert (team_id, robot_id, serial, hardware_id, is_primary, installed_image_id), update (hardware_id, installed_image_id, is_primary), delete
   on gk_public.ecus to gk_admin;
 grant insert (team_id, name), update (name), delete on gk_public.robot_groups to gk_admin;
 grant insert (team_id, group_id, robot_id), delete on gk_public.robot_group_members to gk_admin;
+
+-- GraphQL names: "ecus" is already plural (Ecu, allEcus, createEcu).
+comment on table gk_public.ecus is E'@name ecu\nElectronic control units of a robot: serial, hardware id, the image it reports installed.';
+comment on table gk_public.rollout_robot_ecus is E'@name rollout_robot_ecu\n@behavior -insert -update -delete\nPer ECU of a scheduled robot: the image listed for it and its last reported status.';

@@ -30,9 +30,10 @@ interface Prepared {
   snapshot_version: number;
   timestamp_version: number;
   now_ms: number;
-  targets_document: string | null;
-  snapshot_document: string | null;
-  timestamp_document: string | null;
+  /** The stored documents (null before the first signing). */
+  targets: string | null;
+  snapshot: string | null;
+  timestamp: string | null;
   /** Null when the team has no director yet. */
   root_version: number | null;
   online_key_id: string | null;
@@ -94,19 +95,20 @@ export interface ReadResult {
 
 const servable = (r: Prepared): StoredDirector => ({
   rootVersion: r.root_version as number,
-  targets: r.targets_document as string,
-  snapshot: r.snapshot_document as string,
-  timestamp: r.timestamp_document as string,
+  targets: r.targets as string,
+  snapshot: r.snapshot as string,
+  timestamp: r.timestamp as string,
 });
 
 /** A robot's director metadata, regenerated first if dirty. Null when the robot is gone (or not of the team). */
 export async function readDirector(pool: pg.Pool, box: SecretBox, robotId: string, teamId: string): Promise<ReadResult | null> {
-  const fast = await pool.query<{ root_version: number; targets_document: string; snapshot_document: string; timestamp_document: string }>(
-    `select root_version, targets_document, snapshot_document, timestamp_document from gk_public.robot_directors
-      where robot_id = $1 and team_id = $2 and not dirty and expires > now()`,
+  const fast = await pool.query<Prepared>(
+    `select d.root_version, x.targets, x.snapshot, x.timestamp
+       from gk_public.robot_directors d join gk_public.robot_director_documents x on x.robot_id = d.robot_id
+      where d.robot_id = $1 and d.team_id = $2 and not d.dirty and d.expires > now()`,
     [robotId, teamId],
   );
-  if (fast.rows[0]) return { director: servable(fast.rows[0] as unknown as Prepared), signed: false };
+  if (fast.rows[0]) return { director: servable(fast.rows[0]), signed: false };
 
   const c = await pool.connect();
   try {

@@ -114,7 +114,8 @@ describe("director metadata: the sweep", () => {
         },
       );
       expect(result).toEqual({ stored: [f.robots[1].id], raced: [raced.id] });
-      expect(await row(raced.id)).toMatchObject({ dirty: true, signed_generation: "0", timestamp_document: null });
+      expect(await row(raced.id)).toMatchObject({ dirty: true, signed_generation: "0", expires: null });
+      expect((await db.query("select 1 from gk_public.robot_director_documents where robot_id = $1", [raced.id])).rowCount).toBe(0);
       expect(await regenerateBatch(c, testSecrets, [raced.id])).toEqual({ stored: [raced.id], raced: [] });
     } finally {
       c.release();

@@ -270,3 +270,25 @@ describe("rollouts: cancel", () => {
     await expect(db.query("select gk_public.rollout_cancel($1)", [r.id])).rejects.toMatchObject({ code: "55000" });
   });
 });
+
+describe("rollouts: retention of ECU events", () => {
+  it("retention_prune__rollout_events deletes events older than the cutoff, oldest first, at most max_rows", async () => {
+    const f = await fleet(1);
+    for (let i = 0; i < 3; i++) await event(f.robots[0], f.ecus[0].serial, "download_started");
+    await db.query(
+      "update gk_public.rollout_events e set received_at = now() - (x.n || ' days')::interval from (select id, row_number() over (order by id) as n from gk_public.rollout_events where robot_id = $1) x where x.id = e.id",
+      [f.robots[0].id],
+    );
+    const prune = async (days: number, max: number) =>
+      Number(
+        (await db.query("select gk_private.retention_prune__rollout_events(now() - $1::interval, $2) as n", [`${days} days`, max])).rows[0]
+          .n,
+      );
+    expect(await prune(1.5, 1)).toBe(1); // the 3-day-old one
+    expect(await prune(1.5, 10)).toBe(1); // the 2-day-old one
+    expect(await prune(1.5, 10)).toBe(0);
+    expect(
+      (await db.query("select count(*)::int as n from gk_public.rollout_events where robot_id = $1", [f.robots[0].id])).rows[0].n,
+    ).toBe(1);
+  });
+});
