@@ -1,9 +1,8 @@
 // A repository cannot be configured so that publishing fails or the resigner cannot keep it valid
 // (migration 0111), and a publish that fails anyway is visible — on the repository row, in
 // tuf_repository_status, `groundskeeper status` and /metrics — not only as a retrying job.
-import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CRONTAB_FILE } from "../../src/worker/crontab.ts";
+import { readCrontab } from "../../src/worker/crontab.ts";
 import { fromPool } from "../../src/tuf/db.ts";
 import { initRepository } from "../../src/tuf/init.ts";
 import { tufSection } from "../../src/tuf/status.ts";
@@ -42,10 +41,7 @@ async function initWith(lifetimes: Record<string, string>) {
 
 describe("lifetimes", () => {
   it("the resign interval the rules assume is the crontab's tuf__resign schedule", async () => {
-    const line = fs
-      .readFileSync(CRONTAB_FILE, "utf8")
-      .split("\n")
-      .find((l) => / tuf__resign /.test(l) && !l.startsWith("#"));
+    const line = (await readCrontab()).split("\n").find((l) => / tuf__resign /.test(l) && !l.startsWith("#"));
     expect(line?.split(/\s+/).slice(0, 5).join(" ")).toBe("*/5 * * * *");
     expect((await db.query("select extract(epoch from gk_private.tuf_resign_interval())::int as s")).rows[0].s).toBe(300);
   });
