@@ -1874,6 +1874,7 @@ CREATE OR REPLACE FUNCTION gk_public.rollout_cancel(rollout_id uuid, reason text
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v gk_public.rollouts;
@@ -1906,6 +1907,7 @@ CREATE OR REPLACE FUNCTION gk_public.rollout_create(team_id uuid, name text, tar
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v gk_public.rollouts;
@@ -1950,6 +1952,7 @@ CREATE OR REPLACE FUNCTION gk_public.rollout_launch(rollout_id uuid)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v gk_public.rollouts;
@@ -2915,6 +2918,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_due(max_rows integer)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   widest interval := (select max(p.resign_window) from gk_public.director_repositories p);
@@ -2942,6 +2946,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_mark_dirty(robot_ids uuid[])
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   n bigint;
@@ -2984,6 +2989,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_mark_team_dirty(p_team_id uuid)
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   select gk_private.director_mark_dirty(array(select r.id from gk_public.robots r where r.team_id = p_team_id))
 $function$;
@@ -2993,6 +2999,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_prepare(robot_ids uuid[], lock_ro
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   perform gk_private.director_schedule(robot_ids);
@@ -3027,6 +3034,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_roots_due()
  LANGUAGE sql
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   select p.team_id from gk_public.director_repositories p where p.root_expires < now() + p.resign_window order by p.team_id
 $function$;
@@ -3036,6 +3044,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_schedule(robot_ids uuid[])
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
@@ -3075,6 +3084,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_store(robot_ids uuid[], generatio
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   with s as (
     select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
@@ -3104,6 +3114,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
  LANGUAGE sql
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
     from unnest(robot_ids) u (id)
@@ -3970,6 +3981,7 @@ CREATE OR REPLACE FUNCTION gk_private.retention_prune__rollout_events(cutoff tim
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   with doomed as (
     select e.id from gk_public.rollout_events e where e.received_at < cutoff order by e.received_at limit max_rows),
@@ -4084,6 +4096,7 @@ CREATE OR REPLACE FUNCTION gk_private.rollouts_process(max_rollouts integer)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   create temp table if not exists rollouts_processing (id uuid primary key, team_id uuid, max_failed int, timed_out int) on commit drop;
@@ -4151,6 +4164,7 @@ CREATE OR REPLACE FUNCTION gk_private.rollouts_record_event(p_robot_id uuid, p_e
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v_ecu gk_public.ecus;
@@ -4216,6 +4230,7 @@ CREATE OR REPLACE FUNCTION gk_private.rollouts_schedule_processing()
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   select gk_private.enqueue('rollouts__process', '{}'::jsonb, job_key := 'rollouts__process',
                             run_at := now() + interval '1 second', queue_name := 'rollouts__process',
@@ -4456,6 +4471,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_ecus__mark_director_dirty()
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   if tg_op = 'INSERT' then
@@ -4551,6 +4567,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_rollout_images__check_hardware()
  RETURNS trigger
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   if not exists (select 1 from gk_public.images i where i.id = new.image_id and new.hardware_id = any(i.hardware_ids)) then
@@ -4565,6 +4582,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_rollout_robots__mark_director_dirty()
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   if tg_op = 'INSERT' then
@@ -4587,6 +4605,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_rollouts__immutable_once_launched()
  RETURNS trigger
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v_rollout_id uuid := case when tg_op = 'DELETE' then old.rollout_id else new.rollout_id end;
