@@ -1881,6 +1881,7 @@ CREATE OR REPLACE FUNCTION gk_public.rollout_cancel(rollout_id uuid, reason text
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v gk_public.rollouts;
@@ -1913,6 +1914,7 @@ CREATE OR REPLACE FUNCTION gk_public.rollout_create(team_id uuid, name text, tar
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v gk_public.rollouts;
@@ -1957,6 +1959,7 @@ CREATE OR REPLACE FUNCTION gk_public.rollout_launch(rollout_id uuid)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v gk_public.rollouts;
@@ -2922,6 +2925,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_due(max_rows integer)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   widest interval := (select max(p.resign_window) from gk_public.director_repositories p);
@@ -2949,6 +2953,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_mark_dirty(robot_ids uuid[])
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   n bigint;
@@ -2991,6 +2996,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_mark_team_dirty(p_team_id uuid)
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   select gk_private.director_mark_dirty(array(select r.id from gk_public.robots r where r.team_id = p_team_id))
 $function$;
@@ -3000,6 +3006,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_prepare(robot_ids uuid[], lock_ro
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   perform gk_private.director_schedule(robot_ids);
@@ -3034,6 +3041,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_roots_due()
  LANGUAGE sql
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   select p.team_id from gk_public.director_repositories p where p.root_expires < now() + p.resign_window order by p.team_id
 $function$;
@@ -3043,6 +3051,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_schedule(robot_ids uuid[])
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
@@ -3082,6 +3091,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_store(robot_ids uuid[], generatio
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   with s as (
     select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
@@ -3111,6 +3121,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
  LANGUAGE sql
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
     from unnest(robot_ids) u (id)
@@ -4004,6 +4015,7 @@ CREATE OR REPLACE FUNCTION gk_private.retention_prune__rollout_events(cutoff tim
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   with doomed as (
     select e.id from gk_public.rollout_events e where e.received_at < cutoff order by e.received_at limit max_rows),
@@ -4118,6 +4130,7 @@ CREATE OR REPLACE FUNCTION gk_private.rollouts_process(max_rollouts integer)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   create temp table if not exists rollouts_processing (id uuid primary key, team_id uuid, max_failed int, timed_out int) on commit drop;
@@ -4185,6 +4198,7 @@ CREATE OR REPLACE FUNCTION gk_private.rollouts_record_event(p_robot_id uuid, p_e
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v_ecu gk_public.ecus;
@@ -4250,6 +4264,7 @@ CREATE OR REPLACE FUNCTION gk_private.rollouts_schedule_processing()
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   select gk_private.enqueue('rollouts__process', '{}'::jsonb, job_key := 'rollouts__process',
                             run_at := now() + interval '1 second', queue_name := 'rollouts__process',
@@ -4490,6 +4505,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_ecus__mark_director_dirty()
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   if tg_op = 'INSERT' then
@@ -4585,6 +4601,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_rollout_images__check_hardware()
  RETURNS trigger
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   if not exists (select 1 from gk_public.images i where i.id = new.image_id and new.hardware_id = any(i.hardware_ids)) then
@@ -4599,6 +4616,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_rollout_robots__mark_director_dirty()
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   if tg_op = 'INSERT' then
@@ -4621,6 +4639,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_rollouts__immutable_once_launched()
  RETURNS trigger
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v_rollout_id uuid := case when tg_op = 'DELETE' then old.rollout_id else new.rollout_id end;

@@ -60,28 +60,22 @@ create table gk_public.robot_directors (
   timestamp_version int not null default 0,
   -- The soonest expiry of the three documents (the resign sweep's key).
   expires timestamptz,
+  targets_document text,
+  snapshot_document text,
+  timestamp_document text,
   signed_at timestamptz,
   foreign key (team_id, robot_id) references gk_public.robots (team_id, id) on delete cascade,
   check (dirty = (dirty_since is not null)),
   check (signed_generation <= generation),
-  check ((signed_generation = 0) = (expires is null))
+  check ((signed_generation = 0) = (timestamp_document is null)),
+  check ((timestamp_document is null) = (expires is null))
 );
 -- The sweep: dirty robots, oldest first.
 create index robot_directors_dirty_idx on gk_public.robot_directors (dirty_since) where dirty;
 -- The resigner: clean robots by expiry.
 create index robot_directors_expires_idx on gk_public.robot_directors (expires) where not dirty;
 create index robot_directors_team_idx on gk_public.robot_directors (team_id);
-comment on table gk_public.robot_directors is 'Each robot''s director metadata state: dirty flag, generation, versions, expiry.';
-
--- The signed documents, apart from the state row: marking 50,000 robots dirty rewrites only the
--- narrow state rows, never the documents.
-create table gk_public.robot_director_documents (
-  robot_id uuid primary key references gk_public.robot_directors (robot_id) on delete cascade,
-  targets text not null,
-  snapshot text not null,
-  timestamp text not null
-);
-comment on table gk_public.robot_director_documents is 'Each robot''s current signed director documents (what it is served).';
+comment on table gk_public.robot_directors is 'Each robot''s director metadata (targets, snapshot, timestamp) with its dirty flag and generation.';
 
 -- Down Migration
 do $$
@@ -96,7 +90,6 @@ begin
   end loop;
 end $$;
 drop view if exists gk_public.director_status;
-drop table gk_public.robot_director_documents;
 drop table gk_public.robot_directors;
 drop table gk_public.director_roots;
 drop table gk_private.director_keys;

@@ -2,6 +2,8 @@
 -- director_mark_dirty (one statement however many robots); readers and the sweep call
 -- director_schedule, then director_targets, sign in src/rollouts/regenerate.ts and store with
 -- director_store, which writes only if nobody changed the robot since it was read.
+-- Every function here runs with jit off: their plans over unnest(robot_ids) are estimated
+-- high enough to trigger JIT compilation, which cost seconds per batch for milliseconds of work.
 -- Lock order (deadlock freedom): rollout_robots rows before robot_directors rows, each set in
 -- robot_id order — every writer here and in sql/800_rollouts.sql follows it.
 
@@ -11,6 +13,7 @@
 create or replace function gk_private.director_mark_dirty(robot_ids uuid[]) returns bigint
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
 declare
   n bigint;
@@ -54,6 +57,7 @@ comment on function gk_private.director_mark_dirty is 'Marks these robots'' dire
 create or replace function gk_private.director_schedule(robot_ids uuid[]) returns setof uuid
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
 begin
   -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
@@ -96,6 +100,7 @@ returns table (robot_id uuid, ecu_serial text, hardware_id text, rollout_id uuid
                length bigint, sha256 text, sha512 text)
 language sql stable security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
   select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
     from unnest(robot_ids) u (id)
@@ -122,6 +127,7 @@ returns table (robot_id uuid, team_id uuid, dirty boolean, fresh boolean, genera
                timestamp_s float8, ecus jsonb)
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
 begin
   perform gk_private.director_schedule(robot_ids);
@@ -162,6 +168,7 @@ create or replace function gk_private.director_store(
 ) returns setof uuid
 language sql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
   with s as (
     select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
@@ -193,6 +200,7 @@ create or replace function gk_private.director_due(max_rows int)
 returns table (robot_id uuid, team_id uuid)
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
 declare
   widest interval := (select max(p.resign_window) from gk_public.director_repositories p);
@@ -220,6 +228,7 @@ $$;
 create or replace function gk_private.director_roots_due() returns setof uuid
 language sql stable security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
   select p.team_id from gk_public.director_repositories p where p.root_expires < now() + p.resign_window order by p.team_id
 $$;
@@ -228,6 +237,7 @@ $$;
 create or replace function gk_private.director_mark_team_dirty(p_team_id uuid) returns bigint
 language sql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
   select gk_private.director_mark_dirty(array(select r.id from gk_public.robots r where r.team_id = p_team_id))
 $$;

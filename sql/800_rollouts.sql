@@ -12,6 +12,7 @@ as $$ select pg_advisory_xact_lock(hashtextextended('rollouts:' || p_team_id::te
 create or replace function gk_private.rollouts_schedule_processing() returns void
 language sql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
   select gk_private.enqueue('rollouts__process', '{}'::jsonb, job_key := 'rollouts__process',
                             run_at := now() + interval '1 second', queue_name := 'rollouts__process',
@@ -25,6 +26,7 @@ $$;
 create or replace function gk_private.tg_rollout_images__check_hardware() returns trigger
 language plpgsql volatile
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
 begin
   if not exists (select 1 from gk_public.images i where i.id = new.image_id and new.hardware_id = any(i.hardware_ids)) then
@@ -41,6 +43,7 @@ create trigger _100_check_hardware before insert or update on gk_public.rollout_
 create or replace function gk_private.tg_rollouts__immutable_once_launched() returns trigger
 language plpgsql volatile
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
 declare
   v_rollout_id uuid := case when tg_op = 'DELETE' then old.rollout_id else new.rollout_id end;
@@ -67,6 +70,7 @@ create trigger _100_immutable_once_launched before insert or update or delete on
 create or replace function gk_private.tg_rollout_robots__mark_director_dirty() returns trigger
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
 begin
   if tg_op = 'INSERT' then
@@ -98,6 +102,7 @@ create trigger _500_mark_director_dirty_update after update on gk_public.rollout
 create or replace function gk_private.tg_ecus__mark_director_dirty() returns trigger
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
 begin
   if tg_op = 'INSERT' then
@@ -144,6 +149,7 @@ create or replace function gk_public.rollout_create(
 ) returns gk_public.rollouts
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
 declare
   v gk_public.rollouts;
@@ -188,6 +194,7 @@ comment on function gk_public.rollout_create is 'Creates a prepared rollout of a
 create or replace function gk_public.rollout_launch(rollout_id uuid) returns gk_public.rollouts
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
 declare
   v gk_public.rollouts;
@@ -238,6 +245,7 @@ comment on function gk_public.rollout_launch is 'Launches a prepared rollout: it
 create or replace function gk_public.rollout_cancel(rollout_id uuid, reason text default null) returns gk_public.rollouts
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
 declare
   v gk_public.rollouts;
@@ -274,6 +282,7 @@ create or replace function gk_private.rollouts_record_event(
 ) returns text
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
 declare
   v_ecu gk_public.ecus;
@@ -344,6 +353,7 @@ create or replace function gk_private.rollouts_process(max_rollouts int)
 returns table (rollout_id uuid, team_id uuid, state text, result text, timed_out int)
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
 begin
   create temp table if not exists rollouts_processing (id uuid primary key, team_id uuid, max_failed int, timed_out int) on commit drop;
@@ -426,6 +436,7 @@ comment on view gk_public.rollout_summaries is 'Per rollout: its state and how m
 create or replace function gk_private.retention_prune__rollout_events(cutoff timestamptz, max_rows int) returns bigint
 language sql volatile security definer
 set search_path to pg_catalog, pg_temp
+set jit to off
 as $$
   with doomed as (
     select e.id from gk_public.rollout_events e where e.received_at < cutoff order by e.received_at limit max_rows),

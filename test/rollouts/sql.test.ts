@@ -3,6 +3,7 @@
 // idempotent ECU events, terminal states, cancel, and the processor that ends every rollout.
 import { describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
+import { runJobs } from "../helpers/jobs.ts";
 import {
   insertEcus,
   insertImages,
@@ -290,5 +291,23 @@ describe("rollouts: retention of ECU events", () => {
     expect(
       (await db.query("select count(*)::int as n from gk_public.rollout_events where robot_id = $1", [f.robots[0].id])).rows[0].n,
     ).toBe(1);
+  });
+});
+
+describe("rollouts: the processor reconciler", () => {
+  it("rollouts__process ends rollouts and reports them in a typed status", async () => {
+    const f = await fleet(1);
+    const [nobody] = await insertImages(db, { team: f.team, hardwareIds: ["hw-none"] });
+    const r = await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-none", image: nobody }], state: "launched" });
+    await db.query("select gk_public.activate_reconciler('rollouts__process')");
+    await runJobs(db);
+    const details = (await db.query("select details from gk_public.activations where task = 'rollouts__process' order by id desc limit 1"))
+      .rows[0].details;
+    expect(details).toMatchObject({
+      failed: 0,
+      errors: [],
+      ended: expect.arrayContaining([expect.objectContaining({ rollout_id: r.id, state: "completed" })]),
+    });
+    expect((await rollout(r.id)).state).toBe("completed");
   });
 });
