@@ -156,6 +156,11 @@ create table gk_public.certificates (
   next_attempt_at timestamp with time zone,
   fetch_requested_at timestamp with time zone,
   retry_requested_at timestamp with time zone,
+  claim_id uuid,
+  claim_expires_at timestamp with time zone,
+  issue_attempted_at timestamp with time zone,
+  not_before timestamp with time zone,
+  unresolved boolean default false not null,
   worker_id uuid,
   controller_id uuid,
   constraint certificates_pkey PRIMARY KEY (id),
@@ -165,6 +170,7 @@ create table gk_public.certificates (
   constraint certificates_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE SET NULL,
   constraint certificates_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE SET NULL,
   constraint certificates_attempts_check CHECK (attempts >= 0),
+  constraint certificates_claim_pair CHECK ((claim_id IS NULL) = (claim_expires_at IS NULL)),
   constraint certificates_controller_profile CHECK (controller_id IS NULL OR profile = 'controller'::text),
   constraint certificates_issued_has_ref CHECK ((status <> ALL (ARRAY['issued'::text, 'expired'::text])) OR ca_ref IS NOT NULL),
   constraint certificates_live_has_owner CHECK ((status <> ALL (ARRAY['issuing'::text, 'issued'::text])) OR num_nonnulls(robot_id, provisioning_credential_id, team_id, worker_id, controller_id) = 1),
@@ -178,6 +184,7 @@ create table gk_public.certificates (
   constraint certificates_revoked_at CHECK ((status = 'revoked'::text) = (revoked_at IS NOT NULL)),
   constraint certificates_serial_check CHECK (serial ~ '^[0-9a-f]+$'::text),
   constraint certificates_status_check CHECK (status = ANY (ARRAY['issuing'::text, 'issued'::text, 'revoking'::text, 'revoked'::text, 'expired'::text, 'failed'::text])),
+  constraint certificates_unresolved_revoking CHECK (NOT unresolved OR status = 'revoking'::text),
   constraint certificates_worker_profile CHECK (worker_id IS NULL OR profile = 'worker'::text)
 );
 CREATE INDEX certificates_controller_id_idx ON gk_public.certificates USING btree (controller_id);
@@ -186,6 +193,7 @@ CREATE INDEX certificates_peer_serial_idx ON gk_public.certificates USING btree 
 CREATE INDEX certificates_pending_due_idx ON gk_public.certificates USING btree (status, next_attempt_at) WHERE (status = ANY (ARRAY['issuing'::text, 'revoking'::text]));
 CREATE INDEX certificates_provisioning_credential_id_idx ON gk_public.certificates USING btree (provisioning_credential_id);
 CREATE INDEX certificates_robot_id_idx ON gk_public.certificates USING btree (robot_id);
+CREATE INDEX certificates_robot_serial_idx ON gk_public.certificates USING btree (serial) WHERE (profile = 'robot'::text);
 CREATE INDEX certificates_status_not_after_idx ON gk_public.certificates USING btree (status, not_after);
 CREATE INDEX certificates_team_id_idx ON gk_public.certificates USING btree (team_id);
 CREATE INDEX certificates_worker_id_idx ON gk_public.certificates USING btree (worker_id);
@@ -198,6 +206,9 @@ comment on table gk_public.certificates is '@behavior -insert -update -delete
 Certificates issued at the CA. A row outlives its owner until the CA has revoked it.';
 comment on column gk_public.certificates.owner_team_id is 'The team the certificate was issued for; kept after the team is deleted.';
 comment on column gk_public.certificates.ca_ref is 'The CA''s handle for the certificate (fetch it by this to learn the serial).';
+comment on column gk_public.certificates.claim_id is 'The task attempt that holds this certificate across a CA call (until claim_expires_at).';
+comment on column gk_public.certificates.issue_attempted_at is 'When an issuance request for this certificate was first sent to the CA (it may have been signed even if no answer came back).';
+comment on column gk_public.certificates.unresolved is 'The owner is gone, an issuance may have reached the CA and the CA cannot tell what it issued for this id: an operator must check the CA (docs/certificates.md).';
 grant select on gk_public.certificates to gk_admin;
 grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id, worker_id) on gk_public.certificates to gk_admin;
 grant update (downloaded_at, fetch_requested_at, retry_requested_at) on gk_public.certificates to gk_admin;
@@ -238,6 +249,46 @@ Groundskeeper''s own identity for mutual TLS with agents. Deleting it revokes it
 grant select on gk_public.controllers to gk_admin;
 grant select on gk_public.controllers to gk_viewer;
 
+create table gk_public.director_repositories (
+  team_id uuid not null,
+  root_version integer default 1 not null,
+  root_expires timestamp with time zone not null,
+  root_key_id text not null,
+  online_key_id text not null,
+  targets_lifetime interval default '1 day'::interval not null,
+  snapshot_lifetime interval default '1 day'::interval not null,
+  timestamp_lifetime interval default '1 day'::interval not null,
+  root_lifetime interval default '365 days'::interval not null,
+  resign_window interval default '03:00:00'::interval not null,
+  created_at timestamp with time zone default now() not null,
+  constraint director_repositories_pkey PRIMARY KEY (team_id),
+  constraint director_repositories_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint director_repositories_check CHECK (resign_window > '00:00:00'::interval AND resign_window < LEAST(targets_lifetime, snapshot_lifetime, timestamp_lifetime, root_lifetime)),
+  constraint director_repositories_online_key_id_check CHECK (online_key_id ~ '^[0-9a-f]{64}$'::text),
+  constraint director_repositories_root_key_id_check CHECK (root_key_id ~ '^[0-9a-f]{64}$'::text),
+  constraint director_repositories_root_version_check CHECK (root_version >= 1)
+);
+comment on table gk_public.director_repositories is '@behavior -insert -delete
+A team''s Uptane director: root version and expiry, key ids, lifetimes of each robot''s metadata.';
+grant select on gk_public.director_repositories to gk_admin;
+grant update (resign_window, root_lifetime, snapshot_lifetime, targets_lifetime, timestamp_lifetime) on gk_public.director_repositories to gk_admin;
+grant select on gk_public.director_repositories to gk_viewer;
+
+create table gk_public.director_roots (
+  team_id uuid not null,
+  version integer not null,
+  expires timestamp with time zone not null,
+  document text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint director_roots_pkey PRIMARY KEY (team_id, version),
+  constraint director_roots_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.director_repositories(team_id) ON DELETE CASCADE,
+  constraint director_roots_version_check CHECK (version >= 1)
+);
+comment on table gk_public.director_roots is '@behavior -insert -update -delete
+Every director root version of a team (robots fetch N.root.json).';
+grant select on gk_public.director_roots to gk_admin;
+grant select on gk_public.director_roots to gk_viewer;
+
 create table gk_public.ecu_telemetry (
   team_id uuid not null,
   robot_id uuid not null,
@@ -255,6 +306,38 @@ comment on table gk_public.ecu_telemetry is '@behavior -insert -update -delete
 ECU events from robots, partitioned by day; retention drops whole partitions.';
 grant select on gk_public.ecu_telemetry to gk_admin;
 grant select on gk_public.ecu_telemetry to gk_viewer;
+
+create table gk_public.ecus (
+  id uuid default gen_random_uuid() not null,
+  team_id uuid not null,
+  robot_id uuid not null,
+  serial text not null,
+  hardware_id text not null,
+  is_primary boolean default false not null,
+  installed_image_id uuid,
+  status text,
+  status_at timestamp with time zone,
+  created_at timestamp with time zone default now() not null,
+  constraint ecus_pkey PRIMARY KEY (id),
+  constraint ecus_robot_id_serial_key UNIQUE (robot_id, serial),
+  constraint ecus_team_id_id_key UNIQUE (team_id, id),
+  constraint ecus_team_id_installed_image_id_fkey FOREIGN KEY (team_id, installed_image_id) REFERENCES gk_public.images(team_id, id) ON DELETE SET NULL (installed_image_id),
+  constraint ecus_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
+  constraint ecus_hardware_id_check CHECK (hardware_id ~ '^[[:graph:]]{1,100}$'::text),
+  constraint ecus_serial_check CHECK (serial ~ '^[[:graph:]]{1,64}$'::text),
+  constraint ecus_status_check CHECK (gk_private.rollouts_valid_ecu_status(status))
+);
+CREATE INDEX ecus_installed_image_idx ON gk_public.ecus USING btree (installed_image_id) WHERE (installed_image_id IS NOT NULL);
+CREATE UNIQUE INDEX ecus_one_primary_idx ON gk_public.ecus USING btree (robot_id) WHERE is_primary;
+CREATE INDEX ecus_team_hardware_idx ON gk_public.ecus USING btree (team_id, hardware_id);
+CREATE TRIGGER _500_mark_director_dirty_delete AFTER DELETE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
+CREATE TRIGGER _500_mark_director_dirty_insert AFTER INSERT ON gk_public.ecus REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
+CREATE TRIGGER _500_mark_director_dirty_update AFTER UPDATE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
+comment on table gk_public.ecus is 'Electronic control units of a robot: serial, hardware id, the image it reports installed.';
+grant delete, select on gk_public.ecus to gk_admin;
+grant insert (hardware_id, installed_image_id, is_primary, robot_id, serial, team_id) on gk_public.ecus to gk_admin;
+grant update (hardware_id, installed_image_id, is_primary) on gk_public.ecus to gk_admin;
+grant select on gk_public.ecus to gk_viewer;
 
 create table gk_public.export_nodes (
   id uuid default gen_random_uuid() not null,
@@ -351,6 +434,7 @@ create table gk_public.images (
   constraint images_version_check CHECK (version ~ '^[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}$'::text)
 );
 CREATE INDEX images_hardware_ids_idx ON gk_public.images USING gin (hardware_ids);
+CREATE UNIQUE INDEX images_team_id_id_idx ON gk_public.images USING btree (team_id, id);
 comment on table gk_public.images is '@behavior -update
 A team''s software images (immutable: a new build is a new version), matched to ECUs by hardware id.';
 comment on column gk_public.images.id is '@behavior -insert';
@@ -379,6 +463,7 @@ create table gk_public.provisioning_credentials (
 );
 CREATE INDEX provisioning_credentials_live_expires_idx ON gk_public.provisioning_credentials USING btree (expires_at) WHERE (status = ANY (ARRAY['issuing'::text, 'issued'::text]));
 CREATE INDEX provisioning_credentials_team_id_idx ON gk_public.provisioning_credentials USING btree (team_id);
+CREATE TRIGGER _500_expire_certificates AFTER UPDATE ON gk_public.provisioning_credentials REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_provisioning_credentials__expire_certificates();
 CREATE TRIGGER _500_revoke_certificates AFTER UPDATE ON gk_public.provisioning_credentials REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_provisioning_credentials__revoke_certificates();
 comment on table gk_public.provisioning_credentials is '@behavior -insert -update -delete
 A pair of certificates (client_auth, provisioning) for enrolling robots. Revoking it revokes both at the CA.';
@@ -497,6 +582,69 @@ grant select on gk_public.retention_policies to gk_admin;
 grant update (max_per_activation, retention) on gk_public.retention_policies to gk_admin;
 grant select on gk_public.retention_policies to gk_viewer;
 
+create table gk_public.robot_directors (
+  robot_id uuid not null,
+  team_id uuid not null,
+  dirty boolean default true not null,
+  dirty_since timestamp with time zone default now(),
+  generation bigint default 1 not null,
+  signed_generation bigint default 0 not null,
+  root_version integer,
+  targets_version integer default 0 not null,
+  snapshot_version integer default 0 not null,
+  timestamp_version integer default 0 not null,
+  expires timestamp with time zone,
+  targets_document text,
+  snapshot_document text,
+  timestamp_document text,
+  signed_at timestamp with time zone,
+  constraint robot_directors_pkey PRIMARY KEY (robot_id),
+  constraint robot_directors_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
+  constraint robot_directors_check CHECK (dirty = (dirty_since IS NOT NULL)),
+  constraint robot_directors_check1 CHECK (signed_generation <= generation),
+  constraint robot_directors_check2 CHECK ((signed_generation = 0) = (timestamp_document IS NULL)),
+  constraint robot_directors_check3 CHECK ((timestamp_document IS NULL) = (expires IS NULL))
+);
+CREATE INDEX robot_directors_dirty_idx ON gk_public.robot_directors USING btree (dirty_since) WHERE dirty;
+CREATE INDEX robot_directors_expires_idx ON gk_public.robot_directors USING btree (expires) WHERE (NOT dirty);
+CREATE INDEX robot_directors_team_idx ON gk_public.robot_directors USING btree (team_id);
+comment on table gk_public.robot_directors is '@behavior -insert -update -delete
+Each robot''s director metadata (targets, snapshot, timestamp) with its dirty flag and generation.';
+grant select on gk_public.robot_directors to gk_admin;
+grant select on gk_public.robot_directors to gk_viewer;
+
+create table gk_public.robot_group_members (
+  team_id uuid not null,
+  group_id uuid not null,
+  robot_id uuid not null,
+  added_at timestamp with time zone default now() not null,
+  constraint robot_group_members_pkey PRIMARY KEY (group_id, robot_id),
+  constraint robot_group_members_team_id_group_id_fkey FOREIGN KEY (team_id, group_id) REFERENCES gk_public.robot_groups(team_id, id) ON DELETE CASCADE,
+  constraint robot_group_members_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE
+);
+CREATE INDEX robot_group_members_robot_idx ON gk_public.robot_group_members USING btree (robot_id);
+comment on table gk_public.robot_group_members is 'Membership of robots in groups (both of one team).';
+grant delete, select on gk_public.robot_group_members to gk_admin;
+grant insert (group_id, robot_id, team_id) on gk_public.robot_group_members to gk_admin;
+grant select on gk_public.robot_group_members to gk_viewer;
+
+create table gk_public.robot_groups (
+  id uuid default gen_random_uuid() not null,
+  team_id uuid not null,
+  name text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint robot_groups_pkey PRIMARY KEY (id),
+  constraint robot_groups_team_id_id_key UNIQUE (team_id, id),
+  constraint robot_groups_team_id_name_key UNIQUE (team_id, name),
+  constraint robot_groups_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint robot_groups_name_check CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$'::text)
+);
+comment on table gk_public.robot_groups is 'A named set of a team''s robots, a rollout target.';
+grant delete, select on gk_public.robot_groups to gk_admin;
+grant insert (name, team_id) on gk_public.robot_groups to gk_admin;
+grant update (name) on gk_public.robot_groups to gk_admin;
+grant select on gk_public.robot_groups to gk_viewer;
+
 create table gk_public.robot_manifests (
   id bigint generated always as identity not null,
   team_id uuid not null,
@@ -526,6 +674,7 @@ create table gk_public.robots (
   constraint robots_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
   constraint robots_name_check CHECK (length(name) >= 1 AND length(name) <= 200)
 );
+CREATE UNIQUE INDEX robots_team_id_id_idx ON gk_public.robots USING btree (team_id, id);
 CREATE INDEX robots_team_id_idx ON gk_public.robots USING btree (team_id);
 comment on table gk_public.robots is 'A device of a team''s fleet.';
 comment on column gk_public.robots.id is '@behavior -insert -update';
@@ -533,6 +682,144 @@ comment on column gk_public.robots.team_id is '@behavior -update';
 comment on column gk_public.robots.created_at is '@behavior -insert -update';
 grant delete, insert, select, update on gk_public.robots to gk_admin;
 grant select on gk_public.robots to gk_viewer;
+
+create table gk_public.rollout_events (
+  id bigint generated always as identity not null,
+  team_id uuid not null,
+  robot_id uuid not null,
+  event_id uuid not null,
+  ecu_id uuid not null,
+  rollout_id uuid,
+  type text not null,
+  description text,
+  received_at timestamp with time zone default now() not null,
+  constraint rollout_events_pkey PRIMARY KEY (id),
+  constraint rollout_events_robot_id_event_id_key UNIQUE (robot_id, event_id),
+  constraint rollout_events_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON DELETE CASCADE,
+  constraint rollout_events_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
+  constraint rollout_events_team_id_rollout_id_fkey FOREIGN KEY (team_id, rollout_id) REFERENCES gk_public.rollouts(team_id, id) ON DELETE SET NULL (rollout_id),
+  constraint rollout_events_description_check CHECK (length(description) <= 2000),
+  constraint rollout_events_type_check CHECK (gk_private.rollouts_valid_ecu_status(type))
+);
+CREATE INDEX rollout_events_ecu_idx ON gk_public.rollout_events USING btree (ecu_id);
+CREATE INDEX rollout_events_received_idx ON gk_public.rollout_events USING btree (received_at);
+CREATE INDEX rollout_events_rollout_idx ON gk_public.rollout_events USING btree (rollout_id) WHERE (rollout_id IS NOT NULL);
+comment on table gk_public.rollout_events is '@behavior -insert -update -delete
+ECU events reported by robots (idempotent by event id).';
+grant select on gk_public.rollout_events to gk_admin;
+grant select on gk_public.rollout_events to gk_viewer;
+
+create table gk_public.rollout_images (
+  team_id uuid not null,
+  rollout_id uuid not null,
+  hardware_id text not null,
+  image_id uuid not null,
+  constraint rollout_images_pkey PRIMARY KEY (rollout_id, hardware_id),
+  constraint rollout_images_team_id_image_id_fkey FOREIGN KEY (team_id, image_id) REFERENCES gk_public.images(team_id, id),
+  constraint rollout_images_team_id_rollout_id_fkey FOREIGN KEY (team_id, rollout_id) REFERENCES gk_public.rollouts(team_id, id) ON DELETE CASCADE,
+  constraint rollout_images_hardware_id_check CHECK (hardware_id ~ '^[[:graph:]]{1,100}$'::text)
+);
+CREATE INDEX rollout_images_image_idx ON gk_public.rollout_images USING btree (image_id);
+CREATE TRIGGER _100_check_hardware BEFORE INSERT OR UPDATE ON gk_public.rollout_images FOR EACH ROW EXECUTE FUNCTION gk_private.tg_rollout_images__check_hardware();
+CREATE TRIGGER _100_immutable_once_launched BEFORE INSERT OR DELETE OR UPDATE ON gk_public.rollout_images FOR EACH ROW EXECUTE FUNCTION gk_private.tg_rollouts__immutable_once_launched();
+comment on table gk_public.rollout_images is '@behavior -insert -update -delete
+Hardware id → image of a rollout.';
+grant select on gk_public.rollout_images to gk_admin;
+grant select on gk_public.rollout_images to gk_viewer;
+
+create table gk_public.rollout_robot_ecus (
+  team_id uuid not null,
+  rollout_id uuid not null,
+  robot_id uuid not null,
+  ecu_id uuid not null,
+  image_id uuid not null,
+  status text,
+  updated_at timestamp with time zone default now() not null,
+  constraint rollout_robot_ecus_pkey PRIMARY KEY (rollout_id, ecu_id),
+  constraint rollout_robot_ecus_rollout_id_robot_id_fkey FOREIGN KEY (rollout_id, robot_id) REFERENCES gk_public.rollout_robots(rollout_id, robot_id) ON DELETE CASCADE,
+  constraint rollout_robot_ecus_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON DELETE CASCADE,
+  constraint rollout_robot_ecus_status_check CHECK (gk_private.rollouts_valid_ecu_status(status))
+);
+CREATE INDEX rollout_robot_ecus_ecu_idx ON gk_public.rollout_robot_ecus USING btree (ecu_id);
+CREATE INDEX rollout_robot_ecus_robot_idx ON gk_public.rollout_robot_ecus USING btree (rollout_id, robot_id);
+comment on table gk_public.rollout_robot_ecus is '@behavior -insert -update -delete
+Per ECU of a scheduled robot: the image listed for it and its last reported status.';
+grant select on gk_public.rollout_robot_ecus to gk_admin;
+grant select on gk_public.rollout_robot_ecus to gk_viewer;
+
+create table gk_public.rollout_robots (
+  team_id uuid not null,
+  rollout_id uuid not null,
+  robot_id uuid not null,
+  state text default 'pending'::text not null,
+  result text,
+  created_at timestamp with time zone default now() not null,
+  updated_at timestamp with time zone default now() not null,
+  constraint rollout_robots_pkey PRIMARY KEY (rollout_id, robot_id),
+  constraint rollout_robots_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
+  constraint rollout_robots_team_id_rollout_id_fkey FOREIGN KEY (team_id, rollout_id) REFERENCES gk_public.rollouts(team_id, id) ON DELETE CASCADE,
+  constraint rollout_robots_check CHECK ((state = ANY (ARRAY['pending'::text, 'scheduled'::text, 'accepted'::text])) OR result IS NOT NULL),
+  constraint rollout_robots_result_check CHECK (length(result) <= 2000),
+  constraint rollout_robots_state_check CHECK (state = ANY (ARRAY['pending'::text, 'scheduled'::text, 'accepted'::text, 'completed'::text, 'failed'::text, 'skipped'::text, 'cancelled'::text]))
+);
+CREATE UNIQUE INDEX rollout_robots_one_active_idx ON gk_public.rollout_robots USING btree (robot_id) WHERE (state = ANY (ARRAY['pending'::text, 'scheduled'::text, 'accepted'::text]));
+CREATE INDEX rollout_robots_rollout_state_idx ON gk_public.rollout_robots USING btree (rollout_id, state);
+CREATE TRIGGER _500_mark_director_dirty_insert AFTER INSERT ON gk_public.rollout_robots REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_rollout_robots__mark_director_dirty();
+CREATE TRIGGER _500_mark_director_dirty_update AFTER UPDATE ON gk_public.rollout_robots REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_rollout_robots__mark_director_dirty();
+comment on table gk_public.rollout_robots is '@behavior -insert -update -delete
+Each robot of a launched rollout: pending → scheduled → accepted → completed / failed / skipped / cancelled, with a result.';
+grant select on gk_public.rollout_robots to gk_admin;
+grant select on gk_public.rollout_robots to gk_viewer;
+
+create table gk_public.rollout_selected_robots (
+  team_id uuid not null,
+  rollout_id uuid not null,
+  robot_id uuid not null,
+  constraint rollout_selected_robots_pkey PRIMARY KEY (rollout_id, robot_id),
+  constraint rollout_selected_robots_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
+  constraint rollout_selected_robots_team_id_rollout_id_fkey FOREIGN KEY (team_id, rollout_id) REFERENCES gk_public.rollouts(team_id, id) ON DELETE CASCADE
+);
+CREATE INDEX rollout_selected_robots_robot_idx ON gk_public.rollout_selected_robots USING btree (robot_id);
+CREATE TRIGGER _100_immutable_once_launched BEFORE INSERT OR DELETE OR UPDATE ON gk_public.rollout_selected_robots FOR EACH ROW EXECUTE FUNCTION gk_private.tg_rollouts__immutable_once_launched();
+comment on table gk_public.rollout_selected_robots is '@behavior -insert -update -delete
+The robots a selected_robots rollout targets.';
+grant select on gk_public.rollout_selected_robots to gk_admin;
+grant select on gk_public.rollout_selected_robots to gk_viewer;
+
+create table gk_public.rollouts (
+  id uuid default gen_random_uuid() not null,
+  team_id uuid not null,
+  name text not null,
+  target_type text not null,
+  group_id uuid,
+  state text default 'prepared'::text not null,
+  max_failed_robots integer,
+  robot_deadline interval default '14 days'::interval not null,
+  result text,
+  created_at timestamp with time zone default now() not null,
+  launched_at timestamp with time zone,
+  ended_at timestamp with time zone,
+  constraint rollouts_pkey PRIMARY KEY (id),
+  constraint rollouts_team_id_id_key UNIQUE (team_id, id),
+  constraint rollouts_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint rollouts_team_id_group_id_fkey FOREIGN KEY (team_id, group_id) REFERENCES gk_public.robot_groups(team_id, id) ON DELETE SET NULL (group_id),
+  constraint rollouts_check CHECK (target_type = 'group'::text OR group_id IS NULL),
+  constraint rollouts_check1 CHECK ((state = 'prepared'::text) = (launched_at IS NULL) OR state = 'cancelled'::text),
+  constraint rollouts_check2 CHECK ((state = ANY (ARRAY['completed'::text, 'cancelled'::text, 'failed'::text])) = (ended_at IS NOT NULL)),
+  constraint rollouts_max_failed_robots_check CHECK (max_failed_robots >= 0),
+  constraint rollouts_name_check CHECK (length(name) >= 1 AND length(name) <= 200),
+  constraint rollouts_result_check CHECK (length(result) <= 2000),
+  constraint rollouts_robot_deadline_check CHECK (robot_deadline >= '00:01:00'::interval AND robot_deadline <= '365 days'::interval),
+  constraint rollouts_state_check CHECK (state = ANY (ARRAY['prepared'::text, 'launched'::text, 'completed'::text, 'cancelled'::text, 'failed'::text])),
+  constraint rollouts_target_type_check CHECK (target_type = ANY (ARRAY['group'::text, 'hardware_id_match'::text, 'selected_robots'::text]))
+);
+CREATE INDEX rollouts_group_idx ON gk_public.rollouts USING btree (group_id) WHERE (group_id IS NOT NULL);
+CREATE INDEX rollouts_launched_idx ON gk_public.rollouts USING btree (launched_at) WHERE (state = 'launched'::text);
+CREATE INDEX rollouts_team_idx ON gk_public.rollouts USING btree (team_id, created_at DESC);
+comment on table gk_public.rollouts is '@behavior -insert -update -delete
+An update of a team''s robots: target (group, hardware id match, selected robots), images per hardware id, state prepared → launched → completed / cancelled / failed.';
+grant select on gk_public.rollouts to gk_admin;
+grant select on gk_public.rollouts to gk_viewer;
 
 create table gk_public.saga_events (
   id bigint generated always as identity not null,
@@ -642,16 +929,25 @@ create table gk_public.tuf_repositories (
   publish_delay interval default '00:00:01'::interval not null,
   last_sign_duration interval default '00:00:00'::interval not null,
   created_at timestamp with time zone default now() not null,
+  last_publish_error text,
+  publish_failing_since timestamp with time zone,
+  publish_failures integer default 0 not null,
+  last_published_at timestamp with time zone,
   constraint tuf_repositories_pkey PRIMARY KEY (team_id),
   constraint tuf_repositories_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
   constraint tuf_repositories_bit_length_check CHECK (bit_length >= 1 AND bit_length <= 14),
   constraint tuf_repositories_check CHECK (resign_window > '00:00:00'::interval AND resign_window < LEAST(targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime)),
+  constraint tuf_repositories_failing_check CHECK ((publish_failing_since IS NULL) = (last_publish_error IS NULL)),
+  constraint tuf_repositories_last_publish_error_check CHECK (length(last_publish_error) <= 2000),
+  constraint tuf_repositories_lifetimes_check CHECK (gk_private.tuf_lifetimes_problem(targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime, resign_window, publish_delay) IS NULL),
   constraint tuf_repositories_online_key_id_check CHECK (online_key_id ~ '^[0-9a-f]{64}$'::text),
   constraint tuf_repositories_online_public_key_check CHECK (online_public_key ~ '^[0-9a-f]{64}$'::text),
   constraint tuf_repositories_publish_delay_check CHECK (publish_delay >= '00:00:00'::interval),
+  constraint tuf_repositories_publish_failures_check CHECK (publish_failures >= 0),
   constraint tuf_repositories_root_threshold_check CHECK (root_threshold >= 1),
   constraint tuf_repositories_root_version_check CHECK (root_version >= 1)
 );
+CREATE TRIGGER _100_check_lifetimes BEFORE INSERT OR UPDATE OF targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime, resign_window, publish_delay ON gk_public.tuf_repositories FOR EACH ROW EXECUTE FUNCTION gk_private.tg_tuf_repositories__check_lifetimes();
 comment on table gk_public.tuf_repositories is 'The TUF repository of a team: hashed bins, online key (public half), lifetimes of the online roles.';
 grant select on gk_public.tuf_repositories to gk_admin;
 grant update (bins_lifetime, publish_delay, resign_window, snapshot_lifetime, targets_lifetime, timestamp_lifetime) on gk_public.tuf_repositories to gk_admin;
@@ -691,18 +987,22 @@ create table gk_public.tuf_targets (
   path_hash32 bigint generated always as (gk_private.tuf_path_hash32(path)) stored not null,
   created_at timestamp with time zone default now() not null,
   updated_at timestamp with time zone default now() not null,
+  fragment text generated always as (gk_private.tuf_target_fragment(path, length, hashes, custom)) stored not null,
   constraint tuf_targets_pkey PRIMARY KEY (team_id, path),
   constraint tuf_targets_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
-  constraint tuf_targets_custom_check CHECK (custom IS NULL OR jsonb_typeof(custom) = 'object'::text AND NOT jsonb_path_exists(custom, '$.**?(@.type() == "number" && @.floor() != @)'::jsonpath)),
-  constraint tuf_targets_hashes_check CHECK (gk_private.tuf_valid_hashes(hashes)),
+  constraint tuf_targets_custom_rules CHECK (custom IS NULL OR gk_private.tuf_custom_problem(custom) IS NULL),
+  constraint tuf_targets_hashes_rules CHECK (gk_private.tuf_hashes_problem(hashes) IS NULL),
   constraint tuf_targets_length_check CHECK (length >= 0),
-  constraint tuf_targets_path_check CHECK (length(path) >= 1 AND length(path) <= 1024 AND path !~ '^/'::text AND path !~ '[[:cntrl:]]'::text)
+  constraint tuf_targets_length_exact CHECK (length <= '9007199254740991'::bigint),
+  constraint tuf_targets_path_rules CHECK (gk_private.tuf_path_problem(path) IS NULL)
 );
 CREATE INDEX tuf_targets_bin_idx ON gk_public.tuf_targets USING btree (team_id, path_hash32);
+CREATE TRIGGER _100_check_target BEFORE INSERT OR UPDATE OF path, length, hashes, custom ON gk_public.tuf_targets FOR EACH ROW EXECUTE FUNCTION gk_private.tg_tuf_targets__check_target();
 CREATE TRIGGER _500_mark_bins_dirty_delete AFTER DELETE ON gk_public.tuf_targets REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty();
 CREATE TRIGGER _500_mark_bins_dirty_insert AFTER INSERT ON gk_public.tuf_targets REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty();
 CREATE TRIGGER _500_mark_bins_dirty_update AFTER UPDATE ON gk_public.tuf_targets REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty();
 comment on table gk_public.tuf_targets is 'Targets of a team''s TUF repository. Insert/update/delete freely: the affected bins are marked dirty and a publish is enqueued.';
+comment on column gk_public.tuf_targets.fragment is 'This target''s entry in its bin, as canonical JSON (what is signed); computed from path, length, hashes and custom.';
 grant delete, insert, select, update on gk_public.tuf_targets to gk_admin;
 grant select on gk_public.tuf_targets to gk_viewer;
 
@@ -730,7 +1030,7 @@ create table gk_public.volumes (
   constraint volumes_id_state_worker_key UNIQUE (id, state, worker_id),
   constraint volumes_worker_handle_key UNIQUE (worker_id, handle),
   constraint volumes_container_id_fkey FOREIGN KEY (container_id) REFERENCES gk_public.containers(id) ON DELETE SET NULL,
-  constraint volumes_parent_fkey FOREIGN KEY (parent_id, parent_state, worker_id) REFERENCES gk_public.volumes(id, state, worker_id) ON UPDATE RESTRICT,
+  constraint volumes_parent_fkey FOREIGN KEY (parent_id, parent_state, worker_id) REFERENCES gk_public.volumes(id, state, worker_id) ON UPDATE RESTRICT ON DELETE RESTRICT,
   constraint volumes_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE SET NULL,
   constraint volumes_worker_base_resource_type_id_fkey FOREIGN KEY (worker_base_resource_type_id) REFERENCES gk_public.worker_base_resource_types(id) ON DELETE SET NULL,
   constraint volumes_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE CASCADE,
@@ -760,7 +1060,7 @@ CREATE INDEX volumes_worker_task_cache_id_idx ON gk_public.volumes USING btree (
 CREATE TRIGGER _100_retry_due BEFORE UPDATE OF retry_requested_at ON gk_public.volumes FOR EACH ROW EXECUTE FUNCTION gk_private.tg_volumes__retry_due();
 CREATE TRIGGER _500_enqueue_create AFTER INSERT ON gk_public.volumes REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__enqueue_create();
 CREATE TRIGGER _510_activate_on_delete AFTER DELETE ON gk_public.volumes REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__activate_collector();
-CREATE TRIGGER _510_activate_on_update AFTER UPDATE ON gk_public.volumes REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__activate_collector();
+CREATE TRIGGER _510_activate_on_update AFTER UPDATE OF container_id, worker_resource_cache_id, worker_base_resource_type_id, worker_task_cache_id ON gk_public.volumes FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__activate_collector();
 comment on table gk_public.volumes is '@behavior -insert -update -delete
 Volumes on workers. A volume without owners and children is destroyed on its agent, then its row goes.';
 grant select on gk_public.volumes to gk_admin;
@@ -864,7 +1164,8 @@ create view gk_public.bin as
     now() - b.enqueued_at AS age,
     b.attempts,
     b.last_error,
-    b.next_attempt_at
+    b.next_attempt_at,
+    COALESCE(b.next_attempt_at < now(), false) AS overdue
    FROM gk_private.bin__blob_prefix b
 UNION ALL
  SELECT 'certificate'::text AS kind,
@@ -874,7 +1175,8 @@ UNION ALL
     now() - b.enqueued_at AS age,
     b.attempts,
     b.last_error,
-    b.next_attempt_at
+    b.next_attempt_at,
+    COALESCE(b.next_attempt_at < now(), false) AS overdue
    FROM gk_private.bin__certificate b
 UNION ALL
  SELECT 'export'::text AS kind,
@@ -884,7 +1186,8 @@ UNION ALL
     now() - b.enqueued_at AS age,
     b.attempts,
     b.last_error,
-    b.next_attempt_at
+    b.next_attempt_at,
+    COALESCE(b.next_attempt_at < now(), false) AS overdue
    FROM gk_private.bin__export b
 UNION ALL
  SELECT 'volume'::text AS kind,
@@ -894,10 +1197,11 @@ UNION ALL
     now() - b.enqueued_at AS age,
     b.attempts,
     b.last_error,
-    b.next_attempt_at
+    b.next_attempt_at,
+    COALESCE(b.next_attempt_at < now(), false) AS overdue
    FROM gk_private.bin__volume b;
 comment on view gk_public.bin is '@primaryKey kind,ref
-Every pending deletion (certificate revocations, blob prefixes...) with its age and last error. Its length goes to zero.';
+Every pending deletion (certificate revocations, blob prefixes...) with its age and last error. Its length goes to zero. Overdue: past its lease or next attempt, so no live task holds it and nobody recorded why (a dead worker, a CA or store that took the worker down with it).';
 grant select on gk_public.bin to gk_admin;
 grant select on gk_public.bin to gk_viewer;
 
@@ -906,12 +1210,36 @@ create view gk_public.bin_summary as
     count(*)::integer AS length,
     min(enqueued_at) AS oldest_enqueued_at,
     EXTRACT(epoch FROM now() - min(enqueued_at))::double precision AS oldest_age_seconds,
-    count(*) FILTER (WHERE last_error IS NOT NULL)::integer AS failing
+    count(*) FILTER (WHERE last_error IS NOT NULL)::integer AS failing,
+    count(*) FILTER (WHERE overdue)::integer AS overdue
    FROM gk_public.bin
   GROUP BY kind;
-comment on view gk_public.bin_summary is 'Per kind: how many deletions are pending, the oldest one''s age, and how many are failing.';
+comment on view gk_public.bin_summary is 'Per kind: how many deletions are pending, the oldest one''s age, how many are failing and how many are overdue (past their lease with no live task).';
 grant select on gk_public.bin_summary to gk_admin;
 grant select on gk_public.bin_summary to gk_viewer;
+
+create view gk_public.director_status as
+ SELECT p.team_id,
+    t.name AS team_name,
+    p.root_version,
+    p.root_expires,
+    ( SELECT count(*) AS count
+           FROM gk_public.robot_directors d
+          WHERE d.team_id = p.team_id) AS robots,
+    ( SELECT count(*) AS count
+           FROM gk_public.robot_directors d
+          WHERE d.team_id = p.team_id AND d.dirty) AS dirty_robots,
+    ( SELECT min(d.dirty_since) AS min
+           FROM gk_public.robot_directors d
+          WHERE d.team_id = p.team_id AND d.dirty) AS oldest_dirty_since,
+    ( SELECT min(d.expires) AS min
+           FROM gk_public.robot_directors d
+          WHERE d.team_id = p.team_id AND NOT d.dirty) AS next_expiry
+   FROM gk_public.director_repositories p
+     JOIN gk_public.teams t ON t.id = p.team_id;
+comment on view gk_public.director_status is 'Per team: director root, robots with director metadata, how many are dirty and since when.';
+grant select on gk_public.director_status to gk_admin;
+grant select on gk_public.director_status to gk_viewer;
 
 create view gk_public.export_counts as
  SELECT state,
@@ -940,6 +1268,29 @@ create view gk_public.export_node_load as
 comment on view gk_public.export_node_load is 'Export nodes with their live export count and heartbeat freshness.';
 grant select on gk_public.export_node_load to gk_admin;
 grant select on gk_public.export_node_load to gk_viewer;
+
+create view gk_public.rollout_summaries as
+ SELECT r.id AS rollout_id,
+    r.team_id,
+    r.name,
+    r.state,
+    r.launched_at,
+    r.ended_at,
+    r.result,
+    count(rr.robot_id) AS robots,
+    count(rr.robot_id) FILTER (WHERE rr.state = 'pending'::text) AS pending,
+    count(rr.robot_id) FILTER (WHERE rr.state = 'scheduled'::text) AS scheduled,
+    count(rr.robot_id) FILTER (WHERE rr.state = 'accepted'::text) AS accepted,
+    count(rr.robot_id) FILTER (WHERE rr.state = 'completed'::text) AS completed,
+    count(rr.robot_id) FILTER (WHERE rr.state = 'failed'::text) AS failed,
+    count(rr.robot_id) FILTER (WHERE rr.state = 'skipped'::text) AS skipped,
+    count(rr.robot_id) FILTER (WHERE rr.state = 'cancelled'::text) AS cancelled
+   FROM gk_public.rollouts r
+     LEFT JOIN gk_public.rollout_robots rr ON rr.rollout_id = r.id
+  GROUP BY r.id;
+comment on view gk_public.rollout_summaries is 'Per rollout: its state and how many robots are in each state.';
+grant select on gk_public.rollout_summaries to gk_admin;
+grant select on gk_public.rollout_summaries to gk_viewer;
 
 create view gk_public.saga_summary as
  SELECT name,
@@ -977,14 +1328,18 @@ create view gk_public.tuf_repository_status as
     c.uploaded_at AS last_uploaded_at,
     ( SELECT count(*) AS count
            FROM gk_public.tuf_metadata m
-          WHERE m.team_id = p.team_id AND m.uploaded_at IS NULL) AS pending_uploads
+          WHERE m.team_id = p.team_id AND m.uploaded_at IS NULL) AS pending_uploads,
+    p.last_publish_error,
+    p.publish_failing_since,
+    p.publish_failures,
+    p.last_published_at
    FROM gk_public.tuf_repositories p
      JOIN gk_public.teams t ON t.id = p.team_id
      LEFT JOIN gk_public.tuf_roles tg ON tg.team_id = p.team_id AND tg.role = 'targets'::text
      LEFT JOIN gk_public.tuf_roles sn ON sn.team_id = p.team_id AND sn.role = 'snapshot'::text
      LEFT JOIN gk_public.tuf_roles ts ON ts.team_id = p.team_id AND ts.role = 'timestamp'::text
      LEFT JOIN gk_private.tuf_upload_cursors c ON c.team_id = p.team_id;
-comment on view gk_public.tuf_repository_status is 'Per team: dirty roles, current and published versions, expiries, uploads pending.';
+comment on view gk_public.tuf_repository_status is 'Per team: dirty roles, current and published versions, expiries, uploads pending, and a failing publish (error, since when, how many attempts).';
 grant select on gk_public.tuf_repository_status to gk_admin;
 grant select on gk_public.tuf_repository_status to gk_viewer;
 
@@ -1355,6 +1710,41 @@ $function$;
 comment on function gk_public.request_export(gk_public.export_resource_type,uuid) is 'Requests the export of a resource now (the coordinator also does this for every resource on its own). Refused when the resource already has one.';
 grant execute on function gk_public.request_export(gk_public.export_resource_type,uuid) to gk_admin;
 
+CREATE OR REPLACE FUNCTION gk_public.resolve_certificate(id uuid, serial text DEFAULT NULL::text)
+ RETURNS gk_public.certificates
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v gk_public.certificates;
+begin
+  if serial is not null and serial !~ '^[0-9a-f]+$' then
+    raise exception 'serial must be lower-case hexadecimal (got %)', serial using errcode = '22023';
+  end if;
+  select * into v from gk_public.certificates c where c.id = resolve_certificate.id for update;
+  if not found then
+    raise exception 'certificate % not found', id using errcode = 'P0002';
+  end if;
+  if not v.unresolved then
+    raise exception 'certificate % is not unresolved', id using errcode = '55000';
+  end if;
+  if serial is null then
+    update gk_public.certificates c
+       set status = 'revoked', revoked_at = now(), never_issued = true, unresolved = false, last_error = null
+     where c.id = v.id returning * into v;
+  else
+    update gk_public.certificates c
+       set serial = resolve_certificate.serial, unresolved = false, last_error = null, next_attempt_at = now(),
+           retry_requested_at = clock_timestamp()
+     where c.id = v.id returning * into v;
+  end if;
+  return v;
+end;
+$function$;
+comment on function gk_public.resolve_certificate(uuid,text) is 'For an unresolved certificate (its CA cannot be asked what it issued): the serial the CA issued under this certificate''s id, to be revoked, or null when it issued nothing.';
+grant execute on function gk_public.resolve_certificate(uuid,text) to gk_admin;
+
 CREATE OR REPLACE FUNCTION gk_public.retire_worker(name text)
  RETURNS gk_public.workers
  LANGUAGE plpgsql
@@ -1467,6 +1857,133 @@ comment on function gk_public.revoke_provisioning_credential(uuid) is 'Revokes a
 grant execute on function gk_public.revoke_provisioning_credential(uuid) to gk_admin;
 grant execute on function gk_public.revoke_provisioning_credential(uuid) to gk_viewer;
 grant execute on function gk_public.revoke_provisioning_credential(uuid) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.rollout_cancel(rollout_id uuid, reason text DEFAULT NULL::text)
+ RETURNS gk_public.rollouts
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v gk_public.rollouts;
+  v_reason text := coalesce(nullif(left(reason, 500), ''), 'cancelled by an operator');
+begin
+  select * into v from gk_public.rollouts r where r.id = rollout_cancel.rollout_id for no key update;
+  if not found then
+    raise exception 'rollout % not found', rollout_id using errcode = 'P0002';
+  end if;
+  if v.state not in ('prepared', 'launched') then
+    raise exception 'rollout % has already ended (%)', rollout_id, v.state using errcode = '55000';
+  end if;
+  perform gk_private.rollouts_team_lock(v.team_id);
+  perform 1 from gk_public.rollout_robots rr
+   where rr.rollout_id = v.id and rr.state in ('pending', 'scheduled', 'accepted')
+   order by rr.robot_id for update;
+  update gk_public.rollout_robots rr
+     set state = 'cancelled', result = 'rollout cancelled: ' || v_reason, updated_at = now()
+   where rr.rollout_id = v.id and rr.state in ('pending', 'scheduled', 'accepted');
+  update gk_public.rollouts r set state = 'cancelled', ended_at = now(), result = 'cancelled: ' || v_reason
+   where r.id = v.id returning * into v;
+  return v;
+end;
+$function$;
+comment on function gk_public.rollout_cancel(uuid,text) is 'Cancels a prepared or launched rollout: robots that have not finished are cancelled and their director targets withdrawn.';
+grant execute on function gk_public.rollout_cancel(uuid,text) to gk_admin;
+
+CREATE OR REPLACE FUNCTION gk_public.rollout_create(team_id uuid, name text, target_type text, images jsonb, group_id uuid DEFAULT NULL::uuid, robot_ids uuid[] DEFAULT NULL::uuid[], max_failed_robots integer DEFAULT NULL::integer, robot_deadline interval DEFAULT NULL::interval)
+ RETURNS gk_public.rollouts
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v gk_public.rollouts;
+begin
+  if images is null or jsonb_typeof(images) <> 'array' or jsonb_array_length(images) not between 1 and 64 then
+    raise exception 'images must be a JSON array of 1 to 64 {hardwareId, imageId}' using errcode = '22023';
+  end if;
+  if exists (select 1 from jsonb_array_elements(images) x
+              where jsonb_typeof(x) <> 'object' or jsonb_typeof(x -> 'hardwareId') <> 'string'
+                 or jsonb_typeof(x -> 'imageId') <> 'string'
+                 or (x ->> 'imageId') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$') then
+    raise exception 'each image must be {"hardwareId": text, "imageId": uuid}' using errcode = '22023';
+  end if;
+  if (target_type = 'selected_robots') <> (robot_ids is not null) then
+    raise exception 'robot_ids are given exactly for a selected_robots rollout' using errcode = '22023';
+  end if;
+  if robot_ids is not null and cardinality(robot_ids) not between 1 and 100000 then
+    raise exception 'robot_ids must list 1 to 100,000 robots' using errcode = '22023';
+  end if;
+  if (target_type = 'group') <> (group_id is not null) then
+    raise exception 'group_id is given exactly for a group rollout' using errcode = '22023';
+  end if;
+
+  insert into gk_public.rollouts (team_id, name, target_type, group_id, max_failed_robots, robot_deadline)
+  values (rollout_create.team_id, rollout_create.name, rollout_create.target_type, rollout_create.group_id,
+          rollout_create.max_failed_robots, coalesce(rollout_create.robot_deadline, interval '14 days'))
+  returning * into v;
+  insert into gk_public.rollout_images (team_id, rollout_id, hardware_id, image_id)
+  select v.team_id, v.id, x ->> 'hardwareId', (x ->> 'imageId')::uuid from jsonb_array_elements(images) x;
+  if robot_ids is not null then
+    insert into gk_public.rollout_selected_robots (team_id, rollout_id, robot_id)
+    select distinct v.team_id, v.id, r from unnest(robot_ids) r;
+  end if;
+  return v;
+end;
+$function$;
+comment on function gk_public.rollout_create(uuid,text,text,jsonb,uuid,uuid[],integer,interval) is 'Creates a prepared rollout of a team: target (group, hardware_id_match, selected_robots), images [{hardwareId, imageId}], failure threshold.';
+grant execute on function gk_public.rollout_create(uuid,text,text,jsonb,uuid,uuid[],integer,interval) to gk_admin;
+
+CREATE OR REPLACE FUNCTION gk_public.rollout_launch(rollout_id uuid)
+ RETURNS gk_public.rollouts
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v gk_public.rollouts;
+begin
+  select * into v from gk_public.rollouts r where r.id = rollout_launch.rollout_id for no key update;
+  if not found then
+    raise exception 'rollout % not found', rollout_id using errcode = 'P0002';
+  end if;
+  if v.state <> 'prepared' then
+    raise exception 'rollout % is %, only a prepared rollout can be launched', rollout_id, v.state using errcode = '55000';
+  end if;
+  if v.target_type = 'group' and v.group_id is null then
+    raise exception 'the group of rollout % was deleted', rollout_id using errcode = '55000';
+  end if;
+  perform gk_private.rollouts_team_lock(v.team_id);
+
+  create temp table if not exists rollout_launch_targets (robot_id uuid primary key) on commit drop;
+  truncate rollout_launch_targets;
+  insert into rollout_launch_targets
+  select m.robot_id from gk_public.robot_group_members m
+   where v.target_type = 'group' and m.group_id = v.group_id and m.team_id = v.team_id
+  union
+  select e.robot_id from gk_public.ecus e
+    join gk_public.rollout_images ri on ri.rollout_id = v.id and ri.team_id = v.team_id and ri.hardware_id = e.hardware_id
+   where v.target_type = 'hardware_id_match' and e.team_id = v.team_id
+  union
+  select s.robot_id from gk_public.rollout_selected_robots s
+   where v.target_type = 'selected_robots' and s.rollout_id = v.id and s.team_id = v.team_id;
+
+  update gk_public.rollout_robots rr
+     set state = 'skipped', result = format('superseded by rollout %s (%s)', v.name, v.id), updated_at = now()
+    from rollout_launch_targets t
+   where rr.robot_id = t.robot_id and rr.state in ('pending', 'scheduled', 'accepted') and rr.team_id = v.team_id;
+
+  insert into gk_public.rollout_robots (team_id, rollout_id, robot_id)
+  select v.team_id, v.id, t.robot_id from rollout_launch_targets t order by t.robot_id;
+
+  update gk_public.rollouts r set state = 'launched', launched_at = now() where r.id = v.id returning * into v;
+  -- A rollout that reached no robot ends at the processor's next pass.
+  perform gk_private.rollouts_schedule_processing();
+  return v;
+end;
+$function$;
+comment on function gk_public.rollout_launch(uuid) is 'Launches a prepared rollout: its robots get pending rows and their director metadata is marked dirty (one statement).';
+grant execute on function gk_public.rollout_launch(uuid) to gk_admin;
 
 CREATE OR REPLACE FUNCTION gk_public.sagas_in_progress(name text DEFAULT NULL::text)
  RETURNS SETOF gk_public.sagas
@@ -1603,6 +2120,19 @@ create table gk_private.controller_keys (
 );
 comment on table gk_private.controller_keys is 'Private keys of the controller''s certificates, sealed under the master key.';
 
+create table gk_private.director_keys (
+  team_id uuid not null,
+  key_id text not null,
+  role text not null,
+  sealed_private_key text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint director_keys_pkey PRIMARY KEY (team_id, key_id),
+  constraint director_keys_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.director_repositories(team_id) ON DELETE CASCADE,
+  constraint director_keys_key_id_check CHECK (key_id ~ '^[0-9a-f]{64}$'::text),
+  constraint director_keys_role_check CHECK (role = ANY (ARRAY['root'::text, 'online'::text])),
+  constraint director_keys_sealed_private_key_check CHECK (sealed_private_key ~~ 'v1:%'::text)
+);
+
 create table gk_private.ecu_telemetry_default partition of gk_public.ecu_telemetry default;
 CREATE INDEX ecu_telemetry_default_robot_id_recorded_at_idx ON gk_private.ecu_telemetry_default USING btree (robot_id, recorded_at);
 CREATE INDEX ecu_telemetry_default_team_id_idx ON gk_private.ecu_telemetry_default USING btree (team_id);
@@ -1640,6 +2170,7 @@ create table gk_private.local_ca_certificates (
   revoked_at timestamp with time zone,
   reason text,
   failure text,
+  request_key text,
   constraint local_ca_certificates_pkey PRIMARY KEY (id),
   constraint local_ca_certificates_authority_serial_key UNIQUE (authority, serial),
   constraint local_ca_certificates_authority_fkey FOREIGN KEY (authority) REFERENCES gk_private.local_ca_authorities(name) ON DELETE RESTRICT,
@@ -1648,12 +2179,40 @@ create table gk_private.local_ca_certificates (
   constraint local_ca_certificates_check2 CHECK ((status = 'revoked'::text) = (revoked_at IS NOT NULL) AND (revoked_at IS NULL) = (reason IS NULL)),
   constraint local_ca_certificates_check3 CHECK ((status = 'failed'::text) = (failure IS NOT NULL)),
   constraint local_ca_certificates_reason_check CHECK (reason = ANY (ARRAY['unspecified'::text, 'keyCompromise'::text, 'superseded'::text, 'cessationOfOperation'::text])),
+  constraint local_ca_certificates_request_key_check CHECK (length(request_key) <= 200),
   constraint local_ca_certificates_serial_check CHECK (serial ~ '^[1-9a-f][0-9a-f]*$'::text),
   constraint local_ca_certificates_status_check CHECK (status = ANY (ARRAY['pending'::text, 'issued'::text, 'revoked'::text, 'failed'::text]))
 );
 CREATE INDEX local_ca_certificates_not_after_idx ON gk_private.local_ca_certificates USING btree (not_after) WHERE (status <> 'pending'::text);
+CREATE INDEX local_ca_certificates_request_key_idx ON gk_private.local_ca_certificates USING btree (authority, request_key) WHERE (request_key IS NOT NULL);
 CREATE INDEX local_ca_certificates_revoked_idx ON gk_private.local_ca_certificates USING btree (authority, not_after) WHERE (status = 'revoked'::text);
 comment on table gk_private.local_ca_certificates is 'Certificates issued (or pending issuance, deferred mode) by the local CA.';
+
+create table gk_private.master_key (
+  singleton boolean default true not null,
+  fingerprint text not null,
+  recorded_at timestamp with time zone default now() not null,
+  constraint master_key_pkey PRIMARY KEY (singleton),
+  constraint master_key_fingerprint_check CHECK (fingerprint ~ '^[0-9a-f]{64}$'::text),
+  constraint master_key_singleton_check CHECK (singleton)
+);
+comment on table gk_private.master_key is 'One row: the fingerprint of the master key secrets are sealed under.';
+
+create table gk_private.queue_workers (
+  id text not null,
+  hostname text not null,
+  pid integer not null,
+  started_at timestamp with time zone default now() not null,
+  heartbeat_at timestamp with time zone default now() not null,
+  expires_at timestamp with time zone not null,
+  constraint queue_workers_pkey PRIMARY KEY (id),
+  constraint queue_workers_check CHECK (expires_at > heartbeat_at),
+  constraint queue_workers_hostname_check CHECK (length(hostname) >= 1 AND length(hostname) <= 255),
+  constraint queue_workers_id_check CHECK (length(id) >= 1 AND length(id) <= 200),
+  constraint queue_workers_pid_check CHECK (pid > 0)
+);
+CREATE INDEX queue_workers_expires_idx ON gk_private.queue_workers USING btree (expires_at);
+comment on table gk_private.queue_workers is 'Live job-runner pools (graphile_worker.jobs.locked_by) and when each stops being trusted without a heartbeat.';
 
 create table gk_private.stored_logic (
   file text not null,
@@ -1666,8 +2225,12 @@ create table gk_private.tuf_online_keys (
   team_id uuid not null,
   key_id text not null,
   sealed_private_key text not null,
+  previous_key_id text,
+  previous_sealed_private_key text,
   constraint tuf_online_keys_pkey PRIMARY KEY (team_id),
   constraint tuf_online_keys_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
+  constraint tuf_online_keys_previous_check CHECK ((previous_key_id IS NULL) = (previous_sealed_private_key IS NULL)),
+  constraint tuf_online_keys_previous_sealed_private_key_check CHECK (previous_sealed_private_key ~~ 'v1:%'::text),
   constraint tuf_online_keys_sealed_private_key_check CHECK (sealed_private_key ~~ 'v1:%'::text)
 );
 
@@ -1971,6 +2534,7 @@ begin
     select c.id, c.status from gk_public.certificates c
      where ((c.status = 'revoking' and not v_revoke_busy) or (c.status = 'issuing' and not v_issue_busy))
        and c.next_attempt_at <= now()
+       and (c.claim_expires_at is null or c.claim_expires_at <= now())
      order by c.next_attempt_at
      limit max_items
        for update skip locked),
@@ -2057,7 +2621,8 @@ begin
   exception when invalid_text_representation then
     raise exception 'bin item ref % is not a certificate id', ref using errcode = '22023';
   end;
-  update gk_public.certificates c set retry_requested_at = clock_timestamp()
+  -- An unresolved one is asked about again (e.g. once its CA can answer lookups).
+  update gk_public.certificates c set retry_requested_at = clock_timestamp(), unresolved = false, next_attempt_at = now()
    where c.id = v_id and c.status = 'revoking';
   return found;
 end;
@@ -2108,67 +2673,146 @@ begin
 end;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.certificate_fetched(id uuid, pem text, serial text, not_after timestamp with time zone)
- RETURNS boolean
- LANGUAGE sql
-AS $function$
-  with cert as (
-    update gk_public.certificates c
-       set pem = coalesce(c.pem, certificate_fetched.pem),
-           serial = coalesce(c.serial, certificate_fetched.serial),
-           not_after = least(c.not_after, certificate_fetched.not_after)
-     where c.id = certificate_fetched.id
-    returning c.provisioning_credential_id, c.not_after),
-  -- A credential expires when either certificate does: keep its expires_at the earliest.
-  cred as (
-    update gk_public.provisioning_credentials p set expires_at = cert.not_after
-      from cert where p.id = cert.provisioning_credential_id and p.expires_at > cert.not_after
-    returning 1)
-  select true from cert;
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, error text, permanent boolean)
- RETURNS void
- LANGUAGE sql
-AS $function$
-  update gk_public.certificates c
-     set attempts = c.attempts + 1,
-         last_error = left(error, 2000),
-         status = case when permanent then 'failed' else c.status end,
-         next_attempt_at = case when permanent then null
-                                else now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease() end
-   where c.id = certificate_issue_failed.id and c.status = 'issuing';
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.certificate_issued(id uuid, ca_ref text, serial text, pem text DEFAULT NULL::text)
- RETURNS boolean
- LANGUAGE sql
-AS $function$
-  update gk_public.certificates c
-     set status = 'issued', ca_ref = certificate_issued.ca_ref, serial = certificate_issued.serial,
-         pem = certificate_issued.pem, issued_at = now(), last_error = null
-   where c.id = certificate_issued.id and c.status = 'issuing'
-  returning true;
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.certificate_issued_with_key(id uuid, ca_ref text, serial text, pem text, sealed_key text)
- RETURNS boolean
+CREATE OR REPLACE FUNCTION gk_private.certificate_claim_issue(id uuid, claim uuid, ca_timeout interval, keeps_keys boolean)
+ RETURNS TABLE(outcome text, owner_id text, profile text, public_key_pem text, csr_pem text, not_after timestamp with time zone, attempts integer, attempted_before boolean)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 declare
-  v_team uuid;
+  c gk_public.certificates;
 begin
-  if not coalesce(gk_private.certificate_issued(id, ca_ref, serial, pem), false) then
+  -- A short row lock inside this one statement's transaction; nothing waits on the CA under it.
+  select * into c from gk_public.certificates x where x.id = certificate_claim_issue.id for update;
+  if not found or c.status <> 'issuing' then
+    return query select 'gone'::text, null::text, null::text, null::text, null::text, null::timestamptz, 0, false;
+    return;
+  end if;
+  if c.claim_expires_at > now() then
+    return query select 'busy'::text, null::text, null::text, null::text, null::text, null::timestamptz, 0, false;
+    return;
+  end if;
+  if c.public_key_pem is null and c.csr_pem is null and not keeps_keys then
+    -- The CA would make a key pair this worker could not keep: nothing is sent to the CA.
+    return query select 'no_secrets'::text, null::text, null::text, null::text, null::text, null::timestamptz, c.attempts, false;
+    return;
+  end if;
+  update gk_public.certificates x
+     set claim_id = certificate_claim_issue.claim,
+         claim_expires_at = gk_private.certificate_claim_until(ca_timeout),
+         issue_attempted_at = coalesce(x.issue_attempted_at, now()),
+         next_attempt_at = greatest(x.next_attempt_at, gk_private.certificate_claim_until(ca_timeout))
+   where x.id = c.id;
+  return query select 'claimed'::text,
+    coalesce(c.robot_id, c.provisioning_credential_id, c.team_id, c.worker_id, c.controller_id, c.owner_team_id)::text,
+    c.profile, c.public_key_pem, c.csr_pem, c.not_after, c.attempts, c.issue_attempted_at is not null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_claim_until(ca_timeout interval)
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select now() + gk_private.bin_lease() + coalesce(ca_timeout, interval '0');
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_fetched(id uuid, pem text, serial text, not_after timestamp with time zone, not_before timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+begin
+  update gk_public.certificates c
+     set pem = coalesce(c.pem, certificate_fetched.pem),
+         serial = coalesce(c.serial, certificate_fetched.serial),
+         not_after = coalesce(certificate_fetched.not_after, c.not_after),
+         not_before = coalesce(certificate_fetched.not_before, c.not_before)
+   where c.id = certificate_fetched.id;
+  if not found then
     return false;
   end if;
-  if sealed_key is not null then
-    select c.owner_team_id into v_team from gk_public.certificates c where c.id = certificate_issued_with_key.id;
-    insert into gk_private.certificate_private_keys (certificate_id, owner_team_id, sealed_key)
-    values (certificate_issued_with_key.id, v_team, certificate_issued_with_key.sealed_key);
-  end if;
+  perform gk_private.provisioning_credentials_expire_with(array[id]);
   return true;
 end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, claim uuid, error text, permanent boolean, release boolean)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_status text;
+begin
+  update gk_public.certificates c
+     set attempts = case when c.status = 'issuing' then c.attempts + 1 else c.attempts end,
+         last_error = case when c.status = 'issuing' then left(error, 2000) else c.last_error end,
+         status = case when permanent and c.status = 'issuing' then 'failed' else c.status end,
+         next_attempt_at = case when c.status <> 'issuing' then c.next_attempt_at
+                                when permanent then null
+                                else greatest(now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease(),
+                                              case when release then null else c.claim_expires_at end) end,
+         claim_id = case when release then null else c.claim_id end,
+         claim_expires_at = case when release then null else c.claim_expires_at end
+   where c.id = certificate_issue_failed.id and c.claim_id is not distinct from certificate_issue_failed.claim
+  returning c.status into v_status;
+  if v_status = 'revoking' and release then
+    perform gk_private.enqueue_id_batches('certificates__revoke', array[id]);
+  end if;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_issued(id uuid, claim uuid, ca_ref text, serial text, pem text, not_before timestamp with time zone, not_after timestamp with time zone, sealed_key text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v_status text;
+  v_team uuid;
+begin
+  perform 1 from gk_public.provisioning_credentials p
+   where p.id = (select c.provisioning_credential_id from gk_public.certificates c where c.id = certificate_issued.id)
+     for no key update;
+  update gk_public.certificates c
+     set status = case when c.status = 'issuing' then 'issued' else c.status end,
+         ca_ref = certificate_issued.ca_ref, serial = certificate_issued.serial, pem = certificate_issued.pem,
+         not_before = certificate_issued.not_before, not_after = coalesce(certificate_issued.not_after, c.not_after),
+         issued_at = now(), last_error = null, claim_id = null, claim_expires_at = null
+   where c.id = certificate_issued.id and c.claim_id = certificate_issued.claim and c.ca_ref is null
+     and c.status in ('issuing', 'revoking')
+  returning c.status, c.owner_team_id into v_status, v_team;
+  if not found then
+    perform gk_private.certificate_orphans(id, array[ca_ref], array[serial], array[pem]);
+    return 'orphan';
+  end if;
+  perform gk_private.provisioning_credentials_expire_with(array[id]);
+  if v_status = 'issued' and sealed_key is not null then
+    insert into gk_private.certificate_private_keys (certificate_id, owner_team_id, sealed_key)
+    values (certificate_issued.id, v_team, certificate_issued.sealed_key);
+  elsif v_status = 'revoking' then
+    perform gk_private.enqueue_id_batches('certificates__revoke', array[id]);
+  end if;
+  return v_status;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_orphans(id uuid, ca_refs text[], serials text[], pems text[] DEFAULT NULL::text[])
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  with o as (
+    insert into gk_public.certificates
+      (owner_team_id, profile, public_key_pem, csr_pem, not_after, status, ca_ref, serial, pem, issued_at,
+       issue_attempted_at, revocation_reason)
+    select c.owner_team_id, c.profile, c.public_key_pem, c.csr_pem, c.not_after, 'revoking', f.ca_ref, f.serial, f.pem, now(),
+           now(), 'superseded'
+      from gk_public.certificates c,
+           unnest(certificate_orphans.ca_refs, certificate_orphans.serials,
+                  coalesce(certificate_orphans.pems, array_fill(null::text, array[cardinality(certificate_orphans.ca_refs)])))
+             as f(ca_ref, serial, pem)
+     where c.id = certificate_orphans.id
+       and not exists (select 1 from gk_public.certificates x where x.ca_ref = f.ca_ref)
+    returning 1)
+  select count(*)::int from o;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.certificate_peer(serial text)
@@ -2181,37 +2825,67 @@ AS $function$
    where c.serial = certificate_peer.serial and c.profile in ('worker', 'controller');
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.certificates_revoke_failed(ids uuid[], error text)
+CREATE OR REPLACE FUNCTION gk_private.certificates_claim_revoke(ids uuid[], claim uuid, ca_timeout interval)
+ RETURNS TABLE(id uuid, ca_ref text, serial text, revocation_reason text, attempted boolean)
+ LANGUAGE sql
+AS $function$
+  with free as (
+    select c.id from gk_public.certificates c
+     where c.id = any(certificates_claim_revoke.ids) and c.status = 'revoking' and not c.unresolved
+       and (c.claim_expires_at is null or c.claim_expires_at <= now())
+     order by c.id
+       for update skip locked)
+  update gk_public.certificates c
+     set claim_id = certificates_claim_revoke.claim,
+         claim_expires_at = gk_private.certificate_claim_until(ca_timeout),
+         next_attempt_at = greatest(c.next_attempt_at, gk_private.certificate_claim_until(ca_timeout))
+    from free where c.id = free.id
+  returning c.id, c.ca_ref, c.serial, c.revocation_reason, c.issue_attempted_at is not null;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificates_learnt(ids uuid[], ca_refs text[], serials text[], claim uuid)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.certificates c
+     set ca_ref = coalesce(c.ca_ref, s.ca_ref), serial = coalesce(c.serial, s.serial)
+    from unnest(ids, ca_refs, serials) as s(id, ca_ref, serial)
+   where c.id = s.id and c.claim_id = certificates_learnt.claim;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificates_revoke_failed(ids uuid[], error text, claim uuid)
  RETURNS void
  LANGUAGE sql
 AS $function$
   update gk_public.certificates c
      set attempts = c.attempts + 1,
          last_error = left(error, 2000),
-         next_attempt_at = now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease()
-   where c.id = any(ids) and c.status = 'revoking';
+         next_attempt_at = now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease(),
+         claim_id = null, claim_expires_at = null
+   where c.id = any(ids) and c.status = 'revoking' and c.claim_id = certificates_revoke_failed.claim;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.certificates_revoked(ids uuid[], never_issued_ids uuid[] DEFAULT '{}'::uuid[])
+CREATE OR REPLACE FUNCTION gk_private.certificates_revoked(ids uuid[], never_issued_ids uuid[], claim uuid)
  RETURNS integer
  LANGUAGE sql
 AS $function$
   with done as (
     update gk_public.certificates c
-       set status = 'revoked', revoked_at = now(), last_error = null,
+       set status = 'revoked', revoked_at = now(), last_error = null, claim_id = null, claim_expires_at = null,
            never_issued = c.id = any(certificates_revoked.never_issued_ids)
      where c.id = any(certificates_revoked.ids || certificates_revoked.never_issued_ids) and c.status = 'revoking'
+       and c.claim_id = certificates_revoked.claim
     returning 1)
   select count(*)::int from done;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.certificates_set_serials(ids uuid[], serials text[])
+CREATE OR REPLACE FUNCTION gk_private.certificates_unresolved(ids uuid[], error text, claim uuid)
  RETURNS void
  LANGUAGE sql
 AS $function$
-  update gk_public.certificates c set serial = s.serial
-    from unnest(ids, serials) as s(id, serial)
-   where c.id = s.id and c.serial is null;
+  update gk_public.certificates c
+     set unresolved = true, last_error = left(error, 2000), next_attempt_at = null, claim_id = null, claim_expires_at = null
+   where c.id = any(ids) and c.status = 'revoking' and c.claim_id = certificates_unresolved.claim;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.containers_collect()
@@ -2223,6 +2897,196 @@ AS $function$
      where c.build_id is null and c.created_at < now() - gk_private.volumes_setting('containers_grace', interval '1 minute')
     returning 1)
   select count(*)::int from gone;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.director_due(max_rows integer)
+ RETURNS TABLE(robot_id uuid, team_id uuid)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  widest interval := (select max(p.resign_window) from gk_public.director_repositories p);
+begin
+  if widest is not null then
+    perform gk_private.director_mark_dirty(array(
+      select d.robot_id
+        from gk_public.robot_directors d
+        join gk_public.director_repositories p on p.team_id = d.team_id
+       where not d.dirty and d.expires < now() + widest and d.expires < now() + p.resign_window
+       order by d.expires
+       limit max_rows));
+  end if;
+  return query
+  select d.robot_id, d.team_id
+    from gk_public.robot_directors d
+   where d.dirty
+   order by d.dirty_since, d.robot_id
+   limit max_rows;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.director_mark_dirty(robot_ids uuid[])
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  n bigint;
+begin
+  if robot_ids is null or cardinality(robot_ids) = 0 then
+    return 0;
+  end if;
+  insert into gk_public.robot_directors as d (robot_id, team_id)
+  select r.id, r.team_id
+    from gk_public.robots r
+   where r.id = any(robot_ids)
+   order by r.id
+  on conflict (robot_id) do update
+     set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1;
+  get diagnostics n = row_count;
+  -- The sweep comes by soon for robots that do not read their metadata first.
+  perform gk_private.enqueue('rollouts__regenerate', '{}'::jsonb, job_key := 'rollouts__regenerate',
+                             run_at := now() + interval '1 second', queue_name := 'rollouts__regenerate',
+                             job_key_mode := 'preserve_run_at');
+  return n;
+end;
+$function$;
+comment on function gk_private.director_mark_dirty(uuid[]) is 'Marks these robots'' director metadata dirty (generation + 1) in one statement; returns rows marked.';
+
+CREATE OR REPLACE FUNCTION gk_private.director_mark_team_dirty(p_team_id uuid)
+ RETURNS bigint
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select gk_private.director_mark_dirty(array(select r.id from gk_public.robots r where r.team_id = p_team_id))
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.director_prepare(robot_ids uuid[], lock_rows boolean)
+ RETURNS TABLE(robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version integer, snapshot_version integer, timestamp_version integer, now_ms double precision, targets_document text, snapshot_document text, timestamp_document text, root_version integer, online_key_id text, targets_s double precision, snapshot_s double precision, timestamp_s double precision, ecus jsonb)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  perform gk_private.director_schedule(robot_ids);
+  if lock_rows then
+    insert into gk_public.robot_directors (robot_id, team_id)
+    select r.id, r.team_id from unnest(robot_ids) u (id) join gk_public.robots r on r.id = u.id
+    on conflict on constraint robot_directors_pkey do nothing;
+    perform 1 from unnest(robot_ids) u (id) join gk_public.robot_directors d on d.robot_id = u.id
+     order by d.robot_id for update of d;
+  end if;
+  return query
+  with t as (
+    select x.robot_id, jsonb_agg(to_jsonb(x) order by x.ecu_serial) as ecus from gk_private.director_targets(robot_ids) x group by x.robot_id
+  )
+  select d.robot_id, d.team_id, d.dirty, coalesce(d.expires > now(), false), d.generation::text, d.targets_version,
+         d.snapshot_version, d.timestamp_version, extract(epoch from now())::float8 * 1000,
+         d.targets_document, d.snapshot_document, d.timestamp_document,
+         p.root_version, p.online_key_id, extract(epoch from p.targets_lifetime)::float8,
+         extract(epoch from p.snapshot_lifetime)::float8, extract(epoch from p.timestamp_lifetime)::float8,
+         coalesce(t.ecus, '[]'::jsonb)
+    from unnest(robot_ids) u (id)
+    join gk_public.robot_directors d on d.robot_id = u.id
+    left join gk_public.director_repositories p on p.team_id = d.team_id
+    left join t on t.robot_id = d.robot_id
+   order by d.robot_id;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.director_roots_due()
+ RETURNS SETOF uuid
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select p.team_id from gk_public.director_repositories p where p.root_expires < now() + p.resign_window order by p.team_id
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.director_schedule(robot_ids uuid[])
+ RETURNS SETOF uuid
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
+  -- stays a nested loop even right after a launch, before the tables' statistics catch up.
+  perform 1 from unnest(robot_ids) u (id)
+    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
+   order by rr.robot_id
+     for update of rr;
+
+  insert into gk_public.rollout_robot_ecus (team_id, rollout_id, robot_id, ecu_id, image_id)
+  select rr.team_id, rr.rollout_id, rr.robot_id, e.id, ri.image_id
+    from unnest(robot_ids) u (id)
+    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
+    -- OFFSET 0 keeps this a per-robot probe of ecus_robot_id_serial_key.
+    cross join lateral (select e.id, e.team_id, e.hardware_id, e.installed_image_id from gk_public.ecus e
+                         where e.robot_id = rr.robot_id offset 0) e
+    join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
+   where e.team_id = rr.team_id and e.installed_image_id is distinct from ri.image_id
+  on conflict do nothing;
+
+  return query
+  update gk_public.rollout_robots rr
+     set state = case when x.listed then 'scheduled' else 'skipped' end,
+         result = case when x.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
+         updated_at = now()
+    from (select r.rollout_id, r.robot_id,
+                 exists (select 1 from gk_public.rollout_robot_ecus y where y.rollout_id = r.rollout_id and y.robot_id = r.robot_id) as listed
+            from unnest(robot_ids) u (id)
+            join gk_public.rollout_robots r on r.robot_id = u.id and r.state = 'pending') x
+   where rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
+  returning rr.robot_id;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.director_store(robot_ids uuid[], generations bigint[], read_timestamp_versions integer[], root_versions integer[], expires timestamp with time zone[], targets text[], snapshots text[], timestamps text[])
+ RETURNS SETOF uuid
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  with s as (
+    select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
+      as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
+  ), locked as (
+    select d.robot_id from gk_public.robot_directors d join s on s.robot_id = d.robot_id order by d.robot_id for update of d
+  )
+  update gk_public.robot_directors d
+     set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
+         targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
+         timestamp_version = d.timestamp_version + 1, expires = s.expires,
+         targets_document = s.targets, snapshot_document = s.snapshot, timestamp_document = s.timestamp,
+         signed_at = now()
+    from s
+   where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
+     and (select count(*) from locked) >= 0
+  returning d.robot_id
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
+ RETURNS TABLE(robot_id uuid, ecu_serial text, hardware_id text, rollout_id uuid, image_name text, image_version text, length bigint, sha256 text, sha512 text)
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
+    from unnest(robot_ids) u (id)
+    join gk_public.ecus e on e.robot_id = u.id
+    left join lateral (
+      select x.image_id, x.rollout_id
+        from gk_public.rollout_robot_ecus x
+        join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
+       where x.ecu_id = e.id and rr.state in ('scheduled', 'accepted', 'completed')
+       order by rr.created_at desc
+       limit 1) w on true
+    join gk_public.images i on i.id = coalesce(w.image_id, e.installed_image_id) and i.team_id = e.team_id
+   order by e.robot_id, e.serial
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.enqueue(task text, payload jsonb DEFAULT '{}'::jsonb, job_key text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, queue_name text DEFAULT NULL::text, job_key_mode text DEFAULT 'replace'::text)
@@ -2319,6 +3183,11 @@ AS $function$
   with expired as (
     update gk_public.certificates c set status = 'expired'
      where c.status = 'issued' and c.not_after <= now()
+    returning c.provisioning_credential_id),
+  -- Their credentials go too (and with them, by trigger, the credentials' other certificates).
+  creds as (
+    update gk_public.provisioning_credentials p set status = 'expired', expired_at = now()
+     where p.status in ('issuing', 'issued') and p.id in (select e.provisioning_credential_id from expired e)
     returning 1)
   select count(*) from expired;
 $function$;
@@ -2676,6 +3545,19 @@ end;
 $function$;
 comment on function gk_private.local_ca_revoke(text,text[],text) is 'Revokes serials of a local CA (idempotent); unknown serials → P0002 and nothing changes.';
 
+CREATE OR REPLACE FUNCTION gk_private.provisioning_credentials_expire_with(certificate_ids uuid[])
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.provisioning_credentials p set expires_at = c.not_after
+    from (select c.provisioning_credential_id as cred, min(c.not_after) as not_after
+            from gk_public.certificates c
+           where c.provisioning_credential_id in (select x.provisioning_credential_id from gk_public.certificates x
+                                                   where x.id = any(certificate_ids))
+           group by 1) c
+   where p.id = c.cred and p.expires_at is distinct from c.not_after;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.purge_item_completed(id bigint)
  RETURNS boolean
  LANGUAGE sql
@@ -2776,20 +3658,127 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.queue_jobs_by_task()
- RETURNS TABLE(task text, ready integer, scheduled integer, running integer, retrying integer, failed integer, oldest_due_s double precision)
+ RETURNS TABLE(task text, ready integer, scheduled integer, running integer, stalled integer, retrying integer, failed integer, oldest_due_s double precision)
  LANGUAGE sql
  STABLE
 AS $function$
+  with dead as (select array(select w.id from gk_private.queue_workers w where w.expires_at < now()) as ids)
   select j.task_identifier,
          count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts and j.run_at <= now())::int,
          count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts and j.run_at > now())::int,
-         count(*) filter (where j.locked_at is not null)::int,
+         count(*) filter (where j.locked_at is not null and not (j.locked_by = any(d.ids)))::int,
+         count(*) filter (where j.locked_at is not null and j.locked_by = any(d.ids))::int,
          count(*) filter (where j.locked_at is null and j.attempts > 0 and j.attempts < j.max_attempts and j.last_error is not null)::int,
          count(*) filter (where j.locked_at is null and j.attempts >= j.max_attempts)::int,
          extract(epoch from now() - min(j.run_at) filter (where j.attempts < j.max_attempts and j.run_at <= now()))::float8
-    from graphile_worker.jobs j
+    from graphile_worker.jobs j cross join dead d
    group by j.task_identifier
    order by j.task_identifier;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_reap_workers(max_workers integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_dead text[];
+  v_result jsonb := jsonb_build_object('released_jobs', 0, 'superseded_jobs', 0, 'exhausted_jobs', 0, 'closed_activations', '[]'::jsonb);
+begin
+  v_dead := array(
+    select w.id from gk_private.queue_workers w
+     where w.expires_at < now()
+     order by w.expires_at
+     limit max_workers
+       for update skip locked);
+  if cardinality(v_dead) > 0 then
+    v_result := gk_private.queue_workers_release(v_dead, 'its worker stopped heartbeating');
+  end if;
+  return v_result || jsonb_build_object(
+    'reaped_workers', to_jsonb(v_dead),
+    'live_workers', (select count(*) from gk_private.queue_workers w where w.expires_at >= now()),
+    'more', exists (select 1 from gk_private.queue_workers w where w.expires_at < now() and w.id <> all(v_dead)));
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_worker_heartbeat(worker_id text, hostname text, pid integer, ttl_s integer)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_new boolean;
+  v_dead text[];
+begin
+  if ttl_s is null or ttl_s not between 1 and 86400 then
+    raise exception 'ttl_s must be between 1 and 86400 seconds, not %', ttl_s using errcode = '22023';
+  end if;
+  insert into gk_private.queue_workers as w (id, hostname, pid, expires_at)
+  values (worker_id, left(hostname, 255), pid, now() + make_interval(secs => ttl_s))
+  on conflict (id) do update set heartbeat_at = now(), expires_at = excluded.expires_at
+  returning (xmax = 0) into v_new;
+  v_dead := array(select w.id from gk_private.queue_workers w where w.expires_at < now());
+  if cardinality(v_dead) = 0 or not exists (select 1 from gk_public.reconcilers r where r.name = 'queue__reap_workers') then
+    return v_new;
+  end if;
+  perform gk_private.queue_workers_release(array_agg(distinct j.locked_by),
+                                           'its worker stopped heartbeating while running the reaper')
+     from graphile_worker.jobs j
+    where j.task_identifier = 'queue__reap_workers' and j.locked_by = any(v_dead)
+   having count(*) > 0;
+  if not exists (select 1 from graphile_worker.jobs j
+                  where j.task_identifier = 'queue__reap_workers'
+                    and (j.locked_at is not null or (j.run_at <= now() and j.attempts < j.max_attempts))) then
+    perform gk_private.reconciler_activate('queue__reap_workers');
+  end if;
+  return v_new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_workers_deregister(worker_ids text[])
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  delete from gk_private.queue_workers w where w.id = any(worker_ids);
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_workers_list()
+ RETURNS TABLE(id text, hostname text, pid integer, started_at timestamp with time zone, heartbeat_age_s double precision, expired boolean, jobs integer)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select w.id, w.hostname, w.pid, w.started_at, extract(epoch from now() - w.heartbeat_at)::float8, w.expires_at < now(),
+         (select count(*)::int from graphile_worker.jobs j where j.locked_by = w.id)
+    from gk_private.queue_workers w
+   order by w.started_at, w.id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_workers_release(worker_ids text[], reason text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_held int;
+  v_superseded bigint[];
+  v_exhausted bigint[];
+  v_activations bigint[];
+begin
+  select count(*)::int,
+         coalesce(array_agg(j.id order by j.id) filter (where j.superseded), '{}'),
+         coalesce(array_agg(j.id order by j.id) filter (where j.attempts >= j.max_attempts and not j.superseded), '{}')
+    into v_held, v_superseded, v_exhausted
+    from (select x.id, x.attempts, x.max_attempts,
+                 (x.attempts >= x.max_attempts and x.key is null and x.updated_at > x.locked_at) as superseded
+            from graphile_worker.jobs x where x.locked_by = any(worker_ids)) j;
+  perform graphile_worker.force_unlock_workers(worker_ids);
+  perform graphile_worker.complete_jobs(v_superseded);
+  perform graphile_worker.permanently_fail_jobs(v_exhausted, left(reason || ' during its last attempt', 4000));
+  v_activations := gk_private.activations_close_orphaned(worker_ids, reason);
+  delete from gk_private.queue_workers w where w.id = any(worker_ids);
+  return jsonb_build_object(
+    'released_jobs', v_held - cardinality(v_superseded) - cardinality(v_exhausted),
+    'superseded_jobs', cardinality(v_superseded),
+    'exhausted_jobs', cardinality(v_exhausted),
+    'closed_activations', to_jsonb(v_activations));
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.reconciler_activate(name text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
@@ -2972,6 +3961,18 @@ AS $function$
   select count(*) from gone;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__rollout_events(cutoff timestamp with time zone, max_rows integer)
+ RETURNS bigint
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  with doomed as (
+    select e.id from gk_public.rollout_events e where e.received_at < cutoff order by e.received_at limit max_rows),
+  gone as (delete from gk_public.rollout_events e using doomed d where e.id = d.id returning 1)
+  select count(*) from gone
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.retention_prune__sagas(cutoff timestamp with time zone, max_rows integer)
  RETURNS bigint
  LANGUAGE sql
@@ -3048,6 +4049,186 @@ CREATE OR REPLACE FUNCTION gk_private.retention_prune_function(kind text)
 AS $function$
   select to_regprocedure(format('gk_private.%I(timestamptz, integer)', 'retention_prune__' || kind));
 $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_certificate_identity(serial text)
+ RETURNS TABLE(certificate_id uuid, robot_id uuid, team_id uuid)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select c.id, r.id, r.team_id
+    from gk_public.certificates c
+    join gk_public.robots r on r.id = c.robot_id and r.team_id = c.owner_team_id
+   where c.serial = robot_certificate_identity.serial
+     and c.profile = 'robot'
+     and c.status = 'issued'
+     and c.not_after > now();
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)
+ RETURNS gk_public.robot_manifests
+ LANGUAGE sql
+AS $function$
+  insert into gk_public.robot_manifests (robot_id, team_id, valid, body)
+  select r.id, r.team_id, robot_manifest_received.valid, robot_manifest_received.body
+    from gk_public.robots r
+   where r.id = robot_manifest_received.robot_id and r.team_id = robot_manifest_received.team_id
+  returning *;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.rollouts_process(max_rollouts integer)
+ RETURNS TABLE(rollout_id uuid, team_id uuid, state text, result text, timed_out integer)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  create temp table if not exists rollouts_processing (id uuid primary key, team_id uuid, max_failed int, timed_out int) on commit drop;
+  truncate rollouts_processing;
+  insert into rollouts_processing
+  select r.id, r.team_id, r.max_failed_robots, 0 from gk_public.rollouts r
+   where r.state = 'launched'
+   order by r.launched_at, r.id
+   limit max_rollouts
+     for no key update skip locked;
+
+  -- Robots that did not finish within the deadline.
+  with late as (
+    update gk_public.rollout_robots rr
+       set state = 'failed', result = format('no report within %s of the launch', r.robot_deadline), updated_at = now()
+      from rollouts_processing p join gk_public.rollouts r on r.id = p.id
+     where rr.rollout_id = p.id and rr.team_id = p.team_id and rr.state in ('pending', 'scheduled', 'accepted')
+       and r.launched_at + r.robot_deadline < now()
+    returning rr.rollout_id)
+  update rollouts_processing p set timed_out = c.n
+    from (select l.rollout_id, count(*)::int as n from late l group by 1) c where c.rollout_id = p.id;
+
+  return query
+  with counts as (
+    select p.id, p.team_id, p.max_failed, p.timed_out,
+           count(rr.robot_id) filter (where rr.state in ('pending', 'scheduled', 'accepted')) as unfinished,
+           count(rr.robot_id) filter (where rr.state = 'completed') as completed,
+           count(rr.robot_id) filter (where rr.state = 'failed') as failed,
+           count(rr.robot_id) filter (where rr.state = 'skipped') as skipped,
+           count(rr.robot_id) filter (where rr.state = 'cancelled') as cancelled
+      from rollouts_processing p
+      left join gk_public.rollout_robots rr on rr.rollout_id = p.id and rr.team_id = p.team_id
+     group by p.id, p.team_id, p.max_failed, p.timed_out
+  ), verdict as (
+    select c.*, case when c.max_failed is not null and c.failed > c.max_failed then 'failed'
+                     when c.unfinished = 0 then 'completed' end as ending
+      from counts c
+  ), withdrawn as (
+    update gk_public.rollout_robots rr
+       set state = 'cancelled', result = format('rollout failed: %s robots failed (threshold %s)', v.failed, v.max_failed),
+           updated_at = now()
+      from verdict v
+     where v.ending = 'failed' and rr.rollout_id = v.id and rr.team_id = v.team_id
+       and rr.state in ('pending', 'scheduled', 'accepted')
+    returning rr.rollout_id
+  ), ended as (
+    update gk_public.rollouts r
+       set state = v.ending, ended_at = now(),
+           result = case when v.ending = 'failed'
+                         then format('%s robots failed, more than the threshold of %s; %s completed, %s unfinished robots withdrawn',
+                                     v.failed, v.max_failed, v.completed, v.unfinished)
+                         else format('%s completed, %s failed, %s skipped, %s cancelled', v.completed, v.failed, v.skipped, v.cancelled) end
+      from verdict v
+     where r.id = v.id and v.ending is not null
+    returning r.id, r.team_id, r.state, r.result
+  )
+  select e.id, e.team_id, e.state, e.result, v.timed_out
+    from ended e join verdict v on v.id = e.id;
+end;
+$function$;
+comment on function gk_private.rollouts_process(integer) is 'Ends launched rollouts (at most max_rollouts, each locked): deadline, failure threshold, completion.';
+
+CREATE OR REPLACE FUNCTION gk_private.rollouts_record_event(p_robot_id uuid, p_event_id uuid, p_ecu_serial text, p_type text, p_description text DEFAULT NULL::text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_ecu gk_public.ecus;
+  v_rr gk_public.rollout_robots;
+  v_image uuid;
+  v_pending int;
+begin
+  if p_type is null or not gk_private.rollouts_valid_ecu_status(p_type) then
+    raise exception 'unknown event type % (known: download_started, download_completed, download_failed, installation_started, installation_completed, installation_failed)',
+      p_type using errcode = '22023';
+  end if;
+  select * into v_ecu from gk_public.ecus e where e.robot_id = p_robot_id and e.serial = p_ecu_serial;
+  if not found then
+    raise exception 'robot % has no ECU %', p_robot_id, p_ecu_serial using errcode = 'P0002';
+  end if;
+  -- The robot's unfinished rollout row (at most one), locked before anything else of it.
+  select rr.* into v_rr from gk_public.rollout_robots rr
+   where rr.robot_id = p_robot_id and rr.state in ('scheduled', 'accepted') for update;
+  if v_rr.rollout_id is not null then
+    select x.image_id into v_image from gk_public.rollout_robot_ecus x where x.rollout_id = v_rr.rollout_id and x.ecu_id = v_ecu.id;
+  end if;
+
+  insert into gk_public.rollout_events (team_id, robot_id, event_id, ecu_id, rollout_id, type, description)
+  values (v_ecu.team_id, p_robot_id, p_event_id, v_ecu.id, case when v_image is not null then v_rr.rollout_id end,
+          p_type, left(p_description, 2000))
+  on conflict (robot_id, event_id) do nothing;
+  if not found then
+    return 'duplicate';
+  end if;
+
+  update gk_public.ecus e
+     set status = p_type, status_at = now(),
+         installed_image_id = case when p_type = 'installation_completed' and v_image is not null then v_image else e.installed_image_id end
+   where e.id = v_ecu.id;
+  if v_image is null then
+    return 'recorded';
+  end if;
+
+  update gk_public.rollout_robot_ecus x set status = p_type, updated_at = now()
+   where x.rollout_id = v_rr.rollout_id and x.ecu_id = v_ecu.id;
+  if p_type in ('download_failed', 'installation_failed') then
+    update gk_public.rollout_robots rr
+       set state = 'failed', updated_at = now(),
+           result = format('ECU %s: %s%s', p_ecu_serial, p_type, coalesce(': ' || left(p_description, 500), ''))
+     where rr.rollout_id = v_rr.rollout_id and rr.robot_id = p_robot_id;
+    return 'recorded';
+  end if;
+  select count(*) into v_pending from gk_public.rollout_robot_ecus x
+   where x.rollout_id = v_rr.rollout_id and x.robot_id = p_robot_id and x.status is distinct from 'installation_completed';
+  update gk_public.rollout_robots rr
+     set state = case when v_pending = 0 then 'completed' else 'accepted' end,
+         result = case when v_pending = 0 then 'installed on every ECU' end,
+         updated_at = now()
+   where rr.rollout_id = v_rr.rollout_id and rr.robot_id = p_robot_id
+     and (rr.state <> 'accepted' or v_pending = 0);
+  return 'recorded';
+end;
+$function$;
+comment on function gk_private.rollouts_record_event(uuid,uuid,text,text,text) is 'Records one ECU event of a robot (idempotent by event id) and moves its rollout row; returns recorded or duplicate.';
+
+CREATE OR REPLACE FUNCTION gk_private.rollouts_schedule_processing()
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select gk_private.enqueue('rollouts__process', '{}'::jsonb, job_key := 'rollouts__process',
+                            run_at := now() + interval '1 second', queue_name := 'rollouts__process',
+                            job_key_mode := 'preserve_run_at')
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.rollouts_team_lock(p_team_id uuid)
+ RETURNS void
+ LANGUAGE sql
+AS $function$ select pg_advisory_xact_lock(hashtextextended('rollouts:' || p_team_id::text, 0)) $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.rollouts_valid_ecu_status(s text)
+ RETURNS boolean
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$ select s in ('download_started', 'download_completed', 'download_failed',
+                   'installation_started', 'installation_completed', 'installation_failed') $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.saga_enqueue(id uuid, name text)
  RETURNS void
@@ -3266,6 +4447,32 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_ecus__mark_director_dirty()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  if tg_op = 'INSERT' then
+    perform gk_private.director_mark_dirty(array(select distinct n.robot_id from new_rows n));
+  elsif tg_op = 'DELETE' then
+    perform gk_private.director_mark_dirty(array(select distinct o.robot_id from old_rows o));
+  else
+    perform gk_private.director_mark_dirty(array(
+      select distinct n.robot_id
+        from new_rows n join old_rows o on o.id = n.id
+       where (n.serial, n.hardware_id) is distinct from (o.serial, o.hardware_id)
+          or (n.installed_image_id is distinct from o.installed_image_id
+              and not exists (select 1 from gk_public.rollout_robot_ecus x
+                                join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
+                               where x.ecu_id = n.id and x.image_id = n.installed_image_id
+                                 and rr.state in ('scheduled', 'accepted', 'completed')))));
+  end if;
+  return null;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_export_nodes__expunge_when_worker_gone()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -3276,6 +4483,26 @@ begin
     new.expunged_at := now();
   end if;
   return new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_provisioning_credentials__expire_certificates()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if not exists (select 1 from new_rows n join old_rows o on o.id = n.id where n.status = 'expired' and o.status <> 'expired') then
+    return null;
+  end if;
+  update gk_public.certificates c
+     set status = 'expired'
+   where c.provisioning_credential_id in (
+           select n.id from new_rows n join old_rows o on o.id = n.id
+            where n.status = 'expired' and o.status <> 'expired')
+     and c.status = 'issued';
+  return null;
 end;
 $function$;
 
@@ -3316,6 +4543,57 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_rollout_images__check_hardware()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  if not exists (select 1 from gk_public.images i where i.id = new.image_id and new.hardware_id = any(i.hardware_ids)) then
+    raise exception 'image % is not built for hardware id %', new.image_id, new.hardware_id using errcode = '22023';
+  end if;
+  return new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_rollout_robots__mark_director_dirty()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  if tg_op = 'INSERT' then
+    perform gk_private.director_mark_dirty(array(select distinct n.robot_id from new_rows n));
+  else
+    perform gk_private.director_mark_dirty(array(
+      select distinct n.robot_id
+        from new_rows n join old_rows o on o.rollout_id = n.rollout_id and o.robot_id = n.robot_id
+       where o.state in ('scheduled', 'accepted', 'completed') and n.state in ('failed', 'cancelled', 'skipped')));
+    if exists (select 1 from new_rows n join old_rows o on o.rollout_id = n.rollout_id and o.robot_id = n.robot_id
+                where o.state in ('pending', 'scheduled', 'accepted') and n.state not in ('pending', 'scheduled', 'accepted')) then
+      perform gk_private.rollouts_schedule_processing();
+    end if;
+  end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_rollouts__immutable_once_launched()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_rollout_id uuid := case when tg_op = 'DELETE' then old.rollout_id else new.rollout_id end;
+begin
+  if exists (select 1 from gk_public.rollouts r where r.id = v_rollout_id and r.state <> 'prepared') then
+    raise exception 'rollout % is no longer prepared: its images and robots are fixed', v_rollout_id using errcode = '55000';
+  end if;
+  return case when tg_op = 'DELETE' then old else new end;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_sagas__enqueue_retry()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -3337,10 +4615,60 @@ CREATE OR REPLACE FUNCTION gk_private.tg_teams__purge_blobs()
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 begin
-  insert into gk_public.purge_items (kind, ref, team_id)
-  select 'blob_prefix', gk_public.team_blob_prefix(o.id), o.id from old_rows o
+  -- Due only after a lease, like a certificate: its first job is enqueued right now, so the bin
+  -- reconciler must not re-enqueue (nor the bin call overdue) a purge that is simply running.
+  insert into gk_public.purge_items (kind, ref, team_id, next_attempt_at)
+  select 'blob_prefix', gk_public.team_blob_prefix(o.id), o.id, now() + gk_private.bin_lease() from old_rows o
   on conflict (kind, ref) where completed_at is null do nothing;
   return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_tuf_repositories__check_lifetimes()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  problem text := gk_private.tuf_lifetimes_problem(new.targets_lifetime, new.bins_lifetime, new.snapshot_lifetime,
+                                                   new.timestamp_lifetime, new.resign_window, new.publish_delay);
+begin
+  if problem is not null then
+    raise exception 'TUF repository lifetimes: %', problem using errcode = '22023';
+  end if;
+  return new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_tuf_targets__check_target()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  problem text;
+begin
+  problem := gk_private.tuf_path_problem(new.path);
+  if problem is not null then
+    raise exception 'target path % %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  end if;
+  if new.length < 0 or new.length > 9007199254740991 then
+    raise exception 'target %: length % is not between 0 and 2^53 - 1', left(to_json(new.path)::text, 200), new.length
+      using errcode = '22023';
+  end if;
+  problem := gk_private.tuf_hashes_problem(new.hashes);
+  if problem is not null then
+    raise exception 'target %: hashes: %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  end if;
+  if new.custom is not null then
+    problem := gk_private.tuf_custom_problem(new.custom);
+    if problem is not null then
+      raise exception 'target %: custom %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+    end if;
+  end if;
+  return new;
 end;
 $function$;
 
@@ -3365,6 +4693,13 @@ begin
   if teams is not null then
     perform gk_private.tuf_mark_bins_dirty(teams, hashes);
   end if;
+  if tg_op <> 'DELETE' then
+    select array_agg(team_id), array_agg(path_hash32) into teams, hashes
+      from new_rows where path ~ '[\uE000-\uFFFF\U00010000-\U0010FFFF]';
+    if teams is not null then
+      perform gk_private.tuf_refuse_bin_order_conflicts(teams, hashes);
+    end if;
+  end if;
   return null;
 end;
 $function$;
@@ -3376,12 +4711,10 @@ CREATE OR REPLACE FUNCTION gk_private.tg_volumes__activate_collector()
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 begin
-  if tg_op = 'DELETE' then
-    if exists (select 1 from old_rows o where o.parent_id is not null) then
-      perform gk_private.volumes_activate_collector();
-    end if;
-  elsif exists (select 1 from old_rows o where not gk_private.volumes_ownerless(o))
-    and exists (select 1 from new_rows n where n.state = 'created' and gk_private.volumes_ownerless(n)) then
+  if tg_op = 'UPDATE' then
+    perform gk_private.volumes_activate_collector();
+  elsif coalesce(current_setting('groundskeeper.volumes_collecting', true), '') <> 'on'
+    and exists (select 1 from old_rows o where o.parent_id is not null) then
     perform gk_private.volumes_activate_collector();
   end if;
   return null;
@@ -3430,6 +4763,147 @@ CREATE OR REPLACE FUNCTION gk_private.tuf_blob_key(team_id uuid, file text)
  IMMUTABLE PARALLEL SAFE STRICT
 AS $function$ select 'teams/' || team_id || '/tuf/' || file $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tuf_canonical(v jsonb)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  return case jsonb_typeof(v)
+    when 'object' then '{' || coalesce((
+        select string_agg(gk_private.tuf_canonical_string(e.key) || ':' || gk_private.tuf_canonical(e.value), ',' order by e.key collate "C")
+          from jsonb_each(v) e), '') || '}'
+    when 'array' then '[' || coalesce((
+        select string_agg(gk_private.tuf_canonical(a.value), ',' order by a.n)
+          from jsonb_array_elements(v) with ordinality a (value, n)), '') || ']'
+    when 'string' then gk_private.tuf_canonical_string(v #>> '{}')
+    else v::text
+  end;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_canonical_string(s text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$ select '"' || replace(replace(s, '\', '\\'), '"', '\"') || '"' $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_custom_problem(custom jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case
+    when jsonb_typeof(custom) <> 'object' then 'must be a JSON object'
+    when octet_length(custom::text) > 16384 then 'is larger than 16 KiB'
+    else (
+      with recursive walk (v, depth, at) as (
+        select custom, 1, '$'::text
+        union all
+        select c.value, w.depth + 1, w.at || c.step
+          from walk w
+          cross join lateral (
+            select e.value, '.' || e.key as step
+              from jsonb_each(case when jsonb_typeof(w.v) = 'object' then w.v end) e
+            union all
+            select a.value, '[' || (a.n - 1) || ']'
+              from jsonb_array_elements(case when jsonb_typeof(w.v) = 'array' then w.v end) with ordinality a (value, n)
+          ) c
+         where w.depth <= 16
+      )
+      select format('at %s %s', p.at, p.problem)
+        from (
+          select w.at, case
+            when w.depth > 16 then 'is nested deeper than 16 levels'
+            when jsonb_typeof(w.v) = 'number'
+             and (w.v::text !~ '^-?(0|[1-9][0-9]*)$' or abs(w.v::text::numeric) > 9007199254740991)
+              then format('number %s is not an integer between -(2^53 - 1) and 2^53 - 1 (JSON cannot carry it exactly)', w.v::text)
+            when jsonb_typeof(w.v) = 'string' and (w.v #>> '{}') ~ '[[:cntrl:]]' then 'a string contains a control character'
+            when jsonb_typeof(w.v) = 'object' and exists (select 1 from jsonb_object_keys(w.v) k where k ~ '[[:cntrl:]]')
+              then 'a key contains a control character'
+            when jsonb_typeof(w.v) = 'object' and gk_private.tuf_key_order_conflict(array(select jsonb_object_keys(w.v))) is not null
+              then format('keys %s sort differently in UTF-16 (tuf-js) and by code point (python-tuf, go-tuf)',
+                          array_to_string(gk_private.tuf_key_order_conflict(array(select jsonb_object_keys(w.v))), ' and '))
+          end as problem
+            from walk w
+        ) p
+       where p.problem is not null
+       order by p.at
+       limit 1)
+  end
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_hash_length(algorithm text)
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$ select case algorithm when 'sha256' then 64 when 'sha384' then 96 when 'sha512' then 128 end $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_hashes_problem(hashes jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case
+    when jsonb_typeof(hashes) <> 'object' or hashes = '{}'::jsonb then 'must be an object {algorithm: hex digest} with at least one entry'
+    else (
+      select case
+        when gk_private.tuf_hash_length(h.key) is null then format('%s is not a known algorithm (known: sha256, sha384, sha512)', h.key)
+        when jsonb_typeof(h.value) <> 'string' or (h.value #>> '{}') !~ '^[0-9a-f]*$' then format('%s must be lower-case hex', h.key)
+        else format('%s must be %s hex digits, got %s', h.key, gk_private.tuf_hash_length(h.key), length(h.value #>> '{}'))
+      end
+        from jsonb_each(hashes) h
+       where gk_private.tuf_hash_length(h.key) is null
+          or jsonb_typeof(h.value) <> 'string'
+          or (h.value #>> '{}') !~ '^[0-9a-f]*$'
+          or length(h.value #>> '{}') <> gk_private.tuf_hash_length(h.key)
+       order by h.key
+       limit 1)
+  end
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_key_order_conflict(keys text[])
+ RETURNS text[]
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case
+    when exists (select 1 from unnest(keys) k where k ~ '[\uE000-\uFFFF]')
+     and exists (select 1 from unnest(keys) k where k ~ '[\U00010000-\U0010FFFF]')
+    then (select array[a.k, b.k]
+            from (select k, row_number() over (order by k collate "C") as i from unnest(keys) k) a
+            join (select k, row_number() over (order by gk_private.tuf_utf16_key(k)) as i from unnest(keys) k) b on a.i = b.i
+           where a.k <> b.k
+           order by a.i
+           limit 1)
+  end
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_lifetimes_problem(targets interval, bins interval, snapshot interval, timestamp_ interval, resign_window interval, publish_delay interval)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case
+    when greatest(targets, bins, snapshot, timestamp_) > interval '10 years'
+      then 'lifetimes must be at most 10 years'
+    when publish_delay < interval '0' or publish_delay > interval '1 hour'
+      then 'publish_delay must be between 0 and 1 hour'
+    when resign_window < gk_private.tuf_resign_interval() * 2 + publish_delay
+      then format('resign_window %s is too short: the resign sweep runs every %s, so it must be at least %s (two sweeps plus publish_delay)',
+                  resign_window, gk_private.tuf_resign_interval(), gk_private.tuf_resign_interval() * 2 + publish_delay)
+    when least(targets, bins, snapshot, timestamp_) < resign_window + gk_private.tuf_resign_interval() * 2
+      then format('every lifetime must be at least resign_window + %s (%s), the shortest is %s',
+                  gk_private.tuf_resign_interval() * 2, resign_window + gk_private.tuf_resign_interval() * 2,
+                  least(targets, bins, snapshot, timestamp_))
+  end
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tuf_mark_bins_dirty(team_ids uuid[], hashes bigint[])
  RETURNS void
  LANGUAGE plpgsql
@@ -3464,6 +4938,85 @@ CREATE OR REPLACE FUNCTION gk_private.tuf_path_hash32(path text)
 AS $function$
   select ('x' || substr(encode(sha256(convert_to(path, 'UTF8')), 'hex'), 1, 8))::bit(32)::bigint
 $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_path_problem(path text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$
+  select case
+    when path = '' then 'is empty'
+    when octet_length(path) > 1024 then 'is longer than 1024 bytes'
+    when path ~ '[[:cntrl:]]' then 'contains a control character'
+    when path ~ '[\\]' then 'contains a backslash'
+    when path ~ '[?#%]' then 'contains ?, # or % (they change the download URL)'
+    when path ~ '^/' then 'starts with /'
+    when path ~ '/$' then 'ends with /'
+    when path ~ '//' then 'has an empty segment (//)'
+    when path ~ '(^|/)\.\.?(/|$)' then 'has a "." or ".." segment'
+    when path ~ '^[A-Za-z]:' then 'starts with a drive letter'
+    when exists (select 1 from string_to_table(path, '/') s where octet_length(s) > 255) then 'has a segment longer than 255 bytes'
+  end
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_publish_failed(team_id uuid, error text)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  update gk_public.tuf_repositories p
+     set last_publish_error = left(coalesce(nullif(error, ''), 'unknown error'), 2000),
+         publish_failing_since = coalesce(p.publish_failing_since, now()),
+         publish_failures = p.publish_failures + 1
+   where p.team_id = tuf_publish_failed.team_id
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_publish_succeeded(team_id uuid)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  update gk_public.tuf_repositories p
+     set last_publish_error = null, publish_failing_since = null, publish_failures = 0, last_published_at = now()
+   where p.team_id = tuf_publish_succeeded.team_id
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_refuse_bin_order_conflicts(team_ids uuid[], hashes bigint[])
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  r record;
+begin
+  for r in
+    select c.team_id, c.bin, gk_private.tuf_key_order_conflict(array(
+             select t.path from gk_public.tuf_targets t
+              where t.team_id = c.team_id
+                and t.path_hash32 >= (c.bin::bigint << (32 - c.bit_length))
+                and t.path_hash32 < ((c.bin::bigint + 1) << (32 - c.bit_length))
+                and t.path ~ '[\uE000-\uFFFF\U00010000-\U0010FFFF]')) as pair
+      from (select distinct u.team_id, (u.h >> (32 - p.bit_length))::int as bin, p.bit_length
+              from unnest(team_ids, hashes) as u (team_id, h)
+              join gk_public.tuf_repositories p on p.team_id = u.team_id) c
+  loop
+    if r.pair is not null then
+      raise exception 'target paths % and % sort differently in UTF-16 (tuf-js) and by code point (python-tuf, go-tuf), and they share a bin: rename one',
+        left(to_json(r.pair[1])::text, 200), left(to_json(r.pair[2])::text, 200)
+        using errcode = '22023';
+    end if;
+  end loop;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_resign_interval()
+ RETURNS interval
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$ select interval '5 minutes' $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.tuf_resign_sweep()
  RETURNS TABLE(team_id uuid, roles_marked integer, pending_uploads integer)
@@ -3550,6 +5103,32 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tuf_target_fragment(path text, length bigint, hashes jsonb, custom jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select gk_private.tuf_canonical_string(path) || ':{'
+      || case when custom is null then '' else '"custom":' || gk_private.tuf_canonical(custom) || ',' end
+      || '"hashes":{' || (select string_agg(gk_private.tuf_canonical_string(h.key) || ':' || gk_private.tuf_canonical_string(h.value), ','
+                                            order by h.key collate "C")
+                            from jsonb_each_text(hashes) h) || '}'
+      || ',"length":' || length || '}'
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_utf16_key(s text)
+ RETURNS bytea
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$
+  select coalesce(decode(string_agg(
+           case when cp < 65536 then lpad(to_hex(cp), 4, '0')
+                else to_hex(55296 + ((cp - 65536) >> 10)) || to_hex(56320 + ((cp - 65536) & 1023)) end,
+           '' order by n), 'hex'), '\x'::bytea)
+    from (select ascii(c) as cp, n from string_to_table(s, null) with ordinality as t (c, n)) x
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tuf_valid_hashes(hashes jsonb)
  RETURNS boolean
  LANGUAGE sql
@@ -3589,17 +5168,6 @@ CREATE OR REPLACE FUNCTION gk_private.volumes_activate_collector()
  LANGUAGE sql
 AS $function$
   select gk_private.reconciler_activate('volumes__collect');
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.volumes_claim_destroys(worker_id uuid, max_items integer)
- RETURNS TABLE(id bigint, handle uuid)
- LANGUAGE sql
-AS $function$
-  select v.id, v.handle from gk_public.volumes v
-   where v.worker_id = volumes_claim_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
-   order by v.next_attempt_at
-   limit max_items
-     for update skip locked;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_collect()
@@ -3643,20 +5211,36 @@ AS $function$
            last_error = left(e.error, 2000),
            next_attempt_at = now() + gk_private.bin_backoff(v.attempts + 1)
       from unnest(handles, errors) as e(handle, error)
-     where v.worker_id = volumes_destroy_failed.worker_id and v.handle = e.handle and v.state = 'destroying'
+     where v.worker_id = volumes_destroy_failed.worker_id and v.handle = e.handle and v.next_attempt_at is not null
     returning 1)
   select count(*)::int from failed;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_destroyed(worker_id uuid, handles uuid[])
  RETURNS integer
- LANGUAGE sql
+ LANGUAGE plpgsql
 AS $function$
-  with gone as (
-    delete from gk_public.volumes v
-     where v.worker_id = volumes_destroyed.worker_id and v.handle = any (handles) and v.state = 'destroying'
-    returning 1)
-  select count(*)::int from gone;
+declare
+  v_gone int;
+begin
+  perform set_config('groundskeeper.volumes_collecting', 'on', true);
+  delete from gk_public.volumes v
+   where v.worker_id = volumes_destroyed.worker_id and v.handle = any (handles) and v.next_attempt_at is not null;
+  get diagnostics v_gone = row_count;
+  perform set_config('groundskeeper.volumes_collecting', '', true);
+  return v_gone;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_due_destroys(worker_id uuid, max_items integer)
+ RETURNS TABLE(id bigint, handle uuid)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select v.id, v.handle from gk_public.volumes v
+   where v.worker_id = volumes_due_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
+   order by v.next_attempt_at
+   limit max_items;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_expire_failed()
@@ -3694,8 +5278,12 @@ declare
 begin
   for attempt in 1..5 loop
     begin
-      with candidates as (
-        select v.id
+      -- Candidates are locked, then updated by their tuple id (a TID scan) rather than joined
+      -- back to the table (a scan of every volume). A candidate changed by another transaction
+      -- after this statement's snapshot is locked in its new version, invisible to the update, and
+      -- so left for the next mark.
+      with candidates as materialized (
+        select v.ctid as tid
           from gk_public.volumes v
           join gk_public.workers w on w.id = v.worker_id
          where v.state = 'created'
@@ -3708,8 +5296,7 @@ begin
       marked as (
         update gk_public.volumes v
            set state = 'destroying', state_changed_at = now(), attempts = 0, last_error = null, next_attempt_at = now()
-          from candidates c
-         where v.id = c.id
+         where v.ctid = any (array(select c.tid from candidates c))
         returning 1)
       select count(*)::int into v_marked from marked;
       return v_marked;
@@ -3834,7 +5421,8 @@ CREATE OR REPLACE FUNCTION gk_private.volumes_worker_lease_renew(worker_id uuid)
  RETURNS void
  LANGUAGE sql
 AS $function$
-  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease() where w.id = volumes_worker_lease_renew.worker_id;
+  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease()
+   where w.id = volumes_worker_lease_renew.worker_id and w.collector_lease_until < now() + gk_private.volumes_lease() / 2;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_worker_release(worker_id uuid)

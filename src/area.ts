@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import type { AgentRole } from "./peers/agent/role.ts";
 import type { PeerRoute } from "./peers/gateway.ts";
+import type { RobotRoute } from "./peers/robot-api.ts";
 import type { StatusSection } from "./cli/status/sections.ts";
 import type { MetricCollector } from "./server/metrics.ts";
 import type { Route } from "./server/routes.ts";
@@ -20,6 +21,9 @@ export interface AreaManifest {
   commands?: ((program: Command) => void)[];
   /** Routes of the peer gateway (mutual TLS) that agents of this area call: register, heartbeat. */
   peerRoutes?: PeerRoute[];
+  /** Routes of the robot API (mutual TLS with robot certificates): each handler gets the
+   * authenticated robot {robotId, teamId, certificateId}. */
+  robotRoutes?: RobotRoute[];
   /** Roles this area adds to the agent program (`groundskeeper agent --roles …`). */
   agentRoles?: AgentRole[];
 }

@@ -1,7 +1,7 @@
 // The parts a long-running command is made of, each started on a booted App (src/cli/boot.ts)
 // and registered with its lifecycle so that shutdown stops it in reverse order.
-import { areaPeerRoutes, areaServerParts } from "../areas.ts";
-import { startGatewayInBackground } from "../peers/serve-gateway.ts";
+import { areaPeerRoutes, areaRobotRoutes, areaServerParts } from "../areas.ts";
+import { startGatewayInBackground, startRobotApiInBackground } from "../peers/serve-gateway.ts";
 import type { AdminServer } from "../server/server.ts";
 import type { App } from "./boot.ts";
 import { workerPool } from "./lifecycle.ts";
@@ -20,6 +20,7 @@ export async function startWorkerPart(app: App, opts: { concurrency: number; cro
     services: app.services,
     concurrency: opts.concurrency,
     cron: opts.cron,
+    heartbeatTtlSeconds: app.config.WORKER_HEARTBEAT_TTL,
   }).catch(async (e) => {
     await pgPool.end();
     throw e;
@@ -62,5 +63,21 @@ export function startPeerGatewayPart(app: App, opts: { host: string }): void {
     routes: areaPeerRoutes,
     log: app.log,
     onStarted: (g) => app.life.add("peer gateway", () => g.close()),
+  });
+}
+
+/**
+ * The robot API (mutual TLS with robot certificates) when ROBOT_PORT (or --robot-port) is set;
+ * like the peer gateway, it starts once the controller certificate it presents is issued.
+ */
+export function startRobotApiPart(app: App, opts: { host: string; port: number | undefined }): void {
+  startRobotApiInBackground({
+    port: opts.port ?? app.config.ROBOT_PORT,
+    host: app.config.ROBOT_HOST ?? opts.host,
+    pool: app.pool("robot API", 8),
+    services: app.services,
+    routes: areaRobotRoutes,
+    log: app.log,
+    onStarted: (l) => app.life.add("robot API", () => l.close()),
   });
 }

@@ -3,13 +3,12 @@
 // handshake fails) and be, in the database, issued, unexpired and owned by what its subject
 // names — checked on every request, so a revoked or superseded certificate is refused at once
 // (no CRL delay on this side). Areas bring the routes (manifest `peerRoutes`).
-import https from "node:https";
-import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type pg from "pg";
 import type { Logger } from "pino";
 import type { ControllerIdentity } from "./controller.ts";
 import { readJsonBody as readJson, sendPeerJson as send } from "./http.ts";
+import { listenMutualTls, type MutualTlsListener } from "./listener.ts";
 import { peerOf } from "./tls.ts";
 
 export interface Peer {
@@ -37,11 +36,7 @@ export interface PeerRoute {
   handle(req: PeerRequest): Promise<{ status: number; body?: unknown }>;
 }
 
-export interface PeerGateway {
-  url: string;
-  port: number;
-  close(): Promise<void>;
-}
+export type PeerGateway = MutualTlsListener;
 
 const OWNER_COLUMN: Record<string, "worker_id" | "controller_id"> = { worker: "worker_id", controller: "controller_id" };
 
@@ -67,7 +62,6 @@ export async function startPeerGateway(opts: {
   /** How often the server certificate is reloaded (it is renewed before it expires). */
   reloadMs?: number;
 }): Promise<PeerGateway> {
-  const creds = await opts.identity.wait();
   const maxBody = opts.maxBodyBytes ?? 64 * 1024;
   const routes: PeerRoute[] = [
     {
@@ -78,9 +72,14 @@ export async function startPeerGateway(opts: {
     },
     ...opts.routes,
   ];
-  const server = https.createServer(
-    { key: creds.keyPem, cert: creds.certPem, ca: creds.caPem, requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2" },
-    (req, res) => {
+  return listenMutualTls({
+    name: "peer gateway",
+    identity: opts.identity,
+    host: opts.host,
+    port: opts.port,
+    log: opts.log,
+    ...(opts.reloadMs === undefined ? {} : { reloadMs: opts.reloadMs }),
+    handler: (req, res) => {
       void (async () => {
         const peer = await authenticate(opts.db, req.socket as TLSSocket);
         if (!peer) {
@@ -106,37 +105,5 @@ export async function startPeerGateway(opts: {
         if (!res.headersSent) send(res, status, { error: status === 500 ? "internal error" : (e as Error).message });
       });
     },
-  );
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  server.maxConnections = 1024;
-  server.on("tlsClientError", (err) => opts.log.debug({ err: err.message }, "peer gateway: TLS handshake refused"));
-  let served = creds.certPem;
-  const reload = setInterval(() => {
-    void opts.identity
-      .current()
-      .then((c) => {
-        if (c && c.certPem !== served) {
-          server.setSecureContext({ key: c.keyPem, cert: c.certPem, ca: c.caPem });
-          served = c.certPem;
-        }
-      })
-      .catch((e) => opts.log.warn({ err: e }, "peer gateway: could not reload its certificate"));
-  }, opts.reloadMs ?? 60_000);
-  reload.unref();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, opts.host, () => resolve());
   });
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `https://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        clearInterval(reload);
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
 }

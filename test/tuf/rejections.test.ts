@@ -3,14 +3,26 @@
 // untampered state is accepted, so the rejection is caused by the tampering.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
+import { needs } from "../helpers/requirements.ts";
+import { verifyRepository } from "./helpers/verifier.ts";
 import { fromPool } from "../../src/tuf/db.ts";
 import { metadataKey } from "../../src/tuf/layout.ts";
 import { signDocument, snapshotSigned, timestampSigned } from "../../src/tuf/metadata.ts";
 import { loadOnlineKey } from "../../src/tuf/online-key.ts";
 import type { SigningKey } from "../../src/tuf/keys.ts";
-import { addTargets, box, Client, publishNow, setupRepository, storeTarget, type TufFixture } from "./helpers/tuf.ts";
+import {
+  addTargets,
+  box,
+  Client,
+  publishNow,
+  setupRepository,
+  storeTarget,
+  type TufFixture,
+  verifyEveryRepository,
+} from "./helpers/tuf.ts";
 
 const db = await createTestDb();
+verifyEveryRepository(db);
 let fx: TufFixture;
 let online: SigningKey;
 const target = "apps/navigation-4.0.0.tar";
@@ -28,7 +40,8 @@ beforeAll(async () => {
 });
 afterAll(() => fx?.close());
 
-const get = async (file: string) => JSON.parse(Buffer.from((await fx.blobs.get(metadataKey(fx.teamId, file)))!).toString());
+const raw = async (file: string) => Buffer.from((await fx.blobs.get(metadataKey(fx.teamId, file)))!).toString();
+const get = async (file: string) => JSON.parse(await raw(file));
 const put = (file: string, doc: unknown) => fx.blobs.put(metadataKey(fx.teamId, file), typeof doc === "string" ? doc : JSON.stringify(doc));
 const inDays = (d: number) => new Date(Date.now() + d * 86_400_000);
 
@@ -46,6 +59,13 @@ describe("the client rejects what must be rejected", () => {
     bin.signed.targets[target].hashes.sha256 = "ab".repeat(32);
     await put(binFile, bin);
     try {
+      if (needs("securesystemslib")) {
+        // The second verifier sees it too: the served file is not what was stored and signed.
+        const r = await verifyRepository(db, fx);
+        expect(r.ok).toBe(false);
+        expect(r.errors).toContain(`${binFile}: served file differs from the stored document`);
+        expect(r.errors.join("\n")).toMatch(new RegExp(`${binFile.replace(/\./g, "\\.")}: not signed by the bins delegation`));
+      }
       const fresh = await Client.create(fx);
       const u = await fresh.refresh();
       await expect(u.getTargetInfo(target)).rejects.toThrow(/bins-[0-9a-f] was signed by 0\/1 keys/);
@@ -57,7 +77,8 @@ describe("the client rejects what must be rejected", () => {
   it("an expired timestamp (validly signed by the online key)", async () => {
     const client = await Client.create(fx);
     await client.refresh();
-    const current = await get("timestamp.json");
+    const original = await raw("timestamp.json");
+    const current = JSON.parse(original);
     const expired = signDocument(
       timestampSigned(current.signed.version + 1, new Date(Date.now() - 60_000), current.signed.meta["snapshot.json"].version),
       [online],
@@ -67,7 +88,7 @@ describe("the client rejects what must be rejected", () => {
       await expect(client.refresh()).rejects.toThrow("Final timestamp.json is expired");
       await expect((await Client.create(fx)).refresh()).rejects.toThrow("Final timestamp.json is expired");
     } finally {
-      await put("timestamp.json", current);
+      await put("timestamp.json", original);
     }
     await client.refresh();
   });
@@ -75,21 +96,23 @@ describe("the client rejects what must be rejected", () => {
   it("a rolled-back snapshot: a new timestamp pointing at an older snapshot", async () => {
     const client = await Client.create(fx);
     await client.refresh();
-    const current = await get("timestamp.json");
+    const original = await raw("timestamp.json");
+    const current = JSON.parse(original);
     const snapVersion = current.signed.meta["snapshot.json"].version;
     const rollback = signDocument(timestampSigned(current.signed.version + 1, inDays(1), snapVersion - 2), [online]);
     await put("timestamp.json", rollback);
     try {
       await expect(client.refresh()).rejects.toThrow(/New snapshot version \d+ is less than current version/);
     } finally {
-      await put("timestamp.json", current);
+      await put("timestamp.json", original);
     }
   });
 
   it("a rolled-back bin: a newer snapshot listing an older version of a bin", async () => {
     const client = await Client.create(fx);
     await client.refresh();
-    const current = await get("timestamp.json");
+    const original = await raw("timestamp.json");
+    const current = JSON.parse(original);
     const snapVersion = current.signed.meta["snapshot.json"].version;
     const snapshot = await get(`${snapVersion}.snapshot.json`);
     const [binRole, meta] = Object.entries<any>(snapshot.signed.meta).find(([k, m]) => k.startsWith("bins-") && m.version > 1)!;
@@ -102,7 +125,7 @@ describe("the client rejects what must be rejected", () => {
     try {
       await expect(client.refresh()).rejects.toThrow(/New version \d+ of bins-[0-9a-f].json is less than current version/);
     } finally {
-      await put("timestamp.json", current);
+      await put("timestamp.json", original);
       await fx.blobs.deleteMany([metadataKey(fx.teamId, `${snapVersion + 1}.snapshot.json`)]);
     }
   });
@@ -110,16 +133,18 @@ describe("the client rejects what must be rejected", () => {
   it("a timestamp not signed by the online key", async () => {
     const client = await Client.create(fx);
     await client.refresh();
-    const current = await get("timestamp.json");
+    const original = await raw("timestamp.json");
+    const current = JSON.parse(original);
     const { generateKey } = await import("../../src/tuf/keys.ts");
     const forged = signDocument(timestampSigned(current.signed.version + 1, inDays(1), current.signed.meta["snapshot.json"].version), [
       generateKey(),
     ]);
     await put("timestamp.json", forged);
     try {
+      if (needs("securesystemslib")) expect((await verifyRepository(db, fx)).errors.join("\n")).toMatch(/timestamp\.json: not signed/);
       await expect(client.refresh()).rejects.toThrow("timestamp was signed by 0/1 keys");
     } finally {
-      await put("timestamp.json", current);
+      await put("timestamp.json", original);
     }
   });
 });

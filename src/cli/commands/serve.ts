@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { runApp } from "../boot.ts";
 import { describeDatabase } from "../context.ts";
 import { parsePort } from "../options.ts";
-import { startPeerGatewayPart, startServerPart } from "../parts.ts";
+import { startPeerGatewayPart, startRobotApiPart, startServerPart } from "../parts.ts";
 
 export default function register(program: Command): void {
   program
@@ -11,11 +11,13 @@ export default function register(program: Command): void {
     .description("run the GraphQL admin API with GraphiQL, /healthz and /metrics (no jobs)")
     .option("-p, --port <port>", "port to listen on (default: PORT or 5678)", parsePort)
     .option("-H, --host <host>", "address to listen on (default: HOST or 127.0.0.1)")
-    .action((opts: { port?: number; host?: string }, cmd: Command) =>
+    .option("--robot-port <port>", "port of the robot API, mutual TLS (default: ROBOT_PORT; unset: off)", parsePort)
+    .action((opts: { port?: number; host?: string; robotPort?: number }, cmd: Command) =>
       runApp(cmd, {}, async (app) => {
         // The local CA (its state is in the database) serves /ca/crl.pem and /ca/ca.pem.
         const server = await startServerPart(app, { host: opts.host ?? app.config.HOST, port: opts.port ?? app.config.PORT });
         startPeerGatewayPart(app, { host: opts.host ?? app.config.HOST });
+        startRobotApiPart(app, { host: opts.host ?? app.config.HOST, port: opts.robotPort });
         console.log(`GraphiQL:  ${server.url}/\nGraphQL:   ${server.url}/graphql\nDatabase:  ${describeDatabase(app.db)}`);
         console.log("Create a token with 'groundskeeper token create --role admin --name <who>'. Press Ctrl-C to stop.");
       }),

@@ -1,0 +1,231 @@
+-- Lazy regeneration of robots' director metadata (Candlepin's dirty flag). Writers call
+-- director_mark_dirty (one statement however many robots); readers and the sweep call
+-- director_schedule, then director_targets, sign in src/rollouts/regenerate.ts and store with
+-- director_store, which writes only if nobody changed the robot since it was read.
+-- Lock order (deadlock freedom): rollout_robots rows before robot_directors rows, each set in
+-- robot_id order — every writer here and in sql/800_rollouts.sql follows it.
+
+-- Marks robots' director metadata dirty, creating the row of a robot that has none: one
+-- INSERT … ON CONFLICT, rows taken in robot_id order. generation + 1 tells a regeneration that
+-- read the row before this change not to clear the flag.
+create or replace function gk_private.director_mark_dirty(robot_ids uuid[]) returns bigint
+language plpgsql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+declare
+  n bigint;
+begin
+  if robot_ids is null or cardinality(robot_ids) = 0 then
+    return 0;
+  end if;
+  insert into gk_public.robot_directors as d (robot_id, team_id)
+  select r.id, r.team_id
+    from gk_public.robots r
+   where r.id = any(robot_ids)
+   order by r.id
+  on conflict (robot_id) do update
+     set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1;
+  get diagnostics n = row_count;
+  -- The sweep comes by soon for robots that do not read their metadata first.
+  perform gk_private.enqueue('rollouts__regenerate', '{}'::jsonb, job_key := 'rollouts__regenerate',
+                             run_at := now() + interval '1 second', queue_name := 'rollouts__regenerate',
+                             job_key_mode := 'preserve_run_at');
+  return n;
+end;
+$$;
+comment on function gk_private.director_mark_dirty is 'Marks these robots'' director metadata dirty (generation + 1) in one statement; returns rows marked.';
+
+-- Before signing: every pending rollout row of these robots becomes scheduled, with the ECUs
+-- its director targets will list (those whose hardware id the rollout maps to an image they do
+-- not run yet), or skipped when there is none. Returns the robots it changed.
+create or replace function gk_private.director_schedule(robot_ids uuid[]) returns setof uuid
+language plpgsql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+begin
+  -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
+  -- stays a nested loop even right after a launch, before the tables' statistics catch up.
+  perform 1 from unnest(robot_ids) u (id)
+    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
+   order by rr.robot_id
+     for update of rr;
+
+  insert into gk_public.rollout_robot_ecus (team_id, rollout_id, robot_id, ecu_id, image_id)
+  select rr.team_id, rr.rollout_id, rr.robot_id, e.id, ri.image_id
+    from unnest(robot_ids) u (id)
+    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
+    -- OFFSET 0 keeps this a per-robot probe of ecus_robot_id_serial_key.
+    cross join lateral (select e.id, e.team_id, e.hardware_id, e.installed_image_id from gk_public.ecus e
+                         where e.robot_id = rr.robot_id offset 0) e
+    join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
+   where e.team_id = rr.team_id and e.installed_image_id is distinct from ri.image_id
+  on conflict do nothing;
+
+  return query
+  update gk_public.rollout_robots rr
+     set state = case when x.listed then 'scheduled' else 'skipped' end,
+         result = case when x.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
+         updated_at = now()
+    from (select r.rollout_id, r.robot_id,
+                 exists (select 1 from gk_public.rollout_robot_ecus y where y.rollout_id = r.rollout_id and y.robot_id = r.robot_id) as listed
+            from unnest(robot_ids) u (id)
+            join gk_public.rollout_robots r on r.robot_id = u.id and r.state = 'pending') x
+   where rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
+  returning rr.robot_id;
+end;
+$$;
+
+-- What each robot's director targets must list: per ECU, the image of its rollout row that is
+-- scheduled, accepted or completed (the newest), else the image it reports installed; ECUs
+-- with neither are not listed. Pure read.
+create or replace function gk_private.director_targets(robot_ids uuid[])
+returns table (robot_id uuid, ecu_serial text, hardware_id text, rollout_id uuid, image_name text, image_version text,
+               length bigint, sha256 text, sha512 text)
+language sql stable security definer
+set search_path to pg_catalog, pg_temp
+as $$
+  select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
+    from unnest(robot_ids) u (id)
+    join gk_public.ecus e on e.robot_id = u.id
+    left join lateral (
+      select x.image_id, x.rollout_id
+        from gk_public.rollout_robot_ecus x
+        join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
+       where x.ecu_id = e.id and rr.state in ('scheduled', 'accepted', 'completed')
+       order by rr.created_at desc
+       limit 1) w on true
+    join gk_public.images i on i.id = coalesce(w.image_id, e.installed_image_id) and i.team_id = e.team_id
+   order by e.robot_id, e.serial
+$$;
+
+-- Everything a regeneration needs in one call: schedules the robots' pending rollout rows
+-- (director_schedule), then returns per robot its row, its team's director (null: none yet)
+-- and the ECU targets it must list, as JSON. lock_rows (the read path, inside its transaction)
+-- creates a missing row and locks the rows in robot_id order, after the rollout rows.
+create or replace function gk_private.director_prepare(robot_ids uuid[], lock_rows boolean)
+returns table (robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version int,
+               snapshot_version int, timestamp_version int, now_ms float8, targets_document text, snapshot_document text,
+               timestamp_document text, root_version int, online_key_id text, targets_s float8, snapshot_s float8,
+               timestamp_s float8, ecus jsonb)
+language plpgsql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+begin
+  perform gk_private.director_schedule(robot_ids);
+  if lock_rows then
+    insert into gk_public.robot_directors (robot_id, team_id)
+    select r.id, r.team_id from unnest(robot_ids) u (id) join gk_public.robots r on r.id = u.id
+    on conflict on constraint robot_directors_pkey do nothing;
+    perform 1 from unnest(robot_ids) u (id) join gk_public.robot_directors d on d.robot_id = u.id
+     order by d.robot_id for update of d;
+  end if;
+  return query
+  with t as (
+    select x.robot_id, jsonb_agg(to_jsonb(x) order by x.ecu_serial) as ecus from gk_private.director_targets(robot_ids) x group by x.robot_id
+  )
+  select d.robot_id, d.team_id, d.dirty, coalesce(d.expires > now(), false), d.generation::text, d.targets_version,
+         d.snapshot_version, d.timestamp_version, extract(epoch from now())::float8 * 1000,
+         d.targets_document, d.snapshot_document, d.timestamp_document,
+         p.root_version, p.online_key_id, extract(epoch from p.targets_lifetime)::float8,
+         extract(epoch from p.snapshot_lifetime)::float8, extract(epoch from p.timestamp_lifetime)::float8,
+         coalesce(t.ecus, '[]'::jsonb)
+    from unnest(robot_ids) u (id)
+    join gk_public.robot_directors d on d.robot_id = u.id
+    left join gk_public.director_repositories p on p.team_id = d.team_id
+    left join t on t.robot_id = d.robot_id
+   order by d.robot_id;
+end;
+$$;
+
+-- Stores newly signed documents of robots whose row is still as it was read (generation and
+-- timestamp version): only then is dirty cleared; a robot changed meanwhile keeps its flag and
+-- its old documents, and is signed again. One statement, rows in robot_id order. Returns the
+-- robots it stored.
+drop function if exists gk_private.director_store(uuid, bigint, int, int, timestamptz, text, text, text);
+create or replace function gk_private.director_store(
+  robot_ids uuid[], generations bigint[], read_timestamp_versions int[], root_versions int[], expires timestamptz[],
+  targets text[], snapshots text[], timestamps text[]
+) returns setof uuid
+language sql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+  with s as (
+    select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
+      as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
+  ), locked as (
+    select d.robot_id from gk_public.robot_directors d join s on s.robot_id = d.robot_id order by d.robot_id for update of d
+  )
+  update gk_public.robot_directors d
+     set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
+         targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
+         timestamp_version = d.timestamp_version + 1, expires = s.expires,
+         targets_document = s.targets, snapshot_document = s.snapshot, timestamp_document = s.timestamp,
+         signed_at = now()
+    from s
+   where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
+     and (select count(*) from locked) >= 0
+  returning d.robot_id
+$$;
+
+-- The sweep's work list: dirty robots, oldest change first, at most max_rows. First marks
+-- clean robots whose metadata expires within its repository's resign window (the resigner),
+-- at most max_rows of them, so expiring metadata is renewed by the same path.
+create or replace function gk_private.director_due(max_rows int)
+returns table (robot_id uuid, team_id uuid)
+language plpgsql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+declare
+  widest interval := (select max(p.resign_window) from gk_public.director_repositories p);
+begin
+  if widest is not null then
+    perform gk_private.director_mark_dirty(array(
+      select d.robot_id
+        from gk_public.robot_directors d
+        join gk_public.director_repositories p on p.team_id = d.team_id
+       where not d.dirty and d.expires < now() + widest and d.expires < now() + p.resign_window
+       order by d.expires
+       limit max_rows));
+  end if;
+  return query
+  select d.robot_id, d.team_id
+    from gk_public.robot_directors d
+   where d.dirty
+   order by d.dirty_since, d.robot_id
+   limit max_rows;
+end;
+$$;
+
+-- Root lifetimes: roots expiring within the window (the sweep re-signs them with the online
+-- root key, as version + 1).
+create or replace function gk_private.director_roots_due() returns setof uuid
+language sql stable security definer
+set search_path to pg_catalog, pg_temp
+as $$
+  select p.team_id from gk_public.director_repositories p where p.root_expires < now() + p.resign_window order by p.team_id
+$$;
+
+-- Every robot of a team dirty (a new root or online key): one statement.
+create or replace function gk_private.director_mark_team_dirty(p_team_id uuid) returns bigint
+language sql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+  select gk_private.director_mark_dirty(array(select r.id from gk_public.robots r where r.team_id = p_team_id))
+$$;
+
+-- The operator's view: how much is waiting to be regenerated, per team.
+create or replace view gk_public.director_status as
+select p.team_id, t.name as team_name, p.root_version, p.root_expires,
+       (select count(*) from gk_public.robot_directors d where d.team_id = p.team_id) as robots,
+       (select count(*) from gk_public.robot_directors d where d.team_id = p.team_id and d.dirty) as dirty_robots,
+       (select min(d.dirty_since) from gk_public.robot_directors d where d.team_id = p.team_id and d.dirty) as oldest_dirty_since,
+       (select min(d.expires) from gk_public.robot_directors d where d.team_id = p.team_id and not d.dirty) as next_expiry
+  from gk_public.director_repositories p
+  join gk_public.teams t on t.id = p.team_id;
+comment on view gk_public.director_status is 'Per team: director root, robots with director metadata, how many are dirty and since when.';
+
+comment on table gk_public.director_roots is E'@behavior -insert -update -delete\nEvery director root version of a team (robots fetch N.root.json).';
+comment on table gk_public.robot_directors is E'@behavior -insert -update -delete\nEach robot''s director metadata (targets, snapshot, timestamp) with its dirty flag and generation.';
+comment on table gk_public.director_repositories is E'@behavior -insert -delete\nA team''s Uptane director: root version and expiry, key ids, lifetimes of each robot''s metadata.';
+grant update (targets_lifetime, snapshot_lifetime, timestamp_lifetime, root_lifetime, resign_window)
+  on gk_public.director_repositories to gk_admin;
