@@ -44,6 +44,9 @@ export const deleteExport = defineSaga({
       async action(ctx: SagaContext<P>) {
         const { rows } = await ctx.db.query("select id from gk_private.exports_deleted($1, $2)", [ctx.params.export_id, ctx.sagaId]);
         if (!rows[0]) throw new Error(`export ${ctx.params.export_id} is no longer deleting for this saga`);
+        // The resource may still exist (expunged node, lost attachment): the coordinator re-creates
+        // its export within a second, not at its next tick (debounced on its job key).
+        await ctx.db.query("select gk_private.reconciler_activate('exports__coordinate', now() + interval '1 second')");
       },
       async undo(ctx) {
         await ctx.db.query("select gk_private.exports_undelete($1, $2, $3)", [ctx.params.export_id, ctx.sagaId, ctx.params.generation]);
