@@ -156,9 +156,13 @@ create table gk_public.certificates (
   retry_requested_at timestamp with time zone,
   worker_id uuid,
   controller_id uuid,
+  subject jsonb,
+  subject_generation bigint,
+  replaces_certificate_id uuid,
   constraint certificates_pkey PRIMARY KEY (id),
   constraint certificates_controller_id_fkey FOREIGN KEY (controller_id) REFERENCES gk_public.controllers(id) ON DELETE SET NULL,
   constraint certificates_provisioning_credential_id_fkey FOREIGN KEY (provisioning_credential_id) REFERENCES gk_public.provisioning_credentials(id) ON DELETE SET NULL,
+  constraint certificates_replaces_certificate_id_fkey FOREIGN KEY (replaces_certificate_id) REFERENCES gk_public.certificates(id) ON DELETE SET NULL,
   constraint certificates_robot_id_fkey FOREIGN KEY (robot_id) REFERENCES gk_public.robots(id) ON DELETE SET NULL,
   constraint certificates_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE SET NULL,
   constraint certificates_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE SET NULL,
@@ -172,31 +176,39 @@ create table gk_public.certificates (
   constraint certificates_platform_not_team CHECK ((owner_team_id IS NULL) = (profile = ANY (ARRAY['worker'::text, 'controller'::text]))),
   constraint certificates_platform_own_key CHECK ((profile <> ALL (ARRAY['worker'::text, 'controller'::text])) OR public_key_pem IS NOT NULL OR csr_pem IS NOT NULL),
   constraint certificates_profile_check CHECK (profile = ANY (ARRAY['robot'::text, 'client_auth'::text, 'provisioning'::text, 'worker'::text, 'controller'::text])),
+  constraint certificates_replaces_other CHECK (replaces_certificate_id <> id),
   constraint certificates_revocation_reason_check CHECK (revocation_reason = ANY (ARRAY['unspecified'::text, 'keyCompromise'::text, 'superseded'::text, 'cessationOfOperation'::text])),
   constraint certificates_revoked_at CHECK ((status = 'revoked'::text) = (revoked_at IS NOT NULL)),
   constraint certificates_serial_check CHECK (serial ~ '^[0-9a-f]+$'::text),
   constraint certificates_status_check CHECK (status = ANY (ARRAY['issuing'::text, 'issued'::text, 'revoking'::text, 'revoked'::text, 'expired'::text, 'failed'::text])),
+  constraint certificates_subject_check CHECK (subject IS NULL OR jsonb_typeof(subject) = 'object'::text),
+  constraint certificates_subject_generation_check CHECK (subject_generation >= 0),
   constraint certificates_worker_profile CHECK (worker_id IS NULL OR profile = 'worker'::text)
 );
 CREATE INDEX certificates_controller_id_idx ON gk_public.certificates USING btree (controller_id);
+CREATE UNIQUE INDEX certificates_one_replacement_idx ON gk_public.certificates USING btree (replaces_certificate_id) WHERE ((replaces_certificate_id IS NOT NULL) AND (status = ANY (ARRAY['issuing'::text, 'issued'::text])));
 CREATE INDEX certificates_owner_team_id_idx ON gk_public.certificates USING btree (owner_team_id);
 CREATE INDEX certificates_peer_serial_idx ON gk_public.certificates USING btree (serial) WHERE (profile = ANY (ARRAY['worker'::text, 'controller'::text]));
 CREATE INDEX certificates_pending_due_idx ON gk_public.certificates USING btree (status, next_attempt_at) WHERE (status = ANY (ARRAY['issuing'::text, 'revoking'::text]));
 CREATE INDEX certificates_provisioning_credential_id_idx ON gk_public.certificates USING btree (provisioning_credential_id);
+CREATE INDEX certificates_replaces_certificate_id_idx ON gk_public.certificates USING btree (replaces_certificate_id);
 CREATE INDEX certificates_robot_id_idx ON gk_public.certificates USING btree (robot_id);
 CREATE INDEX certificates_robot_serial_idx ON gk_public.certificates USING btree (serial) WHERE (profile = 'robot'::text);
 CREATE INDEX certificates_status_not_after_idx ON gk_public.certificates USING btree (status, not_after);
 CREATE INDEX certificates_team_id_idx ON gk_public.certificates USING btree (team_id);
 CREATE INDEX certificates_worker_id_idx ON gk_public.certificates USING btree (worker_id);
 CREATE TRIGGER _100_lifecycle BEFORE INSERT OR UPDATE OF status, robot_id, provisioning_credential_id, team_id, worker_id, controller_id ON gk_public.certificates FOR EACH ROW EXECUTE FUNCTION gk_private.tg_certificates__lifecycle();
+CREATE TRIGGER _110_robot_subject BEFORE INSERT ON gk_public.certificates FOR EACH ROW EXECUTE FUNCTION gk_private.tg_certificates__robot_subject();
 CREATE TRIGGER _500_enqueue_issuance AFTER INSERT ON gk_public.certificates REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__enqueue_issuance();
 CREATE TRIGGER _500_enqueue_revocations AFTER UPDATE ON gk_public.certificates REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__enqueue_revocations();
 CREATE TRIGGER _510_drop_parked_keys AFTER UPDATE ON gk_public.certificates REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__drop_parked_keys();
 CREATE TRIGGER _520_supersede_worker_certificates AFTER INSERT ON gk_public.certificates REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__supersede_worker_certificates();
+CREATE TRIGGER _530_robot_regenerated AFTER UPDATE ON gk_public.certificates REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__robot_regenerated();
 comment on table gk_public.certificates is '@behavior -insert -update -delete
 Certificates issued at the CA. A row outlives its owner until the CA has revoked it.';
 comment on column gk_public.certificates.owner_team_id is 'The team the certificate was issued for; kept after the team is deleted.';
 comment on column gk_public.certificates.ca_ref is 'The CA''s handle for the certificate (fetch it by this to learn the serial).';
+comment on column gk_public.certificates.subject is 'What the certificate encodes besides its owner and profile (robots: O = team name, OU = name=<robot name>).';
 grant select on gk_public.certificates to gk_admin;
 grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id, worker_id) on gk_public.certificates to gk_admin;
 grant update (downloaded_at, fetch_requested_at, retry_requested_at) on gk_public.certificates to gk_admin;
@@ -448,16 +460,25 @@ create table gk_public.robots (
   team_id uuid not null,
   name text not null,
   created_at timestamp with time zone default now() not null,
+  certificate_generation bigint default 0 not null,
+  certificate_dirty_since timestamp with time zone,
   constraint robots_pkey PRIMARY KEY (id),
   constraint robots_team_id_name_key UNIQUE (team_id, name),
   constraint robots_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint robots_certificate_generation_check CHECK (certificate_generation >= 0),
   constraint robots_name_check CHECK (length(name) >= 1 AND length(name) <= 200)
 );
+CREATE INDEX robots_certificate_dirty_idx ON gk_public.robots USING btree (certificate_dirty_since) WHERE (certificate_dirty_since IS NOT NULL);
 CREATE INDEX robots_team_id_idx ON gk_public.robots USING btree (team_id);
+CREATE TRIGGER _500_robot_certificates_dirty AFTER UPDATE ON gk_public.robots REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robots__robot_certificates_dirty();
 comment on table gk_public.robots is 'A device of a team''s fleet.';
 comment on column gk_public.robots.id is '@behavior -insert -update';
 comment on column gk_public.robots.team_id is '@behavior -update';
 comment on column gk_public.robots.created_at is '@behavior -insert -update';
+comment on column gk_public.robots.certificate_generation is '@behavior -insert -update
+Bumped whenever something the robot''s certificate encodes changes (its name, its team''s name).';
+comment on column gk_public.robots.certificate_dirty_since is '@behavior -insert -update
+Since when the robot''s certificate encodes an older generation: it gets a new one at its next certificate read, or from the sweep (robots__regenerate).';
 grant delete, insert, select, update on gk_public.robots to gk_admin;
 grant select on gk_public.robots to gk_viewer;
 
@@ -527,6 +548,7 @@ create table gk_public.teams (
   constraint teams_name_check CHECK (name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)
 );
 CREATE TRIGGER _500_purge_blobs AFTER DELETE ON gk_public.teams REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_teams__purge_blobs();
+CREATE TRIGGER _500_robot_certificates_dirty AFTER UPDATE ON gk_public.teams REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_teams__robot_certificates_dirty();
 comment on table gk_public.teams is 'A tenant of the platform. Deleting a team cascades to its robots and sends its certificates and blobs to the bin.';
 comment on column gk_public.teams.id is '@behavior -insert -update';
 comment on column gk_public.teams.created_at is '@behavior -insert -update';
@@ -1305,6 +1327,33 @@ grant execute on function gk_public.revoke_provisioning_credential(uuid) to gk_a
 grant execute on function gk_public.revoke_provisioning_credential(uuid) to gk_viewer;
 grant execute on function gk_public.revoke_provisioning_credential(uuid) to public;
 
+CREATE OR REPLACE FUNCTION gk_public.revoke_robot_certificates(robot_id uuid, reason text DEFAULT 'keyCompromise'::text)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  n bigint;
+begin
+  if not exists (select 1 from gk_public.robots r where r.id = revoke_robot_certificates.robot_id) then
+    raise exception 'robot % not found', revoke_robot_certificates.robot_id using errcode = 'P0002';
+  end if;
+  if reason is null or reason not in ('unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation') then
+    raise exception 'reason must be unspecified, keyCompromise, superseded or cessationOfOperation (got %)', coalesce(reason, 'null')
+      using errcode = '22023';
+  end if;
+  with revoked as (
+    update gk_public.certificates c set status = 'revoking', revocation_reason = revoke_robot_certificates.reason
+     where c.robot_id = revoke_robot_certificates.robot_id and c.status in ('issuing', 'issued')
+    returning 1)
+  select count(*) into n from revoked;
+  return n;
+end;
+$function$;
+comment on function gk_public.revoke_robot_certificates(uuid,text) is 'Revokes every live certificate of a robot now (a compromised robot): refused by the robot API at once, revoked at the CA by a task.';
+grant execute on function gk_public.revoke_robot_certificates(uuid,text) to gk_admin;
+
 CREATE OR REPLACE FUNCTION gk_public.sagas_in_progress(name text DEFAULT NULL::text)
  RETURNS SETOF gk_public.sagas
  LANGUAGE sql
@@ -1477,6 +1526,7 @@ create table gk_private.local_ca_certificates (
   revoked_at timestamp with time zone,
   reason text,
   failure text,
+  subject jsonb,
   constraint local_ca_certificates_pkey PRIMARY KEY (id),
   constraint local_ca_certificates_authority_serial_key UNIQUE (authority, serial),
   constraint local_ca_certificates_authority_fkey FOREIGN KEY (authority) REFERENCES gk_private.local_ca_authorities(name) ON DELETE RESTRICT,
@@ -1886,6 +1936,16 @@ AS $function$
       from cert where p.id = cert.provisioning_credential_id and p.expires_at > cert.not_after
     returning 1)
   select true from cert;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_is_dirty(id uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select coalesce(bool_or(c.subject_generation < r.certificate_generation), false)
+    from gk_public.certificates c join gk_public.robots r on r.id = c.robot_id
+   where c.id = certificate_is_dirty.id;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, error text, permanent boolean)
@@ -2531,6 +2591,28 @@ AS $function$
      and c.not_after > now();
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.robot_certificate_subject(robot_id uuid)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select jsonb_build_object('organization', t.name, 'units', jsonb_build_array('name=' || r.name))
+    from gk_public.robots r join gk_public.teams t on t.id = r.team_id
+   where r.id = robot_certificate_subject.robot_id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_current_certificate(robot_id uuid)
+ RETURNS SETOF gk_public.certificates
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select c.* from gk_public.certificates c
+   where c.robot_id = robot_current_certificate.robot_id and c.profile = 'robot'
+     and c.status = 'issued' and c.not_after > now()
+   order by c.issued_at desc, c.created_at desc
+   limit 1;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)
  RETURNS gk_public.robot_manifests
  LANGUAGE sql
@@ -2540,6 +2622,95 @@ AS $function$
     from gk_public.robots r
    where r.id = robot_manifest_received.robot_id and r.team_id = robot_manifest_received.team_id
   returning *;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robots_certificate_replacements(robot_ids uuid[], public_keys text[] DEFAULT NULL::text[])
+ RETURNS TABLE(robot_id uuid, certificate_id uuid, requested boolean)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+begin
+  update gk_public.robots r set certificate_dirty_since = null
+   where r.id = any(robot_ids) and r.certificate_dirty_since is not null
+     and not exists (select 1 from gk_public.certificates c
+                      where c.robot_id = r.id and c.profile = 'robot' and c.status in ('issuing', 'issued'));
+  return query
+  with wanted as (
+    select r.id as robot_id, r.team_id, r.certificate_generation, cur.id as current_id,
+           coalesce(cur.public_key_pem, k.public_key) as public_key_pem,
+           case when cur.public_key_pem is null and k.public_key is null then cur.csr_pem end as csr_pem,
+           least(greatest(cur.not_after - cur.issued_at, interval '1 hour'), interval '10 years') as valid_for
+      from unnest(robot_ids, coalesce(public_keys, array_fill(null::text, array[cardinality(robot_ids)]))) as k(robot_id, public_key)
+      join gk_public.robots r on r.id = k.robot_id
+      cross join lateral gk_private.robot_current_certificate(r.id) cur
+     where r.certificate_dirty_since is not null and cur.subject_generation < r.certificate_generation),
+  pending as (
+    select w.robot_id, x.id
+      from wanted w join gk_public.certificates x
+        on x.replaces_certificate_id = w.current_id and x.status in ('issuing', 'issued')),
+  inserted as (
+    insert into gk_public.certificates (owner_team_id, robot_id, profile, public_key_pem, csr_pem, not_after, replaces_certificate_id)
+    select w.team_id, w.robot_id, 'robot', w.public_key_pem, w.csr_pem, date_trunc('second', now() + w.valid_for), w.current_id
+      from wanted w
+     where not exists (select 1 from pending p where p.robot_id = w.robot_id)
+       and (w.public_key_pem is not null or w.csr_pem is not null)
+    on conflict (replaces_certificate_id) where replaces_certificate_id is not null and status in ('issuing', 'issued')
+    do nothing
+    returning gk_public.certificates.robot_id, gk_public.certificates.id)
+  select i.robot_id, i.id, true from inserted i
+  union all
+  select p.robot_id, p.id, false from pending p;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robots_certificates_dirty(robot_ids uuid[])
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  with marked as (
+    update gk_public.robots r
+       set certificate_generation = r.certificate_generation + 1,
+           certificate_dirty_since = coalesce(r.certificate_dirty_since, now())
+     where r.id = any(robot_ids)
+       and exists (select 1 from gk_public.certificates c
+                    where c.robot_id = r.id and c.profile = 'robot' and c.status in ('issuing', 'issued'))
+    returning 1)
+  select count(*) from marked;
+$function$;
+comment on function gk_private.robots_certificates_dirty(uuid[]) is 'Marks the robots'' certificates dirty (generation + 1): each gets a replacement at its next certificate read or from the sweep.';
+
+CREATE OR REPLACE FUNCTION gk_private.robots_certificates_due(max_robots integer)
+ RETURNS TABLE(robot_id uuid, has_key boolean, pem text)
+ LANGUAGE sql
+AS $function$
+  with due as (
+    select r.id from gk_public.robots r
+     where r.certificate_dirty_since is not null
+       -- A replacement on its way: nothing to request until it is issued.
+       and not exists (select 1 from gk_public.certificates x
+                        where x.robot_id = r.id and x.replaces_certificate_id is not null and x.status = 'issuing')
+     order by r.certificate_dirty_since
+     limit max_robots
+     for update of r skip locked)
+  select d.id, cur.public_key_pem is not null or cur.csr_pem is not null, cur.pem
+    from due d left join lateral gk_private.robot_current_certificate(d.id) cur on true;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robots_certificates_supersede(grace interval, max_rows integer)
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  with doomed as (
+    select old.id from gk_public.certificates n join gk_public.certificates old on old.id = n.replaces_certificate_id
+     where n.status = 'issued' and n.issued_at < now() - grace and old.status in ('issuing', 'issued')
+     order by n.issued_at
+     limit max_rows
+     for update of old skip locked),
+  revoked as (
+    update gk_public.certificates c set status = 'revoking', revocation_reason = 'superseded'
+      from doomed where c.id = doomed.id
+    returning 1)
+  select count(*) from revoked;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.saga_enqueue(id uuid, name text)
@@ -2740,6 +2911,51 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_certificates__robot_regenerated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  replaced uuid[];
+begin
+  -- Statement triggers fire for zero rows too (also for the UPDATE below): only act on rows.
+  update gk_public.robots r set certificate_dirty_since = null
+    from new_rows n join old_rows o on o.id = n.id
+   where n.robot_id = r.id and n.status = 'issued' and o.status = 'issuing'
+     and n.subject_generation = r.certificate_generation and r.certificate_dirty_since is not null;
+  -- Downloaded: the certificates it replaces (the whole chain) are superseded now.
+  replaced := array(
+    with recursive chain(id) as (
+      select n.replaces_certificate_id from new_rows n join old_rows o on o.id = n.id
+       where n.downloaded_at is not null and o.downloaded_at is null and n.replaces_certificate_id is not null
+      union
+      select c.replaces_certificate_id from gk_public.certificates c join chain on c.id = chain.id
+       where c.replaces_certificate_id is not null)
+    select id from chain);
+  if cardinality(replaced) > 0 then
+    update gk_public.certificates c set status = 'revoking', revocation_reason = 'superseded'
+     where c.id = any(replaced) and c.status in ('issuing', 'issued');
+  end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_certificates__robot_subject()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+begin
+  if new.profile = 'robot' and new.robot_id is not null and new.subject_generation is null then
+    select gk_private.robot_certificate_subject(r.id), r.certificate_generation
+      into new.subject, new.subject_generation
+      from gk_public.robots r where r.id = new.robot_id;
+  end if;
+  return new;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_certificates__supersede_worker_certificates()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -2796,6 +3012,23 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_robots__robot_certificates_dirty()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  ids uuid[];
+begin
+  ids := array(select n.id from new_rows n join old_rows o on o.id = n.id where n.name is distinct from o.name);
+  if cardinality(ids) > 0 then
+    perform gk_private.robots_certificates_dirty(ids);
+  end if;
+  return null;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_sagas__enqueue_retry()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -2820,6 +3053,25 @@ begin
   insert into gk_public.purge_items (kind, ref, team_id)
   select 'blob_prefix', gk_public.team_blob_prefix(o.id), o.id from old_rows o
   on conflict (kind, ref) where completed_at is null do nothing;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_teams__robot_certificates_dirty()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  ids uuid[];
+begin
+  -- Statement triggers fire for zero rows too: nothing renamed, nothing to do (and no recursion).
+  ids := array(select r.id from new_rows n join old_rows o on o.id = n.id join gk_public.robots r on r.team_id = n.id
+                where n.name is distinct from o.name);
+  if cardinality(ids) > 0 then
+    perform gk_private.robots_certificates_dirty(ids);
+  end if;
   return null;
 end;
 $function$;

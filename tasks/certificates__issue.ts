@@ -2,7 +2,7 @@
 // an owner deleted meanwhile waits for the lock, then finds the certificate issued and sends it
 // to revocation; a certificate already 'revoking' when we get the lock is never issued at all.
 import { z } from "zod";
-import { CaRequestError, type CertificateProfile } from "../src/adapters/ca/types.ts";
+import { CaRequestError, type CertificateProfile, type SubjectExtra } from "../src/adapters/ca/types.ts";
 import { certificateKeyContext } from "../src/certificates/parked-keys.ts";
 import { errorMessage } from "../src/lib/errors.ts";
 import { inJobTransaction } from "../src/worker/tx.ts";
@@ -20,6 +20,7 @@ interface Row {
   ca_ref: string | null;
   owner_id: string;
   profile: CertificateProfile;
+  subject: SubjectExtra | null;
   public_key_pem: string | null;
   csr_pem: string | null;
   not_after: Date;
@@ -35,7 +36,7 @@ export default defineTask({
       await inJobTransaction(helpers, async (c) => {
         const { rows } = await c.query<Row>(
           `select id, status, ca_ref, coalesce(robot_id, provisioning_credential_id, team_id, worker_id, controller_id, owner_team_id)::text as owner_id,
-                  profile, public_key_pem, csr_pem, not_after, attempts
+                  profile, subject, public_key_pem, csr_pem, not_after, attempts
              from gk_public.certificates where id = $1 for update`,
           [id],
         );
@@ -54,6 +55,7 @@ export default defineTask({
           const res = await ca.issue({
             commonName: row.owner_id,
             profile: row.profile,
+            ...(row.subject ? { subject: row.subject } : {}),
             notAfter: row.not_after,
             ...(row.public_key_pem ? { publicKeyPem: row.public_key_pem } : {}),
             ...(row.csr_pem ? { csrPem: row.csr_pem } : {}),
