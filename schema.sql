@@ -11,6 +11,8 @@ create schema gk_public;
 grant usage on schema gk_public to gk_admin;
 grant usage on schema gk_public to gk_viewer;
 
+create type gk_public.export_resource_type as enum ('image');
+
 create table gk_public.activation_errors (
   id bigint generated always as identity not null,
   activation_id bigint not null,
@@ -249,6 +251,46 @@ Groundskeeper''s own identity for mutual TLS with agents. Deleting it revokes it
 grant select on gk_public.controllers to gk_admin;
 grant select on gk_public.controllers to gk_viewer;
 
+create table gk_public.director_repositories (
+  team_id uuid not null,
+  root_version integer default 1 not null,
+  root_expires timestamp with time zone not null,
+  root_key_id text not null,
+  online_key_id text not null,
+  targets_lifetime interval default '1 day'::interval not null,
+  snapshot_lifetime interval default '1 day'::interval not null,
+  timestamp_lifetime interval default '1 day'::interval not null,
+  root_lifetime interval default '365 days'::interval not null,
+  resign_window interval default '03:00:00'::interval not null,
+  created_at timestamp with time zone default now() not null,
+  constraint director_repositories_pkey PRIMARY KEY (team_id),
+  constraint director_repositories_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint director_repositories_check CHECK (resign_window > '00:00:00'::interval AND resign_window < LEAST(targets_lifetime, snapshot_lifetime, timestamp_lifetime, root_lifetime)),
+  constraint director_repositories_online_key_id_check CHECK (online_key_id ~ '^[0-9a-f]{64}$'::text),
+  constraint director_repositories_root_key_id_check CHECK (root_key_id ~ '^[0-9a-f]{64}$'::text),
+  constraint director_repositories_root_version_check CHECK (root_version >= 1)
+);
+comment on table gk_public.director_repositories is '@behavior -insert -delete
+A team''s Uptane director: root version and expiry, key ids, lifetimes of each robot''s metadata.';
+grant select on gk_public.director_repositories to gk_admin;
+grant update (resign_window, root_lifetime, snapshot_lifetime, targets_lifetime, timestamp_lifetime) on gk_public.director_repositories to gk_admin;
+grant select on gk_public.director_repositories to gk_viewer;
+
+create table gk_public.director_roots (
+  team_id uuid not null,
+  version integer not null,
+  expires timestamp with time zone not null,
+  document text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint director_roots_pkey PRIMARY KEY (team_id, version),
+  constraint director_roots_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.director_repositories(team_id) ON DELETE CASCADE,
+  constraint director_roots_version_check CHECK (version >= 1)
+);
+comment on table gk_public.director_roots is '@behavior -insert -update -delete
+Every director root version of a team (robots fetch N.root.json).';
+grant select on gk_public.director_roots to gk_admin;
+grant select on gk_public.director_roots to gk_viewer;
+
 create table gk_public.ecu_telemetry (
   team_id uuid not null,
   robot_id uuid not null,
@@ -266,6 +308,110 @@ comment on table gk_public.ecu_telemetry is '@behavior -insert -update -delete
 ECU events from robots, partitioned by day; retention drops whole partitions.';
 grant select on gk_public.ecu_telemetry to gk_admin;
 grant select on gk_public.ecu_telemetry to gk_viewer;
+
+create table gk_public.ecus (
+  id uuid default gen_random_uuid() not null,
+  team_id uuid not null,
+  robot_id uuid not null,
+  serial text not null,
+  hardware_id text not null,
+  is_primary boolean default false not null,
+  installed_image_id uuid,
+  status text,
+  status_at timestamp with time zone,
+  created_at timestamp with time zone default now() not null,
+  constraint ecus_pkey PRIMARY KEY (id),
+  constraint ecus_robot_id_serial_key UNIQUE (robot_id, serial),
+  constraint ecus_team_id_id_key UNIQUE (team_id, id),
+  constraint ecus_team_id_installed_image_id_fkey FOREIGN KEY (team_id, installed_image_id) REFERENCES gk_public.images(team_id, id) ON DELETE SET NULL (installed_image_id),
+  constraint ecus_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
+  constraint ecus_hardware_id_check CHECK (hardware_id ~ '^[[:graph:]]{1,100}$'::text),
+  constraint ecus_serial_check CHECK (serial ~ '^[[:graph:]]{1,64}$'::text),
+  constraint ecus_status_check CHECK (gk_private.rollouts_valid_ecu_status(status))
+);
+CREATE INDEX ecus_installed_image_idx ON gk_public.ecus USING btree (installed_image_id) WHERE (installed_image_id IS NOT NULL);
+CREATE UNIQUE INDEX ecus_one_primary_idx ON gk_public.ecus USING btree (robot_id) WHERE is_primary;
+CREATE INDEX ecus_team_hardware_idx ON gk_public.ecus USING btree (team_id, hardware_id);
+CREATE TRIGGER _500_mark_director_dirty_delete AFTER DELETE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
+CREATE TRIGGER _500_mark_director_dirty_insert AFTER INSERT ON gk_public.ecus REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
+CREATE TRIGGER _500_mark_director_dirty_update AFTER UPDATE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
+comment on table gk_public.ecus is 'Electronic control units of a robot: serial, hardware id, the image it reports installed.';
+grant delete, select on gk_public.ecus to gk_admin;
+grant insert (hardware_id, installed_image_id, is_primary, robot_id, serial, team_id) on gk_public.ecus to gk_admin;
+grant update (hardware_id, installed_image_id, is_primary) on gk_public.ecus to gk_admin;
+grant select on gk_public.ecus to gk_viewer;
+
+create table gk_public.export_nodes (
+  id uuid default gen_random_uuid() not null,
+  worker_id uuid,
+  address text not null,
+  state text default 'in_service'::text not null,
+  heartbeat_ttl interval default '00:01:00'::interval not null,
+  last_heartbeat_at timestamp with time zone default now() not null,
+  expires_at timestamp with time zone default (now() + '00:01:00'::interval) not null,
+  agent_version text,
+  attachments integer,
+  registered_at timestamp with time zone default now() not null,
+  expunged_at timestamp with time zone,
+  constraint export_nodes_pkey PRIMARY KEY (id),
+  constraint export_nodes_worker_id_key UNIQUE (worker_id),
+  constraint export_nodes_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE SET NULL,
+  constraint export_nodes_address_check CHECK (address ~ '^https://[A-Za-z0-9.:\[\]-]{1,255}:[0-9]{1,5}$'::text),
+  constraint export_nodes_agent_version_check CHECK (length(agent_version) <= 100),
+  constraint export_nodes_attachments_check CHECK (attachments >= 0),
+  constraint export_nodes_expunged_at CHECK ((state = 'expunged'::text) = (expunged_at IS NOT NULL)),
+  constraint export_nodes_heartbeat_ttl_check CHECK (heartbeat_ttl >= '00:00:02'::interval AND heartbeat_ttl <= '01:00:00'::interval),
+  constraint export_nodes_in_service_has_worker CHECK (state <> 'in_service'::text OR worker_id IS NOT NULL),
+  constraint export_nodes_state_check CHECK (state = ANY (ARRAY['in_service'::text, 'expunged'::text]))
+);
+CREATE INDEX export_nodes_in_service_idx ON gk_public.export_nodes USING btree (expires_at) WHERE (state = 'in_service'::text);
+CREATE TRIGGER _100_expunge_when_worker_gone BEFORE UPDATE OF worker_id ON gk_public.export_nodes FOR EACH ROW EXECUTE FUNCTION gk_private.tg_export_nodes__expunge_when_worker_gone();
+comment on table gk_public.export_nodes is '@behavior -insert -update -delete
+Export nodes: agents that serve read-only resources (images) over their authenticated HTTPS server. Expunge one with expungeExportNode.';
+grant select on gk_public.export_nodes to gk_admin;
+grant select on gk_public.export_nodes to gk_viewer;
+
+create table gk_public.exports (
+  id uuid default gen_random_uuid() not null,
+  resource_type gk_public.export_resource_type not null,
+  resource_id uuid not null,
+  state text default 'requested'::text not null,
+  delete_requested_at timestamp with time zone,
+  node_id uuid,
+  attachment_id uuid,
+  url text,
+  operating_saga_id uuid,
+  saga_id uuid,
+  generation bigint default 0 not null,
+  attempts integer default 0 not null,
+  created_at timestamp with time zone default now() not null,
+  state_changed_at timestamp with time zone default now() not null,
+  live_at timestamp with time zone,
+  verified_at timestamp with time zone,
+  deleted_at timestamp with time zone,
+  constraint exports_pkey PRIMARY KEY (id),
+  constraint exports_node_id_fkey FOREIGN KEY (node_id) REFERENCES gk_public.export_nodes(id) ON DELETE RESTRICT,
+  constraint exports_saga_id_fkey FOREIGN KEY (saga_id) REFERENCES gk_public.sagas(id) ON DELETE SET NULL,
+  constraint exports_attempts_check CHECK (attempts >= 0),
+  constraint exports_deleted_at CHECK ((state = 'deleted'::text) = (deleted_at IS NOT NULL)),
+  constraint exports_generation_check CHECK (generation >= 0),
+  constraint exports_live_attached CHECK ((state <> ALL (ARRAY['live'::text, 'deleting'::text])) OR node_id IS NOT NULL AND attachment_id IS NOT NULL AND url IS NOT NULL),
+  constraint exports_locked CHECK ((state = ANY (ARRAY['assigning'::text, 'deleting'::text])) = (operating_saga_id IS NOT NULL)),
+  constraint exports_requested_unattached CHECK (state <> 'requested'::text OR node_id IS NULL AND attachment_id IS NULL AND url IS NULL),
+  constraint exports_state_check CHECK (state = ANY (ARRAY['requested'::text, 'assigning'::text, 'live'::text, 'deleting'::text, 'deleted'::text])),
+  constraint exports_url_check CHECK (length(url) <= 2048)
+);
+CREATE INDEX exports_delete_due_idx ON gk_public.exports USING btree (state_changed_at) WHERE ((delete_requested_at IS NOT NULL) AND (state <> 'deleted'::text));
+CREATE INDEX exports_node_idx ON gk_public.exports USING btree (node_id) WHERE (state <> 'deleted'::text);
+CREATE UNIQUE INDEX exports_one_per_resource ON gk_public.exports USING btree (resource_type, resource_id) WHERE (state <> 'deleted'::text);
+CREATE INDEX exports_requested_idx ON gk_public.exports USING btree (created_at) WHERE ((state = 'requested'::text) AND (delete_requested_at IS NULL));
+CREATE INDEX exports_saga_id_idx ON gk_public.exports USING btree (saga_id);
+CREATE INDEX exports_unsettled_idx ON gk_public.exports USING btree (state_changed_at) WHERE ((state <> 'deleted'::text) AND ((state <> 'live'::text) OR (delete_requested_at IS NOT NULL)));
+CREATE INDEX exports_verify_idx ON gk_public.exports USING btree (verified_at NULLS FIRST) WHERE ((state = 'live'::text) AND (delete_requested_at IS NULL));
+comment on table gk_public.exports is '@behavior -insert -update -delete
+Export records: which node serves which read-only resource, and the state of getting it there. Deleted records are kept.';
+grant select on gk_public.exports to gk_admin;
+grant select on gk_public.exports to gk_viewer;
 
 create table gk_public.images (
   id uuid default gen_random_uuid() not null,
@@ -290,6 +436,7 @@ create table gk_public.images (
   constraint images_version_check CHECK (version ~ '^[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}$'::text)
 );
 CREATE INDEX images_hardware_ids_idx ON gk_public.images USING gin (hardware_ids);
+CREATE UNIQUE INDEX images_team_id_id_idx ON gk_public.images USING btree (team_id, id);
 comment on table gk_public.images is '@behavior -update
 A team''s software images (immutable: a new build is a new version), matched to ECUs by hardware id.';
 comment on column gk_public.images.id is '@behavior -insert';
@@ -436,6 +583,69 @@ grant select on gk_public.retention_policies to gk_admin;
 grant update (max_per_activation, retention) on gk_public.retention_policies to gk_admin;
 grant select on gk_public.retention_policies to gk_viewer;
 
+create table gk_public.robot_directors (
+  robot_id uuid not null,
+  team_id uuid not null,
+  dirty boolean default true not null,
+  dirty_since timestamp with time zone default now(),
+  generation bigint default 1 not null,
+  signed_generation bigint default 0 not null,
+  root_version integer,
+  targets_version integer default 0 not null,
+  snapshot_version integer default 0 not null,
+  timestamp_version integer default 0 not null,
+  expires timestamp with time zone,
+  targets_document text,
+  snapshot_document text,
+  timestamp_document text,
+  signed_at timestamp with time zone,
+  constraint robot_directors_pkey PRIMARY KEY (robot_id),
+  constraint robot_directors_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
+  constraint robot_directors_check CHECK (dirty = (dirty_since IS NOT NULL)),
+  constraint robot_directors_check1 CHECK (signed_generation <= generation),
+  constraint robot_directors_check2 CHECK ((signed_generation = 0) = (timestamp_document IS NULL)),
+  constraint robot_directors_check3 CHECK ((timestamp_document IS NULL) = (expires IS NULL))
+);
+CREATE INDEX robot_directors_dirty_idx ON gk_public.robot_directors USING btree (dirty_since) WHERE dirty;
+CREATE INDEX robot_directors_expires_idx ON gk_public.robot_directors USING btree (expires) WHERE (NOT dirty);
+CREATE INDEX robot_directors_team_idx ON gk_public.robot_directors USING btree (team_id);
+comment on table gk_public.robot_directors is '@behavior -insert -update -delete
+Each robot''s director metadata (targets, snapshot, timestamp) with its dirty flag and generation.';
+grant select on gk_public.robot_directors to gk_admin;
+grant select on gk_public.robot_directors to gk_viewer;
+
+create table gk_public.robot_group_members (
+  team_id uuid not null,
+  group_id uuid not null,
+  robot_id uuid not null,
+  added_at timestamp with time zone default now() not null,
+  constraint robot_group_members_pkey PRIMARY KEY (group_id, robot_id),
+  constraint robot_group_members_team_id_group_id_fkey FOREIGN KEY (team_id, group_id) REFERENCES gk_public.robot_groups(team_id, id) ON DELETE CASCADE,
+  constraint robot_group_members_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE
+);
+CREATE INDEX robot_group_members_robot_idx ON gk_public.robot_group_members USING btree (robot_id);
+comment on table gk_public.robot_group_members is 'Membership of robots in groups (both of one team).';
+grant delete, select on gk_public.robot_group_members to gk_admin;
+grant insert (group_id, robot_id, team_id) on gk_public.robot_group_members to gk_admin;
+grant select on gk_public.robot_group_members to gk_viewer;
+
+create table gk_public.robot_groups (
+  id uuid default gen_random_uuid() not null,
+  team_id uuid not null,
+  name text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint robot_groups_pkey PRIMARY KEY (id),
+  constraint robot_groups_team_id_id_key UNIQUE (team_id, id),
+  constraint robot_groups_team_id_name_key UNIQUE (team_id, name),
+  constraint robot_groups_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint robot_groups_name_check CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$'::text)
+);
+comment on table gk_public.robot_groups is 'A named set of a team''s robots, a rollout target.';
+grant delete, select on gk_public.robot_groups to gk_admin;
+grant insert (name, team_id) on gk_public.robot_groups to gk_admin;
+grant update (name) on gk_public.robot_groups to gk_admin;
+grant select on gk_public.robot_groups to gk_viewer;
+
 create table gk_public.robot_manifests (
   id bigint generated always as identity not null,
   team_id uuid not null,
@@ -469,6 +679,7 @@ create table gk_public.robots (
   constraint robots_name_check CHECK (length(name) >= 1 AND length(name) <= 200)
 );
 CREATE INDEX robots_certificate_dirty_idx ON gk_public.robots USING btree (certificate_dirty_since) WHERE (certificate_dirty_since IS NOT NULL);
+CREATE UNIQUE INDEX robots_team_id_id_idx ON gk_public.robots USING btree (team_id, id);
 CREATE INDEX robots_team_id_idx ON gk_public.robots USING btree (team_id);
 CREATE TRIGGER _500_robot_certificates_dirty AFTER UPDATE ON gk_public.robots REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robots__robot_certificates_dirty();
 comment on table gk_public.robots is 'A device of a team''s fleet.';
@@ -481,6 +692,145 @@ comment on column gk_public.robots.certificate_dirty_since is '@behavior -insert
 Since when the robot''s certificate encodes an older generation: it gets a new one at its next certificate read, or from the sweep (robots__regenerate).';
 grant delete, insert, select, update on gk_public.robots to gk_admin;
 grant select on gk_public.robots to gk_viewer;
+
+create table gk_public.rollout_events (
+  id bigint generated always as identity not null,
+  team_id uuid not null,
+  robot_id uuid not null,
+  event_id uuid not null,
+  ecu_id uuid not null,
+  rollout_id uuid,
+  type text not null,
+  description text,
+  received_at timestamp with time zone default now() not null,
+  constraint rollout_events_pkey PRIMARY KEY (id),
+  constraint rollout_events_robot_id_event_id_key UNIQUE (robot_id, event_id),
+  constraint rollout_events_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON DELETE CASCADE,
+  constraint rollout_events_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
+  constraint rollout_events_team_id_rollout_id_fkey FOREIGN KEY (team_id, rollout_id) REFERENCES gk_public.rollouts(team_id, id) ON DELETE SET NULL (rollout_id),
+  constraint rollout_events_description_check CHECK (length(description) <= 2000),
+  constraint rollout_events_type_check CHECK (gk_private.rollouts_valid_ecu_status(type))
+);
+CREATE INDEX rollout_events_ecu_idx ON gk_public.rollout_events USING btree (ecu_id);
+CREATE INDEX rollout_events_received_idx ON gk_public.rollout_events USING btree (received_at);
+CREATE INDEX rollout_events_rollout_idx ON gk_public.rollout_events USING btree (rollout_id) WHERE (rollout_id IS NOT NULL);
+comment on table gk_public.rollout_events is '@behavior -insert -update -delete
+ECU events reported by robots (idempotent by event id).';
+grant select on gk_public.rollout_events to gk_admin;
+grant select on gk_public.rollout_events to gk_viewer;
+
+create table gk_public.rollout_images (
+  team_id uuid not null,
+  rollout_id uuid not null,
+  hardware_id text not null,
+  image_id uuid not null,
+  constraint rollout_images_pkey PRIMARY KEY (rollout_id, hardware_id),
+  constraint rollout_images_team_id_image_id_fkey FOREIGN KEY (team_id, image_id) REFERENCES gk_public.images(team_id, id),
+  constraint rollout_images_team_id_rollout_id_fkey FOREIGN KEY (team_id, rollout_id) REFERENCES gk_public.rollouts(team_id, id) ON DELETE CASCADE,
+  constraint rollout_images_hardware_id_check CHECK (hardware_id ~ '^[[:graph:]]{1,100}$'::text)
+);
+CREATE INDEX rollout_images_image_idx ON gk_public.rollout_images USING btree (image_id);
+CREATE TRIGGER _100_check_hardware BEFORE INSERT OR UPDATE ON gk_public.rollout_images FOR EACH ROW EXECUTE FUNCTION gk_private.tg_rollout_images__check_hardware();
+CREATE TRIGGER _100_immutable_once_launched BEFORE INSERT OR DELETE OR UPDATE ON gk_public.rollout_images FOR EACH ROW EXECUTE FUNCTION gk_private.tg_rollouts__immutable_once_launched();
+comment on table gk_public.rollout_images is '@behavior -insert -update -delete
+Hardware id → image of a rollout.';
+grant select on gk_public.rollout_images to gk_admin;
+grant select on gk_public.rollout_images to gk_viewer;
+
+create table gk_public.rollout_robot_ecus (
+  team_id uuid not null,
+  rollout_id uuid not null,
+  robot_id uuid not null,
+  ecu_id uuid not null,
+  image_id uuid not null,
+  status text,
+  updated_at timestamp with time zone default now() not null,
+  constraint rollout_robot_ecus_pkey PRIMARY KEY (rollout_id, ecu_id),
+  constraint rollout_robot_ecus_rollout_id_robot_id_fkey FOREIGN KEY (rollout_id, robot_id) REFERENCES gk_public.rollout_robots(rollout_id, robot_id) ON DELETE CASCADE,
+  constraint rollout_robot_ecus_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON DELETE CASCADE,
+  constraint rollout_robot_ecus_team_id_image_id_fkey FOREIGN KEY (team_id, image_id) REFERENCES gk_public.images(team_id, id),
+  constraint rollout_robot_ecus_status_check CHECK (gk_private.rollouts_valid_ecu_status(status))
+);
+CREATE INDEX rollout_robot_ecus_ecu_idx ON gk_public.rollout_robot_ecus USING btree (ecu_id);
+CREATE INDEX rollout_robot_ecus_image_idx ON gk_public.rollout_robot_ecus USING btree (image_id);
+comment on table gk_public.rollout_robot_ecus is '@behavior -insert -update -delete
+Per ECU of a scheduled robot: the image listed for it and its last reported status.';
+grant select on gk_public.rollout_robot_ecus to gk_admin;
+grant select on gk_public.rollout_robot_ecus to gk_viewer;
+
+create table gk_public.rollout_robots (
+  team_id uuid not null,
+  rollout_id uuid not null,
+  robot_id uuid not null,
+  state text default 'pending'::text not null,
+  result text,
+  created_at timestamp with time zone default now() not null,
+  updated_at timestamp with time zone default now() not null,
+  constraint rollout_robots_pkey PRIMARY KEY (rollout_id, robot_id),
+  constraint rollout_robots_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
+  constraint rollout_robots_team_id_rollout_id_fkey FOREIGN KEY (team_id, rollout_id) REFERENCES gk_public.rollouts(team_id, id) ON DELETE CASCADE,
+  constraint rollout_robots_check CHECK ((state = ANY (ARRAY['pending'::text, 'scheduled'::text, 'accepted'::text])) OR result IS NOT NULL),
+  constraint rollout_robots_result_check CHECK (length(result) <= 2000),
+  constraint rollout_robots_state_check CHECK (state = ANY (ARRAY['pending'::text, 'scheduled'::text, 'accepted'::text, 'completed'::text, 'failed'::text, 'skipped'::text, 'cancelled'::text]))
+);
+CREATE UNIQUE INDEX rollout_robots_one_active_idx ON gk_public.rollout_robots USING btree (robot_id) WHERE (state = ANY (ARRAY['pending'::text, 'scheduled'::text, 'accepted'::text]));
+CREATE INDEX rollout_robots_rollout_state_idx ON gk_public.rollout_robots USING btree (rollout_id, state);
+CREATE TRIGGER _500_mark_director_dirty_insert AFTER INSERT ON gk_public.rollout_robots REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_rollout_robots__mark_director_dirty();
+CREATE TRIGGER _500_mark_director_dirty_update AFTER UPDATE ON gk_public.rollout_robots REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_rollout_robots__mark_director_dirty();
+comment on table gk_public.rollout_robots is '@behavior -insert -update -delete
+Each robot of a launched rollout: pending → scheduled → accepted → completed / failed / skipped / cancelled, with a result.';
+grant select on gk_public.rollout_robots to gk_admin;
+grant select on gk_public.rollout_robots to gk_viewer;
+
+create table gk_public.rollout_selected_robots (
+  team_id uuid not null,
+  rollout_id uuid not null,
+  robot_id uuid not null,
+  constraint rollout_selected_robots_pkey PRIMARY KEY (rollout_id, robot_id),
+  constraint rollout_selected_robots_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
+  constraint rollout_selected_robots_team_id_rollout_id_fkey FOREIGN KEY (team_id, rollout_id) REFERENCES gk_public.rollouts(team_id, id) ON DELETE CASCADE
+);
+CREATE INDEX rollout_selected_robots_robot_idx ON gk_public.rollout_selected_robots USING btree (robot_id);
+CREATE TRIGGER _100_immutable_once_launched BEFORE INSERT OR DELETE OR UPDATE ON gk_public.rollout_selected_robots FOR EACH ROW EXECUTE FUNCTION gk_private.tg_rollouts__immutable_once_launched();
+comment on table gk_public.rollout_selected_robots is '@behavior -insert -update -delete
+The robots a selected_robots rollout targets.';
+grant select on gk_public.rollout_selected_robots to gk_admin;
+grant select on gk_public.rollout_selected_robots to gk_viewer;
+
+create table gk_public.rollouts (
+  id uuid default gen_random_uuid() not null,
+  team_id uuid not null,
+  name text not null,
+  target_type text not null,
+  group_id uuid,
+  state text default 'prepared'::text not null,
+  max_failed_robots integer,
+  robot_deadline interval default '14 days'::interval not null,
+  result text,
+  created_at timestamp with time zone default now() not null,
+  launched_at timestamp with time zone,
+  ended_at timestamp with time zone,
+  constraint rollouts_pkey PRIMARY KEY (id),
+  constraint rollouts_team_id_id_key UNIQUE (team_id, id),
+  constraint rollouts_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint rollouts_team_id_group_id_fkey FOREIGN KEY (team_id, group_id) REFERENCES gk_public.robot_groups(team_id, id) ON DELETE SET NULL (group_id),
+  constraint rollouts_check CHECK (target_type = 'group'::text OR group_id IS NULL),
+  constraint rollouts_check1 CHECK ((state = 'prepared'::text) = (launched_at IS NULL) OR state = 'cancelled'::text),
+  constraint rollouts_check2 CHECK ((state = ANY (ARRAY['completed'::text, 'cancelled'::text, 'failed'::text])) = (ended_at IS NOT NULL)),
+  constraint rollouts_max_failed_robots_check CHECK (max_failed_robots >= 0),
+  constraint rollouts_name_check CHECK (length(name) >= 1 AND length(name) <= 200),
+  constraint rollouts_result_check CHECK (length(result) <= 2000),
+  constraint rollouts_robot_deadline_check CHECK (robot_deadline >= '00:01:00'::interval AND robot_deadline <= '365 days'::interval),
+  constraint rollouts_state_check CHECK (state = ANY (ARRAY['prepared'::text, 'launched'::text, 'completed'::text, 'cancelled'::text, 'failed'::text])),
+  constraint rollouts_target_type_check CHECK (target_type = ANY (ARRAY['group'::text, 'hardware_id_match'::text, 'selected_robots'::text]))
+);
+CREATE INDEX rollouts_group_idx ON gk_public.rollouts USING btree (group_id) WHERE (group_id IS NOT NULL);
+CREATE INDEX rollouts_launched_idx ON gk_public.rollouts USING btree (launched_at) WHERE (state = 'launched'::text);
+CREATE INDEX rollouts_team_idx ON gk_public.rollouts USING btree (team_id, created_at DESC);
+comment on table gk_public.rollouts is '@behavior -insert -update -delete
+An update of a team''s robots: target (group, hardware id match, selected robots), images per hardware id, state prepared → launched → completed / cancelled / failed.';
+grant select on gk_public.rollouts to gk_admin;
+grant select on gk_public.rollouts to gk_viewer;
 
 create table gk_public.saga_events (
   id bigint generated always as identity not null,
@@ -826,6 +1176,16 @@ UNION ALL
     b.next_attempt_at
    FROM gk_private.bin__certificate b
 UNION ALL
+ SELECT 'export'::text AS kind,
+    b.ref,
+    b.team_id,
+    b.enqueued_at,
+    now() - b.enqueued_at AS age,
+    b.attempts,
+    b.last_error,
+    b.next_attempt_at
+   FROM gk_private.bin__export b
+UNION ALL
  SELECT 'volume'::text AS kind,
     b.ref,
     b.team_id,
@@ -851,6 +1211,80 @@ create view gk_public.bin_summary as
 comment on view gk_public.bin_summary is 'Per kind: how many deletions are pending, the oldest one''s age, and how many are failing.';
 grant select on gk_public.bin_summary to gk_admin;
 grant select on gk_public.bin_summary to gk_viewer;
+
+create view gk_public.director_status as
+ SELECT p.team_id,
+    t.name AS team_name,
+    p.root_version,
+    p.root_expires,
+    ( SELECT count(*) AS count
+           FROM gk_public.robot_directors d
+          WHERE d.team_id = p.team_id) AS robots,
+    ( SELECT count(*) AS count
+           FROM gk_public.robot_directors d
+          WHERE d.team_id = p.team_id AND d.dirty) AS dirty_robots,
+    ( SELECT min(d.dirty_since) AS min
+           FROM gk_public.robot_directors d
+          WHERE d.team_id = p.team_id AND d.dirty) AS oldest_dirty_since,
+    ( SELECT min(d.expires) AS min
+           FROM gk_public.robot_directors d
+          WHERE d.team_id = p.team_id AND NOT d.dirty) AS next_expiry
+   FROM gk_public.director_repositories p
+     JOIN gk_public.teams t ON t.id = p.team_id;
+comment on view gk_public.director_status is 'Per team: director root, robots with director metadata, how many are dirty and since when.';
+grant select on gk_public.director_status to gk_admin;
+grant select on gk_public.director_status to gk_viewer;
+
+create view gk_public.export_counts as
+ SELECT state,
+    delete_requested_at IS NOT NULL AS doomed,
+    count(*)::integer AS exports
+   FROM gk_public.exports e
+  WHERE state <> 'deleted'::text
+  GROUP BY state, (delete_requested_at IS NOT NULL);
+comment on view gk_public.export_counts is 'Export records that are not deleted, by state and whether they are marked for deletion.';
+grant select on gk_public.export_counts to gk_admin;
+grant select on gk_public.export_counts to gk_viewer;
+
+create view gk_public.export_node_load as
+ SELECT n.id,
+    w.name AS worker_name,
+    n.address,
+    n.state,
+    n.last_heartbeat_at,
+    n.expires_at > now() AS fresh,
+    n.attachments,
+    ( SELECT count(*)::integer AS count
+           FROM gk_public.exports e
+          WHERE e.node_id = n.id AND e.state = 'live'::text) AS live_exports
+   FROM gk_public.export_nodes n
+     LEFT JOIN gk_public.workers w ON w.id = n.worker_id;
+comment on view gk_public.export_node_load is 'Export nodes with their live export count and heartbeat freshness.';
+grant select on gk_public.export_node_load to gk_admin;
+grant select on gk_public.export_node_load to gk_viewer;
+
+create view gk_public.rollout_summaries as
+ SELECT r.id AS rollout_id,
+    r.team_id,
+    r.name,
+    r.state,
+    r.launched_at,
+    r.ended_at,
+    r.result,
+    count(rr.robot_id) AS robots,
+    count(rr.robot_id) FILTER (WHERE rr.state = 'pending'::text) AS pending,
+    count(rr.robot_id) FILTER (WHERE rr.state = 'scheduled'::text) AS scheduled,
+    count(rr.robot_id) FILTER (WHERE rr.state = 'accepted'::text) AS accepted,
+    count(rr.robot_id) FILTER (WHERE rr.state = 'completed'::text) AS completed,
+    count(rr.robot_id) FILTER (WHERE rr.state = 'failed'::text) AS failed,
+    count(rr.robot_id) FILTER (WHERE rr.state = 'skipped'::text) AS skipped,
+    count(rr.robot_id) FILTER (WHERE rr.state = 'cancelled'::text) AS cancelled
+   FROM gk_public.rollouts r
+     LEFT JOIN gk_public.rollout_robots rr ON rr.rollout_id = r.id
+  GROUP BY r.id;
+comment on view gk_public.rollout_summaries is 'Per rollout: its state and how many robots are in each state.';
+grant select on gk_public.rollout_summaries to gk_admin;
+grant select on gk_public.rollout_summaries to gk_viewer;
 
 create view gk_public.saga_summary as
  SELECT name,
@@ -1097,6 +1531,32 @@ grant execute on function gk_public.enroll_worker(text,text,interval) to gk_admi
 grant execute on function gk_public.enroll_worker(text,text,interval) to gk_viewer;
 grant execute on function gk_public.enroll_worker(text,text,interval) to public;
 
+CREATE OR REPLACE FUNCTION gk_public.expunge_export_node(id uuid)
+ RETURNS gk_public.export_nodes
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v gk_public.export_nodes;
+begin
+  update gk_public.export_nodes n set state = 'expunged', expunged_at = now()
+   where n.id = expunge_export_node.id and n.state = 'in_service'
+  returning * into v;
+  if not found then
+    select * into v from gk_public.export_nodes n where n.id = expunge_export_node.id;
+    if not found then
+      raise exception 'export node % not found', id using errcode = 'P0002';
+    end if;
+    return v;
+  end if;
+  perform gk_private.reconciler_activate('exports__coordinate');
+  return v;
+end;
+$function$;
+comment on function gk_public.expunge_export_node(uuid) is 'Expunges an export node (permanent): its exports are deleted and re-created on in-service nodes by the coordinator, which runs now.';
+grant execute on function gk_public.expunge_export_node(uuid) to gk_admin;
+
 CREATE OR REPLACE FUNCTION gk_public.force_destroy_volume(handle uuid)
  RETURNS integer
  LANGUAGE plpgsql
@@ -1213,6 +1673,32 @@ comment on function gk_public.request_certificate(uuid,text,interval,text) is 'R
 grant execute on function gk_public.request_certificate(uuid,text,interval,text) to gk_admin;
 grant execute on function gk_public.request_certificate(uuid,text,interval,text) to gk_viewer;
 grant execute on function gk_public.request_certificate(uuid,text,interval,text) to public;
+
+CREATE OR REPLACE FUNCTION gk_public.request_export(resource_type gk_public.export_resource_type, resource_id uuid)
+ RETURNS gk_public.exports
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v gk_public.exports;
+begin
+  if not gk_private.exports_resource_exists(resource_type, resource_id) then
+    raise exception '% % not found', resource_type, resource_id using errcode = 'P0002';
+  end if;
+  select * into v from gk_public.exports e
+   where e.resource_type = request_export.resource_type and e.resource_id = request_export.resource_id and e.state <> 'deleted';
+  if found then
+    raise exception '% % already has export % (%)', resource_type, resource_id, v.id, v.state
+      using errcode = '23505', constraint = 'exports_one_per_resource';
+  end if;
+  insert into gk_public.exports (resource_type, resource_id) values (resource_type, resource_id) returning * into v;
+  perform gk_private.reconciler_activate('exports__coordinate');
+  return v;
+end;
+$function$;
+comment on function gk_public.request_export(gk_public.export_resource_type,uuid) is 'Requests the export of a resource now (the coordinator also does this for every resource on its own). Refused when the resource already has one.';
+grant execute on function gk_public.request_export(gk_public.export_resource_type,uuid) to gk_admin;
 
 CREATE OR REPLACE FUNCTION gk_public.retire_worker(name text)
  RETURNS gk_public.workers
@@ -1354,6 +1840,133 @@ $function$;
 comment on function gk_public.revoke_robot_certificates(uuid,text) is 'Revokes every live certificate of a robot now (a compromised robot): refused by the robot API at once, revoked at the CA by a task.';
 grant execute on function gk_public.revoke_robot_certificates(uuid,text) to gk_admin;
 
+CREATE OR REPLACE FUNCTION gk_public.rollout_cancel(rollout_id uuid, reason text DEFAULT NULL::text)
+ RETURNS gk_public.rollouts
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v gk_public.rollouts;
+  v_reason text := coalesce(nullif(left(reason, 500), ''), 'cancelled by an operator');
+begin
+  select * into v from gk_public.rollouts r where r.id = rollout_cancel.rollout_id for no key update;
+  if not found then
+    raise exception 'rollout % not found', rollout_id using errcode = 'P0002';
+  end if;
+  if v.state not in ('prepared', 'launched') then
+    raise exception 'rollout % has already ended (%)', rollout_id, v.state using errcode = '55000';
+  end if;
+  perform gk_private.rollouts_team_lock(v.team_id);
+  perform 1 from gk_public.rollout_robots rr
+   where rr.rollout_id = v.id and rr.state in ('pending', 'scheduled', 'accepted')
+   order by rr.robot_id for update;
+  update gk_public.rollout_robots rr
+     set state = 'cancelled', result = 'rollout cancelled: ' || v_reason, updated_at = now()
+   where rr.rollout_id = v.id and rr.state in ('pending', 'scheduled', 'accepted');
+  update gk_public.rollouts r set state = 'cancelled', ended_at = now(), result = 'cancelled: ' || v_reason
+   where r.id = v.id returning * into v;
+  return v;
+end;
+$function$;
+comment on function gk_public.rollout_cancel(uuid,text) is 'Cancels a prepared or launched rollout: robots that have not finished are cancelled and their director targets withdrawn.';
+grant execute on function gk_public.rollout_cancel(uuid,text) to gk_admin;
+
+CREATE OR REPLACE FUNCTION gk_public.rollout_create(team_id uuid, name text, target_type text, images jsonb, group_id uuid DEFAULT NULL::uuid, robot_ids uuid[] DEFAULT NULL::uuid[], max_failed_robots integer DEFAULT NULL::integer, robot_deadline interval DEFAULT NULL::interval)
+ RETURNS gk_public.rollouts
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v gk_public.rollouts;
+begin
+  if images is null or jsonb_typeof(images) <> 'array' or jsonb_array_length(images) not between 1 and 64 then
+    raise exception 'images must be a JSON array of 1 to 64 {hardwareId, imageId}' using errcode = '22023';
+  end if;
+  if exists (select 1 from jsonb_array_elements(images) x
+              where jsonb_typeof(x) <> 'object' or jsonb_typeof(x -> 'hardwareId') <> 'string'
+                 or jsonb_typeof(x -> 'imageId') <> 'string'
+                 or (x ->> 'imageId') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$') then
+    raise exception 'each image must be {"hardwareId": text, "imageId": uuid}' using errcode = '22023';
+  end if;
+  if (target_type = 'selected_robots') <> (robot_ids is not null) then
+    raise exception 'robot_ids are given exactly for a selected_robots rollout' using errcode = '22023';
+  end if;
+  if robot_ids is not null and cardinality(robot_ids) not between 1 and 100000 then
+    raise exception 'robot_ids must list 1 to 100,000 robots' using errcode = '22023';
+  end if;
+  if (target_type = 'group') <> (group_id is not null) then
+    raise exception 'group_id is given exactly for a group rollout' using errcode = '22023';
+  end if;
+
+  insert into gk_public.rollouts (team_id, name, target_type, group_id, max_failed_robots, robot_deadline)
+  values (rollout_create.team_id, rollout_create.name, rollout_create.target_type, rollout_create.group_id,
+          rollout_create.max_failed_robots, coalesce(rollout_create.robot_deadline, interval '14 days'))
+  returning * into v;
+  insert into gk_public.rollout_images (team_id, rollout_id, hardware_id, image_id)
+  select v.team_id, v.id, x ->> 'hardwareId', (x ->> 'imageId')::uuid from jsonb_array_elements(images) x;
+  if robot_ids is not null then
+    insert into gk_public.rollout_selected_robots (team_id, rollout_id, robot_id)
+    select distinct v.team_id, v.id, r from unnest(robot_ids) r;
+  end if;
+  return v;
+end;
+$function$;
+comment on function gk_public.rollout_create(uuid,text,text,jsonb,uuid,uuid[],integer,interval) is 'Creates a prepared rollout of a team: target (group, hardware_id_match, selected_robots), images [{hardwareId, imageId}], failure threshold.';
+grant execute on function gk_public.rollout_create(uuid,text,text,jsonb,uuid,uuid[],integer,interval) to gk_admin;
+
+CREATE OR REPLACE FUNCTION gk_public.rollout_launch(rollout_id uuid)
+ RETURNS gk_public.rollouts
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v gk_public.rollouts;
+begin
+  select * into v from gk_public.rollouts r where r.id = rollout_launch.rollout_id for no key update;
+  if not found then
+    raise exception 'rollout % not found', rollout_id using errcode = 'P0002';
+  end if;
+  if v.state <> 'prepared' then
+    raise exception 'rollout % is %, only a prepared rollout can be launched', rollout_id, v.state using errcode = '55000';
+  end if;
+  if v.target_type = 'group' and v.group_id is null then
+    raise exception 'the group of rollout % was deleted', rollout_id using errcode = '55000';
+  end if;
+  perform gk_private.rollouts_team_lock(v.team_id);
+
+  create temp table if not exists rollout_launch_targets (robot_id uuid primary key) on commit drop;
+  truncate rollout_launch_targets;
+  insert into rollout_launch_targets
+  select m.robot_id from gk_public.robot_group_members m
+   where v.target_type = 'group' and m.group_id = v.group_id and m.team_id = v.team_id
+  union
+  select e.robot_id from gk_public.ecus e
+    join gk_public.rollout_images ri on ri.rollout_id = v.id and ri.team_id = v.team_id and ri.hardware_id = e.hardware_id
+   where v.target_type = 'hardware_id_match' and e.team_id = v.team_id
+  union
+  select s.robot_id from gk_public.rollout_selected_robots s
+   where v.target_type = 'selected_robots' and s.rollout_id = v.id and s.team_id = v.team_id;
+
+  update gk_public.rollout_robots rr
+     set state = 'skipped', result = format('superseded by rollout %s (%s)', v.name, v.id), updated_at = now()
+    from rollout_launch_targets t
+   where rr.robot_id = t.robot_id and rr.state in ('pending', 'scheduled', 'accepted') and rr.team_id = v.team_id;
+
+  insert into gk_public.rollout_robots (team_id, rollout_id, robot_id)
+  select v.team_id, v.id, t.robot_id from rollout_launch_targets t order by t.robot_id;
+
+  update gk_public.rollouts r set state = 'launched', launched_at = now() where r.id = v.id returning * into v;
+  -- A rollout that reached no robot ends at the processor's next pass.
+  perform gk_private.rollouts_schedule_processing();
+  return v;
+end;
+$function$;
+comment on function gk_public.rollout_launch(uuid) is 'Launches a prepared rollout: its robots get pending rows and their director metadata is marked dirty (one statement).';
+grant execute on function gk_public.rollout_launch(uuid) to gk_admin;
+
 CREATE OR REPLACE FUNCTION gk_public.sagas_in_progress(name text DEFAULT NULL::text)
  RETURNS SETOF gk_public.sagas
  LANGUAGE sql
@@ -1489,6 +2102,19 @@ create table gk_private.controller_keys (
 );
 comment on table gk_private.controller_keys is 'Private keys of the controller''s certificates, sealed under the master key.';
 
+create table gk_private.director_keys (
+  team_id uuid not null,
+  key_id text not null,
+  role text not null,
+  sealed_private_key text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint director_keys_pkey PRIMARY KEY (team_id, key_id),
+  constraint director_keys_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.director_repositories(team_id) ON DELETE CASCADE,
+  constraint director_keys_key_id_check CHECK (key_id ~ '^[0-9a-f]{64}$'::text),
+  constraint director_keys_role_check CHECK (role = ANY (ARRAY['root'::text, 'online'::text])),
+  constraint director_keys_sealed_private_key_check CHECK (sealed_private_key ~~ 'v1:%'::text)
+);
+
 create table gk_private.ecu_telemetry_default partition of gk_public.ecu_telemetry default;
 CREATE INDEX ecu_telemetry_default_robot_id_recorded_at_idx ON gk_private.ecu_telemetry_default USING btree (robot_id, recorded_at);
 CREATE INDEX ecu_telemetry_default_team_id_idx ON gk_private.ecu_telemetry_default USING btree (team_id);
@@ -1542,6 +2168,16 @@ CREATE INDEX local_ca_certificates_not_after_idx ON gk_private.local_ca_certific
 CREATE INDEX local_ca_certificates_revoked_idx ON gk_private.local_ca_certificates USING btree (authority, not_after) WHERE (status = 'revoked'::text);
 comment on table gk_private.local_ca_certificates is 'Certificates issued (or pending issuance, deferred mode) by the local CA.';
 
+create table gk_private.master_key (
+  singleton boolean default true not null,
+  fingerprint text not null,
+  recorded_at timestamp with time zone default now() not null,
+  constraint master_key_pkey PRIMARY KEY (singleton),
+  constraint master_key_fingerprint_check CHECK (fingerprint ~ '^[0-9a-f]{64}$'::text),
+  constraint master_key_singleton_check CHECK (singleton)
+);
+comment on table gk_private.master_key is 'One row: the fingerprint of the master key secrets are sealed under.';
+
 create table gk_private.stored_logic (
   file text not null,
   checksum text not null,
@@ -1585,6 +2221,25 @@ create view gk_private.bin__certificate as
     next_attempt_at
    FROM gk_public.certificates c
   WHERE status = 'revoking'::text;
+
+create view gk_private.bin__export as
+ SELECT e.id::text AS ref,
+    i.team_id,
+    e.state_changed_at AS enqueued_at,
+    e.attempts,
+    COALESCE(s.undo_error,
+        CASE
+            WHEN s.state = 'failed'::text THEN s.error
+            ELSE NULL::text
+        END) AS last_error,
+        CASE
+            WHEN e.operating_saga_id IS NULL THEN e.state_changed_at
+            ELSE COALESCE(s.updated_at, e.state_changed_at) + gk_private.bin_lease()
+        END AS next_attempt_at
+   FROM gk_public.exports e
+     LEFT JOIN gk_public.images i ON e.resource_type = 'image'::gk_public.export_resource_type AND i.id = e.resource_id
+     LEFT JOIN gk_public.sagas s ON s.id = e.saga_id
+  WHERE e.state <> 'deleted'::text AND (e.state <> 'live'::text OR e.delete_requested_at IS NOT NULL);
 
 create view gk_private.bin__volume as
  SELECT handle::text AS ref,
@@ -1858,6 +2513,36 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.bin_redispatch__export(max_items integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_busy boolean := gk_private.task_backlog('exports__coordinate');
+  v_waiting int;
+  v_sagas int;
+begin
+  -- Waiting for the coordinator: no saga runs for them.
+  select count(*)::int into v_waiting from (
+    select 1 from gk_public.exports e
+     where e.state <> 'deleted' and (e.state <> 'live' or e.delete_requested_at is not null)
+       and e.operating_saga_id is null
+       and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
+     limit max_items) w;
+  if v_waiting > 0 and not v_busy then
+    perform gk_private.reconciler_activate('exports__coordinate');
+  end if;
+  -- Held by a saga that has stopped moving (its job gave up or was lost): drive it again (a
+  -- second runner of a live one finds its advisory lock taken and retries later).
+  with stuck as (
+    select s.id, s.name from gk_public.exports e join gk_public.sagas s on s.id = e.operating_saga_id
+     where e.state in ('assigning', 'deleting') and s.finished_at is null and s.updated_at < now() - gk_private.bin_lease()
+     order by s.updated_at limit max_items)
+  select count(gk_private.saga_enqueue(stuck.id, stuck.name))::int into v_sagas from stuck;
+  return jsonb_build_object('redispatched', case when v_busy then 0 else v_waiting end + v_sagas, 'busy', v_busy);
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.bin_redispatch__volume(max_items integer)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -1898,6 +2583,33 @@ begin
   update gk_public.certificates c set retry_requested_at = clock_timestamp()
    where c.id = v_id and c.status = 'revoking';
   return found;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.bin_retry__export(ref text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_id uuid;
+  v gk_public.exports;
+begin
+  begin
+    v_id := ref::uuid;
+  exception when invalid_text_representation then
+    raise exception 'bin item ref % is not an export id', ref using errcode = '22023';
+  end;
+  select * into v from gk_public.exports e
+   where e.id = v_id and e.state <> 'deleted' and (e.state <> 'live' or e.delete_requested_at is not null);
+  if not found then
+    return false;
+  end if;
+  if v.operating_saga_id is not null then
+    update gk_public.sagas s set retry_requested_at = clock_timestamp() where s.id = v.operating_saga_id and s.finished_at is null;
+  else
+    perform gk_private.reconciler_activate('exports__coordinate');
+  end if;
+  return true;
 end;
 $function$;
 
@@ -2046,6 +2758,153 @@ AS $function$
   select count(*)::int from gone;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.director_due(max_rows integer)
+ RETURNS TABLE(robot_id uuid, team_id uuid)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  widest interval := (select max(p.resign_window) from gk_public.director_repositories p);
+begin
+  if widest is not null then
+    perform gk_private.director_mark_dirty(array(
+      select d.robot_id
+        from gk_public.robot_directors d
+        join gk_public.director_repositories p on p.team_id = d.team_id
+       where not d.dirty and d.expires < now() + widest and d.expires < now() + p.resign_window
+       order by d.expires
+       limit max_rows));
+  end if;
+  return query
+  select d.robot_id, d.team_id
+    from gk_public.robot_directors d
+   where d.dirty
+   order by d.dirty_since, d.robot_id
+   limit max_rows;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.director_mark_dirty(robot_ids uuid[])
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  n bigint;
+begin
+  if robot_ids is null or cardinality(robot_ids) = 0 then
+    return 0;
+  end if;
+  insert into gk_public.robot_directors as d (robot_id, team_id)
+  select r.id, r.team_id
+    from gk_public.robots r
+   where r.id = any(robot_ids)
+   order by r.id
+  on conflict (robot_id) do update
+     set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1;
+  get diagnostics n = row_count;
+  -- The sweep comes by soon for robots that do not read their metadata first.
+  perform gk_private.enqueue('rollouts__regenerate', '{}'::jsonb, job_key := 'rollouts__regenerate',
+                             run_at := now() + interval '1 second', queue_name := 'rollouts__regenerate',
+                             job_key_mode := 'preserve_run_at');
+  return n;
+end;
+$function$;
+comment on function gk_private.director_mark_dirty(uuid[]) is 'Marks these robots'' director metadata dirty (generation + 1) in one statement; returns rows marked.';
+
+CREATE OR REPLACE FUNCTION gk_private.director_mark_team_dirty(p_team_id uuid)
+ RETURNS bigint
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select gk_private.director_mark_dirty(array(select r.id from gk_public.robots r where r.team_id = p_team_id))
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.director_roots_due()
+ RETURNS SETOF uuid
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select p.team_id from gk_public.director_repositories p where p.root_expires < now() + p.resign_window order by p.team_id
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.director_schedule(robot_ids uuid[])
+ RETURNS SETOF uuid
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  perform 1 from gk_public.rollout_robots rr
+   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
+   order by rr.robot_id
+     for update;
+
+  insert into gk_public.rollout_robot_ecus (team_id, rollout_id, robot_id, ecu_id, image_id)
+  select rr.team_id, rr.rollout_id, rr.robot_id, e.id, ri.image_id
+    from gk_public.rollout_robots rr
+    join gk_public.ecus e on e.robot_id = rr.robot_id and e.team_id = rr.team_id
+    join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
+   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
+     and e.installed_image_id is distinct from ri.image_id
+  on conflict do nothing;
+
+  return query
+  update gk_public.rollout_robots rr
+     set state = case when exists (select 1 from gk_public.rollout_robot_ecus x
+                                    where x.rollout_id = rr.rollout_id and x.robot_id = rr.robot_id)
+                      then 'scheduled' else 'skipped' end,
+         result = case when exists (select 1 from gk_public.rollout_robot_ecus x
+                                     where x.rollout_id = rr.rollout_id and x.robot_id = rr.robot_id)
+                       then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
+         updated_at = now()
+   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
+  returning rr.robot_id;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.director_store(p_robot_id uuid, p_generation bigint, p_read_timestamp_version integer, p_root_version integer, p_expires timestamp with time zone, p_targets text, p_snapshot text, p_timestamp text)
+ RETURNS boolean
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  with stored as (
+    update gk_public.robot_directors d
+       set dirty = false, dirty_since = null, signed_generation = p_generation, root_version = p_root_version,
+           targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
+           timestamp_version = d.timestamp_version + 1, expires = p_expires,
+           targets_document = p_targets, snapshot_document = p_snapshot, timestamp_document = p_timestamp,
+           signed_at = now()
+     where d.robot_id = p_robot_id and d.generation = p_generation and d.timestamp_version = p_read_timestamp_version
+    returning 1)
+  select exists (select 1 from stored)
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
+ RETURNS TABLE(robot_id uuid, ecu_serial text, hardware_id text, rollout_id uuid, image_name text, image_version text, length bigint, sha256 text, sha512 text)
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
+    from gk_public.ecus e
+    left join lateral (
+      select x.image_id, x.rollout_id
+        from gk_public.rollout_robot_ecus x
+        join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
+       where x.ecu_id = e.id and rr.state in ('scheduled', 'accepted', 'completed')
+       order by rr.created_at desc
+       limit 1) w on true
+    join gk_public.images i on i.id = coalesce(w.image_id, e.installed_image_id) and i.team_id = e.team_id
+   where e.robot_id = any(robot_ids)
+   order by e.robot_id, e.serial
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.enqueue(task text, payload jsonb DEFAULT '{}'::jsonb, job_key text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, queue_name text DEFAULT NULL::text, job_key_mode text DEFAULT 'replace'::text)
  RETURNS void
  LANGUAGE plpgsql
@@ -2153,6 +3012,273 @@ AS $function$
      where p.status in ('issuing', 'issued') and p.expires_at <= now()
     returning 1)
   select count(*) from expired;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.export_node(id uuid)
+ RETURNS TABLE(id uuid, worker_id uuid, address text, state text, fresh boolean)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select n.id, n.worker_id, n.address, n.state, n.expires_at > now() from gk_public.export_nodes n where n.id = export_node.id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.export_node_heartbeat(worker_id uuid, attachments integer)
+ RETURNS text
+ LANGUAGE sql
+AS $function$
+  update gk_public.export_nodes n
+     set last_heartbeat_at = now(), expires_at = now() + n.heartbeat_ttl,
+         attachments = coalesce(export_node_heartbeat.attachments, n.attachments)
+   where n.worker_id = export_node_heartbeat.worker_id
+  returning n.state;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.export_node_registered(worker_id uuid, address text, agent_version text, heartbeat_ttl interval DEFAULT NULL::interval)
+ RETURNS TABLE(id uuid, state text)
+ LANGUAGE sql
+AS $function$
+  insert into gk_public.export_nodes as n (worker_id, address, agent_version, heartbeat_ttl, last_heartbeat_at, expires_at)
+  select w.id, export_node_registered.address, left(export_node_registered.agent_version, 100),
+         coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds'), now(),
+         now() + coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds')
+    from gk_public.workers w where w.id = export_node_registered.worker_id
+  on conflict (worker_id) do update
+    set address = case when n.state = 'in_service' then excluded.address else n.address end,
+        agent_version = excluded.agent_version,
+        heartbeat_ttl = excluded.heartbeat_ttl,
+        last_heartbeat_at = now(),
+        expires_at = excluded.expires_at
+  returning n.id, n.state;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_bypass(max_items integer)
+ RETURNS uuid[]
+ LANGUAGE sql
+AS $function$
+  with gone as (
+    update gk_public.exports e set state = 'deleted', deleted_at = now(), state_changed_at = now()
+     where e.id in (select d.id from gk_public.exports d
+                     where d.delete_requested_at is not null and d.state = 'requested'
+                     order by d.state_changed_at limit max_items)
+       and e.state = 'requested'
+    returning e.id)
+  select coalesce(array_agg(id), '{}') from gone;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_changeset(max_items integer)
+ RETURNS TABLE(action text, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid, generation bigint)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  (select 'request', null::uuid, 'image'::gk_public.export_resource_type, i.id, null::bigint
+     from gk_public.images i
+    where not exists (select 1 from gk_public.exports e
+                       where e.resource_type = 'image' and e.resource_id = i.id and e.state <> 'deleted')
+    limit max_items)
+  union all
+  (select 'create', e.id, e.resource_type, e.resource_id, e.generation
+     from gk_public.exports e
+    where e.state = 'requested' and e.delete_requested_at is null
+      and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
+    order by e.created_at limit max_items)
+  union all
+  (select 'delete', e.id, e.resource_type, e.resource_id, e.generation
+     from gk_public.exports e
+    where e.delete_requested_at is not null and e.state = 'live'
+      and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
+    order by e.state_changed_at limit max_items);
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_deleted(id uuid, saga_id uuid)
+ RETURNS SETOF gk_public.exports
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.exports e set state = 'deleted', operating_saga_id = null, deleted_at = now(), state_changed_at = now()
+     where e.id = exports_deleted.id and e.operating_saga_id = exports_deleted.saga_id and e.state = 'deleting'
+    returning e.*)
+  select * from moved
+  union all
+  select * from gk_public.exports e where e.id = exports_deleted.id and e.state = 'deleted' and e.saga_id = exports_deleted.saga_id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_live(id uuid, saga_id uuid, url text)
+ RETURNS SETOF gk_public.exports
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.exports e
+       set state = 'live', operating_saga_id = null, url = exports_live.url, attempts = 0, live_at = now(), state_changed_at = now()
+     where e.id = exports_live.id and e.operating_saga_id = exports_live.saga_id and e.state = 'assigning'
+       and e.node_id is not null and e.attachment_id = exports_live.saga_id
+    returning e.*)
+  select * from moved
+  union all
+  select * from gk_public.exports e where e.id = exports_live.id and e.state = 'live' and e.attachment_id = exports_live.saga_id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_mark_for_deletion()
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  with marked as (
+    update gk_public.exports e set delete_requested_at = now()
+     where e.state <> 'deleted' and e.delete_requested_at is null
+       and ((e.resource_type = 'image' and not exists (select 1 from gk_public.images i where i.id = e.resource_id))
+            or exists (select 1 from gk_public.export_nodes n where n.id = e.node_id and n.state = 'expunged'))
+    returning 1)
+  select count(*)::int from marked;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_place(id uuid, saga_id uuid)
+ RETURNS TABLE(node_id uuid, worker_id uuid, address text, attachment_id uuid)
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_node uuid;
+begin
+  select e.node_id into v_node from gk_public.exports e
+   where e.id = exports_place.id and e.operating_saga_id = exports_place.saga_id and e.state = 'assigning'
+     for update;
+  if not found then
+    raise exception 'export % is not assigning for saga %', id, saga_id using errcode = '55000';
+  end if;
+  if v_node is null then
+    select n.id into v_node from gk_public.export_nodes n
+     where n.state = 'in_service' and n.expires_at > now()
+     order by random() limit 1;
+    if v_node is null then
+      raise exception 'no in-service export node with a fresh heartbeat' using errcode = '55000';
+    end if;
+    update gk_public.exports e set node_id = v_node, attachment_id = exports_place.saga_id where e.id = exports_place.id;
+  end if;
+  return query select n.id, n.worker_id, n.address, exports_place.saga_id from gk_public.export_nodes n where n.id = v_node;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_release_create(id uuid, saga_id uuid)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.exports e
+     set state = 'requested', operating_saga_id = null, node_id = null, attachment_id = null, url = null, state_changed_at = now()
+   where e.id = exports_release_create.id and e.operating_saga_id = exports_release_create.saga_id and e.state = 'assigning';
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_release_delete(id uuid, saga_id uuid)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.exports e set state = 'live', operating_saga_id = null, state_changed_at = now()
+   where e.id = exports_release_delete.id and e.operating_saga_id = exports_release_delete.saga_id and e.state = 'deleting';
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_request(resource_type gk_public.export_resource_type, resource_ids uuid[])
+ RETURNS TABLE(id uuid, generation bigint)
+ LANGUAGE sql
+AS $function$
+  insert into gk_public.exports (resource_type, resource_id)
+  select exports_request.resource_type, r from unnest(resource_ids) r
+  on conflict (resource_type, resource_id) where state <> 'deleted' do nothing
+  returning id, generation;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_resource_exists(resource_type gk_public.export_resource_type, resource_id uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select case exports_resource_exists.resource_type
+           when 'image' then exists (select 1 from gk_public.images i where i.id = exports_resource_exists.resource_id)
+         end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_sagas_started(export_ids uuid[], saga_ids uuid[])
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.exports e set saga_id = x.saga_id
+    from unnest(export_ids, saga_ids) x(export_id, saga_id)
+   where e.id = x.export_id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_take_for_create(id uuid, saga_id uuid, generation bigint)
+ RETURNS SETOF gk_public.exports
+ LANGUAGE sql
+AS $function$
+  with taken as (
+    update gk_public.exports e
+       set state = 'assigning', operating_saga_id = exports_take_for_create.saga_id, saga_id = exports_take_for_create.saga_id,
+           generation = exports_take_for_create.generation, attempts = e.attempts + 1, state_changed_at = now()
+     where e.id = exports_take_for_create.id and e.state = 'requested' and e.operating_saga_id is null
+       and e.delete_requested_at is null and e.generation < exports_take_for_create.generation
+    returning e.*)
+  select * from taken
+  union all
+  select * from gk_public.exports e
+   where e.id = exports_take_for_create.id and e.operating_saga_id = exports_take_for_create.saga_id
+     and e.state = 'assigning' and e.generation = exports_take_for_create.generation;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_take_for_delete(id uuid, saga_id uuid, generation bigint)
+ RETURNS SETOF gk_public.exports
+ LANGUAGE sql
+AS $function$
+  with taken as (
+    update gk_public.exports e
+       set state = 'deleting', operating_saga_id = exports_take_for_delete.saga_id, saga_id = exports_take_for_delete.saga_id,
+           generation = exports_take_for_delete.generation, attempts = e.attempts + 1, state_changed_at = now()
+     where e.id = exports_take_for_delete.id and e.state = 'live' and e.operating_saga_id is null
+       and e.delete_requested_at is not null and e.generation < exports_take_for_delete.generation
+    returning e.*)
+  select * from taken
+  union all
+  select * from gk_public.exports e
+   where e.id = exports_take_for_delete.id and e.operating_saga_id = exports_take_for_delete.saga_id
+     and e.state = 'deleting' and e.generation = exports_take_for_delete.generation;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_to_verify(max_items integer)
+ RETURNS TABLE(export_id uuid, node_id uuid, worker_id uuid, address text, attachment_id uuid)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select e.id, n.id, n.worker_id, n.address, e.attachment_id
+    from (select * from gk_public.exports x
+           where x.state = 'live' and x.delete_requested_at is null
+           order by x.verified_at nulls first limit max_items) e
+    join gk_public.export_nodes n on n.id = e.node_id
+   where n.state = 'in_service' and n.expires_at > now();
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_undelete(id uuid, saga_id uuid, generation bigint)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.exports e set state = 'deleting', operating_saga_id = exports_undelete.saga_id, deleted_at = null, state_changed_at = now()
+   where e.id = exports_undelete.id and e.state = 'deleted' and e.saga_id = exports_undelete.saga_id
+     and e.generation = exports_undelete.generation;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_unlive(id uuid, saga_id uuid, generation bigint)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.exports e set state = 'assigning', operating_saga_id = exports_unlive.saga_id, url = null, live_at = null, state_changed_at = now()
+   where e.id = exports_unlive.id and e.state = 'live' and e.attachment_id = exports_unlive.saga_id
+     and e.generation = exports_unlive.generation;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_verified(present uuid[], lost uuid[])
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  update gk_public.exports e set verified_at = now() where e.id = any(present) and e.state = 'live';
+  with marked as (
+    update gk_public.exports e set delete_requested_at = now()
+     where e.id = any(lost) and e.state = 'live' and e.delete_requested_at is null
+    returning 1)
+  select count(*)::int from marked;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.images_valid_hardware_ids(ids text[])
@@ -2500,6 +3626,18 @@ AS $function$
   select count(*) from gone;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.retention_prune__rollout_events(cutoff timestamp with time zone, max_rows integer)
+ RETURNS bigint
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  with doomed as (
+    select e.id from gk_public.rollout_events e where e.received_at < cutoff order by e.received_at limit max_rows),
+  gone as (delete from gk_public.rollout_events e using doomed d where e.id = d.id returning 1)
+  select count(*) from gone
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.retention_prune__sagas(cutoff timestamp with time zone, max_rows integer)
  RETURNS bigint
  LANGUAGE sql
@@ -2712,6 +3850,161 @@ AS $function$
     returning 1)
   select count(*) from revoked;
 $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.rollouts_process(max_rollouts integer)
+ RETURNS TABLE(rollout_id uuid, team_id uuid, state text, result text, timed_out integer)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  create temp table if not exists rollouts_processing (id uuid primary key, team_id uuid, max_failed int, timed_out int) on commit drop;
+  truncate rollouts_processing;
+  insert into rollouts_processing
+  select r.id, r.team_id, r.max_failed_robots, 0 from gk_public.rollouts r
+   where r.state = 'launched'
+   order by r.launched_at, r.id
+   limit max_rollouts
+     for no key update skip locked;
+
+  -- Robots that did not finish within the deadline.
+  with late as (
+    update gk_public.rollout_robots rr
+       set state = 'failed', result = format('no report within %s of the launch', r.robot_deadline), updated_at = now()
+      from rollouts_processing p join gk_public.rollouts r on r.id = p.id
+     where rr.rollout_id = p.id and rr.team_id = p.team_id and rr.state in ('pending', 'scheduled', 'accepted')
+       and r.launched_at + r.robot_deadline < now()
+    returning rr.rollout_id)
+  update rollouts_processing p set timed_out = c.n
+    from (select l.rollout_id, count(*)::int as n from late l group by 1) c where c.rollout_id = p.id;
+
+  return query
+  with counts as (
+    select p.id, p.team_id, p.max_failed, p.timed_out,
+           count(rr.robot_id) filter (where rr.state in ('pending', 'scheduled', 'accepted')) as unfinished,
+           count(rr.robot_id) filter (where rr.state = 'completed') as completed,
+           count(rr.robot_id) filter (where rr.state = 'failed') as failed,
+           count(rr.robot_id) filter (where rr.state = 'skipped') as skipped,
+           count(rr.robot_id) filter (where rr.state = 'cancelled') as cancelled
+      from rollouts_processing p
+      left join gk_public.rollout_robots rr on rr.rollout_id = p.id and rr.team_id = p.team_id
+     group by p.id, p.team_id, p.max_failed, p.timed_out
+  ), verdict as (
+    select c.*, case when c.max_failed is not null and c.failed > c.max_failed then 'failed'
+                     when c.unfinished = 0 then 'completed' end as ending
+      from counts c
+  ), withdrawn as (
+    update gk_public.rollout_robots rr
+       set state = 'cancelled', result = format('rollout failed: %s robots failed (threshold %s)', v.failed, v.max_failed),
+           updated_at = now()
+      from verdict v
+     where v.ending = 'failed' and rr.rollout_id = v.id and rr.team_id = v.team_id
+       and rr.state in ('pending', 'scheduled', 'accepted')
+    returning rr.rollout_id
+  ), ended as (
+    update gk_public.rollouts r
+       set state = v.ending, ended_at = now(),
+           result = case when v.ending = 'failed'
+                         then format('%s robots failed, more than the threshold of %s; %s completed, %s unfinished robots withdrawn',
+                                     v.failed, v.max_failed, v.completed, v.unfinished)
+                         else format('%s completed, %s failed, %s skipped, %s cancelled', v.completed, v.failed, v.skipped, v.cancelled) end
+      from verdict v
+     where r.id = v.id and v.ending is not null
+    returning r.id, r.team_id, r.state, r.result
+  )
+  select e.id, e.team_id, e.state, e.result, v.timed_out
+    from ended e join verdict v on v.id = e.id;
+end;
+$function$;
+comment on function gk_private.rollouts_process(integer) is 'Ends launched rollouts (at most max_rollouts, each locked): deadline, failure threshold, completion.';
+
+CREATE OR REPLACE FUNCTION gk_private.rollouts_record_event(p_robot_id uuid, p_event_id uuid, p_ecu_serial text, p_type text, p_description text DEFAULT NULL::text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_ecu gk_public.ecus;
+  v_rr gk_public.rollout_robots;
+  v_image uuid;
+  v_pending int;
+begin
+  if p_type is null or not gk_private.rollouts_valid_ecu_status(p_type) then
+    raise exception 'unknown event type % (known: download_started, download_completed, download_failed, installation_started, installation_completed, installation_failed)',
+      p_type using errcode = '22023';
+  end if;
+  select * into v_ecu from gk_public.ecus e where e.robot_id = p_robot_id and e.serial = p_ecu_serial;
+  if not found then
+    raise exception 'robot % has no ECU %', p_robot_id, p_ecu_serial using errcode = 'P0002';
+  end if;
+  -- The robot's unfinished rollout row (at most one), locked before anything else of it.
+  select rr.* into v_rr from gk_public.rollout_robots rr
+   where rr.robot_id = p_robot_id and rr.state in ('scheduled', 'accepted') for update;
+  if v_rr.rollout_id is not null then
+    select x.image_id into v_image from gk_public.rollout_robot_ecus x where x.rollout_id = v_rr.rollout_id and x.ecu_id = v_ecu.id;
+  end if;
+
+  insert into gk_public.rollout_events (team_id, robot_id, event_id, ecu_id, rollout_id, type, description)
+  values (v_ecu.team_id, p_robot_id, p_event_id, v_ecu.id, case when v_image is not null then v_rr.rollout_id end,
+          p_type, left(p_description, 2000))
+  on conflict (robot_id, event_id) do nothing;
+  if not found then
+    return 'duplicate';
+  end if;
+
+  update gk_public.ecus e
+     set status = p_type, status_at = now(),
+         installed_image_id = case when p_type = 'installation_completed' and v_image is not null then v_image else e.installed_image_id end
+   where e.id = v_ecu.id;
+  if v_image is null then
+    return 'recorded';
+  end if;
+
+  update gk_public.rollout_robot_ecus x set status = p_type, updated_at = now()
+   where x.rollout_id = v_rr.rollout_id and x.ecu_id = v_ecu.id;
+  if p_type in ('download_failed', 'installation_failed') then
+    update gk_public.rollout_robots rr
+       set state = 'failed', updated_at = now(),
+           result = format('ECU %s: %s%s', p_ecu_serial, p_type, coalesce(': ' || left(p_description, 500), ''))
+     where rr.rollout_id = v_rr.rollout_id and rr.robot_id = p_robot_id;
+    return 'recorded';
+  end if;
+  select count(*) into v_pending from gk_public.rollout_robot_ecus x
+   where x.rollout_id = v_rr.rollout_id and x.robot_id = p_robot_id and x.status is distinct from 'installation_completed';
+  update gk_public.rollout_robots rr
+     set state = case when v_pending = 0 then 'completed' else 'accepted' end,
+         result = case when v_pending = 0 then 'installed on every ECU' end,
+         updated_at = now()
+   where rr.rollout_id = v_rr.rollout_id and rr.robot_id = p_robot_id
+     and (rr.state <> 'accepted' or v_pending = 0);
+  return 'recorded';
+end;
+$function$;
+comment on function gk_private.rollouts_record_event(uuid,uuid,text,text,text) is 'Records one ECU event of a robot (idempotent by event id) and moves its rollout row; returns recorded or duplicate.';
+
+CREATE OR REPLACE FUNCTION gk_private.rollouts_schedule_processing()
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select gk_private.enqueue('rollouts__process', '{}'::jsonb, job_key := 'rollouts__process',
+                            run_at := now() + interval '1 second', queue_name := 'rollouts__process',
+                            job_key_mode := 'preserve_run_at')
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.rollouts_team_lock(p_team_id uuid)
+ RETURNS void
+ LANGUAGE sql
+AS $function$ select pg_advisory_xact_lock(hashtextextended('rollouts:' || p_team_id::text, 0)) $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.rollouts_valid_ecu_status(s text)
+ RETURNS boolean
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$ select s in ('download_started', 'download_completed', 'download_failed',
+                   'installation_started', 'installation_completed', 'installation_failed') $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.saga_enqueue(id uuid, name text)
  RETURNS void
@@ -2975,6 +4268,45 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_ecus__mark_director_dirty()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  if tg_op = 'INSERT' then
+    perform gk_private.director_mark_dirty(array(select distinct n.robot_id from new_rows n));
+  elsif tg_op = 'DELETE' then
+    perform gk_private.director_mark_dirty(array(select distinct o.robot_id from old_rows o));
+  else
+    perform gk_private.director_mark_dirty(array(
+      select distinct n.robot_id
+        from new_rows n join old_rows o on o.id = n.id
+       where (n.serial, n.hardware_id) is distinct from (o.serial, o.hardware_id)
+          or (n.installed_image_id is distinct from o.installed_image_id
+              and not exists (select 1 from gk_public.rollout_robot_ecus x
+                                join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
+                               where x.ecu_id = n.id and x.image_id = n.installed_image_id
+                                 and rr.state in ('scheduled', 'accepted', 'completed')))));
+  end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_export_nodes__expunge_when_worker_gone()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+begin
+  if new.worker_id is null and new.state = 'in_service' then
+    new.state := 'expunged';
+    new.expunged_at := now();
+  end if;
+  return new;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_provisioning_credentials__revoke_certificates()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -3026,6 +4358,57 @@ begin
     perform gk_private.robots_certificates_dirty(ids);
   end if;
   return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_rollout_images__check_hardware()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  if not exists (select 1 from gk_public.images i where i.id = new.image_id and new.hardware_id = any(i.hardware_ids)) then
+    raise exception 'image % is not built for hardware id %', new.image_id, new.hardware_id using errcode = '22023';
+  end if;
+  return new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_rollout_robots__mark_director_dirty()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  if tg_op = 'INSERT' then
+    perform gk_private.director_mark_dirty(array(select distinct n.robot_id from new_rows n));
+  else
+    perform gk_private.director_mark_dirty(array(
+      select distinct n.robot_id
+        from new_rows n join old_rows o on o.rollout_id = n.rollout_id and o.robot_id = n.robot_id
+       where o.state in ('scheduled', 'accepted', 'completed') and n.state in ('failed', 'cancelled', 'skipped')));
+    if exists (select 1 from new_rows n join old_rows o on o.rollout_id = n.rollout_id and o.robot_id = n.robot_id
+                where o.state in ('pending', 'scheduled', 'accepted') and n.state not in ('pending', 'scheduled', 'accepted')) then
+      perform gk_private.rollouts_schedule_processing();
+    end if;
+  end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_rollouts__immutable_once_launched()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_rollout_id uuid := case when tg_op = 'DELETE' then old.rollout_id else new.rollout_id end;
+begin
+  if exists (select 1 from gk_public.rollouts r where r.id = v_rollout_id and r.state <> 'prepared') then
+    raise exception 'rollout % is no longer prepared: its images and robots are fixed', v_rollout_id using errcode = '55000';
+  end if;
+  return case when tg_op = 'DELETE' then old else new end;
 end;
 $function$;
 

@@ -5,12 +5,13 @@ import { collectors as platformCollectors, type MetricCollector } from "./server
 import type { Route } from "./server/routes.ts";
 import bin from "./bin/index.ts";
 import certificates from "./certificates/index.ts";
+import exports from "./exports/index.ts";
 import robots from "./robots/index.ts";
 import sagas from "./sagas/index.ts";
 import tuf from "./tuf/index.ts";
 import volumes from "./volumes/index.ts";
 
-export const areas: readonly AreaManifest[] = [bin, sagas, certificates, tuf, volumes, robots];
+export const areas: readonly AreaManifest[] = [bin, sagas, certificates, tuf, volumes, exports, robots];
 
 export const areaRoutes = areas.flatMap((a) => a.routes ?? []);
 export const areaMetrics = areas.flatMap((a) => a.metrics ?? []);

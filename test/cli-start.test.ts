@@ -5,12 +5,20 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
+import { embeddedUrl } from "../src/db/embedded.ts";
 import { createTestDb } from "./helpers/db.ts";
 import { cliEnv, spawnCli, tempHome, type LongRunning } from "./helpers/cli.ts";
 
 async function started(proc: LongRunning) {
   const m = await proc.waitFor(/GraphQL:\s+(\S+)\n\s+Admin token:\s+(\S+)/);
   return { graphql: m[1], token: m[2] };
+}
+
+/** A start after the first: the token is not printed again, only where it is kept. */
+async function restarted(proc: LongRunning, home: string) {
+  const m = await proc.waitFor(/GraphQL:\s+(\S+)\n\s+Admin token:\s+kept in (\S+) /);
+  expect(m[2]).toBe(path.join(home, "admin-token"));
+  return { graphql: m[1], token: fs.readFileSync(m[2], "utf8").trim() };
 }
 
 async function gql(url: string, token: string, query: string) {
@@ -59,16 +67,16 @@ describe("groundskeeper start", () => {
       const health = await fetch(a.graphql.replace(/\/graphql$/, "/healthz"));
       expect(health.status).toBe(200);
 
-      const port = Number(fs.readFileSync(path.join(home, "pgdata.port"), "utf8"));
-      const pgUrl = `postgres://postgres:groundskeeper@127.0.0.1:${port}/groundskeeper`;
+      const pgUrl = embeddedUrl(path.join(home, "pgdata"))!;
       expect(await acceptsConnections(pgUrl)).toBe(true);
       expect(await first.stop("SIGTERM"), first.stderr()).toBe(0);
       expect(await acceptsConnections(pgUrl)).toBe(false); // the embedded database was stopped
 
       const second = spawnCli(["start"], env, { detached: true });
       try {
-        const b = await started(second);
-        expect(b.token).toBe(a.token); // the same admin token, printed again
+        const b = await restarted(second, home);
+        expect(b.token).toBe(a.token); // the same admin token, not printed again
+        expect(second.stdout()).not.toContain(a.token);
         expect(second.stdout()).not.toMatch(/created now/);
         const data = await gql(b.graphql, b.token, `{ allTeams { nodes { name } } }`);
         expect(data.allTeams.nodes).toEqual([{ name: "kept" }]);

@@ -10,10 +10,13 @@ import {
   imageDigests,
   ids,
   insertCertificates,
+  insertEcus,
   insertImages,
   insertProvisioningCredentials,
   insertPurgeItems,
+  insertRobotGroup,
   insertRobots,
+  insertRollout,
   insertTeam,
   insertTufTargets,
   scenario,
@@ -157,5 +160,23 @@ describe("fixture builders", () => {
     } finally {
       await repo.close();
     }
+  });
+
+  it("rollouts: ECUs per robot (first one primary), groups with members, rollouts prepared, launched or cancelled", async () => {
+    const s = await scenario(db, withRobots(2), withImages(1, { hardwareIds: ["hw-a"] }));
+    const ecus = await insertEcus(db, { robots: s.robots, perRobot: 2, installedImage: s.images[0] });
+    expect(ecus.map((e) => [e.robot_id, e.is_primary, e.installed_image_id])).toEqual([
+      [s.robots[0].id, true, s.images[0].id],
+      [s.robots[0].id, false, s.images[0].id],
+      [s.robots[1].id, true, s.images[0].id],
+      [s.robots[1].id, false, s.images[0].id],
+    ]);
+    const group = await insertRobotGroup(db, { team: s.team, robots: s.robots });
+    const images = [{ hardwareId: "hw-a", image: s.images[0] }];
+    for (const state of ["prepared", "launched", "cancelled"] as const) {
+      const r = await insertRollout(db, { team: s.team, images, group, state });
+      expect(r).toMatchObject({ state, target_type: "group", group_id: group.id });
+    }
+    await expect(insertRobotGroup(db, { team: s.team, robots: [{ id: crypto.randomUUID() }] })).rejects.toThrow();
   });
 });

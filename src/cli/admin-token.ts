@@ -1,5 +1,6 @@
 // The admin token of `groundskeeper start`: created on first start, its plaintext kept only in
-// a mode-0600 file under GROUNDSKEEPER_HOME (the database has its sha256), printed every start.
+// a mode-0600 file under GROUNDSKEEPER_HOME (the database has its sha256); `start` prints it once,
+// when it is created.
 import fs from "node:fs";
 import path from "node:path";
 import type pg from "pg";

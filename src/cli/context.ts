@@ -7,7 +7,10 @@ import type { Command } from "commander";
 import pg from "pg";
 import { pino, type Logger } from "pino";
 import { loadConfig, type Config } from "../config.ts";
+import { claimOwnership, liveOwner, releaseOwnership, stopOrphanedServer } from "../db/embedded-owner.ts";
+import { type EmbeddedDb, embeddedUrl } from "../db/embedded.ts";
 import { migrate } from "../db/migrate.ts";
+import { UserError } from "../lib/errors.ts";
 import { startEmbedded } from "./embedded.ts";
 
 export interface CliContext {
@@ -36,7 +39,6 @@ export interface Database {
 }
 
 export const EMBEDDED_DIR = "pgdata";
-const EMBEDDED_DB_PASSWORD = "groundskeeper"; // fixed by src/db/embedded.ts; it listens on 127.0.0.1 only
 
 export interface OpenOptions {
   /** Apply migrations and stored logic. Default: yes for the embedded database (a laptop has no
@@ -54,21 +56,37 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
   }
   fs.mkdirSync(config.home, { recursive: true });
   const dataDir = embeddedDataDir(config.home);
-  const running = await runningEmbeddedUrl(dataDir);
-  if (running) {
-    log.debug({ dataDir }, "using the embedded PostgreSQL of a running groundskeeper");
-    if (opts.migrate ?? true) await runMigrate(running, log);
-    return { url: running, kind: "embedded-shared", dataDir, close: async () => {} };
+  for (;;) {
+    const shared = await sharedEmbeddedUrl(dataDir);
+    if (shared) {
+      log.debug({ dataDir }, "using the embedded PostgreSQL of a running groundskeeper");
+      if (opts.migrate ?? true) await runMigrate(shared, log);
+      return { url: shared, kind: "embedded-shared", dataDir, close: async () => {} };
+    }
+    if (claimOwnership(dataDir)) break; // else another process claimed it just now: share it
   }
+  const orphan = await stopOrphanedServer(dataDir);
+  if (orphan) log.warn({ dataDir, pid: orphan }, "stopped the embedded PostgreSQL a killed groundskeeper left running");
   log.info({ dataDir }, "starting embedded PostgreSQL");
-  const embedded = await startEmbedded(dataDir, (m) => log.debug({ postgres: m.trim() }));
+  let embedded: EmbeddedDb | undefined;
   try {
+    embedded = await startEmbedded(dataDir, (m) => log.debug({ postgres: m.trim() }));
     if (opts.migrate ?? true) await runMigrate(embedded.url, log);
   } catch (e) {
-    await embedded.stop().catch(() => {});
+    await embedded?.stop().catch(() => {});
+    releaseOwnership(dataDir);
     throw e;
   }
-  return { url: embedded.url, kind: "embedded", dataDir, close: () => embedded.stop() };
+  const db = embedded;
+  return {
+    url: db.url,
+    kind: "embedded",
+    dataDir,
+    close: async () => {
+      await db.stop();
+      releaseOwnership(dataDir);
+    },
+  };
 }
 
 async function runMigrate(url: string, log: Logger): Promise<void> {
@@ -78,18 +96,33 @@ async function runMigrate(url: string, log: Logger): Promise<void> {
   }
 }
 
-/** The URL of an embedded cluster already serving `dataDir` (another groundskeeper process), if any. */
-async function runningEmbeddedUrl(dataDir: string): Promise<string | null> {
-  const portFile = `${dataDir}.port`;
-  if (!fs.existsSync(path.join(dataDir, "postmaster.pid")) || !fs.existsSync(portFile)) return null;
-  const port = Number(fs.readFileSync(portFile, "utf8"));
-  if (!port) return null;
-  const url = `postgres://postgres:${EMBEDDED_DB_PASSWORD}@127.0.0.1:${port}/groundskeeper`;
-  try {
-    await ping(url, 2_000);
-    return url;
-  } catch {
-    return null;
+/** How long a command waits for the embedded cluster another process is starting. */
+const SHARED_START_TIMEOUT_MS = 90_000;
+
+/**
+ * The URL of the embedded cluster of `dataDir` when a live groundskeeper process owns it (waiting
+ * while that process is still starting it); null when no live process does.
+ */
+async function sharedEmbeddedUrl(dataDir: string): Promise<string | null> {
+  const deadline = Date.now() + SHARED_START_TIMEOUT_MS;
+  for (;;) {
+    const owner = liveOwner(dataDir);
+    if (owner === null) return null;
+    const url = fs.existsSync(path.join(dataDir, "postmaster.pid")) ? embeddedUrl(dataDir) : null;
+    if (
+      url &&
+      (await ping(url, 2_000).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return url;
+    if (Date.now() > deadline) {
+      throw new UserError(
+        `the embedded PostgreSQL in ${dataDir} is being started by groundskeeper process ${owner}, which has not made it ready in ${SHARED_START_TIMEOUT_MS / 1000} s`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 

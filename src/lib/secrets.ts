@@ -14,6 +14,11 @@ export class SecretBox {
     this.#key = key;
   }
 
+  /** Names the key without revealing it (HMAC-SHA256 of a fixed label): equal keys, equal fingerprints. */
+  fingerprint(): string {
+    return crypto.createHmac("sha256", this.#key).update("groundskeeper master key fingerprint v1").digest("hex");
+  }
+
   /** "v1:<iv>:<tag>:<ciphertext>" (base64 parts). `context` binds the ciphertext to its use. */
   seal(plaintext: string | Uint8Array, context = ""): string {
     const iv = crypto.randomBytes(12);

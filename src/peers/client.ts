@@ -97,6 +97,38 @@ export class PeerClient {
     });
   }
 
+  /** GETs raw bytes (a file a role serves); at most maxBytes, else it rejects. */
+  download(path: string, maxBytes = this.#maxResponse, timeoutMs = this.#timeoutMs): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => {
+      const req = https.request(new URL(path, this.#base), { method: "GET", agent: this.#agent }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on("data", (c: Buffer) => {
+          size += c.length;
+          if (size > maxBytes) req.destroy(new Error(`GET ${path}: answer over ${maxBytes} bytes`));
+          else chunks.push(c);
+        });
+        res.on("end", () => {
+          clearTimeout(timer);
+          const status = res.statusCode ?? 0;
+          const body = Buffer.concat(chunks);
+          if (status >= 200 && status < 300) resolve(body);
+          else reject(new PeerHttpError(status, `GET ${path}: ${status} ${body.toString("utf8").slice(0, 200)}`));
+        });
+        res.on("error", (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+      });
+      const timer = setTimeout(() => req.destroy(new PeerTimeoutError(`GET ${path}: no answer within ${timeoutMs} ms`)), timeoutMs);
+      req.on("error", (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      req.end();
+    });
+  }
+
   close(): void {
     this.#agent.destroy();
   }

@@ -2,25 +2,12 @@
 // and heartbeats. The worker is the certificate's owner: an agent can only speak for itself.
 import { z } from "zod";
 import type { PeerRoute } from "../peers/gateway.ts";
+import { badPeerRequest as bad, RegisterBody as Register, registerTtl } from "../peers/register.ts";
 
-const Register = z
-  .object({
-    address: z
-      .string()
-      .max(300)
-      .regex(/^https:\/\/[A-Za-z0-9.:[\]-]{1,255}:[0-9]{1,5}$/, "https://host:port"),
-    version: z.string().max(100).default(""),
-    heartbeat_ttl_seconds: z.number().int().min(2).max(3600).optional(),
-  })
-  .strict();
 const Heartbeat = z
   .object({ live_volumes: z.number().int().min(0).max(1e9), dead_volumes: z.number().int().min(0).max(1e9) })
   .partial()
   .strict();
-
-function bad(e: z.ZodError) {
-  return { status: 400, body: { error: e.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ") } };
-}
 
 export const volumesPeerRoutes: PeerRoute[] = [
   {
@@ -30,7 +17,7 @@ export const volumesPeerRoutes: PeerRoute[] = [
     handle: async ({ body, peer, db }) => {
       const r = Register.safeParse(body ?? {});
       if (!r.success) return bad(r.error);
-      const ttl = r.data.heartbeat_ttl_seconds === undefined ? null : `${r.data.heartbeat_ttl_seconds} seconds`;
+      const ttl = registerTtl(r.data);
       const { rows } = await db.query("select name, state from gk_private.worker_registered($1, $2, $3, $4::interval)", [
         peer.ownerId,
         r.data.address,

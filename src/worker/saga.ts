@@ -94,6 +94,8 @@ export interface RunOptions {
 export interface Saga<S extends z.ZodType> extends SagaDefinition<S> {
   /** Starts the saga in the caller's transaction (if any) and enqueues its job; returns its id. */
   start(db: Queryable, params: z.input<S>): Promise<string>;
+  /** Starts one saga per params in one statement (a reconciler starting many); ids in order. */
+  startMany(db: Queryable, params: readonly z.input<S>[]): Promise<string[]>;
   /** Drives the saga on `client` until it has succeeded or failed (the job does this); see runSaga. */
   run(client: pg.ClientBase, sagaId: string, opts: RunOptions): Promise<SagaRow | null>;
   /** The graphile-worker task: tasks/<name>.ts is `export default saga.task;`. */
@@ -128,6 +130,15 @@ export function defineSaga<S extends z.ZodType>(def: SagaDefinition<S>): Saga<S>
         JSON.stringify(parsed),
       ]);
       return rows[0].id;
+    },
+    async startMany(db, params) {
+      if (params.length === 0) return [];
+      const parsed = params.map((p) => JSON.stringify(def.params.parse(p)));
+      const { rows } = await db.query<{ id: string }>(
+        "select gk_private.saga_start($1, $2, p) as id from unnest($3::jsonb[]) with ordinality x(p, o) order by o",
+        [def.name, names, parsed],
+      );
+      return rows.map((r) => r.id);
     },
     run: (client, sagaId, opts) => runSaga(client, saga, sagaId, opts),
     task: defineTask({

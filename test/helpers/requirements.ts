@@ -25,7 +25,11 @@ export const TOOLS = {
   promtool: { debian: "prometheus", probe: ["promtool", "--version"] },
   chromium: { debian: "chromium", probe: ["chromium", "--version"] },
   // Debian's module is installed for Debian's interpreter, which a pyenv or venv on PATH can hide.
-  securesystemslib: { debian: "python3-securesystemslib", probe: ["/usr/bin/python3", "-c", "import securesystemslib"] },
+  // Its ed25519 verification goes through python3-nacl (test/tuf/helpers/verify_tuf.py).
+  securesystemslib: {
+    debian: "python3-securesystemslib python3-nacl",
+    probe: ["/usr/bin/python3", "-c", "import securesystemslib.signer, nacl.signing"],
+  },
   "docker-compose": { debian: "docker-compose", probe: ["docker-compose", "version"] },
 } as const satisfies Record<string, ToolSpec>;
 

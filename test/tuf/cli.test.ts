@@ -10,7 +10,9 @@ import { Updater } from "tuf-js";
 import { createTestDb } from "../helpers/db.ts";
 import { cliEnv, runCli, spawnCli, tempHome, type LongRunning } from "../helpers/cli.ts";
 import { freePort } from "../../src/db/embedded.ts";
+import { FsBlobStore } from "../../src/adapters/blobs/fs.ts";
 import { addTargets, fakeTarget, tmpDir } from "./helpers/tuf.ts";
+import { type Published, verifyAfterEach } from "./helpers/verifier.ts";
 
 const db = await createTestDb();
 const home = tempHome();
@@ -23,6 +25,9 @@ const env = cliEnv({
 const keysDir = tmpDir("cli-keys");
 let server: LongRunning;
 let base: string;
+// What the CLI published, checked with securesystemslib after each test once it exists.
+let acme: Published | undefined;
+verifyAfterEach(db, () => (acme ? [acme] : []));
 
 beforeAll(async () => {
   await db.query("insert into gk_public.teams (name) values ('acme')");
@@ -57,6 +62,8 @@ describe("groundskeeper tuf", () => {
     );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/16 bins, root 2 of 3/);
+    const team = await db.query("select team_id from gk_public.tuf_repositories");
+    acme = { teamId: team.rows[0].team_id, blobs: new FsBlobStore(path.join(home, "blobs")) };
     const files = fs.readdirSync(keysDir).map((f) => path.join(keysDir, f));
     expect(files).toHaveLength(3);
     for (const f of files) expect(fs.statSync(f).mode & 0o777).toBe(0o600);

@@ -5,11 +5,22 @@ import { createTestDb } from "../helpers/db.ts";
 import { fromPool } from "../../src/tuf/db.ts";
 import { signDirty, uploadPending } from "../../src/tuf/publish.ts";
 import { metadataKey } from "../../src/tuf/layout.ts";
-import { addTargets, box, Client, fakeTarget, publishNow, setupRepository, storeTarget, type TufFixture } from "./helpers/tuf.ts";
+import {
+  addTargets,
+  box,
+  Client,
+  fakeTarget,
+  publishNow,
+  setupRepository,
+  storeTarget,
+  type TufFixture,
+  verifyEveryRepository,
+} from "./helpers/tuf.ts";
 import { jobs } from "../helpers/jobs.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const db = await createTestDb();
+verifyEveryRepository(db);
 let fx: TufFixture;
 let client: Client;
 

@@ -4,9 +4,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
 import { inProcessGraphql } from "../helpers/graphql.ts";
-import { Client, fakeTarget, publishNow, setupRepository, type TufFixture } from "./helpers/tuf.ts";
+import { Client, fakeTarget, publishNow, setupRepository, type TufFixture, verifyEveryRepository } from "./helpers/tuf.ts";
 
 const db = await createTestDb();
+verifyEveryRepository(db);
 const gql = await inProcessGraphql(db);
 let fx: TufFixture;
 

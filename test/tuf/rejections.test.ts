@@ -3,14 +3,26 @@
 // untampered state is accepted, so the rejection is caused by the tampering.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
+import { needs } from "../helpers/requirements.ts";
+import { verifyRepository } from "./helpers/verifier.ts";
 import { fromPool } from "../../src/tuf/db.ts";
 import { metadataKey } from "../../src/tuf/layout.ts";
 import { signDocument, snapshotSigned, timestampSigned } from "../../src/tuf/metadata.ts";
 import { loadOnlineKey } from "../../src/tuf/online-key.ts";
 import type { SigningKey } from "../../src/tuf/keys.ts";
-import { addTargets, box, Client, publishNow, setupRepository, storeTarget, type TufFixture } from "./helpers/tuf.ts";
+import {
+  addTargets,
+  box,
+  Client,
+  publishNow,
+  setupRepository,
+  storeTarget,
+  type TufFixture,
+  verifyEveryRepository,
+} from "./helpers/tuf.ts";
 
 const db = await createTestDb();
+verifyEveryRepository(db);
 let fx: TufFixture;
 let online: SigningKey;
 const target = "apps/navigation-4.0.0.tar";
@@ -46,6 +58,13 @@ describe("the client rejects what must be rejected", () => {
     bin.signed.targets[target].hashes.sha256 = "ab".repeat(32);
     await put(binFile, bin);
     try {
+      if (needs("securesystemslib")) {
+        // The second verifier sees it too: the served file is not what was stored and signed.
+        const r = await verifyRepository(db, fx);
+        expect(r.ok).toBe(false);
+        expect(r.errors).toContain(`${binFile}: served file differs from the stored document`);
+        expect(r.errors.join("\n")).toMatch(new RegExp(`${binFile.replace(/\./g, "\\.")}: not signed by the bins delegation`));
+      }
       const fresh = await Client.create(fx);
       const u = await fresh.refresh();
       await expect(u.getTargetInfo(target)).rejects.toThrow(/bins-[0-9a-f] was signed by 0\/1 keys/);
@@ -117,6 +136,7 @@ describe("the client rejects what must be rejected", () => {
     ]);
     await put("timestamp.json", forged);
     try {
+      if (needs("securesystemslib")) expect((await verifyRepository(db, fx)).errors.join("\n")).toMatch(/timestamp\.json: not signed/);
       await expect(client.refresh()).rejects.toThrow("timestamp was signed by 0/1 keys");
     } finally {
       await put("timestamp.json", current);

@@ -3,9 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
-import { Client, publishNow, setupRepository, type TufFixture } from "./helpers/tuf.ts";
+import { Client, publishNow, setupRepository, type TufFixture, verifyEveryRepository } from "./helpers/tuf.ts";
 
 const db = await createTestDb();
+verifyEveryRepository(db);
 let fx: TufFixture;
 
 beforeAll(async () => {

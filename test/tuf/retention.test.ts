@@ -9,9 +9,20 @@ import { metadataKey } from "../../src/tuf/layout.ts";
 import { signDirty } from "../../src/tuf/publish.ts";
 import { rotateRoot } from "../../src/tuf/rotate.ts";
 import { generateKeyFiles } from "../../src/tuf/keys.ts";
-import { addTargets, box, Client, fakeTarget, publishNow, setupRepository, tmpDir, type TufFixture } from "./helpers/tuf.ts";
+import {
+  addTargets,
+  box,
+  Client,
+  fakeTarget,
+  publishNow,
+  setupRepository,
+  tmpDir,
+  type TufFixture,
+  verifyEveryRepository,
+} from "./helpers/tuf.ts";
 
 const db = await createTestDb();
+verifyEveryRepository(db);
 let fx: TufFixture;
 
 beforeAll(async () => {

@@ -10,9 +10,19 @@ import { metadataKey } from "../../src/tuf/layout.ts";
 import { publicKeyOf } from "../../src/tuf/keys.ts";
 import { rootSigned, signDocument } from "../../src/tuf/metadata.ts";
 import { rotateRoot } from "../../src/tuf/rotate.ts";
-import { addTargets, Client, publishNow, setupRepository, storeTarget, tmpDir, type TufFixture } from "./helpers/tuf.ts";
+import {
+  addTargets,
+  Client,
+  publishNow,
+  setupRepository,
+  storeTarget,
+  tmpDir,
+  type TufFixture,
+  verifyEveryRepository,
+} from "./helpers/tuf.ts";
 
 const db = await createTestDb();
+verifyEveryRepository(db);
 let fx: TufFixture;
 let client: Client;
 

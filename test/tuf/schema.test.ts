@@ -7,9 +7,10 @@ import { jobs } from "../helpers/jobs.ts";
 import { binOfPath } from "../../src/tuf/bins.ts";
 import { fromPool } from "../../src/tuf/db.ts";
 import { signDirty } from "../../src/tuf/publish.ts";
-import { addTargets, box, fakeTarget, setupRepository, type TufFixture } from "./helpers/tuf.ts";
+import { addTargets, box, fakeTarget, setupRepository, type TufFixture, verifyEveryRepository } from "./helpers/tuf.ts";
 
 const db = await createTestDb();
+verifyEveryRepository(db);
 let fx: TufFixture;
 let other: TufFixture;
 

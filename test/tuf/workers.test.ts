@@ -7,10 +7,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
-import { addTargets, Client, fakeTarget, setupRepository, type TufFixture } from "./helpers/tuf.ts";
+import { addTargets, Client, fakeTarget, setupRepository, type TufFixture, verifyEveryRepository } from "./helpers/tuf.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const db = await createTestDb();
+verifyEveryRepository(db);
 const here = path.dirname(fileURLToPath(import.meta.url));
 let fx: TufFixture;
 const procs: { name: string; child: ChildProcess; out: string[] }[] = [];

@@ -8,12 +8,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
+import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { VolumeAgents } from "../../src/volumes/agents.ts";
 import { type CollectStatus, collect, collectDb, DEFAULT_COLLECT } from "../../src/volumes/collect.ts";
 import { spawnCli } from "../helpers/cli.ts";
 import { createTestDb } from "../helpers/db.ts";
-import { insertTeam } from "../helpers/fixtures/index.ts";
+import { insertContainers, insertTeam } from "../helpers/fixtures/index.ts";
 import { runJobs } from "../helpers/jobs.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { type AgentProcess, type Peers, setupPeers, startAgent } from "./helpers/peers.ts";
@@ -127,14 +128,27 @@ function run(opts: Partial<typeof DEFAULT_COLLECT> = {}, agentsClient = client):
   return collect(q, agentsClient, { ...DEFAULT_COLLECT, batchSize: 20, reportTimeoutMs: 1_500, ...opts });
 }
 
-async function collectUntilClean(rounds = 6): Promise<CollectStatus[]> {
+const ORPHANS = `select count(*)::int as n from gk_public.volumes v
+  where v.container_id is null and v.worker_resource_cache_id is null and v.worker_base_resource_type_id is null
+    and v.worker_task_cache_id is null and not exists (select 1 from gk_public.volumes c where c.parent_id = v.id)`;
+
+/**
+ * Collects until the database is clean: every row created and reported, no orphan. Between rounds
+ * it waits (polling) for leases a killed collector left, and makes backed-off destroys due now.
+ */
+async function collectUntilClean(rounds = 8): Promise<CollectStatus[]> {
   const out: CollectStatus[] = [];
   for (let i = 0; i < rounds; i++) {
-    const s = await run();
-    out.push(s);
-    const { rows } = await db.query("select count(*)::int as n from gk_public.volumes where state in ('destroying', 'failed')");
-    if (rows[0].n === 0 && s.marked === 0 && s.unknown === 0 && s.missing === 0) return out;
-    await new Promise((r) => setTimeout(r, 1100)); // leases and backoffs (1 s in this database)
+    out.push(await run());
+    const { rows } = await db.query(
+      `select (select count(*) from gk_public.volumes where state <> 'created' or missing_since is not null)
+            + (${ORPHANS}) as n`,
+    );
+    if (Number(rows[0].n) === 0) return out;
+    await waitFor(async () => {
+      const { rows: held } = await db.query("select count(*)::int as n from gk_public.workers where collector_lease_until > now()");
+      return held[0].n === 0;
+    }, "collector leases released or expired");
     await db.query("update gk_public.volumes set next_attempt_at = now() where state = 'destroying'");
   }
   throw new Error(`not clean after ${rounds} collections: ${JSON.stringify(out.at(-1))}`);
@@ -150,11 +164,7 @@ async function expectConsistent(): Promise<void> {
     expect(a.live()).toEqual(rows.map((r) => r.handle).sort());
     expect(fs.readdirSync(path.join(a.store, "init"))).toEqual([]);
   }
-  const { rows: orphans } = await db.query(
-    `select count(*)::int as n from gk_public.volumes v
-      where v.container_id is null and v.worker_resource_cache_id is null and v.worker_base_resource_type_id is null
-        and v.worker_task_cache_id is null and not exists (select 1 from gk_public.volumes c where c.parent_id = v.id)`,
-  );
+  const { rows: orphans } = await db.query(ORPHANS);
   expect(orphans[0].n).toBe(0);
 }
 
@@ -276,6 +286,84 @@ describe("collection with real agents", () => {
     await expectConsistent();
   });
 
+  it("create-child racing destroy-parent: the composite key decides per parent, the loser gets a clear error, every winner is a whole copy", async () => {
+    const t1 = await tree("w1", 32, 0);
+    const owners = await insertContainers(db, { worker: workerIds.w1!, count: 32 });
+    type Outcome = { i: number; id: number } | { i: number; error: { code: string; message: string } };
+    const createChild = (i: number, on: { query: typeof db.query } = db): Promise<Outcome> =>
+      on.query("select (gk_public.create_volume('w1', $1, container_id => $2)).id", [t1.parents[i]!.handle, owners[i]]).then(
+        (r) => ({ i, id: Number(r.rows[0].id) }),
+        (e: { code: string; message: string }) => ({ i, error: e }),
+      );
+    const range = (from: number) => Array.from({ length: 8 }, (_, k) => from + k);
+    const outcomes: Outcome[] = [];
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      // 0-7: the child is committed first; the parent is kept though its owner goes.
+      outcomes.push(...(await Promise.all(range(0).map((i) => createChild(i)))));
+      // 8-15: the children are being inserted (uncommitted) while the collector runs: the mark
+      // skips the parents their key holds; once committed, the parents have children.
+      await other.query("begin");
+      for (const i of range(8)) outcomes.push(await createChild(i, other));
+      await orphan(t1.parents.slice(0, 16));
+      expect((await run()).errors).toEqual([]);
+      await other.query("commit");
+      // 16-23: the mark is under way (uncommitted) when the children are asked for: each insert
+      // waits on its parent's key, and is refused once the mark commits.
+      await orphan(t1.parents.slice(16, 24));
+      await other.query("begin");
+      expect((await other.query("select gk_private.volumes_mark_orphans() as n")).rows[0].n).toBe(8);
+      const waiting = Promise.all(range(16).map((i) => createChild(i)));
+      await waitFor(async () => {
+        const { rows } = await db.query("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = $1", [
+          db.name,
+        ]);
+        return rows[0].n === 8;
+      }, "the inserts waiting on their parents' key");
+      await other.query("commit");
+      outcomes.push(...(await waiting));
+    } finally {
+      await other.end();
+    }
+    // 24-31: orphaned, then the collector and the children at once (either may win a parent).
+    await orphan(t1.parents.slice(24));
+    const collecting = run();
+    outcomes.push(...(await Promise.all(range(24).map((i) => createChild(i)))));
+    expect((await collecting).errors).toEqual([]);
+    await runJobs(db, peers.services); // volumes__create makes the winners on the agent: copies of their parents
+    await collectUntilClean();
+    await expectConsistent();
+
+    const live = agents.w1!.live();
+    for (const o of outcomes) {
+      const parent = t1.parents[o.i]!;
+      if ("id" in o) {
+        const { rows } = await db.query("select handle::text, state from gk_public.volumes where id = any($1::bigint[]) order by id", [
+          [o.id, parent.id],
+        ]);
+        expect(rows.map((r) => r.state)).toEqual(["created", "created"]);
+        expect(fs.readFileSync(path.join(agents.w1!.store, "live", rows[1].handle, "data"), "utf8")).toBe(parent.handle);
+        expect(live).toContain(parent.handle);
+      } else {
+        // Refused while the parent is destroying (the check, or the key when the mark won the
+        // race), or not found once it is gone.
+        expect(o.error.message).toMatch(
+          new RegExp(
+            `^parent volume ${parent.handle} (is (being destroyed|destroying): a copy-on-write child needs a created parent|not found on worker w1)$`,
+          ),
+        );
+        expect(o.error.code).toBe(/not found/.test(o.error.message) ? "P0002" : "55000");
+        expect(live).not.toContain(parent.handle);
+      }
+    }
+    expect(outcomes.filter((o) => o.i < 16 && "id" in o)).toHaveLength(16);
+    const refused = outcomes.filter((o) => o.i >= 16 && o.i < 24).map((o) => ("error" in o ? o.error.message : "created"));
+    expect(refused).toEqual(
+      range(16).map((i) => `parent volume ${t1.parents[i]!.handle} is being destroyed: a copy-on-write child needs a created parent`),
+    );
+  });
+
   it("a worker process SIGKILLed mid-collection: another worker finishes it, nothing lost", async () => {
     const t1 = await tree("w1", 60, 0);
     await orphan(t1.parents.slice(0, 50));
@@ -303,7 +391,12 @@ describe("collection with real agents", () => {
     const second = spawnCli(["worker", "--no-cron"], env);
     try {
       await waitFor(() => Promise.resolve(/"worker running"/.test(second.stderr())), "second worker running", 60_000);
-      await new Promise((r) => setTimeout(r, 1100)); // the dead collector's lease runs out
+      await waitFor(async () => {
+        const { rows } = await db.query("select collector_lease_until < now() as expired from gk_public.workers where id = $1", [
+          workerIds.w1,
+        ]);
+        return rows[0].expired !== false;
+      }, "the dead collector's lease runs out");
       await db.query("select gk_public.activate_reconciler('volumes__collect')");
       await waitFor(
         async () => {

@@ -27,8 +27,10 @@ export default function register(program: Command): void {
             "Groundskeeper is running.",
             `  GraphiQL:    ${server.url}/`,
             `  GraphQL:     ${server.url}/graphql`,
-            `  Admin token: ${admin.token}`,
-            `               (${admin.created ? "created now; " : ""}kept in ${admin.file})`,
+            // The token is shown once, when it is made; afterwards only where it is kept.
+            admin.created
+              ? `  Admin token: ${admin.token}\n               (created now; kept in ${admin.file}, mode 0600)`
+              : `  Admin token: kept in ${admin.file} (shown when it was created; cat that file)`,
             `  Database:    ${describeDatabase(app.db)}`,
             `In GraphiQL, open "Headers" and set {"Authorization": "Bearer <admin token>"}. Press Ctrl-C to stop.`,
           ].join("\n"),

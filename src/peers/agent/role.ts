@@ -20,6 +20,8 @@ export interface AgentRequest {
 export interface AgentResponse {
   status: number;
   body?: unknown;
+  /** Instead of a JSON body: a file streamed as application/octet-stream (read-only content). */
+  file?: string;
 }
 
 export interface AgentRoute {

@@ -1,7 +1,10 @@
 // The agent's one HTTPS server: mutual TLS with Groundskeeper's CA (a caller without a valid
 // certificate of that CA fails the handshake), only controller certificates that are not on the
 // CRL get an answer, and every request is bounded (headers, body, time, concurrency).
+import fs from "node:fs";
+import type http from "node:http";
 import https from "node:https";
+import { pipeline } from "node:stream/promises";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
@@ -25,6 +28,24 @@ export const DEFAULT_LIMITS: AgentServerLimits = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 120_000,
 };
+
+/** Streams a file with its length; a file that vanished before it was opened is a 404. */
+async function sendFile(res: http.ServerResponse, status: number, file: string): Promise<void> {
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(file, "r");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return send(res, 404, { error: "not found" });
+    throw e;
+  }
+  try {
+    const { size } = await handle.stat();
+    res.writeHead(status, { "Content-Type": "application/octet-stream", "Content-Length": String(size) });
+    await pipeline(handle.createReadStream({ autoClose: false }), res);
+  } finally {
+    await handle.close();
+  }
+}
 
 export interface AgentServer {
   url: string;
@@ -84,7 +105,8 @@ export async function startAgentServer(opts: {
             body,
             caller: { commonName: caller.commonName, serial: caller.serial },
           });
-          send(res, out.status, out.body);
+          if (out.file) await sendFile(res, out.status, out.file);
+          else send(res, out.status, out.body);
           return;
         }
         req.resume();

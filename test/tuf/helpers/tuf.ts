@@ -16,6 +16,7 @@ import { publishTeam } from "../../../src/tuf/publish.ts";
 import type { TestDb } from "../../helpers/db.ts";
 import { runJobs, testServices } from "../../helpers/jobs.ts";
 import { TestFsBlobStore } from "./fs-blobs.ts";
+import { verifyAfterEach } from "./verifier.ts";
 
 // Tasks build their SecretBox from the environment: one master key for the test process.
 process.env.GK_MASTER_KEY ??= crypto.randomBytes(32).toString("base64");
@@ -33,6 +34,14 @@ export interface TufFixture extends InitResult {
   close(): Promise<void>;
 }
 
+/** Every repository this test file made: verifyEveryRepository checks them all after each test. */
+const made: TufFixture[] = [];
+
+/** Checks every repository of the file with securesystemslib after each test (test/tuf/helpers/verifier.ts). */
+export function verifyEveryRepository(db: TestDb): void {
+  verifyAfterEach(db, () => made);
+}
+
 export async function setupRepository(db: TestDb, opts: Partial<InitOptions> & { blobs?: TestFsBlobStore } = {}): Promise<TufFixture> {
   const team = opts.team ?? `team-${crypto.randomBytes(3).toString("hex")}`;
   await db.query("insert into gk_public.teams (name) values ($1) on conflict do nothing", [team]);
@@ -41,7 +50,9 @@ export async function setupRepository(db: TestDb, opts: Partial<InitOptions> & {
   const init = await initRepository(fromPool(db.pool), box, { keys: 3, threshold: 2, bins: 16, ...opts, team, keysDir });
   await publishTeam(fromPool(db.pool), box, blobs, init.teamId);
   const server = await serve(db, blobs);
-  return { ...init, team, blobs, keysDir, baseUrl: server.url, close: server.close };
+  const fx = { ...init, team, blobs, keysDir, baseUrl: server.url, close: server.close };
+  made.push(fx);
+  return fx;
 }
 
 export async function serve(db: TestDb, blobs: BlobStore): Promise<{ url: string; close(): Promise<void> }> {

@@ -1,0 +1,398 @@
+-- Exports (tables: migrations/0130_exports.sql): export nodes registering and heartbeating
+-- through the peer gateway, the coordinator's changeset, and the guarded transitions the
+-- create/delete sagas (src/exports/sagas/) make. Every transition is conditional on the state,
+-- the lock (operating_saga_id) and the generation, and returns the row — or nothing when the row
+-- was not where the caller thought — so a duplicate saga unwinds at its first step and a replayed
+-- step is a no-op.
+
+-- ---------------------------------------------------------------------------------------------
+-- Nodes.
+
+-- A pruned worker (its workers row deleted: worker_id SET NULL) leaves its node expunged.
+create or replace function gk_private.tg_export_nodes__expunge_when_worker_gone() returns trigger
+language plpgsql
+as $$
+begin
+  if new.worker_id is null and new.state = 'in_service' then
+    new.state := 'expunged';
+    new.expunged_at := now();
+  end if;
+  return new;
+end;
+$$;
+
+drop trigger if exists _100_expunge_when_worker_gone on gk_public.export_nodes;
+create trigger _100_expunge_when_worker_gone
+  before update of worker_id on gk_public.export_nodes
+  for each row execute function gk_private.tg_export_nodes__expunge_when_worker_gone();
+
+-- The agent's exports role registers when it starts: the node of its worker is created, or its
+-- address refreshed. An expunged node stays expunged (expunging is permanent; enrol the machine
+-- as a new worker to bring it back). Returns (id, state), nothing for an unknown worker.
+create or replace function gk_private.export_node_registered(worker_id uuid, address text, agent_version text, heartbeat_ttl interval default null)
+returns table (id uuid, state text)
+language sql volatile
+as $$
+  insert into gk_public.export_nodes as n (worker_id, address, agent_version, heartbeat_ttl, last_heartbeat_at, expires_at)
+  select w.id, export_node_registered.address, left(export_node_registered.agent_version, 100),
+         coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds'), now(),
+         now() + coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds')
+    from gk_public.workers w where w.id = export_node_registered.worker_id
+  on conflict (worker_id) do update
+    set address = case when n.state = 'in_service' then excluded.address else n.address end,
+        agent_version = excluded.agent_version,
+        heartbeat_ttl = excluded.heartbeat_ttl,
+        last_heartbeat_at = now(),
+        expires_at = excluded.expires_at
+  returning n.id, n.state;
+$$;
+
+-- A heartbeat keeps the node eligible for new exports; returns its state (nothing: unknown).
+create or replace function gk_private.export_node_heartbeat(worker_id uuid, attachments int)
+returns text
+language sql volatile
+as $$
+  update gk_public.export_nodes n
+     set last_heartbeat_at = now(), expires_at = now() + n.heartbeat_ttl,
+         attachments = coalesce(export_node_heartbeat.attachments, n.attachments)
+   where n.worker_id = export_node_heartbeat.worker_id
+  returning n.state;
+$$;
+
+-- Operators expunge a node (GraphQL expungeExportNode): permanent; the coordinator's next
+-- activation (started now) deletes its exports and re-creates them on in-service nodes.
+create or replace function gk_public.expunge_export_node(id uuid)
+returns gk_public.export_nodes
+language plpgsql volatile security definer
+set search_path to pg_catalog, public, pg_temp
+as $$
+declare
+  v gk_public.export_nodes;
+begin
+  update gk_public.export_nodes n set state = 'expunged', expunged_at = now()
+   where n.id = expunge_export_node.id and n.state = 'in_service'
+  returning * into v;
+  if not found then
+    select * into v from gk_public.export_nodes n where n.id = expunge_export_node.id;
+    if not found then
+      raise exception 'export node % not found', id using errcode = 'P0002';
+    end if;
+    return v;
+  end if;
+  perform gk_private.reconciler_activate('exports__coordinate');
+  return v;
+end;
+$$;
+comment on function gk_public.expunge_export_node is 'Expunges an export node (permanent): its exports are deleted and re-created on in-service nodes by the coordinator, which runs now.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Records. One non-deleted record per resource (exports_one_per_resource); this says so clearly
+-- before the index does.
+
+create or replace function gk_private.exports_resource_exists(resource_type gk_public.export_resource_type, resource_id uuid)
+returns boolean
+language sql stable
+as $$
+  select case exports_resource_exists.resource_type
+           when 'image' then exists (select 1 from gk_public.images i where i.id = exports_resource_exists.resource_id)
+         end;
+$$;
+
+-- An operator asks for a resource's export now instead of at the coordinator's next tick.
+create or replace function gk_public.request_export(resource_type gk_public.export_resource_type, resource_id uuid)
+returns gk_public.exports
+language plpgsql volatile security definer
+set search_path to pg_catalog, public, pg_temp
+as $$
+declare
+  v gk_public.exports;
+begin
+  if not gk_private.exports_resource_exists(resource_type, resource_id) then
+    raise exception '% % not found', resource_type, resource_id using errcode = 'P0002';
+  end if;
+  select * into v from gk_public.exports e
+   where e.resource_type = request_export.resource_type and e.resource_id = request_export.resource_id and e.state <> 'deleted';
+  if found then
+    raise exception '% % already has export % (%)', resource_type, resource_id, v.id, v.state
+      using errcode = '23505', constraint = 'exports_one_per_resource';
+  end if;
+  insert into gk_public.exports (resource_type, resource_id) values (resource_type, resource_id) returning * into v;
+  perform gk_private.reconciler_activate('exports__coordinate');
+  return v;
+end;
+$$;
+comment on function gk_public.request_export is 'Requests the export of a resource now (the coordinator also does this for every resource on its own). Refused when the resource already has one.';
+
+-- ---------------------------------------------------------------------------------------------
+-- The coordinator (tasks/exports__coordinate.ts).
+
+-- Records whose resource is gone or whose node was expunged must go. Only rows not marked yet
+-- are counted, so the count is this activation's, not a running total.
+create or replace function gk_private.exports_mark_for_deletion() returns int
+language sql volatile
+as $$
+  with marked as (
+    update gk_public.exports e set delete_requested_at = now()
+     where e.state <> 'deleted' and e.delete_requested_at is null
+       and ((e.resource_type = 'image' and not exists (select 1 from gk_public.images i where i.id = e.resource_id))
+            or exists (select 1 from gk_public.export_nodes n where n.id = e.node_id and n.state = 'expunged'))
+    returning 1)
+  select count(*)::int from marked;
+$$;
+
+-- Requested records that must go were never attached: straight to deleted, no saga.
+create or replace function gk_private.exports_bypass(max_items int) returns uuid[]
+language sql volatile
+as $$
+  with gone as (
+    update gk_public.exports e set state = 'deleted', deleted_at = now(), state_changed_at = now()
+     where e.id in (select d.id from gk_public.exports d
+                     where d.delete_requested_at is not null and d.state = 'requested'
+                     order by d.state_changed_at limit max_items)
+       and e.state = 'requested'
+    returning e.id)
+  select coalesce(array_agg(id), '{}') from gone;
+$$;
+
+-- The changeset, at most max_items of each: resources without a record (request), requested
+-- records without a running saga (create), live records marked for deletion without a running
+-- saga (delete). Deleted records are never part of it.
+create or replace function gk_private.exports_changeset(max_items int)
+returns table (action text, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid, generation bigint)
+language sql stable
+as $$
+  (select 'request', null::uuid, 'image'::gk_public.export_resource_type, i.id, null::bigint
+     from gk_public.images i
+    where not exists (select 1 from gk_public.exports e
+                       where e.resource_type = 'image' and e.resource_id = i.id and e.state <> 'deleted')
+    limit max_items)
+  union all
+  (select 'create', e.id, e.resource_type, e.resource_id, e.generation
+     from gk_public.exports e
+    where e.state = 'requested' and e.delete_requested_at is null
+      and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
+    order by e.created_at limit max_items)
+  union all
+  (select 'delete', e.id, e.resource_type, e.resource_id, e.generation
+     from gk_public.exports e
+    where e.delete_requested_at is not null and e.state = 'live'
+      and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
+    order by e.state_changed_at limit max_items);
+$$;
+
+-- New records for resources without one. Two coordinators at once: the index decides, and only
+-- the rows this call inserted come back (the caller starts their sagas).
+create or replace function gk_private.exports_request(resource_type gk_public.export_resource_type, resource_ids uuid[])
+returns table (id uuid, generation bigint)
+language sql volatile
+as $$
+  insert into gk_public.exports (resource_type, resource_id)
+  select exports_request.resource_type, r from unnest(resource_ids) r
+  on conflict (resource_type, resource_id) where state <> 'deleted' do nothing
+  returning id, generation;
+$$;
+
+-- The coordinator started these sagas for these records: it starts no other while they run.
+create or replace function gk_private.exports_sagas_started(export_ids uuid[], saga_ids uuid[]) returns void
+language sql volatile
+as $$
+  update gk_public.exports e set saga_id = x.saga_id
+    from unnest(export_ids, saga_ids) x(export_id, saga_id)
+   where e.id = x.export_id;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- The create saga (src/exports/sagas/create.ts).
+
+-- take: requested → assigning for this saga and generation; the same call again returns the row.
+create or replace function gk_private.exports_take_for_create(id uuid, saga_id uuid, generation bigint)
+returns setof gk_public.exports
+language sql volatile
+as $$
+  with taken as (
+    update gk_public.exports e
+       set state = 'assigning', operating_saga_id = exports_take_for_create.saga_id, saga_id = exports_take_for_create.saga_id,
+           generation = exports_take_for_create.generation, attempts = e.attempts + 1, state_changed_at = now()
+     where e.id = exports_take_for_create.id and e.state = 'requested' and e.operating_saga_id is null
+       and e.delete_requested_at is null and e.generation < exports_take_for_create.generation
+    returning e.*)
+  select * from taken
+  union all
+  select * from gk_public.exports e
+   where e.id = exports_take_for_create.id and e.operating_saga_id = exports_take_for_create.saga_id
+     and e.state = 'assigning' and e.generation = exports_take_for_create.generation;
+$$;
+
+-- Undo of take: assigning (this saga) → requested, unplaced. A row another saga holds is left alone.
+create or replace function gk_private.exports_release_create(id uuid, saga_id uuid) returns void
+language sql volatile
+as $$
+  update gk_public.exports e
+     set state = 'requested', operating_saga_id = null, node_id = null, attachment_id = null, url = null, state_changed_at = now()
+   where e.id = exports_release_create.id and e.operating_saga_id = exports_release_create.saga_id and e.state = 'assigning';
+$$;
+
+-- place: an in-service node with a fresh heartbeat (at random, so load spreads), and the
+-- attachment handle (the saga's id). Placed once: a replay returns the same node.
+create or replace function gk_private.exports_place(id uuid, saga_id uuid)
+returns table (node_id uuid, worker_id uuid, address text, attachment_id uuid)
+language plpgsql volatile
+as $$
+declare
+  v_node uuid;
+begin
+  select e.node_id into v_node from gk_public.exports e
+   where e.id = exports_place.id and e.operating_saga_id = exports_place.saga_id and e.state = 'assigning'
+     for update;
+  if not found then
+    raise exception 'export % is not assigning for saga %', id, saga_id using errcode = '55000';
+  end if;
+  if v_node is null then
+    select n.id into v_node from gk_public.export_nodes n
+     where n.state = 'in_service' and n.expires_at > now()
+     order by random() limit 1;
+    if v_node is null then
+      raise exception 'no in-service export node with a fresh heartbeat' using errcode = '55000';
+    end if;
+    update gk_public.exports e set node_id = v_node, attachment_id = exports_place.saga_id where e.id = exports_place.id;
+  end if;
+  return query select n.id, n.worker_id, n.address, exports_place.saga_id from gk_public.export_nodes n where n.id = v_node;
+end;
+$$;
+
+-- live: assigning (this saga) → live at url; the lock is released. A replay returns the row.
+create or replace function gk_private.exports_live(id uuid, saga_id uuid, url text)
+returns setof gk_public.exports
+language sql volatile
+as $$
+  with moved as (
+    update gk_public.exports e
+       set state = 'live', operating_saga_id = null, url = exports_live.url, attempts = 0, live_at = now(), state_changed_at = now()
+     where e.id = exports_live.id and e.operating_saga_id = exports_live.saga_id and e.state = 'assigning'
+       and e.node_id is not null and e.attachment_id = exports_live.saga_id
+    returning e.*)
+  select * from moved
+  union all
+  select * from gk_public.exports e where e.id = exports_live.id and e.state = 'live' and e.attachment_id = exports_live.saga_id;
+$$;
+
+-- Undo of live (only when a failure is injected after it): back to assigning, if still this
+-- saga's generation.
+create or replace function gk_private.exports_unlive(id uuid, saga_id uuid, generation bigint) returns void
+language sql volatile
+as $$
+  update gk_public.exports e set state = 'assigning', operating_saga_id = exports_unlive.saga_id, url = null, live_at = null, state_changed_at = now()
+   where e.id = exports_unlive.id and e.state = 'live' and e.attachment_id = exports_unlive.saga_id
+     and e.generation = exports_unlive.generation;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- The delete saga (src/exports/sagas/delete.ts).
+
+-- take: live and marked → deleting for this saga and generation; returns the row with its node.
+create or replace function gk_private.exports_take_for_delete(id uuid, saga_id uuid, generation bigint)
+returns setof gk_public.exports
+language sql volatile
+as $$
+  with taken as (
+    update gk_public.exports e
+       set state = 'deleting', operating_saga_id = exports_take_for_delete.saga_id, saga_id = exports_take_for_delete.saga_id,
+           generation = exports_take_for_delete.generation, attempts = e.attempts + 1, state_changed_at = now()
+     where e.id = exports_take_for_delete.id and e.state = 'live' and e.operating_saga_id is null
+       and e.delete_requested_at is not null and e.generation < exports_take_for_delete.generation
+    returning e.*)
+  select * from taken
+  union all
+  select * from gk_public.exports e
+   where e.id = exports_take_for_delete.id and e.operating_saga_id = exports_take_for_delete.saga_id
+     and e.state = 'deleting' and e.generation = exports_take_for_delete.generation;
+$$;
+
+-- Undo of take: deleting (this saga) → live.
+create or replace function gk_private.exports_release_delete(id uuid, saga_id uuid) returns void
+language sql volatile
+as $$
+  update gk_public.exports e set state = 'live', operating_saga_id = null, state_changed_at = now()
+   where e.id = exports_release_delete.id and e.operating_saga_id = exports_release_delete.saga_id and e.state = 'deleting';
+$$;
+
+-- deleted, last (once deleted nothing would start the delete again): deleting (this saga) →
+-- deleted. A replay returns the row.
+create or replace function gk_private.exports_deleted(id uuid, saga_id uuid)
+returns setof gk_public.exports
+language sql volatile
+as $$
+  with moved as (
+    update gk_public.exports e set state = 'deleted', operating_saga_id = null, deleted_at = now(), state_changed_at = now()
+     where e.id = exports_deleted.id and e.operating_saga_id = exports_deleted.saga_id and e.state = 'deleting'
+    returning e.*)
+  select * from moved
+  union all
+  select * from gk_public.exports e where e.id = exports_deleted.id and e.state = 'deleted' and e.saga_id = exports_deleted.saga_id;
+$$;
+
+-- Undo of deleted (only when a failure is injected after it): back to deleting.
+create or replace function gk_private.exports_undelete(id uuid, saga_id uuid, generation bigint) returns void
+language sql volatile
+as $$
+  update gk_public.exports e set state = 'deleting', operating_saga_id = exports_undelete.saga_id, deleted_at = null, state_changed_at = now()
+   where e.id = exports_undelete.id and e.state = 'deleted' and e.saga_id = exports_undelete.saga_id
+     and e.generation = exports_undelete.generation;
+$$;
+
+-- What a node is, for the sagas: its state and whether its heartbeat is fresh.
+create or replace function gk_private.export_node(id uuid)
+returns table (id uuid, worker_id uuid, address text, state text, fresh boolean)
+language sql stable
+as $$
+  select n.id, n.worker_id, n.address, n.state, n.expires_at > now() from gk_public.export_nodes n where n.id = export_node.id;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Operator views (status, metrics).
+
+create or replace view gk_public.export_counts as
+  select e.state, (e.delete_requested_at is not null) as doomed, count(*)::int as exports
+    from gk_public.exports e
+   where e.state <> 'deleted'
+   group by 1, 2;
+comment on view gk_public.export_counts is 'Export records that are not deleted, by state and whether they are marked for deletion.';
+
+create or replace view gk_public.export_node_load as
+  select n.id, w.name as worker_name, n.address, n.state, n.last_heartbeat_at, n.expires_at > now() as fresh, n.attachments,
+         (select count(*)::int from gk_public.exports e where e.node_id = n.id and e.state = 'live') as live_exports
+    from gk_public.export_nodes n left join gk_public.workers w on w.id = n.worker_id;
+comment on view gk_public.export_node_load is 'Export nodes with their live export count and heartbeat freshness.';
+
+comment on table gk_public.export_nodes is E'@behavior -insert -update -delete\nExport nodes: agents that serve read-only resources (images) over their authenticated HTTPS server. Expunge one with expungeExportNode.';
+comment on table gk_public.exports is E'@behavior -insert -update -delete\nExport records: which node serves which read-only resource, and the state of getting it there. Deleted records are kept.';
+grant select on gk_public.export_nodes, gk_public.exports, gk_public.export_counts, gk_public.export_node_load to gk_viewer, gk_admin;
+
+-- ---------------------------------------------------------------------------------------------
+-- Verification: a node that restarted without its storage answers 404 for attachments it lost.
+-- The coordinator asks about a few live records each activation (least recently verified first)
+-- and marks the lost ones for deletion, so they are re-created.
+
+create or replace function gk_private.exports_to_verify(max_items int)
+returns table (export_id uuid, node_id uuid, worker_id uuid, address text, attachment_id uuid)
+language sql stable
+as $$
+  select e.id, n.id, n.worker_id, n.address, e.attachment_id
+    from (select * from gk_public.exports x
+           where x.state = 'live' and x.delete_requested_at is null
+           order by x.verified_at nulls first limit max_items) e
+    join gk_public.export_nodes n on n.id = e.node_id
+   where n.state = 'in_service' and n.expires_at > now();
+$$;
+
+-- Records the answers; returns how many lost records were newly marked.
+create or replace function gk_private.exports_verified(present uuid[], lost uuid[]) returns int
+language sql volatile
+as $$
+  update gk_public.exports e set verified_at = now() where e.id = any(present) and e.state = 'live';
+  with marked as (
+    update gk_public.exports e set delete_requested_at = now()
+     where e.id = any(lost) and e.state = 'live' and e.delete_requested_at is null
+    returning 1)
+  select count(*)::int from marked;
+$$;

@@ -1,0 +1,90 @@
+// The exports role of the agent (an export node): attach a blob (fetched from the blob store into
+// this node's storage and verified, src/exports/attachments.ts), report an attachment (404 when
+// this node does not have it, e.g. after it restarted without its storage), serve its bytes
+// read-only at a stable path, detach (a missing attachment is fine). The blob store is the same
+// configuration as Groundskeeper's (GK_BLOBS, GK_BLOBS_DIR, GK_S3_*).
+import path from "node:path";
+import { z } from "zod";
+import { blobsFromEnv } from "../adapters/blobs/from-config.ts";
+import { AgentHttpError, type AgentRole, type AgentRoute } from "../peers/agent/role.ts";
+import { ATTACHMENT_ID, AttachError, AttachmentStore } from "./attachments.ts";
+
+/** The stable path of an attachment's bytes on its node. */
+export function blobPath(attachmentId: string): string {
+  return `/v1/exports/${attachmentId}/blob`;
+}
+
+const Id = z.string().regex(ATTACHMENT_ID, "an attachment id (lower-case UUID)");
+const AttachBody = z
+  .object({
+    attachment_id: Id,
+    blob_key: z.string().min(1).max(1024),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 lower-case hex digits"),
+    length: z
+      .number()
+      .int()
+      .min(1)
+      .max(2 ** 53 - 1),
+  })
+  .strict();
+
+/** GK_EXPORTS_MAX_BLOB_BYTES: the largest blob a node attaches (default 1 GiB; blobs are read whole). */
+export function exportsRole(env: NodeJS.ProcessEnv = process.env): AgentRole {
+  return {
+    name: "exports",
+    async start({ dir, log }) {
+      const home = path.resolve(env.GROUNDSKEEPER_HOME ?? ".groundskeeper");
+      const blobs = await blobsFromEnv(env, home);
+      if (!blobs) throw new Error("the exports role needs a blob store (GK_BLOBS)");
+      const store = new AttachmentStore(dir, blobs, { maxBytes: Number(env.GK_EXPORTS_MAX_BLOB_BYTES ?? 2 ** 30) });
+      const opened = await store.open();
+      if (opened.removedPartial) log.info(opened, "exports: removed partial attachments a crash left behind");
+
+      const routes: AgentRoute[] = [
+        {
+          method: "POST",
+          path: /^\/v1\/exports$/,
+          handle: async (req) => {
+            const r = AttachBody.safeParse(req.body);
+            if (!r.success)
+              throw new AgentHttpError(400, r.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; "));
+            try {
+              const { attachment, created } = await store.attach(r.data);
+              return { status: created ? 201 : 200, body: { ...attachment, path: blobPath(attachment.attachment_id) } };
+            } catch (e) {
+              if (e instanceof AttachError) throw new AgentHttpError(e.status, e.message);
+              throw e;
+            }
+          },
+        },
+        {
+          method: "GET",
+          path: /^\/v1\/exports\/([0-9a-f-]{36})$/,
+          handle: async (req) => {
+            const a = await store.get(req.params[0]!);
+            return a
+              ? { status: 200, body: { ...a, path: blobPath(a.attachment_id) } }
+              : { status: 404, body: { error: "no such attachment" } };
+          },
+        },
+        {
+          method: "GET",
+          path: /^\/v1\/exports\/([0-9a-f-]{36})\/blob$/,
+          handle: async (req) => {
+            if (!(await store.get(req.params[0]!))) return { status: 404, body: { error: "no such attachment" } };
+            return { status: 200, file: store.blobPath(req.params[0]!) };
+          },
+        },
+        {
+          method: "DELETE",
+          path: /^\/v1\/exports\/([0-9a-f-]{36})$/,
+          handle: async (req) => {
+            await store.detach(req.params[0]!);
+            return { status: 204 };
+          },
+        },
+      ];
+      return { routes, heartbeat: async () => ({ attachments: await store.count() }), stop: async () => {} };
+    },
+  };
+}

@@ -1,0 +1,158 @@
+// The export coordinator (tasks/exports__coordinate.ts), after omicron's
+// user_data_export_coordinator: each activation marks records whose resource is gone or whose
+// node was expunged, deletes the marked ones never attached (bypass), computes the changeset in
+// SQL (sql/700_exports.sql: resources without a record, requested records, marked live records)
+// and starts the sagas for it — it never waits for them. It also asks nodes about a few live
+// attachments, so one a node lost (restarted without its storage) is marked and re-created.
+// Every count is this activation's own.
+import type pg from "pg";
+import { z } from "zod";
+import { mapSettled } from "../lib/map-limit.ts";
+import { PeerHttpError } from "../peers/client.ts";
+import type { Services } from "../services.ts";
+import { transaction } from "../db/pool.ts";
+import { exportNodes } from "./nodes.ts";
+import { createExport } from "./sagas/create.ts";
+import { deleteExport } from "./sagas/delete.ts";
+
+const n = z.number().int().min(0);
+const ids = z.array(z.string()).max(100);
+
+export const CoordinateStatus = z.object({
+  marked_for_deletion: n,
+  bypassed: n,
+  bypassed_ids: ids,
+  requested: n,
+  create_invoked_ok: n,
+  create_ids: ids,
+  delete_invoked_ok: n,
+  delete_ids: ids,
+  verified: n,
+  lost: n,
+});
+export type CoordinateStatus = z.infer<typeof CoordinateStatus>;
+
+export const CoordinateLimits = z.object({
+  /** Per list of the changeset (request, create, delete) and per bypass. */
+  max_items: z.number().int().positive().max(100_000).default(2_000),
+  /** Live attachments checked with their node per activation. */
+  verify_batch: z.number().int().min(0).max(10_000).default(50),
+});
+export type CoordinateLimits = z.infer<typeof CoordinateLimits>;
+
+export interface CoordinateContext {
+  /** graphile-worker's helpers (or a pool) provide both. */
+  query: (sql: string, params?: unknown[]) => Promise<pg.QueryResult>;
+  withPgClient: <T>(fn: (c: pg.PoolClient) => Promise<T>) => Promise<T>;
+  services: Services;
+  limits: CoordinateLimits;
+  itemError(item: string, error: unknown): Promise<void>;
+  /** Work is left past the limits. */
+  more(): void;
+}
+
+interface ChangeRow {
+  action: "request" | "create" | "delete";
+  export_id: string | null;
+  resource_type: string;
+  resource_id: string;
+  generation: string | null;
+}
+
+export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStatus> {
+  const { limits } = ctx;
+  const inTx = <T>(fn: (c: pg.PoolClient) => Promise<T>) => ctx.withPgClient((c) => transaction(c, fn));
+  const status: CoordinateStatus = {
+    marked_for_deletion: 0,
+    bypassed: 0,
+    bypassed_ids: [],
+    requested: 0,
+    create_invoked_ok: 0,
+    create_ids: [],
+    delete_invoked_ok: 0,
+    delete_ids: [],
+    verified: 0,
+    lost: 0,
+  };
+  status.lost = await verify(ctx, status);
+  status.marked_for_deletion = (await ctx.query("select gk_private.exports_mark_for_deletion() as n")).rows[0].n;
+  const bypassed: string[] = (await ctx.query("select gk_private.exports_bypass($1) as ids", [limits.max_items])).rows[0].ids;
+  status.bypassed = bypassed.length;
+  status.bypassed_ids = bypassed.slice(0, 100);
+  if (bypassed.length === limits.max_items) ctx.more();
+
+  const rows = (await ctx.query("select * from gk_private.exports_changeset($1)", [limits.max_items])).rows as ChangeRow[];
+  const of = (a: ChangeRow["action"]) => rows.filter((r) => r.action === a);
+  for (const a of ["request", "create", "delete"] as const) if (of(a).length === limits.max_items) ctx.more();
+
+  // Each list in its own transaction: records and their sagas commit together, and one list
+  // failing leaves the others to go on.
+  const create: { export_id: string; generation: number }[] = [];
+  try {
+    const requested = await inTx(async (c) => {
+      const byType = new Map<string, string[]>();
+      for (const r of of("request")) byType.set(r.resource_type, [...(byType.get(r.resource_type) ?? []), r.resource_id]);
+      const made: { export_id: string; generation: number }[] = [];
+      for (const [type, resources] of byType) {
+        const ins = await c.query("select id, generation from gk_private.exports_request($1, $2)", [type, resources]);
+        made.push(...ins.rows.map((r) => ({ export_id: r.id as string, generation: Number(r.generation) + 1 })));
+      }
+      await startSagas(c, createExport, made);
+      return made;
+    });
+    status.requested = requested.length;
+    create.push(...requested);
+  } catch (e) {
+    await ctx.itemError("request", e);
+  }
+  const toCreate = of("create").map((r) => ({ export_id: r.export_id!, generation: Number(r.generation) + 1 }));
+  try {
+    await inTx((c) => startSagas(c, createExport, toCreate));
+    create.push(...toCreate);
+  } catch (e) {
+    await ctx.itemError("create", e);
+  }
+  status.create_invoked_ok = create.length;
+  status.create_ids = create.slice(0, 100).map((c) => c.export_id);
+  const toDelete = of("delete").map((r) => ({ export_id: r.export_id!, generation: Number(r.generation) + 1 }));
+  try {
+    await inTx((c) => startSagas(c, deleteExport, toDelete));
+    status.delete_invoked_ok = toDelete.length;
+    status.delete_ids = toDelete.slice(0, 100).map((d) => d.export_id);
+  } catch (e) {
+    await ctx.itemError("delete", e);
+  }
+  return status;
+}
+
+async function startSagas(
+  c: pg.ClientBase,
+  saga: typeof createExport | typeof deleteExport,
+  items: { export_id: string; generation: number }[],
+): Promise<void> {
+  if (items.length === 0) return;
+  const sagaIds = await saga.startMany(c, items);
+  await c.query("select gk_private.exports_sagas_started($1, $2)", [items.map((i) => i.export_id), sagaIds]);
+}
+
+/** Asks nodes about the least recently verified live attachments; returns how many were newly found lost. */
+async function verify(ctx: CoordinateContext, status: CoordinateStatus): Promise<number> {
+  if (ctx.limits.verify_batch === 0) return 0;
+  const { rows } = await ctx.query("select * from gk_private.exports_to_verify($1)", [ctx.limits.verify_batch]);
+  if (rows.length === 0) return 0;
+  const nodes = exportNodes(ctx.services);
+  const present: string[] = [];
+  const lost: string[] = [];
+  await mapSettled(rows, nodes.opts.parallelism, async (r) => {
+    try {
+      const client = await nodes.client({ id: r.node_id, worker_id: r.worker_id, address: r.address });
+      await client.request("GET", `/v1/exports/${r.attachment_id}`);
+      present.push(r.export_id);
+    } catch (e) {
+      if (e instanceof PeerHttpError && e.status === 404) lost.push(r.export_id);
+      else await ctx.itemError(`verify ${r.export_id}`, e);
+    }
+  });
+  status.verified = present.length;
+  return (await ctx.query("select gk_private.exports_verified($1, $2) as n", [present, lost])).rows[0].n;
+}

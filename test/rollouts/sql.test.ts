@@ -1,0 +1,272 @@
+// Rollouts in SQL (sql/800_rollouts.sql, sql/600_rollouts_director.sql): team scoping by the
+// composite keys, launch as one statement that marks director metadata dirty, supersession,
+// idempotent ECU events, terminal states, cancel, and the processor that ends every rollout.
+import { describe, expect, it } from "vitest";
+import { createTestDb } from "../helpers/db.ts";
+import {
+  insertEcus,
+  insertImages,
+  insertRobotGroup,
+  insertRobots,
+  insertRollout,
+  insertTeam,
+  type RobotRow,
+} from "../helpers/fixtures/index.ts";
+
+const db = await createTestDb();
+
+async function fleet(n: number, hardwareId = "hw-a") {
+  const team = await insertTeam(db);
+  const robots = await insertRobots(db, { team, count: n });
+  const ecus = await insertEcus(db, { robots, hardwareId });
+  const [image] = await insertImages(db, { team, hardwareIds: [hardwareId] });
+  return { team, robots, ecus, image };
+}
+
+const robotStates = async (rolloutId: string) =>
+  Object.fromEntries(
+    (await db.query("select robot_id, state from gk_public.rollout_robots where rollout_id = $1", [rolloutId])).rows.map((r) => [
+      r.robot_id,
+      r.state,
+    ]),
+  );
+const director = async (robot: RobotRow) =>
+  (await db.query("select dirty, generation::int from gk_public.robot_directors where robot_id = $1", [robot.id])).rows[0];
+const schedule = (robots: RobotRow[]) => db.query("select gk_private.director_schedule($1::uuid[])", [robots.map((r) => r.id)]);
+const event = (robot: RobotRow, serial: string, type: string, eventId = crypto.randomUUID(), description?: string) =>
+  db
+    .query("select gk_private.rollouts_record_event($1, $2, $3, $4, $5) as r", [robot.id, eventId, serial, type, description ?? null])
+    .then((r) => r.rows[0].r as string);
+const processRollouts = async () => (await db.query("select * from gk_private.rollouts_process(100)")).rows;
+const rollout = async (id: string) => (await db.query("select * from gk_public.rollouts where id = $1", [id])).rows[0];
+
+describe("rollouts: team scoping", () => {
+  it("refuses another team's robots, group and images, and an image not built for the hardware id", async () => {
+    const a = await fleet(1);
+    const b = await fleet(1);
+    const groupB = await insertRobotGroup(db, { team: b.team, robots: b.robots });
+    await expect(insertRollout(db, { team: a.team, images: [{ hardwareId: "hw-a", image: a.image }], robots: b.robots })).rejects.toThrow(
+      /rollout_selected_robots_team_id_robot_id_fkey/,
+    );
+    await expect(insertRollout(db, { team: a.team, images: [{ hardwareId: "hw-a", image: a.image }], group: groupB })).rejects.toThrow(
+      /foreign key/,
+    );
+    await expect(insertRollout(db, { team: a.team, images: [{ hardwareId: "hw-a", image: b.image }] })).rejects.toThrow(
+      /rollout_images_team_id_image_id_fkey/,
+    );
+    await expect(insertRollout(db, { team: a.team, images: [{ hardwareId: "hw-other", image: a.image }] })).rejects.toMatchObject({
+      code: "22023",
+    });
+    await expect(
+      db.query("select gk_public.rollout_create($1, 'x', 'hardware_id_match', '[{\"hardwareId\": 1}]')", [a.team.id]),
+    ).rejects.toMatchObject({ code: "22023" });
+    // Nothing was left behind by the refused calls.
+    expect((await db.query("select count(*)::int as n from gk_public.rollouts where team_id = $1", [a.team.id])).rows[0].n).toBe(0);
+  });
+
+  it("a hardware id match reaches only the rollout's team, however many robots share the hardware id", async () => {
+    const a = await fleet(3, "hw-shared");
+    const b = await fleet(2, "hw-shared");
+    const r = await insertRollout(db, { team: a.team, images: [{ hardwareId: "hw-shared", image: a.image }], state: "launched" });
+    expect(Object.keys(await robotStates(r.id)).sort()).toEqual(a.robots.map((x) => x.id).sort());
+    for (const robot of b.robots) expect((await director(robot)).generation).toBe(1); // from their ECUs only
+  });
+});
+
+describe("rollouts: launch", () => {
+  it("creates pending rows and marks every targeted robot's director dirty in one statement; only a prepared rollout launches", async () => {
+    const f = await fleet(5);
+    const group = await insertRobotGroup(db, { team: f.team, robots: f.robots.slice(0, 4) });
+    const r = await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-a", image: f.image }], group });
+    // ECUs exist, so their robots have director rows already (an ECU changes the targets).
+    const before = await Promise.all(f.robots.map(director));
+    const launched = (await db.query("select * from gk_public.rollout_launch($1)", [r.id])).rows[0];
+    expect(launched).toMatchObject({ state: "launched", launched_at: expect.any(Date) });
+    const states = await robotStates(r.id);
+    expect(Object.values(states)).toEqual(["pending", "pending", "pending", "pending"]);
+    const after = await Promise.all(f.robots.map(director));
+    expect(after.map((d) => d.generation - before[after.indexOf(d)].generation)).toEqual([1, 1, 1, 1, 0]);
+    expect(after.every((d) => d.dirty)).toBe(true);
+    await expect(db.query("select gk_public.rollout_launch($1)", [r.id])).rejects.toMatchObject({ code: "55000" });
+    await expect(db.query("select gk_public.rollout_launch($1)", [crypto.randomUUID()])).rejects.toMatchObject({ code: "P0002" });
+    // A launched rollout's images are fixed.
+    await expect(db.query("delete from gk_public.rollout_images where rollout_id = $1", [r.id])).rejects.toMatchObject({ code: "55000" });
+  });
+
+  it("a robot in two rollouts: the newer launch supersedes, the older row is skipped with the reason", async () => {
+    const f = await fleet(2);
+    const [image2] = await insertImages(db, { team: f.team, hardwareIds: ["hw-a"] });
+    const older = await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-a", image: f.image }], state: "launched" });
+    await schedule(f.robots);
+    const newer = await insertRollout(db, {
+      team: f.team,
+      name: "newer",
+      images: [{ hardwareId: "hw-a", image: image2 }],
+      robots: [f.robots[0]],
+      state: "launched",
+    });
+    const old = (
+      await db.query("select robot_id, state, result from gk_public.rollout_robots where rollout_id = $1 order by robot_id", [older.id])
+    ).rows;
+    const superseded = old.find((x) => x.robot_id === f.robots[0].id);
+    expect(superseded).toMatchObject({ state: "skipped", result: `superseded by rollout newer (${newer.id})` });
+    expect(old.find((x) => x.robot_id === f.robots[1].id)?.state).toBe("scheduled");
+    // The database itself refuses a second unfinished row for one robot.
+    await expect(
+      db.query("insert into gk_public.rollout_robots (team_id, rollout_id, robot_id) values ($1, $2, $3)", [
+        f.team.id,
+        older.id,
+        f.robots[0].id,
+      ]),
+    ).rejects.toMatchObject({ code: "23505" });
+  });
+
+  it("scheduling lists the ECUs that need the image and skips a robot that already runs it", async () => {
+    const f = await fleet(2);
+    await db.query("update gk_public.ecus set installed_image_id = $1 where robot_id = $2", [f.image.id, f.robots[1].id]);
+    const r = await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-a", image: f.image }], state: "launched" });
+    await schedule(f.robots);
+    const rows = (await db.query("select robot_id, state, result from gk_public.rollout_robots where rollout_id = $1", [r.id])).rows;
+    expect(rows.find((x) => x.robot_id === f.robots[0].id)).toMatchObject({ state: "scheduled", result: null });
+    expect(rows.find((x) => x.robot_id === f.robots[1].id)).toMatchObject({
+      state: "skipped",
+      result: expect.stringMatching(/nothing to install/),
+    });
+    const targets = (await db.query("select * from gk_private.director_targets($1::uuid[])", [f.robots.map((x) => x.id)])).rows;
+    expect(targets.map((t) => [t.robot_id, t.ecu_serial, t.rollout_id])).toEqual(
+      expect.arrayContaining([
+        [f.robots[0].id, f.ecus[0].serial, r.id],
+        [f.robots[1].id, f.ecus[1].serial, null],
+      ]),
+    );
+  });
+});
+
+describe("rollouts: events and terminal states", () => {
+  it("events are idempotent by event id; all ECUs installed completes the robot and then the rollout", async () => {
+    const team = await insertTeam(db);
+    const robots = await insertRobots(db, { team, count: 1 });
+    const ecus = await insertEcus(db, { robots, perRobot: 2 });
+    const [image] = await insertImages(db, { team, hardwareIds: ["hw-a"] });
+    const r = await insertRollout(db, { team, images: [{ hardwareId: "hw-a", image }], state: "launched" });
+    await schedule(robots);
+    const id = crypto.randomUUID();
+    expect(await event(robots[0], ecus[0].serial, "download_started", id)).toBe("recorded");
+    expect(await event(robots[0], ecus[0].serial, "download_started", id)).toBe("duplicate");
+    expect((await robotStates(r.id))[robots[0].id]).toBe("accepted");
+    const done = crypto.randomUUID();
+    expect(await event(robots[0], ecus[0].serial, "installation_completed", done)).toBe("recorded");
+    expect(await processRollouts()).toEqual([]); // one ECU to go
+    const generationBefore = (await director(robots[0])).generation;
+    expect(await event(robots[0], ecus[1].serial, "installation_completed")).toBe("recorded");
+    // The same event again: nothing changes, not even the ECU's status time.
+    const ecuBefore = (await db.query("select status, status_at from gk_public.ecus where id = $1", [ecus[0].id])).rows[0];
+    expect(await event(robots[0], ecus[0].serial, "installation_completed", done)).toBe("duplicate");
+    expect((await db.query("select status, status_at from gk_public.ecus where id = $1", [ecus[0].id])).rows[0]).toEqual(ecuBefore);
+    expect((await robotStates(r.id))[robots[0].id]).toBe("completed");
+    // Completion does not change what the targets list (the ECUs now run the listed image).
+    expect((await director(robots[0])).generation).toBe(generationBefore);
+    expect((await db.query("select installed_image_id from gk_public.ecus where robot_id = $1", [robots[0].id])).rows).toEqual([
+      { installed_image_id: image.id },
+      { installed_image_id: image.id },
+    ]);
+    expect(await processRollouts()).toEqual([
+      expect.objectContaining({ rollout_id: r.id, state: "completed", result: "1 completed, 0 failed, 0 skipped, 0 cancelled" }),
+    ]);
+    await expect(event(robots[0], "no-such-ecu", "download_started")).rejects.toMatchObject({ code: "P0002" });
+    await expect(event(robots[0], ecus[0].serial, "exploded")).rejects.toMatchObject({ code: "22023" });
+  });
+
+  it("a failed installation is terminal for the robot; the rollout completes with failures, or fails past its threshold", async () => {
+    const f = await fleet(4);
+    const tolerant = await insertRollout(db, {
+      team: f.team,
+      images: [{ hardwareId: "hw-a", image: f.image }],
+      robots: f.robots.slice(0, 2),
+      state: "launched",
+    });
+    const strict = await insertRollout(db, {
+      team: f.team,
+      images: [{ hardwareId: "hw-a", image: f.image }],
+      robots: f.robots.slice(2),
+      maxFailedRobots: 0,
+      state: "launched",
+    });
+    await schedule(f.robots);
+    const before = (await director(f.robots[0])).generation;
+    await event(f.robots[0], f.ecus[0].serial, "download_failed", undefined, "disk full");
+    // A failure takes the image out of the robot's targets: dirty again.
+    expect(await director(f.robots[0])).toEqual({ dirty: true, generation: before + 1 });
+    await event(f.robots[1], f.ecus[1].serial, "installation_completed");
+    await event(f.robots[2], f.ecus[2].serial, "installation_failed", undefined, "bad signature");
+    const ended = await processRollouts();
+    expect(ended).toHaveLength(2);
+    expect(await rollout(tolerant.id)).toMatchObject({ state: "completed", result: "1 completed, 1 failed, 0 skipped, 0 cancelled" });
+    expect(await rollout(strict.id)).toMatchObject({
+      state: "failed",
+      result: expect.stringMatching(/^1 robots failed, more than the threshold of 0/),
+    });
+    const rows = (await db.query("select robot_id, state, result from gk_public.rollout_robots where rollout_id = $1", [strict.id])).rows;
+    expect(rows.find((x) => x.robot_id === f.robots[2].id)).toMatchObject({
+      state: "failed",
+      result: `ECU ${f.ecus[2].serial}: installation_failed: bad signature`,
+    });
+    expect(rows.find((x) => x.robot_id === f.robots[3].id)).toMatchObject({
+      state: "cancelled",
+      result: expect.stringMatching(/^rollout failed/),
+    });
+  });
+
+  it("robots that never report fail at the deadline, so a rollout is never launched forever", async () => {
+    const f = await fleet(1);
+    const r = await insertRollout(db, {
+      team: f.team,
+      images: [{ hardwareId: "hw-a", image: f.image }],
+      robotDeadline: "1 minute",
+      state: "launched",
+    });
+    expect(await processRollouts()).toEqual([]);
+    await db.query("update gk_public.rollouts set launched_at = now() - interval '2 minutes' where id = $1", [r.id]);
+    expect(await processRollouts()).toEqual([expect.objectContaining({ rollout_id: r.id, state: "completed", timed_out: 1 })]);
+    expect((await robotStates(r.id))[f.robots[0].id]).toBe("failed");
+  });
+
+  it("a rollout that reached no robot completes at once", async () => {
+    const f = await fleet(1);
+    // An empty selection is refused outright.
+    await expect(insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-a", image: f.image }], robots: [] })).rejects.toMatchObject({
+      code: "22023",
+    });
+    const [other] = await insertImages(db, { team: f.team, hardwareIds: ["hw-nobody"] });
+    const empty = await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-nobody", image: other }], state: "launched" });
+    expect(await processRollouts()).toEqual([expect.objectContaining({ rollout_id: empty.id, state: "completed" })]);
+  });
+});
+
+describe("rollouts: cancel", () => {
+  it("cancels at any point: unfinished robots are cancelled and their targets withdrawn, installed ones stay", async () => {
+    const f = await fleet(3);
+    const prepared = await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-a", image: f.image }] });
+    expect((await db.query("select * from gk_public.rollout_cancel($1, 'not needed')", [prepared.id])).rows[0]).toMatchObject({
+      state: "cancelled",
+      result: "cancelled: not needed",
+    });
+    const r = await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-a", image: f.image }], state: "launched" });
+    await schedule(f.robots.slice(0, 2)); // robot 3 stays pending
+    await event(f.robots[0], f.ecus[0].serial, "installation_completed");
+    const generations = await Promise.all(f.robots.map(async (x) => (await director(x)).generation));
+    await db.query("select gk_public.rollout_cancel($1)", [r.id]);
+    expect(await robotStates(r.id)).toEqual({
+      [f.robots[0].id]: "completed",
+      [f.robots[1].id]: "cancelled",
+      [f.robots[2].id]: "cancelled",
+    });
+    const after = await Promise.all(f.robots.map(async (x) => (await director(x)).generation));
+    expect(after[0]).toBe(generations[0]);
+    expect(after[1]).toBe(generations[1] + 1);
+    // The cancelled robot's targets list what its ECU runs (nothing here), the installed one keeps its image.
+    const targets = (await db.query("select robot_id from gk_private.director_targets($1::uuid[])", [f.robots.map((x) => x.id)])).rows;
+    expect(targets.map((t) => t.robot_id)).toEqual([f.robots[0].id]);
+    await expect(db.query("select gk_public.rollout_cancel($1)", [r.id])).rejects.toMatchObject({ code: "55000" });
+  });
+});
