@@ -335,6 +335,9 @@ CREATE INDEX ecus_team_hardware_idx ON gk_public.ecus USING btree (team_id, hard
 CREATE TRIGGER _500_mark_director_dirty_delete AFTER DELETE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
 CREATE TRIGGER _500_mark_director_dirty_insert AFTER INSERT ON gk_public.ecus REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
 CREATE TRIGGER _500_mark_director_dirty_update AFTER UPDATE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
+CREATE TRIGGER _500_robot_certificates_dirty_delete AFTER DELETE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
+CREATE TRIGGER _500_robot_certificates_dirty_insert AFTER INSERT ON gk_public.ecus REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
+CREATE TRIGGER _500_robot_certificates_dirty_update AFTER UPDATE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
 comment on table gk_public.ecus is 'Electronic control units of a robot: serial, hardware id, the image it reports installed.';
 grant delete, select on gk_public.ecus to gk_admin;
 grant insert (hardware_id, installed_image_id, is_primary, robot_id, serial, team_id) on gk_public.ecus to gk_admin;
@@ -624,6 +627,8 @@ create table gk_public.robot_group_members (
   constraint robot_group_members_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE
 );
 CREATE INDEX robot_group_members_robot_idx ON gk_public.robot_group_members USING btree (robot_id);
+CREATE TRIGGER _500_robot_certificates_dirty_delete AFTER DELETE ON gk_public.robot_group_members REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
+CREATE TRIGGER _500_robot_certificates_dirty_insert AFTER INSERT ON gk_public.robot_group_members REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
 comment on table gk_public.robot_group_members is 'Membership of robots in groups (both of one team).';
 grant delete, select on gk_public.robot_group_members to gk_admin;
 grant insert (group_id, robot_id, team_id) on gk_public.robot_group_members to gk_admin;
@@ -640,6 +645,7 @@ create table gk_public.robot_groups (
   constraint robot_groups_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
   constraint robot_groups_name_check CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$'::text)
 );
+CREATE TRIGGER _500_robot_certificates_dirty AFTER UPDATE ON gk_public.robot_groups REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
 comment on table gk_public.robot_groups is 'A named set of a team''s robots, a rollout target.';
 grant delete, select on gk_public.robot_groups to gk_admin;
 grant insert (name, team_id) on gk_public.robot_groups to gk_admin;
@@ -3734,7 +3740,13 @@ CREATE OR REPLACE FUNCTION gk_private.robot_certificate_subject(robot_id uuid)
  LANGUAGE sql
  STABLE
 AS $function$
-  select jsonb_build_object('organization', t.name, 'units', jsonb_build_array('name=' || r.name))
+  select jsonb_build_object('organization', t.name, 'units',
+           jsonb_build_array('name=' || r.name)
+           || coalesce((select jsonb_agg('hw=' || h.hardware_id order by h.hardware_id)
+                          from (select distinct e.hardware_id from gk_public.ecus e where e.robot_id = r.id) h), '[]')
+           || coalesce((select jsonb_agg('group=' || g.name order by g.name)
+                          from gk_public.robot_group_members m join gk_public.robot_groups g on g.id = m.group_id
+                         where m.robot_id = r.id), '[]'))
     from gk_public.robots r join gk_public.teams t on t.id = r.team_id
    where r.id = robot_certificate_subject.robot_id;
 $function$;
@@ -4339,6 +4351,33 @@ begin
   else
     perform gk_private.purge_items_enqueue(array(
       select n.id from new_rows n join old_rows o on o.id = n.id where n.retry_requested_at is distinct from o.retry_requested_at));
+  end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  ids uuid[];
+begin
+  if tg_table_name = 'robot_groups' then
+    ids := array(select m.robot_id from new_rows n join old_rows o on o.id = n.id
+                   join gk_public.robot_group_members m on m.group_id = n.id where n.name is distinct from o.name);
+  elsif tg_op = 'INSERT' then
+    ids := array(select distinct n.robot_id from new_rows n);
+  elsif tg_op = 'DELETE' then
+    ids := array(select distinct o.robot_id from old_rows o);
+  elsif tg_table_name = 'ecus' then
+    ids := array(select distinct unnest(array[n.robot_id, o.robot_id]) from new_rows n join old_rows o on o.id = n.id
+                  where n.hardware_id is distinct from o.hardware_id or n.robot_id is distinct from o.robot_id);
+  end if;
+  if cardinality(ids) > 0 then
+    perform gk_private.robots_certificates_dirty(ids);
   end if;
   return null;
 end;

@@ -40,7 +40,8 @@ declare
   f regprocedure;
 begin
   for f in select p.oid::regprocedure from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-            where n.nspname in ('gk_public', 'gk_private') and (p.proname ~ '^robots?_certificates?_' or p.proname ~ '^tg_(robots|teams|certificates)__robot_')
+            where n.nspname in ('gk_public', 'gk_private') and (p.proname ~ '^robots?_certificates?_' or p.proname ~ '^tg_[a-z_]+__robot_'
+                   or p.proname in ('certificate_is_dirty', 'robot_current_certificate', 'revoke_robot_certificates'))
   loop
     execute format('drop function %s cascade', f);
   end loop;

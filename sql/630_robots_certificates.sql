@@ -5,12 +5,20 @@
 -- certificate read (src/robots/certificate.ts) or by the sweep (tasks/robots__regenerate.ts).
 -- Security changes are never lazy: a deleted robot's or revoked certificate is refused at once.
 
--- What a robot's certificate encodes besides CN = robot id and OU = robot (SubjectExtra).
+-- What a robot's certificate encodes besides CN = robot id and OU = robot (SubjectExtra): O = its
+-- team's name; OUs name=<robot name>, hw=<hardware id> of each of its ECUs, group=<group name>
+-- of each group it is in (ECUs and groups: migrations/0140_rollouts.sql), sorted.
 create or replace function gk_private.robot_certificate_subject(robot_id uuid)
 returns jsonb
 language sql stable
 as $$
-  select jsonb_build_object('organization', t.name, 'units', jsonb_build_array('name=' || r.name))
+  select jsonb_build_object('organization', t.name, 'units',
+           jsonb_build_array('name=' || r.name)
+           || coalesce((select jsonb_agg('hw=' || h.hardware_id order by h.hardware_id)
+                          from (select distinct e.hardware_id from gk_public.ecus e where e.robot_id = r.id) h), '[]')
+           || coalesce((select jsonb_agg('group=' || g.name order by g.name)
+                          from gk_public.robot_group_members m join gk_public.robot_groups g on g.id = m.group_id
+                         where m.robot_id = r.id), '[]'))
     from gk_public.robots r join gk_public.teams t on t.id = r.team_id
    where r.id = robot_certificate_subject.robot_id;
 $$;
@@ -99,6 +107,55 @@ create trigger _500_robot_certificates_dirty
   after update on gk_public.robots
   referencing old table as old_rows new table as new_rows
   for each statement execute function gk_private.tg_robots__robot_certificates_dirty();
+
+-- ECUs added, removed or given another hardware id (hw=…), robots joining or leaving a group, a
+-- group renamed (group=…). One trigger per event: transition tables allow only one.
+create or replace function gk_private.tg_robot_attributes__robot_certificates_dirty() returns trigger
+language plpgsql volatile security definer
+set search_path to pg_catalog, public, pg_temp
+as $$
+declare
+  ids uuid[];
+begin
+  if tg_table_name = 'robot_groups' then
+    ids := array(select m.robot_id from new_rows n join old_rows o on o.id = n.id
+                   join gk_public.robot_group_members m on m.group_id = n.id where n.name is distinct from o.name);
+  elsif tg_op = 'INSERT' then
+    ids := array(select distinct n.robot_id from new_rows n);
+  elsif tg_op = 'DELETE' then
+    ids := array(select distinct o.robot_id from old_rows o);
+  elsif tg_table_name = 'ecus' then
+    ids := array(select distinct unnest(array[n.robot_id, o.robot_id]) from new_rows n join old_rows o on o.id = n.id
+                  where n.hardware_id is distinct from o.hardware_id or n.robot_id is distinct from o.robot_id);
+  end if;
+  if cardinality(ids) > 0 then
+    perform gk_private.robots_certificates_dirty(ids);
+  end if;
+  return null;
+end;
+$$;
+do $$
+declare
+  t text;
+  ev text;
+begin
+  foreach t in array array['ecus', 'robot_group_members'] loop
+    -- Memberships are inserted and deleted, never updated.
+    foreach ev in array case t when 'ecus' then array['insert', 'update', 'delete'] else array['insert', 'delete'] end loop
+      execute format('drop trigger if exists _500_robot_certificates_dirty_%s on gk_public.%I', ev, t);
+      execute format('create trigger _500_robot_certificates_dirty_%s after %s on gk_public.%I referencing %s '
+                     'for each statement execute function gk_private.tg_robot_attributes__robot_certificates_dirty()',
+                     ev, ev, t,
+                     case ev when 'insert' then 'new table as new_rows' when 'delete' then 'old table as old_rows'
+                             else 'old table as old_rows new table as new_rows' end);
+    end loop;
+  end loop;
+end $$;
+drop trigger if exists _500_robot_certificates_dirty on gk_public.robot_groups;
+create trigger _500_robot_certificates_dirty
+  after update on gk_public.robot_groups
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function gk_private.tg_robot_attributes__robot_certificates_dirty();
 
 -- ---------------------------------------------------------------------------------------------
 -- Which certificates are dirty: a robot certificate encoding an older generation than its robot's.

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { takeCertificateKey } from "../../src/certificates/parked-keys.ts";
 import { spkiOfPem } from "../../src/robots/certificate.ts";
 import { createTestDb } from "../helpers/db.ts";
-import { insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
+import { insertEcus, insertRobotGroup, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 import { testSecrets } from "../helpers/jobs.ts";
 import { openssl } from "../helpers/openssl.ts";
 import { type RobotApiHarness, type RobotCredentials, setupRobotApi } from "./helpers/robot-api.ts";
@@ -46,6 +46,36 @@ describe("robot certificates, lazily", () => {
     const { robotId, creds } = await robotWithCert("encoded-team");
     const name = (await db.query("select name from gk_public.robots where id = $1", [robotId])).rows[0].name;
     expect(subjectOf(creds.certPem)).toBe(`subject=OU=name=${name},O=encoded-team,OU=robot,CN=${robotId}`);
+  });
+
+  it("encode the hardware ids of its ECUs and its groups; adding an ECU, joining, leaving or renaming a group marks it dirty", async () => {
+    const team = await insertTeam(db, { name: "fleet-attrs" });
+    const [robot] = await insertRobots(db, { team });
+    await insertEcus(db, { robots: [robot!], perRobot: 2, hardwareId: "hw-arm" });
+    await insertRobotGroup(db, { team, name: "canary", robots: [robot!] });
+    // ECU changes also enqueue the rollouts area's director sweep, which is not under test here.
+    const noDirectorSweep = () => db.query("select graphile_worker.remove_job('rollouts__regenerate')");
+    await noDirectorSweep();
+    const creds = await h.enroll(robot!.id);
+    expect(subjectOf(creds.certPem)).toBe(
+      `subject=OU=group=canary,OU=hw=hw-arm,OU=name=${robot!.name},O=fleet-attrs,OU=robot,CN=${robot!.id}`,
+    );
+    expect(await state(robot!.id)).toEqual({ generation: 0, dirty: false });
+    await db.query("insert into gk_public.ecus (team_id, robot_id, serial, hardware_id) values ($1, $2, 'extra-1', 'hw-x86')", [
+      team.id,
+      robot!.id,
+    ]);
+    expect(await state(robot!.id)).toEqual({ generation: 1, dirty: true });
+    const other = await insertRobotGroup(db, { team, name: "beta", robots: [robot!] });
+    await db.query("update gk_public.robot_groups set name = 'beta-2' where id = $1", [other.id]);
+    await db.query("delete from gk_public.robot_group_members where group_id = $1", [other.id]);
+    expect(await state(robot!.id)).toEqual({ generation: 4, dirty: true });
+    // An ECU's status changing (rollout events) is not something the certificate encodes.
+    await db.query("update gk_public.ecus set status_at = now() where robot_id = $1", [robot!.id]);
+    expect((await state(robot!.id)).generation).toBe(4);
+    const subject = (await db.query("select gk_private.robot_certificate_subject($1) as s", [robot!.id])).rows[0].s;
+    expect(subject.units).toEqual([`name=${robot!.name}`, "hw=hw-arm", "hw=hw-x86", "group=canary"]);
+    await noDirectorSweep();
   });
 
   it("a team rename marks every robot of the team with a live certificate dirty, in one statement", async () => {
