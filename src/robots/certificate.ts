@@ -55,7 +55,7 @@ export async function requestReplacement(db: pg.Pool, robotId: string): Promise<
 
 async function waitForIssue(db: pg.Pool, id: string, signal: AbortSignal, waitMs: number): Promise<string | null> {
   const deadline = Date.now() + waitMs;
-  for (let pause = 20; ; pause = Math.min(pause * 2, 250)) {
+  for (let pause = 10; ; pause = Math.min(pause * 2, 50)) {
     const { rows } = await db.query<{ status: string; pem: string | null }>(
       "select status, pem from gk_public.certificates where id = $1",
       [id],
