@@ -163,9 +163,13 @@ create table gk_public.certificates (
   unresolved boolean default false not null,
   worker_id uuid,
   controller_id uuid,
+  subject jsonb,
+  subject_generation bigint,
+  replaces_certificate_id uuid,
   constraint certificates_pkey PRIMARY KEY (id),
   constraint certificates_controller_id_fkey FOREIGN KEY (controller_id) REFERENCES gk_public.controllers(id) ON DELETE SET NULL,
   constraint certificates_provisioning_credential_id_fkey FOREIGN KEY (provisioning_credential_id) REFERENCES gk_public.provisioning_credentials(id) ON DELETE SET NULL,
+  constraint certificates_replaces_certificate_id_fkey FOREIGN KEY (replaces_certificate_id) REFERENCES gk_public.certificates(id) ON DELETE SET NULL,
   constraint certificates_robot_id_fkey FOREIGN KEY (robot_id) REFERENCES gk_public.robots(id) ON DELETE SET NULL,
   constraint certificates_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE SET NULL,
   constraint certificates_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE SET NULL,
@@ -180,28 +184,35 @@ create table gk_public.certificates (
   constraint certificates_platform_not_team CHECK ((owner_team_id IS NULL) = (profile = ANY (ARRAY['worker'::text, 'controller'::text]))),
   constraint certificates_platform_own_key CHECK ((profile <> ALL (ARRAY['worker'::text, 'controller'::text])) OR public_key_pem IS NOT NULL OR csr_pem IS NOT NULL),
   constraint certificates_profile_check CHECK (profile = ANY (ARRAY['robot'::text, 'client_auth'::text, 'provisioning'::text, 'worker'::text, 'controller'::text])),
+  constraint certificates_replaces_other CHECK (replaces_certificate_id <> id),
   constraint certificates_revocation_reason_check CHECK (revocation_reason = ANY (ARRAY['unspecified'::text, 'keyCompromise'::text, 'superseded'::text, 'cessationOfOperation'::text])),
   constraint certificates_revoked_at CHECK ((status = 'revoked'::text) = (revoked_at IS NOT NULL)),
   constraint certificates_serial_check CHECK (serial ~ '^[0-9a-f]+$'::text),
   constraint certificates_status_check CHECK (status = ANY (ARRAY['issuing'::text, 'issued'::text, 'revoking'::text, 'revoked'::text, 'expired'::text, 'failed'::text])),
+  constraint certificates_subject_check CHECK (subject IS NULL OR jsonb_typeof(subject) = 'object'::text),
+  constraint certificates_subject_generation_check CHECK (subject_generation >= 0),
   constraint certificates_unresolved_revoking CHECK (NOT unresolved OR status = 'revoking'::text),
   constraint certificates_worker_profile CHECK (worker_id IS NULL OR profile = 'worker'::text)
 );
 CREATE INDEX certificates_controller_id_idx ON gk_public.certificates USING btree (controller_id);
+CREATE UNIQUE INDEX certificates_one_replacement_idx ON gk_public.certificates USING btree (replaces_certificate_id) WHERE ((replaces_certificate_id IS NOT NULL) AND (status = ANY (ARRAY['issuing'::text, 'issued'::text])));
 CREATE INDEX certificates_owner_team_id_idx ON gk_public.certificates USING btree (owner_team_id);
 CREATE INDEX certificates_peer_serial_idx ON gk_public.certificates USING btree (serial) WHERE (profile = ANY (ARRAY['worker'::text, 'controller'::text]));
 CREATE INDEX certificates_pending_due_idx ON gk_public.certificates USING btree (status, next_attempt_at) WHERE (status = ANY (ARRAY['issuing'::text, 'revoking'::text]));
 CREATE INDEX certificates_provisioning_credential_id_idx ON gk_public.certificates USING btree (provisioning_credential_id);
+CREATE INDEX certificates_replaces_certificate_id_idx ON gk_public.certificates USING btree (replaces_certificate_id);
 CREATE INDEX certificates_robot_id_idx ON gk_public.certificates USING btree (robot_id);
 CREATE INDEX certificates_robot_serial_idx ON gk_public.certificates USING btree (serial) WHERE (profile = 'robot'::text);
 CREATE INDEX certificates_status_not_after_idx ON gk_public.certificates USING btree (status, not_after);
 CREATE INDEX certificates_team_id_idx ON gk_public.certificates USING btree (team_id);
 CREATE INDEX certificates_worker_id_idx ON gk_public.certificates USING btree (worker_id);
 CREATE TRIGGER _100_lifecycle BEFORE INSERT OR UPDATE OF status, robot_id, provisioning_credential_id, team_id, worker_id, controller_id ON gk_public.certificates FOR EACH ROW EXECUTE FUNCTION gk_private.tg_certificates__lifecycle();
+CREATE TRIGGER _110_robot_subject BEFORE INSERT ON gk_public.certificates FOR EACH ROW EXECUTE FUNCTION gk_private.tg_certificates__robot_subject();
 CREATE TRIGGER _500_enqueue_issuance AFTER INSERT ON gk_public.certificates REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__enqueue_issuance();
 CREATE TRIGGER _500_enqueue_revocations AFTER UPDATE ON gk_public.certificates REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__enqueue_revocations();
 CREATE TRIGGER _510_drop_parked_keys AFTER UPDATE ON gk_public.certificates REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__drop_parked_keys();
 CREATE TRIGGER _520_supersede_worker_certificates AFTER INSERT ON gk_public.certificates REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__supersede_worker_certificates();
+CREATE TRIGGER _530_robot_regenerated AFTER UPDATE ON gk_public.certificates REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_certificates__robot_regenerated();
 comment on table gk_public.certificates is '@behavior -insert -update -delete
 Certificates issued at the CA. A row outlives its owner until the CA has revoked it.';
 comment on column gk_public.certificates.owner_team_id is 'The team the certificate was issued for; kept after the team is deleted.';
@@ -209,6 +220,7 @@ comment on column gk_public.certificates.ca_ref is 'The CA''s handle for the cer
 comment on column gk_public.certificates.claim_id is 'The task attempt that holds this certificate across a CA call (until claim_expires_at).';
 comment on column gk_public.certificates.issue_attempted_at is 'When an issuance request for this certificate was first sent to the CA (it may have been signed even if no answer came back).';
 comment on column gk_public.certificates.unresolved is 'The owner is gone, an issuance may have reached the CA and the CA cannot tell what it issued for this id: an operator must check the CA (docs/certificates.md).';
+comment on column gk_public.certificates.subject is 'What the certificate encodes besides its owner and profile (robots: O = team name, OU = name=<robot name>).';
 grant select on gk_public.certificates to gk_admin;
 grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id, worker_id) on gk_public.certificates to gk_admin;
 grant update (downloaded_at, fetch_requested_at, retry_requested_at) on gk_public.certificates to gk_admin;
@@ -333,8 +345,10 @@ CREATE INDEX ecus_team_hardware_idx ON gk_public.ecus USING btree (team_id, hard
 CREATE TRIGGER _500_mark_director_dirty_delete AFTER DELETE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
 CREATE TRIGGER _500_mark_director_dirty_insert AFTER INSERT ON gk_public.ecus REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
 CREATE TRIGGER _500_mark_director_dirty_update AFTER UPDATE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
-comment on table gk_public.ecus is '@name ecu
-Electronic control units of a robot: serial, hardware id, the image it reports installed.';
+CREATE TRIGGER _500_robot_certificates_dirty_delete AFTER DELETE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
+CREATE TRIGGER _500_robot_certificates_dirty_insert AFTER INSERT ON gk_public.ecus REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
+CREATE TRIGGER _500_robot_certificates_dirty_update AFTER UPDATE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
+comment on table gk_public.ecus is 'Electronic control units of a robot: serial, hardware id, the image it reports installed.';
 grant delete, select on gk_public.ecus to gk_admin;
 grant insert (hardware_id, installed_image_id, is_primary, robot_id, serial, team_id) on gk_public.ecus to gk_admin;
 grant update (hardware_id, installed_image_id, is_primary) on gk_public.ecus to gk_admin;
@@ -486,12 +500,10 @@ create table gk_public.purge_items (
   progress_after text,
   progress_count bigint default 0 not null,
   retry_requested_at timestamp with time zone,
-  progress_pending_until text,
   constraint purge_items_pkey PRIMARY KEY (id),
   constraint purge_items_kind_fkey FOREIGN KEY (kind) REFERENCES gk_public.bin_kinds(kind) ON UPDATE CASCADE ON DELETE RESTRICT,
   constraint purge_items_attempts_check CHECK (attempts >= 0),
   constraint purge_items_progress_count_check CHECK (progress_count >= 0),
-  constraint purge_items_progress_pending_until_check CHECK (length(progress_pending_until) <= 2048),
   constraint purge_items_ref_check CHECK (length(ref) >= 1 AND length(ref) <= 1024)
 );
 CREATE INDEX purge_items_completed_at_idx ON gk_public.purge_items USING btree (completed_at) WHERE (completed_at IS NOT NULL);
@@ -501,7 +513,6 @@ CREATE TRIGGER _500_enqueue_insert AFTER INSERT ON gk_public.purge_items REFEREN
 CREATE TRIGGER _500_enqueue_retry AFTER UPDATE ON gk_public.purge_items REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_purge_items__enqueue();
 comment on table gk_public.purge_items is '@behavior -insert -update -delete
 Deletions of things that have no row any more (a deleted team''s blob prefix), with progress and last error.';
-comment on column gk_public.purge_items.progress_pending_until is 'Keys up to here are counted in progress_count (their deletion may not have landed yet; a resume re-deletes them without counting).';
 grant select on gk_public.purge_items to gk_admin;
 grant update (retry_requested_at) on gk_public.purge_items to gk_admin;
 grant select on gk_public.purge_items to gk_viewer;
@@ -586,19 +597,6 @@ grant select on gk_public.retention_policies to gk_admin;
 grant update (max_per_activation, retention) on gk_public.retention_policies to gk_admin;
 grant select on gk_public.retention_policies to gk_viewer;
 
-create table gk_public.robot_director_documents (
-  robot_id uuid not null,
-  targets text not null,
-  snapshot text not null,
-  "timestamp" text not null,
-  constraint robot_director_documents_pkey PRIMARY KEY (robot_id),
-  constraint robot_director_documents_robot_id_fkey FOREIGN KEY (robot_id) REFERENCES gk_public.robot_directors(robot_id) ON DELETE CASCADE
-);
-comment on table gk_public.robot_director_documents is '@behavior -insert -update -delete
-Each robot''s current signed director documents (what it is served).';
-grant select on gk_public.robot_director_documents to gk_admin;
-grant select on gk_public.robot_director_documents to gk_viewer;
-
 create table gk_public.robot_directors (
   robot_id uuid not null,
   team_id uuid not null,
@@ -611,18 +609,22 @@ create table gk_public.robot_directors (
   snapshot_version integer default 0 not null,
   timestamp_version integer default 0 not null,
   expires timestamp with time zone,
+  targets_document text,
+  snapshot_document text,
+  timestamp_document text,
   signed_at timestamp with time zone,
   constraint robot_directors_pkey PRIMARY KEY (robot_id),
   constraint robot_directors_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
   constraint robot_directors_check CHECK (dirty = (dirty_since IS NOT NULL)),
   constraint robot_directors_check1 CHECK (signed_generation <= generation),
-  constraint robot_directors_check2 CHECK ((signed_generation = 0) = (expires IS NULL))
+  constraint robot_directors_check2 CHECK ((signed_generation = 0) = (timestamp_document IS NULL)),
+  constraint robot_directors_check3 CHECK ((timestamp_document IS NULL) = (expires IS NULL))
 );
 CREATE INDEX robot_directors_dirty_idx ON gk_public.robot_directors USING btree (dirty_since) WHERE dirty;
 CREATE INDEX robot_directors_expires_idx ON gk_public.robot_directors USING btree (expires) WHERE (NOT dirty);
 CREATE INDEX robot_directors_team_idx ON gk_public.robot_directors USING btree (team_id);
 comment on table gk_public.robot_directors is '@behavior -insert -update -delete
-Each robot''s director metadata state: dirty flag, generation, versions, expiry.';
+Each robot''s director metadata (targets, snapshot, timestamp) with its dirty flag and generation.';
 grant select on gk_public.robot_directors to gk_admin;
 grant select on gk_public.robot_directors to gk_viewer;
 
@@ -636,6 +638,8 @@ create table gk_public.robot_group_members (
   constraint robot_group_members_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE
 );
 CREATE INDEX robot_group_members_robot_idx ON gk_public.robot_group_members USING btree (robot_id);
+CREATE TRIGGER _500_robot_certificates_dirty_delete AFTER DELETE ON gk_public.robot_group_members REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
+CREATE TRIGGER _500_robot_certificates_dirty_insert AFTER INSERT ON gk_public.robot_group_members REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
 comment on table gk_public.robot_group_members is 'Membership of robots in groups (both of one team).';
 grant delete, select on gk_public.robot_group_members to gk_admin;
 grant insert (group_id, robot_id, team_id) on gk_public.robot_group_members to gk_admin;
@@ -652,6 +656,7 @@ create table gk_public.robot_groups (
   constraint robot_groups_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
   constraint robot_groups_name_check CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$'::text)
 );
+CREATE TRIGGER _500_robot_certificates_dirty AFTER UPDATE ON gk_public.robot_groups REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
 comment on table gk_public.robot_groups is 'A named set of a team''s robots, a rollout target.';
 grant delete, select on gk_public.robot_groups to gk_admin;
 grant insert (name, team_id) on gk_public.robot_groups to gk_admin;
@@ -682,17 +687,26 @@ create table gk_public.robots (
   team_id uuid not null,
   name text not null,
   created_at timestamp with time zone default now() not null,
+  certificate_generation bigint default 0 not null,
+  certificate_dirty_since timestamp with time zone,
   constraint robots_pkey PRIMARY KEY (id),
   constraint robots_team_id_name_key UNIQUE (team_id, name),
   constraint robots_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
+  constraint robots_certificate_generation_check CHECK (certificate_generation >= 0),
   constraint robots_name_check CHECK (length(name) >= 1 AND length(name) <= 200)
 );
+CREATE INDEX robots_certificate_dirty_idx ON gk_public.robots USING btree (certificate_dirty_since) WHERE (certificate_dirty_since IS NOT NULL);
 CREATE UNIQUE INDEX robots_team_id_id_idx ON gk_public.robots USING btree (team_id, id);
 CREATE INDEX robots_team_id_idx ON gk_public.robots USING btree (team_id);
+CREATE TRIGGER _500_robot_certificates_dirty AFTER UPDATE ON gk_public.robots REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robots__robot_certificates_dirty();
 comment on table gk_public.robots is 'A device of a team''s fleet.';
 comment on column gk_public.robots.id is '@behavior -insert -update';
 comment on column gk_public.robots.team_id is '@behavior -update';
 comment on column gk_public.robots.created_at is '@behavior -insert -update';
+comment on column gk_public.robots.certificate_generation is '@behavior -insert -update
+Bumped whenever something the robot''s certificate encodes changes (its name, its team''s name).';
+comment on column gk_public.robots.certificate_dirty_since is '@behavior -insert -update
+Since when the robot''s certificate encodes an older generation: it gets a new one at its next certificate read, or from the sweep (robots__regenerate).';
 grant delete, insert, select, update on gk_public.robots to gk_admin;
 grant select on gk_public.robots to gk_viewer;
 
@@ -755,8 +769,7 @@ create table gk_public.rollout_robot_ecus (
 );
 CREATE INDEX rollout_robot_ecus_ecu_idx ON gk_public.rollout_robot_ecus USING btree (ecu_id);
 CREATE INDEX rollout_robot_ecus_robot_idx ON gk_public.rollout_robot_ecus USING btree (rollout_id, robot_id);
-comment on table gk_public.rollout_robot_ecus is '@name rollout_robot_ecu
-@behavior -insert -update -delete
+comment on table gk_public.rollout_robot_ecus is '@behavior -insert -update -delete
 Per ECU of a scheduled robot: the image listed for it and its last reported status.';
 grant select on gk_public.rollout_robot_ecus to gk_admin;
 grant select on gk_public.rollout_robot_ecus to gk_viewer;
@@ -901,6 +914,7 @@ create table gk_public.teams (
   constraint teams_name_check CHECK (name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)
 );
 CREATE TRIGGER _500_purge_blobs AFTER DELETE ON gk_public.teams REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_teams__purge_blobs();
+CREATE TRIGGER _500_robot_certificates_dirty AFTER UPDATE ON gk_public.teams REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_teams__robot_certificates_dirty();
 comment on table gk_public.teams is 'A tenant of the platform. Deleting a team cascades to its robots and sends its certificates and blobs to the bin.';
 comment on column gk_public.teams.id is '@behavior -insert -update';
 comment on column gk_public.teams.created_at is '@behavior -insert -update';
@@ -1001,18 +1015,14 @@ create table gk_public.tuf_targets (
   path_hash32 bigint generated always as (gk_private.tuf_path_hash32(path)) stored not null,
   created_at timestamp with time zone default now() not null,
   updated_at timestamp with time zone default now() not null,
-  fragment text generated always as ((((((((('"'::text || replace(replace(path, '\'::text, '\\'::text), '"'::text, '\"'::text)) || '":{'::text) || COALESCE((('"custom":'::text || gk_private.tuf_canonical(custom)) || ','::text), ''::text)) || '"hashes":'::text) ||
-CASE
-    WHEN ((hashes - 'sha256'::text) = '{}'::jsonb) THEN (('{"sha256":"'::text || (hashes ->> 'sha256'::text)) || '"}'::text)
-    ELSE gk_private.tuf_canonical(hashes)
-END) || ',"length":'::text) || (length)::text) || '}'::text)) stored not null,
+  fragment text generated always as (gk_private.tuf_target_fragment(path, length, hashes, custom)) stored not null,
   constraint tuf_targets_pkey PRIMARY KEY (team_id, path),
   constraint tuf_targets_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
   constraint tuf_targets_custom_rules CHECK (custom IS NULL OR gk_private.tuf_custom_problem(custom) IS NULL),
-  constraint tuf_targets_hashes_rules CHECK (gk_private.tuf_hashes_ok(hashes)),
+  constraint tuf_targets_hashes_rules CHECK (gk_private.tuf_hashes_problem(hashes) IS NULL),
   constraint tuf_targets_length_check CHECK (length >= 0),
   constraint tuf_targets_length_exact CHECK (length <= '9007199254740991'::bigint),
-  constraint tuf_targets_path_rules CHECK (gk_private.tuf_path_ok(path))
+  constraint tuf_targets_path_rules CHECK (gk_private.tuf_path_problem(path) IS NULL)
 );
 CREATE INDEX tuf_targets_bin_idx ON gk_public.tuf_targets USING btree (team_id, path_hash32);
 CREATE TRIGGER _100_check_target BEFORE INSERT OR UPDATE OF path, length, hashes, custom ON gk_public.tuf_targets FOR EACH ROW EXECUTE FUNCTION gk_private.tg_tuf_targets__check_target();
@@ -1876,12 +1886,38 @@ grant execute on function gk_public.revoke_provisioning_credential(uuid) to gk_a
 grant execute on function gk_public.revoke_provisioning_credential(uuid) to gk_viewer;
 grant execute on function gk_public.revoke_provisioning_credential(uuid) to public;
 
+CREATE OR REPLACE FUNCTION gk_public.revoke_robot_certificates(robot_id uuid, reason text DEFAULT 'keyCompromise'::text)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  n bigint;
+begin
+  if not exists (select 1 from gk_public.robots r where r.id = revoke_robot_certificates.robot_id) then
+    raise exception 'robot % not found', revoke_robot_certificates.robot_id using errcode = 'P0002';
+  end if;
+  if reason is null or reason not in ('unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation') then
+    raise exception 'reason must be unspecified, keyCompromise, superseded or cessationOfOperation (got %)', coalesce(reason, 'null')
+      using errcode = '22023';
+  end if;
+  with revoked as (
+    update gk_public.certificates c set status = 'revoking', revocation_reason = revoke_robot_certificates.reason
+     where c.robot_id = revoke_robot_certificates.robot_id and c.status in ('issuing', 'issued')
+    returning 1)
+  select count(*) into n from revoked;
+  return n;
+end;
+$function$;
+comment on function gk_public.revoke_robot_certificates(uuid,text) is 'Revokes every live certificate of a robot now (a compromised robot): refused by the robot API at once, revoked at the CA by a task.';
+grant execute on function gk_public.revoke_robot_certificates(uuid,text) to gk_admin;
+
 CREATE OR REPLACE FUNCTION gk_public.rollout_cancel(rollout_id uuid, reason text DEFAULT NULL::text)
  RETURNS gk_public.rollouts
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
 declare
   v gk_public.rollouts;
@@ -1914,7 +1950,6 @@ CREATE OR REPLACE FUNCTION gk_public.rollout_create(team_id uuid, name text, tar
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
 declare
   v gk_public.rollouts;
@@ -1959,7 +1994,6 @@ CREATE OR REPLACE FUNCTION gk_public.rollout_launch(rollout_id uuid)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
 declare
   v gk_public.rollouts;
@@ -2192,6 +2226,7 @@ create table gk_private.local_ca_certificates (
   reason text,
   failure text,
   request_key text,
+  subject jsonb,
   constraint local_ca_certificates_pkey PRIMARY KEY (id),
   constraint local_ca_certificates_authority_serial_key UNIQUE (authority, serial),
   constraint local_ca_certificates_authority_fkey FOREIGN KEY (authority) REFERENCES gk_private.local_ca_authorities(name) ON DELETE RESTRICT,
@@ -2756,6 +2791,16 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.certificate_is_dirty(id uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select coalesce(bool_or(c.subject_generation < r.certificate_generation), false)
+    from gk_public.certificates c join gk_public.robots r on r.id = c.robot_id
+   where c.id = certificate_is_dirty.id;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, claim uuid, error text, permanent boolean, release boolean)
  RETURNS void
  LANGUAGE plpgsql
@@ -2925,7 +2970,6 @@ CREATE OR REPLACE FUNCTION gk_private.director_due(max_rows integer)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
 declare
   widest interval := (select max(p.resign_window) from gk_public.director_repositories p);
@@ -2953,7 +2997,6 @@ CREATE OR REPLACE FUNCTION gk_private.director_mark_dirty(robot_ids uuid[])
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
 declare
   n bigint;
@@ -2961,27 +3004,14 @@ begin
   if robot_ids is null or cardinality(robot_ids) = 0 then
     return 0;
   end if;
-  -- One statement: existing rows updated (in robot_id order), missing ones inserted.
-  with ids as (
-    select r.id, r.team_id
-      -- A join on unnest, not "= any(robot_ids)": a 50,000-element array must not be scanned per row.
-      from unnest(robot_ids) u (id)
-      join gk_public.robots r on r.id = u.id
-  ), marked as (
-    update gk_public.robot_directors d
-       set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1
-      from (select ids.id from ids order by ids.id) i
-     where d.robot_id = i.id
-    returning 1
-  ), added as (
-    insert into gk_public.robot_directors (robot_id, team_id)
-    select ids.id, ids.team_id from ids
-     where not exists (select 1 from gk_public.robot_directors d where d.robot_id = ids.id)
-     order by ids.id
-    on conflict (robot_id) do nothing
-    returning 1
-  )
-  select (select count(*) from marked) + (select count(*) from added) into n;
+  insert into gk_public.robot_directors as d (robot_id, team_id)
+  select r.id, r.team_id
+    from gk_public.robots r
+   where r.id = any(robot_ids)
+   order by r.id
+  on conflict (robot_id) do update
+     set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1;
+  get diagnostics n = row_count;
   -- The sweep comes by soon for robots that do not read their metadata first.
   perform gk_private.enqueue('rollouts__regenerate', '{}'::jsonb, job_key := 'rollouts__regenerate',
                              run_at := now() + interval '1 second', queue_name := 'rollouts__regenerate',
@@ -2996,17 +3026,15 @@ CREATE OR REPLACE FUNCTION gk_private.director_mark_team_dirty(p_team_id uuid)
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
   select gk_private.director_mark_dirty(array(select r.id from gk_public.robots r where r.team_id = p_team_id))
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_prepare(robot_ids uuid[], lock_rows boolean)
- RETURNS TABLE(robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version integer, snapshot_version integer, timestamp_version integer, now_ms double precision, targets text, snapshot text, "timestamp" text, root_version integer, online_key_id text, targets_s double precision, snapshot_s double precision, timestamp_s double precision, ecus jsonb)
+ RETURNS TABLE(robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version integer, snapshot_version integer, timestamp_version integer, now_ms double precision, targets_document text, snapshot_document text, timestamp_document text, root_version integer, online_key_id text, targets_s double precision, snapshot_s double precision, timestamp_s double precision, ecus jsonb)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
 begin
   perform gk_private.director_schedule(robot_ids);
@@ -3023,13 +3051,12 @@ begin
   )
   select d.robot_id, d.team_id, d.dirty, coalesce(d.expires > now(), false), d.generation::text, d.targets_version,
          d.snapshot_version, d.timestamp_version, extract(epoch from now())::float8 * 1000,
-         x.targets, x.snapshot, x.timestamp,
+         d.targets_document, d.snapshot_document, d.timestamp_document,
          p.root_version, p.online_key_id, extract(epoch from p.targets_lifetime)::float8,
          extract(epoch from p.snapshot_lifetime)::float8, extract(epoch from p.timestamp_lifetime)::float8,
          coalesce(t.ecus, '[]'::jsonb)
     from unnest(robot_ids) u (id)
     join gk_public.robot_directors d on d.robot_id = u.id
-    left join gk_public.robot_director_documents x on x.robot_id = d.robot_id
     left join gk_public.director_repositories p on p.team_id = d.team_id
     left join t on t.robot_id = d.robot_id
    order by d.robot_id;
@@ -3041,7 +3068,6 @@ CREATE OR REPLACE FUNCTION gk_private.director_roots_due()
  LANGUAGE sql
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
   select p.team_id from gk_public.director_repositories p where p.root_expires < now() + p.resign_window order by p.team_id
 $function$;
@@ -3051,7 +3077,6 @@ CREATE OR REPLACE FUNCTION gk_private.director_schedule(robot_ids uuid[])
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
 begin
   -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
@@ -3091,29 +3116,23 @@ CREATE OR REPLACE FUNCTION gk_private.director_store(robot_ids uuid[], generatio
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
   with s as (
     select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
       as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
   ), locked as (
     select d.robot_id from gk_public.robot_directors d join s on s.robot_id = d.robot_id order by d.robot_id for update of d
-  ), stored as (
-    update gk_public.robot_directors d
-       set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
-           targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
-           timestamp_version = d.timestamp_version + 1, expires = s.expires, signed_at = now()
-      from s
-     where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
-       and (select count(*) from locked) >= 0
-    returning d.robot_id
-  ), documents as (
-    insert into gk_public.robot_director_documents as x (robot_id, targets, snapshot, timestamp)
-    select s.robot_id, s.targets, s.snapshot, s.timestamp from s join stored on stored.robot_id = s.robot_id
-    on conflict (robot_id) do update set targets = excluded.targets, snapshot = excluded.snapshot, timestamp = excluded.timestamp
-    returning x.robot_id
   )
-  select documents.robot_id from documents
+  update gk_public.robot_directors d
+     set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
+         targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
+         timestamp_version = d.timestamp_version + 1, expires = s.expires,
+         targets_document = s.targets, snapshot_document = s.snapshot, timestamp_document = s.timestamp,
+         signed_at = now()
+    from s
+   where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
+     and (select count(*) from locked) >= 0
+  returning d.robot_id
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
@@ -3121,7 +3140,6 @@ CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
  LANGUAGE sql
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
   select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
     from unnest(robot_ids) u (id)
@@ -3274,34 +3292,18 @@ CREATE OR REPLACE FUNCTION gk_private.export_node_registered(worker_id uuid, add
  RETURNS TABLE(id uuid, state text)
  LANGUAGE sql
 AS $function$
-  with node as (
-    insert into gk_public.export_nodes as n (worker_id, address, agent_version, heartbeat_ttl, last_heartbeat_at, expires_at)
-    select w.id, export_node_registered.address, left(export_node_registered.agent_version, 100),
-           coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds'), now(),
-           now() + coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds')
-      from gk_public.workers w where w.id = export_node_registered.worker_id
-    on conflict (worker_id) do update
-      set address = case when n.state = 'in_service' then excluded.address else n.address end,
-          agent_version = excluded.agent_version,
-          heartbeat_ttl = excluded.heartbeat_ttl,
-          last_heartbeat_at = now(),
-          expires_at = excluded.expires_at
-    returning n.id, n.state, n.address),
-  -- A node that came back at another address: its exports are served from there now.
-  moved as (
-    update gk_public.exports e set url = node.address || gk_private.exports_blob_path(e.attachment_id)
-      from node
-     where e.node_id = node.id and e.state in ('live', 'deleting')
-       and e.url is distinct from node.address || gk_private.exports_blob_path(e.attachment_id))
-  select node.id, node.state from node;
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.exports_blob_path(attachment_id uuid)
- RETURNS text
- LANGUAGE sql
- IMMUTABLE
-AS $function$
-  select '/v1/exports/' || attachment_id || '/blob';
+  insert into gk_public.export_nodes as n (worker_id, address, agent_version, heartbeat_ttl, last_heartbeat_at, expires_at)
+  select w.id, export_node_registered.address, left(export_node_registered.agent_version, 100),
+         coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds'), now(),
+         now() + coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds')
+    from gk_public.workers w where w.id = export_node_registered.worker_id
+  on conflict (worker_id) do update
+    set address = case when n.state = 'in_service' then excluded.address else n.address end,
+        agent_version = excluded.agent_version,
+        heartbeat_ttl = excluded.heartbeat_ttl,
+        last_heartbeat_at = now(),
+        expires_at = excluded.expires_at
+  returning n.id, n.state;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_bypass(max_items integer)
@@ -3355,17 +3357,15 @@ AS $function$
   select * from gk_public.exports e where e.id = exports_deleted.id and e.state = 'deleted' and e.saga_id = exports_deleted.saga_id;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_live(id uuid, saga_id uuid)
+CREATE OR REPLACE FUNCTION gk_private.exports_live(id uuid, saga_id uuid, url text)
  RETURNS SETOF gk_public.exports
  LANGUAGE sql
 AS $function$
   with moved as (
     update gk_public.exports e
-       set state = 'live', operating_saga_id = null, url = n.address || gk_private.exports_blob_path(e.attachment_id),
-           attempts = 0, live_at = now(), state_changed_at = now()
-      from gk_public.export_nodes n
+       set state = 'live', operating_saga_id = null, url = exports_live.url, attempts = 0, live_at = now(), state_changed_at = now()
      where e.id = exports_live.id and e.operating_saga_id = exports_live.saga_id and e.state = 'assigning'
-       and n.id = e.node_id and e.attachment_id = exports_live.saga_id
+       and e.node_id is not null and e.attachment_id = exports_live.saga_id
     returning e.*)
   select * from moved
   union all
@@ -3376,19 +3376,11 @@ CREATE OR REPLACE FUNCTION gk_private.exports_mark_for_deletion()
  RETURNS integer
  LANGUAGE sql
 AS $function$
-  -- Two set-based parts (an OR of the two would make PostgreSQL probe per row): an anti-join
-  -- against images, and the records of expunged nodes through exports_node_idx.
-  with doomed as (
-    select e.id from gk_public.exports e
-     where e.state <> 'deleted' and e.delete_requested_at is null and e.resource_type = 'image'
-       and not exists (select 1 from gk_public.images i where i.id = e.resource_id)
-    union
-    select e.id from gk_public.export_nodes n join gk_public.exports e on e.node_id = n.id
-     where n.state = 'expunged' and e.state <> 'deleted' and e.delete_requested_at is null),
-  marked as (
+  with marked as (
     update gk_public.exports e set delete_requested_at = now()
-      from doomed d
-     where e.id = d.id and e.delete_requested_at is null
+     where e.state <> 'deleted' and e.delete_requested_at is null
+       and ((e.resource_type = 'image' and not exists (select 1 from gk_public.images i where i.id = e.resource_id))
+            or exists (select 1 from gk_public.export_nodes n where n.id = e.node_id and n.state = 'expunged'))
     returning 1)
   select count(*)::int from marked;
 $function$;
@@ -3626,14 +3618,13 @@ AS $function$
    where p.id = purge_item_failed.id and p.completed_at is null;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.purge_item_progress(id bigint, cursor text, pending_until text, counted bigint)
+CREATE OR REPLACE FUNCTION gk_private.purge_item_progress(id bigint, cursor text, deleted_so_far bigint)
  RETURNS void
  LANGUAGE sql
 AS $function$
   update gk_public.purge_items p
-     set progress_after = coalesce(purge_item_progress.cursor, p.progress_after),
-         progress_pending_until = coalesce(purge_item_progress.pending_until, p.progress_pending_until),
-         progress_count = greatest(p.progress_count, coalesce(purge_item_progress.counted, 0)),
+     set progress_after = purge_item_progress.cursor,
+         progress_count = greatest(p.progress_count, purge_item_progress.deleted_so_far),
          next_attempt_at = now() + gk_private.bin_lease()
    where p.id = purge_item_progress.id and p.completed_at is null;
 $function$;
@@ -4015,7 +4006,6 @@ CREATE OR REPLACE FUNCTION gk_private.retention_prune__rollout_events(cutoff tim
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
   with doomed as (
     select e.id from gk_public.rollout_events e where e.received_at < cutoff order by e.received_at limit max_rows),
@@ -4114,6 +4104,34 @@ AS $function$
      and c.not_after > now();
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.robot_certificate_subject(robot_id uuid)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select jsonb_build_object('organization', t.name, 'units',
+           jsonb_build_array('name=' || r.name)
+           || coalesce((select jsonb_agg('hw=' || h.hardware_id order by h.hardware_id)
+                          from (select distinct e.hardware_id from gk_public.ecus e where e.robot_id = r.id) h), '[]')
+           || coalesce((select jsonb_agg('group=' || g.name order by g.name)
+                          from gk_public.robot_group_members m join gk_public.robot_groups g on g.id = m.group_id
+                         where m.robot_id = r.id), '[]'))
+    from gk_public.robots r join gk_public.teams t on t.id = r.team_id
+   where r.id = robot_certificate_subject.robot_id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_current_certificate(robot_id uuid)
+ RETURNS SETOF gk_public.certificates
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select c.* from gk_public.certificates c
+   where c.robot_id = robot_current_certificate.robot_id and c.profile = 'robot'
+     and c.status = 'issued' and c.not_after > now()
+   order by c.issued_at desc, c.created_at desc
+   limit 1;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)
  RETURNS gk_public.robot_manifests
  LANGUAGE sql
@@ -4125,12 +4143,100 @@ AS $function$
   returning *;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.robots_certificate_replacements(robot_ids uuid[], public_keys text[] DEFAULT NULL::text[])
+ RETURNS TABLE(robot_id uuid, certificate_id uuid, requested boolean)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+begin
+  update gk_public.robots r set certificate_dirty_since = null
+   where r.id = any(robot_ids) and r.certificate_dirty_since is not null
+     and not exists (select 1 from gk_public.certificates c
+                      where c.robot_id = r.id and c.profile = 'robot' and c.status in ('issuing', 'issued'));
+  return query
+  with wanted as (
+    select r.id as robot_id, r.team_id, r.certificate_generation, cur.id as current_id,
+           coalesce(cur.public_key_pem, k.public_key) as public_key_pem,
+           case when cur.public_key_pem is null and k.public_key is null then cur.csr_pem end as csr_pem,
+           least(greatest(cur.not_after - cur.issued_at, interval '1 hour'), interval '10 years') as valid_for
+      from unnest(robot_ids, coalesce(public_keys, array_fill(null::text, array[cardinality(robot_ids)]))) as k(robot_id, public_key)
+      join gk_public.robots r on r.id = k.robot_id
+      cross join lateral gk_private.robot_current_certificate(r.id) cur
+     where r.certificate_dirty_since is not null and cur.subject_generation < r.certificate_generation),
+  pending as (
+    select w.robot_id, x.id
+      from wanted w join gk_public.certificates x
+        on x.replaces_certificate_id = w.current_id and x.status in ('issuing', 'issued')),
+  inserted as (
+    insert into gk_public.certificates (owner_team_id, robot_id, profile, public_key_pem, csr_pem, not_after, replaces_certificate_id)
+    select w.team_id, w.robot_id, 'robot', w.public_key_pem, w.csr_pem, date_trunc('second', now() + w.valid_for), w.current_id
+      from wanted w
+     where not exists (select 1 from pending p where p.robot_id = w.robot_id)
+       and (w.public_key_pem is not null or w.csr_pem is not null)
+    on conflict (replaces_certificate_id) where replaces_certificate_id is not null and status in ('issuing', 'issued')
+    do nothing
+    returning gk_public.certificates.robot_id, gk_public.certificates.id)
+  select i.robot_id, i.id, true from inserted i
+  union all
+  select p.robot_id, p.id, false from pending p;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robots_certificates_dirty(robot_ids uuid[])
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  with marked as (
+    update gk_public.robots r
+       set certificate_generation = r.certificate_generation + 1,
+           certificate_dirty_since = coalesce(r.certificate_dirty_since, now())
+     where r.id = any(robot_ids)
+       and exists (select 1 from gk_public.certificates c
+                    where c.robot_id = r.id and c.profile = 'robot' and c.status in ('issuing', 'issued'))
+    returning 1)
+  select count(*) from marked;
+$function$;
+comment on function gk_private.robots_certificates_dirty(uuid[]) is 'Marks the robots'' certificates dirty (generation + 1): each gets a replacement at its next certificate read or from the sweep.';
+
+CREATE OR REPLACE FUNCTION gk_private.robots_certificates_due(max_robots integer)
+ RETURNS TABLE(robot_id uuid, has_key boolean, pem text)
+ LANGUAGE sql
+AS $function$
+  with due as (
+    select r.id from gk_public.robots r
+     where r.certificate_dirty_since is not null
+       -- A replacement on its way: nothing to request until it is issued.
+       and not exists (select 1 from gk_public.certificates x
+                        where x.robot_id = r.id and x.replaces_certificate_id is not null and x.status = 'issuing')
+     order by r.certificate_dirty_since
+     limit max_robots
+     for update of r skip locked)
+  select d.id, cur.public_key_pem is not null or cur.csr_pem is not null, cur.pem
+    from due d left join lateral gk_private.robot_current_certificate(d.id) cur on true;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robots_certificates_supersede(grace interval, max_rows integer)
+ RETURNS bigint
+ LANGUAGE sql
+AS $function$
+  with doomed as (
+    select old.id from gk_public.certificates n join gk_public.certificates old on old.id = n.replaces_certificate_id
+     where n.status = 'issued' and n.issued_at < now() - grace and old.status in ('issuing', 'issued')
+     order by n.issued_at
+     limit max_rows
+     for update of old skip locked),
+  revoked as (
+    update gk_public.certificates c set status = 'revoking', revocation_reason = 'superseded'
+      from doomed where c.id = doomed.id
+    returning 1)
+  select count(*) from revoked;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.rollouts_process(max_rollouts integer)
  RETURNS TABLE(rollout_id uuid, team_id uuid, state text, result text, timed_out integer)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
 begin
   create temp table if not exists rollouts_processing (id uuid primary key, team_id uuid, max_failed int, timed_out int) on commit drop;
@@ -4198,7 +4304,6 @@ CREATE OR REPLACE FUNCTION gk_private.rollouts_record_event(p_robot_id uuid, p_e
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
 declare
   v_ecu gk_public.ecus;
@@ -4264,7 +4369,6 @@ CREATE OR REPLACE FUNCTION gk_private.rollouts_schedule_processing()
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
   select gk_private.enqueue('rollouts__process', '{}'::jsonb, job_key := 'rollouts__process',
                             run_at := now() + interval '1 second', queue_name := 'rollouts__process',
@@ -4481,6 +4585,51 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_certificates__robot_regenerated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  replaced uuid[];
+begin
+  -- Statement triggers fire for zero rows too (also for the UPDATE below): only act on rows.
+  update gk_public.robots r set certificate_dirty_since = null
+    from new_rows n join old_rows o on o.id = n.id
+   where n.robot_id = r.id and n.status = 'issued' and o.status = 'issuing'
+     and n.subject_generation = r.certificate_generation and r.certificate_dirty_since is not null;
+  -- Downloaded: the certificates it replaces (the whole chain) are superseded now.
+  replaced := array(
+    with recursive chain(id) as (
+      select n.replaces_certificate_id from new_rows n join old_rows o on o.id = n.id
+       where n.downloaded_at is not null and o.downloaded_at is null and n.replaces_certificate_id is not null
+      union
+      select c.replaces_certificate_id from gk_public.certificates c join chain on c.id = chain.id
+       where c.replaces_certificate_id is not null)
+    select id from chain);
+  if cardinality(replaced) > 0 then
+    update gk_public.certificates c set status = 'revoking', revocation_reason = 'superseded'
+     where c.id = any(replaced) and c.status in ('issuing', 'issued');
+  end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_certificates__robot_subject()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+begin
+  if new.profile = 'robot' and new.robot_id is not null and new.subject_generation is null then
+    select gk_private.robot_certificate_subject(r.id), r.certificate_generation
+      into new.subject, new.subject_generation
+      from gk_public.robots r where r.id = new.robot_id;
+  end if;
+  return new;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_certificates__supersede_worker_certificates()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -4505,7 +4654,6 @@ CREATE OR REPLACE FUNCTION gk_private.tg_ecus__mark_director_dirty()
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
 begin
   if tg_op = 'INSERT' then
@@ -4597,11 +4745,54 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  ids uuid[];
+begin
+  if tg_table_name = 'robot_groups' then
+    ids := array(select m.robot_id from new_rows n join old_rows o on o.id = n.id
+                   join gk_public.robot_group_members m on m.group_id = n.id where n.name is distinct from o.name);
+  elsif tg_op = 'INSERT' then
+    ids := array(select distinct n.robot_id from new_rows n);
+  elsif tg_op = 'DELETE' then
+    ids := array(select distinct o.robot_id from old_rows o);
+  elsif tg_table_name = 'ecus' then
+    ids := array(select distinct unnest(array[n.robot_id, o.robot_id]) from new_rows n join old_rows o on o.id = n.id
+                  where n.hardware_id is distinct from o.hardware_id or n.robot_id is distinct from o.robot_id);
+  end if;
+  if cardinality(ids) > 0 then
+    perform gk_private.robots_certificates_dirty(ids);
+  end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_robots__robot_certificates_dirty()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  ids uuid[];
+begin
+  ids := array(select n.id from new_rows n join old_rows o on o.id = n.id where n.name is distinct from o.name);
+  if cardinality(ids) > 0 then
+    perform gk_private.robots_certificates_dirty(ids);
+  end if;
+  return null;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_rollout_images__check_hardware()
  RETURNS trigger
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
 begin
   if not exists (select 1 from gk_public.images i where i.id = new.image_id and new.hardware_id = any(i.hardware_ids)) then
@@ -4616,7 +4807,6 @@ CREATE OR REPLACE FUNCTION gk_private.tg_rollout_robots__mark_director_dirty()
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
 begin
   if tg_op = 'INSERT' then
@@ -4639,7 +4829,6 @@ CREATE OR REPLACE FUNCTION gk_private.tg_rollouts__immutable_once_launched()
  RETURNS trigger
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
 AS $function$
 declare
   v_rollout_id uuid := case when tg_op = 'DELETE' then old.rollout_id else new.rollout_id end;
@@ -4681,6 +4870,25 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_teams__robot_certificates_dirty()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  ids uuid[];
+begin
+  -- Statement triggers fire for zero rows too: nothing renamed, nothing to do (and no recursion).
+  ids := array(select r.id from new_rows n join old_rows o on o.id = n.id join gk_public.robots r on r.team_id = n.id
+                where n.name is distinct from o.name);
+  if cardinality(ids) > 0 then
+    perform gk_private.robots_certificates_dirty(ids);
+  end if;
+  return null;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_tuf_repositories__check_lifetimes()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -4707,16 +4915,17 @@ AS $function$
 declare
   problem text;
 begin
-  if not gk_private.tuf_path_ok(new.path) then
-    raise exception 'target path % %', left(to_json(new.path)::text, 200), gk_private.tuf_path_problem(new.path) using errcode = '22023';
+  problem := gk_private.tuf_path_problem(new.path);
+  if problem is not null then
+    raise exception 'target path % %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
   end if;
   if new.length < 0 or new.length > 9007199254740991 then
     raise exception 'target %: length % is not between 0 and 2^53 - 1', left(to_json(new.path)::text, 200), new.length
       using errcode = '22023';
   end if;
-  if not gk_private.tuf_hashes_ok(new.hashes) then
-    raise exception 'target %: hashes: %', left(to_json(new.path)::text, 200), gk_private.tuf_hashes_problem(new.hashes)
-      using errcode = '22023';
+  problem := gk_private.tuf_hashes_problem(new.hashes);
+  if problem is not null then
+    raise exception 'target %: hashes: %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
   end if;
   if new.custom is not null then
     problem := gk_private.tuf_custom_problem(new.custom);
@@ -4891,38 +5100,31 @@ AS $function$
   end
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.tuf_hashes_ok(hashes jsonb)
- RETURNS boolean
+CREATE OR REPLACE FUNCTION gk_private.tuf_hash_length(algorithm text)
+ RETURNS integer
  LANGUAGE sql
  IMMUTABLE PARALLEL SAFE STRICT
-AS $function$
-  select case when jsonb_typeof(hashes) <> 'object' or hashes = '{}'::jsonb then false
-    else hashes - 'sha256' - 'sha384' - 'sha512' = '{}'::jsonb
-     and (not hashes ? 'sha256' or (jsonb_typeof(hashes -> 'sha256') = 'string' and length(hashes ->> 'sha256') = 64 and (hashes ->> 'sha256') !~ '[^0-9a-f]'))
-     and (not hashes ? 'sha384' or (jsonb_typeof(hashes -> 'sha384') = 'string' and length(hashes ->> 'sha384') = 96 and (hashes ->> 'sha384') !~ '[^0-9a-f]'))
-     and (not hashes ? 'sha512' or (jsonb_typeof(hashes -> 'sha512') = 'string' and length(hashes ->> 'sha512') = 128 and (hashes ->> 'sha512') !~ '[^0-9a-f]'))
-  end
-$function$;
+AS $function$ select case algorithm when 'sha256' then 64 when 'sha384' then 96 when 'sha512' then 128 end $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.tuf_hashes_problem(hashes jsonb)
  RETURNS text
  LANGUAGE sql
- IMMUTABLE PARALLEL SAFE STRICT
+ IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select case
     when jsonb_typeof(hashes) <> 'object' or hashes = '{}'::jsonb then 'must be an object {algorithm: hex digest} with at least one entry'
     else (
       select case
-        when h.key not in ('sha256', 'sha384', 'sha512') then format('%s is not a known algorithm (known: sha256, sha384, sha512)', h.key)
+        when gk_private.tuf_hash_length(h.key) is null then format('%s is not a known algorithm (known: sha256, sha384, sha512)', h.key)
         when jsonb_typeof(h.value) <> 'string' or (h.value #>> '{}') !~ '^[0-9a-f]*$' then format('%s must be lower-case hex', h.key)
-        else format('%s must be %s hex digits, got %s', h.key,
-                    case h.key when 'sha256' then 64 when 'sha384' then 96 else 128 end, length(h.value #>> '{}'))
+        else format('%s must be %s hex digits, got %s', h.key, gk_private.tuf_hash_length(h.key), length(h.value #>> '{}'))
       end
         from jsonb_each(hashes) h
-       where h.key not in ('sha256', 'sha384', 'sha512')
+       where gk_private.tuf_hash_length(h.key) is null
           or jsonb_typeof(h.value) <> 'string'
-          or length(h.value #>> '{}') <> case h.key when 'sha256' then 64 when 'sha384' then 96 else 128 end
           or (h.value #>> '{}') !~ '^[0-9a-f]*$'
+          or length(h.value #>> '{}') <> gk_private.tuf_hash_length(h.key)
        order by h.key
        limit 1)
   end
@@ -5002,12 +5204,6 @@ AS $function$
   select ('x' || substr(encode(sha256(convert_to(path, 'UTF8')), 'hex'), 1, 8))::bit(32)::bigint
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.tuf_path_ok(path text)
- RETURNS boolean
- LANGUAGE sql
- IMMUTABLE PARALLEL SAFE STRICT
-AS $function$ select octet_length(path) between 1 and 1024 and path !~ '[\\?#%[:cntrl:]]|^/|/$|//|(^|/)\.\.?(/|$)|^[A-Za-z]:' $function$;
-
 CREATE OR REPLACE FUNCTION gk_private.tuf_path_problem(path text)
  RETURNS text
  LANGUAGE sql
@@ -5024,6 +5220,7 @@ AS $function$
     when path ~ '//' then 'has an empty segment (//)'
     when path ~ '(^|/)\.\.?(/|$)' then 'has a "." or ".." segment'
     when path ~ '^[A-Za-z]:' then 'starts with a drive letter'
+    when exists (select 1 from string_to_table(path, '/') s where octet_length(s) > 255) then 'has a segment longer than 255 bytes'
   end
 $function$;
 
@@ -5169,6 +5366,20 @@ begin
     );
   end loop;
 end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_target_fragment(path text, length bigint, hashes jsonb, custom jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select gk_private.tuf_canonical_string(path) || ':{'
+      || case when custom is null then '' else '"custom":' || gk_private.tuf_canonical(custom) || ',' end
+      || '"hashes":{' || (select string_agg(gk_private.tuf_canonical_string(h.key) || ':' || gk_private.tuf_canonical_string(h.value), ','
+                                            order by h.key collate "C")
+                            from jsonb_each_text(hashes) h) || '}'
+      || ',"length":' || length || '}'
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.tuf_utf16_key(s text)
@@ -5400,20 +5611,17 @@ CREATE OR REPLACE FUNCTION gk_private.volumes_report(worker_id uuid, live uuid[]
 AS $function$
   with reported as materialized (
     select distinct h from unnest(volumes_report.live) h),
-  -- One full join of the worker's rows with the report, keeping only the rows something happens
-  -- to (normally a few): the steps below scan that, not every volume of the worker again.
   known as materialized (
-    select v.id, v.handle, v.state, v.missing_since, v.state_changed_at, r.h as reported_handle,
+    select v.id, v.handle, v.state, v.missing_since, v.state_changed_at,
            r.h is not null as on_agent,
            v.handle = any (volumes_report.building) as in_progress
-      from (select * from gk_public.volumes x where x.worker_id = volumes_report.worker_id) v
-      full join reported r on r.h = v.handle
-     where v.id is null or r.h is null or v.state in ('destroying', 'creating') or v.missing_since is not null),
+      from gk_public.volumes v left join reported r on r.h = v.handle
+     where v.worker_id = volumes_report.worker_id),
   adopted as (
     insert into gk_public.volumes (worker_id, handle, state, adopted, next_attempt_at)
-    select volumes_report.worker_id, k.reported_handle, 'destroying', true, now()
-      from known k
-     where k.id is null
+    select volumes_report.worker_id, r.h, 'destroying', true, now()
+      from reported r
+     where not exists (select 1 from known k where k.handle = r.h)
     on conflict on constraint volumes_worker_handle_key do nothing
     returning 1),
   confirmed as (

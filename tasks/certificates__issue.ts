@@ -7,7 +7,13 @@ import crypto from "node:crypto";
 import type { JobHelpers } from "graphile-worker";
 import { z } from "zod";
 import { caTimeoutMs } from "../src/adapters/ca/timeout.ts";
-import { CaRequestError, type CertificateAuthority, type CertificateProfile, type IssueResult } from "../src/adapters/ca/types.ts";
+import {
+  CaRequestError,
+  type CertificateAuthority,
+  type CertificateProfile,
+  type IssueResult,
+  type SubjectExtra,
+} from "../src/adapters/ca/types.ts";
 import { certificateKeyContext } from "../src/certificates/parked-keys.ts";
 import { recordWithRetry } from "../src/certificates/record.ts";
 import { errorMessage } from "../src/lib/errors.ts";
@@ -67,9 +73,15 @@ async function issueOne(ca: CertificateAuthority, services: Services, helpers: J
   try {
     const earlier = row.attempted_before ? await adoptEarlier(ca, helpers, id, claim, ownKey) : null;
     if (earlier === "recorded") return null;
+    // What the certificate encodes besides its owner (a robot's team, attributes: sql/630).
+    const { rows: subject } = await helpers.query<{ subject: SubjectExtra | null }>(
+      "select subject from gk_public.certificates where id = $1",
+      [id],
+    );
     res = await ca.issue({
       commonName: row.owner_id,
       profile: row.profile,
+      ...(subject[0]?.subject ? { subject: subject[0].subject } : {}),
       notAfter: row.not_after,
       requestKey: id,
       ...(row.public_key_pem ? { publicKeyPem: row.public_key_pem } : {}),

@@ -19,6 +19,9 @@ export interface BundleCertificate {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// Candlepin's export guard: credentials encoding stale data are never exported.
+const DIRTY = (id: string) =>
+  `certificate ${id} is dirty (what it encodes changed): its robot gets a new one at its next certificate read, or from the robots__regenerate sweep`;
 const GONE = "already downloaded, or never held by Groundskeeper (the holder sent its own key, or the certificate was revoked or expired)";
 
 /** Opens and deletes the parked keys of `ids` (already locked by the caller) and records the download. */
@@ -41,8 +44,8 @@ export async function takeCertificateKey(pool: pg.Pool, box: SecretBox, id: stri
   return inTransaction(pool, async (c) => {
     // Expired means expired now, not at the next sweep: the certificate's (or its credential's)
     // not_after decides, so a lapsed credential's keys are never handed out in between.
-    const cert = await c.query<{ status: string; lapsed: boolean }>(
-      `select c.status,
+    const cert = await c.query<{ status: string; lapsed: boolean; dirty: boolean }>(
+      `select c.status, gk_private.certificate_is_dirty(c.id) as dirty,
               (c.not_after <= now() or p.status = 'expired' or p.expires_at <= now()
                or exists (select 1 from gk_public.certificates s
                            where s.provisioning_credential_id = c.provisioning_credential_id and s.not_after <= now())) is true as lapsed
@@ -52,6 +55,7 @@ export async function takeCertificateKey(pool: pg.Pool, box: SecretBox, id: stri
     );
     if (cert.rowCount === 0) return { status: 404, error: `certificate ${id} not found` };
     if (cert.rows[0]!.lapsed) return { status: 410, error: `certificate ${id} has expired: its private key was destroyed` };
+    if (cert.rows[0]!.dirty) return { status: 409, error: DIRTY(id) };
     const { rows } = await c.query<{ certificate_id: string; sealed_key: string }>(
       "select certificate_id::text, sealed_key from gk_private.certificate_private_keys where certificate_id = $1 for update",
       [id],
@@ -85,10 +89,12 @@ export async function takeCredentialBundle(
     const status = cred.rows[0].status;
     if (status === "issuing") return { status: 409, error: `provisioning credential ${id} is not issued yet: try again shortly` };
     if (status !== "issued") return { status: 410, error: `provisioning credential ${id} is ${status}: its private keys were destroyed` };
-    const certs = await c.query<{ id: string; profile: string; pem: string | null }>(
-      "select id::text, profile, pem from gk_public.certificates where provisioning_credential_id = $1 order by profile",
+    const certs = await c.query<{ id: string; profile: string; pem: string | null; dirty: boolean }>(
+      "select id::text, profile, pem, gk_private.certificate_is_dirty(id) as dirty from gk_public.certificates where provisioning_credential_id = $1 order by profile",
       [id],
     );
+    const dirty = certs.rows.find((r) => r.dirty);
+    if (dirty) return { status: 409, error: DIRTY(dirty.id) };
     const pending = certs.rows.filter((r) => r.pem == null);
     if (pending.length > 0) {
       return {

@@ -32,8 +32,8 @@ afterAll(async () => {
 });
 
 describe("groundskeeper serve --robot-port", () => {
-  it("starts the robot API, which answers a robot with its certificate", async () => {
-    const m = await serve.waitFor(/Robot API: (https:\/\/\S+)/, 30_000);
+  it("starts the robot API, which answers a robot with its certificate", { timeout: 120_000 }, async () => {
+    const m = await serve.waitFor(/Robot API: (https:\/\/\S+)/, 90_000);
     h.url = m[1]!;
     const [robot] = await insertRobots(db, { team: await insertTeam(db) });
     const creds = await h.enroll(robot!.id);

@@ -21,6 +21,7 @@ import {
   type IssueRequest,
   type IssueResult,
   type RevocationReason,
+  subjectExtraRdns,
 } from "./types.ts";
 import { EC_KEY, EC_SIGN, escapeDn, generateKeyPair, privateKeyToPem, REASONS, validateIssueRequest, x509 } from "./x509.ts";
 
@@ -70,7 +71,12 @@ export class CfsslCa implements CertificateAuthority {
       const keys = await generateKeyPair();
       privateKeyPem = await privateKeyToPem(keys.privateKey);
       const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-        name: `CN=${escapeDn(req.commonName)}, OU=${req.profile}${req.requestKey ? `, 2.5.4.5=${escapeDn(req.requestKey)}` : ""}`,
+        name: [
+          `CN=${escapeDn(req.commonName)}`,
+          `OU=${req.profile}`,
+          ...subjectExtraRdns(req.subject).map(([k, v]) => `${k}=${escapeDn(v)}`),
+          ...(req.requestKey ? [`2.5.4.5=${escapeDn(req.requestKey)}`] : []),
+        ].join(", "),
         keys,
         signingAlgorithm: { ...EC_SIGN, ...EC_KEY },
       });
@@ -79,7 +85,11 @@ export class CfsslCa implements CertificateAuthority {
     const body: Record<string, unknown> = {
       certificate_request: csrPem,
       profile: this.#opts.profiles?.[req.profile] ?? req.profile,
-      subject: { CN: req.commonName, names: [{ OU: req.profile }], ...(req.requestKey ? { SerialNumber: req.requestKey } : {}) },
+      subject: {
+        CN: req.commonName,
+        names: [{ OU: req.profile }, ...subjectExtraRdns(req.subject).map(([k, v]) => ({ [k]: v }))],
+        ...(req.requestKey ? { SerialNumber: req.requestKey } : {}),
+      },
     };
     if (this.#opts.label) body.label = this.#opts.label;
     const result = await this.#call<{ certificate: string }>("POST", "sign", body);

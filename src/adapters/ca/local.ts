@@ -14,6 +14,7 @@ import {
   type IssueRequest,
   type IssueResult,
   type RevocationReason,
+  type SubjectExtra,
 } from "./types.ts";
 import {
   createCaCertificate,
@@ -60,6 +61,7 @@ interface CertRow {
   id: string;
   common_name: string;
   profile: IssueRequest["profile"];
+  subject: SubjectExtra | null;
   public_key_pem: string;
   not_after: Date;
   status: "pending" | "issued" | "revoked" | "failed";
@@ -114,9 +116,18 @@ export class LocalCa implements CertificateAuthority {
       if (this.deferred) {
         const { rows } = await this.#pool.query(
           `insert into gk_private.local_ca_certificates
-             (authority, common_name, profile, public_key_pem, not_after, status, issue_after, request_key)
-           values ($1, $2, $3, $4, $5, 'pending', now() + $6 * interval '1 millisecond', $7) returning id`,
-          [this.name, req.commonName, req.profile, publicKey.toString("pem"), req.notAfter, this.#delayMs, req.requestKey ?? null],
+             (authority, common_name, profile, public_key_pem, not_after, status, issue_after, request_key, subject)
+           values ($1, $2, $3, $4, $5, 'pending', now() + $6 * interval '1 millisecond', $7, $8) returning id`,
+          [
+            this.name,
+            req.commonName,
+            req.profile,
+            publicKey.toString("pem"),
+            req.notAfter,
+            this.#delayMs,
+            req.requestKey ?? null,
+            req.subject ?? null,
+          ],
         );
         return { caRef: rows[0].id, serial: null, ...(privateKeyPem ? { privateKeyPem } : {}) };
       }
@@ -127,9 +138,19 @@ export class LocalCa implements CertificateAuthority {
         try {
           const { rows } = await this.#pool.query(
             `insert into gk_private.local_ca_certificates
-               (authority, common_name, profile, public_key_pem, not_after, status, serial, pem, issued_at, request_key)
-             values ($1, $2, $3, $4, $5, 'issued', $6, $7, now(), $8) returning id`,
-            [this.name, req.commonName, req.profile, publicKey.toString("pem"), cert.notAfter, serial, pem, req.requestKey ?? null],
+               (authority, common_name, profile, public_key_pem, not_after, status, serial, pem, issued_at, request_key, subject)
+             values ($1, $2, $3, $4, $5, 'issued', $6, $7, now(), $8, $9) returning id`,
+            [
+              this.name,
+              req.commonName,
+              req.profile,
+              publicKey.toString("pem"),
+              cert.notAfter,
+              serial,
+              pem,
+              req.requestKey ?? null,
+              req.subject ?? null,
+            ],
           );
           return {
             caRef: rows[0].id,
@@ -290,7 +311,7 @@ export class LocalCa implements CertificateAuthority {
 
   async #selectCert(db: pg.Pool | pg.PoolClient, caRef: string, lock: boolean): Promise<CertRow | undefined> {
     const { rows } = await db.query<CertRow>(
-      `select id, common_name, profile, public_key_pem, not_after, status, serial, pem, failure,
+      `select id, common_name, profile, subject, public_key_pem, not_after, status, serial, pem, failure,
               coalesce(issue_after <= now(), true) as due
          from gk_private.local_ca_certificates where id = $1 and authority = $2 ${lock ? "for update" : ""}`,
       [caRef, this.name],
@@ -323,6 +344,7 @@ export class LocalCa implements CertificateAuthority {
         serial,
         commonName: row.common_name,
         profile: row.profile,
+        subject: row.subject ?? undefined,
         publicKey: parsePublicKey(row.public_key_pem),
         notAfter: row.not_after,
       });

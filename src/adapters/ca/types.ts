@@ -14,6 +14,8 @@ export interface IssueRequest {
   /** Subject CN: the robot id or the provisioning credential id. */
   commonName: string;
   profile: CertificateProfile;
+  /** More of the subject, after CN and OU = profile (a robot's team and attributes). */
+  subject?: SubjectExtra;
   notAfter: Date;
   /** SPKI PEM of the holder's key. When absent the CA adapter generates a key pair and returns it. */
   publicKeyPem?: string;
@@ -27,6 +29,22 @@ export interface IssueRequest {
    * asked later what it issued under it (lookup) when an answer was lost.
    */
   requestKey?: string;
+}
+
+/** Subject attributes a certificate encodes besides its owner (CN) and profile (the first OU). */
+export interface SubjectExtra {
+  /** O: for a robot, its team's name. */
+  organization?: string;
+  /** Further OU values, in order (for a robot: `name=<robot name>`, …). */
+  units?: string[];
+}
+
+/** The subject's extra RDNs in the order every adapter writes them: O, then each OU. */
+export function subjectExtraRdns(extra: SubjectExtra | undefined): ["O" | "OU", string][] {
+  return [
+    ...(extra?.organization ? [["O", extra.organization] as ["O", string]] : []),
+    ...(extra?.units ?? []).map((u) => ["OU", u] as ["OU", string]),
+  ];
 }
 
 export interface IssueResult {

@@ -3,7 +3,14 @@
 import "reflect-metadata";
 import crypto from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import { CaRequestError, type CertificateProfile, type RevocationReason, SERVER_PROFILES } from "./types.ts";
+import {
+  CaRequestError,
+  type CertificateProfile,
+  type RevocationReason,
+  SERVER_PROFILES,
+  type SubjectExtra,
+  subjectExtraRdns,
+} from "./types.ts";
 
 x509.cryptoProvider.set(globalThis.crypto);
 
@@ -156,6 +163,7 @@ export async function signLeafCertificate(opts: {
   serial: string;
   commonName: string;
   profile: CertificateProfile;
+  subject?: SubjectExtra | undefined;
   publicKey: x509.PublicKey;
   notAfter: Date;
 }): Promise<x509.X509Certificate> {
@@ -163,7 +171,7 @@ export async function signLeafCertificate(opts: {
   return x509.X509CertificateGenerator.create({
     serialNumber: serialForX509(opts.serial),
     // Structured names: parsing DN strings costs x509 ~3 ms per certificate.
-    subject: [{ CN: [opts.commonName] }, { OU: [opts.profile] }],
+    subject: [{ CN: [opts.commonName] }, { OU: [opts.profile] }, ...subjectExtraRdns(opts.subject).map(([k, v]) => ({ [k]: [v] }))],
     issuer: opts.caCert.subjectName,
     notBefore,
     notAfter: opts.notAfter,

@@ -2,10 +2,14 @@
 // controller certificate issued through the certificate lifecycle, the listener in-process with
 // every area's robot routes, and robots holding certificates requested the way an operator does
 // (requestCertificate with the robot's own key) and issued by certificates__issue.
+import { run as runWorker } from "graphile-worker";
 import crypto from "node:crypto";
 import https from "node:https";
 import { LocalCa } from "../../../src/adapters/ca/local.ts";
 import { areaRobotRoutes } from "../../../src/areas.ts";
+import { createPool } from "../../../src/db/pool.ts";
+import { quietWorkerLogger } from "../../../src/lib/log.ts";
+import { buildTaskList } from "../../../src/worker/task-list.ts";
 import { ControllerIdentity } from "../../../src/peers/controller.ts";
 import { type RobotApi, startRobotApi } from "../../../src/peers/robot-api.ts";
 import { expectPeer } from "../../../src/peers/tls.ts";
@@ -34,6 +38,8 @@ export interface RobotApiHarness {
   url: string;
   /** Runs due jobs (issuance, revocation) with this harness's CA. */
   runJobs(): Promise<void>;
+  /** A worker running in the background (as `groundskeeper worker` would, without cron). */
+  startWorker(): Promise<{ stop(): Promise<void> }>;
   newKey(): RobotKey;
   /** Requests a certificate for the robot with a key of its own and runs the issuance. */
   enroll(robotId: string, key?: RobotKey): Promise<RobotCredentials>;
@@ -93,6 +99,23 @@ export async function setupRobotApi(
     api,
     url: api?.url ?? "",
     runJobs: run,
+    async startWorker() {
+      const pgPool = createPool(db.url, 4);
+      const runner = await runWorker({
+        pgPool,
+        taskList: await buildTaskList(services),
+        concurrency: 2,
+        pollInterval: 100,
+        noHandleSignals: true,
+        logger: quietWorkerLogger(),
+      });
+      return {
+        async stop() {
+          await runner.stop();
+          await pgPool.end();
+        },
+      };
+    },
     newKey,
     async enroll(robotId, key = newKey()) {
       const { rows } = await db.query("select id from gk_public.request_certificate($1, $2)", [robotId, key.publicKeyPem]);
