@@ -348,7 +348,8 @@ CREATE TRIGGER _500_mark_director_dirty_update AFTER UPDATE ON gk_public.ecus RE
 CREATE TRIGGER _500_robot_certificates_dirty_delete AFTER DELETE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
 CREATE TRIGGER _500_robot_certificates_dirty_insert AFTER INSERT ON gk_public.ecus REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
 CREATE TRIGGER _500_robot_certificates_dirty_update AFTER UPDATE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
-comment on table gk_public.ecus is 'Electronic control units of a robot: serial, hardware id, the image it reports installed.';
+comment on table gk_public.ecus is '@name ecu
+Electronic control units of a robot: serial, hardware id, the image it reports installed.';
 grant delete, select on gk_public.ecus to gk_admin;
 grant insert (hardware_id, installed_image_id, is_primary, robot_id, serial, team_id) on gk_public.ecus to gk_admin;
 grant update (hardware_id, installed_image_id, is_primary) on gk_public.ecus to gk_admin;
@@ -500,10 +501,12 @@ create table gk_public.purge_items (
   progress_after text,
   progress_count bigint default 0 not null,
   retry_requested_at timestamp with time zone,
+  progress_pending_until text,
   constraint purge_items_pkey PRIMARY KEY (id),
   constraint purge_items_kind_fkey FOREIGN KEY (kind) REFERENCES gk_public.bin_kinds(kind) ON UPDATE CASCADE ON DELETE RESTRICT,
   constraint purge_items_attempts_check CHECK (attempts >= 0),
   constraint purge_items_progress_count_check CHECK (progress_count >= 0),
+  constraint purge_items_progress_pending_until_check CHECK (length(progress_pending_until) <= 2048),
   constraint purge_items_ref_check CHECK (length(ref) >= 1 AND length(ref) <= 1024)
 );
 CREATE INDEX purge_items_completed_at_idx ON gk_public.purge_items USING btree (completed_at) WHERE (completed_at IS NOT NULL);
@@ -513,6 +516,7 @@ CREATE TRIGGER _500_enqueue_insert AFTER INSERT ON gk_public.purge_items REFEREN
 CREATE TRIGGER _500_enqueue_retry AFTER UPDATE ON gk_public.purge_items REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_purge_items__enqueue();
 comment on table gk_public.purge_items is '@behavior -insert -update -delete
 Deletions of things that have no row any more (a deleted team''s blob prefix), with progress and last error.';
+comment on column gk_public.purge_items.progress_pending_until is 'Keys up to here are counted in progress_count (their deletion may not have landed yet; a resume re-deletes them without counting).';
 grant select on gk_public.purge_items to gk_admin;
 grant update (retry_requested_at) on gk_public.purge_items to gk_admin;
 grant select on gk_public.purge_items to gk_viewer;
@@ -597,6 +601,19 @@ grant select on gk_public.retention_policies to gk_admin;
 grant update (max_per_activation, retention) on gk_public.retention_policies to gk_admin;
 grant select on gk_public.retention_policies to gk_viewer;
 
+create table gk_public.robot_director_documents (
+  robot_id uuid not null,
+  targets text not null,
+  snapshot text not null,
+  "timestamp" text not null,
+  constraint robot_director_documents_pkey PRIMARY KEY (robot_id),
+  constraint robot_director_documents_robot_id_fkey FOREIGN KEY (robot_id) REFERENCES gk_public.robot_directors(robot_id) ON DELETE CASCADE
+);
+comment on table gk_public.robot_director_documents is '@behavior -insert -update -delete
+Each robot''s current signed director documents (what it is served).';
+grant select on gk_public.robot_director_documents to gk_admin;
+grant select on gk_public.robot_director_documents to gk_viewer;
+
 create table gk_public.robot_directors (
   robot_id uuid not null,
   team_id uuid not null,
@@ -609,22 +626,18 @@ create table gk_public.robot_directors (
   snapshot_version integer default 0 not null,
   timestamp_version integer default 0 not null,
   expires timestamp with time zone,
-  targets_document text,
-  snapshot_document text,
-  timestamp_document text,
   signed_at timestamp with time zone,
   constraint robot_directors_pkey PRIMARY KEY (robot_id),
   constraint robot_directors_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
   constraint robot_directors_check CHECK (dirty = (dirty_since IS NOT NULL)),
   constraint robot_directors_check1 CHECK (signed_generation <= generation),
-  constraint robot_directors_check2 CHECK ((signed_generation = 0) = (timestamp_document IS NULL)),
-  constraint robot_directors_check3 CHECK ((timestamp_document IS NULL) = (expires IS NULL))
+  constraint robot_directors_check2 CHECK ((signed_generation = 0) = (expires IS NULL))
 );
 CREATE INDEX robot_directors_dirty_idx ON gk_public.robot_directors USING btree (dirty_since) WHERE dirty;
 CREATE INDEX robot_directors_expires_idx ON gk_public.robot_directors USING btree (expires) WHERE (NOT dirty);
 CREATE INDEX robot_directors_team_idx ON gk_public.robot_directors USING btree (team_id);
 comment on table gk_public.robot_directors is '@behavior -insert -update -delete
-Each robot''s director metadata (targets, snapshot, timestamp) with its dirty flag and generation.';
+Each robot''s director metadata state: dirty flag, generation, versions, expiry.';
 grant select on gk_public.robot_directors to gk_admin;
 grant select on gk_public.robot_directors to gk_viewer;
 
@@ -769,7 +782,8 @@ create table gk_public.rollout_robot_ecus (
 );
 CREATE INDEX rollout_robot_ecus_ecu_idx ON gk_public.rollout_robot_ecus USING btree (ecu_id);
 CREATE INDEX rollout_robot_ecus_robot_idx ON gk_public.rollout_robot_ecus USING btree (rollout_id, robot_id);
-comment on table gk_public.rollout_robot_ecus is '@behavior -insert -update -delete
+comment on table gk_public.rollout_robot_ecus is '@name rollout_robot_ecu
+@behavior -insert -update -delete
 Per ECU of a scheduled robot: the image listed for it and its last reported status.';
 grant select on gk_public.rollout_robot_ecus to gk_admin;
 grant select on gk_public.rollout_robot_ecus to gk_viewer;
@@ -1015,14 +1029,18 @@ create table gk_public.tuf_targets (
   path_hash32 bigint generated always as (gk_private.tuf_path_hash32(path)) stored not null,
   created_at timestamp with time zone default now() not null,
   updated_at timestamp with time zone default now() not null,
-  fragment text generated always as (gk_private.tuf_target_fragment(path, length, hashes, custom)) stored not null,
+  fragment text generated always as ((((((((('"'::text || replace(replace(path, '\'::text, '\\'::text), '"'::text, '\"'::text)) || '":{'::text) || COALESCE((('"custom":'::text || gk_private.tuf_canonical(custom)) || ','::text), ''::text)) || '"hashes":'::text) ||
+CASE
+    WHEN ((hashes - 'sha256'::text) = '{}'::jsonb) THEN (('{"sha256":"'::text || (hashes ->> 'sha256'::text)) || '"}'::text)
+    ELSE gk_private.tuf_canonical(hashes)
+END) || ',"length":'::text) || (length)::text) || '}'::text)) stored not null,
   constraint tuf_targets_pkey PRIMARY KEY (team_id, path),
   constraint tuf_targets_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
   constraint tuf_targets_custom_rules CHECK (custom IS NULL OR gk_private.tuf_custom_problem(custom) IS NULL),
-  constraint tuf_targets_hashes_rules CHECK (gk_private.tuf_hashes_problem(hashes) IS NULL),
+  constraint tuf_targets_hashes_rules CHECK (gk_private.tuf_hashes_ok(hashes)),
   constraint tuf_targets_length_check CHECK (length >= 0),
   constraint tuf_targets_length_exact CHECK (length <= '9007199254740991'::bigint),
-  constraint tuf_targets_path_rules CHECK (gk_private.tuf_path_problem(path) IS NULL)
+  constraint tuf_targets_path_rules CHECK (gk_private.tuf_path_ok(path))
 );
 CREATE INDEX tuf_targets_bin_idx ON gk_public.tuf_targets USING btree (team_id, path_hash32);
 CREATE TRIGGER _100_check_target BEFORE INSERT OR UPDATE OF path, length, hashes, custom ON gk_public.tuf_targets FOR EACH ROW EXECUTE FUNCTION gk_private.tg_tuf_targets__check_target();
@@ -1918,6 +1936,7 @@ CREATE OR REPLACE FUNCTION gk_public.rollout_cancel(rollout_id uuid, reason text
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v gk_public.rollouts;
@@ -1950,6 +1969,7 @@ CREATE OR REPLACE FUNCTION gk_public.rollout_create(team_id uuid, name text, tar
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v gk_public.rollouts;
@@ -1994,6 +2014,7 @@ CREATE OR REPLACE FUNCTION gk_public.rollout_launch(rollout_id uuid)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v gk_public.rollouts;
@@ -2970,6 +2991,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_due(max_rows integer)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   widest interval := (select max(p.resign_window) from gk_public.director_repositories p);
@@ -2997,6 +3019,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_mark_dirty(robot_ids uuid[])
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   n bigint;
@@ -3004,14 +3027,27 @@ begin
   if robot_ids is null or cardinality(robot_ids) = 0 then
     return 0;
   end if;
-  insert into gk_public.robot_directors as d (robot_id, team_id)
-  select r.id, r.team_id
-    from gk_public.robots r
-   where r.id = any(robot_ids)
-   order by r.id
-  on conflict (robot_id) do update
-     set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1;
-  get diagnostics n = row_count;
+  -- One statement: existing rows updated (in robot_id order), missing ones inserted.
+  with ids as (
+    select r.id, r.team_id
+      -- A join on unnest, not "= any(robot_ids)": a 50,000-element array must not be scanned per row.
+      from unnest(robot_ids) u (id)
+      join gk_public.robots r on r.id = u.id
+  ), marked as (
+    update gk_public.robot_directors d
+       set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1
+      from (select ids.id from ids order by ids.id) i
+     where d.robot_id = i.id
+    returning 1
+  ), added as (
+    insert into gk_public.robot_directors (robot_id, team_id)
+    select ids.id, ids.team_id from ids
+     where not exists (select 1 from gk_public.robot_directors d where d.robot_id = ids.id)
+     order by ids.id
+    on conflict (robot_id) do nothing
+    returning 1
+  )
+  select (select count(*) from marked) + (select count(*) from added) into n;
   -- The sweep comes by soon for robots that do not read their metadata first.
   perform gk_private.enqueue('rollouts__regenerate', '{}'::jsonb, job_key := 'rollouts__regenerate',
                              run_at := now() + interval '1 second', queue_name := 'rollouts__regenerate',
@@ -3026,15 +3062,17 @@ CREATE OR REPLACE FUNCTION gk_private.director_mark_team_dirty(p_team_id uuid)
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   select gk_private.director_mark_dirty(array(select r.id from gk_public.robots r where r.team_id = p_team_id))
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_prepare(robot_ids uuid[], lock_rows boolean)
- RETURNS TABLE(robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version integer, snapshot_version integer, timestamp_version integer, now_ms double precision, targets_document text, snapshot_document text, timestamp_document text, root_version integer, online_key_id text, targets_s double precision, snapshot_s double precision, timestamp_s double precision, ecus jsonb)
+ RETURNS TABLE(robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version integer, snapshot_version integer, timestamp_version integer, now_ms double precision, targets text, snapshot text, "timestamp" text, root_version integer, online_key_id text, targets_s double precision, snapshot_s double precision, timestamp_s double precision, ecus jsonb)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   perform gk_private.director_schedule(robot_ids);
@@ -3051,12 +3089,13 @@ begin
   )
   select d.robot_id, d.team_id, d.dirty, coalesce(d.expires > now(), false), d.generation::text, d.targets_version,
          d.snapshot_version, d.timestamp_version, extract(epoch from now())::float8 * 1000,
-         d.targets_document, d.snapshot_document, d.timestamp_document,
+         x.targets, x.snapshot, x.timestamp,
          p.root_version, p.online_key_id, extract(epoch from p.targets_lifetime)::float8,
          extract(epoch from p.snapshot_lifetime)::float8, extract(epoch from p.timestamp_lifetime)::float8,
          coalesce(t.ecus, '[]'::jsonb)
     from unnest(robot_ids) u (id)
     join gk_public.robot_directors d on d.robot_id = u.id
+    left join gk_public.robot_director_documents x on x.robot_id = d.robot_id
     left join gk_public.director_repositories p on p.team_id = d.team_id
     left join t on t.robot_id = d.robot_id
    order by d.robot_id;
@@ -3068,6 +3107,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_roots_due()
  LANGUAGE sql
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   select p.team_id from gk_public.director_repositories p where p.root_expires < now() + p.resign_window order by p.team_id
 $function$;
@@ -3077,6 +3117,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_schedule(robot_ids uuid[])
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
@@ -3116,23 +3157,29 @@ CREATE OR REPLACE FUNCTION gk_private.director_store(robot_ids uuid[], generatio
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   with s as (
     select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
       as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
   ), locked as (
     select d.robot_id from gk_public.robot_directors d join s on s.robot_id = d.robot_id order by d.robot_id for update of d
+  ), stored as (
+    update gk_public.robot_directors d
+       set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
+           targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
+           timestamp_version = d.timestamp_version + 1, expires = s.expires, signed_at = now()
+      from s
+     where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
+       and (select count(*) from locked) >= 0
+    returning d.robot_id
+  ), documents as (
+    insert into gk_public.robot_director_documents as x (robot_id, targets, snapshot, timestamp)
+    select s.robot_id, s.targets, s.snapshot, s.timestamp from s join stored on stored.robot_id = s.robot_id
+    on conflict (robot_id) do update set targets = excluded.targets, snapshot = excluded.snapshot, timestamp = excluded.timestamp
+    returning x.robot_id
   )
-  update gk_public.robot_directors d
-     set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
-         targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
-         timestamp_version = d.timestamp_version + 1, expires = s.expires,
-         targets_document = s.targets, snapshot_document = s.snapshot, timestamp_document = s.timestamp,
-         signed_at = now()
-    from s
-   where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
-     and (select count(*) from locked) >= 0
-  returning d.robot_id
+  select documents.robot_id from documents
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
@@ -3140,6 +3187,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
  LANGUAGE sql
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
     from unnest(robot_ids) u (id)
@@ -3292,18 +3340,34 @@ CREATE OR REPLACE FUNCTION gk_private.export_node_registered(worker_id uuid, add
  RETURNS TABLE(id uuid, state text)
  LANGUAGE sql
 AS $function$
-  insert into gk_public.export_nodes as n (worker_id, address, agent_version, heartbeat_ttl, last_heartbeat_at, expires_at)
-  select w.id, export_node_registered.address, left(export_node_registered.agent_version, 100),
-         coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds'), now(),
-         now() + coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds')
-    from gk_public.workers w where w.id = export_node_registered.worker_id
-  on conflict (worker_id) do update
-    set address = case when n.state = 'in_service' then excluded.address else n.address end,
-        agent_version = excluded.agent_version,
-        heartbeat_ttl = excluded.heartbeat_ttl,
-        last_heartbeat_at = now(),
-        expires_at = excluded.expires_at
-  returning n.id, n.state;
+  with node as (
+    insert into gk_public.export_nodes as n (worker_id, address, agent_version, heartbeat_ttl, last_heartbeat_at, expires_at)
+    select w.id, export_node_registered.address, left(export_node_registered.agent_version, 100),
+           coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds'), now(),
+           now() + coalesce(export_node_registered.heartbeat_ttl, interval '60 seconds')
+      from gk_public.workers w where w.id = export_node_registered.worker_id
+    on conflict (worker_id) do update
+      set address = case when n.state = 'in_service' then excluded.address else n.address end,
+          agent_version = excluded.agent_version,
+          heartbeat_ttl = excluded.heartbeat_ttl,
+          last_heartbeat_at = now(),
+          expires_at = excluded.expires_at
+    returning n.id, n.state, n.address),
+  -- A node that came back at another address: its exports are served from there now.
+  moved as (
+    update gk_public.exports e set url = node.address || gk_private.exports_blob_path(e.attachment_id)
+      from node
+     where e.node_id = node.id and e.state in ('live', 'deleting')
+       and e.url is distinct from node.address || gk_private.exports_blob_path(e.attachment_id))
+  select node.id, node.state from node;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_blob_path(attachment_id uuid)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  select '/v1/exports/' || attachment_id || '/blob';
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_bypass(max_items integer)
@@ -3357,15 +3421,17 @@ AS $function$
   select * from gk_public.exports e where e.id = exports_deleted.id and e.state = 'deleted' and e.saga_id = exports_deleted.saga_id;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_live(id uuid, saga_id uuid, url text)
+CREATE OR REPLACE FUNCTION gk_private.exports_live(id uuid, saga_id uuid)
  RETURNS SETOF gk_public.exports
  LANGUAGE sql
 AS $function$
   with moved as (
     update gk_public.exports e
-       set state = 'live', operating_saga_id = null, url = exports_live.url, attempts = 0, live_at = now(), state_changed_at = now()
+       set state = 'live', operating_saga_id = null, url = n.address || gk_private.exports_blob_path(e.attachment_id),
+           attempts = 0, live_at = now(), state_changed_at = now()
+      from gk_public.export_nodes n
      where e.id = exports_live.id and e.operating_saga_id = exports_live.saga_id and e.state = 'assigning'
-       and e.node_id is not null and e.attachment_id = exports_live.saga_id
+       and n.id = e.node_id and e.attachment_id = exports_live.saga_id
     returning e.*)
   select * from moved
   union all
@@ -3376,11 +3442,19 @@ CREATE OR REPLACE FUNCTION gk_private.exports_mark_for_deletion()
  RETURNS integer
  LANGUAGE sql
 AS $function$
-  with marked as (
+  -- Two set-based parts (an OR of the two would make PostgreSQL probe per row): an anti-join
+  -- against images, and the records of expunged nodes through exports_node_idx.
+  with doomed as (
+    select e.id from gk_public.exports e
+     where e.state <> 'deleted' and e.delete_requested_at is null and e.resource_type = 'image'
+       and not exists (select 1 from gk_public.images i where i.id = e.resource_id)
+    union
+    select e.id from gk_public.export_nodes n join gk_public.exports e on e.node_id = n.id
+     where n.state = 'expunged' and e.state <> 'deleted' and e.delete_requested_at is null),
+  marked as (
     update gk_public.exports e set delete_requested_at = now()
-     where e.state <> 'deleted' and e.delete_requested_at is null
-       and ((e.resource_type = 'image' and not exists (select 1 from gk_public.images i where i.id = e.resource_id))
-            or exists (select 1 from gk_public.export_nodes n where n.id = e.node_id and n.state = 'expunged'))
+      from doomed d
+     where e.id = d.id and e.delete_requested_at is null
     returning 1)
   select count(*)::int from marked;
 $function$;
@@ -3618,13 +3692,14 @@ AS $function$
    where p.id = purge_item_failed.id and p.completed_at is null;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.purge_item_progress(id bigint, cursor text, deleted_so_far bigint)
+CREATE OR REPLACE FUNCTION gk_private.purge_item_progress(id bigint, cursor text, pending_until text, counted bigint)
  RETURNS void
  LANGUAGE sql
 AS $function$
   update gk_public.purge_items p
-     set progress_after = purge_item_progress.cursor,
-         progress_count = greatest(p.progress_count, purge_item_progress.deleted_so_far),
+     set progress_after = coalesce(purge_item_progress.cursor, p.progress_after),
+         progress_pending_until = coalesce(purge_item_progress.pending_until, p.progress_pending_until),
+         progress_count = greatest(p.progress_count, coalesce(purge_item_progress.counted, 0)),
          next_attempt_at = now() + gk_private.bin_lease()
    where p.id = purge_item_progress.id and p.completed_at is null;
 $function$;
@@ -4006,6 +4081,7 @@ CREATE OR REPLACE FUNCTION gk_private.retention_prune__rollout_events(cutoff tim
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   with doomed as (
     select e.id from gk_public.rollout_events e where e.received_at < cutoff order by e.received_at limit max_rows),
@@ -4237,6 +4313,7 @@ CREATE OR REPLACE FUNCTION gk_private.rollouts_process(max_rollouts integer)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   create temp table if not exists rollouts_processing (id uuid primary key, team_id uuid, max_failed int, timed_out int) on commit drop;
@@ -4304,6 +4381,7 @@ CREATE OR REPLACE FUNCTION gk_private.rollouts_record_event(p_robot_id uuid, p_e
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v_ecu gk_public.ecus;
@@ -4369,6 +4447,7 @@ CREATE OR REPLACE FUNCTION gk_private.rollouts_schedule_processing()
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
   select gk_private.enqueue('rollouts__process', '{}'::jsonb, job_key := 'rollouts__process',
                             run_at := now() + interval '1 second', queue_name := 'rollouts__process',
@@ -4654,6 +4733,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_ecus__mark_director_dirty()
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   if tg_op = 'INSERT' then
@@ -4793,6 +4873,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_rollout_images__check_hardware()
  RETURNS trigger
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   if not exists (select 1 from gk_public.images i where i.id = new.image_id and new.hardware_id = any(i.hardware_ids)) then
@@ -4807,6 +4888,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_rollout_robots__mark_director_dirty()
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 begin
   if tg_op = 'INSERT' then
@@ -4829,6 +4911,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_rollouts__immutable_once_launched()
  RETURNS trigger
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
 declare
   v_rollout_id uuid := case when tg_op = 'DELETE' then old.rollout_id else new.rollout_id end;
@@ -4915,17 +4998,16 @@ AS $function$
 declare
   problem text;
 begin
-  problem := gk_private.tuf_path_problem(new.path);
-  if problem is not null then
-    raise exception 'target path % %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  if not gk_private.tuf_path_ok(new.path) then
+    raise exception 'target path % %', left(to_json(new.path)::text, 200), gk_private.tuf_path_problem(new.path) using errcode = '22023';
   end if;
   if new.length < 0 or new.length > 9007199254740991 then
     raise exception 'target %: length % is not between 0 and 2^53 - 1', left(to_json(new.path)::text, 200), new.length
       using errcode = '22023';
   end if;
-  problem := gk_private.tuf_hashes_problem(new.hashes);
-  if problem is not null then
-    raise exception 'target %: hashes: %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  if not gk_private.tuf_hashes_ok(new.hashes) then
+    raise exception 'target %: hashes: %', left(to_json(new.path)::text, 200), gk_private.tuf_hashes_problem(new.hashes)
+      using errcode = '22023';
   end if;
   if new.custom is not null then
     problem := gk_private.tuf_custom_problem(new.custom);
@@ -5100,31 +5182,38 @@ AS $function$
   end
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.tuf_hash_length(algorithm text)
- RETURNS integer
+CREATE OR REPLACE FUNCTION gk_private.tuf_hashes_ok(hashes jsonb)
+ RETURNS boolean
  LANGUAGE sql
  IMMUTABLE PARALLEL SAFE STRICT
-AS $function$ select case algorithm when 'sha256' then 64 when 'sha384' then 96 when 'sha512' then 128 end $function$;
+AS $function$
+  select case when jsonb_typeof(hashes) <> 'object' or hashes = '{}'::jsonb then false
+    else hashes - 'sha256' - 'sha384' - 'sha512' = '{}'::jsonb
+     and (not hashes ? 'sha256' or (jsonb_typeof(hashes -> 'sha256') = 'string' and length(hashes ->> 'sha256') = 64 and (hashes ->> 'sha256') !~ '[^0-9a-f]'))
+     and (not hashes ? 'sha384' or (jsonb_typeof(hashes -> 'sha384') = 'string' and length(hashes ->> 'sha384') = 96 and (hashes ->> 'sha384') !~ '[^0-9a-f]'))
+     and (not hashes ? 'sha512' or (jsonb_typeof(hashes -> 'sha512') = 'string' and length(hashes ->> 'sha512') = 128 and (hashes ->> 'sha512') !~ '[^0-9a-f]'))
+  end
+$function$;
 
 CREATE OR REPLACE FUNCTION gk_private.tuf_hashes_problem(hashes jsonb)
  RETURNS text
  LANGUAGE sql
- IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
+ IMMUTABLE PARALLEL SAFE STRICT
 AS $function$
   select case
     when jsonb_typeof(hashes) <> 'object' or hashes = '{}'::jsonb then 'must be an object {algorithm: hex digest} with at least one entry'
     else (
       select case
-        when gk_private.tuf_hash_length(h.key) is null then format('%s is not a known algorithm (known: sha256, sha384, sha512)', h.key)
+        when h.key not in ('sha256', 'sha384', 'sha512') then format('%s is not a known algorithm (known: sha256, sha384, sha512)', h.key)
         when jsonb_typeof(h.value) <> 'string' or (h.value #>> '{}') !~ '^[0-9a-f]*$' then format('%s must be lower-case hex', h.key)
-        else format('%s must be %s hex digits, got %s', h.key, gk_private.tuf_hash_length(h.key), length(h.value #>> '{}'))
+        else format('%s must be %s hex digits, got %s', h.key,
+                    case h.key when 'sha256' then 64 when 'sha384' then 96 else 128 end, length(h.value #>> '{}'))
       end
         from jsonb_each(hashes) h
-       where gk_private.tuf_hash_length(h.key) is null
+       where h.key not in ('sha256', 'sha384', 'sha512')
           or jsonb_typeof(h.value) <> 'string'
+          or length(h.value #>> '{}') <> case h.key when 'sha256' then 64 when 'sha384' then 96 else 128 end
           or (h.value #>> '{}') !~ '^[0-9a-f]*$'
-          or length(h.value #>> '{}') <> gk_private.tuf_hash_length(h.key)
        order by h.key
        limit 1)
   end
@@ -5204,6 +5293,12 @@ AS $function$
   select ('x' || substr(encode(sha256(convert_to(path, 'UTF8')), 'hex'), 1, 8))::bit(32)::bigint
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tuf_path_ok(path text)
+ RETURNS boolean
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$ select octet_length(path) between 1 and 1024 and path !~ '[\\?#%[:cntrl:]]|^/|/$|//|(^|/)\.\.?(/|$)|^[A-Za-z]:' $function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tuf_path_problem(path text)
  RETURNS text
  LANGUAGE sql
@@ -5220,7 +5315,6 @@ AS $function$
     when path ~ '//' then 'has an empty segment (//)'
     when path ~ '(^|/)\.\.?(/|$)' then 'has a "." or ".." segment'
     when path ~ '^[A-Za-z]:' then 'starts with a drive letter'
-    when exists (select 1 from string_to_table(path, '/') s where octet_length(s) > 255) then 'has a segment longer than 255 bytes'
   end
 $function$;
 
@@ -5366,20 +5460,6 @@ begin
     );
   end loop;
 end;
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.tuf_target_fragment(path text, length bigint, hashes jsonb, custom jsonb)
- RETURNS text
- LANGUAGE sql
- IMMUTABLE PARALLEL SAFE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-  select gk_private.tuf_canonical_string(path) || ':{'
-      || case when custom is null then '' else '"custom":' || gk_private.tuf_canonical(custom) || ',' end
-      || '"hashes":{' || (select string_agg(gk_private.tuf_canonical_string(h.key) || ':' || gk_private.tuf_canonical_string(h.value), ','
-                                            order by h.key collate "C")
-                            from jsonb_each_text(hashes) h) || '}'
-      || ',"length":' || length || '}'
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.tuf_utf16_key(s text)
@@ -5611,17 +5691,20 @@ CREATE OR REPLACE FUNCTION gk_private.volumes_report(worker_id uuid, live uuid[]
 AS $function$
   with reported as materialized (
     select distinct h from unnest(volumes_report.live) h),
+  -- One full join of the worker's rows with the report, keeping only the rows something happens
+  -- to (normally a few): the steps below scan that, not every volume of the worker again.
   known as materialized (
-    select v.id, v.handle, v.state, v.missing_since, v.state_changed_at,
+    select v.id, v.handle, v.state, v.missing_since, v.state_changed_at, r.h as reported_handle,
            r.h is not null as on_agent,
            v.handle = any (volumes_report.building) as in_progress
-      from gk_public.volumes v left join reported r on r.h = v.handle
-     where v.worker_id = volumes_report.worker_id),
+      from (select * from gk_public.volumes x where x.worker_id = volumes_report.worker_id) v
+      full join reported r on r.h = v.handle
+     where v.id is null or r.h is null or v.state in ('destroying', 'creating') or v.missing_since is not null),
   adopted as (
     insert into gk_public.volumes (worker_id, handle, state, adopted, next_attempt_at)
-    select volumes_report.worker_id, r.h, 'destroying', true, now()
-      from reported r
-     where not exists (select 1 from known k where k.handle = r.h)
+    select volumes_report.worker_id, k.reported_handle, 'destroying', true, now()
+      from known k
+     where k.id is null
     on conflict on constraint volumes_worker_handle_key do nothing
     returning 1),
   confirmed as (
