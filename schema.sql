@@ -741,11 +741,10 @@ create table gk_public.rollout_robot_ecus (
   constraint rollout_robot_ecus_pkey PRIMARY KEY (rollout_id, ecu_id),
   constraint rollout_robot_ecus_rollout_id_robot_id_fkey FOREIGN KEY (rollout_id, robot_id) REFERENCES gk_public.rollout_robots(rollout_id, robot_id) ON DELETE CASCADE,
   constraint rollout_robot_ecus_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON DELETE CASCADE,
-  constraint rollout_robot_ecus_team_id_image_id_fkey FOREIGN KEY (team_id, image_id) REFERENCES gk_public.images(team_id, id),
   constraint rollout_robot_ecus_status_check CHECK (gk_private.rollouts_valid_ecu_status(status))
 );
 CREATE INDEX rollout_robot_ecus_ecu_idx ON gk_public.rollout_robot_ecus USING btree (ecu_id);
-CREATE INDEX rollout_robot_ecus_image_idx ON gk_public.rollout_robot_ecus USING btree (image_id);
+CREATE INDEX rollout_robot_ecus_robot_idx ON gk_public.rollout_robot_ecus USING btree (rollout_id, robot_id);
 comment on table gk_public.rollout_robot_ecus is '@behavior -insert -update -delete
 Per ECU of a scheduled robot: the image listed for it and its last reported status.';
 grant select on gk_public.rollout_robot_ecus to gk_admin;
@@ -933,16 +932,25 @@ create table gk_public.tuf_repositories (
   publish_delay interval default '00:00:01'::interval not null,
   last_sign_duration interval default '00:00:00'::interval not null,
   created_at timestamp with time zone default now() not null,
+  last_publish_error text,
+  publish_failing_since timestamp with time zone,
+  publish_failures integer default 0 not null,
+  last_published_at timestamp with time zone,
   constraint tuf_repositories_pkey PRIMARY KEY (team_id),
   constraint tuf_repositories_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE CASCADE,
   constraint tuf_repositories_bit_length_check CHECK (bit_length >= 1 AND bit_length <= 14),
   constraint tuf_repositories_check CHECK (resign_window > '00:00:00'::interval AND resign_window < LEAST(targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime)),
+  constraint tuf_repositories_failing_check CHECK ((publish_failing_since IS NULL) = (last_publish_error IS NULL)),
+  constraint tuf_repositories_last_publish_error_check CHECK (length(last_publish_error) <= 2000),
+  constraint tuf_repositories_lifetimes_check CHECK (gk_private.tuf_lifetimes_problem(targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime, resign_window, publish_delay) IS NULL),
   constraint tuf_repositories_online_key_id_check CHECK (online_key_id ~ '^[0-9a-f]{64}$'::text),
   constraint tuf_repositories_online_public_key_check CHECK (online_public_key ~ '^[0-9a-f]{64}$'::text),
   constraint tuf_repositories_publish_delay_check CHECK (publish_delay >= '00:00:00'::interval),
+  constraint tuf_repositories_publish_failures_check CHECK (publish_failures >= 0),
   constraint tuf_repositories_root_threshold_check CHECK (root_threshold >= 1),
   constraint tuf_repositories_root_version_check CHECK (root_version >= 1)
 );
+CREATE TRIGGER _100_check_lifetimes BEFORE INSERT OR UPDATE OF targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime, resign_window, publish_delay ON gk_public.tuf_repositories FOR EACH ROW EXECUTE FUNCTION gk_private.tg_tuf_repositories__check_lifetimes();
 comment on table gk_public.tuf_repositories is 'The TUF repository of a team: hashed bins, online key (public half), lifetimes of the online roles.';
 grant select on gk_public.tuf_repositories to gk_admin;
 grant update (bins_lifetime, publish_delay, resign_window, snapshot_lifetime, targets_lifetime, timestamp_lifetime) on gk_public.tuf_repositories to gk_admin;
@@ -982,18 +990,22 @@ create table gk_public.tuf_targets (
   path_hash32 bigint generated always as (gk_private.tuf_path_hash32(path)) stored not null,
   created_at timestamp with time zone default now() not null,
   updated_at timestamp with time zone default now() not null,
+  fragment text generated always as (gk_private.tuf_target_fragment(path, length, hashes, custom)) stored not null,
   constraint tuf_targets_pkey PRIMARY KEY (team_id, path),
   constraint tuf_targets_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
-  constraint tuf_targets_custom_check CHECK (custom IS NULL OR jsonb_typeof(custom) = 'object'::text AND NOT jsonb_path_exists(custom, '$.**?(@.type() == "number" && @.floor() != @)'::jsonpath)),
-  constraint tuf_targets_hashes_check CHECK (gk_private.tuf_valid_hashes(hashes)),
+  constraint tuf_targets_custom_rules CHECK (custom IS NULL OR gk_private.tuf_custom_problem(custom) IS NULL),
+  constraint tuf_targets_hashes_rules CHECK (gk_private.tuf_hashes_problem(hashes) IS NULL),
   constraint tuf_targets_length_check CHECK (length >= 0),
-  constraint tuf_targets_path_check CHECK (length(path) >= 1 AND length(path) <= 1024 AND path !~ '^/'::text AND path !~ '[[:cntrl:]]'::text)
+  constraint tuf_targets_length_exact CHECK (length <= '9007199254740991'::bigint),
+  constraint tuf_targets_path_rules CHECK (gk_private.tuf_path_problem(path) IS NULL)
 );
 CREATE INDEX tuf_targets_bin_idx ON gk_public.tuf_targets USING btree (team_id, path_hash32);
+CREATE TRIGGER _100_check_target BEFORE INSERT OR UPDATE OF path, length, hashes, custom ON gk_public.tuf_targets FOR EACH ROW EXECUTE FUNCTION gk_private.tg_tuf_targets__check_target();
 CREATE TRIGGER _500_mark_bins_dirty_delete AFTER DELETE ON gk_public.tuf_targets REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty();
 CREATE TRIGGER _500_mark_bins_dirty_insert AFTER INSERT ON gk_public.tuf_targets REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty();
 CREATE TRIGGER _500_mark_bins_dirty_update AFTER UPDATE ON gk_public.tuf_targets REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty();
 comment on table gk_public.tuf_targets is 'Targets of a team''s TUF repository. Insert/update/delete freely: the affected bins are marked dirty and a publish is enqueued.';
+comment on column gk_public.tuf_targets.fragment is 'This target''s entry in its bin, as canonical JSON (what is signed); computed from path, length, hashes and custom.';
 grant delete, insert, select, update on gk_public.tuf_targets to gk_admin;
 grant select on gk_public.tuf_targets to gk_viewer;
 
@@ -1021,7 +1033,7 @@ create table gk_public.volumes (
   constraint volumes_id_state_worker_key UNIQUE (id, state, worker_id),
   constraint volumes_worker_handle_key UNIQUE (worker_id, handle),
   constraint volumes_container_id_fkey FOREIGN KEY (container_id) REFERENCES gk_public.containers(id) ON DELETE SET NULL,
-  constraint volumes_parent_fkey FOREIGN KEY (parent_id, parent_state, worker_id) REFERENCES gk_public.volumes(id, state, worker_id) ON UPDATE RESTRICT,
+  constraint volumes_parent_fkey FOREIGN KEY (parent_id, parent_state, worker_id) REFERENCES gk_public.volumes(id, state, worker_id) ON UPDATE RESTRICT ON DELETE RESTRICT,
   constraint volumes_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE SET NULL,
   constraint volumes_worker_base_resource_type_id_fkey FOREIGN KEY (worker_base_resource_type_id) REFERENCES gk_public.worker_base_resource_types(id) ON DELETE SET NULL,
   constraint volumes_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE CASCADE,
@@ -1051,7 +1063,7 @@ CREATE INDEX volumes_worker_task_cache_id_idx ON gk_public.volumes USING btree (
 CREATE TRIGGER _100_retry_due BEFORE UPDATE OF retry_requested_at ON gk_public.volumes FOR EACH ROW EXECUTE FUNCTION gk_private.tg_volumes__retry_due();
 CREATE TRIGGER _500_enqueue_create AFTER INSERT ON gk_public.volumes REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__enqueue_create();
 CREATE TRIGGER _510_activate_on_delete AFTER DELETE ON gk_public.volumes REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__activate_collector();
-CREATE TRIGGER _510_activate_on_update AFTER UPDATE ON gk_public.volumes REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__activate_collector();
+CREATE TRIGGER _510_activate_on_update AFTER UPDATE OF container_id, worker_resource_cache_id, worker_base_resource_type_id, worker_task_cache_id ON gk_public.volumes FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__activate_collector();
 comment on table gk_public.volumes is '@behavior -insert -update -delete
 Volumes on workers. A volume without owners and children is destroyed on its agent, then its row goes.';
 grant select on gk_public.volumes to gk_admin;
@@ -1319,14 +1331,18 @@ create view gk_public.tuf_repository_status as
     c.uploaded_at AS last_uploaded_at,
     ( SELECT count(*) AS count
            FROM gk_public.tuf_metadata m
-          WHERE m.team_id = p.team_id AND m.uploaded_at IS NULL) AS pending_uploads
+          WHERE m.team_id = p.team_id AND m.uploaded_at IS NULL) AS pending_uploads,
+    p.last_publish_error,
+    p.publish_failing_since,
+    p.publish_failures,
+    p.last_published_at
    FROM gk_public.tuf_repositories p
      JOIN gk_public.teams t ON t.id = p.team_id
      LEFT JOIN gk_public.tuf_roles tg ON tg.team_id = p.team_id AND tg.role = 'targets'::text
      LEFT JOIN gk_public.tuf_roles sn ON sn.team_id = p.team_id AND sn.role = 'snapshot'::text
      LEFT JOIN gk_public.tuf_roles ts ON ts.team_id = p.team_id AND ts.role = 'timestamp'::text
      LEFT JOIN gk_private.tuf_upload_cursors c ON c.team_id = p.team_id;
-comment on view gk_public.tuf_repository_status is 'Per team: dirty roles, current and published versions, expiries, uploads pending.';
+comment on view gk_public.tuf_repository_status is 'Per team: dirty roles, current and published versions, expiries, uploads pending, and a failing publish (error, since when, how many attempts).';
 grant select on gk_public.tuf_repository_status to gk_admin;
 grant select on gk_public.tuf_repository_status to gk_viewer;
 
@@ -2185,6 +2201,22 @@ create table gk_private.master_key (
 );
 comment on table gk_private.master_key is 'One row: the fingerprint of the master key secrets are sealed under.';
 
+create table gk_private.queue_workers (
+  id text not null,
+  hostname text not null,
+  pid integer not null,
+  started_at timestamp with time zone default now() not null,
+  heartbeat_at timestamp with time zone default now() not null,
+  expires_at timestamp with time zone not null,
+  constraint queue_workers_pkey PRIMARY KEY (id),
+  constraint queue_workers_check CHECK (expires_at > heartbeat_at),
+  constraint queue_workers_hostname_check CHECK (length(hostname) >= 1 AND length(hostname) <= 255),
+  constraint queue_workers_id_check CHECK (length(id) >= 1 AND length(id) <= 200),
+  constraint queue_workers_pid_check CHECK (pid > 0)
+);
+CREATE INDEX queue_workers_expires_idx ON gk_private.queue_workers USING btree (expires_at);
+comment on table gk_private.queue_workers is 'Live job-runner pools (graphile_worker.jobs.locked_by) and when each stops being trusted without a heartbeat.';
+
 create table gk_private.stored_logic (
   file text not null,
   checksum text not null,
@@ -2196,8 +2228,12 @@ create table gk_private.tuf_online_keys (
   team_id uuid not null,
   key_id text not null,
   sealed_private_key text not null,
+  previous_key_id text,
+  previous_sealed_private_key text,
   constraint tuf_online_keys_pkey PRIMARY KEY (team_id),
   constraint tuf_online_keys_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.tuf_repositories(team_id) ON DELETE CASCADE,
+  constraint tuf_online_keys_previous_check CHECK ((previous_key_id IS NULL) = (previous_sealed_private_key IS NULL)),
+  constraint tuf_online_keys_previous_sealed_private_key_check CHECK (previous_sealed_private_key ~~ 'v1:%'::text),
   constraint tuf_online_keys_sealed_private_key_check CHECK (sealed_private_key ~~ 'v1:%'::text)
 );
 
@@ -2931,6 +2967,39 @@ AS $function$
   select gk_private.director_mark_dirty(array(select r.id from gk_public.robots r where r.team_id = p_team_id))
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.director_prepare(robot_ids uuid[], lock_rows boolean)
+ RETURNS TABLE(robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version integer, snapshot_version integer, timestamp_version integer, now_ms double precision, targets_document text, snapshot_document text, timestamp_document text, root_version integer, online_key_id text, targets_s double precision, snapshot_s double precision, timestamp_s double precision, ecus jsonb)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  perform gk_private.director_schedule(robot_ids);
+  if lock_rows then
+    insert into gk_public.robot_directors (robot_id, team_id)
+    select r.id, r.team_id from unnest(robot_ids) u (id) join gk_public.robots r on r.id = u.id
+    on conflict on constraint robot_directors_pkey do nothing;
+    perform 1 from unnest(robot_ids) u (id) join gk_public.robot_directors d on d.robot_id = u.id
+     order by d.robot_id for update of d;
+  end if;
+  return query
+  with t as (
+    select x.robot_id, jsonb_agg(to_jsonb(x) order by x.ecu_serial) as ecus from gk_private.director_targets(robot_ids) x group by x.robot_id
+  )
+  select d.robot_id, d.team_id, d.dirty, coalesce(d.expires > now(), false), d.generation::text, d.targets_version,
+         d.snapshot_version, d.timestamp_version, extract(epoch from now())::float8 * 1000,
+         d.targets_document, d.snapshot_document, d.timestamp_document,
+         p.root_version, p.online_key_id, extract(epoch from p.targets_lifetime)::float8,
+         extract(epoch from p.snapshot_lifetime)::float8, extract(epoch from p.timestamp_lifetime)::float8,
+         coalesce(t.ecus, '[]'::jsonb)
+    from unnest(robot_ids) u (id)
+    join gk_public.robot_directors d on d.robot_id = u.id
+    left join gk_public.director_repositories p on p.team_id = d.team_id
+    left join t on t.robot_id = d.robot_id
+   order by d.robot_id;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.director_roots_due()
  RETURNS SETOF uuid
  LANGUAGE sql
@@ -2947,50 +3016,60 @@ CREATE OR REPLACE FUNCTION gk_private.director_schedule(robot_ids uuid[])
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 begin
-  perform 1 from gk_public.rollout_robots rr
-   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
+  -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
+  -- stays a nested loop even right after a launch, before the tables' statistics catch up.
+  perform 1 from unnest(robot_ids) u (id)
+    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
    order by rr.robot_id
-     for update;
+     for update of rr;
 
   insert into gk_public.rollout_robot_ecus (team_id, rollout_id, robot_id, ecu_id, image_id)
   select rr.team_id, rr.rollout_id, rr.robot_id, e.id, ri.image_id
-    from gk_public.rollout_robots rr
-    join gk_public.ecus e on e.robot_id = rr.robot_id and e.team_id = rr.team_id
+    from unnest(robot_ids) u (id)
+    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
+    -- OFFSET 0 keeps this a per-robot probe of ecus_robot_id_serial_key.
+    cross join lateral (select e.id, e.team_id, e.hardware_id, e.installed_image_id from gk_public.ecus e
+                         where e.robot_id = rr.robot_id offset 0) e
     join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
-   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
-     and e.installed_image_id is distinct from ri.image_id
+   where e.team_id = rr.team_id and e.installed_image_id is distinct from ri.image_id
   on conflict do nothing;
 
   return query
   update gk_public.rollout_robots rr
-     set state = case when exists (select 1 from gk_public.rollout_robot_ecus x
-                                    where x.rollout_id = rr.rollout_id and x.robot_id = rr.robot_id)
-                      then 'scheduled' else 'skipped' end,
-         result = case when exists (select 1 from gk_public.rollout_robot_ecus x
-                                     where x.rollout_id = rr.rollout_id and x.robot_id = rr.robot_id)
-                       then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
+     set state = case when x.listed then 'scheduled' else 'skipped' end,
+         result = case when x.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
          updated_at = now()
-   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
+    from (select r.rollout_id, r.robot_id,
+                 exists (select 1 from gk_public.rollout_robot_ecus y where y.rollout_id = r.rollout_id and y.robot_id = r.robot_id) as listed
+            from unnest(robot_ids) u (id)
+            join gk_public.rollout_robots r on r.robot_id = u.id and r.state = 'pending') x
+   where rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
   returning rr.robot_id;
 end;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.director_store(p_robot_id uuid, p_generation bigint, p_read_timestamp_version integer, p_root_version integer, p_expires timestamp with time zone, p_targets text, p_snapshot text, p_timestamp text)
- RETURNS boolean
+CREATE OR REPLACE FUNCTION gk_private.director_store(robot_ids uuid[], generations bigint[], read_timestamp_versions integer[], root_versions integer[], expires timestamp with time zone[], targets text[], snapshots text[], timestamps text[])
+ RETURNS SETOF uuid
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-  with stored as (
-    update gk_public.robot_directors d
-       set dirty = false, dirty_since = null, signed_generation = p_generation, root_version = p_root_version,
-           targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
-           timestamp_version = d.timestamp_version + 1, expires = p_expires,
-           targets_document = p_targets, snapshot_document = p_snapshot, timestamp_document = p_timestamp,
-           signed_at = now()
-     where d.robot_id = p_robot_id and d.generation = p_generation and d.timestamp_version = p_read_timestamp_version
-    returning 1)
-  select exists (select 1 from stored)
+  with s as (
+    select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
+      as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
+  ), locked as (
+    select d.robot_id from gk_public.robot_directors d join s on s.robot_id = d.robot_id order by d.robot_id for update of d
+  )
+  update gk_public.robot_directors d
+     set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
+         targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
+         timestamp_version = d.timestamp_version + 1, expires = s.expires,
+         targets_document = s.targets, snapshot_document = s.snapshot, timestamp_document = s.timestamp,
+         signed_at = now()
+    from s
+   where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
+     and (select count(*) from locked) >= 0
+  returning d.robot_id
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
@@ -3000,7 +3079,8 @@ CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
-    from gk_public.ecus e
+    from unnest(robot_ids) u (id)
+    join gk_public.ecus e on e.robot_id = u.id
     left join lateral (
       select x.image_id, x.rollout_id
         from gk_public.rollout_robot_ecus x
@@ -3009,7 +3089,6 @@ AS $function$
        order by rr.created_at desc
        limit 1) w on true
     join gk_public.images i on i.id = coalesce(w.image_id, e.installed_image_id) and i.team_id = e.team_id
-   where e.robot_id = any(robot_ids)
    order by e.robot_id, e.serial
 $function$;
 
@@ -3557,20 +3636,127 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.queue_jobs_by_task()
- RETURNS TABLE(task text, ready integer, scheduled integer, running integer, retrying integer, failed integer, oldest_due_s double precision)
+ RETURNS TABLE(task text, ready integer, scheduled integer, running integer, stalled integer, retrying integer, failed integer, oldest_due_s double precision)
  LANGUAGE sql
  STABLE
 AS $function$
+  with dead as (select array(select w.id from gk_private.queue_workers w where w.expires_at < now()) as ids)
   select j.task_identifier,
          count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts and j.run_at <= now())::int,
          count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts and j.run_at > now())::int,
-         count(*) filter (where j.locked_at is not null)::int,
+         count(*) filter (where j.locked_at is not null and not (j.locked_by = any(d.ids)))::int,
+         count(*) filter (where j.locked_at is not null and j.locked_by = any(d.ids))::int,
          count(*) filter (where j.locked_at is null and j.attempts > 0 and j.attempts < j.max_attempts and j.last_error is not null)::int,
          count(*) filter (where j.locked_at is null and j.attempts >= j.max_attempts)::int,
          extract(epoch from now() - min(j.run_at) filter (where j.attempts < j.max_attempts and j.run_at <= now()))::float8
-    from graphile_worker.jobs j
+    from graphile_worker.jobs j cross join dead d
    group by j.task_identifier
    order by j.task_identifier;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_reap_workers(max_workers integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_dead text[];
+  v_result jsonb := jsonb_build_object('released_jobs', 0, 'superseded_jobs', 0, 'exhausted_jobs', 0, 'closed_activations', '[]'::jsonb);
+begin
+  v_dead := array(
+    select w.id from gk_private.queue_workers w
+     where w.expires_at < now()
+     order by w.expires_at
+     limit max_workers
+       for update skip locked);
+  if cardinality(v_dead) > 0 then
+    v_result := gk_private.queue_workers_release(v_dead, 'its worker stopped heartbeating');
+  end if;
+  return v_result || jsonb_build_object(
+    'reaped_workers', to_jsonb(v_dead),
+    'live_workers', (select count(*) from gk_private.queue_workers w where w.expires_at >= now()),
+    'more', exists (select 1 from gk_private.queue_workers w where w.expires_at < now() and w.id <> all(v_dead)));
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_worker_heartbeat(worker_id text, hostname text, pid integer, ttl_s integer)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_new boolean;
+  v_dead text[];
+begin
+  if ttl_s is null or ttl_s not between 1 and 86400 then
+    raise exception 'ttl_s must be between 1 and 86400 seconds, not %', ttl_s using errcode = '22023';
+  end if;
+  insert into gk_private.queue_workers as w (id, hostname, pid, expires_at)
+  values (worker_id, left(hostname, 255), pid, now() + make_interval(secs => ttl_s))
+  on conflict (id) do update set heartbeat_at = now(), expires_at = excluded.expires_at
+  returning (xmax = 0) into v_new;
+  v_dead := array(select w.id from gk_private.queue_workers w where w.expires_at < now());
+  if cardinality(v_dead) = 0 or not exists (select 1 from gk_public.reconcilers r where r.name = 'queue__reap_workers') then
+    return v_new;
+  end if;
+  perform gk_private.queue_workers_release(array_agg(distinct j.locked_by),
+                                           'its worker stopped heartbeating while running the reaper')
+     from graphile_worker.jobs j
+    where j.task_identifier = 'queue__reap_workers' and j.locked_by = any(v_dead)
+   having count(*) > 0;
+  if not exists (select 1 from graphile_worker.jobs j
+                  where j.task_identifier = 'queue__reap_workers'
+                    and (j.locked_at is not null or (j.run_at <= now() and j.attempts < j.max_attempts))) then
+    perform gk_private.reconciler_activate('queue__reap_workers');
+  end if;
+  return v_new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_workers_deregister(worker_ids text[])
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  delete from gk_private.queue_workers w where w.id = any(worker_ids);
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_workers_list()
+ RETURNS TABLE(id text, hostname text, pid integer, started_at timestamp with time zone, heartbeat_age_s double precision, expired boolean, jobs integer)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select w.id, w.hostname, w.pid, w.started_at, extract(epoch from now() - w.heartbeat_at)::float8, w.expires_at < now(),
+         (select count(*)::int from graphile_worker.jobs j where j.locked_by = w.id)
+    from gk_private.queue_workers w
+   order by w.started_at, w.id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_workers_release(worker_ids text[], reason text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_held int;
+  v_superseded bigint[];
+  v_exhausted bigint[];
+  v_activations bigint[];
+begin
+  select count(*)::int,
+         coalesce(array_agg(j.id order by j.id) filter (where j.superseded), '{}'),
+         coalesce(array_agg(j.id order by j.id) filter (where j.attempts >= j.max_attempts and not j.superseded), '{}')
+    into v_held, v_superseded, v_exhausted
+    from (select x.id, x.attempts, x.max_attempts,
+                 (x.attempts >= x.max_attempts and x.key is null and x.updated_at > x.locked_at) as superseded
+            from graphile_worker.jobs x where x.locked_by = any(worker_ids)) j;
+  perform graphile_worker.force_unlock_workers(worker_ids);
+  perform graphile_worker.complete_jobs(v_superseded);
+  perform graphile_worker.permanently_fail_jobs(v_exhausted, left(reason || ' during its last attempt', 4000));
+  v_activations := gk_private.activations_close_orphaned(worker_ids, reason);
+  delete from gk_private.queue_workers w where w.id = any(worker_ids);
+  return jsonb_build_object(
+    'released_jobs', v_held - cardinality(v_superseded) - cardinality(v_exhausted),
+    'superseded_jobs', cardinality(v_superseded),
+    'exhausted_jobs', cardinality(v_exhausted),
+    'closed_activations', to_jsonb(v_activations));
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.reconciler_activate(name text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
@@ -4416,6 +4602,54 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_tuf_repositories__check_lifetimes()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  problem text := gk_private.tuf_lifetimes_problem(new.targets_lifetime, new.bins_lifetime, new.snapshot_lifetime,
+                                                   new.timestamp_lifetime, new.resign_window, new.publish_delay);
+begin
+  if problem is not null then
+    raise exception 'TUF repository lifetimes: %', problem using errcode = '22023';
+  end if;
+  return new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_tuf_targets__check_target()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  problem text;
+begin
+  problem := gk_private.tuf_path_problem(new.path);
+  if problem is not null then
+    raise exception 'target path % %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  end if;
+  if new.length < 0 or new.length > 9007199254740991 then
+    raise exception 'target %: length % is not between 0 and 2^53 - 1', left(to_json(new.path)::text, 200), new.length
+      using errcode = '22023';
+  end if;
+  problem := gk_private.tuf_hashes_problem(new.hashes);
+  if problem is not null then
+    raise exception 'target %: hashes: %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  end if;
+  if new.custom is not null then
+    problem := gk_private.tuf_custom_problem(new.custom);
+    if problem is not null then
+      raise exception 'target %: custom %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+    end if;
+  end if;
+  return new;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_tuf_targets__mark_bins_dirty()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -4437,6 +4671,13 @@ begin
   if teams is not null then
     perform gk_private.tuf_mark_bins_dirty(teams, hashes);
   end if;
+  if tg_op <> 'DELETE' then
+    select array_agg(team_id), array_agg(path_hash32) into teams, hashes
+      from new_rows where path ~ '[\uE000-\uFFFF\U00010000-\U0010FFFF]';
+    if teams is not null then
+      perform gk_private.tuf_refuse_bin_order_conflicts(teams, hashes);
+    end if;
+  end if;
   return null;
 end;
 $function$;
@@ -4448,12 +4689,10 @@ CREATE OR REPLACE FUNCTION gk_private.tg_volumes__activate_collector()
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 begin
-  if tg_op = 'DELETE' then
-    if exists (select 1 from old_rows o where o.parent_id is not null) then
-      perform gk_private.volumes_activate_collector();
-    end if;
-  elsif exists (select 1 from old_rows o where not gk_private.volumes_ownerless(o))
-    and exists (select 1 from new_rows n where n.state = 'created' and gk_private.volumes_ownerless(n)) then
+  if tg_op = 'UPDATE' then
+    perform gk_private.volumes_activate_collector();
+  elsif coalesce(current_setting('groundskeeper.volumes_collecting', true), '') <> 'on'
+    and exists (select 1 from old_rows o where o.parent_id is not null) then
     perform gk_private.volumes_activate_collector();
   end if;
   return null;
@@ -4502,6 +4741,147 @@ CREATE OR REPLACE FUNCTION gk_private.tuf_blob_key(team_id uuid, file text)
  IMMUTABLE PARALLEL SAFE STRICT
 AS $function$ select 'teams/' || team_id || '/tuf/' || file $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tuf_canonical(v jsonb)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  return case jsonb_typeof(v)
+    when 'object' then '{' || coalesce((
+        select string_agg(gk_private.tuf_canonical_string(e.key) || ':' || gk_private.tuf_canonical(e.value), ',' order by e.key collate "C")
+          from jsonb_each(v) e), '') || '}'
+    when 'array' then '[' || coalesce((
+        select string_agg(gk_private.tuf_canonical(a.value), ',' order by a.n)
+          from jsonb_array_elements(v) with ordinality a (value, n)), '') || ']'
+    when 'string' then gk_private.tuf_canonical_string(v #>> '{}')
+    else v::text
+  end;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_canonical_string(s text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$ select '"' || replace(replace(s, '\', '\\'), '"', '\"') || '"' $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_custom_problem(custom jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case
+    when jsonb_typeof(custom) <> 'object' then 'must be a JSON object'
+    when octet_length(custom::text) > 16384 then 'is larger than 16 KiB'
+    else (
+      with recursive walk (v, depth, at) as (
+        select custom, 1, '$'::text
+        union all
+        select c.value, w.depth + 1, w.at || c.step
+          from walk w
+          cross join lateral (
+            select e.value, '.' || e.key as step
+              from jsonb_each(case when jsonb_typeof(w.v) = 'object' then w.v end) e
+            union all
+            select a.value, '[' || (a.n - 1) || ']'
+              from jsonb_array_elements(case when jsonb_typeof(w.v) = 'array' then w.v end) with ordinality a (value, n)
+          ) c
+         where w.depth <= 16
+      )
+      select format('at %s %s', p.at, p.problem)
+        from (
+          select w.at, case
+            when w.depth > 16 then 'is nested deeper than 16 levels'
+            when jsonb_typeof(w.v) = 'number'
+             and (w.v::text !~ '^-?(0|[1-9][0-9]*)$' or abs(w.v::text::numeric) > 9007199254740991)
+              then format('number %s is not an integer between -(2^53 - 1) and 2^53 - 1 (JSON cannot carry it exactly)', w.v::text)
+            when jsonb_typeof(w.v) = 'string' and (w.v #>> '{}') ~ '[[:cntrl:]]' then 'a string contains a control character'
+            when jsonb_typeof(w.v) = 'object' and exists (select 1 from jsonb_object_keys(w.v) k where k ~ '[[:cntrl:]]')
+              then 'a key contains a control character'
+            when jsonb_typeof(w.v) = 'object' and gk_private.tuf_key_order_conflict(array(select jsonb_object_keys(w.v))) is not null
+              then format('keys %s sort differently in UTF-16 (tuf-js) and by code point (python-tuf, go-tuf)',
+                          array_to_string(gk_private.tuf_key_order_conflict(array(select jsonb_object_keys(w.v))), ' and '))
+          end as problem
+            from walk w
+        ) p
+       where p.problem is not null
+       order by p.at
+       limit 1)
+  end
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_hash_length(algorithm text)
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$ select case algorithm when 'sha256' then 64 when 'sha384' then 96 when 'sha512' then 128 end $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_hashes_problem(hashes jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case
+    when jsonb_typeof(hashes) <> 'object' or hashes = '{}'::jsonb then 'must be an object {algorithm: hex digest} with at least one entry'
+    else (
+      select case
+        when gk_private.tuf_hash_length(h.key) is null then format('%s is not a known algorithm (known: sha256, sha384, sha512)', h.key)
+        when jsonb_typeof(h.value) <> 'string' or (h.value #>> '{}') !~ '^[0-9a-f]*$' then format('%s must be lower-case hex', h.key)
+        else format('%s must be %s hex digits, got %s', h.key, gk_private.tuf_hash_length(h.key), length(h.value #>> '{}'))
+      end
+        from jsonb_each(hashes) h
+       where gk_private.tuf_hash_length(h.key) is null
+          or jsonb_typeof(h.value) <> 'string'
+          or (h.value #>> '{}') !~ '^[0-9a-f]*$'
+          or length(h.value #>> '{}') <> gk_private.tuf_hash_length(h.key)
+       order by h.key
+       limit 1)
+  end
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_key_order_conflict(keys text[])
+ RETURNS text[]
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case
+    when exists (select 1 from unnest(keys) k where k ~ '[\uE000-\uFFFF]')
+     and exists (select 1 from unnest(keys) k where k ~ '[\U00010000-\U0010FFFF]')
+    then (select array[a.k, b.k]
+            from (select k, row_number() over (order by k collate "C") as i from unnest(keys) k) a
+            join (select k, row_number() over (order by gk_private.tuf_utf16_key(k)) as i from unnest(keys) k) b on a.i = b.i
+           where a.k <> b.k
+           order by a.i
+           limit 1)
+  end
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_lifetimes_problem(targets interval, bins interval, snapshot interval, timestamp_ interval, resign_window interval, publish_delay interval)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case
+    when greatest(targets, bins, snapshot, timestamp_) > interval '10 years'
+      then 'lifetimes must be at most 10 years'
+    when publish_delay < interval '0' or publish_delay > interval '1 hour'
+      then 'publish_delay must be between 0 and 1 hour'
+    when resign_window < gk_private.tuf_resign_interval() * 2 + publish_delay
+      then format('resign_window %s is too short: the resign sweep runs every %s, so it must be at least %s (two sweeps plus publish_delay)',
+                  resign_window, gk_private.tuf_resign_interval(), gk_private.tuf_resign_interval() * 2 + publish_delay)
+    when least(targets, bins, snapshot, timestamp_) < resign_window + gk_private.tuf_resign_interval() * 2
+      then format('every lifetime must be at least resign_window + %s (%s), the shortest is %s',
+                  gk_private.tuf_resign_interval() * 2, resign_window + gk_private.tuf_resign_interval() * 2,
+                  least(targets, bins, snapshot, timestamp_))
+  end
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tuf_mark_bins_dirty(team_ids uuid[], hashes bigint[])
  RETURNS void
  LANGUAGE plpgsql
@@ -4536,6 +4916,85 @@ CREATE OR REPLACE FUNCTION gk_private.tuf_path_hash32(path text)
 AS $function$
   select ('x' || substr(encode(sha256(convert_to(path, 'UTF8')), 'hex'), 1, 8))::bit(32)::bigint
 $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_path_problem(path text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$
+  select case
+    when path = '' then 'is empty'
+    when octet_length(path) > 1024 then 'is longer than 1024 bytes'
+    when path ~ '[[:cntrl:]]' then 'contains a control character'
+    when path ~ '[\\]' then 'contains a backslash'
+    when path ~ '[?#%]' then 'contains ?, # or % (they change the download URL)'
+    when path ~ '^/' then 'starts with /'
+    when path ~ '/$' then 'ends with /'
+    when path ~ '//' then 'has an empty segment (//)'
+    when path ~ '(^|/)\.\.?(/|$)' then 'has a "." or ".." segment'
+    when path ~ '^[A-Za-z]:' then 'starts with a drive letter'
+    when exists (select 1 from string_to_table(path, '/') s where octet_length(s) > 255) then 'has a segment longer than 255 bytes'
+  end
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_publish_failed(team_id uuid, error text)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  update gk_public.tuf_repositories p
+     set last_publish_error = left(coalesce(nullif(error, ''), 'unknown error'), 2000),
+         publish_failing_since = coalesce(p.publish_failing_since, now()),
+         publish_failures = p.publish_failures + 1
+   where p.team_id = tuf_publish_failed.team_id
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_publish_succeeded(team_id uuid)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  update gk_public.tuf_repositories p
+     set last_publish_error = null, publish_failing_since = null, publish_failures = 0, last_published_at = now()
+   where p.team_id = tuf_publish_succeeded.team_id
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_refuse_bin_order_conflicts(team_ids uuid[], hashes bigint[])
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  r record;
+begin
+  for r in
+    select c.team_id, c.bin, gk_private.tuf_key_order_conflict(array(
+             select t.path from gk_public.tuf_targets t
+              where t.team_id = c.team_id
+                and t.path_hash32 >= (c.bin::bigint << (32 - c.bit_length))
+                and t.path_hash32 < ((c.bin::bigint + 1) << (32 - c.bit_length))
+                and t.path ~ '[\uE000-\uFFFF\U00010000-\U0010FFFF]')) as pair
+      from (select distinct u.team_id, (u.h >> (32 - p.bit_length))::int as bin, p.bit_length
+              from unnest(team_ids, hashes) as u (team_id, h)
+              join gk_public.tuf_repositories p on p.team_id = u.team_id) c
+  loop
+    if r.pair is not null then
+      raise exception 'target paths % and % sort differently in UTF-16 (tuf-js) and by code point (python-tuf, go-tuf), and they share a bin: rename one',
+        left(to_json(r.pair[1])::text, 200), left(to_json(r.pair[2])::text, 200)
+        using errcode = '22023';
+    end if;
+  end loop;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_resign_interval()
+ RETURNS interval
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$ select interval '5 minutes' $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.tuf_resign_sweep()
  RETURNS TABLE(team_id uuid, roles_marked integer, pending_uploads integer)
@@ -4622,6 +5081,32 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tuf_target_fragment(path text, length bigint, hashes jsonb, custom jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select gk_private.tuf_canonical_string(path) || ':{'
+      || case when custom is null then '' else '"custom":' || gk_private.tuf_canonical(custom) || ',' end
+      || '"hashes":{' || (select string_agg(gk_private.tuf_canonical_string(h.key) || ':' || gk_private.tuf_canonical_string(h.value), ','
+                                            order by h.key collate "C")
+                            from jsonb_each_text(hashes) h) || '}'
+      || ',"length":' || length || '}'
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tuf_utf16_key(s text)
+ RETURNS bytea
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$
+  select coalesce(decode(string_agg(
+           case when cp < 65536 then lpad(to_hex(cp), 4, '0')
+                else to_hex(55296 + ((cp - 65536) >> 10)) || to_hex(56320 + ((cp - 65536) & 1023)) end,
+           '' order by n), 'hex'), '\x'::bytea)
+    from (select ascii(c) as cp, n from string_to_table(s, null) with ordinality as t (c, n)) x
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tuf_valid_hashes(hashes jsonb)
  RETURNS boolean
  LANGUAGE sql
@@ -4661,17 +5146,6 @@ CREATE OR REPLACE FUNCTION gk_private.volumes_activate_collector()
  LANGUAGE sql
 AS $function$
   select gk_private.reconciler_activate('volumes__collect');
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.volumes_claim_destroys(worker_id uuid, max_items integer)
- RETURNS TABLE(id bigint, handle uuid)
- LANGUAGE sql
-AS $function$
-  select v.id, v.handle from gk_public.volumes v
-   where v.worker_id = volumes_claim_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
-   order by v.next_attempt_at
-   limit max_items
-     for update skip locked;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_collect()
@@ -4715,20 +5189,36 @@ AS $function$
            last_error = left(e.error, 2000),
            next_attempt_at = now() + gk_private.bin_backoff(v.attempts + 1)
       from unnest(handles, errors) as e(handle, error)
-     where v.worker_id = volumes_destroy_failed.worker_id and v.handle = e.handle and v.state = 'destroying'
+     where v.worker_id = volumes_destroy_failed.worker_id and v.handle = e.handle and v.next_attempt_at is not null
     returning 1)
   select count(*)::int from failed;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_destroyed(worker_id uuid, handles uuid[])
  RETURNS integer
- LANGUAGE sql
+ LANGUAGE plpgsql
 AS $function$
-  with gone as (
-    delete from gk_public.volumes v
-     where v.worker_id = volumes_destroyed.worker_id and v.handle = any (handles) and v.state = 'destroying'
-    returning 1)
-  select count(*)::int from gone;
+declare
+  v_gone int;
+begin
+  perform set_config('groundskeeper.volumes_collecting', 'on', true);
+  delete from gk_public.volumes v
+   where v.worker_id = volumes_destroyed.worker_id and v.handle = any (handles) and v.next_attempt_at is not null;
+  get diagnostics v_gone = row_count;
+  perform set_config('groundskeeper.volumes_collecting', '', true);
+  return v_gone;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_due_destroys(worker_id uuid, max_items integer)
+ RETURNS TABLE(id bigint, handle uuid)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select v.id, v.handle from gk_public.volumes v
+   where v.worker_id = volumes_due_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
+   order by v.next_attempt_at
+   limit max_items;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_expire_failed()
@@ -4766,8 +5256,12 @@ declare
 begin
   for attempt in 1..5 loop
     begin
-      with candidates as (
-        select v.id
+      -- Candidates are locked, then updated by their tuple id (a TID scan) rather than joined
+      -- back to the table (a scan of every volume). A candidate changed by another transaction
+      -- after this statement's snapshot is locked in its new version, invisible to the update, and
+      -- so left for the next mark.
+      with candidates as materialized (
+        select v.ctid as tid
           from gk_public.volumes v
           join gk_public.workers w on w.id = v.worker_id
          where v.state = 'created'
@@ -4780,8 +5274,7 @@ begin
       marked as (
         update gk_public.volumes v
            set state = 'destroying', state_changed_at = now(), attempts = 0, last_error = null, next_attempt_at = now()
-          from candidates c
-         where v.id = c.id
+         where v.ctid = any (array(select c.tid from candidates c))
         returning 1)
       select count(*)::int into v_marked from marked;
       return v_marked;
@@ -4906,7 +5399,8 @@ CREATE OR REPLACE FUNCTION gk_private.volumes_worker_lease_renew(worker_id uuid)
  RETURNS void
  LANGUAGE sql
 AS $function$
-  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease() where w.id = volumes_worker_lease_renew.worker_id;
+  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease()
+   where w.id = volumes_worker_lease_renew.worker_id and w.collector_lease_until < now() + gk_private.volumes_lease() / 2;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_worker_release(worker_id uuid)

@@ -4,13 +4,17 @@
 //     worker publishing as they come, until everything is signed and uploaded: targets/s;
 //  3. publish time for one changed target in a 100,000-target repository vs a 10-target one
 //     (both 256 bins): the ratio should be close to 1.
-// Usage: node bench/tuf.ts [targets=100000] [bootstrapBins=16384]
+//  Beside the bootstrap, the bare cost of the same signing: Node's ed25519 alone, and
+//  securesystemslib (python3-securesystemslib, Debian) canonicalising and signing as many bins.
+// Usage: node bench/tuf.ts [targets=100000] [bootstrapBins=16384]; BENCH_SCALE scales targets.
 // DATABASE_URL = a server to create a scratch database on (default the local one on 5432; an
 // embedded PostgreSQL when that is unreachable). Blobs go to a temporary filesystem store.
+import { spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { FsBlobStore } from "../src/adapters/blobs/fs.ts";
 import { scratchDatabase } from "./lib/scratch-db.ts";
@@ -18,10 +22,13 @@ import { createPool } from "../src/db/pool.ts";
 import { SecretBox } from "../src/lib/secrets.ts";
 import { fromPool } from "../src/tuf/db.ts";
 import { initRepository } from "../src/tuf/init.ts";
+import { binCanonical } from "../src/tuf/metadata.ts";
 import { signDirty, uploadPending } from "../src/tuf/publish.ts";
 import { startWorker } from "../src/worker/runner.ts";
 
-const TARGETS = Number(process.argv[2] ?? 100_000);
+const here = path.dirname(fileURLToPath(import.meta.url));
+// BENCH_SCALE=0.1: a quick run with 10,000 targets (the bootstrap keeps its bin count).
+const TARGETS = Math.max(1000, Math.round(Number(process.argv[2] ?? 100_000) * Number(process.env.BENCH_SCALE ?? 1)));
 const BOOT_BINS = Number(process.argv[3] ?? 16_384);
 const BATCH = 1000;
 const now = () => performance.now();
@@ -70,6 +77,20 @@ try {
   const tUpload = now() - t0;
   console.log(
     `${BOOT_BINS} bins: init ${(tInit / 1000).toFixed(2)} s, sign+store ${signed.documents} documents ${(tSign / 1000).toFixed(2)} s, upload ${up.uploaded} files ${(tUpload / 1000).toFixed(2)} s, total ${((tInit + tSign + tUpload) / 1000).toFixed(2)} s`,
+  );
+  // The same work done bare, in the same run: Node's ed25519 signing of as many bin documents
+  // (no canonicalisation, no database), and securesystemslib canonicalising and signing them in
+  // memory (what python-tuf and RSTUF sign with; bench/lib/tuf_peer.py).
+  const key = crypto.generateKeyPairSync("ed25519").privateKey;
+  const expires = new Date(Date.now() + 30 * 86_400_000);
+  const bodies = Array.from({ length: BOOT_BINS }, () => Buffer.from(binCanonical(1, expires, "")));
+  t0 = now();
+  for (const b of bodies) crypto.sign(null, b, key);
+  const tBare = now() - t0;
+  const peer = spawnSync("/usr/bin/python3", [path.join(here, "lib/tuf_peer.py"), String(BOOT_BINS)], { encoding: "utf8" });
+  const tPeer = peer.status === 0 ? JSON.parse(peer.stdout).seconds * 1000 : null;
+  console.log(
+    `${BOOT_BINS} bin documents: Node bare ed25519 ${(tBare / 1000).toFixed(2)} s, securesystemslib canonicalise+sign ${tPeer === null ? `unavailable (${peer.stderr.trim().split("\n").pop()}; apt-get install python3-securesystemslib python3-nacl)` : `${(tPeer / 1000).toFixed(2)} s`}; our sign+store = ${(tSign / tBare).toFixed(2)}× Node bare${tPeer === null ? "" : `, ${(tSign / tPeer).toFixed(2)}× securesystemslib`}`,
   );
 
   // 2. TARGETS targets in batches of 1,000 with a worker publishing concurrently: with the

@@ -64,6 +64,74 @@ begin
 end;
 $$;
 
+-- Row-level, before the CHECK constraints of migration 0110: the same rules, as a clear 22023
+-- error naming the target and its problem (a constraint violation names only the constraint).
+-- SECURITY DEFINER: writers (gk_admin) have no usage on gk_private, where the rules live.
+create or replace function gk_private.tg_tuf_targets__check_target() returns trigger
+language plpgsql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+declare
+  problem text;
+begin
+  problem := gk_private.tuf_path_problem(new.path);
+  if problem is not null then
+    raise exception 'target path % %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  end if;
+  if new.length < 0 or new.length > 9007199254740991 then
+    raise exception 'target %: length % is not between 0 and 2^53 - 1', left(to_json(new.path)::text, 200), new.length
+      using errcode = '22023';
+  end if;
+  problem := gk_private.tuf_hashes_problem(new.hashes);
+  if problem is not null then
+    raise exception 'target %: hashes: %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+  end if;
+  if new.custom is not null then
+    problem := gk_private.tuf_custom_problem(new.custom);
+    if problem is not null then
+      raise exception 'target %: custom %', left(to_json(new.path)::text, 200), problem using errcode = '22023';
+    end if;
+  end if;
+  return new;
+end;
+$$;
+
+drop trigger if exists _100_check_target on gk_public.tuf_targets;
+create trigger _100_check_target before insert or update of path, length, hashes, custom on gk_public.tuf_targets
+  for each row execute function gk_private.tg_tuf_targets__check_target();
+
+-- Paths are the keys of their bin's `targets` object, so two paths of one bin must sort the
+-- same in every client (gk_private.tuf_key_order_conflict). Called by the statement trigger
+-- after tuf_mark_bins_dirty has locked the bins' role rows: a concurrent writer of the same
+-- bin waits for this one and then sees its rows (each statement here takes a new snapshot), so
+-- two conflicting paths cannot both get in. Only paths with characters of both classes matter.
+create or replace function gk_private.tuf_refuse_bin_order_conflicts(team_ids uuid[], hashes bigint[]) returns void
+language plpgsql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+declare
+  r record;
+begin
+  for r in
+    select c.team_id, c.bin, gk_private.tuf_key_order_conflict(array(
+             select t.path from gk_public.tuf_targets t
+              where t.team_id = c.team_id
+                and t.path_hash32 >= (c.bin::bigint << (32 - c.bit_length))
+                and t.path_hash32 < ((c.bin::bigint + 1) << (32 - c.bit_length))
+                and t.path ~ '[\uE000-\uFFFF\U00010000-\U0010FFFF]')) as pair
+      from (select distinct u.team_id, (u.h >> (32 - p.bit_length))::int as bin, p.bit_length
+              from unnest(team_ids, hashes) as u (team_id, h)
+              join gk_public.tuf_repositories p on p.team_id = u.team_id) c
+  loop
+    if r.pair is not null then
+      raise exception 'target paths % and % sort differently in UTF-16 (tuf-js) and by code point (python-tuf, go-tuf), and they share a bin: rename one',
+        left(to_json(r.pair[1])::text, 200), left(to_json(r.pair[2])::text, 200)
+        using errcode = '22023';
+    end if;
+  end loop;
+end;
+$$;
+
 -- Statement-level: one call per INSERT/UPDATE/DELETE statement, however many rows it touched.
 -- SECURITY DEFINER: writers (gk_admin, platform roles) may not touch tuf_roles or gk_private.
 create or replace function gk_private.tg_tuf_targets__mark_bins_dirty() returns trigger
@@ -84,6 +152,13 @@ begin
   end if;
   if teams is not null then
     perform gk_private.tuf_mark_bins_dirty(teams, hashes);
+  end if;
+  if tg_op <> 'DELETE' then
+    select array_agg(team_id), array_agg(path_hash32) into teams, hashes
+      from new_rows where path ~ '[\uE000-\uFFFF\U00010000-\U0010FFFF]';
+    if teams is not null then
+      perform gk_private.tuf_refuse_bin_order_conflicts(teams, hashes);
+    end if;
   end if;
   return null;
 end;
@@ -270,6 +345,51 @@ end;
 $$;
 comment on function gk_private.retention_prune__tuf_metadata is 'Retention kind tuf_metadata: deletes superseded, uploaded, non-root metadata versions older than cutoff (at most max_rows); never what the published timestamp leads to.';
 
+-- Lifetimes a publish can sign and the resigner can keep (migration 0111): the same rule as the
+-- constraint, raised as a clear 22023 error when tuf init or an admin's update breaks it.
+create or replace function gk_private.tg_tuf_repositories__check_lifetimes() returns trigger
+language plpgsql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+declare
+  problem text := gk_private.tuf_lifetimes_problem(new.targets_lifetime, new.bins_lifetime, new.snapshot_lifetime,
+                                                   new.timestamp_lifetime, new.resign_window, new.publish_delay);
+begin
+  if problem is not null then
+    raise exception 'TUF repository lifetimes: %', problem using errcode = '22023';
+  end if;
+  return new;
+end;
+$$;
+
+drop trigger if exists _100_check_lifetimes on gk_public.tuf_repositories;
+create trigger _100_check_lifetimes
+  before insert or update of targets_lifetime, bins_lifetime, snapshot_lifetime, timestamp_lifetime, resign_window, publish_delay
+  on gk_public.tuf_repositories
+  for each row execute function gk_private.tg_tuf_repositories__check_lifetimes();
+
+-- Outcome recorders of a publish (src/tuf/publish.ts publishTeam). A failure keeps the
+-- repository's first failing time, so "failing since" survives the job's retries.
+create or replace function gk_private.tuf_publish_failed(team_id uuid, error text) returns void
+language sql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+  update gk_public.tuf_repositories p
+     set last_publish_error = left(coalesce(nullif(error, ''), 'unknown error'), 2000),
+         publish_failing_since = coalesce(p.publish_failing_since, now()),
+         publish_failures = p.publish_failures + 1
+   where p.team_id = tuf_publish_failed.team_id
+$$;
+
+create or replace function gk_private.tuf_publish_succeeded(team_id uuid) returns void
+language sql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+  update gk_public.tuf_repositories p
+     set last_publish_error = null, publish_failing_since = null, publish_failures = 0, last_published_at = now()
+   where p.team_id = tuf_publish_succeeded.team_id
+$$;
+
 -- What an operator wants to know about a repository at a glance.
 create or replace view gk_public.tuf_repository_status as
 select p.team_id,
@@ -285,14 +405,18 @@ select p.team_id,
        (select min(ro.expires) from gk_public.tuf_roles ro where ro.team_id = p.team_id and ro.bin is not null) as bins_next_expiry,
        c.timestamp_version as published_timestamp_version,
        c.uploaded_at as last_uploaded_at,
-       (select count(*) from gk_public.tuf_metadata m where m.team_id = p.team_id and m.uploaded_at is null) as pending_uploads
+       (select count(*) from gk_public.tuf_metadata m where m.team_id = p.team_id and m.uploaded_at is null) as pending_uploads,
+       p.last_publish_error,
+       p.publish_failing_since,
+       p.publish_failures,
+       p.last_published_at
   from gk_public.tuf_repositories p
   join gk_public.teams t on t.id = p.team_id
   left join gk_public.tuf_roles tg on tg.team_id = p.team_id and tg.role = 'targets'
   left join gk_public.tuf_roles sn on sn.team_id = p.team_id and sn.role = 'snapshot'
   left join gk_public.tuf_roles ts on ts.team_id = p.team_id and ts.role = 'timestamp'
   left join gk_private.tuf_upload_cursors c on c.team_id = p.team_id;
-comment on view gk_public.tuf_repository_status is 'Per team: dirty roles, current and published versions, expiries, uploads pending.';
+comment on view gk_public.tuf_repository_status is 'Per team: dirty roles, current and published versions, expiries, uploads pending, and a failing publish (error, since when, how many attempts).';
 
 -- Grants (the online private key stays in gk_private: never readable through the API).
 grant select on gk_public.tuf_repositories, gk_public.tuf_roles, gk_public.tuf_targets,

@@ -110,10 +110,12 @@ export default function register(program: Command): void {
     .requiredOption("--new-keys <files...>", "key files of the new root (all of them sign)")
     .option("--threshold <n>", "threshold of the new root (default: the current one)", positiveInt("--threshold"))
     .option("--expires-days <n>", "lifetime of the new root in days", positiveInt("--expires-days"), 365)
+    .option("--rotate-online-key", "also replace the online key (e.g. compromised); every online role is re-signed with the new one")
     .action(async (o, cmd: Command) => {
       const { rotateRoot } = await import("./rotate.ts");
       const { fromPool } = await import("./db.ts");
-      const { uploadPending } = await import("./publish.ts");
+      const { tufSecretBox } = await import("./online-key.ts");
+      const { publishTeam } = await import("./publish.ts");
       await withDb(cmd, async (pool, ctx) => {
         const blobs = await blobsOf(ctx);
         const r = await rotateRoot(fromPool(pool), {
@@ -122,9 +124,16 @@ export default function register(program: Command): void {
           newKeyFiles: o.newKeys,
           threshold: o.threshold,
           expiresDays: o.expiresDays,
+          rotateOnlineKey: Boolean(o.rotateOnlineKey),
+          box: tufSecretBox(),
         });
-        await uploadPending(fromPool(pool), blobs, r.teamId);
-        console.log(`root v${r.version} of team '${o.team}' signed and uploaded as ${r.version}.root.json`);
+        // Signs the timestamp (every role, with a new online key) under the new root, then
+        // uploads: the new root goes out after that timestamp.
+        const p = await publishTeam(fromPool(pool), tufSecretBox(), blobs, r.teamId);
+        console.log(
+          `root v${r.version} of team '${o.team}' signed and uploaded as ${r.version}.root.json` +
+            (o.rotateOnlineKey ? `; new online key ${r.onlineKeyId}, ${p.documents} documents re-signed` : ""),
+        );
       });
     });
 
@@ -155,7 +164,7 @@ export default function register(program: Command): void {
       const iso = (d: Date | null) => (d ? d.toISOString().replace(/\.\d+Z$/, "Z") : "-");
       console.log(
         formatTable(
-          ["team", "bins", "root", "dirty", "snapshot", "timestamp", "published", "ts expires", "pending"],
+          ["team", "bins", "root", "dirty", "snapshot", "timestamp", "published", "ts expires", "pending", "failing since"],
           rows.map((r) => [
             r.team_name,
             String(r.bins),
@@ -166,6 +175,7 @@ export default function register(program: Command): void {
             `v${r.published_timestamp_version}`,
             iso(r.timestamp_expires),
             String(r.pending_uploads),
+            r.publish_failing_since ? `${iso(r.publish_failing_since)}: ${String(r.last_publish_error).slice(0, 60)}` : "-",
           ]),
         ),
       );

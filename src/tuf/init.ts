@@ -11,6 +11,9 @@ import { generateKey, writeKeyFile, type SigningKey } from "./keys.ts";
 import { rootSigned, signDocument } from "./metadata.ts";
 import { sealOnlineKey } from "./online-key.ts";
 
+/** Root lifetimes, like the online roles' (migration 0111): at most 10 years. */
+export const MAX_ROOT_DAYS = 3660;
+
 export interface Lifetimes {
   targets?: string;
   bins?: string;
@@ -48,7 +51,7 @@ export async function initRepository(withClient: WithClient, box: SecretBox, o: 
   const bins = o.bins ?? 256;
   const bitLength = bitLengthFor(bins);
   const rootDays = o.rootExpiresDays ?? 365;
-  if (!(rootDays > 0)) throw new UserError("root expiry must be positive");
+  if (!(rootDays > 0 && rootDays <= MAX_ROOT_DAYS)) throw new UserError(`root expiry must be 1..${MAX_ROOT_DAYS} days`);
 
   return withClient(async (c) => {
     const team = (await c.query("select id from gk_public.teams where name = $1", [o.team])).rows[0];
@@ -111,8 +114,11 @@ export async function initRepository(withClient: WithClient, box: SecretBox, o: 
         await c.query("select gk_private.tuf_schedule_publish(array[$1::uuid])", [teamId]);
       });
     } catch (e) {
-      const msg = (e as Error).message;
-      if (/interval|tuf_repositories_check/.test(msg)) throw new UserError(`invalid lifetimes: ${msg}`);
+      const { message, code } = e as Error & { code?: string };
+      // 22023: the lifetime rules (sql/400_tuf.sql); 22007/22008/22015: not an interval, out of range.
+      if (code === "22023" || code === "22007" || code === "22008" || code === "22015" || code === "23514") {
+        throw new UserError(`invalid lifetimes: ${message}`);
+      }
       throw e;
     }
     return {

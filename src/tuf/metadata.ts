@@ -1,5 +1,6 @@
-// TUF 1.0 documents as plain JSON: `signed` is canonicalized once and signed in-process with
-// Node's ed25519; the published bytes are compact JSON of {signatures, signed}.
+// TUF 1.0 documents: `signed` is canonicalized once and signed in-process with Node's ed25519;
+// the published document is {"signatures":[…],"signed":<those canonical bytes>}. Bins are
+// assembled from their targets' canonical fragments (binCanonical), not from objects.
 import { canonicalize } from "@tufjs/canonical-json";
 import { BIN_PREFIX } from "./bins.ts";
 import { signBytes, type PublicKey, type SigningKey } from "./keys.ts";
@@ -22,7 +23,16 @@ export function tufTime(d: Date): string {
 }
 
 export function signDocument(signed: Signed, keys: SigningKey[]): string {
-  const bytes = Buffer.from(canonicalize(signed));
+  return signCanonical(canonicalize(signed), keys);
+}
+
+/**
+ * Signs canonical JSON text and returns the published document. `signed` is written as those
+ * very bytes (canonical JSON is JSON: the target rules keep control characters out), so what a
+ * client parses and re-canonicalises is exactly what was signed.
+ */
+export function signCanonical(canonical: string, keys: SigningKey[]): string {
+  const bytes = Buffer.from(canonical);
   const seen = new Set<string>();
   const signatures = [];
   for (const k of keys) {
@@ -30,7 +40,7 @@ export function signDocument(signed: Signed, keys: SigningKey[]): string {
     seen.add(k.keyid);
     signatures.push(signBytes(k, bytes));
   }
-  return JSON.stringify({ signatures, signed });
+  return `{"signatures":${JSON.stringify(signatures)},"signed":${canonical}}`;
 }
 
 function common(type: string, version: number, expires: Date): Signed {
@@ -76,6 +86,14 @@ export function binSigned(version: number, expires: Date, targets: TargetRow[]):
     map[t.path] = entry;
   }
   return { ...common("targets", version, expires), targets: map };
+}
+
+/**
+ * A bin's `signed` as canonical JSON, around its targets' stored fragments (tuf_targets.fragment,
+ * migration 0113) joined in path order: the same bytes as canonicalize(binSigned(…)).
+ */
+export function binCanonical(version: number, expires: Date, fragments: string): string {
+  return `{"_type":"targets","expires":"${tufTime(expires)}","spec_version":"${SPEC_VERSION}","targets":{${fragments}},"version":${version}}`;
 }
 
 export function snapshotSigned(version: number, expires: Date, roleVersions: { role: string; version: number }[]): Signed {

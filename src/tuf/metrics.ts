@@ -3,6 +3,7 @@
 // timestamp is the most urgent TUF outage. The expiry is that of the newest *uploaded* version
 // (what clients see), so a blob store that stopped accepting uploads shows here while the
 // signed-but-pending versions look fine. Bins are reported as one series (the soonest bin).
+// Also: how long each team's publish has been failing, and how many attempts failed.
 import type { MetricCollector } from "../server/metrics.ts";
 
 export const tufExpiryMetrics: MetricCollector = {
@@ -24,5 +25,22 @@ export const tufExpiryMetrics: MetricCollector = {
       ["team", "role"],
     );
     for (const r of rows) expiry.set({ team: r.team, role: r.role }, r.seconds);
+
+    // A publish that keeps failing (tuf_publish_failed): the repository stays dirty and its
+    // timestamp runs out, so alert on this before the expiry above goes negative.
+    const failing = await db.query<{ team: string; seconds: number; failures: number }>(`
+      select t.name as team, p.publish_failures as failures,
+             coalesce(extract(epoch from now() - p.publish_failing_since), 0)::float8 as seconds
+        from gk_public.tuf_repositories p join gk_public.teams t on t.id = p.team_id`);
+    const since = gauge(
+      "gk_tuf_publish_failing_seconds",
+      "Seconds since a team's TUF publish started failing (0: the last publish succeeded)",
+      ["team"],
+    );
+    const failures = gauge("gk_tuf_publish_failures", "Failed TUF publish attempts of a team since its last success", ["team"]);
+    for (const r of failing.rows) {
+      since.set({ team: r.team }, r.seconds);
+      failures.set({ team: r.team }, r.failures);
+    }
   },
 };

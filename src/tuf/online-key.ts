@@ -21,6 +21,23 @@ export async function loadOnlineKey(c: pg.ClientBase, box: SecretBox, teamId: st
   return key;
 }
 
+/**
+ * The keys that sign online roles now: the current online key, and during an online-key
+ * rotation (until the new root is uploaded) the previous one too, so clients on either root
+ * accept the documents (migration 0112).
+ */
+export async function loadSigningKeys(c: pg.ClientBase, box: SecretBox, teamId: string): Promise<SigningKey[]> {
+  const current = await loadOnlineKey(c, box, teamId);
+  const { rows } = await c.query(
+    "select previous_key_id, previous_sealed_private_key from gk_private.tuf_online_keys where team_id = $1 and previous_key_id is not null",
+    [teamId],
+  );
+  if (!rows[0]) return [current];
+  const previous = signingKeyFromPem(box.open(rows[0].previous_sealed_private_key, onlineKeyContext(teamId)).toString());
+  if (previous.keyid !== rows[0].previous_key_id) throw new Error(`team ${teamId}: sealed previous online key does not match its key id`);
+  return [current, previous];
+}
+
 let processBox: SecretBox | undefined;
 /** The process's SecretBox (GK_MASTER_KEY or the key file under GROUNDSKEEPER_HOME). */
 export function tufSecretBox(): SecretBox {

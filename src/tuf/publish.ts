@@ -13,8 +13,8 @@ import { mapLimit } from "../lib/map-limit.ts";
 import type { SecretBox } from "../lib/secrets.ts";
 import { transaction, type WithClient } from "./db.ts";
 import { metadataFile, metadataKey } from "./layout.ts";
-import { binSigned, signDocument, snapshotSigned, targetsSigned, timestampSigned, type TargetRow } from "./metadata.ts";
-import { loadOnlineKey } from "./online-key.ts";
+import { binCanonical, signCanonical, signDocument, snapshotSigned, targetsSigned, timestampSigned } from "./metadata.ts";
+import { loadSigningKeys } from "./online-key.ts";
 import { publicKeyOf } from "./keys.ts";
 
 export interface SignResult {
@@ -71,25 +71,46 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
       const result: SignResult = { bins: 0, targets: false, snapshotVersion: null, timestampVersion: null, documents: 0 };
       if (dirty.length === 0) return result;
 
-      const key = await loadOnlineKey(c, box, teamId);
+      const keys = await loadSigningKeys(c, box, teamId);
       const now = Number(repo.now_ms);
       const expiresIn = (seconds: string) => new Date(now + Number(seconds) * 1000);
       const bitLength = Number(repo.bit_length);
       const byRole = new Map(roles.map((r) => [r.role, r]));
       const docs: NewDoc[] = [];
-      const add = (role: string, version: number, expires: Date, signed: Parameters<typeof signDocument>[0]) =>
-        docs.push({ role, version, expires, document: signDocument(signed, [key]), generation: byRole.get(role)!.generation });
+      const add = (role: string, version: number, expires: Date, signed: Parameters<typeof signDocument>[0] | string) =>
+        docs.push({
+          role,
+          version,
+          expires,
+          document: typeof signed === "string" ? signCanonical(signed, keys) : signDocument(signed, keys),
+          generation: byRole.get(role)!.generation,
+        });
 
       const dirtyBins = dirty.filter((r) => r.bin !== null);
+      // One INSERT at a time on this connection; a failure surfaces at `await storing` below.
+      let storing: Promise<void> = Promise.resolve();
+      let stored = 0;
       if (dirtyBins.length > 0) {
-        const byBin = await targetsOfBins(
+        const byBin = await fragmentsOfBins(
           c,
           teamId,
           bitLength,
           dirtyBins.map((r) => r.bin as number),
         );
         const expires = expiresIn(repo.bins_s);
-        for (const r of dirtyBins) add(r.role, r.version + 1, expires, binSigned(r.version + 1, expires, byBin.get(r.bin as number) ?? []));
+        // Stored in chunks while the next ones are signed: PostgreSQL writes one chunk (on its
+        // own core) while Node signs the next, instead of one after the other.
+        for (let i = 0; i < dirtyBins.length; i += STORE_CHUNK) {
+          const from = docs.length;
+          for (const r of dirtyBins.slice(i, i + STORE_CHUNK)) {
+            add(r.role, r.version + 1, expires, binCanonical(r.version + 1, expires, byBin.get(r.bin as number) ?? ""));
+          }
+          const chunk = docs.slice(from);
+          storing = storing.then(() => insertDocs(c, teamId, chunk));
+          storing.catch(() => {}); // handled: awaited after the loop, not an unhandled rejection meanwhile
+          await new Promise((r) => setImmediate(r)); // lets the stored chunk's reply in, the next INSERT out
+        }
+        stored = docs.length;
         result.bins = dirtyBins.length;
       }
       const targets = byRole.get("targets")!;
@@ -107,7 +128,8 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
       const timestamp = byRole.get("timestamp")!;
       const signSnapshot = docs.length > 0 || snapshot.dirty;
       // Store the signed bins/targets first: the bulk of the bytes, written before any role lock.
-      await insertDocs(c, teamId, docs);
+      await storing;
+      await insertDocs(c, teamId, docs.slice(stored));
       // Now lock, in (team_id, role) order, every row about to change; writers wait only for
       // the rest of this transaction, not for the signing above.
       await c.query("select 1 from gk_public.tuf_roles where team_id = $1 and role = any($2::text[]) order by role for update", [
@@ -147,35 +169,37 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
 }
 
 /**
- * The rows of the given bins only. Bins are contiguous ranges of path_hash32, so adjacent
- * dirty bins are merged into runs and each run is one index range scan (UNION ALL of literal
- * ranges: the plan cannot degrade into a nested loop when statistics lag behind a bulk load).
- * Past MAX_RUNS the closest runs are merged and rows of clean bins in the gaps are dropped.
+ * The targets of the given bins only, as each bin's canonical fragments joined in path order
+ * (byte order = code point order; see migration 0113). Bins are contiguous ranges of
+ * path_hash32, so adjacent dirty bins are merged into runs and each run is one index range scan
+ * (UNION ALL of literal ranges: the plan cannot degrade into a nested loop when statistics lag
+ * behind a bulk load). Past MAX_RUNS the closest runs are merged and clean bins in the gaps are
+ * dropped.
  */
-async function targetsOfBins(c: pg.ClientBase, teamId: string, bitLength: number, bins: number[]): Promise<Map<number, TargetRow[]>> {
+async function fragmentsOfBins(c: pg.ClientBase, teamId: string, bitLength: number, bins: number[]): Promise<Map<number, string>> {
   const shift = 32 - bitLength;
   const wanted = new Set(bins);
   const runs = binRuns(bins, MAX_RUNS).map(([from, to]) => [BigInt(from) << BigInt(shift), BigInt(to + 1) << BigInt(shift)]);
-  const sql = runs
+  const ranges = runs
     .map(
       ([lo, hi]) =>
-        `select path, length::text as length, hashes, custom, path_hash32::text as h from gk_public.tuf_targets
+        `select path, fragment, path_hash32 from gk_public.tuf_targets
           where team_id = $1 and path_hash32 >= ${lo} and path_hash32 < ${hi}`,
     )
     .join("\nunion all\n");
-  const { rows } = await c.query(sql, [teamId]);
-  const byBin = new Map<number, TargetRow[]>();
-  for (const r of rows) {
-    const bin = Number(BigInt(r.h) >> BigInt(shift));
-    if (!wanted.has(bin)) continue;
-    let list = byBin.get(bin);
-    if (!list) byBin.set(bin, (list = []));
-    list.push({ path: r.path, length: Number(r.length), hashes: r.hashes, custom: r.custom });
-  }
+  const { rows } = await c.query<{ bin: number; fragments: string }>(
+    `select (path_hash32 >> ${shift})::int as bin, string_agg(fragment, ',' order by path collate "C") as fragments
+       from (${ranges}) t group by 1`,
+    [teamId],
+  );
+  const byBin = new Map<number, string>();
+  for (const r of rows) if (wanted.has(r.bin)) byBin.set(r.bin, r.fragments);
   return byBin;
 }
 
 const MAX_RUNS = 64;
+/** Bin documents per INSERT while signing (see signDirty). */
+const STORE_CHUNK = 1024;
 
 /** Sorted bins → [from, to] runs of adjacent bins, merged across the smallest gaps down to max. */
 export function binRuns(bins: number[], max: number): [number, number][] {
@@ -270,17 +294,37 @@ export async function uploadPending(withClient: WithClient, blobs: BlobStore, te
       uploaded += marked.rowCount ?? 0;
       return latest.version as number;
     });
+    uploaded += await uploadVersioned(c, blobs, teamId, concurrency, true);
+    // Root N+1 is out: the previous online key of a rotation signs nothing more.
+    await c.query(
+      `update gk_private.tuf_online_keys set previous_key_id = null, previous_sealed_private_key = null
+        where team_id = $1 and previous_key_id is not null
+          and not exists (select 1 from gk_public.tuf_metadata m where m.team_id = $1 and m.role = 'root' and m.uploaded_at is null)`,
+      [teamId],
+    );
     return { uploaded, timestampVersion };
   });
 }
 
-async function uploadVersioned(c: pg.ClientBase, blobs: BlobStore, teamId: string, concurrency: number): Promise<number> {
+/**
+ * Uploads pending versioned documents: everything but roots, or (roots = true) the roots older
+ * than the published timestamp. A root goes out only after a timestamp signed under it (its
+ * online key may be new): a client that fetches root N+1 must find a timestamp it accepts.
+ */
+async function uploadVersioned(c: pg.ClientBase, blobs: BlobStore, teamId: string, concurrency: number, roots = false): Promise<number> {
   let total = 0;
   for (;;) {
     const { rows } = await c.query(
-      `select id, role, version, document from gk_public.tuf_metadata
-        where team_id = $1 and uploaded_at is null and role <> 'timestamp'
-        order by id limit $2`,
+      roots
+        ? `select m.id, m.role, m.version, m.document from gk_public.tuf_metadata m
+            where m.team_id = $1 and m.uploaded_at is null and m.role = 'root'
+              and m.id < (select ts.id from gk_private.tuf_upload_cursors u
+                            join gk_public.tuf_metadata ts on ts.team_id = u.team_id and ts.role = 'timestamp' and ts.version = u.timestamp_version
+                           where u.team_id = $1)
+            order by m.id limit $2`
+        : `select id, role, version, document from gk_public.tuf_metadata
+            where team_id = $1 and uploaded_at is null and role not in ('timestamp', 'root')
+            order by id limit $2`,
       [teamId, UPLOAD_PAGE],
     );
     if (rows.length === 0) return total;
@@ -295,8 +339,17 @@ async function uploadVersioned(c: pg.ClientBase, blobs: BlobStore, teamId: strin
 }
 
 /** Sign what is dirty, then upload what is pending: what the tuf__publish task does. */
+/** A failure is recorded on the repository row (tuf_repository_status) and rethrown, so the job retries. */
 export async function publishTeam(withClient: WithClient, box: SecretBox, blobs: BlobStore, teamId: string) {
-  const signed = await signDirty(withClient, box, teamId);
-  const upload = await uploadPending(withClient, blobs, teamId);
-  return { ...signed, uploaded: upload.uploaded, publishedTimestampVersion: upload.timestampVersion };
+  try {
+    const signed = await signDirty(withClient, box, teamId);
+    const upload = await uploadPending(withClient, blobs, teamId);
+    await withClient((c) => c.query("select gk_private.tuf_publish_succeeded($1)", [teamId]));
+    return { ...signed, uploaded: upload.uploaded, publishedTimestampVersion: upload.timestampVersion };
+  } catch (e) {
+    await withClient((c) => c.query("select gk_private.tuf_publish_failed($1, $2)", [teamId, (e as Error).message ?? String(e)])).catch(
+      () => {}, // the database itself may be what failed; the job's error still says why
+    );
+    throw e;
+  }
 }

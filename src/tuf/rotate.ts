@@ -1,10 +1,16 @@
 // Root rotation: root N+1 signed by a threshold of root N's keys and of its own keys, from key
-// files the operator holds. The online key stays; the new root is stored and uploaded as
-// (N+1).root.json, which clients fetch when they refresh.
+// files the operator holds. With rotateOnlineKey, root N+1 also names a new online key (sealed
+// in gk_private.tuf_online_keys, the old one kept as `previous` until root N+1 is uploaded) and
+// every online role is re-signed. The new root is uploaded as (N+1).root.json only after a
+// timestamp signed under it (src/tuf/publish.ts uploadPending), so the rotation marks the
+// timestamp dirty and the caller publishes.
 import { Metadata, MetadataKind } from "@tufjs/models";
 import { UserError } from "../lib/errors.ts";
 import { transaction, type WithClient } from "./db.ts";
-import { publicKeyOf, readKeyFile, type SigningKey } from "./keys.ts";
+import type { SecretBox } from "../lib/secrets.ts";
+import { generateKey, publicKeyOf, readKeyFile, type SigningKey } from "./keys.ts";
+import { sealOnlineKey } from "./online-key.ts";
+import { MAX_ROOT_DAYS } from "./init.ts";
 import { rootSigned, signDocument } from "./metadata.ts";
 
 export interface RotateOptions {
@@ -14,13 +20,22 @@ export interface RotateOptions {
   /** Threshold of the new root (default: the current one, capped at the number of new keys). */
   threshold?: number;
   expiresDays?: number;
+  /** Replace the online key (targets, bins, snapshot, timestamp): e.g. when it may be compromised. */
+  rotateOnlineKey?: boolean;
+  /** Seals the new online key (required with rotateOnlineKey). */
+  box?: SecretBox;
 }
 
-export async function rotateRoot(withClient: WithClient, o: RotateOptions): Promise<{ teamId: string; version: number }> {
+export async function rotateRoot(
+  withClient: WithClient,
+  o: RotateOptions,
+): Promise<{ teamId: string; version: number; onlineKeyId: string }> {
+  if (o.rotateOnlineKey && !o.box) throw new Error("rotating the online key needs the SecretBox that seals it");
   const oldKeys = o.oldKeyFiles.map(readKeyFile);
   const newKeys = dedupe(o.newKeyFiles.map(readKeyFile));
   if (newKeys.length === 0) throw new UserError("at least one new root key is required");
   const days = o.expiresDays ?? 365;
+  if (!(Number.isInteger(days) && days >= 1 && days <= MAX_ROOT_DAYS)) throw new UserError(`--expires-days must be 1..${MAX_ROOT_DAYS}`);
   return withClient((c) =>
     transaction(c, async () => {
       const repo = (
@@ -54,10 +69,8 @@ export async function rotateRoot(withClient: WithClient, o: RotateOptions): Prom
       }
       const version = repo.root_version + 1;
       const expires = new Date(Number(repo.now_ms) + days * 86_400_000);
-      const document = signDocument(
-        rootSigned({ version, expires, rootKeys: newKeys, threshold, online: publicKeyOf(repo.online_public_key) }),
-        [...signers, ...newKeys],
-      );
+      const online = o.rotateOnlineKey ? generateKey() : publicKeyOf(repo.online_public_key);
+      const document = signDocument(rootSigned({ version, expires, rootKeys: newKeys, threshold, online }), [...signers, ...newKeys]);
       // What a client will check: signed by the old root's threshold and by the new one's.
       const next = Metadata.fromJSON(MetadataKind.Root, JSON.parse(document));
       trusted.verifyDelegate("root", next);
@@ -75,8 +88,33 @@ export async function rotateRoot(withClient: WithClient, o: RotateOptions): Prom
         threshold,
         expires,
       ]);
+      if (o.rotateOnlineKey) {
+        const key = online as SigningKey;
+        await c.query("update gk_public.tuf_repositories set online_key_id = $2, online_public_key = $3 where team_id = $1", [
+          repo.team_id,
+          key.keyid,
+          key.key.keyval.public,
+        ]);
+        // The old key keeps co-signing until root N+1 is out (migration 0112).
+        await c.query(
+          `update gk_private.tuf_online_keys
+              set previous_key_id = key_id, previous_sealed_private_key = sealed_private_key, key_id = $2, sealed_private_key = $3
+            where team_id = $1`,
+          [repo.team_id, key.keyid, sealOnlineKey(o.box!, repo.team_id, key)],
+        );
+      }
+      // Every online role with a new key, else the timestamp alone: root N+1 is uploaded after
+      // a timestamp signed under it. Role rows locked in (team_id, role) order (sql/400_tuf.sql).
+      await c.query(
+        `with locked as (
+           select role from gk_public.tuf_roles where team_id = $1 and ($2 or role = 'timestamp') order by role for update)
+         update gk_public.tuf_roles r
+            set dirty = true, dirty_since = coalesce(r.dirty_since, now()), dirty_generation = r.dirty_generation + 1
+           from locked l where r.team_id = $1 and r.role = l.role`,
+        [repo.team_id, Boolean(o.rotateOnlineKey)],
+      );
       await c.query("select gk_private.tuf_schedule_publish(array[$1::uuid])", [repo.team_id]);
-      return { teamId: repo.team_id as string, version };
+      return { teamId: repo.team_id as string, version, onlineKeyId: online.keyid };
     }),
   );
 }

@@ -1,6 +1,7 @@
 // Read-only HTTP access to a team's published repository, straight from the blob store:
 //   GET /tuf/<team>/metadata/<file>   (N.role.json, timestamp.json)
 //   GET /tuf/<team>/targets/<path>    (target files the platform stored under the team's prefix)
+//   GET /tuf/<team>/targets/<dir>/<hash>.<name>   (the same file, as consistent snapshots name it)
 // Public like any TUF mirror (no token): clients trust signatures, not the transport. A missing
 // file is a 404, which is how TUF clients learn that no newer root exists.
 import type http from "node:http";
@@ -59,7 +60,7 @@ export async function handleTufRequest(req: http.IncomingMessage, res: http.Serv
     [team],
   );
   if (!rows[0]) return send(res, 404, "no such repository\n");
-  const key = kind === "metadata" ? metadataKey(rows[0].team_id, file) : targetKey(rows[0].team_id, file);
+  const key = kind === "metadata" ? metadataKey(rows[0].team_id, file) : await targetBlobKey(deps.pool, rows[0].team_id, rest);
   const body = await deps.blobs.get(key);
   if (!body) return send(res, 404, "not found\n");
   const headers: Record<string, string> = {
@@ -71,6 +72,25 @@ export async function handleTufRequest(req: http.IncomingMessage, res: http.Serv
   res.writeHead(200, headers);
   res.end(req.method === "HEAD" ? undefined : body);
   return true;
+}
+
+// Root says consistent_snapshot, so clients (python-tuf, tuf-js by default) ask for a target as
+// <dir>/<hash>.<name> with one of the hashes its bin lists. The file is stored once, under its
+// path; the hashed name maps to it when that hash is one the target lists now.
+const HASHED_NAME = /^([0-9a-f]{64}|[0-9a-f]{96}|[0-9a-f]{128})\.(.+)$/;
+
+async function targetBlobKey(pool: pg.Pool, teamId: string, segments: string[]): Promise<string> {
+  const m = HASHED_NAME.exec(segments[segments.length - 1]!);
+  if (m) {
+    const path = [...segments.slice(0, -1), m[2]].join("/");
+    const { rowCount } = await pool.query(
+      `select 1 from gk_public.tuf_targets t cross join lateral jsonb_each_text(t.hashes) h
+        where t.team_id = $1 and t.path = $2 and h.value = $3`,
+      [teamId, path, m[1]],
+    );
+    if (rowCount) return targetKey(teamId, path);
+  }
+  return targetKey(teamId, segments.join("/"));
 }
 
 function send(res: http.ServerResponse, status: number, text: string, headers: Record<string, string> = {}): true {

@@ -1,5 +1,6 @@
 // A real TUF client (tuf-js Updater) over HTTP against what the publisher uploaded: every
 // published state must be accepted, and targets must download with verified hashes.
+import crypto from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
 import { fromPool } from "../../src/tuf/db.ts";
@@ -59,6 +60,29 @@ describe("tuf repository, checked by tuf-js", () => {
       .sort();
     const { rows } = await db.query("select 'bins-' || to_hex(gk_public.tuf_bin_of($1, 4)) as bin", [t.path]);
     expect(changed).toEqual([rows[0].bin, "snapshot", "timestamp"]);
+  });
+
+  it("consistent snapshots: a default client fetches <dir>/<hash>.<name>; other hashes are 404", async () => {
+    const nested = await storeTarget(fx, "firmware/hashed/robot ü-2.0.bin", "hash-prefixed download");
+    const top = await storeTarget(fx, "top-level.txt", "no directory");
+    const sha512 = crypto.createHash("sha512").update("both hashes").digest("hex");
+    const both = await storeTarget(fx, "firmware/two-hashes.bin", "both hashes");
+    await addTargets(db, fx.teamId, [nested, top, { ...both, hashes: { ...both.hashes, sha512 } }]);
+    await publishNow(db, fx.blobs);
+    const prefixed = await Client.create(fx);
+    prefixed.prefixTargetsWithHash = true; // tuf-js's (and python-tuf's) default
+    expect((await prefixed.download(nested.path)).toString()).toBe("hash-prefixed download");
+    expect((await prefixed.download(top.path)).toString()).toBe("no directory");
+    expect((await prefixed.download(both.path)).toString()).toBe("both hashes");
+    // Prefixing off still works (the plain path).
+    expect((await client.download(nested.path)).toString()).toBe("hash-prefixed download");
+    const url = (p: string) => `${fx.baseUrl}/tuf/${fx.team}/targets/${p}`;
+    expect((await fetch(url(`firmware/${sha512}.two-hashes.bin`))).status).toBe(200);
+    expect((await fetch(url(`firmware/${both.hashes.sha256}.two-hashes.bin`))).status).toBe(200);
+    // A hash the target does not list, or another target's hash, is not that file.
+    expect((await fetch(url(`firmware/${"0".repeat(64)}.two-hashes.bin`))).status).toBe(404);
+    expect((await fetch(url(`${nested.hashes.sha256}.top-level.txt`))).status).toBe(404);
+    expect((await fetch(url(`firmware/${top.hashes.sha256}.two-hashes.bin`))).status).toBe(404);
   });
 
   it("a target whose content does not match its hashes is refused at download", async () => {

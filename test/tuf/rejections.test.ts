@@ -40,7 +40,8 @@ beforeAll(async () => {
 });
 afterAll(() => fx?.close());
 
-const get = async (file: string) => JSON.parse(Buffer.from((await fx.blobs.get(metadataKey(fx.teamId, file)))!).toString());
+const raw = async (file: string) => Buffer.from((await fx.blobs.get(metadataKey(fx.teamId, file)))!).toString();
+const get = async (file: string) => JSON.parse(await raw(file));
 const put = (file: string, doc: unknown) => fx.blobs.put(metadataKey(fx.teamId, file), typeof doc === "string" ? doc : JSON.stringify(doc));
 const inDays = (d: number) => new Date(Date.now() + d * 86_400_000);
 
@@ -76,7 +77,8 @@ describe("the client rejects what must be rejected", () => {
   it("an expired timestamp (validly signed by the online key)", async () => {
     const client = await Client.create(fx);
     await client.refresh();
-    const current = await get("timestamp.json");
+    const original = await raw("timestamp.json");
+    const current = JSON.parse(original);
     const expired = signDocument(
       timestampSigned(current.signed.version + 1, new Date(Date.now() - 60_000), current.signed.meta["snapshot.json"].version),
       [online],
@@ -86,7 +88,7 @@ describe("the client rejects what must be rejected", () => {
       await expect(client.refresh()).rejects.toThrow("Final timestamp.json is expired");
       await expect((await Client.create(fx)).refresh()).rejects.toThrow("Final timestamp.json is expired");
     } finally {
-      await put("timestamp.json", current);
+      await put("timestamp.json", original);
     }
     await client.refresh();
   });
@@ -94,21 +96,23 @@ describe("the client rejects what must be rejected", () => {
   it("a rolled-back snapshot: a new timestamp pointing at an older snapshot", async () => {
     const client = await Client.create(fx);
     await client.refresh();
-    const current = await get("timestamp.json");
+    const original = await raw("timestamp.json");
+    const current = JSON.parse(original);
     const snapVersion = current.signed.meta["snapshot.json"].version;
     const rollback = signDocument(timestampSigned(current.signed.version + 1, inDays(1), snapVersion - 2), [online]);
     await put("timestamp.json", rollback);
     try {
       await expect(client.refresh()).rejects.toThrow(/New snapshot version \d+ is less than current version/);
     } finally {
-      await put("timestamp.json", current);
+      await put("timestamp.json", original);
     }
   });
 
   it("a rolled-back bin: a newer snapshot listing an older version of a bin", async () => {
     const client = await Client.create(fx);
     await client.refresh();
-    const current = await get("timestamp.json");
+    const original = await raw("timestamp.json");
+    const current = JSON.parse(original);
     const snapVersion = current.signed.meta["snapshot.json"].version;
     const snapshot = await get(`${snapVersion}.snapshot.json`);
     const [binRole, meta] = Object.entries<any>(snapshot.signed.meta).find(([k, m]) => k.startsWith("bins-") && m.version > 1)!;
@@ -121,7 +125,7 @@ describe("the client rejects what must be rejected", () => {
     try {
       await expect(client.refresh()).rejects.toThrow(/New version \d+ of bins-[0-9a-f].json is less than current version/);
     } finally {
-      await put("timestamp.json", current);
+      await put("timestamp.json", original);
       await fx.blobs.deleteMany([metadataKey(fx.teamId, `${snapVersion + 1}.snapshot.json`)]);
     }
   });
@@ -129,7 +133,8 @@ describe("the client rejects what must be rejected", () => {
   it("a timestamp not signed by the online key", async () => {
     const client = await Client.create(fx);
     await client.refresh();
-    const current = await get("timestamp.json");
+    const original = await raw("timestamp.json");
+    const current = JSON.parse(original);
     const { generateKey } = await import("../../src/tuf/keys.ts");
     const forged = signDocument(timestampSigned(current.signed.version + 1, inDays(1), current.signed.meta["snapshot.json"].version), [
       generateKey(),
@@ -139,7 +144,7 @@ describe("the client rejects what must be rejected", () => {
       if (needs("securesystemslib")) expect((await verifyRepository(db, fx)).errors.join("\n")).toMatch(/timestamp\.json: not signed/);
       await expect(client.refresh()).rejects.toThrow("timestamp was signed by 0/1 keys");
     } finally {
-      await put("timestamp.json", current);
+      await put("timestamp.json", original);
     }
   });
 });

@@ -8,10 +8,13 @@ import { fromPool } from "../../src/tuf/db.ts";
 import { generateKeyFiles, readKeyFile } from "../../src/tuf/keys.ts";
 import { metadataKey } from "../../src/tuf/layout.ts";
 import { publicKeyOf } from "../../src/tuf/keys.ts";
-import { rootSigned, signDocument } from "../../src/tuf/metadata.ts";
+import { rootSigned, signDocument, timestampSigned } from "../../src/tuf/metadata.ts";
+import { loadOnlineKey } from "../../src/tuf/online-key.ts";
+import { signDirty, uploadPending } from "../../src/tuf/publish.ts";
 import { rotateRoot } from "../../src/tuf/rotate.ts";
 import {
   addTargets,
+  box,
   Client,
   publishNow,
   setupRepository,
@@ -107,5 +110,75 @@ describe("root rotation", () => {
       /not a key of root v3/,
     );
     expect(path.basename(third[0])).toMatch(/\.json$/);
+  });
+
+  it("online-key rotation: root N+1 names a new online key, every role is re-signed, clients on either root keep working", async () => {
+    const ox = await setupRepository(db, { bins: 4, keys: 2, threshold: 1 });
+    try {
+      await addTargets(db, ox.teamId, [await storeTarget(ox, "before/rotation.bin", "before")]);
+      await publishNow(db, ox.blobs);
+      const early = await Client.create(ox);
+      expect((await early.download("before/rotation.bin")).toString()).toBe("before");
+      const oldKey = await fromPool(db.pool)((c) => loadOnlineKey(c, box, ox.teamId));
+
+      const r = await rotateRoot(fromPool(db.pool), {
+        team: ox.team,
+        oldKeyFiles: [ox.keyFiles[0]],
+        newKeyFiles: ox.keyFiles, // the same root keys: only the online key changes
+        rotateOnlineKey: true,
+        box,
+      });
+      expect(r.onlineKeyId).not.toBe(oldKey.keyid);
+      // Committed but not published: every online role is dirty, clients still see the old state.
+      const dirty = (await db.query("select count(*)::int as n from gk_public.tuf_roles where team_id = $1 and not dirty", [ox.teamId]))
+        .rows[0];
+      expect(dirty.n).toBe(0);
+      await early.refresh();
+      expect(early.trusted("root").signed.version).toBe(1);
+
+      // The publish re-signs every role with the new key and the old one, uploads the timestamp,
+      // then 2.root.json. A client that has not fetched root v2 yet accepts all of it.
+      await signDirty(fromPool(db.pool), box, ox.teamId);
+      await uploadPending(fromPool(db.pool), ox.blobs, ox.teamId);
+      const root2 = await ox.blobs.get(metadataKey(ox.teamId, "2.root.json"));
+      expect(root2).not.toBeNull();
+      await ox.blobs.deleteMany([metadataKey(ox.teamId, "2.root.json")]);
+      const stale = await Client.create(ox);
+      expect((await stale.download("before/rotation.bin")).toString()).toBe("before");
+      expect(
+        stale
+          .trusted("timestamp")
+          .signatures.map((x: { keyid: string }) => x.keyid)
+          .sort(),
+      ).toEqual([oldKey.keyid, r.onlineKeyId].sort());
+      await ox.blobs.put(metadataKey(ox.teamId, "2.root.json"), root2!);
+
+      // With root v2 the client trusts only the new key for every online role.
+      await early.refresh();
+      const root = early.trusted("root").signed;
+      expect(root.version).toBe(2);
+      for (const role of ["targets", "snapshot", "timestamp"]) expect(root.roles[role].keyids).toEqual([r.onlineKeyId]);
+      expect(Object.keys(early.trusted("targets").signed.delegations.keys)).toEqual([r.onlineKeyId]);
+
+      // From now on the old key signs nothing, and what it signs is refused.
+      await addTargets(db, ox.teamId, [await storeTarget(ox, "after/rotation.bin", "after")]);
+      await publishNow(db, ox.blobs);
+      expect((await early.download("after/rotation.bin")).toString()).toBe("after");
+      expect(early.trusted("timestamp").signatures.map((x: { keyid: string }) => x.keyid)).toEqual([r.onlineKeyId]);
+      const original = Buffer.from((await ox.blobs.get(metadataKey(ox.teamId, "timestamp.json")))!).toString();
+      const current = JSON.parse(original);
+      const forged = signDocument(
+        timestampSigned(current.signed.version + 1, new Date(Date.now() + 86_400_000), current.signed.meta["snapshot.json"].version),
+        [oldKey],
+      );
+      await ox.blobs.put(metadataKey(ox.teamId, "timestamp.json"), forged);
+      try {
+        await expect(early.refresh()).rejects.toThrow("timestamp was signed by 0/1 keys");
+      } finally {
+        await ox.blobs.put(metadataKey(ox.teamId, "timestamp.json"), original);
+      }
+    } finally {
+      await ox.close();
+    }
   });
 });

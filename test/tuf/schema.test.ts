@@ -56,13 +56,16 @@ describe("tuf schema", () => {
   it("bad input is refused with a clear error and nothing is written", async () => {
     const before = await targetCount();
     const bad: [unknown, RegExp][] = [
-      [[{ path: "x", length: 1, hashes: { sha256: "not-hex" } }], /tuf_targets_hashes_check/],
-      [[{ path: "x", length: 1, hashes: {} }], /tuf_targets_hashes_check/],
-      [[{ path: "/abs", length: 1, hashes: { sha256: "ab".repeat(32) } }], /tuf_targets_path_check/],
-      [[{ path: "x", length: -1, hashes: { sha256: "ab".repeat(32) } }], /tuf_targets_length_check/],
-      [[{ path: "x", length: 1, hashes: { sha256: "ab".repeat(32) }, custom: { ratio: 0.5 } }], /tuf_targets_custom_check/],
+      [[{ path: "x", length: 1, hashes: { sha256: "not-hex" } }], /target "x": hashes: sha256 must be lower-case hex/],
+      [[{ path: "x", length: 1, hashes: {} }], /hashes: must be an object/],
+      [[{ path: "/abs", length: 1, hashes: { sha256: "ab".repeat(32) } }], /target path "\/abs" starts with \//],
+      [[{ path: "x", length: -1, hashes: { sha256: "ab".repeat(32) } }], /length -1 is not between 0 and 2\^53 - 1/],
+      [
+        [{ path: "x", length: 1, hashes: { sha256: "ab".repeat(32) }, custom: { ratio: 0.5 } }],
+        /custom at \$\.ratio number 0\.5 is not an integer/,
+      ],
       [[{ length: 1, hashes: { sha256: "ab".repeat(32) } }], /null value in column "path"/],
-      [[fakeTarget(1, "ok"), { ...fakeTarget(2, "ok"), hashes: { sha256: "zz" } }], /tuf_targets_hashes_check/],
+      [[fakeTarget(1, "ok"), { ...fakeTarget(2, "ok"), hashes: { sha256: "zz" } }], /sha256 must be lower-case hex/],
       [{ path: "x" }, /targets must be a JSON array/],
     ];
     for (const [targets, error] of bad) {

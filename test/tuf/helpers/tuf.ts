@@ -91,6 +91,8 @@ export class Client {
     if (!root) throw new Error("1.root.json was not published");
     return new Client(fx, root);
   }
+  /** tuf-js's default asks for targets as <dir>/<hash>.<name> (consistent snapshots). */
+  prefixTargetsWithHash = false;
   /** A fresh Updater over the persisted state, as a client process would make on each run. */
   updater(): Updater {
     return new Updater({
@@ -98,7 +100,7 @@ export class Client {
       metadataBaseUrl: `${this.fx.baseUrl}/tuf/${this.fx.team}/metadata`,
       targetDir: this.targetDir,
       targetBaseUrl: `${this.fx.baseUrl}/tuf/${this.fx.team}/targets`,
-      config: { prefixTargetsWithHash: false, fetchRetries: 0 },
+      config: { prefixTargetsWithHash: this.prefixTargetsWithHash, fetchRetries: 0 },
     });
   }
   async refresh(): Promise<Updater> {

@@ -156,6 +156,10 @@ def main():
         node = given["canonical"].get(f"{role}:{version}")
         if data is not None and node is not None and data != node.encode("utf-8"):
             fail(where, "securesystemslib's canonical bytes differ from the bytes Node signed")
+        # The publisher writes `signed` as the canonical bytes it signed (bins from stored
+        # fragments): they must be securesystemslib's, byte for byte.
+        if data is not None and not text.encode("utf-8").endswith(b',"signed":' + data + b"}"):
+            fail(where, "the document's signed part is not securesystemslib's canonical JSON")
 
     # Root chain: v1 is trusted, v(N+1) needs root vN's threshold and its own.
     roots = sorted(v for (r, v) in docs if r == "root")
