@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { binSection } from "../../src/bin/status.ts";
 import { localCa, unreachableCa } from "../certificates/helpers/ca-fixtures.ts";
-import { createTestDb } from "../helpers/db.ts";
+import { createTestDb, type TestDb } from "../helpers/db.ts";
 import { ids, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 import { httpGraphql } from "../helpers/graphql.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
@@ -14,8 +14,8 @@ await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '1 secon
 await db.query("set groundskeeper.bin_lease = '1 second'");
 const api = await httpGraphql(db);
 
-async function summary() {
-  const { rows } = await db.query("select kind, length, failing, overdue from gk_public.bin_summary order by kind");
+async function summary(on: { query: TestDb["query"] } = db) {
+  const { rows } = await on.query("select kind, length, failing, overdue from gk_public.bin_summary order by kind");
   return rows;
 }
 
@@ -33,12 +33,20 @@ describe("overdue bin items", () => {
     const robots = ids(await insertRobots(db, { team, count: 3 }));
     await db.query("select gk_public.request_certificate(r) from unnest($1::uuid[]) r", [robots]);
     await runJobs(db, testServices({ ca }));
-    await db.query("delete from gk_public.teams where id = $1", [team]);
-    // Just enqueued: within their lease, running or about to.
-    expect(await summary()).toEqual([
-      { kind: "blob_prefix", length: 1, failing: 0, overdue: 0 },
-      { kind: "certificate", length: 3, failing: 0, overdue: 0 },
-    ]);
+    // Just enqueued: within their lease, running or about to (seen inside the deleting
+    // transaction, whose now() stands still, so the check does not depend on the clock).
+    const c = await db.pool.connect();
+    try {
+      await c.query("begin");
+      await c.query("delete from gk_public.teams where id = $1", [team]);
+      expect(await summary(c)).toEqual([
+        { kind: "blob_prefix", length: 1, failing: 0, overdue: 0 },
+        { kind: "certificate", length: 3, failing: 0, overdue: 0 },
+      ]);
+      await c.query("commit");
+    } finally {
+      c.release();
+    }
 
     // No worker could get anywhere (cut off with the CA's store): nothing is recorded, the lease runs out.
     await expect.poll(async () => (await summary()).map((r) => r.overdue), { timeout: 10_000, interval: 200 }).toEqual([1, 3]);

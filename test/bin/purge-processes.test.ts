@@ -71,10 +71,19 @@ describe("filesystem purge killed mid-way", () => {
       );
     }
     await store.put(`teams/${kept}/keep`, "x");
-    await db.query("delete from gk_public.teams where id = $1", [team]);
-    const [item] = (await db.query("select id, next_attempt_at > now() as leased from gk_public.purge_items where team_id = $1", [team]))
-      .rows;
-    expect(item.leased).toBe(true); // a new purge is not due before its first job had a lease's time
+    // A new purge is not due before its first job had a lease's time (seen in the deleting
+    // transaction, whose now() stands still).
+    const c = await db.pool.connect();
+    let item: { id: string; leased: boolean };
+    try {
+      await c.query("begin");
+      await c.query("delete from gk_public.teams where id = $1", [team]);
+      [item] = (await c.query("select id, next_attempt_at > now() as leased from gk_public.purge_items where team_id = $1", [team])).rows;
+      await c.query("commit");
+    } finally {
+      c.release();
+    }
+    expect(item.leased).toBe(true);
 
     const effects = path.join(dir, "effects.log");
     const first = await worker(blobsDir, effects);

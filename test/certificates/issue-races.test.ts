@@ -15,7 +15,9 @@ const db = await createTestDb();
 await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '1 second'`);
 // …and in the pool's one session so far, which started before the ALTER.
 await db.query("set groundskeeper.bin_lease = '1 second'");
-const SHORT = 300; // ms: the CA call deadline (claims last the lease plus this)
+const SHORT = 300; // ms: the CA call deadline of a lost attempt (claims last the lease plus this)
+// …and of the attempts after it, whose claims must outlast a slow, loaded machine.
+const LONG = 20_000;
 
 async function credential(team: string): Promise<{ id: string; certs: string[] }> {
   const { rows } = await db.query("select id from gk_public.create_provisioning_credential($1, 'line')", [team]);
@@ -142,7 +144,7 @@ describe.each(modes)("issuance held inside the CA ($mode)", ({ deferred }) => {
     expect(await caSerials(name, [lost.id])).toHaveLength(deferred ? 0 : 1); // deferred: pending at the CA
 
     await db.query("delete from gk_public.teams where id = $1", [team]);
-    const ca = withTimeout(real, SHORT);
+    const ca = withTimeout(real, LONG);
     // While the lost attempt's claim runs nothing is concluded; afterwards the CA is asked. Never
     // "never issued", whichever the revoke job meets.
     await runJobs(db, testServices({ ca }));
@@ -164,7 +166,7 @@ describe("an issuance whose answer was lost is retried", () => {
     await db.query("select gk_public.request_certificate($1)", [robot]);
     await runJobs(db, testServices({ ca: withTimeout(answerLost(real), SHORT) }));
     const [first] = await caSerials("retry-key", [(await certsOf(team))[0].id]);
-    const ca = withTimeout(real, SHORT);
+    const ca = withTimeout(real, LONG);
     await reconcileWhenDue(ca, team);
     const rows = await certsOf(team);
     expect(rows.map((r) => [r.status, r.robot_id != null])).toEqual([
@@ -187,7 +189,7 @@ describe("an issuance whose answer was lost is retried", () => {
     const pem = `-----BEGIN PUBLIC KEY-----\n${spki}\n-----END PUBLIC KEY-----\n`;
     await db.query("select gk_public.request_certificate($1, $2)", [robot, pem]);
     await runJobs(db, testServices({ ca: withTimeout(answerLost(real), SHORT) }));
-    await reconcileWhenDue(withTimeout(real, SHORT), team);
+    await reconcileWhenDue(withTimeout(real, LONG), team);
     const rows = await certsOf(team);
     expect(rows).toHaveLength(1);
     expect(rows[0].status).toBe("issued");
@@ -205,7 +207,7 @@ describe("a CA that cannot be asked what it issued (as cfssl)", () => {
     await db.query("delete from gk_public.teams where id = $1", [team]);
     const blind = withTimeout(
       withIssue(real, (r) => real.issue(r), { lookup: false }),
-      SHORT,
+      LONG,
     );
     await reconcileWhenDue(blind, team);
     const [row] = await certsOf(team);
@@ -239,7 +241,7 @@ describe("a CA that hangs", () => {
     const [row] = await certsOf(team);
     expect(row).toMatchObject({ status: "revoking", never_issued: false });
     expect(row.issue_attempted_at).not.toBeNull();
-    await reconcileWhenDue(withTimeout(real, SHORT), team);
+    await reconcileWhenDue(withTimeout(real, LONG), team);
     // It never reached the CA, and the CA says so when asked by our id.
     expect((await certsOf(team))[0]).toMatchObject({ status: "revoked", never_issued: true });
   });

@@ -17,6 +17,7 @@ import { pino } from "pino";
 import { FsBlobStore } from "../../../src/adapters/blobs/fs.ts";
 import type { BlobStore } from "../../../src/adapters/blobs/types.ts";
 import { LocalCa } from "../../../src/adapters/ca/local.ts";
+import { withTimeout } from "../../../src/adapters/ca/timeout.ts";
 import type { CertificateAuthority } from "../../../src/adapters/ca/types.ts";
 import { createPool } from "../../../src/db/pool.ts";
 import { secretBoxFromEnv } from "../../../src/lib/secrets.ts";
@@ -72,9 +73,12 @@ const blobs: BlobStore = {
   pruneEmpty: (p) => fsStore.pruneEmpty(p),
 };
 
+// Every CA call gets a deadline as under `groundskeeper worker` (GK_CA_TIMEOUT_MS); short here, so
+// the claims of a killed worker (the lease plus this) run out within the test.
+const timedCa = withTimeout(ca, Number(env.GK_CA_TIMEOUT_MS ?? 5000));
 const runner = await startWorker({
   databaseUrl: url,
-  services: { log: pino({ level: "silent" }), ca, blobs },
+  services: { log: pino({ level: "silent" }), ca: timedCa, blobs },
   concurrency: Number(env.GK_TEST_CONCURRENCY ?? 4),
   cron: false,
   pollInterval: 200,
