@@ -156,6 +156,11 @@ create table gk_public.certificates (
   next_attempt_at timestamp with time zone,
   fetch_requested_at timestamp with time zone,
   retry_requested_at timestamp with time zone,
+  claim_id uuid,
+  claim_expires_at timestamp with time zone,
+  issue_attempted_at timestamp with time zone,
+  not_before timestamp with time zone,
+  unresolved boolean default false not null,
   worker_id uuid,
   controller_id uuid,
   constraint certificates_pkey PRIMARY KEY (id),
@@ -165,6 +170,7 @@ create table gk_public.certificates (
   constraint certificates_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE SET NULL,
   constraint certificates_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE SET NULL,
   constraint certificates_attempts_check CHECK (attempts >= 0),
+  constraint certificates_claim_pair CHECK ((claim_id IS NULL) = (claim_expires_at IS NULL)),
   constraint certificates_controller_profile CHECK (controller_id IS NULL OR profile = 'controller'::text),
   constraint certificates_issued_has_ref CHECK ((status <> ALL (ARRAY['issued'::text, 'expired'::text])) OR ca_ref IS NOT NULL),
   constraint certificates_live_has_owner CHECK ((status <> ALL (ARRAY['issuing'::text, 'issued'::text])) OR num_nonnulls(robot_id, provisioning_credential_id, team_id, worker_id, controller_id) = 1),
@@ -178,6 +184,7 @@ create table gk_public.certificates (
   constraint certificates_revoked_at CHECK ((status = 'revoked'::text) = (revoked_at IS NOT NULL)),
   constraint certificates_serial_check CHECK (serial ~ '^[0-9a-f]+$'::text),
   constraint certificates_status_check CHECK (status = ANY (ARRAY['issuing'::text, 'issued'::text, 'revoking'::text, 'revoked'::text, 'expired'::text, 'failed'::text])),
+  constraint certificates_unresolved_revoking CHECK (NOT unresolved OR status = 'revoking'::text),
   constraint certificates_worker_profile CHECK (worker_id IS NULL OR profile = 'worker'::text)
 );
 CREATE INDEX certificates_controller_id_idx ON gk_public.certificates USING btree (controller_id);
@@ -199,6 +206,9 @@ comment on table gk_public.certificates is '@behavior -insert -update -delete
 Certificates issued at the CA. A row outlives its owner until the CA has revoked it.';
 comment on column gk_public.certificates.owner_team_id is 'The team the certificate was issued for; kept after the team is deleted.';
 comment on column gk_public.certificates.ca_ref is 'The CA''s handle for the certificate (fetch it by this to learn the serial).';
+comment on column gk_public.certificates.claim_id is 'The task attempt that holds this certificate across a CA call (until claim_expires_at).';
+comment on column gk_public.certificates.issue_attempted_at is 'When an issuance request for this certificate was first sent to the CA (it may have been signed even if no answer came back).';
+comment on column gk_public.certificates.unresolved is 'The owner is gone, an issuance may have reached the CA and the CA cannot tell what it issued for this id: an operator must check the CA (docs/certificates.md).';
 grant select on gk_public.certificates to gk_admin;
 grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id, worker_id) on gk_public.certificates to gk_admin;
 grant update (downloaded_at, fetch_requested_at, retry_requested_at) on gk_public.certificates to gk_admin;
@@ -453,6 +463,7 @@ create table gk_public.provisioning_credentials (
 );
 CREATE INDEX provisioning_credentials_live_expires_idx ON gk_public.provisioning_credentials USING btree (expires_at) WHERE (status = ANY (ARRAY['issuing'::text, 'issued'::text]));
 CREATE INDEX provisioning_credentials_team_id_idx ON gk_public.provisioning_credentials USING btree (team_id);
+CREATE TRIGGER _500_expire_certificates AFTER UPDATE ON gk_public.provisioning_credentials REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_provisioning_credentials__expire_certificates();
 CREATE TRIGGER _500_revoke_certificates AFTER UPDATE ON gk_public.provisioning_credentials REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_provisioning_credentials__revoke_certificates();
 comment on table gk_public.provisioning_credentials is '@behavior -insert -update -delete
 A pair of certificates (client_auth, provisioning) for enrolling robots. Revoking it revokes both at the CA.';
@@ -727,11 +738,10 @@ create table gk_public.rollout_robot_ecus (
   constraint rollout_robot_ecus_pkey PRIMARY KEY (rollout_id, ecu_id),
   constraint rollout_robot_ecus_rollout_id_robot_id_fkey FOREIGN KEY (rollout_id, robot_id) REFERENCES gk_public.rollout_robots(rollout_id, robot_id) ON DELETE CASCADE,
   constraint rollout_robot_ecus_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON DELETE CASCADE,
-  constraint rollout_robot_ecus_team_id_image_id_fkey FOREIGN KEY (team_id, image_id) REFERENCES gk_public.images(team_id, id),
   constraint rollout_robot_ecus_status_check CHECK (gk_private.rollouts_valid_ecu_status(status))
 );
 CREATE INDEX rollout_robot_ecus_ecu_idx ON gk_public.rollout_robot_ecus USING btree (ecu_id);
-CREATE INDEX rollout_robot_ecus_image_idx ON gk_public.rollout_robot_ecus USING btree (image_id);
+CREATE INDEX rollout_robot_ecus_robot_idx ON gk_public.rollout_robot_ecus USING btree (rollout_id, robot_id);
 comment on table gk_public.rollout_robot_ecus is '@behavior -insert -update -delete
 Per ECU of a scheduled robot: the image listed for it and its last reported status.';
 grant select on gk_public.rollout_robot_ecus to gk_admin;
@@ -1024,7 +1034,7 @@ create table gk_public.volumes (
   constraint volumes_id_state_worker_key UNIQUE (id, state, worker_id),
   constraint volumes_worker_handle_key UNIQUE (worker_id, handle),
   constraint volumes_container_id_fkey FOREIGN KEY (container_id) REFERENCES gk_public.containers(id) ON DELETE SET NULL,
-  constraint volumes_parent_fkey FOREIGN KEY (parent_id, parent_state, worker_id) REFERENCES gk_public.volumes(id, state, worker_id) ON UPDATE RESTRICT,
+  constraint volumes_parent_fkey FOREIGN KEY (parent_id, parent_state, worker_id) REFERENCES gk_public.volumes(id, state, worker_id) ON UPDATE RESTRICT ON DELETE RESTRICT,
   constraint volumes_team_id_fkey FOREIGN KEY (team_id) REFERENCES gk_public.teams(id) ON DELETE SET NULL,
   constraint volumes_worker_base_resource_type_id_fkey FOREIGN KEY (worker_base_resource_type_id) REFERENCES gk_public.worker_base_resource_types(id) ON DELETE SET NULL,
   constraint volumes_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE CASCADE,
@@ -1054,7 +1064,7 @@ CREATE INDEX volumes_worker_task_cache_id_idx ON gk_public.volumes USING btree (
 CREATE TRIGGER _100_retry_due BEFORE UPDATE OF retry_requested_at ON gk_public.volumes FOR EACH ROW EXECUTE FUNCTION gk_private.tg_volumes__retry_due();
 CREATE TRIGGER _500_enqueue_create AFTER INSERT ON gk_public.volumes REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__enqueue_create();
 CREATE TRIGGER _510_activate_on_delete AFTER DELETE ON gk_public.volumes REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__activate_collector();
-CREATE TRIGGER _510_activate_on_update AFTER UPDATE ON gk_public.volumes REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__activate_collector();
+CREATE TRIGGER _510_activate_on_update AFTER UPDATE OF container_id, worker_resource_cache_id, worker_base_resource_type_id, worker_task_cache_id ON gk_public.volumes FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_volumes__activate_collector();
 comment on table gk_public.volumes is '@behavior -insert -update -delete
 Volumes on workers. A volume without owners and children is destroyed on its agent, then its row goes.';
 grant select on gk_public.volumes to gk_admin;
@@ -1158,7 +1168,8 @@ create view gk_public.bin as
     now() - b.enqueued_at AS age,
     b.attempts,
     b.last_error,
-    b.next_attempt_at
+    b.next_attempt_at,
+    COALESCE(b.next_attempt_at < now(), false) AS overdue
    FROM gk_private.bin__blob_prefix b
 UNION ALL
  SELECT 'certificate'::text AS kind,
@@ -1168,7 +1179,8 @@ UNION ALL
     now() - b.enqueued_at AS age,
     b.attempts,
     b.last_error,
-    b.next_attempt_at
+    b.next_attempt_at,
+    COALESCE(b.next_attempt_at < now(), false) AS overdue
    FROM gk_private.bin__certificate b
 UNION ALL
  SELECT 'export'::text AS kind,
@@ -1178,7 +1190,8 @@ UNION ALL
     now() - b.enqueued_at AS age,
     b.attempts,
     b.last_error,
-    b.next_attempt_at
+    b.next_attempt_at,
+    COALESCE(b.next_attempt_at < now(), false) AS overdue
    FROM gk_private.bin__export b
 UNION ALL
  SELECT 'volume'::text AS kind,
@@ -1188,10 +1201,11 @@ UNION ALL
     now() - b.enqueued_at AS age,
     b.attempts,
     b.last_error,
-    b.next_attempt_at
+    b.next_attempt_at,
+    COALESCE(b.next_attempt_at < now(), false) AS overdue
    FROM gk_private.bin__volume b;
 comment on view gk_public.bin is '@primaryKey kind,ref
-Every pending deletion (certificate revocations, blob prefixes...) with its age and last error. Its length goes to zero.';
+Every pending deletion (certificate revocations, blob prefixes...) with its age and last error. Its length goes to zero. Overdue: past its lease or next attempt, so no live task holds it and nobody recorded why (a dead worker, a CA or store that took the worker down with it).';
 grant select on gk_public.bin to gk_admin;
 grant select on gk_public.bin to gk_viewer;
 
@@ -1200,10 +1214,11 @@ create view gk_public.bin_summary as
     count(*)::integer AS length,
     min(enqueued_at) AS oldest_enqueued_at,
     EXTRACT(epoch FROM now() - min(enqueued_at))::double precision AS oldest_age_seconds,
-    count(*) FILTER (WHERE last_error IS NOT NULL)::integer AS failing
+    count(*) FILTER (WHERE last_error IS NOT NULL)::integer AS failing,
+    count(*) FILTER (WHERE overdue)::integer AS overdue
    FROM gk_public.bin
   GROUP BY kind;
-comment on view gk_public.bin_summary is 'Per kind: how many deletions are pending, the oldest one''s age, and how many are failing.';
+comment on view gk_public.bin_summary is 'Per kind: how many deletions are pending, the oldest one''s age, how many are failing and how many are overdue (past their lease with no live task).';
 grant select on gk_public.bin_summary to gk_admin;
 grant select on gk_public.bin_summary to gk_viewer;
 
@@ -1699,6 +1714,41 @@ $function$;
 comment on function gk_public.request_export(gk_public.export_resource_type,uuid) is 'Requests the export of a resource now (the coordinator also does this for every resource on its own). Refused when the resource already has one.';
 grant execute on function gk_public.request_export(gk_public.export_resource_type,uuid) to gk_admin;
 
+CREATE OR REPLACE FUNCTION gk_public.resolve_certificate(id uuid, serial text DEFAULT NULL::text)
+ RETURNS gk_public.certificates
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v gk_public.certificates;
+begin
+  if serial is not null and serial !~ '^[0-9a-f]+$' then
+    raise exception 'serial must be lower-case hexadecimal (got %)', serial using errcode = '22023';
+  end if;
+  select * into v from gk_public.certificates c where c.id = resolve_certificate.id for update;
+  if not found then
+    raise exception 'certificate % not found', id using errcode = 'P0002';
+  end if;
+  if not v.unresolved then
+    raise exception 'certificate % is not unresolved', id using errcode = '55000';
+  end if;
+  if serial is null then
+    update gk_public.certificates c
+       set status = 'revoked', revoked_at = now(), never_issued = true, unresolved = false, last_error = null
+     where c.id = v.id returning * into v;
+  else
+    update gk_public.certificates c
+       set serial = resolve_certificate.serial, unresolved = false, last_error = null, next_attempt_at = now(),
+           retry_requested_at = clock_timestamp()
+     where c.id = v.id returning * into v;
+  end if;
+  return v;
+end;
+$function$;
+comment on function gk_public.resolve_certificate(uuid,text) is 'For an unresolved certificate (its CA cannot be asked what it issued): the serial the CA issued under this certificate''s id, to be revoked, or null when it issued nothing.';
+grant execute on function gk_public.resolve_certificate(uuid,text) to gk_admin;
+
 CREATE OR REPLACE FUNCTION gk_public.retire_worker(name text)
  RETURNS gk_public.workers
  LANGUAGE plpgsql
@@ -2124,6 +2174,7 @@ create table gk_private.local_ca_certificates (
   revoked_at timestamp with time zone,
   reason text,
   failure text,
+  request_key text,
   constraint local_ca_certificates_pkey PRIMARY KEY (id),
   constraint local_ca_certificates_authority_serial_key UNIQUE (authority, serial),
   constraint local_ca_certificates_authority_fkey FOREIGN KEY (authority) REFERENCES gk_private.local_ca_authorities(name) ON DELETE RESTRICT,
@@ -2132,10 +2183,12 @@ create table gk_private.local_ca_certificates (
   constraint local_ca_certificates_check2 CHECK ((status = 'revoked'::text) = (revoked_at IS NOT NULL) AND (revoked_at IS NULL) = (reason IS NULL)),
   constraint local_ca_certificates_check3 CHECK ((status = 'failed'::text) = (failure IS NOT NULL)),
   constraint local_ca_certificates_reason_check CHECK (reason = ANY (ARRAY['unspecified'::text, 'keyCompromise'::text, 'superseded'::text, 'cessationOfOperation'::text])),
+  constraint local_ca_certificates_request_key_check CHECK (length(request_key) <= 200),
   constraint local_ca_certificates_serial_check CHECK (serial ~ '^[1-9a-f][0-9a-f]*$'::text),
   constraint local_ca_certificates_status_check CHECK (status = ANY (ARRAY['pending'::text, 'issued'::text, 'revoked'::text, 'failed'::text]))
 );
 CREATE INDEX local_ca_certificates_not_after_idx ON gk_private.local_ca_certificates USING btree (not_after) WHERE (status <> 'pending'::text);
+CREATE INDEX local_ca_certificates_request_key_idx ON gk_private.local_ca_certificates USING btree (authority, request_key) WHERE (request_key IS NOT NULL);
 CREATE INDEX local_ca_certificates_revoked_idx ON gk_private.local_ca_certificates USING btree (authority, not_after) WHERE (status = 'revoked'::text);
 comment on table gk_private.local_ca_certificates is 'Certificates issued (or pending issuance, deferred mode) by the local CA.';
 
@@ -2148,6 +2201,22 @@ create table gk_private.master_key (
   constraint master_key_singleton_check CHECK (singleton)
 );
 comment on table gk_private.master_key is 'One row: the fingerprint of the master key secrets are sealed under.';
+
+create table gk_private.queue_workers (
+  id text not null,
+  hostname text not null,
+  pid integer not null,
+  started_at timestamp with time zone default now() not null,
+  heartbeat_at timestamp with time zone default now() not null,
+  expires_at timestamp with time zone not null,
+  constraint queue_workers_pkey PRIMARY KEY (id),
+  constraint queue_workers_check CHECK (expires_at > heartbeat_at),
+  constraint queue_workers_hostname_check CHECK (length(hostname) >= 1 AND length(hostname) <= 255),
+  constraint queue_workers_id_check CHECK (length(id) >= 1 AND length(id) <= 200),
+  constraint queue_workers_pid_check CHECK (pid > 0)
+);
+CREATE INDEX queue_workers_expires_idx ON gk_private.queue_workers USING btree (expires_at);
+comment on table gk_private.queue_workers is 'Live job-runner pools (graphile_worker.jobs.locked_by) and when each stops being trusted without a heartbeat.';
 
 create table gk_private.stored_logic (
   file text not null,
@@ -2469,6 +2538,7 @@ begin
     select c.id, c.status from gk_public.certificates c
      where ((c.status = 'revoking' and not v_revoke_busy) or (c.status = 'issuing' and not v_issue_busy))
        and c.next_attempt_at <= now()
+       and (c.claim_expires_at is null or c.claim_expires_at <= now())
      order by c.next_attempt_at
      limit max_items
        for update skip locked),
@@ -2555,7 +2625,8 @@ begin
   exception when invalid_text_representation then
     raise exception 'bin item ref % is not a certificate id', ref using errcode = '22023';
   end;
-  update gk_public.certificates c set retry_requested_at = clock_timestamp()
+  -- An unresolved one is asked about again (e.g. once its CA can answer lookups).
+  update gk_public.certificates c set retry_requested_at = clock_timestamp(), unresolved = false, next_attempt_at = now()
    where c.id = v_id and c.status = 'revoking';
   return found;
 end;
@@ -2606,67 +2677,146 @@ begin
 end;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.certificate_fetched(id uuid, pem text, serial text, not_after timestamp with time zone)
- RETURNS boolean
- LANGUAGE sql
-AS $function$
-  with cert as (
-    update gk_public.certificates c
-       set pem = coalesce(c.pem, certificate_fetched.pem),
-           serial = coalesce(c.serial, certificate_fetched.serial),
-           not_after = least(c.not_after, certificate_fetched.not_after)
-     where c.id = certificate_fetched.id
-    returning c.provisioning_credential_id, c.not_after),
-  -- A credential expires when either certificate does: keep its expires_at the earliest.
-  cred as (
-    update gk_public.provisioning_credentials p set expires_at = cert.not_after
-      from cert where p.id = cert.provisioning_credential_id and p.expires_at > cert.not_after
-    returning 1)
-  select true from cert;
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, error text, permanent boolean)
- RETURNS void
- LANGUAGE sql
-AS $function$
-  update gk_public.certificates c
-     set attempts = c.attempts + 1,
-         last_error = left(error, 2000),
-         status = case when permanent then 'failed' else c.status end,
-         next_attempt_at = case when permanent then null
-                                else now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease() end
-   where c.id = certificate_issue_failed.id and c.status = 'issuing';
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.certificate_issued(id uuid, ca_ref text, serial text, pem text DEFAULT NULL::text)
- RETURNS boolean
- LANGUAGE sql
-AS $function$
-  update gk_public.certificates c
-     set status = 'issued', ca_ref = certificate_issued.ca_ref, serial = certificate_issued.serial,
-         pem = certificate_issued.pem, issued_at = now(), last_error = null
-   where c.id = certificate_issued.id and c.status = 'issuing'
-  returning true;
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.certificate_issued_with_key(id uuid, ca_ref text, serial text, pem text, sealed_key text)
- RETURNS boolean
+CREATE OR REPLACE FUNCTION gk_private.certificate_claim_issue(id uuid, claim uuid, ca_timeout interval, keeps_keys boolean)
+ RETURNS TABLE(outcome text, owner_id text, profile text, public_key_pem text, csr_pem text, not_after timestamp with time zone, attempts integer, attempted_before boolean)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 declare
-  v_team uuid;
+  c gk_public.certificates;
 begin
-  if not coalesce(gk_private.certificate_issued(id, ca_ref, serial, pem), false) then
+  -- A short row lock inside this one statement's transaction; nothing waits on the CA under it.
+  select * into c from gk_public.certificates x where x.id = certificate_claim_issue.id for update;
+  if not found or c.status <> 'issuing' then
+    return query select 'gone'::text, null::text, null::text, null::text, null::text, null::timestamptz, 0, false;
+    return;
+  end if;
+  if c.claim_expires_at > now() then
+    return query select 'busy'::text, null::text, null::text, null::text, null::text, null::timestamptz, 0, false;
+    return;
+  end if;
+  if c.public_key_pem is null and c.csr_pem is null and not keeps_keys then
+    -- The CA would make a key pair this worker could not keep: nothing is sent to the CA.
+    return query select 'no_secrets'::text, null::text, null::text, null::text, null::text, null::timestamptz, c.attempts, false;
+    return;
+  end if;
+  update gk_public.certificates x
+     set claim_id = certificate_claim_issue.claim,
+         claim_expires_at = gk_private.certificate_claim_until(ca_timeout),
+         issue_attempted_at = coalesce(x.issue_attempted_at, now()),
+         next_attempt_at = greatest(x.next_attempt_at, gk_private.certificate_claim_until(ca_timeout))
+   where x.id = c.id;
+  return query select 'claimed'::text,
+    coalesce(c.robot_id, c.provisioning_credential_id, c.team_id, c.worker_id, c.controller_id, c.owner_team_id)::text,
+    c.profile, c.public_key_pem, c.csr_pem, c.not_after, c.attempts, c.issue_attempted_at is not null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_claim_until(ca_timeout interval)
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select now() + gk_private.bin_lease() + coalesce(ca_timeout, interval '0');
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_fetched(id uuid, pem text, serial text, not_after timestamp with time zone, not_before timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+begin
+  update gk_public.certificates c
+     set pem = coalesce(c.pem, certificate_fetched.pem),
+         serial = coalesce(c.serial, certificate_fetched.serial),
+         not_after = coalesce(certificate_fetched.not_after, c.not_after),
+         not_before = coalesce(certificate_fetched.not_before, c.not_before)
+   where c.id = certificate_fetched.id;
+  if not found then
     return false;
   end if;
-  if sealed_key is not null then
-    select c.owner_team_id into v_team from gk_public.certificates c where c.id = certificate_issued_with_key.id;
-    insert into gk_private.certificate_private_keys (certificate_id, owner_team_id, sealed_key)
-    values (certificate_issued_with_key.id, v_team, certificate_issued_with_key.sealed_key);
-  end if;
+  perform gk_private.provisioning_credentials_expire_with(array[id]);
   return true;
 end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, claim uuid, error text, permanent boolean, release boolean)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_status text;
+begin
+  update gk_public.certificates c
+     set attempts = case when c.status = 'issuing' then c.attempts + 1 else c.attempts end,
+         last_error = case when c.status = 'issuing' then left(error, 2000) else c.last_error end,
+         status = case when permanent and c.status = 'issuing' then 'failed' else c.status end,
+         next_attempt_at = case when c.status <> 'issuing' then c.next_attempt_at
+                                when permanent then null
+                                else greatest(now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease(),
+                                              case when release then null else c.claim_expires_at end) end,
+         claim_id = case when release then null else c.claim_id end,
+         claim_expires_at = case when release then null else c.claim_expires_at end
+   where c.id = certificate_issue_failed.id and c.claim_id is not distinct from certificate_issue_failed.claim
+  returning c.status into v_status;
+  if v_status = 'revoking' and release then
+    perform gk_private.enqueue_id_batches('certificates__revoke', array[id]);
+  end if;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_issued(id uuid, claim uuid, ca_ref text, serial text, pem text, not_before timestamp with time zone, not_after timestamp with time zone, sealed_key text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v_status text;
+  v_team uuid;
+begin
+  perform 1 from gk_public.provisioning_credentials p
+   where p.id = (select c.provisioning_credential_id from gk_public.certificates c where c.id = certificate_issued.id)
+     for no key update;
+  update gk_public.certificates c
+     set status = case when c.status = 'issuing' then 'issued' else c.status end,
+         ca_ref = certificate_issued.ca_ref, serial = certificate_issued.serial, pem = certificate_issued.pem,
+         not_before = certificate_issued.not_before, not_after = coalesce(certificate_issued.not_after, c.not_after),
+         issued_at = now(), last_error = null, claim_id = null, claim_expires_at = null
+   where c.id = certificate_issued.id and c.claim_id = certificate_issued.claim and c.ca_ref is null
+     and c.status in ('issuing', 'revoking')
+  returning c.status, c.owner_team_id into v_status, v_team;
+  if not found then
+    perform gk_private.certificate_orphans(id, array[ca_ref], array[serial], array[pem]);
+    return 'orphan';
+  end if;
+  perform gk_private.provisioning_credentials_expire_with(array[id]);
+  if v_status = 'issued' and sealed_key is not null then
+    insert into gk_private.certificate_private_keys (certificate_id, owner_team_id, sealed_key)
+    values (certificate_issued.id, v_team, certificate_issued.sealed_key);
+  elsif v_status = 'revoking' then
+    perform gk_private.enqueue_id_batches('certificates__revoke', array[id]);
+  end if;
+  return v_status;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_orphans(id uuid, ca_refs text[], serials text[], pems text[] DEFAULT NULL::text[])
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  with o as (
+    insert into gk_public.certificates
+      (owner_team_id, profile, public_key_pem, csr_pem, not_after, status, ca_ref, serial, pem, issued_at,
+       issue_attempted_at, revocation_reason)
+    select c.owner_team_id, c.profile, c.public_key_pem, c.csr_pem, c.not_after, 'revoking', f.ca_ref, f.serial, f.pem, now(),
+           now(), 'superseded'
+      from gk_public.certificates c,
+           unnest(certificate_orphans.ca_refs, certificate_orphans.serials,
+                  coalesce(certificate_orphans.pems, array_fill(null::text, array[cardinality(certificate_orphans.ca_refs)])))
+             as f(ca_ref, serial, pem)
+     where c.id = certificate_orphans.id
+       and not exists (select 1 from gk_public.certificates x where x.ca_ref = f.ca_ref)
+    returning 1)
+  select count(*)::int from o;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.certificate_peer(serial text)
@@ -2679,37 +2829,67 @@ AS $function$
    where c.serial = certificate_peer.serial and c.profile in ('worker', 'controller');
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.certificates_revoke_failed(ids uuid[], error text)
+CREATE OR REPLACE FUNCTION gk_private.certificates_claim_revoke(ids uuid[], claim uuid, ca_timeout interval)
+ RETURNS TABLE(id uuid, ca_ref text, serial text, revocation_reason text, attempted boolean)
+ LANGUAGE sql
+AS $function$
+  with free as (
+    select c.id from gk_public.certificates c
+     where c.id = any(certificates_claim_revoke.ids) and c.status = 'revoking' and not c.unresolved
+       and (c.claim_expires_at is null or c.claim_expires_at <= now())
+     order by c.id
+       for update skip locked)
+  update gk_public.certificates c
+     set claim_id = certificates_claim_revoke.claim,
+         claim_expires_at = gk_private.certificate_claim_until(ca_timeout),
+         next_attempt_at = greatest(c.next_attempt_at, gk_private.certificate_claim_until(ca_timeout))
+    from free where c.id = free.id
+  returning c.id, c.ca_ref, c.serial, c.revocation_reason, c.issue_attempted_at is not null;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificates_learnt(ids uuid[], ca_refs text[], serials text[], claim uuid)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.certificates c
+     set ca_ref = coalesce(c.ca_ref, s.ca_ref), serial = coalesce(c.serial, s.serial)
+    from unnest(ids, ca_refs, serials) as s(id, ca_ref, serial)
+   where c.id = s.id and c.claim_id = certificates_learnt.claim;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificates_revoke_failed(ids uuid[], error text, claim uuid)
  RETURNS void
  LANGUAGE sql
 AS $function$
   update gk_public.certificates c
      set attempts = c.attempts + 1,
          last_error = left(error, 2000),
-         next_attempt_at = now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease()
-   where c.id = any(ids) and c.status = 'revoking';
+         next_attempt_at = now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease(),
+         claim_id = null, claim_expires_at = null
+   where c.id = any(ids) and c.status = 'revoking' and c.claim_id = certificates_revoke_failed.claim;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.certificates_revoked(ids uuid[], never_issued_ids uuid[] DEFAULT '{}'::uuid[])
+CREATE OR REPLACE FUNCTION gk_private.certificates_revoked(ids uuid[], never_issued_ids uuid[], claim uuid)
  RETURNS integer
  LANGUAGE sql
 AS $function$
   with done as (
     update gk_public.certificates c
-       set status = 'revoked', revoked_at = now(), last_error = null,
+       set status = 'revoked', revoked_at = now(), last_error = null, claim_id = null, claim_expires_at = null,
            never_issued = c.id = any(certificates_revoked.never_issued_ids)
      where c.id = any(certificates_revoked.ids || certificates_revoked.never_issued_ids) and c.status = 'revoking'
+       and c.claim_id = certificates_revoked.claim
     returning 1)
   select count(*)::int from done;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.certificates_set_serials(ids uuid[], serials text[])
+CREATE OR REPLACE FUNCTION gk_private.certificates_unresolved(ids uuid[], error text, claim uuid)
  RETURNS void
  LANGUAGE sql
 AS $function$
-  update gk_public.certificates c set serial = s.serial
-    from unnest(ids, serials) as s(id, serial)
-   where c.id = s.id and c.serial is null;
+  update gk_public.certificates c
+     set unresolved = true, last_error = left(error, 2000), next_attempt_at = null, claim_id = null, claim_expires_at = null
+   where c.id = any(ids) and c.status = 'revoking' and c.claim_id = certificates_unresolved.claim;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.containers_collect()
@@ -2788,6 +2968,39 @@ AS $function$
   select gk_private.director_mark_dirty(array(select r.id from gk_public.robots r where r.team_id = p_team_id))
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.director_prepare(robot_ids uuid[], lock_rows boolean)
+ RETURNS TABLE(robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version integer, snapshot_version integer, timestamp_version integer, now_ms double precision, targets_document text, snapshot_document text, timestamp_document text, root_version integer, online_key_id text, targets_s double precision, snapshot_s double precision, timestamp_s double precision, ecus jsonb)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  perform gk_private.director_schedule(robot_ids);
+  if lock_rows then
+    insert into gk_public.robot_directors (robot_id, team_id)
+    select r.id, r.team_id from unnest(robot_ids) u (id) join gk_public.robots r on r.id = u.id
+    on conflict on constraint robot_directors_pkey do nothing;
+    perform 1 from unnest(robot_ids) u (id) join gk_public.robot_directors d on d.robot_id = u.id
+     order by d.robot_id for update of d;
+  end if;
+  return query
+  with t as (
+    select x.robot_id, jsonb_agg(to_jsonb(x) order by x.ecu_serial) as ecus from gk_private.director_targets(robot_ids) x group by x.robot_id
+  )
+  select d.robot_id, d.team_id, d.dirty, coalesce(d.expires > now(), false), d.generation::text, d.targets_version,
+         d.snapshot_version, d.timestamp_version, extract(epoch from now())::float8 * 1000,
+         d.targets_document, d.snapshot_document, d.timestamp_document,
+         p.root_version, p.online_key_id, extract(epoch from p.targets_lifetime)::float8,
+         extract(epoch from p.snapshot_lifetime)::float8, extract(epoch from p.timestamp_lifetime)::float8,
+         coalesce(t.ecus, '[]'::jsonb)
+    from unnest(robot_ids) u (id)
+    join gk_public.robot_directors d on d.robot_id = u.id
+    left join gk_public.director_repositories p on p.team_id = d.team_id
+    left join t on t.robot_id = d.robot_id
+   order by d.robot_id;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.director_roots_due()
  RETURNS SETOF uuid
  LANGUAGE sql
@@ -2804,50 +3017,60 @@ CREATE OR REPLACE FUNCTION gk_private.director_schedule(robot_ids uuid[])
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 begin
-  perform 1 from gk_public.rollout_robots rr
-   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
+  -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
+  -- stays a nested loop even right after a launch, before the tables' statistics catch up.
+  perform 1 from unnest(robot_ids) u (id)
+    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
    order by rr.robot_id
-     for update;
+     for update of rr;
 
   insert into gk_public.rollout_robot_ecus (team_id, rollout_id, robot_id, ecu_id, image_id)
   select rr.team_id, rr.rollout_id, rr.robot_id, e.id, ri.image_id
-    from gk_public.rollout_robots rr
-    join gk_public.ecus e on e.robot_id = rr.robot_id and e.team_id = rr.team_id
+    from unnest(robot_ids) u (id)
+    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
+    -- OFFSET 0 keeps this a per-robot probe of ecus_robot_id_serial_key.
+    cross join lateral (select e.id, e.team_id, e.hardware_id, e.installed_image_id from gk_public.ecus e
+                         where e.robot_id = rr.robot_id offset 0) e
     join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
-   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
-     and e.installed_image_id is distinct from ri.image_id
+   where e.team_id = rr.team_id and e.installed_image_id is distinct from ri.image_id
   on conflict do nothing;
 
   return query
   update gk_public.rollout_robots rr
-     set state = case when exists (select 1 from gk_public.rollout_robot_ecus x
-                                    where x.rollout_id = rr.rollout_id and x.robot_id = rr.robot_id)
-                      then 'scheduled' else 'skipped' end,
-         result = case when exists (select 1 from gk_public.rollout_robot_ecus x
-                                     where x.rollout_id = rr.rollout_id and x.robot_id = rr.robot_id)
-                       then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
+     set state = case when x.listed then 'scheduled' else 'skipped' end,
+         result = case when x.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
          updated_at = now()
-   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
+    from (select r.rollout_id, r.robot_id,
+                 exists (select 1 from gk_public.rollout_robot_ecus y where y.rollout_id = r.rollout_id and y.robot_id = r.robot_id) as listed
+            from unnest(robot_ids) u (id)
+            join gk_public.rollout_robots r on r.robot_id = u.id and r.state = 'pending') x
+   where rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
   returning rr.robot_id;
 end;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.director_store(p_robot_id uuid, p_generation bigint, p_read_timestamp_version integer, p_root_version integer, p_expires timestamp with time zone, p_targets text, p_snapshot text, p_timestamp text)
- RETURNS boolean
+CREATE OR REPLACE FUNCTION gk_private.director_store(robot_ids uuid[], generations bigint[], read_timestamp_versions integer[], root_versions integer[], expires timestamp with time zone[], targets text[], snapshots text[], timestamps text[])
+ RETURNS SETOF uuid
  LANGUAGE sql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-  with stored as (
-    update gk_public.robot_directors d
-       set dirty = false, dirty_since = null, signed_generation = p_generation, root_version = p_root_version,
-           targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
-           timestamp_version = d.timestamp_version + 1, expires = p_expires,
-           targets_document = p_targets, snapshot_document = p_snapshot, timestamp_document = p_timestamp,
-           signed_at = now()
-     where d.robot_id = p_robot_id and d.generation = p_generation and d.timestamp_version = p_read_timestamp_version
-    returning 1)
-  select exists (select 1 from stored)
+  with s as (
+    select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
+      as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
+  ), locked as (
+    select d.robot_id from gk_public.robot_directors d join s on s.robot_id = d.robot_id order by d.robot_id for update of d
+  )
+  update gk_public.robot_directors d
+     set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
+         targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
+         timestamp_version = d.timestamp_version + 1, expires = s.expires,
+         targets_document = s.targets, snapshot_document = s.snapshot, timestamp_document = s.timestamp,
+         signed_at = now()
+    from s
+   where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
+     and (select count(*) from locked) >= 0
+  returning d.robot_id
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
@@ -2857,7 +3080,8 @@ CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
-    from gk_public.ecus e
+    from unnest(robot_ids) u (id)
+    join gk_public.ecus e on e.robot_id = u.id
     left join lateral (
       select x.image_id, x.rollout_id
         from gk_public.rollout_robot_ecus x
@@ -2866,7 +3090,6 @@ AS $function$
        order by rr.created_at desc
        limit 1) w on true
     join gk_public.images i on i.id = coalesce(w.image_id, e.installed_image_id) and i.team_id = e.team_id
-   where e.robot_id = any(robot_ids)
    order by e.robot_id, e.serial
 $function$;
 
@@ -2964,6 +3187,11 @@ AS $function$
   with expired as (
     update gk_public.certificates c set status = 'expired'
      where c.status = 'issued' and c.not_after <= now()
+    returning c.provisioning_credential_id),
+  -- Their credentials go too (and with them, by trigger, the credentials' other certificates).
+  creds as (
+    update gk_public.provisioning_credentials p set status = 'expired', expired_at = now()
+     where p.status in ('issuing', 'issued') and p.id in (select e.provisioning_credential_id from expired e)
     returning 1)
   select count(*) from expired;
 $function$;
@@ -3295,6 +3523,19 @@ end;
 $function$;
 comment on function gk_private.local_ca_revoke(text,text[],text) is 'Revokes serials of a local CA (idempotent); unknown serials → P0002 and nothing changes.';
 
+CREATE OR REPLACE FUNCTION gk_private.provisioning_credentials_expire_with(certificate_ids uuid[])
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.provisioning_credentials p set expires_at = c.not_after
+    from (select c.provisioning_credential_id as cred, min(c.not_after) as not_after
+            from gk_public.certificates c
+           where c.provisioning_credential_id in (select x.provisioning_credential_id from gk_public.certificates x
+                                                   where x.id = any(certificate_ids))
+           group by 1) c
+   where p.id = c.cred and p.expires_at is distinct from c.not_after;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.purge_item_completed(id bigint)
  RETURNS boolean
  LANGUAGE sql
@@ -3395,20 +3636,127 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.queue_jobs_by_task()
- RETURNS TABLE(task text, ready integer, scheduled integer, running integer, retrying integer, failed integer, oldest_due_s double precision)
+ RETURNS TABLE(task text, ready integer, scheduled integer, running integer, stalled integer, retrying integer, failed integer, oldest_due_s double precision)
  LANGUAGE sql
  STABLE
 AS $function$
+  with dead as (select array(select w.id from gk_private.queue_workers w where w.expires_at < now()) as ids)
   select j.task_identifier,
          count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts and j.run_at <= now())::int,
          count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts and j.run_at > now())::int,
-         count(*) filter (where j.locked_at is not null)::int,
+         count(*) filter (where j.locked_at is not null and not (j.locked_by = any(d.ids)))::int,
+         count(*) filter (where j.locked_at is not null and j.locked_by = any(d.ids))::int,
          count(*) filter (where j.locked_at is null and j.attempts > 0 and j.attempts < j.max_attempts and j.last_error is not null)::int,
          count(*) filter (where j.locked_at is null and j.attempts >= j.max_attempts)::int,
          extract(epoch from now() - min(j.run_at) filter (where j.attempts < j.max_attempts and j.run_at <= now()))::float8
-    from graphile_worker.jobs j
+    from graphile_worker.jobs j cross join dead d
    group by j.task_identifier
    order by j.task_identifier;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_reap_workers(max_workers integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_dead text[];
+  v_result jsonb := jsonb_build_object('released_jobs', 0, 'superseded_jobs', 0, 'exhausted_jobs', 0, 'closed_activations', '[]'::jsonb);
+begin
+  v_dead := array(
+    select w.id from gk_private.queue_workers w
+     where w.expires_at < now()
+     order by w.expires_at
+     limit max_workers
+       for update skip locked);
+  if cardinality(v_dead) > 0 then
+    v_result := gk_private.queue_workers_release(v_dead, 'its worker stopped heartbeating');
+  end if;
+  return v_result || jsonb_build_object(
+    'reaped_workers', to_jsonb(v_dead),
+    'live_workers', (select count(*) from gk_private.queue_workers w where w.expires_at >= now()),
+    'more', exists (select 1 from gk_private.queue_workers w where w.expires_at < now() and w.id <> all(v_dead)));
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_worker_heartbeat(worker_id text, hostname text, pid integer, ttl_s integer)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_new boolean;
+  v_dead text[];
+begin
+  if ttl_s is null or ttl_s not between 1 and 86400 then
+    raise exception 'ttl_s must be between 1 and 86400 seconds, not %', ttl_s using errcode = '22023';
+  end if;
+  insert into gk_private.queue_workers as w (id, hostname, pid, expires_at)
+  values (worker_id, left(hostname, 255), pid, now() + make_interval(secs => ttl_s))
+  on conflict (id) do update set heartbeat_at = now(), expires_at = excluded.expires_at
+  returning (xmax = 0) into v_new;
+  v_dead := array(select w.id from gk_private.queue_workers w where w.expires_at < now());
+  if cardinality(v_dead) = 0 or not exists (select 1 from gk_public.reconcilers r where r.name = 'queue__reap_workers') then
+    return v_new;
+  end if;
+  perform gk_private.queue_workers_release(array_agg(distinct j.locked_by),
+                                           'its worker stopped heartbeating while running the reaper')
+     from graphile_worker.jobs j
+    where j.task_identifier = 'queue__reap_workers' and j.locked_by = any(v_dead)
+   having count(*) > 0;
+  if not exists (select 1 from graphile_worker.jobs j
+                  where j.task_identifier = 'queue__reap_workers'
+                    and (j.locked_at is not null or (j.run_at <= now() and j.attempts < j.max_attempts))) then
+    perform gk_private.reconciler_activate('queue__reap_workers');
+  end if;
+  return v_new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_workers_deregister(worker_ids text[])
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  delete from gk_private.queue_workers w where w.id = any(worker_ids);
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_workers_list()
+ RETURNS TABLE(id text, hostname text, pid integer, started_at timestamp with time zone, heartbeat_age_s double precision, expired boolean, jobs integer)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select w.id, w.hostname, w.pid, w.started_at, extract(epoch from now() - w.heartbeat_at)::float8, w.expires_at < now(),
+         (select count(*)::int from graphile_worker.jobs j where j.locked_by = w.id)
+    from gk_private.queue_workers w
+   order by w.started_at, w.id;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.queue_workers_release(worker_ids text[], reason text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_held int;
+  v_superseded bigint[];
+  v_exhausted bigint[];
+  v_activations bigint[];
+begin
+  select count(*)::int,
+         coalesce(array_agg(j.id order by j.id) filter (where j.superseded), '{}'),
+         coalesce(array_agg(j.id order by j.id) filter (where j.attempts >= j.max_attempts and not j.superseded), '{}')
+    into v_held, v_superseded, v_exhausted
+    from (select x.id, x.attempts, x.max_attempts,
+                 (x.attempts >= x.max_attempts and x.key is null and x.updated_at > x.locked_at) as superseded
+            from graphile_worker.jobs x where x.locked_by = any(worker_ids)) j;
+  perform graphile_worker.force_unlock_workers(worker_ids);
+  perform graphile_worker.complete_jobs(v_superseded);
+  perform graphile_worker.permanently_fail_jobs(v_exhausted, left(reason || ' during its last attempt', 4000));
+  v_activations := gk_private.activations_close_orphaned(worker_ids, reason);
+  delete from gk_private.queue_workers w where w.id = any(worker_ids);
+  return jsonb_build_object(
+    'released_jobs', v_held - cardinality(v_superseded) - cardinality(v_exhausted),
+    'superseded_jobs', cardinality(v_superseded),
+    'exhausted_jobs', cardinality(v_exhausted),
+    'closed_activations', to_jsonb(v_activations));
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.reconciler_activate(name text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
@@ -4116,6 +4464,26 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_provisioning_credentials__expire_certificates()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if not exists (select 1 from new_rows n join old_rows o on o.id = n.id where n.status = 'expired' and o.status <> 'expired') then
+    return null;
+  end if;
+  update gk_public.certificates c
+     set status = 'expired'
+   where c.provisioning_credential_id in (
+           select n.id from new_rows n join old_rows o on o.id = n.id
+            where n.status = 'expired' and o.status <> 'expired')
+     and c.status = 'issued';
+  return null;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_provisioning_credentials__revoke_certificates()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -4225,8 +4593,10 @@ CREATE OR REPLACE FUNCTION gk_private.tg_teams__purge_blobs()
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 begin
-  insert into gk_public.purge_items (kind, ref, team_id)
-  select 'blob_prefix', gk_public.team_blob_prefix(o.id), o.id from old_rows o
+  -- Due only after a lease, like a certificate: its first job is enqueued right now, so the bin
+  -- reconciler must not re-enqueue (nor the bin call overdue) a purge that is simply running.
+  insert into gk_public.purge_items (kind, ref, team_id, next_attempt_at)
+  select 'blob_prefix', gk_public.team_blob_prefix(o.id), o.id, now() + gk_private.bin_lease() from old_rows o
   on conflict (kind, ref) where completed_at is null do nothing;
   return null;
 end;
@@ -4318,12 +4688,10 @@ CREATE OR REPLACE FUNCTION gk_private.tg_volumes__activate_collector()
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 begin
-  if tg_op = 'DELETE' then
-    if exists (select 1 from old_rows o where o.parent_id is not null) then
-      perform gk_private.volumes_activate_collector();
-    end if;
-  elsif exists (select 1 from old_rows o where not gk_private.volumes_ownerless(o))
-    and exists (select 1 from new_rows n where n.state = 'created' and gk_private.volumes_ownerless(n)) then
+  if tg_op = 'UPDATE' then
+    perform gk_private.volumes_activate_collector();
+  elsif coalesce(current_setting('groundskeeper.volumes_collecting', true), '') <> 'on'
+    and exists (select 1 from old_rows o where o.parent_id is not null) then
     perform gk_private.volumes_activate_collector();
   end if;
   return null;
@@ -4777,17 +5145,6 @@ AS $function$
   select gk_private.reconciler_activate('volumes__collect');
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.volumes_claim_destroys(worker_id uuid, max_items integer)
- RETURNS TABLE(id bigint, handle uuid)
- LANGUAGE sql
-AS $function$
-  select v.id, v.handle from gk_public.volumes v
-   where v.worker_id = volumes_claim_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
-   order by v.next_attempt_at
-   limit max_items
-     for update skip locked;
-$function$;
-
 CREATE OR REPLACE FUNCTION gk_private.volumes_collect()
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -4829,20 +5186,36 @@ AS $function$
            last_error = left(e.error, 2000),
            next_attempt_at = now() + gk_private.bin_backoff(v.attempts + 1)
       from unnest(handles, errors) as e(handle, error)
-     where v.worker_id = volumes_destroy_failed.worker_id and v.handle = e.handle and v.state = 'destroying'
+     where v.worker_id = volumes_destroy_failed.worker_id and v.handle = e.handle and v.next_attempt_at is not null
     returning 1)
   select count(*)::int from failed;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_destroyed(worker_id uuid, handles uuid[])
  RETURNS integer
- LANGUAGE sql
+ LANGUAGE plpgsql
 AS $function$
-  with gone as (
-    delete from gk_public.volumes v
-     where v.worker_id = volumes_destroyed.worker_id and v.handle = any (handles) and v.state = 'destroying'
-    returning 1)
-  select count(*)::int from gone;
+declare
+  v_gone int;
+begin
+  perform set_config('groundskeeper.volumes_collecting', 'on', true);
+  delete from gk_public.volumes v
+   where v.worker_id = volumes_destroyed.worker_id and v.handle = any (handles) and v.next_attempt_at is not null;
+  get diagnostics v_gone = row_count;
+  perform set_config('groundskeeper.volumes_collecting', '', true);
+  return v_gone;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.volumes_due_destroys(worker_id uuid, max_items integer)
+ RETURNS TABLE(id bigint, handle uuid)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select v.id, v.handle from gk_public.volumes v
+   where v.worker_id = volumes_due_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
+   order by v.next_attempt_at
+   limit max_items;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_expire_failed()
@@ -4880,8 +5253,12 @@ declare
 begin
   for attempt in 1..5 loop
     begin
-      with candidates as (
-        select v.id
+      -- Candidates are locked, then updated by their tuple id (a TID scan) rather than joined
+      -- back to the table (a scan of every volume). A candidate changed by another transaction
+      -- after this statement's snapshot is locked in its new version, invisible to the update, and
+      -- so left for the next mark.
+      with candidates as materialized (
+        select v.ctid as tid
           from gk_public.volumes v
           join gk_public.workers w on w.id = v.worker_id
          where v.state = 'created'
@@ -4894,8 +5271,7 @@ begin
       marked as (
         update gk_public.volumes v
            set state = 'destroying', state_changed_at = now(), attempts = 0, last_error = null, next_attempt_at = now()
-          from candidates c
-         where v.id = c.id
+         where v.ctid = any (array(select c.tid from candidates c))
         returning 1)
       select count(*)::int into v_marked from marked;
       return v_marked;
@@ -5020,7 +5396,8 @@ CREATE OR REPLACE FUNCTION gk_private.volumes_worker_lease_renew(worker_id uuid)
  RETURNS void
  LANGUAGE sql
 AS $function$
-  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease() where w.id = volumes_worker_lease_renew.worker_id;
+  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease()
+   where w.id = volumes_worker_lease_renew.worker_id and w.collector_lease_until < now() + gk_private.volumes_lease() / 2;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.volumes_worker_release(worker_id uuid)

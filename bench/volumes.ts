@@ -17,7 +17,7 @@ import pg from "pg";
 import { mapSettled } from "../src/lib/map-limit.ts";
 import type { PeerClient } from "../src/peers/client.ts";
 import { VolumeAgents } from "../src/volumes/agents.ts";
-import { collect, collectDb, DEFAULT_COLLECT } from "../src/volumes/collect.ts";
+import { type CollectDb, collect, collectDb, DEFAULT_COLLECT } from "../src/volumes/collect.ts";
 import { type AgentProcess, setupPeers, startAgent } from "../test/volumes/helpers/peers.ts";
 import { scratchDatabase } from "./lib/scratch-db.ts";
 
@@ -37,7 +37,26 @@ const db = {
   pool,
   query: <R extends pg.QueryResultRow = any>(s: string, p?: unknown[]) => pool.query<R>(s, p),
 };
-const q = collectDb(pool);
+// Where the collector's time goes: database time per statement (summed over its lanes, which
+// overlap) and agent calls, printed after the collection.
+const spent = new Map<string, { n: number; ms: number }>();
+const account = async <T>(what: string, p: Promise<T>): Promise<T> => {
+  const t = process.hrtime.bigint();
+  try {
+    return await p;
+  } finally {
+    const e = spent.get(what) ?? { n: 0, ms: 0 };
+    e.n++;
+    e.ms += ms(t);
+    spent.set(what, e);
+  }
+};
+const statement = (sql: string) => {
+  const names = [...sql.matchAll(/gk_private\.(\w+)/g)].map((m) => m[1]!);
+  return names.filter((n) => n !== "volumes_worker_lease_renew").join(" + ") || names[0] || sql.trim().split(/\s/)[0]!.toLowerCase();
+};
+const plain = collectDb(pool);
+const q: CollectDb = { query: (sql, params) => account(statement(sql), plain.query(sql, params)) };
 await db.query(`alter database ${db.name} set groundskeeper.volumes_lease = '30 seconds'`);
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const fmt = (x: number) => `${(x / 1000).toFixed(2)} s`;
@@ -45,6 +64,12 @@ const fmt = (x: number) => `${(x / 1000).toFixed(2)} s`;
 const peers = await setupPeers(db as never, "bench");
 const agents: AgentProcess[] = [];
 const workers: { id: string; name: string }[] = [];
+// Ctrl-C: the agents and the scratch database go too.
+for (const sig of ["SIGINT", "SIGTERM"] as const)
+  process.once(sig, () => {
+    for (const a of agents) a.proc.child.kill("SIGKILL");
+    void Promise.allSettled([peers.close(), scratch.drop()]).then(() => process.exit(130));
+  });
 try {
   console.log(`machine: ${(await import("node:os")).cpus().length} cores; database: ${scratch.where}; scale ${SCALE}`);
   console.log(`${AGENTS * PER_AGENT} volumes on ${AGENTS} agents (${AGENTS * CHILDREN} copy-on-write children)`);
@@ -58,25 +83,28 @@ try {
   // ---- state: rows and directories ----
   const t0 = process.hrtime.bigint();
   for (const w of workers) {
-    await db.query("insert into gk_public.builds (team_id) select $1 from generate_series(1, $2)", [team, PER_AGENT]);
     await db.query(
-      `insert into gk_public.containers (worker_id, build_id)
-       select $1, b.id from gk_public.builds b where not exists (select 1 from gk_public.containers c where c.build_id = b.id)`,
-      [w.id],
+      `with b as (insert into gk_public.builds (team_id) select $2 from generate_series(1, $3) returning id)
+       insert into gk_public.containers (worker_id, build_id) select $1, id from b`,
+      [w.id, team, PER_AGENT],
     );
     await db.query(
       `insert into gk_public.volumes (worker_id, state, container_id)
        select $1, 'created', c.id from gk_public.containers c where c.worker_id = $1 order by c.id limit $2`,
       [w.id, ROOTS],
     );
+    // The remaining containers own the children: the n-th child copies the n-th root.
     await db.query(
       `insert into gk_public.volumes (worker_id, state, container_id, parent_id, parent_state)
-       select $1, 'created', c.id, p.id, 'created'
-         from (select id, row_number() over (order by id) n from gk_public.containers c where c.worker_id = $1 order by id offset $2) c
-         join (select id, row_number() over (order by id) n from gk_public.volumes v where v.worker_id = $1 and v.parent_id is null) p on p.n = c.n`,
+       select $1, 'created', c.id, p.ids[c.n], 'created'
+         from (select id, row_number() over (order by id) as n
+                 from (select id from gk_public.containers where worker_id = $1 order by id offset $2) x) c,
+              (select array_agg(id order by id) as ids from gk_public.volumes where worker_id = $1 and parent_id is null) p`,
       [w.id, ROOTS],
     );
   }
+  const children = (await db.query("select count(*)::int as n from gk_public.volumes where parent_id is not null")).rows[0].n;
+  if (children !== AGENTS * CHILDREN) throw new Error(`setup made ${children} children, not ${AGENTS * CHILDREN}`);
   await db.query("delete from graphile_worker._private_jobs");
   const layout = async () => {
     for (const [i, w] of workers.entries()) {
@@ -97,6 +125,7 @@ try {
       }
     }
   };
+  console.log(`setup rows: ${fmt(ms(t0))}`);
   await layout();
   await db.query("vacuum analyze gk_public.volumes");
   console.log(`setup: ${fmt(ms(t0))}`);
@@ -142,6 +171,17 @@ try {
 
   // ---- 1a. the collector ----
   const volumeAgents = new VolumeAgents(peers.identity, { parallelism: PARALLELISM, timeoutMs: 60_000 });
+  const clientOf = volumeAgents.client.bind(volumeAgents);
+  const wrapped = new WeakSet<PeerClient>();
+  volumeAgents.client = async (w) => {
+    const c = await clientOf(w);
+    if (wrapped.has(c)) return c;
+    wrapped.add(c);
+    const request = c.request.bind(c);
+    c.request = ((method: string, p: string, body?: unknown, t?: number) =>
+      account(`HTTP ${method} ${p}`, request(method, p, body, t))) as never;
+    return c;
+  };
   const tDel = process.hrtime.bigint();
   await db.query("delete from gk_public.containers where id = any($1::bigint[])", [doomed]);
   const deleteMs = ms(tDel);
@@ -155,6 +195,10 @@ try {
     if (rows[0].n === 0) break;
   }
   const gcMs = ms(tGc);
+  const profile = [...spent.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  console.log(`collector time by statement (calls, total over overlapping lanes, mean):`);
+  for (const [what, e] of profile)
+    console.log(`  ${what.padEnd(32)} ${String(e.n).padStart(6)} ${fmt(e.ms).padStart(9)} ${(e.ms / e.n).toFixed(1).padStart(8)} ms`);
   if (liveCounts().some((n) => n !== expectedLive)) throw new Error(`live/ not as expected: ${liveCounts()} vs ${expectedLive}`);
   await waitDead();
   const gcDeadMs = ms(tGc);

@@ -151,11 +151,13 @@ create table gk_public.rollout_robot_ecus (
   updated_at timestamptz not null default now(),
   primary key (rollout_id, ecu_id),
   foreign key (rollout_id, robot_id) references gk_public.rollout_robots (rollout_id, robot_id) on delete cascade,
-  foreign key (team_id, ecu_id) references gk_public.ecus (team_id, id) on delete cascade,
-  foreign key (team_id, image_id) references gk_public.images (team_id, id) on delete no action
+  -- image_id is the rollout_images row's image (director_schedule copies it), which holds the
+  -- image's foreign key: none here, one check less per scheduled ECU.
+  foreign key (team_id, ecu_id) references gk_public.ecus (team_id, id) on delete cascade
 );
+-- A robot row's ECUs (scheduling, events, the cascade from rollout_robots).
+create index rollout_robot_ecus_robot_idx on gk_public.rollout_robot_ecus (rollout_id, robot_id);
 create index rollout_robot_ecus_ecu_idx on gk_public.rollout_robot_ecus (ecu_id);
-create index rollout_robot_ecus_image_idx on gk_public.rollout_robot_ecus (image_id);
 
 -- ECU events as robots report them; (robot_id, event_id) is unique, so a repeated event is
 -- recognised and changes nothing.

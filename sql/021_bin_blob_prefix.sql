@@ -17,8 +17,10 @@ language plpgsql volatile security definer
 set search_path to pg_catalog, public, pg_temp
 as $$
 begin
-  insert into gk_public.purge_items (kind, ref, team_id)
-  select 'blob_prefix', gk_public.team_blob_prefix(o.id), o.id from old_rows o
+  -- Due only after a lease, like a certificate: its first job is enqueued right now, so the bin
+  -- reconciler must not re-enqueue (nor the bin call overdue) a purge that is simply running.
+  insert into gk_public.purge_items (kind, ref, team_id, next_attempt_at)
+  select 'blob_prefix', gk_public.team_blob_prefix(o.id), o.id, now() + gk_private.bin_lease() from old_rows o
   on conflict (kind, ref) where completed_at is null do nothing;
   return null;
 end;

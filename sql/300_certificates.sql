@@ -119,6 +119,33 @@ create trigger _500_revoke_certificates
   referencing old table as old_rows new table as new_rows
   for each statement execute function gk_private.tg_provisioning_credentials__revoke_certificates();
 
+-- A credential expires with its certificates, either way round: a credential marked expired takes
+-- its issued certificates along (dropping their parked keys, sql/301), and expire_certificates
+-- marks the credential of an expired certificate.
+create or replace function gk_private.tg_provisioning_credentials__expire_certificates() returns trigger
+language plpgsql volatile security definer
+set search_path to pg_catalog, public, pg_temp
+as $$
+begin
+  if not exists (select 1 from new_rows n join old_rows o on o.id = n.id where n.status = 'expired' and o.status <> 'expired') then
+    return null;
+  end if;
+  update gk_public.certificates c
+     set status = 'expired'
+   where c.provisioning_credential_id in (
+           select n.id from new_rows n join old_rows o on o.id = n.id
+            where n.status = 'expired' and o.status <> 'expired')
+     and c.status = 'issued';
+  return null;
+end;
+$$;
+
+drop trigger if exists _500_expire_certificates on gk_public.provisioning_credentials;
+create trigger _500_expire_certificates
+  after update on gk_public.provisioning_credentials
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function gk_private.tg_provisioning_credentials__expire_certificates();
+
 -- ---------------------------------------------------------------------------------------------
 -- Operator functions (GraphQL mutations). SECURITY INVOKER: what a role may do is decided by its
 -- table privileges (the viewer has none to write), and side effects are enqueued by the
@@ -254,84 +281,8 @@ comment on function gk_public.download_certificate is 'The certificate PEM (reco
 -- ---------------------------------------------------------------------------------------------
 -- Outcomes recorded by the tasks (one call each, conditional on the state they expect).
 
-drop function if exists gk_private.certificate_issued(uuid, text, text);
-create or replace function gk_private.certificate_issued(id uuid, ca_ref text, serial text, pem text default null)
-returns boolean
-language sql volatile
-as $$
-  update gk_public.certificates c
-     set status = 'issued', ca_ref = certificate_issued.ca_ref, serial = certificate_issued.serial,
-         pem = certificate_issued.pem, issued_at = now(), last_error = null
-   where c.id = certificate_issued.id and c.status = 'issuing'
-  returning true;
-$$;
-
-create or replace function gk_private.certificate_fetched(id uuid, pem text, serial text, not_after timestamptz)
-returns boolean
-language sql volatile
-as $$
-  with cert as (
-    update gk_public.certificates c
-       set pem = coalesce(c.pem, certificate_fetched.pem),
-           serial = coalesce(c.serial, certificate_fetched.serial),
-           not_after = least(c.not_after, certificate_fetched.not_after)
-     where c.id = certificate_fetched.id
-    returning c.provisioning_credential_id, c.not_after),
-  -- A credential expires when either certificate does: keep its expires_at the earliest.
-  cred as (
-    update gk_public.provisioning_credentials p set expires_at = cert.not_after
-      from cert where p.id = cert.provisioning_credential_id and p.expires_at > cert.not_after
-    returning 1)
-  select true from cert;
-$$;
-
-create or replace function gk_private.certificate_issue_failed(id uuid, error text, permanent boolean)
-returns void
-language sql volatile
-as $$
-  update gk_public.certificates c
-     set attempts = c.attempts + 1,
-         last_error = left(error, 2000),
-         status = case when permanent then 'failed' else c.status end,
-         next_attempt_at = case when permanent then null
-                                else now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease() end
-   where c.id = certificate_issue_failed.id and c.status = 'issuing';
-$$;
-
--- Revoked at the CA (or never issued there): done. Conditional on still being 'revoking'.
-create or replace function gk_private.certificates_revoked(ids uuid[], never_issued_ids uuid[] default '{}')
-returns int
-language sql volatile
-as $$
-  with done as (
-    update gk_public.certificates c
-       set status = 'revoked', revoked_at = now(), last_error = null,
-           never_issued = c.id = any(certificates_revoked.never_issued_ids)
-     where c.id = any(certificates_revoked.ids || certificates_revoked.never_issued_ids) and c.status = 'revoking'
-    returning 1)
-  select count(*)::int from done;
-$$;
-
-create or replace function gk_private.certificates_revoke_failed(ids uuid[], error text)
-returns void
-language sql volatile
-as $$
-  update gk_public.certificates c
-     set attempts = c.attempts + 1,
-         last_error = left(error, 2000),
-         next_attempt_at = now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease()
-   where c.id = any(ids) and c.status = 'revoking';
-$$;
-
--- Serials learnt while revoking (fetch by ca_ref) are kept: they are what ends up on the CRL.
-create or replace function gk_private.certificates_set_serials(ids uuid[], serials text[])
-returns void
-language sql volatile
-as $$
-  update gk_public.certificates c set serial = s.serial
-    from unnest(ids, serials) as s(id, serial)
-   where c.id = s.id and c.serial is null;
-$$;
+-- certificate_issued, certificate_issue_failed, certificates_revoked, certificates_revoke_failed
+-- and the claims they are conditional on: sql/302_certificate_claims.sql.
 
 -- ---------------------------------------------------------------------------------------------
 -- Expiry sweeps: set-based single statements, each with an index behind it.
@@ -342,6 +293,11 @@ as $$
   with expired as (
     update gk_public.certificates c set status = 'expired'
      where c.status = 'issued' and c.not_after <= now()
+    returning c.provisioning_credential_id),
+  -- Their credentials go too (and with them, by trigger, the credentials' other certificates).
+  creds as (
+    update gk_public.provisioning_credentials p set status = 'expired', expired_at = now()
+     where p.status in ('issuing', 'issued') and p.id in (select e.provisioning_credential_id from expired e)
     returning 1)
   select count(*) from expired;
 $$;

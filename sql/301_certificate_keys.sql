@@ -23,27 +23,8 @@ create trigger _510_drop_parked_keys
   referencing new table as new_rows
   for each statement execute function gk_private.tg_certificates__drop_parked_keys();
 
--- Records an issued certificate and, when the CA generated the key pair, its sealed private key,
--- in one statement (the task calls this inside its transaction instead of certificate_issued).
-create or replace function gk_private.certificate_issued_with_key(id uuid, ca_ref text, serial text, pem text, sealed_key text)
-returns boolean
-language plpgsql volatile
-set search_path to pg_catalog, public, pg_temp
-as $$
-declare
-  v_team uuid;
-begin
-  if not coalesce(gk_private.certificate_issued(id, ca_ref, serial, pem), false) then
-    return false;
-  end if;
-  if sealed_key is not null then
-    select c.owner_team_id into v_team from gk_public.certificates c where c.id = certificate_issued_with_key.id;
-    insert into gk_private.certificate_private_keys (certificate_id, owner_team_id, sealed_key)
-    values (certificate_issued_with_key.id, v_team, certificate_issued_with_key.sealed_key);
-  end if;
-  return true;
-end;
-$$;
+-- The issue task parks the key with gk_private.certificate_issued (sql/302_certificate_claims.sql),
+-- in the statement that marks the certificate issued.
 
 -- Nobody but the owner (the worker and the HTTP server connect as it) touches parked keys.
 revoke all on gk_private.certificate_private_keys from public, gk_admin, gk_viewer;

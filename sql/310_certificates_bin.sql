@@ -9,7 +9,7 @@ create or replace view gk_private.bin__certificate as
    where c.status = 'revoking';
 
 -- Overdue revocations and issuances get fresh jobs (in batches), unless their queue is still
--- draining. Rows a live task holds are skipped (row lock).
+-- draining. Rows a live task holds are skipped (its claim, sql/302_certificate_claims.sql).
 create or replace function gk_private.bin_redispatch__certificate(max_items int) returns jsonb
 language plpgsql volatile
 as $$
@@ -23,6 +23,7 @@ begin
     select c.id, c.status from gk_public.certificates c
      where ((c.status = 'revoking' and not v_revoke_busy) or (c.status = 'issuing' and not v_issue_busy))
        and c.next_attempt_at <= now()
+       and (c.claim_expires_at is null or c.claim_expires_at <= now())
      order by c.next_attempt_at
      limit max_items
        for update skip locked),
@@ -54,7 +55,8 @@ begin
   exception when invalid_text_representation then
     raise exception 'bin item ref % is not a certificate id', ref using errcode = '22023';
   end;
-  update gk_public.certificates c set retry_requested_at = clock_timestamp()
+  -- An unresolved one is asked about again (e.g. once its CA can answer lookups).
+  update gk_public.certificates c set retry_requested_at = clock_timestamp(), unresolved = false, next_attempt_at = now()
    where c.id = v_id and c.status = 'revoking';
   return found;
 end;

@@ -1,5 +1,5 @@
 -- Volumes: creation (row first, then the agent), the collector's statements (orphan mark, report
--- reconciliation, missing and failed volumes), destroy claims and outcomes, operator functions.
+-- reconciliation, missing and failed volumes), due destroys and outcomes, operator functions.
 -- The collector itself is tasks/volumes__collect.ts (src/volumes/collect.ts): it runs these and
 -- talks to the agents. Lock order everywhere: workers row (lease) before volumes rows.
 
@@ -25,7 +25,8 @@ create or replace function gk_private.volumes_creating_timeout() returns interva
 language sql stable
 as $$ select gk_private.volumes_setting('volumes_creating_timeout', interval '5 minutes'); $$;
 
--- How long a collector may hold a claimed destroy (or a worker) before another may take it.
+-- How long a collector may hold a worker (volumes_worker_lease, renewed with every batch's
+-- outcome) before another may take it.
 create or replace function gk_private.volumes_lease() returns interval
 language sql stable
 as $$ select gk_private.volumes_setting('volumes_lease', interval '2 minutes'); $$;
@@ -153,19 +154,21 @@ as $$
      and v.worker_base_resource_type_id is null and v.worker_task_cache_id is null;
 $$;
 
--- Cheap on the collector's own statements (the mark, claims): their old rows are already
--- ownerless, so the first test fails at once and the new rows are never looked at.
+-- Updates: a statement that sets an owner column (the FK's SET NULL when an owner goes, an
+-- operator's force-destroy) activates the collector, whatever rows it touched. Column-listed and
+-- without transition tables, so the collector's own statements (the mark, outcomes, reports)
+-- neither fire it nor copy their rows into tuplestores. Deletes: a child that went may leave its
+-- parent an orphan — except when the collector itself deletes a batch (volumes_destroyed): it
+-- marks that worker again once nothing is due, so its lanes do not all enqueue on one job key.
 create or replace function gk_private.tg_volumes__activate_collector() returns trigger
 language plpgsql volatile security definer
 set search_path to pg_catalog, public, pg_temp
 as $$
 begin
-  if tg_op = 'DELETE' then
-    if exists (select 1 from old_rows o where o.parent_id is not null) then
-      perform gk_private.volumes_activate_collector();
-    end if;
-  elsif exists (select 1 from old_rows o where not gk_private.volumes_ownerless(o))
-    and exists (select 1 from new_rows n where n.state = 'created' and gk_private.volumes_ownerless(n)) then
+  if tg_op = 'UPDATE' then
+    perform gk_private.volumes_activate_collector();
+  elsif coalesce(current_setting('groundskeeper.volumes_collecting', true), '') <> 'on'
+    and exists (select 1 from old_rows o where o.parent_id is not null) then
     perform gk_private.volumes_activate_collector();
   end if;
   return null;
@@ -174,8 +177,7 @@ $$;
 
 drop trigger if exists _510_activate_on_update on gk_public.volumes;
 create trigger _510_activate_on_update
-  after update on gk_public.volumes
-  referencing old table as old_rows new table as new_rows
+  after update of container_id, worker_resource_cache_id, worker_base_resource_type_id, worker_task_cache_id on gk_public.volumes
   for each statement execute function gk_private.tg_volumes__activate_collector();
 drop trigger if exists _510_activate_on_delete on gk_public.volumes;
 create trigger _510_activate_on_delete
@@ -199,8 +201,12 @@ declare
 begin
   for attempt in 1..5 loop
     begin
-      with candidates as (
-        select v.id
+      -- Candidates are locked, then updated by their tuple id (a TID scan) rather than joined
+      -- back to the table (a scan of every volume). A candidate changed by another transaction
+      -- after this statement's snapshot is locked in its new version, invisible to the update, and
+      -- so left for the next mark.
+      with candidates as materialized (
+        select v.ctid as tid
           from gk_public.volumes v
           join gk_public.workers w on w.id = v.worker_id
          where v.state = 'created'
@@ -213,8 +219,7 @@ begin
       marked as (
         update gk_public.volumes v
            set state = 'destroying', state_changed_at = now(), attempts = 0, last_error = null, next_attempt_at = now()
-          from candidates c
-         where v.id = c.id
+         where v.ctid = any (array(select c.tid from candidates c))
         returning 1)
       select count(*)::int into v_marked from marked;
       return v_marked;
@@ -309,11 +314,14 @@ as $$
   returning true;
 $$;
 
--- Extends a lease this collector holds (between rounds of destroys).
+-- Extends a lease this collector holds (with every batch's outcome) once half of it has run: the
+-- lanes of one worker would otherwise queue on its row's lock, one outcome at a time. A released
+-- lease (null) is not taken again.
 create or replace function gk_private.volumes_worker_lease_renew(worker_id uuid) returns void
 language sql volatile
 as $$
-  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease() where w.id = volumes_worker_lease_renew.worker_id;
+  update gk_public.workers w set collector_lease_until = now() + gk_private.volumes_lease()
+   where w.id = volumes_worker_lease_renew.worker_id and w.collector_lease_until < now() + gk_private.volumes_lease() / 2;
 $$;
 
 create or replace function gk_private.volumes_worker_release(worker_id uuid) returns void
@@ -389,30 +397,39 @@ as $$
     'stamped', (select count(*) from stamp));
 $$;
 
--- Claims up to max_items due destroys on one worker for the caller's transaction: row locks,
--- skipping rows another collector holds, so two never send the same handle; a collector that dies
--- releases them with its connection. Nothing is written (no lease): a claim costs a lock, not a
--- new row version in every index.
-create or replace function gk_private.volumes_claim_destroys(worker_id uuid, max_items int)
+-- Due destroys of one worker, oldest due first (volumes_destroying_due_idx). Not locked: the
+-- collector holds the worker's lease (volumes_worker_lease) while it sends them, so a second
+-- collector skips the worker; a handle sent twice anyway (a lease that ran out) is destroyed once.
+drop function if exists gk_private.volumes_claim_destroys(uuid, int);
+create or replace function gk_private.volumes_due_destroys(worker_id uuid, max_items int)
 returns table (id bigint, handle uuid)
-language sql volatile
+language sql stable
 as $$
   select v.id, v.handle from gk_public.volumes v
-   where v.worker_id = volumes_claim_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
+   where v.worker_id = volumes_due_destroys.worker_id and v.state = 'destroying' and v.next_attempt_at <= now()
    order by v.next_attempt_at
-   limit max_items
-     for update skip locked;
+   limit max_items;
 $$;
+
+-- Outcomes look rows up by (worker_id, handle) and test "destroying" as next_attempt_at is not
+-- null (the same, by CHECK volumes_destroying_due): right after a big mark the planner's
+-- statistics still say few rows are destroying, and a literal state = 'destroying' made it scan
+-- the worker's whole volumes_destroying_due_idx for every batch (quadratic in the backlog).
 
 -- The agent confirmed: the rows go (conditional on still destroying; gone already is fine).
 create or replace function gk_private.volumes_destroyed(worker_id uuid, handles uuid[]) returns int
-language sql volatile
+language plpgsql volatile
 as $$
-  with gone as (
-    delete from gk_public.volumes v
-     where v.worker_id = volumes_destroyed.worker_id and v.handle = any (handles) and v.state = 'destroying'
-    returning 1)
-  select count(*)::int from gone;
+declare
+  v_gone int;
+begin
+  perform set_config('groundskeeper.volumes_collecting', 'on', true);
+  delete from gk_public.volumes v
+   where v.worker_id = volumes_destroyed.worker_id and v.handle = any (handles) and v.next_attempt_at is not null;
+  get diagnostics v_gone = row_count;
+  perform set_config('groundskeeper.volumes_collecting', '', true);
+  return v_gone;
+end;
 $$;
 
 -- The agent refused or did not answer: attempts, last error, backoff (the bin shows them).
@@ -425,7 +442,7 @@ as $$
            last_error = left(e.error, 2000),
            next_attempt_at = now() + gk_private.bin_backoff(v.attempts + 1)
       from unnest(handles, errors) as e(handle, error)
-     where v.worker_id = volumes_destroy_failed.worker_id and v.handle = e.handle and v.state = 'destroying'
+     where v.worker_id = volumes_destroy_failed.worker_id and v.handle = e.handle and v.next_attempt_at is not null
     returning 1)
   select count(*)::int from failed;
 $$;

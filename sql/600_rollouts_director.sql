@@ -43,30 +43,34 @@ language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
 as $$
 begin
-  perform 1 from gk_public.rollout_robots rr
-   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
+  -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
+  -- stays a nested loop even right after a launch, before the tables' statistics catch up.
+  perform 1 from unnest(robot_ids) u (id)
+    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
    order by rr.robot_id
-     for update;
+     for update of rr;
 
   insert into gk_public.rollout_robot_ecus (team_id, rollout_id, robot_id, ecu_id, image_id)
   select rr.team_id, rr.rollout_id, rr.robot_id, e.id, ri.image_id
-    from gk_public.rollout_robots rr
-    join gk_public.ecus e on e.robot_id = rr.robot_id and e.team_id = rr.team_id
+    from unnest(robot_ids) u (id)
+    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
+    -- OFFSET 0 keeps this a per-robot probe of ecus_robot_id_serial_key.
+    cross join lateral (select e.id, e.team_id, e.hardware_id, e.installed_image_id from gk_public.ecus e
+                         where e.robot_id = rr.robot_id offset 0) e
     join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
-   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
-     and e.installed_image_id is distinct from ri.image_id
+   where e.team_id = rr.team_id and e.installed_image_id is distinct from ri.image_id
   on conflict do nothing;
 
   return query
   update gk_public.rollout_robots rr
-     set state = case when exists (select 1 from gk_public.rollout_robot_ecus x
-                                    where x.rollout_id = rr.rollout_id and x.robot_id = rr.robot_id)
-                      then 'scheduled' else 'skipped' end,
-         result = case when exists (select 1 from gk_public.rollout_robot_ecus x
-                                     where x.rollout_id = rr.rollout_id and x.robot_id = rr.robot_id)
-                       then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
+     set state = case when x.listed then 'scheduled' else 'skipped' end,
+         result = case when x.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
          updated_at = now()
-   where rr.robot_id = any(robot_ids) and rr.state = 'pending'
+    from (select r.rollout_id, r.robot_id,
+                 exists (select 1 from gk_public.rollout_robot_ecus y where y.rollout_id = r.rollout_id and y.robot_id = r.robot_id) as listed
+            from unnest(robot_ids) u (id)
+            join gk_public.rollout_robots r on r.robot_id = u.id and r.state = 'pending') x
+   where rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
   returning rr.robot_id;
 end;
 $$;
@@ -81,7 +85,8 @@ language sql stable security definer
 set search_path to pg_catalog, pg_temp
 as $$
   select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
-    from gk_public.ecus e
+    from unnest(robot_ids) u (id)
+    join gk_public.ecus e on e.robot_id = u.id
     left join lateral (
       select x.image_id, x.rollout_id
         from gk_public.rollout_robot_ecus x
@@ -90,29 +95,76 @@ as $$
        order by rr.created_at desc
        limit 1) w on true
     join gk_public.images i on i.id = coalesce(w.image_id, e.installed_image_id) and i.team_id = e.team_id
-   where e.robot_id = any(robot_ids)
    order by e.robot_id, e.serial
 $$;
 
--- Stores a robot's newly signed documents if its row is still as it was read (generation and
--- timestamp version): dirty is cleared only then. Returns whether it stored.
+-- Everything a regeneration needs in one call: schedules the robots' pending rollout rows
+-- (director_schedule), then returns per robot its row, its team's director (null: none yet)
+-- and the ECU targets it must list, as JSON. lock_rows (the read path, inside its transaction)
+-- creates a missing row and locks the rows in robot_id order, after the rollout rows.
+create or replace function gk_private.director_prepare(robot_ids uuid[], lock_rows boolean)
+returns table (robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version int,
+               snapshot_version int, timestamp_version int, now_ms float8, targets_document text, snapshot_document text,
+               timestamp_document text, root_version int, online_key_id text, targets_s float8, snapshot_s float8,
+               timestamp_s float8, ecus jsonb)
+language plpgsql volatile security definer
+set search_path to pg_catalog, pg_temp
+as $$
+begin
+  perform gk_private.director_schedule(robot_ids);
+  if lock_rows then
+    insert into gk_public.robot_directors (robot_id, team_id)
+    select r.id, r.team_id from unnest(robot_ids) u (id) join gk_public.robots r on r.id = u.id
+    on conflict on constraint robot_directors_pkey do nothing;
+    perform 1 from unnest(robot_ids) u (id) join gk_public.robot_directors d on d.robot_id = u.id
+     order by d.robot_id for update of d;
+  end if;
+  return query
+  with t as (
+    select x.robot_id, jsonb_agg(to_jsonb(x) order by x.ecu_serial) as ecus from gk_private.director_targets(robot_ids) x group by x.robot_id
+  )
+  select d.robot_id, d.team_id, d.dirty, coalesce(d.expires > now(), false), d.generation::text, d.targets_version,
+         d.snapshot_version, d.timestamp_version, extract(epoch from now())::float8 * 1000,
+         d.targets_document, d.snapshot_document, d.timestamp_document,
+         p.root_version, p.online_key_id, extract(epoch from p.targets_lifetime)::float8,
+         extract(epoch from p.snapshot_lifetime)::float8, extract(epoch from p.timestamp_lifetime)::float8,
+         coalesce(t.ecus, '[]'::jsonb)
+    from unnest(robot_ids) u (id)
+    join gk_public.robot_directors d on d.robot_id = u.id
+    left join gk_public.director_repositories p on p.team_id = d.team_id
+    left join t on t.robot_id = d.robot_id
+   order by d.robot_id;
+end;
+$$;
+
+-- Stores newly signed documents of robots whose row is still as it was read (generation and
+-- timestamp version): only then is dirty cleared; a robot changed meanwhile keeps its flag and
+-- its old documents, and is signed again. One statement, rows in robot_id order. Returns the
+-- robots it stored.
+drop function if exists gk_private.director_store(uuid, bigint, int, int, timestamptz, text, text, text);
 create or replace function gk_private.director_store(
-  p_robot_id uuid, p_generation bigint, p_read_timestamp_version int, p_root_version int, p_expires timestamptz,
-  p_targets text, p_snapshot text, p_timestamp text
-) returns boolean
+  robot_ids uuid[], generations bigint[], read_timestamp_versions int[], root_versions int[], expires timestamptz[],
+  targets text[], snapshots text[], timestamps text[]
+) returns setof uuid
 language sql volatile security definer
 set search_path to pg_catalog, pg_temp
 as $$
-  with stored as (
-    update gk_public.robot_directors d
-       set dirty = false, dirty_since = null, signed_generation = p_generation, root_version = p_root_version,
-           targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
-           timestamp_version = d.timestamp_version + 1, expires = p_expires,
-           targets_document = p_targets, snapshot_document = p_snapshot, timestamp_document = p_timestamp,
-           signed_at = now()
-     where d.robot_id = p_robot_id and d.generation = p_generation and d.timestamp_version = p_read_timestamp_version
-    returning 1)
-  select exists (select 1 from stored)
+  with s as (
+    select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
+      as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
+  ), locked as (
+    select d.robot_id from gk_public.robot_directors d join s on s.robot_id = d.robot_id order by d.robot_id for update of d
+  )
+  update gk_public.robot_directors d
+     set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
+         targets_version = d.targets_version + 1, snapshot_version = d.snapshot_version + 1,
+         timestamp_version = d.timestamp_version + 1, expires = s.expires,
+         targets_document = s.targets, snapshot_document = s.snapshot, timestamp_document = s.timestamp,
+         signed_at = now()
+    from s
+   where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
+     and (select count(*) from locked) >= 0
+  returning d.robot_id
 $$;
 
 -- The sweep's work list: dirty robots, oldest change first, at most max_rows. First marks

@@ -7,11 +7,12 @@ import bin from "./bin/index.ts";
 import certificates from "./certificates/index.ts";
 import exports from "./exports/index.ts";
 import robots from "./robots/index.ts";
+import rollouts from "./rollouts/index.ts";
 import sagas from "./sagas/index.ts";
 import tuf from "./tuf/index.ts";
 import volumes from "./volumes/index.ts";
 
-export const areas: readonly AreaManifest[] = [bin, sagas, certificates, tuf, volumes, exports, robots];
+export const areas: readonly AreaManifest[] = [bin, sagas, certificates, tuf, volumes, exports, robots, rollouts];
 
 export const areaRoutes = areas.flatMap((a) => a.routes ?? []);
 export const areaMetrics = areas.flatMap((a) => a.metrics ?? []);

@@ -12,6 +12,8 @@ const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(5678),
   HOST: z.string().default("127.0.0.1"),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  /** Seconds a worker is trusted without a heartbeat; then its jobs are released to other workers. */
+  WORKER_HEARTBEAT_TTL: z.coerce.number().int().min(2).max(3600).default(60),
   /** Per-statement limit for admin API queries (a PostgreSQL duration: 15s, 500ms, 2min). */
   API_STATEMENT_TIMEOUT: z
     .string()

@@ -16,6 +16,12 @@ export default defineTask({
     const res = await ca.fetch(rows[0].ca_ref);
     if (res.status === "pending") throw new Error(`certificate ${id} is not issued by the CA yet; retrying`);
     if (res.status === "failed") throw new Error(`the CA has no certificate for ${id}: ${res.reason}`);
-    await helpers.query("select gk_private.certificate_fetched($1, $2, $3, $4)", [id, res.pem, res.serial, res.notAfter]);
+    await helpers.query("select gk_private.certificate_fetched($1, $2, $3, $4, $5)", [
+      id,
+      res.pem,
+      res.serial,
+      res.notAfter,
+      res.notBefore ?? null,
+    ]);
   },
 });

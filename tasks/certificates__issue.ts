@@ -1,12 +1,17 @@
-// Issues requested certificates at the CA, one row lock per certificate held across the CA call:
-// an owner deleted meanwhile waits for the lock, then finds the certificate issued and sends it
-// to revocation; a certificate already 'revoking' when we get the lock is never issued at all.
+// Issues requested certificates at the CA. Per certificate: claim it (committed, no lock held
+// afterwards), call the CA with the certificate id as request key, record the outcome with one
+// call conditional on the claim (sql/302_certificate_claims.sql). An owner deleted meanwhile
+// never waits for us: the row turns 'revoking' at once, and our record hands what the CA signed to
+// the revoke path. An earlier attempt whose answer was lost is looked up at the CA first.
+import crypto from "node:crypto";
+import type { JobHelpers } from "graphile-worker";
 import { z } from "zod";
-import { CaRequestError, type CertificateProfile } from "../src/adapters/ca/types.ts";
+import { caTimeoutMs } from "../src/adapters/ca/timeout.ts";
+import { CaRequestError, type CertificateAuthority, type CertificateProfile, type IssueResult } from "../src/adapters/ca/types.ts";
 import { certificateKeyContext } from "../src/certificates/parked-keys.ts";
+import { recordWithRetry } from "../src/certificates/record.ts";
 import { errorMessage } from "../src/lib/errors.ts";
-import { inJobTransaction } from "../src/worker/tx.ts";
-import { requireService } from "../src/services.ts";
+import { requireService, type Services } from "../src/services.ts";
 import { defineTask } from "../src/worker/define-task.ts";
 
 // After this many failed attempts, stop retrying (the row shows status 'failed' and last_error).
@@ -14,16 +19,15 @@ const MAX_REJECTIONS = 10;
 
 const NO_SECRETS = "the CA generates this certificate's key pair, but no SecretBox (master key) is configured in this worker to keep it";
 
-interface Row {
-  id: string;
-  status: string;
-  ca_ref: string | null;
+interface Claimed {
+  outcome: "claimed" | "busy" | "gone" | "no_secrets";
   owner_id: string;
   profile: CertificateProfile;
   public_key_pem: string | null;
   csr_pem: string | null;
   not_after: Date;
   attempts: number;
+  attempted_before: boolean;
 }
 
 export default defineTask({
@@ -32,54 +36,115 @@ export default defineTask({
     const ca = requireService(services, "ca");
     const errors: string[] = [];
     for (const id of ids) {
-      await inJobTransaction(helpers, async (c) => {
-        const { rows } = await c.query<Row>(
-          `select id, status, ca_ref, coalesce(robot_id, provisioning_credential_id, team_id, worker_id, controller_id, owner_team_id)::text as owner_id,
-                  profile, public_key_pem, csr_pem, not_after, attempts
-             from gk_public.certificates where id = $1 for update`,
-          [id],
-        );
-        const row = rows[0];
-        if (!row) return;
-        if (row.status === "revoking" && row.ca_ref == null) {
-          // Its owner went before issuance started: nothing exists at the CA to revoke.
-          await c.query("select gk_private.certificates_revoked('{}'::uuid[], array[$1::uuid])", [id]);
-          return;
-        }
-        if (row.status !== "issuing") return;
-        const caMakesKey = !row.public_key_pem && !row.csr_pem;
-        try {
-          // The CA would generate a key pair we could not keep: refuse before creating it there.
-          if (caMakesKey && !services.secrets) throw new Error(NO_SECRETS);
-          const res = await ca.issue({
-            commonName: row.owner_id,
-            profile: row.profile,
-            notAfter: row.not_after,
-            ...(row.public_key_pem ? { publicKeyPem: row.public_key_pem } : {}),
-            ...(row.csr_pem ? { csrPem: row.csr_pem } : {}),
-          });
-          // A generated key is parked sealed (bound to this certificate) in the same transaction
-          // that marks the certificate issued: never issued with its key lost.
-          let sealed: string | null = null;
-          if (res.privateKeyPem) {
-            if (!services.secrets) throw new Error(NO_SECRETS);
-            sealed = services.secrets.seal(res.privateKeyPem, certificateKeyContext(id));
-          }
-          await c.query("select gk_private.certificate_issued_with_key($1, $2, $3, $4, $5)", [
-            id,
-            res.caRef,
-            res.serial,
-            res.pem ?? null,
-            sealed,
-          ]);
-        } catch (e) {
-          // The CA refusing the request is final; anything else (unreachable, 5xx) is retried a while.
-          const permanent = e instanceof CaRequestError || row.attempts + 1 >= MAX_REJECTIONS;
-          await c.query("select gk_private.certificate_issue_failed($1, $2, $3)", [id, errorMessage(e), permanent]);
-          errors.push(`${id}: ${errorMessage(e)}`);
-        }
-      });
+      const error = await issueOne(ca, services, helpers, id);
+      if (error) errors.push(`${id}: ${error}`);
     }
     if (errors.length > 0) throw new Error(`${errors.length} of ${ids.length} issuances failed (first: ${errors[0]})`);
   },
 });
+
+async function issueOne(ca: CertificateAuthority, services: Services, helpers: JobHelpers, id: string): Promise<string | null> {
+  const claim = crypto.randomUUID();
+  const timeout = `${caTimeoutMs(ca)} milliseconds`;
+  const { rows } = await helpers.query<Claimed>("select * from gk_private.certificate_claim_issue($1, $2, $3::interval, $4)", [
+    id,
+    claim,
+    timeout,
+    services.secrets != null,
+  ]);
+  const row = rows[0]!;
+  if (row.outcome === "no_secrets") {
+    await helpers.query("select gk_private.certificate_issue_failed($1, null, $2, $3, true)", [
+      id,
+      NO_SECRETS,
+      row.attempts + 1 >= MAX_REJECTIONS,
+    ]);
+    return NO_SECRETS;
+  }
+  if (row.outcome !== "claimed") return null; // issued, revoked, or another attempt holds it
+  const ownKey = row.public_key_pem != null || row.csr_pem != null;
+  let res: IssueResult;
+  try {
+    const earlier = row.attempted_before ? await adoptEarlier(ca, helpers, id, claim, ownKey) : null;
+    if (earlier === "recorded") return null;
+    res = await ca.issue({
+      commonName: row.owner_id,
+      profile: row.profile,
+      notAfter: row.not_after,
+      requestKey: id,
+      ...(row.public_key_pem ? { publicKeyPem: row.public_key_pem } : {}),
+      ...(row.csr_pem ? { csrPem: row.csr_pem } : {}),
+    });
+  } catch (e) {
+    // The CA refusing is final and nothing exists there; anything else (unreachable, timed out)
+    // may still have been signed, so the claim runs out by itself.
+    const refused = e instanceof CaRequestError;
+    await recordWithRetry(() =>
+      helpers.query("select gk_private.certificate_issue_failed($1, $2, $3, $4, $5)", [
+        id,
+        claim,
+        errorMessage(e),
+        refused || row.attempts + 1 >= MAX_REJECTIONS,
+        refused,
+      ]),
+    );
+    return errorMessage(e);
+  }
+  // A generated key is parked sealed (bound to this certificate) by the statement that records the
+  // certificate issued: never issued with its key lost.
+  const sealed = res.privateKeyPem && services.secrets ? services.secrets.seal(res.privateKeyPem, certificateKeyContext(id)) : null;
+  await recordWithRetry(() =>
+    helpers.query("select gk_private.certificate_issued($1, $2, $3, $4, $5, $6, $7, $8)", [
+      id,
+      claim,
+      res.caRef,
+      res.serial,
+      res.pem ?? null,
+      res.notBefore ?? null,
+      res.notAfter ?? null,
+      sealed,
+    ]),
+  );
+  return null;
+}
+
+/**
+ * An earlier attempt sent a request and lost the answer. Ask the CA what it issued under our id:
+ * a certificate for the holder's own key is adopted; one whose generated key died with that
+ * attempt gets a row of its own and is revoked. A CA that cannot be asked: issue anew (docs).
+ */
+async function adoptEarlier(
+  ca: CertificateAuthority,
+  helpers: JobHelpers,
+  id: string,
+  claim: string,
+  ownKey: boolean,
+): Promise<"recorded" | null> {
+  if (!ca.lookup) return null;
+  const found = (await ca.lookup(id)).filter((f) => f.status !== "revoked");
+  if (found.length === 0) return null;
+  const adopt = ownKey ? found.find((f) => f.status === "issued") : undefined;
+  const orphans = found.filter((f) => f !== adopt);
+  if (orphans.length > 0) {
+    await helpers.query("select gk_private.certificate_orphans($1, $2::text[], $3::text[])", [
+      id,
+      orphans.map((o) => o.caRef),
+      orphans.map((o) => o.serial),
+    ]);
+  }
+  if (!adopt) return null;
+  const got = await ca.fetch(adopt.caRef);
+  if (got.status !== "issued") return null;
+  await recordWithRetry(() =>
+    helpers.query("select gk_private.certificate_issued($1, $2, $3, $4, $5, $6, $7, null)", [
+      id,
+      claim,
+      adopt.caRef,
+      got.serial,
+      got.pem,
+      got.notBefore ?? null,
+      got.notAfter,
+    ]),
+  );
+  return "recorded";
+}

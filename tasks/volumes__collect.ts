@@ -34,11 +34,8 @@ export default defineReconciler({
     over_limit: z.array(z.string()),
   }),
   async run({ services, helpers, limits, itemError, again }) {
-    // Single statements on the job's pool; each destroy batch on a connection of its own.
-    const db: CollectDb = {
-      query: ((sql: string, params?: unknown[]) => helpers.query(sql, params)) as Query,
-      withClient: (fn) => helpers.withPgClient((c) => fn(((sql: string, params?: unknown[]) => c.query(sql, params)) as Query)),
-    };
+    // Single statements on the job's pool.
+    const db: CollectDb = { query: ((sql: string, params?: unknown[]) => helpers.query(sql, params)) as Query };
     const { errors, over_limit, ...status } = await collect(db, volumeAgents(services), {
       ...DEFAULT_COLLECT,
       maxDestroysPerWorker: limits.max_destroys_per_worker,

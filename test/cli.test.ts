@@ -106,12 +106,12 @@ describe("groundskeeper CLI", () => {
     const json = await runCli(["status", "--json"], withDb);
     expect(json.code, json.stderr).toBe(0);
     const data = JSON.parse(json.stdout);
-    expect(data.jobs.tasks).toEqual([{ task: "system__noop", ready: 2, scheduled: 1, running: 0, retrying: 0, failed: 1 }]);
+    expect(data.jobs.tasks).toEqual([{ task: "system__noop", ready: 2, scheduled: 1, running: 0, stalled: 0, retrying: 0, failed: 1 }]);
     expect(data.jobs.failed).toMatchObject([{ task: "system__noop", attempts: 1, last_error: "CA unreachable" }]);
     expect(data.activations).toMatchObject([{ task: "retention__sweep", status: "failed", error: "disk full" }]);
 
     const text = await runCli(["status"], withDb);
-    expect(text.stdout).toMatch(/system__noop\s+2\s+1\s+0\s+0\s+1/);
+    expect(text.stdout).toMatch(/system__noop\s+2\s+1\s+0\s+0\s+0\s+1/);
     expect(text.stdout).toMatch(/CA unreachable/);
     expect(text.stdout).toMatch(/retention__sweep\s+failed/);
   });

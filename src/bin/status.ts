@@ -8,6 +8,7 @@ export interface BinKind {
   kind: string;
   length: number;
   failing: number;
+  overdue: number;
   oldest_age_seconds: number | null;
 }
 
@@ -15,17 +16,22 @@ export const binSection: StatusSection<BinKind[]> = {
   name: "bin",
   title: "Bin (pending deletions)",
   async collect(db) {
-    const { rows } = await db.query<BinKind>("select kind, length, failing, oldest_age_seconds from gk_public.bin_summary order by kind");
+    const { rows } = await db.query<BinKind>(
+      "select kind, length, failing, overdue, oldest_age_seconds from gk_public.bin_summary order by kind",
+    );
     return rows;
   },
   render(rows) {
     if (rows.length === 0) return "empty: nothing pending";
     const total = rows.reduce((n, r) => n + r.length, 0);
     const table = formatTable(
-      ["kind", "pending", "failing", "oldest"],
-      rows.map((r) => [r.kind, String(r.length), String(r.failing), formatAge(r.oldest_age_seconds)]),
+      ["kind", "pending", "failing", "overdue", "oldest"],
+      rows.map((r) => [r.kind, String(r.length), String(r.failing), String(r.overdue), formatAge(r.oldest_age_seconds)]),
     );
-    return `${table}\ntotal ${total}`;
+    const overdue = rows.reduce((n, r) => n + r.overdue, 0);
+    // Overdue items are held by no live task and nobody recorded why: say so, not just count.
+    const warning = overdue > 0 ? `\n${overdue} overdue: past their lease with no live task (workers down or cut off?)` : "";
+    return `${table}\ntotal ${total}${warning}`;
   },
   async watch(db, opts) {
     const drained = await watchBin(db, opts);

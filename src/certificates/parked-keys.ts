@@ -39,8 +39,19 @@ async function consume(
 export async function takeCertificateKey(pool: pg.Pool, box: SecretBox, id: string): Promise<Take<string>> {
   if (!UUID.test(id)) return { status: 404, error: `certificate ${id} not found` };
   return inTransaction(pool, async (c) => {
-    const cert = await c.query("select 1 from gk_public.certificates where id = $1", [id]);
+    // Expired means expired now, not at the next sweep: the certificate's (or its credential's)
+    // not_after decides, so a lapsed credential's keys are never handed out in between.
+    const cert = await c.query<{ status: string; lapsed: boolean }>(
+      `select c.status,
+              (c.not_after <= now() or p.status = 'expired' or p.expires_at <= now()
+               or exists (select 1 from gk_public.certificates s
+                           where s.provisioning_credential_id = c.provisioning_credential_id and s.not_after <= now())) is true as lapsed
+         from gk_public.certificates c left join gk_public.provisioning_credentials p on p.id = c.provisioning_credential_id
+        where c.id = $1`,
+      [id],
+    );
     if (cert.rowCount === 0) return { status: 404, error: `certificate ${id} not found` };
+    if (cert.rows[0]!.lapsed) return { status: 410, error: `certificate ${id} has expired: its private key was destroyed` };
     const { rows } = await c.query<{ certificate_id: string; sealed_key: string }>(
       "select certificate_id::text, sealed_key from gk_private.certificate_private_keys where certificate_id = $1 for update",
       [id],
@@ -66,7 +77,10 @@ export async function takeCredentialBundle(
   if (!UUID.test(id)) return { status: 404, error: `provisioning credential ${id} not found` };
   return inTransaction(pool, async (c) => {
     // The credential row lock serialises bundle downloads; the key row locks, single-key downloads.
-    const cred = await c.query<{ status: string }>("select status from gk_public.provisioning_credentials where id = $1 for update", [id]);
+    const cred = await c.query<{ status: string }>(
+      "select case when status = 'issued' and expires_at <= now() then 'expired' else status end as status from gk_public.provisioning_credentials where id = $1 for update",
+      [id],
+    );
     if (cred.rowCount === 0) return { status: 404, error: `provisioning credential ${id} not found` };
     const status = cred.rows[0].status;
     if (status === "issuing") return { status: 409, error: `provisioning credential ${id} is not issued yet: try again shortly` };

@@ -16,6 +16,8 @@ export interface BootOptions {
   database?: boolean;
   /** Apply migrations (see OpenOptions.migrate). */
   migrate?: boolean;
+  /** The embedded database must be this process's own (see OpenOptions.exclusive). */
+  exclusive?: boolean;
   /** Load the master key and check it against the database (secrets are sealed under it).
    * Default: yes; a process without a database has no secrets. */
   secrets?: boolean;
@@ -61,7 +63,10 @@ async function boot(ctx: CliContext, life: Lifecycle, opts: BootOptions): Promis
     const services = await servicesFromEnv(ctx.log, ctx.config.home, process.env);
     return { ...ctx, life, services } as App; // `db` and `pool` are absent by the overload's type
   }
-  const db = await openDatabase(ctx, opts.migrate === undefined ? {} : { migrate: opts.migrate });
+  const db = await openDatabase(ctx, {
+    ...(opts.migrate === undefined ? {} : { migrate: opts.migrate }),
+    ...(opts.exclusive ? { exclusive: true } : {}),
+  });
   life.add("database", () => db.close());
   const pool = (name: string, max: number) => {
     const p = createPool(db.url, max);

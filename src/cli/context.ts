@@ -44,6 +44,9 @@ export interface OpenOptions {
   /** Apply migrations and stored logic. Default: yes for the embedded database (a laptop has no
    * release process), no for DATABASE_URL (production migrates once per release). */
   migrate?: boolean;
+  /** The embedded cluster must be this process's own (`start`): one that a live process owns is
+   * an error with its pid, not shared (two `start` in one home would stop it under each other). */
+  exclusive?: boolean;
 }
 
 export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Promise<Database> {
@@ -57,13 +60,19 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
   fs.mkdirSync(config.home, { recursive: true });
   const dataDir = embeddedDataDir(config.home);
   for (;;) {
-    const shared = await sharedEmbeddedUrl(dataDir);
+    const owner = opts.exclusive ? liveOwner(dataDir) : null;
+    if (owner !== null) {
+      throw new UserError(
+        `another groundskeeper (pid ${owner}) is running with the embedded PostgreSQL in ${dataDir}: stop it first, or give this one its own GROUNDSKEEPER_HOME`,
+      );
+    }
+    const shared = opts.exclusive ? null : await sharedEmbeddedUrl(dataDir);
     if (shared) {
       log.debug({ dataDir }, "using the embedded PostgreSQL of a running groundskeeper");
       if (opts.migrate ?? true) await runMigrate(shared, log);
       return { url: shared, kind: "embedded-shared", dataDir, close: async () => {} };
     }
-    if (claimOwnership(dataDir)) break; // else another process claimed it just now: share it
+    if (claimOwnership(dataDir)) break; // else another process claimed it just now: look again
   }
   const orphan = await stopOrphanedServer(dataDir);
   if (orphan) log.warn({ dataDir, pid: orphan }, "stopped the embedded PostgreSQL a killed groundskeeper left running");

@@ -1,8 +1,12 @@
 // Graceful shutdown for long-running commands: the first SIGINT/SIGTERM stops the parts in
 // reverse order of start (server, worker, database); a later second signal exits at once.
+// Under npm (`npm start`, `npx groundskeeper …`) a supervisor signals npm, and npm signals the
+// shell it runs us in, which dies without passing the signal on: the parent going away is then
+// a stop too (src/cli/parent-watch.ts).
 import type pg from "pg";
 import { createPool } from "../db/pool.ts";
 import type { Logger } from "pino";
+import { watchParent } from "./parent-watch.ts";
 
 /** Thrown by Lifecycle.add when a signal arrived while the command was still starting: the
  * startup is abandoned and the process exits as for any stop (src/cli/boot.ts runApp). */
@@ -36,6 +40,11 @@ export class Lifecycle {
     this.#log = log;
     process.on("SIGINT", this.#onSignal);
     process.on("SIGTERM", this.#onSignal);
+    watchParent(() => {
+      if (this.#stopping) return;
+      this.#log.info({ parent: "exited" }, "shutting down: npm, which started this process, has stopped");
+      void this.stop(0);
+    });
   }
 
   /** Registers a part to stop at shutdown; parts stop in reverse order of registration. */

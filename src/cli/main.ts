@@ -2,6 +2,13 @@
 // src/cli/commands/ (listed in its index.ts); each area's come from its manifest (src/areas.ts).
 process.env.GRAPHILE_ENV ??= "production"; // before PostGraphile is loaded by any command
 
+// Before anything else is loaded: `groundskeeper --version` (package.json, git commit, Node).
+if (process.argv[2] === "--version" || process.argv[2] === "-V") {
+  const { versionLine } = await import("../server/build-info.ts");
+  process.stdout.write(`${versionLine()}\n`);
+  process.exit(0);
+}
+
 const { Command } = await import("commander");
 const { commands } = await import("./commands/index.ts");
 const { areaCommands } = await import("../areas.ts");
@@ -10,6 +17,7 @@ const { describeError, isCommanderExit } = await import("./errors.ts");
 const program = new Command("groundskeeper")
   .description("Lifecycle engine of a robot-fleet update platform, driven by PostgreSQL.")
   .option("-v, --verbose", "debug logs, and stack traces for unexpected errors")
+  .option("-V, --version", "print the version, git commit and Node version, and exit")
   .configureOutput({
     // Commander's own errors (unknown option, missing argument…) in our one-line format.
     outputError: (str, write) => write(`groundskeeper: ${str.replace(/^error: /, "").trim()} (see --help)\n`),

@@ -11,7 +11,11 @@ export async function loadMasterKey(ctx: CliContext, db: Database): Promise<Secr
   const box = secretBoxFromEnv(process.env, ctx.config.home);
   const recorded = await recordFingerprint(db.url, box.fingerprint());
   if (recorded !== box.fingerprint()) {
-    const source = process.env.GK_MASTER_KEY ? "GK_MASTER_KEY" : `the key file in ${ctx.config.home}`;
+    const source = process.env.GK_MASTER_KEY
+      ? "GK_MASTER_KEY"
+      : process.env.GK_MASTER_KEY_FILE
+        ? `GK_MASTER_KEY_FILE ${process.env.GK_MASTER_KEY_FILE}`
+        : `the key file in ${ctx.config.home}`;
     throw new UserError(
       `the master key of this process (${source}, fingerprint ${box.fingerprint().slice(0, 12)}) is not the one this database's secrets are sealed under (${recorded.slice(0, 12)}): give every process the same GK_MASTER_KEY`,
     );

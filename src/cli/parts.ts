@@ -20,6 +20,7 @@ export async function startWorkerPart(app: App, opts: { concurrency: number; cro
     services: app.services,
     concurrency: opts.concurrency,
     cron: opts.cron,
+    heartbeatTtlSeconds: app.config.WORKER_HEARTBEAT_TTL,
   }).catch(async (e) => {
     await pgPool.end();
     throw e;

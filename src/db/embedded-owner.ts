@@ -36,7 +36,7 @@ export function releaseOwnership(dataDir: string): void {
 /** The pid of the live process that owns the cluster, or null. */
 export function liveOwner(dataDir: string): number | null {
   const owner = readOwner(embeddedFiles(dataDir).owner);
-  if (!owner || !alive(owner.pid)) return null;
+  if (!owner || !isAlive(owner.pid)) return null;
   if (owner.started !== null && startTime(owner.pid) !== owner.started) return null;
   return owner.pid;
 }
@@ -50,15 +50,15 @@ export async function stopOrphanedServer(dataDir: string): Promise<number | null
   const pidFile = `${dataDir}/postmaster.pid`;
   if (!fs.existsSync(pidFile)) return null;
   const pid = Number(fs.readFileSync(pidFile, "utf8").split("\n")[0]);
-  if (!pid || !alive(pid) || !isPostgres(pid)) return null; // a stale pid file: postgres handles it
+  if (!pid || !isAlive(pid) || !isPostgres(pid)) return null; // a stale pid file: postgres handles it
   for (const [signal, waitMs] of [
     ["SIGINT", 30_000],
     ["SIGQUIT", 10_000],
   ] as const) {
     process.kill(pid, signal);
     const deadline = Date.now() + waitMs;
-    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    if (!alive(pid)) return pid;
+    while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (!isAlive(pid)) return pid;
   }
   throw new Error(`the orphaned embedded PostgreSQL (pid ${pid}, data in ${dataDir}) does not stop`);
 }
@@ -73,7 +73,7 @@ function readOwner(file: string): Owner | null {
 }
 
 /** Signal 0 tells whether the pid exists (EPERM: it does, another user's); a zombie is dead. */
-function alive(pid: number): boolean {
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (e) {

@@ -4,8 +4,17 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { UserError } from "./errors.ts";
 
 const VERSION = "v1";
+
+function readKeyFile(file: string): string {
+  try {
+    return fs.readFileSync(file, "utf8").trim();
+  } catch (e) {
+    throw new UserError(`cannot read GK_MASTER_KEY_FILE ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
 
 export class SecretBox {
   readonly #key: Buffer;
@@ -39,9 +48,13 @@ export class SecretBox {
 }
 
 export function secretBoxFromEnv(env: NodeJS.ProcessEnv, home: string): SecretBox {
-  if (env.GK_MASTER_KEY) {
-    const key = Buffer.from(env.GK_MASTER_KEY, "base64");
-    if (key.length !== 32) throw new Error("GK_MASTER_KEY must be 32 bytes, base64-encoded");
+  // GK_MASTER_KEY_FILE: a file holding the key, such as a Docker/compose secret (/run/secrets/…).
+  const fromFile = env.GK_MASTER_KEY_FILE ? readKeyFile(env.GK_MASTER_KEY_FILE) : undefined;
+  const given = env.GK_MASTER_KEY || fromFile;
+  if (given) {
+    const key = Buffer.from(given, "base64");
+    const name = env.GK_MASTER_KEY ? "GK_MASTER_KEY" : `the key in GK_MASTER_KEY_FILE (${env.GK_MASTER_KEY_FILE})`;
+    if (key.length !== 32) throw new UserError(`${name} must be 32 bytes, base64-encoded (openssl rand -base64 32)`);
     return new SecretBox(key);
   }
   const file = path.join(home, "master.key");

@@ -24,22 +24,27 @@ export const jobMetrics: MetricCollector = {
       ready: number;
       scheduled: number;
       running: number;
+      stalled: number;
       retrying: number;
       failed: number;
       oldest_due_s: number | null;
     }>("select * from gk_private.queue_jobs_by_task()");
     const queued = gauge("gk_job_queue_depth", "Jobs waiting or running (not permanently failed), by task", ["task"]);
-    const running = gauge("gk_jobs_running", "Jobs currently locked by a worker, by task", ["task"]);
+    const running = gauge("gk_jobs_running", "Jobs currently locked by a live worker, by task", ["task"]);
+    const stalled = gauge("gk_jobs_stalled", "Jobs locked by a worker whose heartbeat expired (released by queue__reap_workers), by task", [
+      "task",
+    ]);
     const retrying = gauge("gk_jobs_retrying", "Jobs that failed at least once and will be retried, by task", ["task"]);
     const failed = gauge("gk_jobs_failed", "Jobs that exhausted their attempts (permanently failed), by task", ["task"]);
     const oldest = gauge("gk_job_oldest_due_seconds", "Age of the oldest job that is due and not yet done, by task (0 when none)", [
       "task",
     ]);
     // Every task of tasks/ reports 0 when it has no jobs, so "failed > 0" alerts resolve and rates have a baseline.
-    for (const task of taskIdentifiers()) for (const g of [queued, running, retrying, failed, oldest]) g.set({ task }, 0);
+    for (const task of taskIdentifiers()) for (const g of [queued, running, stalled, retrying, failed, oldest]) g.set({ task }, 0);
     for (const r of rows) {
-      queued.set({ task: r.task }, r.ready + r.scheduled + r.running);
+      queued.set({ task: r.task }, r.ready + r.scheduled + r.running + r.stalled);
       running.set({ task: r.task }, r.running);
+      stalled.set({ task: r.task }, r.stalled);
       retrying.set({ task: r.task }, r.retrying);
       failed.set({ task: r.task }, r.failed);
       oldest.set({ task: r.task }, r.oldest_due_s ?? 0);

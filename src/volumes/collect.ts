@@ -3,9 +3,9 @@
 // mark, missing volumes past their grace) is one call; then every serving worker is visited at
 // once, each under a lease on its row so two collectors never double the load on one agent:
 //   report  — the agent's handles, reconciled both ways in one statement (volumes_report);
-//   destroy — claim due destroys, send them in batches with at most `parallelism` calls in flight
-//             to this agent, each with a deadline; record each batch's outcome in one call; mark
-//             again (a destroyed child can leave its parent an orphan) until nothing is due.
+//   destroy — take the due destroys, send them in batches with at most `parallelism` calls in
+//             flight to this agent, each with a deadline; record each batch's outcome in one call;
+//             mark again (a destroyed child can leave its parent an orphan) until nothing is due.
 // One hung agent costs its own loop a deadline per call and nothing else: the workers are
 // independent, and an agent that answers no call of a round is left for the next activation.
 import { errorMessage } from "../lib/errors.ts";
@@ -17,28 +17,16 @@ import type { AgentWorker, VolumeAgents } from "./agents.ts";
 export type Query = <R = any>(sql: string, params?: unknown[]) => Promise<{ rows: R[] }>;
 
 /** A pool (or graphile-worker's helpers) as a CollectDb. */
-export function collectDb(pool: {
-  query(sql: string, params?: unknown[]): Promise<{ rows: any[] }>;
-  connect(): Promise<{ query(sql: string, params?: unknown[]): Promise<{ rows: any[] }>; release(): void }>;
-}): CollectDb {
-  return {
-    query: (sql, params) => pool.query(sql, params) as never,
-    async withClient(fn) {
-      const c = await pool.connect();
-      try {
-        return await fn((sql, params) => c.query(sql, params) as never);
-      } finally {
-        c.release();
-      }
-    },
-  };
+export function collectDb(pool: { query(sql: string, params?: unknown[]): Promise<{ rows: any[] }> }): CollectDb {
+  return { query: (sql, params) => pool.query(sql, params) as never };
 }
 
-/** The database as the collector uses it: single statements, and one connection for a batch. */
+/**
+ * The database as the collector uses it: single statements (autocommit). A worker's destroys need
+ * no transaction of their own: the collector's lease on the worker's row keeps other collectors off.
+ */
 export interface CollectDb {
   query: Query;
-  /** Runs fn on one connection of its own (the batch's transaction holds its claimed rows). */
-  withClient<T>(fn: (query: Query) => Promise<T>): Promise<T>;
 }
 
 export interface CollectOptions {
@@ -122,54 +110,20 @@ async function report(q: Query, client: PeerClient, w: AgentWorker, status: Coll
 }
 
 /**
- * One lane of a worker's destroys: in a transaction, claim a batch of due destroys (row locks,
- * skipping rows another lane or collector holds), send it, record the outcome, commit — until
- * nothing is due or the budget is spent. A killed collector's claims are released with its
- * connection; an agent that does not answer costs the lane one deadline and ends it.
+ * Sends one batch and records its outcome in one call, which first renews the worker's lease; a
+ * call that failed as a whole is recorded (attempts, error, backoff), then thrown.
  */
-async function destroyLane(
-  db: CollectDb,
-  client: PeerClient,
-  w: AgentWorker,
-  batchSize: number,
-  budget: { left: number },
-  status: CollectStatus,
-) {
-  while (budget.left > 0) {
-    const size = Math.min(batchSize, budget.left);
-    const claimed = await db.withClient(async (q) => {
-      await q("begin");
-      try {
-        const { rows } = await q<{ handle: string }>("select handle::text from gk_private.volumes_claim_destroys($1, $2)", [w.id, size]);
-        budget.left -= rows.length;
-        if (rows.length > 0)
-          await destroyBatch(
-            q,
-            client,
-            w,
-            rows.map((r) => r.handle),
-            status,
-          );
-        await q("commit");
-        return rows.length;
-      } catch (e) {
-        await q("rollback").catch(() => {});
-        throw e;
-      }
-    });
-    if (claimed === 0) return;
-  }
-}
-
-/** Sends one claimed batch and records its outcome; a call that failed as a whole is recorded, then thrown. */
 async function destroyBatch(q: Query, client: PeerClient, w: AgentWorker, handles: string[], status: CollectStatus): Promise<void> {
   let out: DestroyResult;
   try {
     out = await client.request<DestroyResult>("POST", "/v1/volumes/destroy", { handles });
   } catch (e) {
     const msg = `agent ${w.name}: ${errorMessage(e)}`;
-    await q("select gk_private.volumes_destroy_failed($1, $2::uuid[], $3::text[])", [w.id, handles, handles.map(() => msg)]);
-    await q("commit");
+    await q("select gk_private.volumes_worker_lease_renew($1), gk_private.volumes_destroy_failed($1, $2::uuid[], $3::text[])", [
+      w.id,
+      handles,
+      handles.map(() => msg),
+    ]);
     status.destroy_failed += handles.length;
     throw e;
   }
@@ -178,7 +132,8 @@ async function destroyBatch(q: Query, client: PeerClient, w: AgentWorker, handle
     ...out.pending.map((handle) => ({ handle, error: "still being moved out of live/ on the agent when its deadline passed" })),
   ];
   const { rows } = await q<{ destroyed: number }>(
-    `select gk_private.volumes_destroyed($1, $2::uuid[]) as destroyed,
+    `select gk_private.volumes_worker_lease_renew($1),
+            gk_private.volumes_destroyed($1, $2::uuid[]) as destroyed,
             gk_private.volumes_destroy_failed($1, $3::uuid[], $4::text[]) as failed`,
     [w.id, out.destroyed, failed.map((f) => f.handle), failed.map((f) => f.error)],
   );
@@ -187,28 +142,46 @@ async function destroyBatch(q: Query, client: PeerClient, w: AgentWorker, handle
   status.pending += out.pending.length;
 }
 
-async function destroyAll(
-  db: CollectDb,
-  client: PeerClient,
-  w: AgentWorker,
-  opts: CollectOptions,
-  parallelism: number,
-  status: CollectStatus,
-) {
-  const budget = { left: opts.maxDestroysPerWorker };
+/** Handles taken per round: enough to keep every lane busy for a while, few enough to stay current. */
+const ROUND_BATCHES = 8;
+
+/**
+ * A worker's destroys, under the collector's lease on its row: take the due handles (one
+ * statement, oldest due first), send them in batches with at most `parallelism` calls in flight,
+ * and again until nothing is due; then mark again for this worker (a destroyed child can leave its
+ * parent an orphan) until no orphan is left, within the budget. A call that fails as a whole
+ * (no answer within its deadline, refused) ends the worker's turn: its batch is recorded as failed,
+ * the unsent ones stay due for the next activation. No row locks and no transaction per batch: the
+ * lease keeps other collectors off this worker, and should it run out regardless, a handle sent
+ * twice is destroyed once (destroying a missing volume succeeds; outcomes are conditional).
+ */
+async function destroyAll(q: Query, client: PeerClient, w: AgentWorker, opts: CollectOptions, parallelism: number, status: CollectStatus) {
+  let left = opts.maxDestroysPerWorker;
   for (;;) {
-    const lanes = await mapSettled(Array.from({ length: parallelism }), parallelism, () =>
-      destroyLane(db, client, w, opts.batchSize, budget, status),
-    );
-    await db.query("select gk_private.volumes_worker_lease_renew($1)", [w.id]);
-    const failed = lanes.find((l) => l.status === "rejected") as PromiseRejectedResult | undefined;
-    if (failed) throw new Error(`agent ${w.name}: ${errorMessage(failed.reason)}`);
-    if (budget.left <= 0) {
-      status.over_limit.push(w.name);
+    const take = Math.min(left, parallelism * opts.batchSize * ROUND_BATCHES);
+    const { rows } = await q<{ handle: string }>("select handle::text from gk_private.volumes_due_destroys($1, $2)", [
+      w.id,
+      Math.max(take, 1),
+    ]);
+    if (left <= 0) {
+      if (rows.length > 0) status.over_limit.push(w.name);
       return;
     }
-    // Nothing due any more: a destroyed child may have left its parent an orphan.
-    if ((await one<number>(db.query, "select gk_private.volumes_mark_orphans(array[$1::uuid])", [w.id])) === 0) return;
+    if (rows.length === 0) {
+      if ((await one<number>(q, "select gk_private.volumes_mark_orphans(array[$1::uuid])", [w.id])) === 0) return;
+      continue;
+    }
+    left -= rows.length;
+    const batches: string[][] = [];
+    for (let i = 0; i < rows.length; i += opts.batchSize) batches.push(rows.slice(i, i + opts.batchSize).map((r) => r.handle));
+    let failure: { error: unknown } | undefined;
+    await mapSettled(batches, parallelism, async (b) => {
+      if (failure) return;
+      await destroyBatch(q, client, w, b, status).catch((error) => {
+        failure ??= { error };
+      });
+    });
+    if (failure) throw new Error(`agent ${w.name}: ${errorMessage(failure.error)}`);
   }
 }
 
@@ -232,7 +205,7 @@ export async function collect(db: CollectDb, agents: VolumeAgents, opts: Collect
     try {
       const client = await agents.client(w);
       await report(q, client, w, status, opts.reportTimeoutMs);
-      await destroyAll(db, client, w, opts, agents.parallelism, status);
+      await destroyAll(q, client, w, opts, agents.parallelism, status);
     } catch (e) {
       status.errors.push({ item: w.name, error: errorMessage(e) });
     } finally {

@@ -2,15 +2,18 @@
 // cannot record a job's outcome (the database went away mid-job), which used to end the whole
 // process. The supervisor instead waits until the database answers again, releases the jobs the
 // stopped runner still held (graphile-worker's public force_unlock_workers, by the runner's pool
-// id: the jobs' locked_by), and starts a new runner. Nothing is lost: a job whose outcome was not
+// id: the jobs' locked_by, through gk_private.queue_workers_release), and starts a new runner. Nothing is lost: a job whose outcome was not
 // recorded runs again (every task is idempotent). A failure that is not the database being
-// unavailable still ends the supervisor (runner.promise semantics).
+// unavailable still ends the supervisor (runner.promise semantics). Every pool registers and
+// heartbeats (src/worker/heartbeat.ts), so when this process dies without stopping, other workers
+// release its jobs (tasks/queue__reap_workers.ts).
 import { EventEmitter } from "node:events";
 import type { Runner, WorkerEvents } from "graphile-worker";
 import type pg from "pg";
 import type { Logger } from "pino";
 import { isDatabaseUnavailable } from "../db/errors.ts";
 import { errorMessage } from "../lib/errors.ts";
+import { type Heartbeat, startHeartbeat } from "./heartbeat.ts";
 import { startWorker, type WorkerOptions } from "./runner.ts";
 
 export interface SupervisedRunner {
@@ -25,12 +28,18 @@ export interface SupervisorOptions extends WorkerOptions {
   log: Logger;
   /** Between attempts to reach the database again: doubles from min to max. */
   retryMs?: { min: number; max: number };
+  /** How long a pool is trusted without a heartbeat (src/worker/heartbeat.ts). */
+  heartbeatTtlSeconds?: number;
 }
 
 export async function superviseWorker(opts: SupervisorOptions): Promise<SupervisedRunner> {
   const { min, max } = opts.retryMs ?? { min: 500, max: 15_000 };
   let stopping = false;
-  let current: Supervised = await startOne(opts);
+  const heartbeat = startHeartbeat({ db: opts.pgPool, log: opts.log, ttlSeconds: opts.heartbeatTtlSeconds });
+  let current: Supervised = await startOne(opts, heartbeat).catch(async (e) => {
+    await heartbeat.stop().catch(() => {});
+    throw e;
+  });
   let waking: (() => void) | undefined;
 
   const loop = async (): Promise<void> => {
@@ -53,9 +62,9 @@ export async function superviseWorker(opts: SupervisorOptions): Promise<Supervis
         if (stopping) return;
         try {
           // The stopped runner's jobs, locked by its pool: released to run again at once.
-          const { rowCount } = await opts.pgPool.query("select graphile_worker.force_unlock_workers($1::text[])", [current.poolIds]);
-          current = await startOne(opts);
-          opts.log.info({ unlockedPools: rowCount }, "worker: database is back; runner restarted");
+          const released = await heartbeat.release(current.poolIds, "its worker lost the database");
+          current = await startOne(opts, heartbeat);
+          opts.log.info({ released }, "worker: database is back; runner restarted");
           break;
         } catch (e) {
           if (!isDatabaseUnavailable(e)) throw e;
@@ -77,6 +86,8 @@ export async function superviseWorker(opts: SupervisorOptions): Promise<Supervis
       });
       await current.runner.promise.catch(() => {}); // that error was already handled above
       await promise.catch(() => {});
+      // Not fatal: rows left behind expire, and the reaper finds nothing locked by them.
+      await heartbeat.stop().catch((e) => opts.log.warn({ err: errorMessage(e) }, "worker: could not deregister"));
     },
   };
 }
@@ -89,12 +100,22 @@ interface Supervised {
   fatal?: unknown;
 }
 
-async function startOne(opts: SupervisorOptions): Promise<Supervised> {
+async function startOne(opts: SupervisorOptions, heartbeat: Heartbeat): Promise<Supervised> {
   const events: WorkerEvents = new EventEmitter();
   const supervised: Omit<Supervised, "runner"> = { poolIds: [] };
-  events.on("pool:create", ({ workerPool }) => supervised.poolIds.push(workerPool.id));
+  const registered: Promise<void>[] = [];
+  events.on("pool:create", ({ workerPool }) => {
+    supervised.poolIds.push(workerPool.id);
+    registered.push(heartbeat.register(workerPool.id));
+  });
   events.on("pool:fatalError", ({ error }) => (supervised.fatal ??= error));
   events.on("worker:fatalError", ({ error }) => (supervised.fatal ??= error));
   const runner = await startWorker({ ...opts, events });
+  // Registered before the worker says it runs (pool:create fires before its first job is taken).
+  const failed = (await Promise.allSettled(registered)).find((r) => r.status === "rejected");
+  if (failed) {
+    await runner.stop().catch(() => {});
+    throw (failed as PromiseRejectedResult).reason;
+  }
   return Object.assign(supervised, { runner });
 }

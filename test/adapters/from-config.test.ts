@@ -9,6 +9,7 @@ import { S3BlobStore } from "../../src/adapters/blobs/s3.ts";
 import { CfsslCa } from "../../src/adapters/ca/cfssl.ts";
 import { caFromEnv } from "../../src/adapters/ca/from-config.ts";
 import { LocalCa } from "../../src/adapters/ca/local.ts";
+import type { TimedCertificateAuthority } from "../../src/adapters/ca/timeout.ts";
 import { UserError } from "../../src/lib/errors.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { startS3Server } from "../helpers/s3.ts";
@@ -58,16 +59,19 @@ describe("blobsFromEnv", () => {
 describe("caFromEnv", () => {
   it("defaults to the local CA on the database, with its options", async () => {
     const ca = await caFromEnv({ GK_CA_DEFERRED: "1", GK_CA_NAME: "cfgtest" }, home, { pool: db.pool });
-    expect(ca).toBeInstanceOf(LocalCa);
-    expect((ca as LocalCa).deferred).toBe(true);
+    const timed = ca as TimedCertificateAuthority;
+    expect(timed.inner).toBeInstanceOf(LocalCa);
+    expect(timed.timeoutMs).toBe(30_000); // every CA call has a deadline
+    expect((timed.inner as LocalCa).deferred).toBe(true);
     const r = await ca!.issue({ commonName: "c", profile: "robot", notAfter: new Date(Date.now() + 86400_000) });
     expect(r.serial).toBeNull();
     expect(fs.existsSync(path.join(home, "master.key"))).toBe(true); // the embedded master key
   });
 
   it("builds the cfssl adapter from GK_CFSSL_URL", async () => {
-    const ca = await caFromEnv({ GK_CA: "cfssl", GK_CFSSL_URL: "http://127.0.0.1:8888" }, home);
-    expect(ca).toBeInstanceOf(CfsslCa);
+    const ca = await caFromEnv({ GK_CA: "cfssl", GK_CFSSL_URL: "http://127.0.0.1:8888", GK_CA_TIMEOUT_MS: "5000" }, home);
+    expect((ca as TimedCertificateAuthority).inner).toBeInstanceOf(CfsslCa);
+    expect((ca as TimedCertificateAuthority).timeoutMs).toBe(5000);
     await expect(caFromEnv({ GK_CA: "cfssl" }, home)).rejects.toThrow(/GK_CFSSL_URL/);
   });
 
@@ -78,5 +82,6 @@ describe("caFromEnv", () => {
   it("rejects bad configuration with one clear line", async () => {
     await expect(caFromEnv({ GK_CA: "vault" }, home, { pool: db.pool })).rejects.toThrow(UserError);
     await expect(caFromEnv({ GK_CA_DEFERRED: "maybe" }, home, { pool: db.pool })).rejects.toThrow(/GK_CA_DEFERRED/);
+    await expect(caFromEnv({ GK_CA_TIMEOUT_MS: "0" }, home, { pool: db.pool })).rejects.toThrow(/GK_CA_TIMEOUT_MS/);
   });
 });

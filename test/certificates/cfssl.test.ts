@@ -9,7 +9,7 @@ import { EC_KEY, EC_SIGN, generateKeyPair, publicKeyToPem, x509 } from "../../sr
 import { type CfsslServer, cfsslVersion, startCfssl } from "../helpers/cfssl.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
-import { verifyWithCrl } from "../helpers/openssl.ts";
+import { openssl, verifyWithCrl } from "../helpers/openssl.ts";
 import { ids, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 import { needs } from "../helpers/requirements.ts";
 
@@ -38,6 +38,9 @@ describe.runIf(installed)(`certificate lifecycle at cfssl ${installed ? cfsslVer
       "select id, serial, pem, owner_team_id from gk_public.certificates order by owner_team_id = $1",
       [team],
     );
+    // Our certificate id travels in the subject (serialNumber), so cfssl's DB can be searched for it.
+    const subject = openssl(["x509", "-noout", "-subject", "-in", "{c.pem}"], { "c.pem": certs[0].pem }).out;
+    expect(subject).toContain(`serialNumber = ${certs[0].id}`);
     expect(certs.every((c) => c.serial && c.pem)).toBe(true);
 
     await server.stop();
@@ -89,5 +92,42 @@ describe.runIf(installed)(`certificate lifecycle at cfssl ${installed ? cfsslVer
     const certKey = new crypto.X509Certificate(c[0].pem).publicKey.export({ type: "spki", format: "pem" });
     expect(String(certKey).trim()).toBe((await publicKeyToPem(keys.publicKey)).trim());
     await expect(db.query("select gk_public.request_certificate($1, csr_pem := 'nope')", [robot])).rejects.toThrow(/csr_pem must be a PEM/);
+  });
+
+  it("records the signed certificate's real validity when cfssl's profile overrides the request", async () => {
+    const team = (await insertTeam(db, { name: "cfssl-expiry" })).id;
+    const { rows: cred } = await db.query("select id from gk_public.create_provisioning_credential($1, 'f', interval '30 days')", [team]);
+    await runJobs(db, services);
+    const { rows } = await db.query(
+      "select pem, serial, not_before, not_after from gk_public.certificates where provisioning_credential_id = $1",
+      [cred[0].id],
+    );
+    expect(rows).toHaveLength(2);
+    for (const r of rows) {
+      const signed = new crypto.X509Certificate(r.pem);
+      // The test profile signs for 8760 h whatever was asked: the row says what the certificate says.
+      expect(r.not_after.getTime()).toBe(new Date(signed.validTo).getTime());
+      expect(r.not_before.getTime()).toBe(new Date(signed.validFrom).getTime());
+      expect(r.serial).toBe(signed.serialNumber.toLowerCase().replace(/^0+/, ""));
+      expect(r.not_after.getTime() - Date.now()).toBeGreaterThan(300 * 86400_000);
+    }
+    const { rows: p } = await db.query("select expires_at from gk_public.provisioning_credentials where id = $1", [cred[0].id]);
+    expect(p[0].expires_at.getTime()).toBe(Math.min(...rows.map((r) => r.not_after.getTime())));
+  });
+
+  it("cfssl 1.2 has no CRL endpoint: the refresh activation says so and succeeds, run after run", async () => {
+    for (let i = 0; i < 2; i++) {
+      await db.query("select gk_private.enqueue('certificates__refresh_crl')");
+      await runJobs(db, services);
+    }
+    const { rows } = await db.query(
+      "select status, details->>'crl' as crl, details->>'unsupported_reason' as reason from gk_public.activations where task = 'certificates__refresh_crl' order by id",
+    );
+    const expected = server.version.startsWith("1.2") ? "unsupported" : "regenerated";
+    expect(rows.map((r) => [r.status, r.crl])).toEqual([
+      ["succeeded", expected],
+      ["succeeded", expected],
+    ]);
+    if (expected === "unsupported") expect(rows[0].reason).toMatch(/no CRL endpoint .*needs cfssl ≥ 1.3/);
   });
 });

@@ -239,6 +239,30 @@ describe("a certificate's key (GET /certificates/<id>/key.pem)", () => {
     expect(await parkedKeys([c1, c2])).toHaveLength(0);
   });
 
+  it("a credential expires with its certificates, either way round: keys 410 at once, the sweep expires both", async () => {
+    const team = (await insertTeam(db, { name: "lapse" })).id;
+    const [byCred, byCert] = [await createCredential(team), await createCredential(team)];
+    await runJobs(db, services);
+    const [credCerts, certCerts] = [await credentialCertIds(byCred), await credentialCertIds(byCert)];
+    // The credential's expires_at passed (no sweep yet): neither the bundle nor a key is handed out.
+    await db.query("update gk_public.provisioning_credentials set expires_at = now() - interval '1 second' where id = $1", [byCred]);
+    expect((await get(`/provisioning-credentials/${byCred}/bundle`)).status).toBe(410);
+    for (const c of credCerts) expect((await get(`/certificates/${c}/key.pem`)).status).toBe(410);
+    // One certificate of the other credential reached its not_after.
+    await db.query("update gk_public.certificates set not_after = now() - interval '1 second' where id = $1", [certCerts[0]]);
+    expect((await get(`/certificates/${certCerts[1]}/key.pem`)).status).toBe(410);
+    expect((await db.query("select gk_private.expire_certificates() as n")).rows[0].n).toBe("1");
+    expect((await db.query("select gk_private.expire_provisioning_credentials() as n")).rows[0].n).toBe("1");
+    const { rows } = await db.query(
+      "select status, count(*)::int as n from gk_public.certificates where owner_team_id = $1 group by status",
+      [team],
+    );
+    expect(rows).toEqual([{ status: "expired", n: 4 }]);
+    const creds = await db.query("select status from gk_public.provisioning_credentials where team_id = $1", [team]);
+    expect(creds.rows.map((r) => r.status)).toEqual(["expired", "expired"]);
+    expect(await parkedKeys([...credCerts, ...certCerts])).toHaveLength(0);
+  });
+
   it("a sealed key is bound to its certificate: moved to another row, it does not open (500, nothing consumed)", async () => {
     const team = (await insertTeam(db, { name: "bound" })).id;
     const [r1, r2] = ids(await insertRobots(db, { team, count: 2 }));

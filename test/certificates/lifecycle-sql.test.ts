@@ -125,7 +125,10 @@ describe("certificate lifecycle in SQL", () => {
     expect(cc.map((c) => c.profile)).toEqual(["client_auth", "provisioning"]);
     expect((await jobs(db, "certificates__issue")).flatMap((j) => j.payload.ids).sort()).toEqual(cc.map((c) => c.id).sort());
     // Issued at the CA (recorded the way the issue task does): the credential becomes issued.
-    for (const c of cc) await db.query("select gk_private.certificate_issued($1, $2, null)", [c.id, `ref-${c.id}`]);
+    for (const c of cc) {
+      await db.query("select gk_private.certificate_claim_issue($1, $1, '1 second', true)", [c.id]);
+      await db.query("select gk_private.certificate_issued($1, $1, $2, null, null, null, null, null)", [c.id, `ref-${c.id}`]);
+    }
     expect((await db.query("select status from gk_public.provisioning_credentials where id = $1", [cred.id])).rows[0].status).toBe(
       "issued",
     );

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
 import { jobs, runJobs, testServices } from "../helpers/jobs.ts";
 import { verifyWithCrl } from "../helpers/openssl.ts";
-import { crlSerials, gatedIssue, localCa, opensslSerial, unreachableCa } from "./helpers/ca-fixtures.ts";
+import { crlSerials, localCa, opensslSerial, unreachableCa } from "./helpers/ca-fixtures.ts";
 import { certStatuses, ids, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 
 const db = await createTestDb();
@@ -93,39 +93,6 @@ describe("certificates at a real CA", () => {
     ]);
     expect(cc.map((c) => c.status)).toEqual(["revoked", "revoked"]);
     expect(await crlSerials(ca)).toEqual(new Set(cc.map((c) => c.serial)));
-  });
-
-  it("race: the owner is deleted while the CA is issuing → the delete waits for the row lock, then the certificate is revoked", async () => {
-    const real = localCa(db, "race-issue");
-    const gate = gatedIssue(real);
-    const team = (await insertTeam(db, { name: "race1" })).id;
-    const [r] = ids(await insertRobots(db, { team, count: 1 }));
-    const [c] = await requestCerts([r]);
-    const issuing = runJobs(db, testServices({ ca: gate.ca }));
-    await gate.entered; // the issue task holds the row lock and is inside ca.issue()
-    const del = db.query("delete from gk_public.robots where id = $1", [r]);
-    // The delete's SET NULL is blocked on the certificate's row lock.
-    await expect
-      .poll(
-        async () =>
-          (
-            await db.query(
-              "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like 'delete from gk_public.robots%'",
-            )
-          ).rows[0].n,
-      )
-      .toBe(1);
-    expect(await certStatuses(db, [c])).toEqual({ issuing: 1 });
-    gate.release();
-    await issuing;
-    await del;
-    // Issued first (the CA knows it), then sent to revocation by the delete that waited.
-    expect((await cert(c)).ca_ref).not.toBeNull();
-    expect(["revoking", "revoked"]).toContain((await cert(c)).status);
-    await runJobs(db, testServices({ ca: real }));
-    const done = await cert(c);
-    expect(done).toMatchObject({ status: "revoked", never_issued: false });
-    expect(await crlSerials(real)).toEqual(new Set([done.serial]));
   });
 
   it("race: the owner is deleted before issuance took the lock → never issued at the CA, marked so", async () => {

@@ -92,5 +92,14 @@ describe("CRL refresh", () => {
     expect(rows).toEqual([{ status: "succeeded", counts: { refreshed: 1 } }]);
     const { rows: a } = await db.query("select crl_pem from gk_private.local_ca_authorities where name = 'refresh'");
     expect(a[0].crl_pem).not.toBe(before);
+    // Nothing revoked since, CRL young: nothing regenerated, and the activation says so.
+    await db.query("select gk_private.enqueue('certificates__refresh_crl')");
+    await runJobs(db, testServices({ ca }));
+    const { rows: again } = await db.query(
+      "select status, counts, details->>'crl' as crl from gk_public.activations where task = 'certificates__refresh_crl' order by id desc limit 1",
+    );
+    expect(again).toEqual([{ status: "succeeded", counts: { refreshed: 0 }, crl: "current" }]);
+    const { rows: b } = await db.query("select crl_pem from gk_private.local_ca_authorities where name = 'refresh'");
+    expect(b[0].crl_pem).toBe(a[0].crl_pem);
   });
 });

@@ -50,6 +50,8 @@ export interface LongRunning {
   waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** SIGINT to the process group, twice at once (needs `detached`); resolves with the exit code. */
   ctrlC(): Promise<number | null>;
+  /** Resolves with the exit code when the process exits. */
+  exited: Promise<number | null>;
   /** Sends the signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -64,6 +66,7 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv, opts: { detache
   const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
   return {
     child,
+    exited,
     stdout: () => out,
     stderr: () => err,
     waitFor(re, timeoutMs = 90_000) {

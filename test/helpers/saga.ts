@@ -5,6 +5,7 @@
 //   (its effect done), unwinds (every undo twice), and leaves the starting state as it was.
 import { expect } from "vitest";
 import type { z } from "zod";
+import type { Services } from "../../src/services.ts";
 import type { Saga, SagaHooks, SagaRow } from "../../src/worker/saga.ts";
 import type { TestDb } from "./db.ts";
 import { testServices } from "./jobs.ts";
@@ -16,6 +17,8 @@ export interface SagaCase<P> {
   snapshot(params: P): Promise<unknown>;
   /** After a successful run: checks the end state. */
   verify?(params: P): Promise<void>;
+  /** What the saga's steps use (default testServices(): no CA, no controller identity). */
+  services?: Services;
 }
 
 /** Drives a saga to its end in this process (its queued job is removed: nothing else runs it). */
@@ -24,11 +27,12 @@ export async function runSagaInProcess<S extends z.ZodType>(
   saga: Saga<S>,
   sagaId: string,
   hooks?: SagaHooks,
+  services: Services = testServices(),
 ): Promise<SagaRow> {
   await db.query("select graphile_worker.remove_job($1)", [`saga:${sagaId}`]);
   const client = await db.pool.connect();
   try {
-    const row = await saga.run(client, sagaId, { services: testServices(), hooks });
+    const row = await saga.run(client, sagaId, { services, hooks });
     if (!row) throw new Error(`saga ${sagaId} is gone`);
     return row;
   } finally {
@@ -47,7 +51,7 @@ export async function actionsSucceedIdempotently<S extends z.ZodType>(
   c: SagaCase<z.input<S>>,
 ): Promise<SagaRow> {
   const params = await c.setup();
-  const row = await runSagaInProcess(db, saga, await saga.start(db, params), { repeat: 2 });
+  const row = await runSagaInProcess(db, saga, await saga.start(db, params), { repeat: 2 }, c.services);
   expect(row, `${saga.name} with every action run twice`).toMatchObject({ state: "succeeded", error: null });
   expect(await sagaEvents(db, row.id)).toEqual(saga.steps.map((s) => `done ${s.name}`));
   await c.verify?.(params);
@@ -59,7 +63,7 @@ export async function actionFailureCanUnwind<S extends z.ZodType>(db: TestDb, sa
   for (const [k, name] of names.entries()) {
     const params = await c.setup();
     const before = await c.snapshot(params);
-    const row = await runSagaInProcess(db, saga, await saga.start(db, params), { failAfter: name, repeat: 2 });
+    const row = await runSagaInProcess(db, saga, await saga.start(db, params), { failAfter: name, repeat: 2 }, c.services);
     expect(row, `${saga.name} failing after ${name}`).toMatchObject({ state: "failed", failed_step: name, step: 0 });
     expect(row.error).toMatch(/injected failure/);
     expect(await sagaEvents(db, row.id), `events of ${saga.name} failing after ${name}`).toEqual([

@@ -10,6 +10,7 @@ import path from "node:path";
 import { execFileSync } from "node:child_process";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { PeerClient } from "../../src/peers/client.ts";
 import { VolumeAgents } from "../../src/volumes/agents.ts";
 import { type CollectStatus, collect, collectDb, DEFAULT_COLLECT } from "../../src/volumes/collect.ts";
 import { spawnCli } from "../helpers/cli.ts";
@@ -126,6 +127,26 @@ async function orphan(vols: Vol[]): Promise<void> {
 
 function run(opts: Partial<typeof DEFAULT_COLLECT> = {}, agentsClient = client): Promise<CollectStatus> {
   return collect(q, agentsClient, { ...DEFAULT_COLLECT, batchSize: 20, reportTimeoutMs: 1_500, ...opts });
+}
+
+/** The handles each destroy call of these agents' clients carried. */
+function recording(agents: VolumeAgents): { agents: VolumeAgents; sent: string[] } {
+  const sent: string[] = [];
+  const clientOf = agents.client.bind(agents);
+  const wrapped = new WeakSet<PeerClient>();
+  agents.client = async (w) => {
+    const c = await clientOf(w);
+    if (!wrapped.has(c)) {
+      wrapped.add(c);
+      const request = c.request.bind(c);
+      c.request = ((method: string, p: string, body?: unknown, t?: number) => {
+        if (p === "/v1/volumes/destroy") sent.push(...(body as { handles: string[] }).handles);
+        return request(method, p, body, t);
+      }) as typeof c.request;
+    }
+    return c;
+  };
+  return { agents, sent };
 }
 
 const ORPHANS = `select count(*)::int as n from gk_public.volumes v
@@ -272,17 +293,19 @@ describe("collection with real agents", () => {
     );
   });
 
-  it("two collectors at once share the work: each worker is visited by one of them", async () => {
+  it("two collectors at once share the work: a worker is visited by one of them at a time, no handle is sent by both", async () => {
     const t1 = await tree("w1", 40, 10);
     const t2 = await tree("w2", 40, 10);
     await orphan([...t1.parents.slice(0, 30), ...t1.children, ...t2.parents.slice(10, 40), ...t2.children]);
-    const other = new VolumeAgents(peers.identity, { parallelism: 2, timeoutMs: 1_500 });
-    const [a, b] = await Promise.all([run(), run({}, other)]);
-    other.close();
+    const one = recording(new VolumeAgents(peers.identity, { parallelism: 2, timeoutMs: 1_500 }));
+    const two = recording(new VolumeAgents(peers.identity, { parallelism: 2, timeoutMs: 1_500 }));
+    const [a, b] = await Promise.all([run({}, one.agents), run({}, two.agents)]);
+    one.agents.close();
+    two.agents.close();
     expect(a.errors).toEqual([]);
     expect(b.errors).toEqual([]);
-    expect(a.workers_busy + b.workers_busy).toBeLessThanOrEqual(2);
-    await collectUntilClean();
+    expect(one.sent.filter((h) => two.sent.includes(h))).toEqual([]);
+    expect(one.sent.length + two.sent.length).toBe(80); // every orphan, parents after their children
     await expectConsistent();
   });
 

@@ -160,9 +160,20 @@ describe("the orphan mark", () => {
     expect((await jobs(db, "volumes__collect")).length).toBe(1);
     await clearJobs();
     expect(await mark()).toBe(50);
-    const claimed = await db.query("select * from gk_private.volumes_claim_destroys($1, 10)", [w]);
-    expect(claimed.rowCount).toBe(10);
+    const due = await db.query("select * from gk_private.volumes_due_destroys($1, 10)", [w]);
+    expect(due.rowCount).toBe(10);
     expect(await jobs(db, "volumes__collect")).toEqual([]);
+    // A child that goes may leave its parent an orphan: activated — unless the collector deleted
+    // it (it marks the worker again itself).
+    const owners = await insertContainers(db, { worker: w, count: 4 });
+    const [p1, p2] = await insertVolumes(db, { worker: w, containers: owners.slice(0, 2) });
+    const kids = await insertVolumes(db, { worker: w, containers: [null, null], parents: [p1!.id, p2!.id] });
+    expect(await mark([w])).toBe(2);
+    await clearJobs();
+    await db.query("select gk_private.volumes_destroyed($1, array[$2::uuid])", [w, kids[0]!.handle]);
+    expect(await jobs(db, "volumes__collect")).toEqual([]);
+    await db.query("delete from gk_public.volumes where id = $1", [kids[1]!.id]);
+    expect((await jobs(db, "volumes__collect")).length).toBe(1);
   });
 
   it("marks 1,000 orphans among 4,000 volumes with the plan on its indexes", async () => {
@@ -336,34 +347,30 @@ describe("report reconciliation", () => {
 });
 
 describe("destroy claims", () => {
-  it("a claim holds its rows for its transaction, so a second collector gets other rows; failures back off with their error", async () => {
+  it("one collector per worker (a lease on its row, renewable, taken over once it runs out); due destroys oldest first; failures back off with their error", async () => {
     const w = await insertWorker(db, { name: "w1" });
     const vols = await insertVolumes(db, { worker: w, containers: Array(10).fill(null) });
     await mark();
-    const a = await db.pool.connect();
-    const b = await db.pool.connect();
-    try {
-      await a.query("begin");
-      await b.query("begin");
-      const first = await a.query("select handle::text from gk_private.volumes_claim_destroys($1, 6)", [w]);
-      const second = await b.query("select handle::text from gk_private.volumes_claim_destroys($1, 6)", [w]);
-      expect(first.rowCount).toBe(6);
-      expect(second.rowCount).toBe(4);
-      expect(new Set([...first.rows, ...second.rows].map((r) => r.handle)).size).toBe(10);
-      // A collector that goes away (its transaction ends) gives its claims back at once.
-      await a.query("rollback");
-      expect((await b.query("select * from gk_private.volumes_claim_destroys($1, 10)", [w])).rowCount).toBe(10); // its own 4 and the 6 given back
-    } finally {
-      await a.query("rollback").catch(() => {});
-      await b.query("rollback");
-      a.release();
-      b.release();
-    }
+    const lease = (l: string | null = null) =>
+      db.query("select gk_private.volumes_worker_lease($1, $2::interval) as ok", [w, l]).then((r) => r.rows[0].ok);
+    expect(await lease("1 hour")).toBe(true);
+    expect(await lease()).toBeNull(); // a second collector skips the worker
+    await db.query("update gk_public.workers set collector_lease_until = now() - interval '1 second' where id = $1", [w]);
+    expect(await lease()).toBe(true); // a dead collector's lease ran out: taken over
+    await db.query("select gk_private.volumes_worker_release($1)", [w]);
+    expect(await lease()).toBe(true);
+    await db.query("update gk_public.volumes set next_attempt_at = now() - interval '1 minute' where id = $1", [vols[3]!.id]);
+    const due = await db.query("select handle::text from gk_private.volumes_due_destroys($1, 4)", [w]);
+    expect(due.rows.map((r) => r.handle)[0]).toBe(vols[3]!.handle);
+    expect(due.rowCount).toBe(4);
     await db.query("select gk_private.volumes_destroy_failed($1, $2::uuid[], $3::text[])", [w, [vols[0]!.handle], ["disk said no"]]);
     const { rows } = await db.query("select attempts, last_error, next_attempt_at > now() as later from gk_public.volumes where id = $1", [
       vols[0]!.id,
     ]);
     expect(rows[0]).toEqual({ attempts: 1, last_error: "disk said no", later: true });
+    expect(
+      (await db.query("select handle::text from gk_private.volumes_due_destroys($1, 10)", [w])).rows.map((r) => r.handle),
+    ).not.toContain(vols[0]!.handle);
     // An operator's retry makes it due now and activates the collector.
     await clearJobs();
     await db.query("select gk_public.retry_volume_destroy($1)", [vols[0]!.handle]);

@@ -6,9 +6,15 @@
 // - CRL: GET /api/v1/cfssl/crl (cfssl ≥ 1.3 builds it from its DB), cached here for
 //   crlCacheMs so callers never make cfssl sign one CRL per revocation.
 // ca_ref = "<serial hex>:<authority key id hex>", the pair cfssl's certificate DB is keyed by.
+// The request key (our certificate id) travels as the subject's serialNumber attribute, so an
+// operator can find what cfssl signed for a certificate in its certificate DB; cfssl's API has
+// no lookup by subject, so this adapter has no lookup() and the revoke path leaves a certificate
+// whose issuance answer was lost "unresolved" (docs/certificates.md).
+// CRL: cfssl 1.2 has no /crl endpoint; refreshCrl reports that as CaUnsupportedError.
 import {
   CaRequestError,
   CaUnavailableError,
+  CaUnsupportedError,
   normalizeSerial,
   type CertificateAuthority,
   type FetchResult,
@@ -64,7 +70,7 @@ export class CfsslCa implements CertificateAuthority {
       const keys = await generateKeyPair();
       privateKeyPem = await privateKeyToPem(keys.privateKey);
       const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-        name: `CN=${escapeDn(req.commonName)}, OU=${req.profile}`,
+        name: `CN=${escapeDn(req.commonName)}, OU=${req.profile}${req.requestKey ? `, 2.5.4.5=${escapeDn(req.requestKey)}` : ""}`,
         keys,
         signingAlgorithm: { ...EC_SIGN, ...EC_KEY },
       });
@@ -73,7 +79,7 @@ export class CfsslCa implements CertificateAuthority {
     const body: Record<string, unknown> = {
       certificate_request: csrPem,
       profile: this.#opts.profiles?.[req.profile] ?? req.profile,
-      subject: { CN: req.commonName, names: [{ OU: req.profile }] },
+      subject: { CN: req.commonName, names: [{ OU: req.profile }], ...(req.requestKey ? { SerialNumber: req.requestKey } : {}) },
     };
     if (this.#opts.label) body.label = this.#opts.label;
     const result = await this.#call<{ certificate: string }>("POST", "sign", body);
@@ -84,6 +90,8 @@ export class CfsslCa implements CertificateAuthority {
       caRef: `${serial}:${aki}`,
       serial,
       pem: ensureNewline(result.certificate),
+      notBefore: cert.notBefore,
+      notAfter: cert.notAfter,
       ...(privateKeyPem ? { privateKeyPem } : {}),
     };
   }
@@ -98,7 +106,13 @@ export class CfsslCa implements CertificateAuthority {
       });
       if (!info.pem) throw new CaRequestError("cfssl certinfo answered without a certificate (cfssl ≥ 1.3 needed for lookups by serial)");
       const cert = new x509.X509Certificate(info.pem);
-      return { status: "issued", pem: ensureNewline(info.pem), serial: normalizeSerial(cert.serialNumber), notAfter: cert.notAfter };
+      return {
+        status: "issued",
+        pem: ensureNewline(info.pem),
+        serial: normalizeSerial(cert.serialNumber),
+        notAfter: cert.notAfter,
+        notBefore: cert.notBefore,
+      };
     } catch (e) {
       if (e instanceof CaRequestError && /not found/i.test(e.message)) return { status: "failed", reason: e.message };
       if (e instanceof CaRequestError && UNSUPPORTED.test(e.message))
@@ -130,17 +144,19 @@ export class CfsslCa implements CertificateAuthority {
     return this.#crl!.pem;
   }
 
-  async refreshCrl(): Promise<void> {
+  /** cfssl builds a CRL on every request: a refresh always makes a new one (when it can). */
+  async refreshCrl(): Promise<{ refreshed: boolean }> {
     let der64: string;
     try {
       der64 = await this.#call<string>("GET", "crl");
     } catch (e) {
       if (e instanceof CaRequestError && UNSUPPORTED.test(e.message))
-        throw new CaRequestError(`this cfssl server has no CRL endpoint (/api/v1/cfssl/crl needs cfssl ≥ 1.3): ${e.message}`);
+        throw new CaUnsupportedError(`this cfssl server has no CRL endpoint (/api/v1/cfssl/crl needs cfssl ≥ 1.3): ${e.message}`);
       throw e;
     }
     const pem = `${x509.PemConverter.encode(Buffer.from(der64, "base64"), "X509 CRL")}\n`;
     this.#crl = { pem, at: Date.now() };
+    return { refreshed: true };
   }
 
   #ca(): Promise<{ pem: string; aki: string }> {

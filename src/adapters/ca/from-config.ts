@@ -5,6 +5,7 @@ import { UserError } from "../../lib/errors.ts";
 import { type SecretBox, secretBoxFromEnv } from "../../lib/secrets.ts";
 import { CfsslCa } from "./cfssl.ts";
 import { LocalCa } from "./local.ts";
+import { DEFAULT_CA_TIMEOUT_MS, withTimeout } from "./timeout.ts";
 import type { CertificateAuthority } from "./types.ts";
 
 const flag = z.enum(["0", "1", "true", "false", ""]).transform((v) => v === "1" || v === "true");
@@ -23,6 +24,8 @@ const CaEnv = z.object({
   GK_CFSSL_URL: z.url().optional(),
   GK_CFSSL_LABEL: z.string().optional(),
   GK_CFSSL_TIMEOUT_MS: ms.min(1).default(10_000),
+  /** Deadline of every CA call (issue, lookup, revoke, CRL), whatever the CA. */
+  GK_CA_TIMEOUT_MS: ms.min(1).max(600_000).default(DEFAULT_CA_TIMEOUT_MS),
 });
 
 export type CaEnv = z.infer<typeof CaEnv>;
@@ -48,19 +51,21 @@ export async function caFromEnv(
   const cfg = parseCaEnv(env);
   if (cfg.GK_CA === "local") {
     if (!deps.pool) return undefined;
-    return new LocalCa(deps.pool, deps.secrets ?? secretBoxFromEnv(env, home), {
+    const local = new LocalCa(deps.pool, deps.secrets ?? secretBoxFromEnv(env, home), {
       name: cfg.GK_CA_NAME,
       deferred: cfg.GK_CA_DEFERRED,
       deferredDelayMs: cfg.GK_CA_DEFERRED_DELAY_MS,
       crlDebounceMs: cfg.GK_CA_CRL_DEBOUNCE_MS,
       crlValidityMs: cfg.GK_CA_CRL_VALIDITY_MS,
     });
+    return withTimeout(local, cfg.GK_CA_TIMEOUT_MS);
   }
   if (!cfg.GK_CFSSL_URL) throw new UserError("GK_CA=cfssl needs GK_CFSSL_URL (the address of `cfssl serve`)");
-  return new CfsslCa({
+  const cfssl = new CfsslCa({
     url: cfg.GK_CFSSL_URL,
     ...(cfg.GK_CFSSL_LABEL ? { label: cfg.GK_CFSSL_LABEL } : {}),
-    timeoutMs: cfg.GK_CFSSL_TIMEOUT_MS,
+    timeoutMs: Math.min(cfg.GK_CFSSL_TIMEOUT_MS, cfg.GK_CA_TIMEOUT_MS),
     crlCacheMs: cfg.GK_CA_CRL_DEBOUNCE_MS,
   });
+  return withTimeout(cfssl, cfg.GK_CA_TIMEOUT_MS);
 }

@@ -10,6 +10,7 @@ import {
   normalizeSerial,
   type CertificateAuthority,
   type FetchResult,
+  type IssuedUnderKey,
   type IssueRequest,
   type IssueResult,
   type RevocationReason,
@@ -113,9 +114,9 @@ export class LocalCa implements CertificateAuthority {
       if (this.deferred) {
         const { rows } = await this.#pool.query(
           `insert into gk_private.local_ca_certificates
-             (authority, common_name, profile, public_key_pem, not_after, status, issue_after)
-           values ($1, $2, $3, $4, $5, 'pending', now() + $6 * interval '1 millisecond') returning id`,
-          [this.name, req.commonName, req.profile, publicKey.toString("pem"), req.notAfter, this.#delayMs],
+             (authority, common_name, profile, public_key_pem, not_after, status, issue_after, request_key)
+           values ($1, $2, $3, $4, $5, 'pending', now() + $6 * interval '1 millisecond', $7) returning id`,
+          [this.name, req.commonName, req.profile, publicKey.toString("pem"), req.notAfter, this.#delayMs, req.requestKey ?? null],
         );
         return { caRef: rows[0].id, serial: null, ...(privateKeyPem ? { privateKeyPem } : {}) };
       }
@@ -126,11 +127,18 @@ export class LocalCa implements CertificateAuthority {
         try {
           const { rows } = await this.#pool.query(
             `insert into gk_private.local_ca_certificates
-               (authority, common_name, profile, public_key_pem, not_after, status, serial, pem, issued_at)
-             values ($1, $2, $3, $4, $5, 'issued', $6, $7, now()) returning id`,
-            [this.name, req.commonName, req.profile, publicKey.toString("pem"), cert.notAfter, serial, pem],
+               (authority, common_name, profile, public_key_pem, not_after, status, serial, pem, issued_at, request_key)
+             values ($1, $2, $3, $4, $5, 'issued', $6, $7, now(), $8) returning id`,
+            [this.name, req.commonName, req.profile, publicKey.toString("pem"), cert.notAfter, serial, pem, req.requestKey ?? null],
           );
-          return { caRef: rows[0].id, serial, pem, ...(privateKeyPem ? { privateKeyPem } : {}) };
+          return {
+            caRef: rows[0].id,
+            serial,
+            pem,
+            notBefore: cert.notBefore,
+            notAfter: cert.notAfter,
+            ...(privateKeyPem ? { privateKeyPem } : {}),
+          };
         } catch (e) {
           // A 128-bit serial collision is astronomically unlikely; retry once with a new one.
           if ((e as { code?: string }).code !== "23505" || attempt > 0) throw e;
@@ -148,6 +156,18 @@ export class LocalCa implements CertificateAuthority {
       if (row.status !== "pending") return issued(row);
       if (!row.due) return { status: "pending" };
       return this.#signPending(caRef);
+    });
+  }
+
+  /** What was issued (or is pending) under a request key; declined requests are left out. */
+  async lookup(requestKey: string): Promise<IssuedUnderKey[]> {
+    return unavailableOnConnectionError(async () => {
+      const { rows } = await this.#pool.query<{ id: string; serial: string | null; status: IssuedUnderKey["status"] }>(
+        `select id, serial, status from gk_private.local_ca_certificates
+          where authority = $1 and request_key = $2 and status <> 'failed' order by requested_at, id`,
+        [this.name, requestKey],
+      );
+      return rows.map((r) => ({ caRef: r.id, serial: r.serial, status: r.status }));
     });
   }
 
@@ -183,15 +203,15 @@ export class LocalCa implements CertificateAuthority {
         [this.name, this.#debounceMs, this.#validityMs],
       );
       if (rows[0].crl_pem && !rows[0].regenerate) return rows[0].crl_pem as string;
-      return this.#regenerateCrl(false);
+      return (await this.#regenerateCrl(false)).pem;
     });
   }
 
   /** For the periodic task: regenerates when stale or ageing, ignoring the debounce interval. */
-  async refreshCrl(opts: { force?: boolean } = {}): Promise<void> {
-    await unavailableOnConnectionError(async () => {
+  async refreshCrl(opts: { force?: boolean } = {}): Promise<{ refreshed: boolean }> {
+    return unavailableOnConnectionError(async () => {
       await this.#ensureAuthority();
-      await this.#regenerateCrl(true, opts.force ?? false);
+      return { refreshed: (await this.#regenerateCrl(true, opts.force ?? false)).regenerated };
     });
   }
 
@@ -212,7 +232,7 @@ export class LocalCa implements CertificateAuthority {
              or crl_this_update <= now() - ($3 / 2) * interval '1 millisecond')`;
   }
 
-  async #regenerateCrl(ignoreDebounce: boolean, force = false): Promise<string> {
+  async #regenerateCrl(ignoreDebounce: boolean, force = false): Promise<{ pem: string; regenerated: boolean }> {
     const ca = await this.#ensureAuthority();
     const client = await this.#pool.connect();
     try {
@@ -227,7 +247,7 @@ export class LocalCa implements CertificateAuthority {
       const a = rows[0];
       if (a.crl_pem && !a.regenerate && !force) {
         await client.query("commit");
-        return a.crl_pem as string;
+        return { pem: a.crl_pem as string, regenerated: false };
       }
       const revoked = await client.query(
         `select serial, revoked_at, reason from gk_private.local_ca_certificates
@@ -259,7 +279,7 @@ export class LocalCa implements CertificateAuthority {
         [this.name, pem, number.toString(), a.revocation_seq, thisUpdate, nextUpdate],
       );
       await client.query("commit");
-      return pem;
+      return { pem, regenerated: true };
     } catch (e) {
       await client.query("rollback").catch(() => {});
       throw e;
@@ -314,7 +334,7 @@ export class LocalCa implements CertificateAuthority {
         [caRef, serial, pem, cert.notAfter],
       );
       await client.query("commit");
-      return { status: "issued", pem, serial, notAfter: cert.notAfter };
+      return { status: "issued", pem, serial, notAfter: cert.notAfter, notBefore: cert.notBefore };
     } catch (e) {
       await client.query("rollback").catch(() => {});
       throw e;

@@ -15,7 +15,7 @@ export default function register(program: Command): void {
     .option("-H, --host <host>", "address to listen on (default: HOST or 127.0.0.1)")
     .option("--robot-port <port>", "port of the robot API, mutual TLS (default: ROBOT_PORT; unset: off)", parsePort)
     .action((opts: { port?: number; host?: string; robotPort?: number }, cmd: Command) =>
-      runApp(cmd, { migrate: true }, async (app) => {
+      runApp(cmd, { migrate: true, exclusive: true }, async (app) => {
         const { config } = app;
         await startWorkerPart(app, { concurrency: config.WORKER_CONCURRENCY, cron: true });
         const server = await startServerPart(app, { host: opts.host ?? config.HOST, port: opts.port ?? config.PORT });

@@ -21,6 +21,8 @@ export interface JobsByTask {
   ready: number;
   scheduled: number;
   running: number;
+  /** Locked by a pool whose heartbeat expired: not running, waiting for queue__reap_workers. */
+  stalled: number;
   retrying: number;
   failed: number;
 }
@@ -39,7 +41,7 @@ export const jobsSection: StatusSection<{ tasks: JobsByTask[]; failed: FailedJob
   async collect(db) {
     // graphile_worker.jobs through sql/060_queue.sql (its public interface only).
     const tasks = await db.query<JobsByTask>(
-      "select task, ready, scheduled, running, retrying, failed from gk_private.queue_jobs_by_task()",
+      "select task, ready, scheduled, running, stalled, retrying, failed from gk_private.queue_jobs_by_task()",
     );
     const failed = await db.query<FailedJob>(
       "select id::text, task, attempts, last_error, updated_at from gk_private.queue_failed_jobs(20)",
@@ -48,8 +50,8 @@ export const jobsSection: StatusSection<{ tasks: JobsByTask[]; failed: FailedJob
   },
   render({ tasks, failed }) {
     const table = formatTable(
-      ["task", "ready", "scheduled", "running", "retrying", "failed"],
-      tasks.map((t) => [t.task, t.ready, t.scheduled, t.running, t.retrying, t.failed].map(String)),
+      ["task", "ready", "scheduled", "running", "stalled", "retrying", "failed"],
+      tasks.map((t) => [t.task, t.ready, t.scheduled, t.running, t.stalled, t.retrying, t.failed].map(String)),
     );
     if (!failed.length) return `${table}\nno permanently failed jobs`;
     const errors = formatTable(
@@ -57,6 +59,40 @@ export const jobsSection: StatusSection<{ tasks: JobsByTask[]; failed: FailedJob
       failed.map((f) => [f.id, f.task, String(f.attempts), oneLine(f.last_error ?? "", 100)]),
     );
     return `${table}\n\npermanently failed jobs (newest ${failed.length}):\n${errors}`;
+  },
+};
+
+export interface QueueWorker {
+  id: string;
+  hostname: string;
+  pid: number;
+  started_at: Date;
+  heartbeat_age_s: number;
+  /** The heartbeat is older than the pool's TTL: its jobs are released by queue__reap_workers. */
+  expired: boolean;
+  jobs: number;
+}
+
+export const queueWorkersSection: StatusSection<QueueWorker[]> = {
+  name: "queue_workers",
+  title: "Job runners (worker pools by heartbeat)",
+  async collect(db) {
+    const { rows } = await db.query<QueueWorker>("select * from gk_private.queue_workers_list()");
+    return rows;
+  },
+  render(rows) {
+    if (!rows.length) return "no job runner registered";
+    return formatTable(
+      ["pool", "host", "pid", "started", "heartbeat", "jobs"],
+      rows.map((w) => [
+        w.id,
+        w.hostname,
+        String(w.pid),
+        w.started_at.toISOString().replace(/\.\d+Z$/, "Z"),
+        `${w.heartbeat_age_s.toFixed(0)}s ago${w.expired ? " (expired)" : ""}`,
+        String(w.jobs),
+      ]),
+    );
   },
 };
 
@@ -102,7 +138,7 @@ export const activationsSection: StatusSection<LatestActivation[]> = {
 };
 
 /** The platform's sections, shown before the areas' own. */
-export const statusSections: StatusSection<any>[] = [jobsSection, activationsSection];
+export const statusSections: StatusSection<any>[] = [jobsSection, queueWorkersSection, activationsSection];
 
 export async function collectStatus(db: Queryable, sections = statusSections): Promise<Record<string, unknown>> {
   const data = await Promise.all(sections.map((s) => s.collect(db)));

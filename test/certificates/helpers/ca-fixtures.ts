@@ -33,23 +33,47 @@ export async function crlSerials(ca: CertificateAuthority): Promise<Set<string>>
 
 export { opensslSerial };
 
+/** The same CA with issue() replaced (everything else, lookup included, passes through). */
+export function withIssue(
+  ca: CertificateAuthority,
+  issue: CertificateAuthority["issue"],
+  opts: { lookup?: boolean } = {},
+): CertificateAuthority {
+  const out: CertificateAuthority = {
+    kind: ca.kind,
+    issue,
+    fetch: (ref) => ca.fetch(ref),
+    revoke: (serial, reason) => ca.revoke(serial, reason),
+    crlPem: () => ca.crlPem(),
+    caCertificatePem: () => ca.caCertificatePem(),
+  };
+  if (ca.revokeMany) out.revokeMany = (s, r) => ca.revokeMany!(s, r);
+  if (ca.lookup && opts.lookup !== false) out.lookup = (k) => ca.lookup!(k);
+  return out;
+}
+
 /** A CA whose issue() waits at a gate (to hold the issue task inside its CA call). */
 export function gatedIssue(ca: CertificateAuthority) {
   let entered!: () => void;
   let release!: () => void;
   const enteredP = new Promise<void>((r) => (entered = r));
   const releaseP = new Promise<void>((r) => (release = r));
-  const gated: CertificateAuthority = {
-    kind: ca.kind,
-    issue: async (req) => {
-      entered();
-      await releaseP;
-      return ca.issue(req);
-    },
-    fetch: (ref) => ca.fetch(ref),
-    revoke: (serial, reason) => ca.revoke(serial, reason),
-    crlPem: () => ca.crlPem(),
-    caCertificatePem: () => ca.caCertificatePem(),
-  };
+  const gated = withIssue(ca, async (req) => {
+    entered();
+    await releaseP;
+    return ca.issue(req);
+  });
   return { ca: gated, entered: enteredP, release };
+}
+
+/** A CA that signs, then loses its answer (as if our commit failed or the worker died after it). */
+export function answerLost(ca: CertificateAuthority, opts: { lookup?: boolean } = {}): CertificateAuthority {
+  return withIssue(
+    ca,
+    async (req) => {
+      await ca.issue(req);
+      throw new Error("Connection terminated unexpectedly (after the CA signed)");
+    },
+    opts,
+  );
 }

@@ -1,0 +1,156 @@
+// Regenerating robots' director metadata, lazily (sql/600_rollouts_director.sql):
+//  - readDirector: a robot's read. A clean, unexpired row is served as stored, with no lock and
+//    no write. A dirty one is regenerated in one transaction holding the robot's row lock, so
+//    concurrent reads wait for the first and then find it clean: it is signed once.
+//  - regenerateBatch: the sweep's unit. Schedules and reads a batch (one statement), signs
+//    without holding any lock, and stores in one statement that skips every robot whose
+//    generation moved meanwhile (a newer change): those stay dirty and are signed again.
+import type pg from "pg";
+import { transaction } from "../db/pool.ts";
+import type { SecretBox } from "../lib/secrets.ts";
+import type { SigningKey } from "../tuf/keys.ts";
+import { type DirectorDocuments, type EcuTarget, signDirectorDocuments } from "./director-documents.ts";
+import { ensureDirector, onlineKey } from "./director-keys.ts";
+
+export interface StoredDirector {
+  rootVersion: number;
+  targets: string;
+  snapshot: string;
+  timestamp: string;
+}
+
+/** A row of gk_private.director_prepare. */
+interface Prepared {
+  robot_id: string;
+  team_id: string;
+  dirty: boolean;
+  fresh: boolean;
+  generation: string;
+  targets_version: number;
+  snapshot_version: number;
+  timestamp_version: number;
+  now_ms: number;
+  targets_document: string | null;
+  snapshot_document: string | null;
+  timestamp_document: string | null;
+  /** Null when the team has no director yet. */
+  root_version: number | null;
+  online_key_id: string | null;
+  targets_s: number;
+  snapshot_s: number;
+  timestamp_s: number;
+  ecus: EcuTarget[];
+}
+
+interface Signed {
+  row: Prepared;
+  docs: DirectorDocuments;
+}
+
+const PREPARE = "select * from gk_private.director_prepare($1::uuid[], $2)";
+
+function sign(key: SigningKey, r: Prepared): Signed {
+  const docs = signDirectorDocuments(
+    key,
+    { targets: r.targets_version + 1, snapshot: r.snapshot_version + 1, timestamp: r.timestamp_version + 1 },
+    r.now_ms,
+    { targets: r.targets_s, snapshot: r.snapshot_s, timestamp: r.timestamp_s },
+    r.ecus,
+  );
+  return { row: r, docs };
+}
+
+async function store(c: pg.ClientBase, items: Signed[]): Promise<Set<string>> {
+  const sorted = [...items].sort((a, b) => (a.row.robot_id < b.row.robot_id ? -1 : 1));
+  const { rows } = await c.query<{ director_store: string }>(
+    "select gk_private.director_store($1::uuid[], $2::bigint[], $3::int[], $4::int[], $5::timestamptz[], $6::text[], $7::text[], $8::text[])",
+    [
+      sorted.map((i) => i.row.robot_id),
+      sorted.map((i) => i.row.generation),
+      sorted.map((i) => i.row.timestamp_version),
+      sorted.map((i) => i.row.root_version),
+      sorted.map((i) => i.docs.expires),
+      sorted.map((i) => i.docs.targets),
+      sorted.map((i) => i.docs.snapshot),
+      sorted.map((i) => i.docs.timestamp),
+    ],
+  );
+  return new Set(rows.map((r) => r.director_store));
+}
+
+/** Rows of teams without a director yet: create those directors, prepare again. */
+async function withDirectors(c: pg.ClientBase, box: SecretBox, rows: Prepared[], again: () => Promise<Prepared[]>): Promise<Prepared[]> {
+  const missing = [...new Set(rows.filter((r) => r.online_key_id === null).map((r) => r.team_id))];
+  if (!missing.length) return rows;
+  for (const team of missing) await ensureDirector(c, box, team);
+  return again();
+}
+
+export interface ReadResult {
+  director: StoredDirector;
+  /** This read signed (the robot was dirty, expired or never signed). */
+  signed: boolean;
+}
+
+const servable = (r: Prepared): StoredDirector => ({
+  rootVersion: r.root_version as number,
+  targets: r.targets_document as string,
+  snapshot: r.snapshot_document as string,
+  timestamp: r.timestamp_document as string,
+});
+
+/** A robot's director metadata, regenerated first if dirty. Null when the robot is gone (or not of the team). */
+export async function readDirector(pool: pg.Pool, box: SecretBox, robotId: string, teamId: string): Promise<ReadResult | null> {
+  const fast = await pool.query<{ root_version: number; targets_document: string; snapshot_document: string; timestamp_document: string }>(
+    `select root_version, targets_document, snapshot_document, timestamp_document from gk_public.robot_directors
+      where robot_id = $1 and team_id = $2 and not dirty and expires > now()`,
+    [robotId, teamId],
+  );
+  if (fast.rows[0]) return { director: servable(fast.rows[0] as unknown as Prepared), signed: false };
+
+  const c = await pool.connect();
+  try {
+    return await transaction(c, async () => {
+      const prepare = async () => (await c.query<Prepared>(PREPARE, [[robotId], true])).rows.filter((r) => r.team_id === teamId);
+      const [row] = await withDirectors(c, box, await prepare(), prepare);
+      if (!row) return null;
+      if (!row.dirty && row.fresh) return { director: servable(row), signed: false };
+      const signed = sign(await onlineKey(c, box, teamId, row.online_key_id as string), row);
+      if (!(await store(c, [signed])).has(robotId)) throw new Error(`robot ${robotId}: director row changed under its lock`);
+      const { docs } = signed;
+      return {
+        director: { rootVersion: row.root_version as number, targets: docs.targets, snapshot: docs.snapshot, timestamp: docs.timestamp },
+        signed: true,
+      };
+    });
+  } finally {
+    c.release();
+  }
+}
+
+export interface BatchResult {
+  /** Robots whose new documents were stored. */
+  stored: string[];
+  /** Robots changed while their documents were signed: still dirty, signed again later. */
+  raced: string[];
+}
+
+/**
+ * Regenerates a batch of robots (the sweep). `beforeStore` is a test hook: it runs after signing
+ * and before storing, where a concurrent change would race.
+ */
+export async function regenerateBatch(
+  c: pg.ClientBase,
+  box: SecretBox,
+  robotIds: string[],
+  beforeStore?: () => Promise<void>,
+): Promise<BatchResult> {
+  const prepare = async () => (await c.query<Prepared>(PREPARE, [robotIds, false])).rows;
+  const rows = (await withDirectors(c, box, await prepare(), prepare)).filter((r) => r.dirty || !r.fresh);
+  // No lock is held while signing.
+  const items: Signed[] = [];
+  for (const r of rows) items.push(sign(await onlineKey(c, box, r.team_id, r.online_key_id as string), r));
+  await beforeStore?.();
+  const done = items.length ? await store(c, items) : new Set<string>();
+  return { stored: [...done], raced: rows.map((r) => r.robot_id).filter((id) => !done.has(id)) };
+}

@@ -1,0 +1,157 @@
+// Director metadata regenerated lazily (src/rollouts/regenerate.ts, sql/600_rollouts_director.sql):
+// a dirty robot's read signs once under 20 concurrent reads, a clean read writes nothing, a
+// regeneration racing a newer change keeps the flag, the sweep (rollouts__regenerate) signs
+// dirty robots in batches and renews expiring metadata and roots. Documents are checked with
+// @tufjs/models (signature by the root's keys, what targets list).
+import { Metadata, MetadataKind } from "@tufjs/models";
+import { describe, expect, it } from "vitest";
+import { readDirector, regenerateBatch } from "../../src/rollouts/regenerate.ts";
+import { createTestDb } from "../helpers/db.ts";
+import { insertEcus, insertImages, insertRobots, insertRollout, insertTeam } from "../helpers/fixtures/index.ts";
+import { runJobs, testSecrets } from "../helpers/jobs.ts";
+
+const db = await createTestDb();
+
+async function launched(n: number, opts: { perRobot?: number } = {}) {
+  const team = await insertTeam(db);
+  const robots = await insertRobots(db, { team, count: n });
+  const ecus = await insertEcus(db, { robots, perRobot: opts.perRobot ?? 1 });
+  const [image] = await insertImages(db, { team, hardwareIds: ["hw-a"] });
+  const rollout = await insertRollout(db, { team, images: [{ hardwareId: "hw-a", image }], state: "launched" });
+  return { team, robots, ecus, image, rollout };
+}
+
+const row = async (robotId: string) => (await db.query("select * from gk_public.robot_directors where robot_id = $1", [robotId])).rows[0];
+const root = async (teamId: string, version = 1) =>
+  Metadata.fromJSON(
+    MetadataKind.Root,
+    JSON.parse(
+      (await db.query("select document from gk_public.director_roots where team_id = $1 and version = $2", [teamId, version])).rows[0]
+        .document,
+    ),
+  );
+const read = (robot: { id: string; team_id: string }) => readDirector(db.pool, testSecrets, robot.id, robot.team_id);
+
+describe("director metadata: regenerate on read", () => {
+  it("20 concurrent reads of a dirty robot sign once and all get the same documents", async () => {
+    const f = await launched(1);
+    const reads = await Promise.all(Array.from({ length: 20 }, () => read(f.robots[0])));
+    expect(reads.filter((r) => r?.signed)).toHaveLength(1);
+    expect(new Set(reads.map((r) => r?.director.timestamp)).size).toBe(1);
+    expect(await row(f.robots[0].id)).toMatchObject({ dirty: false, timestamp_version: 1, targets_version: 1 });
+    expect((await db.query("select state from gk_public.rollout_robots where robot_id = $1", [f.robots[0].id])).rows[0].state).toBe(
+      "scheduled",
+    );
+    // Dirty again with no rollout row to schedule (the robot's row lock alone serializes the readers).
+    await db.query("select gk_private.director_mark_dirty(array[$1]::uuid[])", [f.robots[0].id]);
+    const again = await Promise.all(Array.from({ length: 20 }, () => read(f.robots[0])));
+    expect(again.filter((r) => r?.signed)).toHaveLength(1);
+    expect(await row(f.robots[0].id)).toMatchObject({ dirty: false, timestamp_version: 2 });
+  });
+
+  it("the documents verify against the team's director root and list exactly each ECU's image, serial in custom", async () => {
+    const team = await insertTeam(db);
+    const [robot] = await insertRobots(db, { team });
+    const [a] = await insertEcus(db, { robots: [robot], hardwareId: "hw-a", prefix: "a" });
+    await insertEcus(db, { robots: [robot], hardwareId: "hw-unmapped", prefix: "b" });
+    const [image] = await insertImages(db, { team, hardwareIds: ["hw-a"] });
+    const rollout = await insertRollout(db, { team, images: [{ hardwareId: "hw-a", image }], state: "launched" });
+    const r = await read(robot);
+    const trusted = await root(team.id);
+    expect(trusted.signed.consistentSnapshot).toBe(false);
+    const targets = Metadata.fromJSON(MetadataKind.Targets, JSON.parse(r!.director.targets));
+    const snapshot = Metadata.fromJSON(MetadataKind.Snapshot, JSON.parse(r!.director.snapshot));
+    const timestamp = Metadata.fromJSON(MetadataKind.Timestamp, JSON.parse(r!.director.timestamp));
+    trusted.verifyDelegate("targets", targets);
+    trusted.verifyDelegate("snapshot", snapshot);
+    trusted.verifyDelegate("timestamp", timestamp);
+    expect(snapshot.signed.meta["targets.json"].version).toBe(targets.signed.version);
+    expect(timestamp.signed.snapshotMeta.version).toBe(snapshot.signed.version);
+    const listed = JSON.parse(r!.director.targets).signed.targets;
+    expect(listed).toEqual({
+      [`${image.name}-${image.version}`]: {
+        length: Number(image.length),
+        hashes: { sha256: image.sha256, sha512: image.sha512 },
+        custom: { ecuIdentifiers: { [a.serial]: { hardwareId: "hw-a" } }, rolloutIds: [rollout.id] },
+      },
+    });
+    // A key that is not the root's is refused (the check above can fail).
+    const other = await insertTeam(db);
+    const [otherRobot] = await insertRobots(db, { team: other });
+    const foreign = await read(otherRobot);
+    expect(() =>
+      trusted.verifyDelegate("timestamp", Metadata.fromJSON(MetadataKind.Timestamp, JSON.parse(foreign!.director.timestamp))),
+    ).toThrow();
+  });
+
+  it("a clean read writes nothing; an expired one is re-signed; another team's robot is not found", async () => {
+    const f = await launched(1);
+    await read(f.robots[0]);
+    const first = await row(f.robots[0].id);
+    const again = await read(f.robots[0]);
+    expect(again?.signed).toBe(false);
+    expect(await row(f.robots[0].id)).toEqual(first);
+    await db.query("update gk_public.robot_directors set expires = now() - interval '1 second' where robot_id = $1", [f.robots[0].id]);
+    expect((await read(f.robots[0]))?.signed).toBe(true);
+    expect((await row(f.robots[0].id)).timestamp_version).toBe(2);
+    const stranger = await insertTeam(db);
+    expect(await readDirector(db.pool, testSecrets, f.robots[0].id, stranger.id)).toBeNull();
+  });
+});
+
+describe("director metadata: the sweep", () => {
+  it("a regeneration racing a newer change does not clear the flag; the next one signs the change", async () => {
+    const f = await launched(2);
+    const raced = f.robots[0];
+    const c = await db.pool.connect();
+    try {
+      const result = await regenerateBatch(
+        c,
+        testSecrets,
+        f.robots.map((r) => r.id),
+        async () => {
+          await db.query("select gk_private.director_mark_dirty(array[$1]::uuid[])", [raced.id]);
+        },
+      );
+      expect(result).toEqual({ stored: [f.robots[1].id], raced: [raced.id] });
+      expect(await row(raced.id)).toMatchObject({ dirty: true, signed_generation: "0", timestamp_document: null });
+      expect(await regenerateBatch(c, testSecrets, [raced.id])).toEqual({ stored: [raced.id], raced: [] });
+    } finally {
+      c.release();
+    }
+    expect(await row(raced.id)).toMatchObject({ dirty: false });
+  });
+
+  it("rollouts__regenerate signs every dirty robot in batches, with a typed status", async () => {
+    const f = await launched(30);
+    // With the crontab's job key and queue: it replaces the activation the launch scheduled.
+    await db.query(
+      `select gk_private.enqueue('rollouts__regenerate', '{"limits": {"batch_size": 7}}'::jsonb, job_key := 'rollouts__regenerate',
+                                 queue_name := 'rollouts__regenerate')`,
+    );
+    await runJobs(db);
+    const { rows } = await db.query("select count(*)::int as n from gk_public.robot_directors where team_id = $1 and dirty", [f.team.id]);
+    expect(rows[0].n).toBe(0);
+    const activation = (
+      await db.query("select details from gk_public.activations where task = 'rollouts__regenerate' order by id desc limit 1")
+    ).rows[0].details;
+    expect(activation).toMatchObject({ robots_raced: 0, errors: [], limits: { batch_size: 7 } });
+    const states = (
+      await db.query("select state, count(*)::int as n from gk_public.rollout_robots where rollout_id = $1 group by 1", [f.rollout.id])
+    ).rows;
+    expect(states).toEqual([{ state: "scheduled", n: 30 }]);
+  });
+
+  it("re-signs metadata expiring within the resign window and renews an expiring root, signed by the old root key", async () => {
+    const f = await launched(1);
+    await read(f.robots[0]);
+    await db.query("update gk_public.robot_directors set expires = now() + interval '1 hour' where robot_id = $1", [f.robots[0].id]);
+    await db.query("update gk_public.director_repositories set root_expires = now() + interval '1 hour' where team_id = $1", [f.team.id]);
+    await db.query("select gk_private.enqueue('rollouts__regenerate')");
+    await runJobs(db);
+    expect(await row(f.robots[0].id)).toMatchObject({ dirty: false, timestamp_version: 2 });
+    const v2 = await root(f.team.id, 2);
+    (await root(f.team.id, 1)).verifyDelegate("root", v2);
+    v2.verifyDelegate("root", v2);
+  });
+});
