@@ -6,7 +6,8 @@
 //     (both 256 bins): the ratio should be close to 1.
 //  Beside the bootstrap, the bare cost of the same signing: Node's ed25519 alone, and
 //  securesystemslib (python3-securesystemslib, Debian) canonicalising and signing as many bins.
-// Usage: node bench/tuf.ts [targets=100000] [bootstrapBins=16384]; BENCH_SCALE scales targets.
+// Usage: node bench/tuf.ts [targets=100000] [bootstrapBins=16384]; BENCH_SCALE scales targets;
+// BENCH_PART=changed runs only part 3 (repositories loaded by one INSERT instead of part 2).
 // DATABASE_URL = a server to create a scratch database on (default the local one on 5432; an
 // embedded PostgreSQL when that is unreachable). Blobs go to a temporary filesystem store.
 import { spawnSync } from "node:child_process";
@@ -65,49 +66,52 @@ async function newTeam(name: string, bins: number, publishDelay = "1 second") {
 }
 
 try {
-  // 1. Bootstrap with 16,384 bins.
-  let t0 = now();
-  const bootTeam = await newTeam("boot", BOOT_BINS);
-  const tInit = now() - t0;
-  t0 = now();
-  const signed = await signDirty(db, box, bootTeam);
-  const tSign = now() - t0;
-  t0 = now();
-  const up = await uploadPending(db, blobs, bootTeam, 32);
-  const tUpload = now() - t0;
-  console.log(
-    `${BOOT_BINS} bins: init ${(tInit / 1000).toFixed(2)} s, sign+store ${signed.documents} documents ${(tSign / 1000).toFixed(2)} s, upload ${up.uploaded} files ${(tUpload / 1000).toFixed(2)} s, total ${((tInit + tSign + tUpload) / 1000).toFixed(2)} s`,
-  );
-  // The same work done bare, in the same run: Node's ed25519 signing of as many bin documents
-  // (no canonicalisation, no database), and securesystemslib canonicalising and signing them in
-  // memory (what python-tuf and RSTUF sign with; bench/lib/tuf_peer.py). Three rounds, each a
-  // fresh repository's sign+store next to both, so the medians see the same machine load.
-  const key = crypto.generateKeyPairSync("ed25519").privateKey;
-  const expires = new Date(Date.now() + 30 * 86_400_000);
-  const bodies = Array.from({ length: BOOT_BINS }, () => Buffer.from(binCanonical(1, expires, "")));
-  const ours = [tSign];
-  const bare: number[] = [];
-  const peer: number[] = [];
-  let peerError: string | null = null;
-  for (let round = 0; round < 3; round++) {
-    if (round > 0) {
-      const team = await newTeam(`boot${round}`, BOOT_BINS);
+  // 1. Bootstrap with 16,384 bins (skipped with BENCH_PART=changed).
+  if (process.env.BENCH_PART !== "changed") await bootstrap();
+  async function bootstrap() {
+    let t0 = now();
+    const bootTeam = await newTeam("boot", BOOT_BINS);
+    const tInit = now() - t0;
+    t0 = now();
+    const signed = await signDirty(db, box, bootTeam);
+    const tSign = now() - t0;
+    t0 = now();
+    const up = await uploadPending(db, blobs, bootTeam, 32);
+    const tUpload = now() - t0;
+    console.log(
+      `${BOOT_BINS} bins: init ${(tInit / 1000).toFixed(2)} s, sign+store ${signed.documents} documents ${(tSign / 1000).toFixed(2)} s, upload ${up.uploaded} files ${(tUpload / 1000).toFixed(2)} s, total ${((tInit + tSign + tUpload) / 1000).toFixed(2)} s`,
+    );
+    // The same work done bare, in the same run: Node's ed25519 signing of as many bin documents
+    // (no canonicalisation, no database), and securesystemslib canonicalising and signing them in
+    // memory (what python-tuf and RSTUF sign with; bench/lib/tuf_peer.py). Three rounds, each a
+    // fresh repository's sign+store next to both, so the medians see the same machine load.
+    const key = crypto.generateKeyPairSync("ed25519").privateKey;
+    const expires = new Date(Date.now() + 30 * 86_400_000);
+    const bodies = Array.from({ length: BOOT_BINS }, () => Buffer.from(binCanonical(1, expires, "")));
+    const ours = [tSign];
+    const bare: number[] = [];
+    const peer: number[] = [];
+    let peerError: string | null = null;
+    for (let round = 0; round < 3; round++) {
+      if (round > 0) {
+        const team = await newTeam(`boot${round}`, BOOT_BINS);
+        const s = now();
+        await signDirty(db, box, team);
+        ours.push(now() - s);
+      }
       const s = now();
-      await signDirty(db, box, team);
-      ours.push(now() - s);
+      for (const b of bodies) crypto.sign(null, b, key);
+      bare.push(now() - s);
+      const p = spawnSync("/usr/bin/python3", [path.join(here, "lib/tuf_peer.py"), String(BOOT_BINS)], { encoding: "utf8" });
+      if (p.status === 0) peer.push(JSON.parse(p.stdout).seconds * 1000);
+      else peerError = `${p.error?.message ?? p.stderr.trim().split("\n").pop()}; apt-get install python3-securesystemslib python3-nacl`;
     }
-    const s = now();
-    for (const b of bodies) crypto.sign(null, b, key);
-    bare.push(now() - s);
-    const p = spawnSync("/usr/bin/python3", [path.join(here, "lib/tuf_peer.py"), String(BOOT_BINS)], { encoding: "utf8" });
-    if (p.status === 0) peer.push(JSON.parse(p.stdout).seconds * 1000);
-    else peerError = `${p.error?.message ?? p.stderr.trim().split("\n").pop()}; apt-get install python3-securesystemslib python3-nacl`;
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+    console.log(
+      `${BOOT_BINS} bin documents, median of 3 rounds: our sign+store ${secs(med(ours))} (${ours.map(secs).join(", ")}), Node bare ed25519 ${secs(med(bare))}, securesystemslib canonicalise+sign ${peerError ? `unavailable (${peerError})` : secs(med(peer))}; ours = ${(med(ours) / med(bare)).toFixed(2)}× Node bare${peerError ? "" : `, ${(med(ours) / med(peer)).toFixed(2)}× securesystemslib`}`,
+    );
   }
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-  console.log(
-    `${BOOT_BINS} bin documents, median of 3 rounds: our sign+store ${secs(med(ours))} (${ours.map(secs).join(", ")}), Node bare ed25519 ${secs(med(bare))}, securesystemslib canonicalise+sign ${peerError ? `unavailable (${peerError})` : secs(med(peer))}; ours = ${(med(ours) / med(bare)).toFixed(2)}× Node bare${peerError ? "" : `, ${(med(ours) / med(peer)).toFixed(2)}× securesystemslib`}`,
-  );
 
   // 2. TARGETS targets in batches of 1,000 with a worker publishing concurrently: with the
   // default publish_delay (a publish per second while writes flow) and with a bulk-import one.
@@ -149,9 +153,23 @@ try {
     console.log(line);
     return { team, line };
   };
-  const b1 = await bulk("bulk", 256, "1 second");
-  const b4096 = await bulk("bulk4096", 4096, "1 second");
-  await bulk("bulk10", 256, "10 seconds");
+  // BENCH_PART=changed: only part 3, the big repositories loaded by one INSERT and one publish.
+  const loaded = async (name: string, bins: number) => {
+    const team = await newTeam(name, bins);
+    await pool.query(
+      `insert into gk_public.tuf_targets (team_id, path, length, hashes)
+       select $1, $2 || '/' || (i % 97) || '/artifact-' || i || '.bin', 1000000 + i, jsonb_build_object('sha256', encode(sha256(($2 || i)::bytea), 'hex'))
+         from generate_series(0, $3 - 1) i`,
+      [team, name, TARGETS],
+    );
+    await signDirty(db, box, team);
+    await uploadPending(db, blobs, team, 32);
+    return { team };
+  };
+  const changedOnly = process.env.BENCH_PART === "changed";
+  const b1 = changedOnly ? await loaded("bulk", 256) : await bulk("bulk", 256, "1 second");
+  const b4096 = changedOnly ? await loaded("bulk4096", 4096) : await bulk("bulk4096", 4096, "1 second");
+  if (!changedOnly) await bulk("bulk10", 256, "10 seconds");
   const bulkTeam = b1.team;
 
   // 3. One changed target: big (a bulk repository) vs small (10 targets), alternated, for 256

@@ -1,7 +1,8 @@
 -- Up Migration
 -- What a target may be, so that every client signs and reads the same bytes and can fetch and
--- store the file safely. CHECK constraints hold each rule (cheap *_ok expressions), and the row
--- trigger _100_check_target (sql/400_tuf.sql) raises what *_problem says as a clear 22023 error. Rules that span rows (two
+-- store the file safely. Each rule is a function returning the problem (null when fine): the
+-- CHECK constraints below hold the invariant, and the row trigger _100_check_target
+-- (sql/400_tuf.sql) raises the same problem as a clear 22023 error. Rules that span rows (two
 -- paths of one bin) are checked by the statement trigger of sql/400_tuf.sql. The rules that call
 -- other rules are SECURITY DEFINER: a SQL function's body is resolved as its caller, and writers
 -- (gk_admin) have no usage on gk_private.
@@ -38,13 +39,7 @@ $$;
 
 -- A path a client can fetch by URL and write under its target directory: relative, no empty,
 -- "." or ".." segment, no backslash or drive letter (Windows clients), no "?", "#" or "%"
--- (they change the URL), no control characters; at most 1,024 bytes. tuf_path_ok is what the
--- constraint checks (one expression, inlined: it runs for every row written); tuf_path_problem
--- says what is wrong.
-create function gk_private.tuf_path_ok(path text) returns boolean
-language sql immutable strict parallel safe
-as $$ select octet_length(path) between 1 and 1024 and path !~ '[\\?#%[:cntrl:]]|^/|/$|//|(^|/)\.\.?(/|$)|^[A-Za-z]:' $$;
-
+-- (they change the URL), no control characters; at most 1,024 bytes, 255 per segment.
 create function gk_private.tuf_path_problem(path text) returns text
 language sql immutable strict parallel safe
 as $$
@@ -59,39 +54,32 @@ as $$
     when path ~ '//' then 'has an empty segment (//)'
     when path ~ '(^|/)\.\.?(/|$)' then 'has a "." or ".." segment'
     when path ~ '^[A-Za-z]:' then 'starts with a drive letter'
+    when exists (select 1 from string_to_table(path, '/') s where octet_length(s) > 255) then 'has a segment longer than 255 bytes'
   end
 $$;
 
--- {algorithm: lower-case hex digest} with the digest length of each known algorithm; ok for the
--- constraint (inlined), problem for the message.
-create function gk_private.tuf_hashes_ok(hashes jsonb) returns boolean
+-- {algorithm: lower-case hex digest} with the digest length of each known algorithm.
+create function gk_private.tuf_hash_length(algorithm text) returns int
 language sql immutable strict parallel safe
-as $$
-  select case when jsonb_typeof(hashes) <> 'object' or hashes = '{}'::jsonb then false
-    else hashes - 'sha256' - 'sha384' - 'sha512' = '{}'::jsonb
-     and (not hashes ? 'sha256' or (jsonb_typeof(hashes -> 'sha256') = 'string' and length(hashes ->> 'sha256') = 64 and (hashes ->> 'sha256') !~ '[^0-9a-f]'))
-     and (not hashes ? 'sha384' or (jsonb_typeof(hashes -> 'sha384') = 'string' and length(hashes ->> 'sha384') = 96 and (hashes ->> 'sha384') !~ '[^0-9a-f]'))
-     and (not hashes ? 'sha512' or (jsonb_typeof(hashes -> 'sha512') = 'string' and length(hashes ->> 'sha512') = 128 and (hashes ->> 'sha512') !~ '[^0-9a-f]'))
-  end
-$$;
+as $$ select case algorithm when 'sha256' then 64 when 'sha384' then 96 when 'sha512' then 128 end $$;
 
 create function gk_private.tuf_hashes_problem(hashes jsonb) returns text
-language sql immutable strict parallel safe
+language sql immutable strict parallel safe security definer
+set search_path to pg_catalog, pg_temp
 as $$
   select case
     when jsonb_typeof(hashes) <> 'object' or hashes = '{}'::jsonb then 'must be an object {algorithm: hex digest} with at least one entry'
     else (
       select case
-        when h.key not in ('sha256', 'sha384', 'sha512') then format('%s is not a known algorithm (known: sha256, sha384, sha512)', h.key)
+        when gk_private.tuf_hash_length(h.key) is null then format('%s is not a known algorithm (known: sha256, sha384, sha512)', h.key)
         when jsonb_typeof(h.value) <> 'string' or (h.value #>> '{}') !~ '^[0-9a-f]*$' then format('%s must be lower-case hex', h.key)
-        else format('%s must be %s hex digits, got %s', h.key,
-                    case h.key when 'sha256' then 64 when 'sha384' then 96 else 128 end, length(h.value #>> '{}'))
+        else format('%s must be %s hex digits, got %s', h.key, gk_private.tuf_hash_length(h.key), length(h.value #>> '{}'))
       end
         from jsonb_each(hashes) h
-       where h.key not in ('sha256', 'sha384', 'sha512')
+       where gk_private.tuf_hash_length(h.key) is null
           or jsonb_typeof(h.value) <> 'string'
-          or length(h.value #>> '{}') <> case h.key when 'sha256' then 64 when 'sha384' then 96 else 128 end
           or (h.value #>> '{}') !~ '^[0-9a-f]*$'
+          or length(h.value #>> '{}') <> gk_private.tuf_hash_length(h.key)
        order by h.key
        limit 1)
   end
@@ -150,8 +138,8 @@ alter table gk_public.tuf_targets
   drop constraint tuf_targets_path_check,
   drop constraint tuf_targets_hashes_check,
   drop constraint tuf_targets_custom_check,
-  add constraint tuf_targets_path_rules check (gk_private.tuf_path_ok(path)),
-  add constraint tuf_targets_hashes_rules check (gk_private.tuf_hashes_ok(hashes)),
+  add constraint tuf_targets_path_rules check (gk_private.tuf_path_problem(path) is null),
+  add constraint tuf_targets_hashes_rules check (gk_private.tuf_hashes_problem(hashes) is null),
   add constraint tuf_targets_custom_rules check (custom is null or gk_private.tuf_custom_problem(custom) is null),
   -- JavaScript numbers (tuf-js, the publisher) are exact up to 2^53 - 1.
   add constraint tuf_targets_length_exact check (length <= 9007199254740991);
@@ -171,8 +159,7 @@ alter table gk_public.tuf_targets
     and not jsonb_path_exists(custom, 'lax $.** ? (@.type() == "number" && @.floor() != @)')));
 drop function gk_private.tuf_custom_problem(jsonb);
 drop function gk_private.tuf_hashes_problem(jsonb);
+drop function gk_private.tuf_hash_length(text);
 drop function gk_private.tuf_path_problem(text);
-drop function gk_private.tuf_path_ok(text);
-drop function gk_private.tuf_hashes_ok(jsonb);
 drop function gk_private.tuf_key_order_conflict(text[]);
 drop function gk_private.tuf_utf16_key(text);

@@ -33,18 +33,24 @@ begin
 end;
 $$;
 
--- The column's expression names functions by oid, so writers need no usage on gk_private; the
--- usual hashes ({"sha256": …} alone) and no custom take no function call at all.
+create function gk_private.tuf_target_fragment(path text, length bigint, hashes jsonb, custom jsonb) returns text
+language sql immutable parallel safe security definer
+set search_path to pg_catalog, pg_temp
+as $$
+  select gk_private.tuf_canonical_string(path) || ':{'
+      || case when custom is null then '' else '"custom":' || gk_private.tuf_canonical(custom) || ',' end
+      || '"hashes":{' || (select string_agg(gk_private.tuf_canonical_string(h.key) || ':' || gk_private.tuf_canonical_string(h.value), ','
+                                            order by h.key collate "C")
+                            from jsonb_each_text(hashes) h) || '}'
+      || ',"length":' || length || '}'
+$$;
+
 alter table gk_public.tuf_targets
-  add column fragment text not null generated always as (
-    '"' || replace(replace(path, '\', '\\'), '"', '\"') || '":{'
-    || coalesce('"custom":' || gk_private.tuf_canonical(custom) || ',', '')
-    || '"hashes":' || case when hashes - 'sha256' = '{}'::jsonb then '{"sha256":"' || (hashes ->> 'sha256') || '"}'
-                           else gk_private.tuf_canonical(hashes) end
-    || ',"length":' || length::text || '}') stored;
+  add column fragment text not null generated always as (gk_private.tuf_target_fragment(path, length, hashes, custom)) stored;
 comment on column gk_public.tuf_targets.fragment is 'This target''s entry in its bin, as canonical JSON (what is signed); computed from path, length, hashes and custom.';
 
 -- Down Migration
 alter table gk_public.tuf_targets drop column fragment;
+drop function gk_private.tuf_target_fragment(text, bigint, jsonb, jsonb);
 drop function gk_private.tuf_canonical(jsonb);
 drop function gk_private.tuf_canonical_string(text);

@@ -126,5 +126,5 @@ describe("groundskeeper tuf", () => {
       await runCli(["tuf", "rotate-root", "--team", "acme", "--old-keys", "/nonexistent", "--new-keys", "/nonexistent"], env),
       /cannot read key file/,
     );
-  });
+  }, 180_000); // seven CLI processes, each starting Node and opening the database: slow on a busy machine
 });
