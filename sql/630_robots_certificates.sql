@@ -28,7 +28,8 @@ comment on column gk_public.robots.certificate_dirty_since is E'@behavior -inser
 
 -- A robot certificate takes its subject and the generation it encodes when it is requested.
 create or replace function gk_private.tg_certificates__robot_subject() returns trigger
-language plpgsql volatile
+language plpgsql volatile security definer
+set search_path to pg_catalog, public, pg_temp
 as $$
 begin
   if new.profile = 'robot' and new.robot_id is not null and new.subject_generation is null then

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { withTimeout } from "../../src/adapters/ca/timeout.ts";
 import type { CertificateAuthority } from "../../src/adapters/ca/types.ts";
 import { createTestDb } from "../helpers/db.ts";
-import { jobs, runJobs, testServices } from "../helpers/jobs.ts";
+import { clearJobs, jobs, runJobs, testServices } from "../helpers/jobs.ts";
 import { certStatuses, ids, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 import { answerLost, crlSerials, gatedIssue, localCa, withIssue } from "./helpers/ca-fixtures.ts";
 
@@ -230,6 +230,7 @@ describe("a CA that hangs", () => {
       withIssue(real, () => new Promise(() => {})),
       SHORT,
     );
+    await clearJobs(db); // earlier tests' failed issue jobs would be read below as this one's
     const team = (await insertTeam(db, { name: "hung" })).id;
     const [robot] = ids(await insertRobots(db, { team, count: 1 }));
     await db.query("select gk_public.request_certificate($1)", [robot]);
