@@ -4698,6 +4698,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.tg_certificates__robot_subject()
  RETURNS trigger
  LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 begin
   if new.profile = 'robot' and new.robot_id is not null and new.subject_generation is null then
