@@ -39,6 +39,7 @@ export async function startServerPart(app: App, opts: { host: string; port: numb
   const { startAdminServer } = await import("../server/server.ts");
   const server = await startAdminServer({
     databaseUrl: app.db.url,
+    ...(app.db.apiUrl ? { apiDatabaseUrl: app.db.apiUrl } : {}),
     host: opts.host,
     port: opts.port,
     services: app.services,
