@@ -39,8 +39,7 @@ alter function gk_private.queue_jobs_by_task() security definer set search_path 
 alter function gk_private.activations_latest() security definer set search_path = pg_catalog, pg_temp;
 grant execute on function gk_private.queue_jobs_by_task() to gk_api;
 grant execute on function gk_private.activations_latest() to gk_api;
--- /metrics, CRL age (src/certificates/metrics.ts): the built-in CA's CRL dates, not its key.
-grant select (name, crl_this_update, crl_next_update) on gk_private.local_ca_authorities to gk_api;
+-- /metrics, CRL age (src/certificates/metrics.ts): the built-in CA's CRL dates (granted below).
 
 -- One-time key downloads (src/certificates/parked-keys.ts): lock, read and delete the parked
 -- sealed keys, record downloaded_at. SELECT … FOR UPDATE needs an UPDATE privilege on some column;
@@ -51,3 +50,14 @@ grant execute on function gk_private.certificate_is_dirty(uuid) to gk_api;
 grant select (certificate_id, sealed_key), update (sealed_key), delete on gk_private.certificate_private_keys to gk_api;
 grant update (downloaded_at) on gk_public.certificates to gk_api;
 grant update (name) on gk_public.provisioning_credentials to gk_api;
+
+-- /ca (src/certificates/routes.ts) through the server's own built-in CA (src/cli/parts.ts): the CA
+-- certificate, and the CRL, which it regenerates when stale (src/adapters/ca/local.ts crlPem:
+-- lock the authority, read the revoked serials, sign, store). It reads the sealed CA key, which
+-- only opens under the master key the process holds anyway, and inserts the authority when no
+-- process has made it yet.
+grant select (name, certificate_pem, private_key_sealed, revocation_seq, crl_number, crl_revision, crl_pem, crl_this_update, crl_next_update),
+      insert (name, certificate_pem, private_key_sealed),
+      update (crl_pem, crl_number, crl_revision, crl_this_update, crl_next_update)
+   on gk_private.local_ca_authorities to gk_api;
+grant select (authority, serial, revoked_at, reason, status, not_after) on gk_private.local_ca_certificates to gk_api;

@@ -85,7 +85,8 @@ describe("groundskeeper start", () => {
 
       const pgUrl = embeddedUrl(path.join(home, "pgdata"))!;
       expect(await acceptsConnections(pgUrl)).toBe(true);
-      // The admin server logs in as the embedded API role, never as the superuser.
+      // The admin server (its CA behind /ca included) logs in as the embedded API role, never as the superuser.
+      expect((await fetch(a.graphql.replace(/\/graphql$/, "/ca/crl.pem"))).status).toBe(200);
       expect(await apiLogins(pgUrl)).toEqual([API_LOGIN_ROLE]);
       expect(await first.stop("SIGTERM"), first.stderr()).toBe(0);
       expect(await acceptsConnections(pgUrl)).toBe(false); // the embedded database was stopped

@@ -7,10 +7,17 @@
 import crypto from "node:crypto";
 import type pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { LocalCa } from "../src/adapters/ca/local.ts";
+import { x509 } from "../src/adapters/ca/x509.ts";
+import { areaServerParts } from "../src/areas.ts";
+import { createPool } from "../src/db/pool.ts";
+import { apiConnectionString } from "../src/server/api-role.ts";
 import { sendJson } from "../src/server/http.ts";
 import type { Route } from "../src/server/routes.ts";
+import { startAdminServer } from "../src/server/server.ts";
 import { createTestDb } from "./helpers/db.ts";
 import { httpGraphql } from "./helpers/graphql.ts";
+import { testSecrets, testServices } from "./helpers/jobs.ts";
 
 const db = await createTestDb();
 // Who runs a GraphQL request, in this test database only.
@@ -90,7 +97,10 @@ for (const [mode, server] of [
       const pool = server.server.pool;
       expect(await asPool(pool, "select token_sha256 from gk_private.api_tokens")).toEqual({ code: "42501" });
       expect(await asPool(pool, "select * from gk_private.master_key")).toEqual({ code: "42501" });
-      expect(await asPool(pool, "select private_key_sealed from gk_private.local_ca_authorities")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "select sealed_private_key from gk_private.tuf_online_keys")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "select sealed_key from gk_private.controller_keys")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "select pem from gk_private.local_ca_certificates")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "update gk_private.local_ca_authorities set private_key_sealed = 'v1:x'")).toEqual({ code: "42501" });
       expect(await asPool(pool, "select * from gk_public.audit_events")).toEqual({ code: "42501" });
       expect(await asPool(pool, "select count(*) from graphile_worker.jobs")).toEqual({ code: "42501" });
       // A SECURITY DEFINER recorder of gk_private (it would run as the owner).
@@ -102,6 +112,35 @@ for (const [mode, server] of [
     });
   });
 }
+
+describe("the built-in CA behind /ca on a gk_api pool (as src/cli/parts.ts gives the server)", () => {
+  it("makes the authority, and regenerates and serves a CRL that lists a revocation", async () => {
+    const apiPool = createPool(apiConnectionString(db.url), 2);
+    const apiCa = new LocalCa(apiPool, testSecrets, { name: "api", crlDebounceMs: 0 });
+    const srv = await startAdminServer({
+      databaseUrl: db.url,
+      host: "127.0.0.1",
+      port: 0,
+      services: testServices({ ca: apiCa }),
+      ...areaServerParts(),
+    });
+    try {
+      const caPem = await (await fetch(`${srv.url}/ca/ca.pem`)).text(); // the server's CA made the authority
+      expect(caPem).toContain("BEGIN CERTIFICATE");
+      // The worker's side (the owner) issues and revokes; the server's side regenerates the CRL.
+      const ownerCa = new LocalCa(db.pool, testSecrets, { name: "api" });
+      const issued = await ownerCa.issue({ commonName: "x", profile: "robot", notAfter: new Date(Date.now() + 86_400_000) });
+      await ownerCa.revoke(issued.serial!, "keyCompromise");
+      const res = await fetch(`${srv.url}/ca/crl.pem`);
+      expect(res.status).toBe(200);
+      const crl = new x509.X509Crl(await res.text());
+      expect(crl.entries.map((e) => e.serialNumber.replace(/^0+/, ""))).toEqual([issued.serial!.replace(/^0+/, "")]);
+    } finally {
+      await srv.close();
+      await apiPool.end();
+    }
+  });
+});
 
 describe("a login role of the API's own", () => {
   it("shows in pg_stat_activity as that role and cannot switch to the owner", async () => {
