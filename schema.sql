@@ -9,6 +9,7 @@
 
 create schema gk_public;
 grant usage on schema gk_public to gk_admin;
+grant usage on schema gk_public to gk_peer;
 grant usage on schema gk_public to gk_viewer;
 
 create type gk_public.export_resource_type as enum ('image');
@@ -225,6 +226,8 @@ grant select on gk_public.certificates to gk_admin;
 grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id, worker_id) on gk_public.certificates to gk_admin;
 grant update (downloaded_at, fetch_requested_at, retry_requested_at) on gk_public.certificates to gk_admin;
 grant update (downloaded_at) on gk_public.certificates to gk_api;
+grant select on gk_public.certificates to gk_peer;
+grant update (downloaded_at, fetch_requested_at) on gk_public.certificates to gk_peer;
 grant select on gk_public.certificates to gk_viewer;
 
 create table gk_public.containers (
@@ -285,6 +288,8 @@ comment on table gk_public.director_repositories is '@behavior -insert -delete
 A team''s Uptane director: root version and expiry, key ids, lifetimes of each robot''s metadata.';
 grant select on gk_public.director_repositories to gk_admin;
 grant update (resign_window, root_lifetime, snapshot_lifetime, targets_lifetime, timestamp_lifetime) on gk_public.director_repositories to gk_admin;
+grant insert (online_key_id, root_expires, root_key_id, team_id) on gk_public.director_repositories to gk_peer;
+grant select (team_id) on gk_public.director_repositories to gk_peer;
 grant select on gk_public.director_repositories to gk_viewer;
 
 create table gk_public.director_roots (
@@ -300,6 +305,8 @@ create table gk_public.director_roots (
 comment on table gk_public.director_roots is '@behavior -insert -update -delete
 Every director root version of a team (robots fetch N.root.json).';
 grant select on gk_public.director_roots to gk_admin;
+grant insert (document, expires, team_id, version) on gk_public.director_roots to gk_peer;
+grant select (document, team_id, version) on gk_public.director_roots to gk_peer;
 grant select on gk_public.director_roots to gk_viewer;
 
 create table gk_public.ecu_telemetry (
@@ -614,6 +621,7 @@ create table gk_public.robot_director_documents (
 comment on table gk_public.robot_director_documents is '@behavior -insert -update -delete
 Each robot''s current signed director documents (what it is served).';
 grant select on gk_public.robot_director_documents to gk_admin;
+grant select (robot_id, snapshot, targets, "timestamp") on gk_public.robot_director_documents to gk_peer;
 grant select on gk_public.robot_director_documents to gk_viewer;
 
 create table gk_public.robot_directors (
@@ -641,6 +649,7 @@ CREATE INDEX robot_directors_team_idx ON gk_public.robot_directors USING btree (
 comment on table gk_public.robot_directors is '@behavior -insert -update -delete
 Each robot''s director metadata state: dirty flag, generation, versions, expiry.';
 grant select on gk_public.robot_directors to gk_admin;
+grant select (dirty, expires, robot_id, root_version, team_id) on gk_public.robot_directors to gk_peer;
 grant select on gk_public.robot_directors to gk_viewer;
 
 create table gk_public.robot_group_members (
@@ -723,6 +732,8 @@ Bumped whenever something the robot''s certificate encodes changes (its name, it
 comment on column gk_public.robots.certificate_dirty_since is '@behavior -insert -update
 Since when the robot''s certificate encodes an older generation: it gets a new one at its next certificate read, or from the sweep (robots__regenerate).';
 grant delete, insert, select, update on gk_public.robots to gk_admin;
+grant select (certificate_dirty_since, certificate_generation, id) on gk_public.robots to gk_peer;
+grant update (certificate_dirty_since) on gk_public.robots to gk_peer;
 grant select on gk_public.robots to gk_viewer;
 
 create table gk_public.rollout_events (
@@ -1550,6 +1561,7 @@ end;
 $function$;
 comment on function gk_public.download_certificate(uuid) is 'The certificate PEM (records downloaded_at). Null while the CA has not handed it over yet: call again shortly.';
 grant execute on function gk_public.download_certificate(uuid) to gk_admin;
+grant execute on function gk_public.download_certificate(uuid) to gk_peer;
 grant execute on function gk_public.download_certificate(uuid) to gk_viewer;
 grant execute on function gk_public.download_certificate(uuid) to public;
 
@@ -2148,6 +2160,7 @@ grant execute on function gk_public.tuf_remove_targets(uuid,text[]) to public;
 
 create schema gk_private;
 grant usage on schema gk_private to gk_api;
+grant usage on schema gk_private to gk_peer;
 
 create table gk_private.activation_tasks (
   task text not null,
@@ -2214,6 +2227,8 @@ create table gk_private.director_keys (
   constraint director_keys_role_check CHECK (role = ANY (ARRAY['root'::text, 'online'::text])),
   constraint director_keys_sealed_private_key_check CHECK (sealed_private_key ~~ 'v1:%'::text)
 );
+grant insert (key_id, role, sealed_private_key, team_id) on gk_private.director_keys to gk_peer;
+grant select (key_id, role, sealed_private_key, team_id) on gk_private.director_keys to gk_peer;
 
 create table gk_private.ecu_telemetry_default partition of gk_public.ecu_telemetry default;
 CREATE INDEX ecu_telemetry_default_robot_id_recorded_at_idx ON gk_private.ecu_telemetry_default USING btree (robot_id, recorded_at);
@@ -2927,12 +2942,15 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.certificate_peer(serial text)
  RETURNS TABLE(certificate_id uuid, profile text, status text, worker_id uuid, controller_id uuid, live boolean)
  LANGUAGE sql
- STABLE
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select c.id, c.profile, c.status, c.worker_id, c.controller_id, c.status = 'issued' and c.not_after > now()
     from gk_public.certificates c
    where c.serial = certificate_peer.serial and c.profile in ('worker', 'controller');
 $function$;
+grant execute on function gk_private.certificate_peer(text) to gk_peer;
+grant execute on function gk_private.certificate_peer(text) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.certificates_claim_revoke(ids uuid[], claim uuid, ca_timeout interval)
  RETURNS TABLE(id uuid, ca_ref text, serial text, revocation_reason text, attempted boolean)
@@ -3123,6 +3141,7 @@ begin
    order by d.robot_id;
 end;
 $function$;
+grant execute on function gk_private.director_prepare(uuid[],boolean) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.director_roots_due()
  RETURNS SETOF uuid
@@ -3203,6 +3222,7 @@ AS $function$
   )
   select documents.robot_id from documents
 $function$;
+grant execute on function gk_private.director_store(uuid[],bigint[],integer[],integer[],timestamp with time zone[],text[],text[],text[]) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
  RETURNS TABLE(robot_id uuid, ecu_serial text, hardware_id text, rollout_id uuid, image_name text, image_version text, length bigint, sha256 text, sha512 text)
@@ -3350,6 +3370,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.export_node_heartbeat(worker_id uuid, attachments integer)
  RETURNS text
  LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   update gk_public.export_nodes n
      set last_heartbeat_at = now(), expires_at = now() + n.heartbeat_ttl,
@@ -3357,10 +3379,14 @@ AS $function$
    where n.worker_id = export_node_heartbeat.worker_id
   returning n.state;
 $function$;
+grant execute on function gk_private.export_node_heartbeat(uuid,integer) to gk_peer;
+grant execute on function gk_private.export_node_heartbeat(uuid,integer) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.export_node_registered(worker_id uuid, address text, agent_version text, heartbeat_ttl interval DEFAULT NULL::interval)
  RETURNS TABLE(id uuid, state text)
  LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   with node as (
     insert into gk_public.export_nodes as n (worker_id, address, agent_version, heartbeat_ttl, last_heartbeat_at, expires_at)
@@ -3383,6 +3409,8 @@ AS $function$
        and e.url is distinct from node.address || gk_private.exports_blob_path(e.attachment_id))
   select node.id, node.state from node;
 $function$;
+grant execute on function gk_private.export_node_registered(uuid,text,text,interval) to gk_peer;
+grant execute on function gk_private.export_node_registered(uuid,text,text,interval) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_blob_path(attachment_id uuid)
  RETURNS text
@@ -4194,7 +4222,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.robot_certificate_identity(serial text)
  RETURNS TABLE(certificate_id uuid, robot_id uuid, team_id uuid)
  LANGUAGE sql
- STABLE
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select c.id, r.id, r.team_id
     from gk_public.certificates c
@@ -4204,6 +4233,8 @@ AS $function$
      and c.status = 'issued'
      and c.not_after > now();
 $function$;
+grant execute on function gk_private.robot_certificate_identity(text) to gk_peer;
+grant execute on function gk_private.robot_certificate_identity(text) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.robot_certificate_subject(robot_id uuid)
  RETURNS jsonb
@@ -4224,7 +4255,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.robot_current_certificate(robot_id uuid)
  RETURNS SETOF gk_public.certificates
  LANGUAGE sql
- STABLE
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select c.* from gk_public.certificates c
    where c.robot_id = robot_current_certificate.robot_id and c.profile = 'robot'
@@ -4232,10 +4264,14 @@ AS $function$
    order by c.issued_at desc, c.created_at desc
    limit 1;
 $function$;
+grant execute on function gk_private.robot_current_certificate(uuid) to gk_peer;
+grant execute on function gk_private.robot_current_certificate(uuid) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)
  RETURNS gk_public.robot_manifests
  LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   insert into gk_public.robot_manifests (robot_id, team_id, valid, body)
   select r.id, r.team_id, robot_manifest_received.valid, robot_manifest_received.body
@@ -4243,10 +4279,14 @@ AS $function$
    where r.id = robot_manifest_received.robot_id and r.team_id = robot_manifest_received.team_id
   returning *;
 $function$;
+grant execute on function gk_private.robot_manifest_received(uuid,uuid,boolean,jsonb) to gk_peer;
+grant execute on function gk_private.robot_manifest_received(uuid,uuid,boolean,jsonb) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.robots_certificate_replacements(robot_ids uuid[], public_keys text[] DEFAULT NULL::text[])
  RETURNS TABLE(robot_id uuid, certificate_id uuid, requested boolean)
  LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 #variable_conflict use_column
 begin
@@ -4282,6 +4322,8 @@ begin
   select p.robot_id, p.id, false from pending p;
 end;
 $function$;
+grant execute on function gk_private.robots_certificate_replacements(uuid[],text[]) to gk_peer;
+grant execute on function gk_private.robots_certificate_replacements(uuid[],text[]) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.robots_certificates_dirty(robot_ids uuid[])
  RETURNS bigint
@@ -4466,6 +4508,7 @@ begin
 end;
 $function$;
 comment on function gk_private.rollouts_record_event(uuid,uuid,text,text,text) is 'Records one ECU event of a robot (idempotent by event id) and moves its rollout row; returns recorded or duplicate.';
+grant execute on function gk_private.rollouts_record_event(uuid,uuid,text,text,text) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.rollouts_schedule_processing()
  RETURNS void
@@ -5825,6 +5868,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.worker_heartbeat(worker_id uuid, live_volumes integer, dead_volumes integer)
  RETURNS text
  LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   update gk_public.workers w
      set last_heartbeat_at = case when w.state = 'landed' then w.last_heartbeat_at else now() end,
@@ -5837,10 +5882,14 @@ AS $function$
    where w.id = worker_heartbeat.worker_id
   returning w.state;
 $function$;
+grant execute on function gk_private.worker_heartbeat(uuid,integer,integer) to gk_peer;
+grant execute on function gk_private.worker_heartbeat(uuid,integer,integer) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.worker_registered(worker_id uuid, address text, agent_version text, heartbeat_ttl interval DEFAULT NULL::interval)
  RETURNS gk_public.workers
  LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   update gk_public.workers w
      set address = worker_registered.address,
@@ -5854,6 +5903,8 @@ AS $function$
    where w.id = worker_registered.worker_id
   returning w.*;
 $function$;
+grant execute on function gk_private.worker_registered(uuid,text,text,interval) to gk_peer;
+grant execute on function gk_private.worker_registered(uuid,text,text,interval) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.workers_busy(worker_id uuid)
  RETURNS boolean

@@ -2,6 +2,7 @@
 // and registered with its lifecycle so that shutdown stops it in reverse order.
 import { areaPeerRoutes, areaRobotRoutes, areaServerParts } from "../areas.ts";
 import { createPool } from "../db/pool.ts";
+import { peerConnectionString } from "../peers/peer-role.ts";
 import { startGatewayInBackground, startRobotApiInBackground } from "../peers/serve-gateway.ts";
 import type { AdminServer } from "../server/server.ts";
 import type { App } from "./boot.ts";
@@ -62,6 +63,16 @@ export async function startServerPart(app: App, opts: { host: string; port: numb
 }
 
 /**
+ * A pool of a mutual-TLS listener: its connections start as gk_peer (sql/930_peer_role.sql), on
+ * the admin server's login when there is one (API_DATABASE_URL, the embedded gk_api_login).
+ */
+function peerPool(app: App, name: string, max: number) {
+  const pool = createPool(peerConnectionString(app.db.apiUrl ?? app.db.url), max);
+  app.life.add(`${name} pool`, () => pool.end());
+  return pool;
+}
+
+/**
  * The peer gateway (mutual TLS) where agents register and heartbeat, when PEER_PORT is set. It
  * starts once the controller certificate is issued (a worker issues it), without holding up the
  * admin API.
@@ -70,7 +81,7 @@ export function startPeerGatewayPart(app: App, opts: { host: string }): void {
   startGatewayInBackground({
     port: app.config.PEER_PORT,
     host: app.config.PEER_HOST ?? opts.host,
-    pool: app.pool("peer gateway", 4),
+    pool: peerPool(app, "peer gateway", 4),
     services: app.services,
     routes: areaPeerRoutes,
     log: app.log,
@@ -86,7 +97,7 @@ export function startRobotApiPart(app: App, opts: { host: string; port: number |
   startRobotApiInBackground({
     port: opts.port ?? app.config.ROBOT_PORT,
     host: app.config.ROBOT_HOST ?? opts.host,
-    pool: app.pool("robot API", 8),
+    pool: peerPool(app, "robot API", 8),
     services: app.services,
     routes: areaRobotRoutes,
     log: app.log,
