@@ -2253,6 +2253,9 @@ comment on table gk_private.local_ca_authorities is 'Local CA: key pair (private
 grant insert (certificate_pem, name, private_key_sealed) on gk_private.local_ca_authorities to gk_api;
 grant select (certificate_pem, crl_next_update, crl_number, crl_pem, crl_revision, crl_this_update, name, private_key_sealed, revocation_seq) on gk_private.local_ca_authorities to gk_api;
 grant update (crl_next_update, crl_number, crl_pem, crl_revision, crl_this_update) on gk_private.local_ca_authorities to gk_api;
+grant insert (certificate_pem, name, private_key_sealed) on gk_private.local_ca_authorities to gk_peer;
+grant select (certificate_pem, crl_next_update, crl_number, crl_pem, crl_revision, crl_this_update, name, private_key_sealed, revocation_seq) on gk_private.local_ca_authorities to gk_peer;
+grant update (crl_next_update, crl_number, crl_pem, crl_revision, crl_this_update) on gk_private.local_ca_authorities to gk_peer;
 
 create table gk_private.local_ca_certificates (
   id uuid default gen_random_uuid() not null,
@@ -2289,6 +2292,7 @@ CREATE INDEX local_ca_certificates_request_key_idx ON gk_private.local_ca_certif
 CREATE INDEX local_ca_certificates_revoked_idx ON gk_private.local_ca_certificates USING btree (authority, not_after) WHERE (status = 'revoked'::text);
 comment on table gk_private.local_ca_certificates is 'Certificates issued (or pending issuance, deferred mode) by the local CA.';
 grant select (authority, not_after, reason, revoked_at, serial, status) on gk_private.local_ca_certificates to gk_api;
+grant select (authority, not_after, reason, revoked_at, serial, status) on gk_private.local_ca_certificates to gk_peer;
 
 create table gk_private.master_key (
   singleton boolean default true not null,

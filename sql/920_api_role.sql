@@ -56,8 +56,10 @@ grant update (name) on gk_public.provisioning_credentials to gk_api;
 -- lock the authority, read the revoked serials, sign, store). It reads the sealed CA key, which
 -- only opens under the master key the process holds anyway, and inserts the authority when no
 -- process has made it yet.
+-- The mutual-TLS listeners (gk_peer, sql/930_peer_role.sql) have a built-in CA of their own on
+-- their pools (src/cli/parts.ts) for the same two things: the gateway's CRL, robots' CA certificate.
 grant select (name, certificate_pem, private_key_sealed, revocation_seq, crl_number, crl_revision, crl_pem, crl_this_update, crl_next_update),
       insert (name, certificate_pem, private_key_sealed),
       update (crl_pem, crl_number, crl_revision, crl_this_update, crl_next_update)
-   on gk_private.local_ca_authorities to gk_api;
-grant select (authority, serial, revoked_at, reason, status, not_after) on gk_private.local_ca_certificates to gk_api;
+   on gk_private.local_ca_authorities to gk_api, gk_peer;
+grant select (authority, serial, revoked_at, reason, status, not_after) on gk_private.local_ca_certificates to gk_api, gk_peer;

@@ -152,7 +152,9 @@ for (const [mode, url, loginName] of [
       expect(await asPool(pool, "select * from gk_private.master_key")).toEqual({ code: "42501" });
       expect(await asPool(pool, "select sealed_private_key from gk_private.tuf_online_keys")).toEqual({ code: "42501" });
       expect(await asPool(pool, "select sealed_key from gk_private.controller_keys")).toEqual({ code: "42501" });
-      expect(await asPool(pool, "select private_key_sealed from gk_private.local_ca_authorities")).toEqual({ code: "42501" });
+      // The built-in CA's key is readable sealed (the listeners' CA signs the CRL), not writable; leaf keys are not readable.
+      expect(await asPool(pool, "update gk_private.local_ca_authorities set private_key_sealed = 'v1:x'")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "select pem from gk_private.local_ca_certificates")).toEqual({ code: "42501" });
       expect(await asPool(pool, "select sealed_key from gk_private.certificate_private_keys")).toEqual({ code: "42501" });
       expect(await asPool(pool, "select * from gk_public.audit_events")).toEqual({ code: "42501" });
       expect(await asPool(pool, "select name from gk_public.teams")).toEqual({ code: "42501" });
@@ -229,8 +231,13 @@ describe("groundskeeper serve with PEER_PORT and --robot-port", () => {
     const serve = spawnCli(["serve", "--port", "0", "--robot-port", "0"], env);
     try {
       const robotApi = (await serve.waitFor(/Robot API: (https:\/\/\S+)/, 90_000))[1]!;
-      await serve.waitFor(/Peer gateway: (https:\/\/\S+)/, 90_000);
-      expect((await get(`${robotApi}/robot/v1/certificate`, robot)).status).toBe(200);
+      const gateway = (await serve.waitFor(/Peer gateway: (https:\/\/\S+)/, 90_000))[1]!;
+      // The listeners' own CA, on their gk_peer pool: robots' CA certificate, the gateway's CRL.
+      const cert = await get(`${robotApi}/robot/v1/certificate`, robot);
+      expect(cert).toMatchObject({ status: 200, body: { ca_certificate_pem: h.caPem } });
+      const crl = await get(`${gateway}/peer/v1/crl`, worker);
+      expect(crl.status).toBe(200);
+      expect(crl.body.crl_pem).toContain("BEGIN X509 CRL");
       const { rows } = await db.query<{ usename: string; superuser: boolean }>(
         `select distinct a.usename::text, r.rolsuper as superuser from pg_stat_activity a join pg_roles r on r.oid = a.usesysid
           where a.datname = current_database() and a.application_name = 'groundskeeper peers'`,

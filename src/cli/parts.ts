@@ -3,6 +3,8 @@
 import { areaPeerRoutes, areaRobotRoutes, areaServerParts } from "../areas.ts";
 import { createPool } from "../db/pool.ts";
 import { peerConnectionString } from "../peers/peer-role.ts";
+import type pg from "pg";
+import type { Services } from "../services.ts";
 import { startGatewayInBackground, startRobotApiInBackground } from "../peers/serve-gateway.ts";
 import type { AdminServer } from "../server/server.ts";
 import type { App } from "./boot.ts";
@@ -63,13 +65,20 @@ export async function startServerPart(app: App, opts: { host: string; port: numb
 }
 
 /**
- * A pool of a mutual-TLS listener: its connections start as gk_peer (sql/930_peer_role.sql), on
- * the admin server's login when there is one (API_DATABASE_URL, the embedded gk_api_login).
+ * What a mutual-TLS listener queries through: a pool whose connections start as gk_peer
+ * (sql/930_peer_role.sql), on the admin server's login when there is one (API_DATABASE_URL, the
+ * embedded gk_api_login), and the built-in CA on that pool (the CRL the gateway serves, the CA
+ * certificate robots are handed), whose CRL part gk_peer is granted as gk_api is.
  */
-function peerPool(app: App, name: string, max: number) {
+async function peerParts(app: App, name: string, max: number): Promise<{ pool: pg.Pool; services: Services }> {
+  const { caFromEnv } = await import("../adapters/ca/from-config.ts");
   const pool = createPool(peerConnectionString(app.db.apiUrl ?? app.db.url), max);
   app.life.add(`${name} pool`, () => pool.end());
-  return pool;
+  const ca = await caFromEnv(process.env, app.config.home, {
+    pool,
+    ...(app.services.secrets ? { secrets: app.services.secrets } : {}),
+  });
+  return { pool, services: { ...app.services, ...(ca ? { ca } : {}) } };
 }
 
 /**
@@ -77,12 +86,12 @@ function peerPool(app: App, name: string, max: number) {
  * starts once the controller certificate is issued (a worker issues it), without holding up the
  * admin API.
  */
-export function startPeerGatewayPart(app: App, opts: { host: string }): void {
+export async function startPeerGatewayPart(app: App, opts: { host: string }): Promise<void> {
+  if (app.config.PEER_PORT === undefined) return;
   startGatewayInBackground({
     port: app.config.PEER_PORT,
     host: app.config.PEER_HOST ?? opts.host,
-    pool: peerPool(app, "peer gateway", 4),
-    services: app.services,
+    ...(await peerParts(app, "peer gateway", 4)),
     routes: areaPeerRoutes,
     log: app.log,
     onStarted: (g) => app.life.add("peer gateway", () => g.close()),
@@ -93,12 +102,13 @@ export function startPeerGatewayPart(app: App, opts: { host: string }): void {
  * The robot API (mutual TLS with robot certificates) when ROBOT_PORT (or --robot-port) is set;
  * like the peer gateway, it starts once the controller certificate it presents is issued.
  */
-export function startRobotApiPart(app: App, opts: { host: string; port: number | undefined }): void {
+export async function startRobotApiPart(app: App, opts: { host: string; port: number | undefined }): Promise<void> {
+  const port = opts.port ?? app.config.ROBOT_PORT;
+  if (port === undefined) return;
   startRobotApiInBackground({
-    port: opts.port ?? app.config.ROBOT_PORT,
+    port,
     host: app.config.ROBOT_HOST ?? opts.host,
-    pool: peerPool(app, "robot API", 8),
-    services: app.services,
+    ...(await peerParts(app, "robot API", 8)),
     routes: areaRobotRoutes,
     log: app.log,
     onStarted: (l) => app.life.add("robot API", () => l.close()),
