@@ -17,7 +17,7 @@ import type { MutualTlsListener } from "../src/peers/listener.ts";
 import { peerConnectionString } from "../src/peers/peer-role.ts";
 import { type RobotRoute, startRobotApi } from "../src/peers/robot-api.ts";
 import { expectPeer } from "../src/peers/tls.ts";
-import { cliEnv, spawnCli, tempHome } from "./helpers/cli.ts";
+import { cliEnv, runCli, spawnCli, tempHome } from "./helpers/cli.ts";
 import { createTestDb } from "./helpers/db.ts";
 import { insertRobots, insertTeam } from "./helpers/fixtures/index.ts";
 import { type RobotApiHarness, type RobotCredentials, setupRobotApi } from "./robots/helpers/robot-api.ts";
@@ -216,11 +216,11 @@ describe("a listener whose connections are not gk_peer", () => {
 });
 
 describe("groundskeeper serve with PEER_PORT and --robot-port", () => {
-  it("connects both listeners with API_DATABASE_URL's role, running as gk_peer", { timeout: 120_000 }, async () => {
+  const serveEnv = (user: string) => {
     const apiUrl = new URL(db.url);
-    apiUrl.username = login;
+    apiUrl.username = user;
     apiUrl.password = password;
-    const env = cliEnv({
+    return cliEnv({
       DATABASE_URL: db.url,
       API_DATABASE_URL: apiUrl.toString(),
       GROUNDSKEEPER_HOME: path.join(tempHome(), "home"),
@@ -228,7 +228,10 @@ describe("groundskeeper serve with PEER_PORT and --robot-port", () => {
       GK_CA_NAME: "peer-roles",
       PEER_PORT: "0",
     });
-    const serve = spawnCli(["serve", "--port", "0", "--robot-port", "0"], env);
+  };
+
+  it("connects both listeners with API_DATABASE_URL's role, running as gk_peer", { timeout: 120_000 }, async () => {
+    const serve = spawnCli(["serve", "--port", "0", "--robot-port", "0"], serveEnv(login));
     try {
       const robotApi = (await serve.waitFor(/Robot API: (https:\/\/\S+)/, 90_000))[1]!;
       const gateway = (await serve.waitFor(/Peer gateway: (https:\/\/\S+)/, 90_000))[1]!;
@@ -245,6 +248,23 @@ describe("groundskeeper serve with PEER_PORT and --robot-port", () => {
       expect(rows).toEqual([{ usename: login, superuser: false }]);
     } finally {
       await serve.stop();
+    }
+  });
+
+  it("stops with one line when that role is no member of gk_peer (an API login made before it)", { timeout: 120_000 }, async () => {
+    const old = `gk_peer_o_${crypto.randomBytes(5).toString("hex")}`;
+    await db.query(`create role ${old} login noinherit password '${password}'`);
+    await db.query(`grant gk_api, gk_admin, gk_viewer to ${old}`);
+    try {
+      const r = await runCli(["serve", "--port", "0", "--robot-port", "0"], serveEnv(old));
+      expect(r.code).toBe(1);
+      expect(r.stderr.trimEnd().split("\n")).toEqual([
+        expect.stringMatching(
+          /^groundskeeper: the peer gateway's connections cannot switch to role gk_peer \(.*\): migrate the database, and make the login role a member \(grant gk_peer to <role>\)$/,
+        ),
+      ]);
+    } finally {
+      await db.query(`drop role ${old}`);
     }
   });
 });

@@ -2,7 +2,7 @@
 // and registered with its lifecycle so that shutdown stops it in reverse order.
 import { areaPeerRoutes, areaRobotRoutes, areaServerParts } from "../areas.ts";
 import { createPool } from "../db/pool.ts";
-import { peerConnectionString } from "../peers/peer-role.ts";
+import { checkPeerSession, peerConnectionString } from "../peers/peer-role.ts";
 import type pg from "pg";
 import type { Services } from "../services.ts";
 import { startGatewayInBackground, startRobotApiInBackground } from "../peers/serve-gateway.ts";
@@ -74,6 +74,8 @@ async function peerParts(app: App, name: string, max: number): Promise<{ pool: p
   const { caFromEnv } = await import("../adapters/ca/from-config.ts");
   const pool = createPool(peerConnectionString(app.db.apiUrl ?? app.db.url), max);
   app.life.add(`${name} pool`, () => pool.end());
+  // At startup, not in the background: a login that is not gk_peer's member stops the command with one line.
+  await checkPeerSession(pool, name);
   const ca = await caFromEnv(process.env, app.config.home, {
     pool,
     ...(app.services.secrets ? { secrets: app.services.secrets } : {}),
