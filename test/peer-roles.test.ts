@@ -17,7 +17,7 @@ import type { MutualTlsListener } from "../src/peers/listener.ts";
 import { peerConnectionString } from "../src/peers/peer-role.ts";
 import { type RobotRoute, startRobotApi } from "../src/peers/robot-api.ts";
 import { expectPeer } from "../src/peers/tls.ts";
-import { cliEnv, runCli, spawnCli, tempHome } from "./helpers/cli.ts";
+import { cliEnv, spawnCli, tempHome } from "./helpers/cli.ts";
 import { createTestDb } from "./helpers/db.ts";
 import { insertRobots, insertTeam } from "./helpers/fixtures/index.ts";
 import { type RobotApiHarness, type RobotCredentials, setupRobotApi } from "./robots/helpers/robot-api.ts";
@@ -256,13 +256,24 @@ describe("groundskeeper serve with PEER_PORT and --robot-port", () => {
     await db.query(`create role ${old} login noinherit password '${password}'`);
     await db.query(`grant gk_api, gk_admin, gk_viewer to ${old}`);
     try {
-      const r = await runCli(["serve", "--port", "0", "--robot-port", "0"], serveEnv(old));
-      expect(r.code).toBe(1);
-      expect(r.stderr.trimEnd().split("\n")).toEqual([
-        expect.stringMatching(
-          /^groundskeeper: the peer gateway's connections cannot switch to role gk_peer \(.*\): migrate the database, and make the login role a member \(grant gk_peer to <role>\)$/,
-        ),
-      ]);
+      const serve = spawnCli(["serve", "--port", "0", "--robot-port", "0"], serveEnv(old));
+      try {
+        // It stops before the admin API says where it listens; waitFor rejects when it exits first.
+        expect(
+          await serve.waitFor(/GraphiQL:/, 90_000).then(
+            () => "started",
+            () => "stopped",
+          ),
+        ).toBe("stopped");
+        expect(await serve.exited).toBe(1);
+        expect(serve.stderr().trimEnd().split("\n")).toEqual([
+          expect.stringMatching(
+            /^groundskeeper: the peer gateway's connections cannot switch to role gk_peer \(.*\): migrate the database, and make the login role a member \(grant gk_peer to <role>\)$/,
+          ),
+        ]);
+      } finally {
+        await serve.stop();
+      }
     } finally {
       await db.query(`drop role ${old}`);
     }
