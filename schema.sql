@@ -2492,7 +2492,6 @@ AS $function$
    order by t.task;
 $function$;
 grant execute on function gk_private.activations_latest() to gk_api;
-grant execute on function gk_private.activations_latest() to public;
 
 CREATE OR REPLACE FUNCTION gk_private.api_token_create(name text, role text, token_sha256 bytea)
  RETURNS uuid
@@ -2861,7 +2860,6 @@ AS $function$
    where c.id = certificate_is_dirty.id;
 $function$;
 grant execute on function gk_private.certificate_is_dirty(uuid) to gk_api;
-grant execute on function gk_private.certificate_is_dirty(uuid) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, claim uuid, error text, permanent boolean, release boolean)
  RETURNS void
@@ -2954,7 +2952,6 @@ AS $function$
    where c.serial = certificate_peer.serial and c.profile in ('worker', 'controller');
 $function$;
 grant execute on function gk_private.certificate_peer(text) to gk_peer;
-grant execute on function gk_private.certificate_peer(text) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.certificates_claim_revoke(ids uuid[], claim uuid, ca_timeout interval)
  RETURNS TABLE(id uuid, ca_ref text, serial text, revocation_reason text, attempted boolean)
@@ -3384,7 +3381,6 @@ AS $function$
   returning n.state;
 $function$;
 grant execute on function gk_private.export_node_heartbeat(uuid,integer) to gk_peer;
-grant execute on function gk_private.export_node_heartbeat(uuid,integer) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.export_node_registered(worker_id uuid, address text, agent_version text, heartbeat_ttl interval DEFAULT NULL::interval)
  RETURNS TABLE(id uuid, state text)
@@ -3414,7 +3410,6 @@ AS $function$
   select node.id, node.state from node;
 $function$;
 grant execute on function gk_private.export_node_registered(uuid,text,text,interval) to gk_peer;
-grant execute on function gk_private.export_node_registered(uuid,text,text,interval) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_blob_path(attachment_id uuid)
  RETURNS text
@@ -3846,7 +3841,6 @@ AS $function$
    order by j.task_identifier;
 $function$;
 grant execute on function gk_private.queue_jobs_by_task() to gk_api;
-grant execute on function gk_private.queue_jobs_by_task() to public;
 
 CREATE OR REPLACE FUNCTION gk_private.queue_reap_workers(max_workers integer)
  RETURNS jsonb
@@ -4238,7 +4232,6 @@ AS $function$
      and c.not_after > now();
 $function$;
 grant execute on function gk_private.robot_certificate_identity(text) to gk_peer;
-grant execute on function gk_private.robot_certificate_identity(text) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.robot_certificate_subject(robot_id uuid)
  RETURNS jsonb
@@ -4269,7 +4262,6 @@ AS $function$
    limit 1;
 $function$;
 grant execute on function gk_private.robot_current_certificate(uuid) to gk_peer;
-grant execute on function gk_private.robot_current_certificate(uuid) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)
  RETURNS gk_public.robot_manifests
@@ -4284,7 +4276,6 @@ AS $function$
   returning *;
 $function$;
 grant execute on function gk_private.robot_manifest_received(uuid,uuid,boolean,jsonb) to gk_peer;
-grant execute on function gk_private.robot_manifest_received(uuid,uuid,boolean,jsonb) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.robots_certificate_replacements(robot_ids uuid[], public_keys text[] DEFAULT NULL::text[])
  RETURNS TABLE(robot_id uuid, certificate_id uuid, requested boolean)
@@ -4327,7 +4318,6 @@ begin
 end;
 $function$;
 grant execute on function gk_private.robots_certificate_replacements(uuid[],text[]) to gk_peer;
-grant execute on function gk_private.robots_certificate_replacements(uuid[],text[]) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.robots_certificates_dirty(robot_ids uuid[])
  RETURNS bigint
@@ -5887,7 +5877,6 @@ AS $function$
   returning w.state;
 $function$;
 grant execute on function gk_private.worker_heartbeat(uuid,integer,integer) to gk_peer;
-grant execute on function gk_private.worker_heartbeat(uuid,integer,integer) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.worker_registered(worker_id uuid, address text, agent_version text, heartbeat_ttl interval DEFAULT NULL::interval)
  RETURNS gk_public.workers
@@ -5908,7 +5897,6 @@ AS $function$
   returning w.*;
 $function$;
 grant execute on function gk_private.worker_registered(uuid,text,text,interval) to gk_peer;
-grant execute on function gk_private.worker_registered(uuid,text,text,interval) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.workers_busy(worker_id uuid)
  RETURNS boolean

@@ -5,28 +5,9 @@
 
 grant usage on schema gk_private to gk_api;
 
--- USAGE on gk_private would let gk_api call every function there that PUBLIC may execute (the
--- default). A SECURITY INVOKER one runs with gk_api's own few privileges; a SECURITY DEFINER one
--- runs as the owner, so PUBLIC loses EXECUTE on those. Only the owner calls them (workers, the
--- CLI, other definer functions; triggers are not checked for EXECUTE), except the ones a default
--- or a constraint calls for whoever writes the row (pure checks like tuf_canonical): they keep
--- it. Views call no definer function of gk_private. This file runs after every change of sql/
--- and after every migration (src/db/migrate.ts applyStoredLogic), so functions added later are
--- covered too.
-do $$
-declare
-  f regprocedure;
-begin
-  for f in
-    select p.oid::regprocedure from pg_proc p
-     where p.pronamespace = 'gk_private'::regnamespace and p.prosecdef and p.prokind in ('f', 'p')
-       and not exists (select 1 from pg_depend d
-                        where d.refclassid = 'pg_proc'::regclass and d.refobjid = p.oid
-                          and d.classid in ('pg_attrdef'::regclass, 'pg_constraint'::regclass, 'pg_rewrite'::regclass, 'pg_policy'::regclass))
-  loop
-    execute format('revoke execute on function %s from public', f);
-  end loop;
-end $$;
+-- USAGE on gk_private would let gk_api call every SECURITY DEFINER function there through PUBLIC's
+-- default EXECUTE: sql/990_definer_execute.sql takes it away from PUBLIC (it runs after every
+-- grants file, so functions made SECURITY DEFINER below and in sql/930 are covered too).
 
 -- Entry points of the server itself: token lookup (sql/100_api_tokens.sql) and the audit
 -- recorder (sql/120_api_audit.sql), both SECURITY DEFINER where they are defined.

@@ -15,6 +15,7 @@ import { SecretBox } from "../src/lib/secrets.ts";
 import { type PeerRoute, startPeerGateway } from "../src/peers/gateway.ts";
 import type { MutualTlsListener } from "../src/peers/listener.ts";
 import { peerConnectionString } from "../src/peers/peer-role.ts";
+import { apiConnectionString } from "../src/server/api-role.ts";
 import { type RobotRoute, startRobotApi } from "../src/peers/robot-api.ts";
 import { expectPeer } from "../src/peers/tls.ts";
 import { cliEnv, spawnCli, tempHome } from "./helpers/cli.ts";
@@ -176,6 +177,42 @@ for (const [mode, url, loginName] of [
     });
   });
 }
+
+describe("gk_peer's entry points", () => {
+  it("are no one else's: gk_api and a GraphQL viewer cannot call them, nor gk_peer gk_api's", async () => {
+    const calls = [
+      "select * from gk_private.certificate_peer('00')",
+      "select * from gk_private.robot_certificate_identity('00')",
+      "select * from gk_private.worker_registered(gen_random_uuid(), 'https://evil', 'x')",
+      "select gk_private.worker_heartbeat(gen_random_uuid(), 0, 0)",
+      "select * from gk_private.export_node_registered(gen_random_uuid(), 'https://evil', 'x')",
+      "select gk_private.export_node_heartbeat(gen_random_uuid(), 0)",
+      "select * from gk_private.robot_manifest_received(gen_random_uuid(), gen_random_uuid(), true, '{}')",
+      "select * from gk_private.robot_current_certificate(gen_random_uuid())",
+      "select * from gk_private.robots_certificate_replacements(array[gen_random_uuid()])",
+    ];
+    // And the admin server's entry points are not gk_peer's (made SECURITY DEFINER in sql/920).
+    const apiCalls = [
+      "select * from gk_private.queue_jobs_by_task()",
+      "select * from gk_private.activations_latest()",
+      "select gk_private.certificate_is_dirty(gen_random_uuid())",
+      "select * from gk_private.api_token_lookup('\\x00')",
+    ];
+    const api = createPool(apiConnectionString(db.url), 1);
+    const viewer = createPool(`${db.url}${db.url.includes("?") ? "&" : "?"}options=${encodeURIComponent("-c role=gk_viewer")}`, 1);
+    const peer = createPool(peerConnectionString(db.url), 1);
+    try {
+      for (const pool of [api, viewer]) {
+        for (const sql of calls) expect([sql, await asPool(pool, sql)]).toEqual([sql, { code: "42501" }]);
+      }
+      for (const sql of apiCalls) expect([sql, await asPool(peer, sql)]).toEqual([sql, { code: "42501" }]);
+    } finally {
+      await api.end();
+      await viewer.end();
+      await peer.end();
+    }
+  });
+});
 
 describe("a login role of its own", () => {
   it("shows in pg_stat_activity as that role, no superuser, and cannot switch to the owner", async () => {
