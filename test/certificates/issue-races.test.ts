@@ -223,6 +223,59 @@ describe("a CA that cannot be asked what it issued (as cfssl)", () => {
   });
 });
 
+describe("a retried issuance at a CA that cannot be asked what it issued (as cfssl)", () => {
+  it("is held back as unresolved, not signed again; retryBinItem asks again; the operator's 'nothing' issues anew; an owner going hands it to the revoke path", async () => {
+    const real = localCa(db, "no-lookup-retry");
+    const blind = (issue: CertificateAuthority["issue"], ms: number) => withTimeout(withIssue(real, issue, { lookup: false }), ms);
+    const team = (await insertTeam(db, { name: "no-lookup-retry" })).id;
+    const [kept, gone] = ids(await insertRobots(db, { team, count: 2 }));
+    await db.query("select gk_public.request_certificate(r) from unnest($1::uuid[]) r", [[kept, gone]]);
+    // The first attempt times out without the CA ever signing: only the operator can know that.
+    await runJobs(db, testServices({ ca: blind(() => new Promise(() => {}), SHORT) }));
+    const ca = blind((r) => real.issue(r), LONG);
+    await reconcileWhenDue(ca, team);
+    const held = await certsOf(team);
+    expect(held.map((r) => [r.status, r.unresolved, r.ca_ref])).toEqual([
+      ["issuing", true, null],
+      ["issuing", true, null],
+    ]);
+    expect(
+      await caSerials(
+        "no-lookup-retry",
+        held.map((r) => r.id),
+      ),
+    ).toEqual([]); // nothing signed
+    const { rows: bin } = await db.query("select ref, last_error, overdue from gk_public.bin where team_id = $1 order by ref", [team]);
+    expect(bin.map((b) => [b.last_error.startsWith("unresolved: "), b.overdue])).toEqual([
+      [true, false],
+      [true, false],
+    ]);
+    const [keptRow, goneRow] = held.sort((a, b) => (a.robot_id === kept ? -1 : b.robot_id === kept ? 1 : 0));
+
+    // Retried by hand: the CA still cannot tell, so it is held back again.
+    await db.query("select gk_public.retry_bin_item('certificate', $1)", [keptRow.id]);
+    await runJobs(db, testServices({ ca }));
+    expect((await certsOf(team)).find((r) => r.id === keptRow.id)).toMatchObject({ status: "issuing", unresolved: true });
+
+    // The operator saw nothing at the CA under this id: issued anew, once.
+    await db.query("select gk_public.resolve_certificate($1)", [keptRow.id]);
+    await runJobs(db, testServices({ ca }));
+    const issued = (await certsOf(team)).find((r) => r.id === keptRow.id);
+    expect(issued).toMatchObject({ status: "issued", unresolved: false, last_error: null });
+    expect(await caSerials("no-lookup-retry", [keptRow.id])).toEqual([issued.serial]);
+
+    // The other one's robot goes: the revoke path asks the same question and cannot conclude either.
+    await db.query("delete from gk_public.robots where id = $1", [gone]);
+    await reconcileWhenDue(ca, team);
+    const [revoking] = (await certsOf(team)).filter((r) => r.id === goneRow.id);
+    expect(revoking).toMatchObject({ status: "revoking", unresolved: true, never_issued: false });
+    expect(revoking.last_error).toMatch(/^unresolved: an issuance request .* may have reached the CA/);
+    await expect(db.query("select gk_public.resolve_certificate($1, $2)", [goneRow.id, issued.serial])).rejects.toThrow(
+      /already belongs to a certificate row/,
+    );
+  });
+});
+
 describe("a CA that hangs", () => {
   it("the call times out (the job's error says so), and a robot DELETE meanwhile returns at once", async () => {
     const real = localCa(db, "hung");
