@@ -65,4 +65,4 @@ begin
 end;
 $$;
 
-select gk_private.bin_kind_register('certificate', 'certificates', 'Certificates waiting to be revoked at the CA, and unresolved issuances waiting for an operator.');
+select gk_private.bin_kind_register('certificate', 'certificates', 'Certificates waiting to be revoked at the CA.');
