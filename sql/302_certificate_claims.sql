@@ -130,8 +130,9 @@ $$;
 -- request never left), so the claim ends now; otherwise (timed out, connection lost) the request
 -- may still be signed, and the claim runs out by itself before anyone may conclude anything.
 -- `forget_attempt`: and no earlier attempt is unaccounted for either (none was made, or the CA was
--- asked about them), so issue_attempted_at is cleared and a retry is not one after a lost answer. A row whose owner went meanwhile is handed to the
--- revoke path (which asks the CA before concluding never_issued).
+-- asked about them), so issue_attempted_at is cleared and a retry is not one after a lost answer.
+-- A row whose owner went meanwhile is handed to the revoke path (which asks the CA before
+-- concluding never_issued).
 drop function if exists gk_private.certificate_issue_failed(uuid, text, boolean);
 drop function if exists gk_private.certificate_issue_failed(uuid, uuid, text, boolean, boolean);
 create or replace function gk_private.certificate_issue_failed(
