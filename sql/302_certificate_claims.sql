@@ -31,7 +31,10 @@ declare
   c gk_public.certificates;
 begin
   -- A short row lock inside this one statement's transaction; nothing waits on the CA under it.
-  select * into c from gk_public.certificates x where x.id = certificate_claim_issue.id for update;
+  -- Only an issuing row is locked: a revoke job claiming the same row (SKIP LOCKED) must not meet
+  -- this lock and skip a row that was never ours.
+  select * into c from gk_public.certificates x
+   where x.id = certificate_claim_issue.id and x.status = 'issuing' for update;
   if not found or c.status <> 'issuing' or c.unresolved then
     -- Issued, revoked, or unresolved: an operator answers for that one (resolve_certificate).
     return query select 'gone'::text, null::text, null::text, null::text, null::text, null::timestamptz, 0, false;
