@@ -191,7 +191,7 @@ create table gk_public.certificates (
   constraint certificates_status_check CHECK (status = ANY (ARRAY['issuing'::text, 'issued'::text, 'revoking'::text, 'revoked'::text, 'expired'::text, 'failed'::text])),
   constraint certificates_subject_check CHECK (subject IS NULL OR jsonb_typeof(subject) = 'object'::text),
   constraint certificates_subject_generation_check CHECK (subject_generation >= 0),
-  constraint certificates_unresolved_revoking CHECK (NOT unresolved OR status = 'revoking'::text),
+  constraint certificates_unresolved_pending CHECK (NOT unresolved OR (status = ANY (ARRAY['issuing'::text, 'revoking'::text]))),
   constraint certificates_worker_profile CHECK (worker_id IS NULL OR profile = 'worker'::text)
 );
 CREATE INDEX certificates_controller_id_idx ON gk_public.certificates USING btree (controller_id);
@@ -219,7 +219,7 @@ comment on column gk_public.certificates.owner_team_id is 'The team the certific
 comment on column gk_public.certificates.ca_ref is 'The CA''s handle for the certificate (fetch it by this to learn the serial).';
 comment on column gk_public.certificates.claim_id is 'The task attempt that holds this certificate across a CA call (until claim_expires_at).';
 comment on column gk_public.certificates.issue_attempted_at is 'When an issuance request for this certificate was first sent to the CA (it may have been signed even if no answer came back).';
-comment on column gk_public.certificates.unresolved is 'The owner is gone, an issuance may have reached the CA and the CA cannot tell what it issued for this id: an operator must check the CA (docs/certificates.md).';
+comment on column gk_public.certificates.unresolved is 'An issuance request may have reached the CA, and the CA cannot tell what it issued for this id: an operator must check the CA and answer with resolve_certificate (docs/certificates.md). Issuing: not retried by itself (a retry could sign twice). Revoking: not concluded never_issued.';
 comment on column gk_public.certificates.subject is 'What the certificate encodes besides its owner and profile (robots: O = team name, OU = name=<robot name>).';
 grant select on gk_public.certificates to gk_admin;
 grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id, worker_id) on gk_public.certificates to gk_admin;
@@ -1777,7 +1777,18 @@ begin
   if not v.unresolved then
     raise exception 'certificate % is not unresolved', id using errcode = '55000';
   end if;
-  if serial is null then
+  if serial is not null and exists (select 1 from gk_public.certificates c where c.serial = resolve_certificate.serial) then
+    raise exception 'serial % already belongs to a certificate row', serial using errcode = '23505';
+  end if;
+  if v.status = 'issuing' then
+    if serial is not null then
+      perform gk_private.certificate_orphans(v.id, array[null::text], array[serial]);
+    end if;
+    update gk_public.certificates c
+       set unresolved = false, last_error = null, issue_attempted_at = null, next_attempt_at = now(),
+           retry_requested_at = clock_timestamp()
+     where c.id = v.id returning * into v;
+  elsif serial is null then
     update gk_public.certificates c
        set status = 'revoked', revoked_at = now(), never_issued = true, unresolved = false, last_error = null
      where c.id = v.id returning * into v;
@@ -1790,7 +1801,7 @@ begin
   return v;
 end;
 $function$;
-comment on function gk_public.resolve_certificate(uuid,text) is 'For an unresolved certificate (its CA cannot be asked what it issued): the serial the CA issued under this certificate''s id, to be revoked, or null when it issued nothing.';
+comment on function gk_public.resolve_certificate(uuid,text) is 'For an unresolved certificate (its CA cannot be asked what it issued): the serial the CA issued under this certificate''s id, or null when it issued nothing. A revoking one is then revoked; an issuing one has what the CA issued revoked and is issued anew.';
 grant execute on function gk_public.resolve_certificate(uuid,text) to gk_admin;
 
 CREATE OR REPLACE FUNCTION gk_public.retire_worker(name text)
@@ -2342,12 +2353,12 @@ create view gk_private.bin__blob_prefix as
 create view gk_private.bin__certificate as
  SELECT id::text AS ref,
     owner_team_id AS team_id,
-    revoke_requested_at AS enqueued_at,
+    COALESCE(revoke_requested_at, issue_attempted_at) AS enqueued_at,
     attempts,
     last_error,
     next_attempt_at
    FROM gk_public.certificates c
-  WHERE status = 'revoking'::text;
+  WHERE status = 'revoking'::text OR status = 'issuing'::text AND unresolved;
 
 create view gk_private.bin__export as
  SELECT e.id::text AS ref,
@@ -2717,9 +2728,10 @@ begin
   exception when invalid_text_representation then
     raise exception 'bin item ref % is not a certificate id', ref using errcode = '22023';
   end;
-  -- An unresolved one is asked about again (e.g. once its CA can answer lookups).
+  -- An unresolved one is asked about again (e.g. once its CA can answer lookups); an unresolved
+  -- issuance is retried (the certificates triggers enqueue it), which asks the CA first.
   update gk_public.certificates c set retry_requested_at = clock_timestamp(), unresolved = false, next_attempt_at = now()
-   where c.id = v_id and c.status = 'revoking';
+   where c.id = v_id and (c.status = 'revoking' or (c.status = 'issuing' and c.unresolved));
   return found;
 end;
 $function$;
@@ -2778,8 +2790,12 @@ declare
   c gk_public.certificates;
 begin
   -- A short row lock inside this one statement's transaction; nothing waits on the CA under it.
-  select * into c from gk_public.certificates x where x.id = certificate_claim_issue.id for update;
-  if not found or c.status <> 'issuing' then
+  -- Only an issuing row is locked: a revoke job claiming the same row (SKIP LOCKED) must not meet
+  -- this lock and skip a row that was never ours.
+  select * into c from gk_public.certificates x
+   where x.id = certificate_claim_issue.id and x.status = 'issuing' for update;
+  if not found or c.status <> 'issuing' or c.unresolved then
+    -- Issued, revoked, or unresolved: an operator answers for that one (resolve_certificate).
     return query select 'gone'::text, null::text, null::text, null::text, null::text, null::timestamptz, 0, false;
     return;
   end if;
@@ -2844,7 +2860,7 @@ $function$;
 grant execute on function gk_private.certificate_is_dirty(uuid) to gk_api;
 grant execute on function gk_private.certificate_is_dirty(uuid) to public;
 
-CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, claim uuid, error text, permanent boolean, release boolean)
+CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, claim uuid, error text, permanent boolean, release boolean, forget_attempt boolean DEFAULT false)
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
@@ -2860,12 +2876,34 @@ begin
                                 else greatest(now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease(),
                                               case when release then null else c.claim_expires_at end) end,
          claim_id = case when release then null else c.claim_id end,
-         claim_expires_at = case when release then null else c.claim_expires_at end
+         claim_expires_at = case when release then null else c.claim_expires_at end,
+         issue_attempted_at = case when release and forget_attempt then null else c.issue_attempted_at end
    where c.id = certificate_issue_failed.id and c.claim_id is not distinct from certificate_issue_failed.claim
   returning c.status into v_status;
   if v_status = 'revoking' and release then
     perform gk_private.enqueue_id_batches('certificates__revoke', array[id]);
   end if;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_issue_unresolved(id uuid, claim uuid, error text)
+ RETURNS text
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_status text;
+begin
+  update gk_public.certificates c
+     set unresolved = c.status = 'issuing',
+         last_error = case when c.status = 'issuing' then left(error, 2000) else c.last_error end,
+         next_attempt_at = case when c.status = 'issuing' then null else c.next_attempt_at end,
+         claim_id = null, claim_expires_at = null
+   where c.id = certificate_issue_unresolved.id and c.claim_id = certificate_issue_unresolved.claim
+  returning c.status into v_status;
+  if v_status = 'revoking' then
+    perform gk_private.enqueue_id_batches('certificates__revoke', array[id]);
+  end if;
+  return v_status;
 end;
 $function$;
 
@@ -4673,6 +4711,11 @@ begin
   if new.status in ('issuing', 'issued') and num_nonnulls(new.robot_id, new.provisioning_credential_id, new.team_id, new.worker_id, new.controller_id) = 0 then
     new.status := 'revoking';
     new.revocation_reason := coalesce(new.revocation_reason, 'cessationOfOperation');
+  end if;
+  -- An unresolved issuance whose owner went is the revoke path's question now (it asks the CA
+  -- again, or marks the row unresolved itself).
+  if tg_op = 'UPDATE' and old.status is distinct from new.status then
+    new.unresolved := false;
   end if;
   if new.status in ('issuing', 'revoking') and (tg_op = 'INSERT' or old.status is distinct from new.status) then
     new.attempts := 0;
