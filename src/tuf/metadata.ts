@@ -3,7 +3,7 @@
 // assembled from their targets' canonical fragments (binCanonical), not from objects.
 import { canonicalize } from "@tufjs/canonical-json";
 import { BIN_PREFIX } from "./bins.ts";
-import { signBytes, type PublicKey, type SigningKey } from "./keys.ts";
+import { signBytes, signBytesAsync, type PublicKey, type SigningKey } from "./keys.ts";
 
 export const SPEC_VERSION = "1.0.31";
 
@@ -33,14 +33,33 @@ export function signDocument(signed: Signed, keys: SigningKey[]): string {
  */
 export function signCanonical(canonical: string, keys: SigningKey[]): string {
   const bytes = Buffer.from(canonical);
+  return published(canonical, JSON.stringify(distinct(keys).map((k) => signBytes(k, bytes))));
+}
+
+/**
+ * signCanonical for many documents at once, signed in parallel on libuv's threadpool. Identical
+ * documents (every empty bin of one version, as at bootstrap) are signed once: ed25519
+ * signatures are deterministic (RFC 8032), so this is the very signature signing again gives.
+ */
+export async function signCanonicalMany(canonicals: string[], keys: SigningKey[]): Promise<string[]> {
+  const signers = distinct(keys);
+  const byBody = new Map<string, Promise<string>>();
+  const sign = async (canonical: string) => {
+    const bytes = Buffer.from(canonical);
+    return JSON.stringify(await Promise.all(signers.map((k) => signBytesAsync(k, bytes))));
+  };
+  for (const c of canonicals) if (!byBody.has(c)) byBody.set(c, sign(c));
+  return Promise.all(canonicals.map(async (c) => published(c, await byBody.get(c)!)));
+}
+
+function published(canonical: string, signaturesJson: string): string {
+  return `{"signatures":${signaturesJson},"signed":${canonical}}`;
+}
+
+/** A key in both old and new root signs once. */
+function distinct(keys: SigningKey[]): SigningKey[] {
   const seen = new Set<string>();
-  const signatures = [];
-  for (const k of keys) {
-    if (seen.has(k.keyid)) continue; // a key in both old and new root signs once
-    seen.add(k.keyid);
-    signatures.push(signBytes(k, bytes));
-  }
-  return `{"signatures":${JSON.stringify(signatures)},"signed":${canonical}}`;
+  return keys.filter((k) => !seen.has(k.keyid) && seen.add(k.keyid));
 }
 
 function common(type: string, version: number, expires: Date): Signed {

@@ -13,7 +13,15 @@ import { mapLimit } from "../lib/map-limit.ts";
 import type { SecretBox } from "../lib/secrets.ts";
 import { transaction, type WithClient } from "./db.ts";
 import { metadataFile, metadataKey } from "./layout.ts";
-import { binCanonical, signCanonical, signDocument, snapshotSigned, targetsSigned, timestampSigned } from "./metadata.ts";
+import {
+  binCanonical,
+  signCanonical,
+  signCanonicalMany,
+  signDocument,
+  snapshotSigned,
+  targetsSigned,
+  timestampSigned,
+} from "./metadata.ts";
 import { loadSigningKeys } from "./online-key.ts";
 import { publicKeyOf } from "./keys.ts";
 
@@ -101,14 +109,22 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
         // Stored in chunks while the next ones are signed: PostgreSQL writes one chunk (on its
         // own core) while Node signs the next, instead of one after the other.
         for (let i = 0; i < dirtyBins.length; i += STORE_CHUNK) {
-          const from = docs.length;
-          for (const r of dirtyBins.slice(i, i + STORE_CHUNK)) {
-            add(r.role, r.version + 1, expires, binCanonical(r.version + 1, expires, byBin.get(r.bin as number) ?? ""));
-          }
-          const chunk = docs.slice(from);
+          const rows = dirtyBins.slice(i, i + STORE_CHUNK);
+          // Signed on the threadpool: meanwhile this thread sends the previous chunk's INSERT.
+          const documents = await signCanonicalMany(
+            rows.map((r) => binCanonical(r.version + 1, expires, byBin.get(r.bin as number) ?? "")),
+            keys,
+          );
+          const chunk = rows.map((r, j) => ({
+            role: r.role,
+            version: r.version + 1,
+            expires,
+            document: documents[j],
+            generation: r.generation,
+          }));
+          docs.push(...chunk);
           storing = storing.then(() => insertDocs(c, teamId, chunk));
           storing.catch(() => {}); // handled: awaited after the loop, not an unhandled rejection meanwhile
-          await new Promise((r) => setImmediate(r)); // lets the stored chunk's reply in, the next INSERT out
         }
         stored = docs.length;
         result.bins = dirtyBins.length;
