@@ -121,6 +121,25 @@ export function snapshotSigned(version: number, expires: Date, roleVersions: { r
   return { ...common("snapshot", version, expires), meta };
 }
 
+/**
+ * The snapshot's `signed` as canonical JSON, written directly: the same bytes as
+ * canonicalize(snapshotSigned(…)) (test/tuf/signing.test.ts), without building and sorting an
+ * object of every bin (16,384 entries at most, signed at every publish). Role names are
+ * `targets` and `bins-<hex>` (tuf_roles' CHECK): ASCII, no escaping, and sorted here by UTF-16
+ * code units as canonicalize does.
+ */
+export function snapshotCanonical(version: number, expires: Date, roleVersions: { role: string; version: number }[]): string {
+  const meta = roleVersions
+    .map((r) => {
+      if (!/^[a-z0-9-]+$/.test(r.role)) throw new Error(`unexpected role name ${JSON.stringify(r.role)}`);
+      return { file: `${r.role}.json`, version: r.version };
+    })
+    .sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0))
+    .map((m) => `"${m.file}":{"version":${m.version}}`)
+    .join(",");
+  return `{"_type":"snapshot","expires":"${tufTime(expires)}","meta":{${meta}},"spec_version":"${SPEC_VERSION}","version":${version}}`;
+}
+
 export function timestampSigned(version: number, expires: Date, snapshotVersion: number): Signed {
   return { ...common("timestamp", version, expires), meta: { "snapshot.json": { version: snapshotVersion } } };
 }

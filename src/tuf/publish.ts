@@ -18,7 +18,7 @@ import {
   signCanonical,
   signCanonicalMany,
   signDocument,
-  snapshotSigned,
+  snapshotCanonical,
   targetsSigned,
   timestampSigned,
 } from "./metadata.ts";
@@ -166,7 +166,7 @@ export async function signDirty(withClient: WithClient, box: SecretBox, teamId: 
           )
         ).rows;
         const expires = expiresIn(repo.snapshot_s);
-        add("snapshot", snapshotVersion, expires, snapshotSigned(snapshotVersion, expires, listed));
+        add("snapshot", snapshotVersion, expires, snapshotCanonical(snapshotVersion, expires, listed));
         result.snapshotVersion = snapshotVersion;
       }
       if (result.snapshotVersion !== null || timestamp.dirty) {
@@ -245,12 +245,15 @@ export function binRuns(bins: number[], max: number): [number, number][] {
   return runs;
 }
 
+// Documents travel as one JSON array: JSON.stringify is native, where pg's text[] parameters
+// escape every quote of every document in JavaScript (most of a bootstrap's CPU time once).
 async function insertDocs(c: pg.ClientBase, teamId: string, docs: NewDoc[]): Promise<void> {
   if (docs.length === 0) return;
   await c.query(
     `insert into gk_public.tuf_metadata (team_id, role, version, expires, document)
-     select $1, * from unnest($2::text[], $3::int[], $4::timestamptz[], $5::text[])`,
-    [teamId, docs.map((d) => d.role), docs.map((d) => d.version), docs.map((d) => d.expires), docs.map((d) => d.document)],
+     select $1, d.role, d.version, d.expires, d.document
+       from json_to_recordset($2::json) as d (role text, version int, expires timestamptz, document text)`,
+    [teamId, JSON.stringify(docs.map(({ role, version, expires, document }) => ({ role, version, expires, document })))],
   );
 }
 
@@ -265,9 +268,9 @@ async function updateRoles(c: pg.ClientBase, teamId: string, docs: NewDoc[]): Pr
         set version = u.version, expires = u.expires,
             dirty = r.dirty_generation <> u.generation,
             dirty_since = case when r.dirty_generation <> u.generation then r.dirty_since end
-       from unnest($2::text[], $3::int[], $4::timestamptz[], $5::bigint[]) as u (role, version, expires, generation)
+       from json_to_recordset($2::json) as u (role text, version int, expires timestamptz, generation bigint)
       where r.team_id = $1 and r.role = u.role`,
-    [teamId, docs.map((d) => d.role), docs.map((d) => d.version), docs.map((d) => d.expires), docs.map((d) => d.generation)],
+    [teamId, JSON.stringify(docs.map(({ role, version, expires, generation }) => ({ role, version, expires, generation })))],
   );
 }
 

@@ -4,7 +4,8 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { generateKey } from "../../src/tuf/keys.ts";
-import { binCanonical, signCanonical, signCanonicalMany } from "../../src/tuf/metadata.ts";
+import { canonicalize } from "@tufjs/canonical-json";
+import { binCanonical, signCanonical, signCanonicalMany, snapshotCanonical, snapshotSigned } from "../../src/tuf/metadata.ts";
 
 const expires = new Date("2030-01-01T00:00:00Z");
 const entry = (i: number) =>
@@ -35,5 +36,22 @@ describe("signCanonicalMany", () => {
       }
     }
     expect(await signCanonicalMany([], [current])).toEqual([]);
+  });
+});
+
+describe("snapshotCanonical", () => {
+  it("is byte for byte canonicalize(snapshotSigned(…)), for 1 to 16,384 bins in any input order", () => {
+    for (const bins of [2, 16, 256, 16384]) {
+      const digits = (bins - 1).toString(16).length;
+      const roles = [
+        ...Array.from({ length: bins }, (_, b) => ({ role: `bins-${b.toString(16).padStart(digits, "0")}`, version: (b * 7919) % 1000 })),
+        { role: "targets", version: 3 },
+      ].sort(() => Math.random() - 0.5);
+      expect(snapshotCanonical(42, expires, roles)).toBe(canonicalize(snapshotSigned(42, expires, roles)));
+    }
+  });
+
+  it("refuses a role name it would have to escape", () => {
+    expect(() => snapshotCanonical(1, expires, [{ role: 'bins-"x', version: 1 }])).toThrow(/unexpected role name/);
   });
 });
