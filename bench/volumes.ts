@@ -7,8 +7,9 @@
 //    parents) against the same agents destroying the same handles in a bare loop with the same
 //    batches and parallelism. Both also timed until the agents' dead/ directories are drained.
 // 2. The orphan mark alone at that size (one statement), next to a bare UPDATE of as many rows of
-//    a two-index table.
-// 3. One agent's report of 100,000 × SCALE handles reconciled (one statement).
+//    a two-index table and the same rows of gk_public.volumes updated by id; its HOT updates and WAL.
+// 3. One agent's report of 100,000 × SCALE handles reconciled (one statement), next to the same
+//    handles sent and counted, and the same full join read only.
 // Setup writes the agents' directories directly (mkdir, one file per volume, children copied);
 // everything measured goes through the agents' HTTPS API and the database as in production.
 import fs from "node:fs";
@@ -245,9 +246,10 @@ try {
 
   // ---- 2. the mark statement alone ----
   // The orphans come back as rows (created, ownerless) and the mark runs over the whole table.
+  // Handles from the column's default, as every volume the database creates gets them.
   await db.query(
-    `insert into gk_public.volumes (worker_id, state, handle)
-     select w.id, 'created', gen_random_uuid() from gk_public.workers w, generate_series(1, $1) where w.name like 'bench-%'`,
+    `insert into gk_public.volumes (worker_id, state)
+     select w.id, 'created' from gk_public.workers w, generate_series(1, $1) where w.name like 'bench-%'`,
     [Math.round(doomed.length / AGENTS)],
   );
   await db.query("vacuum analyze gk_public.volumes");
@@ -275,9 +277,26 @@ try {
     }
   })();
   await db.query("vacuum analyze gk_public.volumes");
-  const tMark = process.hrtime.bigint();
-  const marked = (await db.query("select gk_private.volumes_mark_orphans() as n")).rows[0].n;
-  const markMs = ms(tMark);
+  // The mark in its own transaction, so its row versions (none can be HOT: state is in the
+  // composite key's unique index) and its WAL are read before it commits; the time includes the commit.
+  const { markMs, marked, hot, walMb } = await (async () => {
+    const c = await pool.connect();
+    try {
+      const lsn = (await c.query("select pg_current_wal_insert_lsn() as l")).rows[0].l;
+      const t = process.hrtime.bigint();
+      await c.query("begin");
+      const n = (await c.query("select gk_private.volumes_mark_orphans() as n")).rows[0].n;
+      const { rows: st } = await c.query(
+        "select n_tup_upd::int as upd, n_tup_hot_upd::int as hot from pg_stat_xact_user_tables where relid = 'gk_public.volumes'::regclass",
+      );
+      await c.query("commit");
+      const took = ms(t);
+      const wal = (await c.query("select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1)::float8 / 1e6 as mb", [lsn])).rows[0].mb;
+      return { markMs: took, marked: n, hot: `${st[0].hot} of ${st[0].upd} updates HOT`, walMb: wal as number };
+    } finally {
+      c.release();
+    }
+  })();
   await db.query("create table bench_plain (id bigint primary key, state text, at timestamptz)");
   await db.query("insert into bench_plain select g, 'created', now() from generate_series(1, $1) g", [total]);
   await db.query("create unique index on bench_plain (id, state)");
@@ -291,6 +310,7 @@ try {
   console.log(
     `  the same rows of gk_public.volumes updated by id (no search, no locks): ${fmt(sameTableMs)} (${(markMs / sameTableMs).toFixed(2)}x)`,
   );
+  console.log(`  ${hot}; WAL written meanwhile (any database on the server): ${walMb.toFixed(1)} MB`);
 
   // ---- 3. one agent's report of 100,000 × SCALE handles ----
   const n = Math.round(100_000 * SCALE);
@@ -307,10 +327,26 @@ try {
     [one, Math.round(n / 100)],
   );
   const report = [...rep.map((r) => r.h), ...Array.from({ length: Math.round(n / 100) }, () => crypto.randomUUID())];
-  const tRep = process.hrtime.bigint();
-  const r = (await db.query("select gk_private.volumes_report($1, $2::uuid[]) as r", [one, report])).rows[0].r;
-  const repMs = ms(tRep);
-  console.log(`report of ${report.length} handles reconciled in one statement: ${fmt(repMs)} (target ≤ 2 s): ${JSON.stringify(r)}`);
+  // Bare costs of the same work beside it: the same handles sent and counted (the round trip and
+  // the array's parsing), and the same full join of the worker's rows with them, read only.
+  const timed = async (sql: string, params: unknown[]) => {
+    const t = process.hrtime.bigint();
+    const { rows } = await db.query(sql, params);
+    return { ms: ms(t), row: rows[0] };
+  };
+  const sent = await timed("select cardinality($1::uuid[]) as n", [report]);
+  const joined = await timed(
+    `select count(*) filter (where v.id is null or r.h is null)::int as n
+       from (select * from gk_public.volumes where worker_id = $1) v full join unnest($2::uuid[]) r(h) on r.h = v.handle`,
+    [one, report],
+  );
+  const reconciled = await timed("select gk_private.volumes_report($1, $2::uuid[]) as r", [one, report]);
+  console.log(
+    `report of ${report.length} handles reconciled in one statement: ${fmt(reconciled.ms)} (target ≤ 2 s): ${JSON.stringify(reconciled.row.r)}`,
+  );
+  console.log(
+    `  bare: the handles sent and counted ${fmt(sent.ms)} (${(reconciled.ms / sent.ms).toFixed(2)}x); the same full join, read only, ${fmt(joined.ms)} (${(reconciled.ms / joined.ms).toFixed(2)}x, ${joined.row.n} rows differ)`,
+  );
 } finally {
   for (const a of agents) await a.proc.stop("SIGKILL");
   await peers.close();

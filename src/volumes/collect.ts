@@ -157,6 +157,7 @@ const ROUND_BATCHES = 8;
  */
 async function destroyAll(q: Query, client: PeerClient, w: AgentWorker, opts: CollectOptions, parallelism: number, status: CollectStatus) {
   let left = opts.maxDestroysPerWorker;
+  let rechecked = false;
   for (;;) {
     const take = Math.min(left, parallelism * opts.batchSize * ROUND_BATCHES);
     const { rows } = await q<{ handle: string }>("select handle::text from gk_private.volumes_due_destroys($1, $2)", [
@@ -168,9 +169,13 @@ async function destroyAll(q: Query, client: PeerClient, w: AgentWorker, opts: Co
       return;
     }
     if (rows.length === 0) {
-      if ((await one<number>(q, "select gk_private.volumes_mark_orphans(array[$1::uuid])", [w.id])) === 0) return;
+      // A mark that waited for another collector's mark of every worker marks nothing new, but
+      // what that one marked is due now: looked for once more before the worker's turn ends.
+      if ((await one<number>(q, "select gk_private.volumes_mark_orphans(array[$1::uuid])", [w.id])) === 0 && rechecked) return;
+      rechecked = true;
       continue;
     }
+    rechecked = false;
     left -= rows.length;
     const batches: string[][] = [];
     for (let i = 0; i < rows.length; i += opts.batchSize) batches.push(rows.slice(i, i + opts.batchSize).map((r) => r.handle));

@@ -309,6 +309,37 @@ describe("collection with real agents", () => {
     await expectConsistent();
   });
 
+  it("a collector whose mark meets another's uncommitted mark waits for it, then destroys what that one marked", async () => {
+    const t1 = await tree("w1", 8, 0);
+    await orphan(t1.parents.slice(0, 6));
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      await other.query("begin");
+      expect((await other.query("select gk_private.volumes_mark_orphans() as n")).rows[0].n).toBe(6);
+      let settled = false;
+      const running = run().finally(() => {
+        settled = true;
+      });
+      await waitFor(async () => {
+        if (settled) return true;
+        const { rows } = await db.query(
+          "select count(*)::int as n from pg_stat_activity where datname = $1 and wait_event_type = 'Lock' and wait_event = 'advisory'",
+          [db.name],
+        );
+        return rows[0].n > 0;
+      }, "the collector waiting for the other mark");
+      await other.query("commit");
+      const s = await running;
+      // Before, it found nothing due (the marks were not committed yet), skipped the rows the other
+      // mark held, and left them for another activation while holding the worker's lease.
+      expect(s).toMatchObject({ marked: 0, destroyed: 6, errors: [] });
+    } finally {
+      await other.end();
+    }
+    await expectConsistent();
+  });
+
   it("create-child racing destroy-parent: the composite key decides per parent, the loser gets a clear error, every winner is a whole copy", async () => {
     const t1 = await tree("w1", 32, 0);
     const owners = await insertContainers(db, { worker: workerIds.w1!, count: 32 });
