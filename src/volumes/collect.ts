@@ -179,13 +179,13 @@ async function destroyAll(q: Query, client: PeerClient, w: AgentWorker, opts: Co
       return;
     }
     if (rows.length === 0) {
+      if (rechecked) return;
       // A mark that waited for another collector's mark of every worker marks nothing new, but
-      // what that one marked is due now: looked for once more before the worker's turn ends.
-      if ((await one<number>(q, "select gk_private.volumes_mark_orphans(array[$1::uuid])", [w.id])) === 0 && rechecked) return;
-      rechecked = true;
+      // what that one marked is due now: after a mark that found nothing, due destroys are looked
+      // for once more before the worker's turn ends.
+      rechecked = (await one<number>(q, "select gk_private.volumes_mark_orphans(array[$1::uuid])", [w.id])) === 0;
       continue;
     }
-    rechecked = false;
     left -= rows.length;
     const batches: string[][] = [];
     for (let i = 0; i < rows.length; i += opts.batchSize) batches.push(rows.slice(i, i + opts.batchSize).map((r) => r.handle));
