@@ -1,10 +1,12 @@
 // The export coordinator (tasks/exports__coordinate.ts), after omicron's
-// user_data_export_coordinator: each activation marks records whose resource is gone or whose
-// node was expunged, deletes the marked ones never attached (bypass), computes the changeset in
-// SQL (sql/700_exports.sql: resources without a record, requested records, marked live records)
-// and starts the sagas for it — it never waits for them. It also asks nodes about a few live
-// attachments, so one a node lost (restarted without its storage) is marked and re-created.
-// Every count is this activation's own.
+// user_data_export_coordinator. Each activation settles the resources recorded as changed
+// (sql/720_exports_pending.sql: a new resource gets a requested record, a deleted one's records
+// are marked), marks the records of expunged nodes, deletes the marked ones never attached
+// (bypass), computes the changeset in SQL (sql/700_exports.sql: requested records, marked live
+// records) and starts the sagas for it — it never waits for them. All of that reads only what
+// changed; the full anti-join over every resource runs as a safety net every
+// full_sweep_minutes. It also asks nodes about a few live attachments, so one a node lost
+// (restarted without its storage) is marked and re-created. Every count is this activation's own.
 import type pg from "pg";
 import { z } from "zod";
 import { mapSettled } from "../lib/map-limit.ts";
@@ -19,6 +21,11 @@ const n = z.number().int().min(0);
 const ids = z.array(z.string()).max(100);
 
 export const CoordinateStatus = z.object({
+  /** The safety net ran (the full anti-joins), and how many resources it found to settle. */
+  full_sweep: z.boolean(),
+  swept: n,
+  /** Pending entries settled (resources recorded as changed). */
+  settled: n,
   marked_for_deletion: n,
   bypassed: n,
   bypassed_ids: ids,
@@ -37,6 +44,8 @@ export const CoordinateLimits = z.object({
   max_items: z.number().int().positive().max(100_000).default(2_000),
   /** Live attachments checked with their node per activation. */
   verify_batch: z.number().int().min(0).max(10_000).default(50),
+  /** How often the safety net goes over every resource (the changeset itself reads only changes). */
+  full_sweep_minutes: z.number().int().positive().max(10_080).default(60),
 });
 export type CoordinateLimits = z.infer<typeof CoordinateLimits>;
 
@@ -52,7 +61,7 @@ export interface CoordinateContext {
 }
 
 interface ChangeRow {
-  action: "request" | "create" | "delete";
+  action: "create" | "delete";
   export_id: string | null;
   resource_type: string;
   resource_id: string;
@@ -63,6 +72,9 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
   const { limits } = ctx;
   const inTx = <T>(fn: (c: pg.PoolClient) => Promise<T>) => ctx.withPgClient((c) => transaction(c, fn));
   const status: CoordinateStatus = {
+    full_sweep: false,
+    swept: 0,
+    settled: 0,
     marked_for_deletion: 0,
     bypassed: 0,
     bypassed_ids: [],
@@ -75,7 +87,23 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
     lost: 0,
   };
   status.lost = await verify(ctx, status);
-  status.marked_for_deletion = (await ctx.query("select gk_private.exports_mark_for_deletion() as n")).rows[0].n;
+  const swept = (
+    await ctx.query("select gk_private.exports_full_sweep($1, make_interval(mins => $2)) as n", [
+      limits.max_items,
+      limits.full_sweep_minutes,
+    ])
+  ).rows[0].n;
+  if (swept !== null) {
+    status.full_sweep = true;
+    status.swept = swept;
+    // A part came back at the limit: the sweep is not done, and goes on next activation.
+    if (swept >= limits.max_items) ctx.more();
+  }
+  const settled = (await ctx.query("select * from gk_private.exports_settle_pending($1)", [limits.max_items])).rows[0];
+  status.settled = settled.taken;
+  status.requested = settled.requested;
+  if (settled.taken === limits.max_items) ctx.more();
+  status.marked_for_deletion = settled.marked + (await ctx.query("select gk_private.exports_mark_for_deletion() as n")).rows[0].n;
   const bypassed: string[] = (await ctx.query("select gk_private.exports_bypass($1) as ids", [limits.max_items])).rows[0].ids;
   status.bypassed = bypassed.length;
   status.bypassed_ids = bypassed.slice(0, 100);
@@ -83,37 +111,17 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
 
   const rows = (await ctx.query("select * from gk_private.exports_changeset($1)", [limits.max_items])).rows as ChangeRow[];
   const of = (a: ChangeRow["action"]) => rows.filter((r) => r.action === a);
-  for (const a of ["request", "create", "delete"] as const) if (of(a).length === limits.max_items) ctx.more();
+  for (const a of ["create", "delete"] as const) if (of(a).length === limits.max_items) ctx.more();
 
-  // Each list in its own transaction: records and their sagas commit together, and one list
-  // failing leaves the others to go on.
-  const create: { export_id: string; generation: number }[] = [];
-  try {
-    const requested = await inTx(async (c) => {
-      const byType = new Map<string, string[]>();
-      for (const r of of("request")) byType.set(r.resource_type, [...(byType.get(r.resource_type) ?? []), r.resource_id]);
-      const made: { export_id: string; generation: number }[] = [];
-      for (const [type, resources] of byType) {
-        const ins = await c.query("select id, generation from gk_private.exports_request($1, $2)", [type, resources]);
-        made.push(...ins.rows.map((r) => ({ export_id: r.id as string, generation: Number(r.generation) + 1 })));
-      }
-      await startSagas(c, createExport, made);
-      return made;
-    });
-    status.requested = requested.length;
-    create.push(...requested);
-  } catch (e) {
-    await ctx.itemError("request", e);
-  }
+  // Each list in its own transaction with its sagas; one failing leaves the other to go on.
   const toCreate = of("create").map((r) => ({ export_id: r.export_id!, generation: Number(r.generation) + 1 }));
   try {
     await inTx((c) => startSagas(c, createExport, toCreate));
-    create.push(...toCreate);
+    status.create_invoked_ok = toCreate.length;
+    status.create_ids = toCreate.slice(0, 100).map((c) => c.export_id);
   } catch (e) {
     await ctx.itemError("create", e);
   }
-  status.create_invoked_ok = create.length;
-  status.create_ids = create.slice(0, 100).map((c) => c.export_id);
   const toDelete = of("delete").map((r) => ({ export_id: r.export_id!, generation: Number(r.generation) + 1 }));
   try {
     await inTx((c) => startSagas(c, deleteExport, toDelete));
