@@ -422,7 +422,7 @@ CREATE INDEX exports_requested_idx ON gk_public.exports USING btree (created_at)
 CREATE INDEX exports_saga_id_idx ON gk_public.exports USING btree (saga_id);
 CREATE INDEX exports_unsettled_idx ON gk_public.exports USING btree (state_changed_at) WHERE ((state <> 'deleted'::text) AND ((state <> 'live'::text) OR (delete_requested_at IS NOT NULL)));
 CREATE INDEX exports_verify_idx ON gk_public.exports USING btree (verified_at NULLS FIRST) WHERE ((state = 'live'::text) AND (delete_requested_at IS NULL));
-CREATE TRIGGER _700_pending_when_deleted AFTER UPDATE ON gk_public.exports REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_exports__pending_when_deleted();
+CREATE TRIGGER _700_pending_when_deleted AFTER UPDATE OF state ON gk_public.exports FOR EACH ROW WHEN (new.state = 'deleted'::text AND old.state <> 'deleted'::text) EXECUTE FUNCTION gk_private.tg_exports__pending_when_deleted();
 CREATE TRIGGER _700_pending_when_removed AFTER DELETE ON gk_public.exports REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_exports__pending_when_deleted();
 comment on table gk_public.exports is '@behavior -insert -update -delete
 Export records: which node serves which read-only resource, and the state of getting it there. Deleted records are kept.';
@@ -4882,9 +4882,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_exports__pending_when_deleted()
 AS $function$
 begin
   if tg_op = 'UPDATE' then
-    insert into gk_private.export_pending (resource_type, resource_id)
-    select n.resource_type, n.resource_id from new_rows n join old_rows o on o.id = n.id
-     where n.state = 'deleted' and o.state <> 'deleted';
+    insert into gk_private.export_pending (resource_type, resource_id) values (new.resource_type, new.resource_id);
   else
     insert into gk_private.export_pending (resource_type, resource_id)
     select o.resource_type, o.resource_id from old_rows o where o.state <> 'deleted';

@@ -35,15 +35,16 @@ create trigger _700_exports_pending_delete
 
 -- A record that became deleted (or was removed) leaves its resource without one: if the
 -- resource still exists (an expunged node, an attachment the node lost), it is requested again.
+-- On update a row trigger whose WHEN picks the rows that became deleted: every saga step updates
+-- exports, and a statement trigger with transition tables would copy all those rows to find the
+-- few that matter.
 create or replace function gk_private.tg_exports__pending_when_deleted() returns trigger
 language plpgsql volatile security definer
 set search_path to pg_catalog, public, pg_temp
 as $$
 begin
   if tg_op = 'UPDATE' then
-    insert into gk_private.export_pending (resource_type, resource_id)
-    select n.resource_type, n.resource_id from new_rows n join old_rows o on o.id = n.id
-     where n.state = 'deleted' and o.state <> 'deleted';
+    insert into gk_private.export_pending (resource_type, resource_id) values (new.resource_type, new.resource_id);
   else
     insert into gk_private.export_pending (resource_type, resource_id)
     select o.resource_type, o.resource_id from old_rows o where o.state <> 'deleted';
@@ -54,9 +55,9 @@ $$;
 
 drop trigger if exists _700_pending_when_deleted on gk_public.exports;
 create trigger _700_pending_when_deleted
-  after update on gk_public.exports
-  referencing old table as old_rows new table as new_rows
-  for each statement execute function gk_private.tg_exports__pending_when_deleted();
+  after update of state on gk_public.exports
+  for each row when (new.state = 'deleted' and old.state <> 'deleted')
+  execute function gk_private.tg_exports__pending_when_deleted();
 
 drop trigger if exists _700_pending_when_removed on gk_public.exports;
 create trigger _700_pending_when_removed
