@@ -3502,29 +3502,6 @@ AS $function$
   select count(*)::int from marked;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_place_batch(ids uuid[], saga_ids uuid[])
- RETURNS TABLE(export_id uuid, node_id uuid, worker_id uuid, address text, attachment_id uuid)
- LANGUAGE sql
-AS $function$
-  with x as (select * from unnest(ids, saga_ids) with ordinality x(id, saga_id, o)),
-  mine as (
-    select e.id, e.node_id, x.saga_id, x.o from gk_public.exports e join x on e.id = x.id
-     where e.operating_saga_id = x.saga_id and e.state = 'assigning'
-       for update of e),
-  nodes as (
-    select array_agg(n.id order by n.id) as ids, floor(random() * 1024)::int as r
-      from gk_public.export_nodes n where n.state = 'in_service' and n.expires_at > now()),
-  placed as (
-    update gk_public.exports e
-       set node_id = nodes.ids[1 + (m.o::int + nodes.r) % cardinality(nodes.ids)], attachment_id = m.saga_id
-      from mine m, nodes
-     where e.id = m.id and m.node_id is null and cardinality(nodes.ids) > 0
-    returning e.id, e.node_id)
-  select m.id, n.id, n.worker_id, n.address, case when n.id is not null then m.saga_id end
-    from mine m left join placed p on p.id = m.id
-    left join gk_public.export_nodes n on n.id = coalesce(m.node_id, p.node_id);
-$function$;
-
 CREATE OR REPLACE FUNCTION gk_private.exports_release_create(id uuid, saga_id uuid)
  RETURNS void
  LANGUAGE sql
@@ -3590,22 +3567,30 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_take_for_create_batch(ids uuid[], saga_ids uuid[], generations bigint[])
- RETURNS SETOF gk_public.exports
+ RETURNS TABLE(id uuid, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid, node_id uuid, worker_id uuid, address text, attachment_id uuid, nodes integer)
  LANGUAGE sql
 AS $function$
-  with x as (select * from unnest(ids, saga_ids, generations) x(id, saga_id, generation)),
+  with x as (select * from unnest(ids, saga_ids, generations) with ordinality x(id, saga_id, generation, o)),
+  nodes as (
+    select coalesce(array_agg(n.id order by n.id), '{}') as ids, floor(random() * 1024)::int as r
+      from gk_public.export_nodes n where n.state = 'in_service' and n.expires_at > now()),
   taken as (
     update gk_public.exports e
        set state = 'assigning', operating_saga_id = x.saga_id, saga_id = x.saga_id,
-           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now()
-      from x
+           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now(),
+           node_id = nodes.ids[1 + (x.o::int + nodes.r) % cardinality(nodes.ids)], attachment_id = x.saga_id
+      from x, nodes
      where e.id = x.id and e.state = 'requested' and e.operating_saga_id is null
-       and e.delete_requested_at is null and e.generation < x.generation
-    returning e.*)
-  select * from taken
-  union all
-  select e.* from gk_public.exports e join x on e.id = x.id
-   where e.operating_saga_id = x.saga_id and e.state = 'assigning' and e.generation = x.generation;
+       and e.delete_requested_at is null and e.generation < x.generation and cardinality(nodes.ids) > 0
+    returning e.id, e.resource_type, e.resource_id, e.node_id, e.attachment_id),
+  mine as (
+    select * from taken
+    union all
+    select e.id, e.resource_type, e.resource_id, e.node_id, e.attachment_id from gk_public.exports e join x on e.id = x.id
+     where e.operating_saga_id = x.saga_id and e.state = 'assigning' and e.generation = x.generation and e.node_id is not null)
+  select x.id, m.id, m.resource_type, m.resource_id, m.node_id, n.worker_id, n.address, m.attachment_id, cardinality(nodes.ids)
+    from x cross join nodes left join mine m on m.id = x.id left join gk_public.export_nodes n on n.id = m.node_id
+   order by x.o;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_take_for_delete_batch(ids uuid[], saga_ids uuid[], generations bigint[])

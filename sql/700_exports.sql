@@ -208,28 +208,43 @@ $$;
 -- a job driving a batch of sagas (src/worker/saga.ts, runSagas) moves them all in one statement.
 drop function if exists gk_private.exports_take_for_create(uuid, uuid, bigint);
 drop function if exists gk_private.exports_place(uuid, uuid);
+drop function if exists gk_private.exports_place_batch(uuid[], uuid[]);
 drop function if exists gk_private.exports_live(uuid, uuid);
 drop function if exists gk_private.exports_take_for_delete(uuid, uuid, bigint);
 drop function if exists gk_private.exports_deleted(uuid, uuid);
 
--- take: requested → assigning for this saga and generation; the same call again returns the row.
+-- take: requested → assigning for this saga and generation, placed on an in-service node with a
+-- fresh heartbeat, the attachment handle being the saga's id — one statement for take and
+-- placement. A batch goes round the nodes from a random one, so load spreads evenly. The same
+-- call again returns the same row and node. One row per input: export_id NULL when the record
+-- was not taken (another saga has it, or `nodes` = 0: no node to place it on, nothing changed).
+drop function if exists gk_private.exports_take_for_create_batch(uuid[], uuid[], bigint[]);
 create or replace function gk_private.exports_take_for_create_batch(ids uuid[], saga_ids uuid[], generations bigint[])
-returns setof gk_public.exports
+returns table (id uuid, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid,
+               node_id uuid, worker_id uuid, address text, attachment_id uuid, nodes int)
 language sql volatile
 as $$
-  with x as (select * from unnest(ids, saga_ids, generations) x(id, saga_id, generation)),
+  with x as (select * from unnest(ids, saga_ids, generations) with ordinality x(id, saga_id, generation, o)),
+  nodes as (
+    select coalesce(array_agg(n.id order by n.id), '{}') as ids, floor(random() * 1024)::int as r
+      from gk_public.export_nodes n where n.state = 'in_service' and n.expires_at > now()),
   taken as (
     update gk_public.exports e
        set state = 'assigning', operating_saga_id = x.saga_id, saga_id = x.saga_id,
-           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now()
-      from x
+           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now(),
+           node_id = nodes.ids[1 + (x.o::int + nodes.r) % cardinality(nodes.ids)], attachment_id = x.saga_id
+      from x, nodes
      where e.id = x.id and e.state = 'requested' and e.operating_saga_id is null
-       and e.delete_requested_at is null and e.generation < x.generation
-    returning e.*)
-  select * from taken
-  union all
-  select e.* from gk_public.exports e join x on e.id = x.id
-   where e.operating_saga_id = x.saga_id and e.state = 'assigning' and e.generation = x.generation;
+       and e.delete_requested_at is null and e.generation < x.generation and cardinality(nodes.ids) > 0
+    returning e.id, e.resource_type, e.resource_id, e.node_id, e.attachment_id),
+  mine as (
+    select * from taken
+    union all
+    select e.id, e.resource_type, e.resource_id, e.node_id, e.attachment_id from gk_public.exports e join x on e.id = x.id
+     where e.operating_saga_id = x.saga_id and e.state = 'assigning' and e.generation = x.generation and e.node_id is not null)
+  select x.id, m.id, m.resource_type, m.resource_id, m.node_id, n.worker_id, n.address, m.attachment_id, cardinality(nodes.ids)
+    from x cross join nodes left join mine m on m.id = x.id left join gk_public.export_nodes n on n.id = m.node_id
+   order by x.o;
 $$;
 
 -- Undo of take: assigning (this saga) → requested, unplaced. A row another saga holds is left alone.
@@ -239,33 +254,6 @@ as $$
   update gk_public.exports e
      set state = 'requested', operating_saga_id = null, node_id = null, attachment_id = null, url = null, state_changed_at = now()
    where e.id = exports_release_create.id and e.operating_saga_id = exports_release_create.saga_id and e.state = 'assigning';
-$$;
-
--- place: an in-service node with a fresh heartbeat, and the attachment handle (the saga's id).
--- A batch goes round the nodes from a random one, so load spreads evenly. Placed once: a replay
--- returns the same node. A record not assigning for its saga is left out; one that finds no
--- node comes back with a NULL node.
-create or replace function gk_private.exports_place_batch(ids uuid[], saga_ids uuid[])
-returns table (export_id uuid, node_id uuid, worker_id uuid, address text, attachment_id uuid)
-language sql volatile
-as $$
-  with x as (select * from unnest(ids, saga_ids) with ordinality x(id, saga_id, o)),
-  mine as (
-    select e.id, e.node_id, x.saga_id, x.o from gk_public.exports e join x on e.id = x.id
-     where e.operating_saga_id = x.saga_id and e.state = 'assigning'
-       for update of e),
-  nodes as (
-    select array_agg(n.id order by n.id) as ids, floor(random() * 1024)::int as r
-      from gk_public.export_nodes n where n.state = 'in_service' and n.expires_at > now()),
-  placed as (
-    update gk_public.exports e
-       set node_id = nodes.ids[1 + (m.o::int + nodes.r) % cardinality(nodes.ids)], attachment_id = m.saga_id
-      from mine m, nodes
-     where e.id = m.id and m.node_id is null and cardinality(nodes.ids) > 0
-    returning e.id, e.node_id)
-  select m.id, n.id, n.worker_id, n.address, case when n.id is not null then m.saga_id end
-    from mine m left join placed p on p.id = m.id
-    left join gk_public.export_nodes n on n.id = coalesce(m.node_id, p.node_id);
 $$;
 
 -- live: assigning (this saga) → live, served at the node's current address; the lock is

@@ -211,7 +211,7 @@ describe("exports__create", () => {
       );
       expect(row).toMatchObject({
         state: "failed",
-        failed_step: "place",
+        failed_step: "take",
         error: "no in-service export node with a fresh heartbeat",
       });
       expect(await record(exportId)).toMatchObject({ state: "requested", node_id: null, operating_saga_id: null });

@@ -258,7 +258,9 @@ describe("export coordinator end to end", () => {
       await db.query("select gk_public.activate_reconciler('exports__coordinate')");
       const running = runJobs(db, peers.services);
       await waitFor(async () => {
-        const { rows } = await db.query("select 1 from gk_public.sagas where name = 'exports__create' and state = 'running' and step = 2");
+        const { rows } = await db.query(
+          "select 1 from gk_public.sagas where name = 'exports__create' and state = 'running' and steps[step + 1] = 'attach'",
+        );
         return rows.length > 0;
       }, "a create saga in attach");
       await b.proc.stop("SIGKILL");
@@ -286,7 +288,7 @@ describe("export coordinator end to end", () => {
       sagaId = await waitFor(
         async () => {
           const { rows } = await db.query(
-            "select id from gk_public.sagas where name = 'exports__create' and state = 'running' and step = 2",
+            "select id from gk_public.sagas where name = 'exports__create' and state = 'running' and steps[step + 1] = 'attach'",
           );
           return rows[0]?.id;
         },

@@ -4,6 +4,8 @@
 // deleted record), marking and the bypass counted per call, the generation-guarded takes, a
 // pruned worker expunging its node, the bin kind, the indexes behind the changeset, and GraphQL
 // (nodes, records, expunge).
+import fs from "node:fs";
+import path from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
 import { insertExportNode, insertExports, insertImages, insertTeam } from "../helpers/fixtures/index.ts";
@@ -268,57 +270,75 @@ describe("the changeset", () => {
 });
 
 describe("guarded transitions", () => {
+  const take = (ids: string[], sagas: string[], gen: number) =>
+    db.query(
+      "select id, export_id, node_id, attachment_id, nodes from gk_private.exports_take_for_create_batch($1::uuid[], $2::uuid[], array_fill($3::bigint, array[cardinality($1::uuid[])]))",
+      [ids, sagas, gen],
+    );
+
   it("a saga takes a requested row only below its generation; a second saga of the same generation gets nothing", async () => {
+    await insertExportNode(db);
     const [img] = await insertImages(db, { team, count: 1 });
     const [rec] = await insertExports(db, { images: [img!] });
     const s1 = await sagaRow();
     const s2 = await sagaRow();
-    const take = (saga: string, gen: number) =>
-      db.query("select id, generation from gk_private.exports_take_for_create_batch(array[$1::uuid], array[$2::uuid], array[$3::bigint])", [
-        rec!.id,
-        saga,
-        gen,
-      ]);
-    expect((await take(s1, 1)).rows).toEqual([{ id: rec!.id, generation: "1" }]);
-    expect((await take(s1, 1)).rows).toHaveLength(1); // the same saga again: idempotent
-    expect((await take(s2, 1)).rows).toHaveLength(0);
+    const taken = async (saga: string, gen: number) => (await take([rec!.id], [saga], gen)).rows[0].export_id;
+    expect(await taken(s1, 1)).toBe(rec!.id);
+    expect(await taken(s1, 1)).toBe(rec!.id); // the same saga again: idempotent
+    expect(await taken(s2, 1)).toBeNull();
     await db.query("select gk_private.exports_release_create($1, $2)", [rec!.id, s2]); // not its row: nothing
-    expect((await one("select state from gk_public.exports where id = $1", [rec!.id])).state).toBe("assigning");
+    expect(await one("select state, generation from gk_public.exports where id = $1", [rec!.id])).toEqual({
+      state: "assigning",
+      generation: "1",
+    });
     await db.query("select gk_private.exports_release_create($1, $2)", [rec!.id, s1]);
-    expect((await take(s2, 1)).rows).toHaveLength(0); // a stale duplicate stays out after the undo
-    expect((await take(s2, 2)).rows).toHaveLength(1);
+    expect(await taken(s2, 1)).toBeNull(); // a stale duplicate stays out after the undo
+    expect(await taken(s2, 2)).toBe(rec!.id);
   });
 
-  it("placing needs an in-service node with a fresh heartbeat; a batch goes round the nodes; placed once", async () => {
+  it("taking places on an in-service node with a fresh heartbeat, round the nodes for a batch, once", async () => {
     await insertExportNode(db, { expiresIn: "-1 minute" });
     await insertExportNode(db, { state: "expunged" });
     const imgs = await insertImages(db, { team, count: 6 });
     const recs = await insertExports(db, { images: imgs });
     const sagas = await Promise.all(recs.map(() => sagaRow()));
     const ids = recs.map((r) => r.id);
-    await db.query("select gk_private.exports_take_for_create_batch($1::uuid[], $2::uuid[], array_fill(1::bigint, array[6]))", [
-      ids,
-      sagas,
-    ]);
-    const place = async () =>
-      (
-        await db.query(
-          "select export_id, node_id, attachment_id from gk_private.exports_place_batch($1::uuid[], $2::uuid[]) order by export_id",
-          [ids, sagas],
-        )
-      ).rows;
-    // No node: every record comes back unplaced (the saga says so and unwinds).
-    expect((await place()).map((r) => r.node_id)).toEqual(Array(6).fill(null));
+    // No node: nothing is taken, and the answer says why.
+    expect((await take(ids, sagas, 1)).rows.map((r) => [r.export_id, r.nodes])).toEqual(Array(6).fill([null, 0]));
+    expect((await one("select count(*)::int as n from gk_public.exports where state = 'requested'")).n).toBe(6);
     const [x, y] = [await insertExportNode(db), await insertExportNode(db)];
-    const placed = await place();
-    expect(placed.map((p) => p.attachment_id).sort()).toEqual([...sagas].sort());
+    const placed = (await take(ids, sagas, 1)).rows;
+    expect(placed.map((p) => p.export_id)).toEqual(ids);
+    expect(placed.map((p) => p.attachment_id)).toEqual(sagas);
     expect(placed.filter((p) => p.node_id === x.id)).toHaveLength(3);
     expect(placed.filter((p) => p.node_id === y.id)).toHaveLength(3);
-    expect(await place()).toEqual(placed); // a replay: the same nodes
-    // Not assigning for that saga: left out.
-    expect(
-      (await db.query("select * from gk_private.exports_place_batch(array[$1::uuid], array[gen_random_uuid()])", [ids[0]])).rows,
-    ).toEqual([]);
+    expect((await take(ids, sagas, 1)).rows).toEqual(placed); // a replay: the same nodes
+  });
+
+  it("create sagas in flight from the previous release (take, place, attach, live) move onto the new steps", async () => {
+    const up = fs
+      .readFileSync(path.join(import.meta.dirname, "../../migrations/0132_exports_create_saga_steps.sql"), "utf8")
+      .split("-- Down Migration")[0]!;
+    const old = async (step: number, outputs: object) =>
+      (
+        await one(
+          "insert into gk_public.sagas (name, steps, params, step, outputs) values ('exports__create', '{take,place,attach,live}', '{}', $1, $2) returning id",
+          [step, outputs],
+        )
+      ).id;
+    const take = { blob_key: "k", sha256: "s", length: 1 };
+    const place = { id: "n", worker_id: "w", address: "https://x:1", attachment_id: "a" };
+    const atPlace = await old(1, { take });
+    const atAttach = await old(2, { take, place });
+    const atLive = await old(3, { take, place, attach: { path: "/p" } });
+    await db.query(up);
+    await db.query(up); // once is enough: it touches only the old shape
+    const rows = (await db.query("select id, steps, step, outputs from gk_public.sagas where id = any($1)", [[atPlace, atAttach, atLive]]))
+      .rows;
+    const by = new Map(rows.map((r) => [r.id, r]));
+    expect(by.get(atPlace)).toMatchObject({ steps: ["take", "attach", "live"], step: 0, outputs: {} });
+    expect(by.get(atAttach)).toMatchObject({ step: 1, outputs: { take: { ...take, node: place } } });
+    expect(by.get(atLive)).toMatchObject({ step: 2, outputs: { take: { ...take, node: place }, attach: { path: "/p" } } });
   });
 });
 

@@ -1,10 +1,11 @@
 // The create saga (after omicron's user-data-export create): take the requested record with its
-// generation, place it on an in-service node, have the node attach the blob, record it live.
+// generation and place it on an in-service node (one statement), have the node attach the blob,
+// record it live.
 // Undo detaches and returns the record to requested, so the coordinator's next activation tries
 // again (on any node). A duplicate start (two coordinators) fails to take the row and unwinds,
 // changing nothing. The coordinator starts these sagas in batches (one job each): every step
-// has an actionMany, so a batch takes, places and goes live in one statement per step, and the
-// node calls are the only per-export cost.
+// has an actionMany, so a batch is taken and placed in one statement and goes live in another,
+// and the node calls are the only per-export cost.
 import type pg from "pg";
 import { z } from "zod";
 import { PeerHttpError } from "../../peers/client.ts";
@@ -20,9 +21,7 @@ interface Taken {
   blob_key: string;
   sha256: string;
   length: number;
-}
-interface Placed extends NodeRef {
-  attachment_id: string;
+  node: NodeRef & { attachment_id: string };
 }
 
 /** One result per saga, in order, from rows keyed by export id (a missing row: `missing(ctx)`). */
@@ -88,7 +87,8 @@ export const createExport = defineSaga({
       async actionMany(ctxs: readonly Ctx[]) {
         // The image's blob in the same round trip (gone: that saga fails and unwinds).
         const { rows } = await ctxs[0]!.db.query(
-          `select t.id, t.resource_id, i.blob_key, i.sha256, i.length
+          `select t.id, t.export_id, t.resource_id, t.node_id, t.worker_id, t.address, t.attachment_id, t.nodes,
+                  i.blob_key, i.sha256, i.length
              from gk_private.exports_take_for_create_batch($1::uuid[], $2::uuid[], $3::bigint[]) t
              left join gk_public.images i on t.resource_type = 'image' and i.id = t.resource_id`,
           batchArgs(ctxs),
@@ -97,35 +97,21 @@ export const createExport = defineSaga({
           ctxs,
           rows,
           (r) => r.id,
-          (r) =>
-            r.blob_key
-              ? { blob_key: r.blob_key, sha256: r.sha256, length: Number(r.length) }
-              : new Error(`image ${r.resource_id} was deleted`),
-          (c) => new Error(`export ${c.params.export_id} is not requested below generation ${c.params.generation} (another saga has it)`),
+          (r) => {
+            if (!r.export_id) {
+              return r.nodes === 0
+                ? new Error("no in-service export node with a fresh heartbeat")
+                : new Error(`export ${r.id} is not requested below this saga's generation (another saga has it)`);
+            }
+            if (!r.blob_key) return new Error(`image ${r.resource_id} was deleted`);
+            const node = { id: r.node_id, worker_id: r.worker_id, address: r.address, attachment_id: r.attachment_id };
+            return { blob_key: r.blob_key, sha256: r.sha256, length: Number(r.length), node } satisfies Taken;
+          },
+          (c) => new Error(`export ${c.params.export_id}: no answer from take`),
         );
       },
       async undo(ctx) {
         await ctx.db.query("select gk_private.exports_release_create($1, $2)", [ctx.params.export_id, ctx.sagaId]);
-      },
-    },
-    {
-      name: "place",
-      async actionMany(ctxs: readonly Ctx[]) {
-        const [ids, sagas] = batchArgs(ctxs);
-        const { rows } = await ctxs[0]!.db.query(
-          "select export_id, node_id, worker_id, address, attachment_id from gk_private.exports_place_batch($1::uuid[], $2::uuid[])",
-          [ids, sagas],
-        );
-        return perSaga(
-          ctxs,
-          rows,
-          (r) => r.export_id,
-          (r) =>
-            r.node_id
-              ? { id: r.node_id, worker_id: r.worker_id, address: r.address, attachment_id: r.attachment_id }
-              : new Error("no in-service export node with a fresh heartbeat"),
-          (c) => new Error(`export ${c.params.export_id} is not assigning for saga ${c.sagaId}`),
-        );
       },
     },
     {
@@ -136,10 +122,10 @@ export const createExport = defineSaga({
         return Promise.all(
           ctxs.map(async (ctx) => {
             try {
-              const blob = ctx.output<Taken>("take");
-              const node = ctx.output<Placed>("place");
+              const { blob_key, sha256, length, node } = ctx.output<Taken>("take");
               const client = await nodes.client(node);
-              await client.request("POST", "/v1/exports", { attachment_id: node.attachment_id, ...blob }, nodes.opts.attachTimeoutMs);
+              const body = { attachment_id: node.attachment_id, blob_key, sha256, length };
+              await client.request("POST", "/v1/exports", body, nodes.opts.attachTimeoutMs);
               return { path: blobPath(node.attachment_id) };
             } catch (e) {
               return e instanceof Error ? e : new Error(String(e));
@@ -148,7 +134,7 @@ export const createExport = defineSaga({
         );
       },
       async undo(ctx) {
-        const node = ctx.output<Placed>("place");
+        const { node } = ctx.output<Taken>("take");
         await detachOkIfGone(ctx, (await nodeRows(ctx.db, [node.id])).get(node.id), node.attachment_id);
       },
     },
