@@ -5,7 +5,7 @@
 // (bypass), computes the changeset in SQL (sql/700_exports.sql: requested records, marked live
 // records) and starts the sagas for it — it never waits for them. All of that reads only what
 // changed; the full anti-join over every resource runs as a safety net every
-// full_sweep_minutes. It also asks nodes about a few live attachments, so one a node lost
+// full_sweep_minutes. Last it asks nodes about a few live attachments, so one a node lost
 // (restarted without its storage) is marked and re-created. Every count is this activation's own.
 import type pg from "pg";
 import { z } from "zod";
@@ -70,7 +70,6 @@ interface ChangeRow {
 
 export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStatus> {
   const { limits } = ctx;
-  const inTx = <T>(fn: (c: pg.PoolClient) => Promise<T>) => ctx.withPgClient((c) => transaction(c, fn));
   const status: CoordinateStatus = {
     full_sweep: false,
     swept: 0,
@@ -86,7 +85,16 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
     verified: 0,
     lost: 0,
   };
-  status.lost = await verify(ctx, status);
+  const settle = async () => {
+    const r = (await ctx.query("select * from gk_private.exports_settle_pending($1)", [limits.max_items])).rows[0];
+    status.settled += r.taken;
+    status.requested += r.requested;
+    if (r.taken === limits.max_items) ctx.more();
+    return r.marked as number;
+  };
+  let marked = await settle();
+  // The safety net after what was recorded is settled, so it finds only what no entry covers,
+  // and what it finds is settled at once.
   const swept = (
     await ctx.query("select gk_private.exports_full_sweep($1, make_interval(mins => $2)) as n", [
       limits.max_items,
@@ -98,12 +106,9 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
     status.swept = swept;
     // A part came back at the limit: the sweep is not done, and goes on next activation.
     if (swept >= limits.max_items) ctx.more();
+    if (swept > 0) marked += await settle();
   }
-  const settled = (await ctx.query("select * from gk_private.exports_settle_pending($1)", [limits.max_items])).rows[0];
-  status.settled = settled.taken;
-  status.requested = settled.requested;
-  if (settled.taken === limits.max_items) ctx.more();
-  status.marked_for_deletion = settled.marked + (await ctx.query("select gk_private.exports_mark_for_deletion() as n")).rows[0].n;
+  status.marked_for_deletion = marked + (await ctx.query("select gk_private.exports_mark_for_deletion() as n")).rows[0].n;
   const bypassed: string[] = (await ctx.query("select gk_private.exports_bypass($1) as ids", [limits.max_items])).rows[0].ids;
   status.bypassed = bypassed.length;
   status.bypassed_ids = bypassed.slice(0, 100);
@@ -113,34 +118,51 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
   const of = (a: ChangeRow["action"]) => rows.filter((r) => r.action === a);
   for (const a of ["create", "delete"] as const) if (of(a).length === limits.max_items) ctx.more();
 
-  // Each list in its own transaction with its sagas; one failing leaves the other to go on.
   const toCreate = of("create").map((r) => ({ export_id: r.export_id!, generation: Number(r.generation) + 1 }));
-  try {
-    await inTx((c) => startSagas(c, createExport, toCreate));
-    status.create_invoked_ok = toCreate.length;
-    status.create_ids = toCreate.slice(0, 100).map((c) => c.export_id);
-  } catch (e) {
-    await ctx.itemError("create", e);
-  }
+  const created = await startSagas(ctx, createExport, toCreate, "create");
+  status.create_invoked_ok = created.length;
+  status.create_ids = created.slice(0, 100);
   const toDelete = of("delete").map((r) => ({ export_id: r.export_id!, generation: Number(r.generation) + 1 }));
-  try {
-    await inTx((c) => startSagas(c, deleteExport, toDelete));
-    status.delete_invoked_ok = toDelete.length;
-    status.delete_ids = toDelete.slice(0, 100).map((d) => d.export_id);
-  } catch (e) {
-    await ctx.itemError("delete", e);
-  }
+  const deleted = await startSagas(ctx, deleteExport, toDelete, "delete");
+  status.delete_invoked_ok = deleted.length;
+  status.delete_ids = deleted.slice(0, 100);
+  // Last: a node that does not answer must not hold up the changeset. What is found lost is
+  // deleted and re-created by the next activation, a second later.
+  status.lost = await verify(ctx, status);
+  if (status.lost > 0) ctx.more();
   return status;
 }
 
+/** Sagas started per transaction: the first jobs run while the coordinator starts the rest. */
+const START_CHUNK = 250;
+
+/**
+ * Starts the sagas, START_CHUNK at a time, each chunk in its own transaction with the records
+ * noting their saga; a chunk that fails is an item error and the others go on. Returns the
+ * export ids whose saga started.
+ */
 async function startSagas(
-  c: pg.ClientBase,
+  ctx: CoordinateContext,
   saga: typeof createExport | typeof deleteExport,
   items: { export_id: string; generation: number }[],
-): Promise<void> {
-  if (items.length === 0) return;
-  const sagaIds = await saga.startMany(c, items);
-  await c.query("select gk_private.exports_sagas_started($1, $2)", [items.map((i) => i.export_id), sagaIds]);
+  what: string,
+): Promise<string[]> {
+  const started: string[] = [];
+  for (let i = 0; i < items.length; i += START_CHUNK) {
+    const chunk = items.slice(i, i + START_CHUNK);
+    try {
+      await ctx.withPgClient((c) =>
+        transaction(c, async (t) => {
+          const sagaIds = await saga.startMany(t, chunk);
+          await t.query("select gk_private.exports_sagas_started($1, $2)", [chunk.map((x) => x.export_id), sagaIds]);
+        }),
+      );
+      started.push(...chunk.map((x) => x.export_id));
+    } catch (e) {
+      await ctx.itemError(what, e);
+    }
+  }
+  return started;
 }
 
 /** Asks nodes about the least recently verified live attachments; returns how many were newly found lost. */
@@ -151,14 +173,21 @@ async function verify(ctx: CoordinateContext, status: CoordinateStatus): Promise
   const nodes = exportNodes(ctx.services);
   const present: string[] = [];
   const lost: string[] = [];
+  // A node that fails one call is not asked about its other attachments this time: a hung node
+  // costs one call deadline, not one per attachment.
+  const failing = new Set<string>();
   await mapSettled(rows, nodes.opts.parallelism, async (r) => {
+    if (failing.has(r.node_id)) return;
     try {
       const client = await nodes.client({ id: r.node_id, worker_id: r.worker_id, address: r.address });
       await client.request("GET", `/v1/exports/${r.attachment_id}`);
       present.push(r.export_id);
     } catch (e) {
       if (e instanceof PeerHttpError && e.status === 404) lost.push(r.export_id);
-      else await ctx.itemError(`verify ${r.export_id}`, e);
+      else {
+        failing.add(r.node_id);
+        await ctx.itemError(`verify ${r.export_id}`, e);
+      }
     }
   });
   status.verified = present.length;
