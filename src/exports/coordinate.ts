@@ -40,7 +40,7 @@ export const CoordinateStatus = z.object({
 export type CoordinateStatus = z.infer<typeof CoordinateStatus>;
 
 export const CoordinateLimits = z.object({
-  /** Per list of the changeset (request, create, delete) and per bypass. */
+  /** Pending entries settled, and sagas started of each kind, per activation (in rounds of 250). */
   max_items: z.number().int().positive().max(100_000).default(2_000),
   /** Live attachments checked with their node per activation. */
   verify_batch: z.number().int().min(0).max(10_000).default(50),
@@ -85,47 +85,55 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
     verified: 0,
     lost: 0,
   };
-  const settle = async () => {
-    const r = (await ctx.query("select * from gk_private.exports_settle_pending($1)", [limits.max_items])).rows[0];
-    status.settled += r.taken;
-    status.requested += r.requested;
-    if (r.taken === limits.max_items) ctx.more();
-    return r.marked as number;
-  };
-  let marked = await settle();
-  // The safety net after what was recorded is settled, so it finds only what no entry covers,
-  // and what it finds is settled at once.
-  const swept = (
-    await ctx.query("select gk_private.exports_full_sweep($1, make_interval(mins => $2)) as n", [
-      limits.max_items,
-      limits.full_sweep_minutes,
-    ])
-  ).rows[0].n;
-  if (swept !== null) {
-    status.full_sweep = true;
-    status.swept = swept;
-    // A part came back at the limit: the sweep is not done, and goes on next activation.
-    if (swept >= limits.max_items) ctx.more();
-    if (swept > 0) marked += await settle();
+  // In rounds of ROUND items, so the first sagas run while the rest are settled and started:
+  // settle what changed, mark, bypass, the changeset, start its sagas; again while a round was
+  // full, up to max_items per activation (then the next activation runs a second later).
+  const rounds = Math.ceil(limits.max_items / ROUND);
+  for (let round = 0; ; round++) {
+    const n = Math.min(ROUND, limits.max_items);
+    const settled = (await ctx.query("select * from gk_private.exports_settle_pending($1)", [n])).rows[0];
+    status.settled += settled.taken;
+    status.requested += settled.requested;
+    status.marked_for_deletion += settled.marked;
+    let full = settled.taken === n;
+    if (round === 0) {
+      // The safety net after the first round, so it finds only what no entry covers; what it
+      // finds is settled by the next rounds.
+      const swept = (
+        await ctx.query("select gk_private.exports_full_sweep($1, make_interval(mins => $2)) as n", [
+          limits.max_items,
+          limits.full_sweep_minutes,
+        ])
+      ).rows[0].n;
+      if (swept !== null) {
+        status.full_sweep = true;
+        status.swept = swept;
+        // A part came back at the limit: the sweep is not done, and goes on next activation.
+        if (swept >= limits.max_items) ctx.more();
+        if (swept > 0) full = true;
+      }
+    }
+    status.marked_for_deletion += (await ctx.query("select gk_private.exports_mark_for_deletion() as n")).rows[0].n;
+    const bypassed: string[] = (await ctx.query("select gk_private.exports_bypass($1) as ids", [n])).rows[0].ids;
+    status.bypassed += bypassed.length;
+    status.bypassed_ids.push(...bypassed.slice(0, 100 - status.bypassed_ids.length));
+
+    const rows = (await ctx.query("select * from gk_private.exports_changeset($1)", [n])).rows as ChangeRow[];
+    const of = (a: ChangeRow["action"]) =>
+      rows.filter((r) => r.action === a).map((r) => ({ export_id: r.export_id!, generation: Number(r.generation) + 1 }));
+    const created = await startSagas(ctx, createExport, of("create"), "create");
+    status.create_invoked_ok += created.length;
+    status.create_ids.push(...created.slice(0, 100 - status.create_ids.length));
+    const deleted = await startSagas(ctx, deleteExport, of("delete"), "delete");
+    status.delete_invoked_ok += deleted.length;
+    status.delete_ids.push(...deleted.slice(0, 100 - status.delete_ids.length));
+    full ||= bypassed.length === n || of("create").length === n || of("delete").length === n;
+    if (!full) break;
+    if (round + 1 >= rounds) {
+      ctx.more();
+      break;
+    }
   }
-  status.marked_for_deletion = marked + (await ctx.query("select gk_private.exports_mark_for_deletion() as n")).rows[0].n;
-  const bypassed: string[] = (await ctx.query("select gk_private.exports_bypass($1) as ids", [limits.max_items])).rows[0].ids;
-  status.bypassed = bypassed.length;
-  status.bypassed_ids = bypassed.slice(0, 100);
-  if (bypassed.length === limits.max_items) ctx.more();
-
-  const rows = (await ctx.query("select * from gk_private.exports_changeset($1)", [limits.max_items])).rows as ChangeRow[];
-  const of = (a: ChangeRow["action"]) => rows.filter((r) => r.action === a);
-  for (const a of ["create", "delete"] as const) if (of(a).length === limits.max_items) ctx.more();
-
-  const toCreate = of("create").map((r) => ({ export_id: r.export_id!, generation: Number(r.generation) + 1 }));
-  const created = await startSagas(ctx, createExport, toCreate, "create");
-  status.create_invoked_ok = created.length;
-  status.create_ids = created.slice(0, 100);
-  const toDelete = of("delete").map((r) => ({ export_id: r.export_id!, generation: Number(r.generation) + 1 }));
-  const deleted = await startSagas(ctx, deleteExport, toDelete, "delete");
-  status.delete_invoked_ok = deleted.length;
-  status.delete_ids = deleted.slice(0, 100);
   // Last: a node that does not answer must not hold up the changeset. What is found lost is
   // deleted and re-created by the next activation, a second later.
   status.lost = await verify(ctx, status);
@@ -133,13 +141,12 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
   return status;
 }
 
-/** Sagas started per transaction: the first jobs run while the coordinator starts the rest. */
-const START_CHUNK = 250;
+/** Items per round of an activation (each round's sagas start in one transaction). */
+const ROUND = 250;
 
 /**
- * Starts the sagas, START_CHUNK at a time, each chunk in its own transaction with the records
- * noting their saga; a chunk that fails is an item error and the others go on. Returns the
- * export ids whose saga started.
+ * Starts the sagas in one transaction with the records noting their saga; failing, it is an item
+ * error and the activation goes on. Returns the export ids whose saga started.
  */
 async function startSagas(
   ctx: CoordinateContext,
@@ -147,22 +154,19 @@ async function startSagas(
   items: { export_id: string; generation: number }[],
   what: string,
 ): Promise<string[]> {
-  const started: string[] = [];
-  for (let i = 0; i < items.length; i += START_CHUNK) {
-    const chunk = items.slice(i, i + START_CHUNK);
-    try {
-      await ctx.withPgClient((c) =>
-        transaction(c, async (t) => {
-          const sagaIds = await saga.startMany(t, chunk);
-          await t.query("select gk_private.exports_sagas_started($1, $2)", [chunk.map((x) => x.export_id), sagaIds]);
-        }),
-      );
-      started.push(...chunk.map((x) => x.export_id));
-    } catch (e) {
-      await ctx.itemError(what, e);
-    }
+  if (items.length === 0) return [];
+  try {
+    await ctx.withPgClient((c) =>
+      transaction(c, async (t) => {
+        const sagaIds = await saga.startMany(t, items);
+        await t.query("select gk_private.exports_sagas_started($1, $2)", [items.map((x) => x.export_id), sagaIds]);
+      }),
+    );
+    return items.map((x) => x.export_id);
+  } catch (e) {
+    await ctx.itemError(what, e);
+    return [];
   }
-  return started;
 }
 
 /** Asks nodes about the least recently verified live attachments; returns how many were newly found lost. */

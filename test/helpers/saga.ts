@@ -71,6 +71,13 @@ export interface PropertyOptions {
   batch?: number;
 }
 
+/** Fresh starting states, one after the other (setups may not be concurrent). */
+async function setups<P>(c: SagaCase<P>, n: number): Promise<P[]> {
+  const params: P[] = [];
+  for (let i = 0; i < n; i++) params.push(await c.setup());
+  return params;
+}
+
 async function drive<S extends z.ZodType>(
   db: TestDb,
   saga: Saga<S>,
@@ -92,8 +99,7 @@ export async function actionsSucceedIdempotently<S extends z.ZodType>(
   opts: PropertyOptions = {},
 ): Promise<SagaRow> {
   const batch = opts.batch ?? 1;
-  const params: z.input<S>[] = [];
-  for (let i = 0; i < batch; i++) params.push(await c.setup());
+  const params = await setups(c, batch);
   const rows = await drive(db, saga, c, params, { repeat: 2 }, batch);
   for (const [i, row] of rows.entries()) {
     expect(row, `${saga.name} with every action run twice`).toMatchObject({ state: "succeeded", error: null });
@@ -112,8 +118,7 @@ export async function actionFailureCanUnwind<S extends z.ZodType>(
   const batch = opts.batch ?? 1;
   const names = saga.steps.map((s) => s.name);
   for (const [k, name] of names.entries()) {
-    const params: z.input<S>[] = [];
-    for (let i = 0; i < batch; i++) params.push(await c.setup());
+    const params = await setups(c, batch);
     const before = [];
     for (const p of params) before.push(await c.snapshot(p));
     const rows = await drive(db, saga, c, params, { failAfter: name, repeat: 2 }, batch);
