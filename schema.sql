@@ -423,6 +423,8 @@ CREATE INDEX exports_requested_idx ON gk_public.exports USING btree (created_at)
 CREATE INDEX exports_saga_id_idx ON gk_public.exports USING btree (saga_id);
 CREATE INDEX exports_unsettled_idx ON gk_public.exports USING btree (state_changed_at) WHERE ((state <> 'deleted'::text) AND ((state <> 'live'::text) OR (delete_requested_at IS NOT NULL)));
 CREATE INDEX exports_verify_idx ON gk_public.exports USING btree (verified_at NULLS FIRST) WHERE ((state = 'live'::text) AND (delete_requested_at IS NULL));
+CREATE TRIGGER _700_pending_when_deleted AFTER UPDATE OF state ON gk_public.exports FOR EACH ROW WHEN (new.state = 'deleted'::text AND old.state <> 'deleted'::text) EXECUTE FUNCTION gk_private.tg_exports__pending_when_deleted();
+CREATE TRIGGER _700_pending_when_removed AFTER DELETE ON gk_public.exports REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_exports__pending_when_deleted();
 comment on table gk_public.exports is '@behavior -insert -update -delete
 Export records: which node serves which read-only resource, and the state of getting it there. Deleted records are kept.';
 grant select on gk_public.exports to gk_admin;
@@ -452,6 +454,8 @@ create table gk_public.images (
 );
 CREATE INDEX images_hardware_ids_idx ON gk_public.images USING gin (hardware_ids);
 CREATE UNIQUE INDEX images_team_id_id_idx ON gk_public.images USING btree (team_id, id);
+CREATE TRIGGER _700_exports_pending_delete AFTER DELETE ON gk_public.images REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_images__exports_pending();
+CREATE TRIGGER _700_exports_pending_insert AFTER INSERT ON gk_public.images REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_images__exports_pending();
 comment on table gk_public.images is '@behavior -update
 A team''s software images (immutable: a new build is a new version), matched to ECUs by hardware id.';
 comment on column gk_public.images.id is '@behavior -insert';
@@ -2230,6 +2234,22 @@ create table gk_private.ecu_telemetry_default partition of gk_public.ecu_telemet
 CREATE INDEX ecu_telemetry_default_robot_id_recorded_at_idx ON gk_private.ecu_telemetry_default USING btree (robot_id, recorded_at);
 CREATE INDEX ecu_telemetry_default_team_id_idx ON gk_private.ecu_telemetry_default USING btree (team_id);
 
+create table gk_private.export_pending (
+  id bigint generated always as identity not null,
+  resource_type gk_public.export_resource_type not null,
+  resource_id uuid not null,
+  queued_at timestamp with time zone default now() not null,
+  constraint export_pending_pkey PRIMARY KEY (id)
+);
+comment on table gk_private.export_pending is 'Resources whose export may need a record or a deletion mark; consumed oldest first by the export coordinator.';
+
+create table gk_private.export_sweeps (
+  singleton boolean default true not null,
+  last_full_at timestamp with time zone,
+  constraint export_sweeps_pkey PRIMARY KEY (singleton),
+  constraint export_sweeps_singleton_check CHECK (singleton)
+);
+
 create table gk_private.local_ca_authorities (
   name text not null,
   certificate_pem text not null,
@@ -3449,12 +3469,6 @@ CREATE OR REPLACE FUNCTION gk_private.exports_changeset(max_items integer)
  LANGUAGE sql
  STABLE
 AS $function$
-  (select 'request', null::uuid, 'image'::gk_public.export_resource_type, i.id, null::bigint
-     from gk_public.images i
-    where not exists (select 1 from gk_public.exports e
-                       where e.resource_type = 'image' and e.resource_id = i.id and e.state <> 'deleted')
-    limit max_items)
-  union all
   (select 'create', e.id, e.resource_type, e.resource_id, e.generation
      from gk_public.exports e
     where e.state = 'requested' and e.delete_requested_at is null
@@ -3468,81 +3482,84 @@ AS $function$
     order by e.state_changed_at limit max_items);
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_deleted(id uuid, saga_id uuid)
+CREATE OR REPLACE FUNCTION gk_private.exports_deleted_batch(ids uuid[], saga_ids uuid[])
  RETURNS SETOF gk_public.exports
  LANGUAGE sql
 AS $function$
-  with moved as (
+  with x as (select * from unnest(ids, saga_ids) x(id, saga_id)),
+  moved as (
     update gk_public.exports e set state = 'deleted', operating_saga_id = null, deleted_at = now(), state_changed_at = now()
-     where e.id = exports_deleted.id and e.operating_saga_id = exports_deleted.saga_id and e.state = 'deleting'
+      from x
+     where e.id = x.id and e.operating_saga_id = x.saga_id and e.state = 'deleting'
     returning e.*)
   select * from moved
   union all
-  select * from gk_public.exports e where e.id = exports_deleted.id and e.state = 'deleted' and e.saga_id = exports_deleted.saga_id;
+  select e.* from gk_public.exports e join x on e.id = x.id where e.state = 'deleted' and e.saga_id = x.saga_id;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_live(id uuid, saga_id uuid)
+CREATE OR REPLACE FUNCTION gk_private.exports_full_sweep(max_items integer, every interval)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_missing int;
+  v_gone int;
+begin
+  perform 1 from gk_private.export_sweeps s
+   where s.last_full_at is null or s.last_full_at < now() - every
+     for update skip locked;
+  if not found then
+    return null;
+  end if;
+  with missing as (
+    select i.id from gk_public.images i
+     where not exists (select 1 from gk_public.exports e
+                        where e.resource_type = 'image' and e.resource_id = i.id and e.state <> 'deleted')
+     limit max_items),
+  queued as (insert into gk_private.export_pending (resource_type, resource_id) select 'image', m.id from missing m returning 1)
+  select count(*)::int into v_missing from queued;
+  with gone as (
+    select e.resource_id from gk_public.exports e
+     where e.resource_type = 'image' and e.state <> 'deleted' and e.delete_requested_at is null
+       and not exists (select 1 from gk_public.images i where i.id = e.resource_id)
+     limit max_items),
+  queued as (insert into gk_private.export_pending (resource_type, resource_id) select 'image', g.resource_id from gone g returning 1)
+  select count(*)::int into v_gone from queued;
+  if v_missing < max_items and v_gone < max_items then
+    update gk_private.export_sweeps set last_full_at = now();
+  end if;
+  return v_missing + v_gone;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_live_batch(ids uuid[], saga_ids uuid[])
  RETURNS SETOF gk_public.exports
  LANGUAGE sql
 AS $function$
-  with moved as (
+  with x as (select * from unnest(ids, saga_ids) x(id, saga_id)),
+  moved as (
     update gk_public.exports e
        set state = 'live', operating_saga_id = null, url = n.address || gk_private.exports_blob_path(e.attachment_id),
            attempts = 0, live_at = now(), state_changed_at = now()
-      from gk_public.export_nodes n
-     where e.id = exports_live.id and e.operating_saga_id = exports_live.saga_id and e.state = 'assigning'
-       and n.id = e.node_id and e.attachment_id = exports_live.saga_id
+      from x, gk_public.export_nodes n
+     where e.id = x.id and e.operating_saga_id = x.saga_id and e.state = 'assigning'
+       and n.id = e.node_id and e.attachment_id = x.saga_id
     returning e.*)
   select * from moved
   union all
-  select * from gk_public.exports e where e.id = exports_live.id and e.state = 'live' and e.attachment_id = exports_live.saga_id;
+  select e.* from gk_public.exports e join x on e.id = x.id where e.state = 'live' and e.attachment_id = x.saga_id;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_mark_for_deletion()
  RETURNS integer
  LANGUAGE sql
 AS $function$
-  -- Two set-based parts (an OR of the two would make PostgreSQL probe per row): an anti-join
-  -- against images, and the records of expunged nodes through exports_node_idx.
-  with doomed as (
-    select e.id from gk_public.exports e
-     where e.state <> 'deleted' and e.delete_requested_at is null and e.resource_type = 'image'
-       and not exists (select 1 from gk_public.images i where i.id = e.resource_id)
-    union
-    select e.id from gk_public.export_nodes n join gk_public.exports e on e.node_id = n.id
-     where n.state = 'expunged' and e.state <> 'deleted' and e.delete_requested_at is null),
-  marked as (
+  with marked as (
     update gk_public.exports e set delete_requested_at = now()
-      from doomed d
-     where e.id = d.id and e.delete_requested_at is null
+      from gk_public.export_nodes n
+     where n.state = 'expunged' and e.node_id = n.id and e.state <> 'deleted' and e.delete_requested_at is null
     returning 1)
   select count(*)::int from marked;
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.exports_place(id uuid, saga_id uuid)
- RETURNS TABLE(node_id uuid, worker_id uuid, address text, attachment_id uuid)
- LANGUAGE plpgsql
-AS $function$
-declare
-  v_node uuid;
-begin
-  select e.node_id into v_node from gk_public.exports e
-   where e.id = exports_place.id and e.operating_saga_id = exports_place.saga_id and e.state = 'assigning'
-     for update;
-  if not found then
-    raise exception 'export % is not assigning for saga %', id, saga_id using errcode = '55000';
-  end if;
-  if v_node is null then
-    select n.id into v_node from gk_public.export_nodes n
-     where n.state = 'in_service' and n.expires_at > now()
-     order by random() limit 1;
-    if v_node is null then
-      raise exception 'no in-service export node with a fresh heartbeat' using errcode = '55000';
-    end if;
-    update gk_public.exports e set node_id = v_node, attachment_id = exports_place.saga_id where e.id = exports_place.id;
-  end if;
-  return query select n.id, n.worker_id, n.address, exports_place.saga_id from gk_public.export_nodes n where n.id = v_node;
-end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_release_create(id uuid, saga_id uuid)
@@ -3560,16 +3577,6 @@ CREATE OR REPLACE FUNCTION gk_private.exports_release_delete(id uuid, saga_id uu
 AS $function$
   update gk_public.exports e set state = 'live', operating_saga_id = null, state_changed_at = now()
    where e.id = exports_release_delete.id and e.operating_saga_id = exports_release_delete.saga_id and e.state = 'deleting';
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.exports_request(resource_type gk_public.export_resource_type, resource_ids uuid[])
- RETURNS TABLE(id uuid, generation bigint)
- LANGUAGE sql
-AS $function$
-  insert into gk_public.exports (resource_type, resource_id)
-  select exports_request.resource_type, r from unnest(resource_ids) r
-  on conflict (resource_type, resource_id) where state <> 'deleted' do nothing
-  returning id, generation;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_resource_exists(resource_type gk_public.export_resource_type, resource_id uuid)
@@ -3591,40 +3598,78 @@ AS $function$
    where e.id = x.export_id;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_take_for_create(id uuid, saga_id uuid, generation bigint)
- RETURNS SETOF gk_public.exports
+CREATE OR REPLACE FUNCTION gk_private.exports_settle_pending(max_items integer)
+ RETURNS TABLE(taken integer, requested integer, marked integer)
  LANGUAGE sql
 AS $function$
   with taken as (
-    update gk_public.exports e
-       set state = 'assigning', operating_saga_id = exports_take_for_create.saga_id, saga_id = exports_take_for_create.saga_id,
-           generation = exports_take_for_create.generation, attempts = e.attempts + 1, state_changed_at = now()
-     where e.id = exports_take_for_create.id and e.state = 'requested' and e.operating_saga_id is null
-       and e.delete_requested_at is null and e.generation < exports_take_for_create.generation
-    returning e.*)
-  select * from taken
-  union all
-  select * from gk_public.exports e
-   where e.id = exports_take_for_create.id and e.operating_saga_id = exports_take_for_create.saga_id
-     and e.state = 'assigning' and e.generation = exports_take_for_create.generation;
+    delete from gk_private.export_pending p
+     where p.id in (select q.id from gk_private.export_pending q order by q.id limit max_items for update skip locked)
+    returning p.resource_type, p.resource_id),
+  res as (
+    select distinct t.resource_type, t.resource_id, i.id is not null as present
+      from taken t left join gk_public.images i on t.resource_type = 'image' and i.id = t.resource_id),
+  marked as (
+    update gk_public.exports e set delete_requested_at = now()
+      from res r
+     where not r.present and e.resource_type = r.resource_type and e.resource_id = r.resource_id
+       and e.state <> 'deleted' and e.delete_requested_at is null
+    returning 1),
+  requested as (
+    insert into gk_public.exports (resource_type, resource_id)
+    select r.resource_type, r.resource_id from res r
+     where r.present
+       and not exists (select 1 from gk_public.exports e
+                        where e.resource_type = r.resource_type and e.resource_id = r.resource_id and e.state <> 'deleted')
+    on conflict (resource_type, resource_id) where state <> 'deleted' do nothing
+    returning 1)
+  select (select count(*)::int from taken), (select count(*)::int from requested), (select count(*)::int from marked);
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_take_for_delete(id uuid, saga_id uuid, generation bigint)
+CREATE OR REPLACE FUNCTION gk_private.exports_take_for_create_batch(ids uuid[], saga_ids uuid[], generations bigint[])
+ RETURNS TABLE(id uuid, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid, node_id uuid, worker_id uuid, address text, attachment_id uuid, nodes integer)
+ LANGUAGE sql
+AS $function$
+  with x as (select * from unnest(ids, saga_ids, generations) with ordinality x(id, saga_id, generation, o)),
+  nodes as (
+    select coalesce(array_agg(n.id order by n.id), '{}') as ids, floor(random() * 1024)::int as r
+      from gk_public.export_nodes n where n.state = 'in_service' and n.expires_at > now()),
+  taken as (
+    update gk_public.exports e
+       set state = 'assigning', operating_saga_id = x.saga_id, saga_id = x.saga_id,
+           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now(),
+           node_id = nodes.ids[1 + (x.o::int + nodes.r) % cardinality(nodes.ids)], attachment_id = x.saga_id
+      from x, nodes
+     where e.id = x.id and e.state = 'requested' and e.operating_saga_id is null
+       and e.delete_requested_at is null and e.generation < x.generation and cardinality(nodes.ids) > 0
+    returning e.id, e.resource_type, e.resource_id, e.node_id, e.attachment_id),
+  mine as (
+    select * from taken
+    union all
+    select e.id, e.resource_type, e.resource_id, e.node_id, e.attachment_id from gk_public.exports e join x on e.id = x.id
+     where e.operating_saga_id = x.saga_id and e.state = 'assigning' and e.generation = x.generation and e.node_id is not null)
+  select x.id, m.id, m.resource_type, m.resource_id, m.node_id, n.worker_id, n.address, m.attachment_id, cardinality(nodes.ids)
+    from x cross join nodes left join mine m on m.id = x.id left join gk_public.export_nodes n on n.id = m.node_id
+   order by x.o;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_take_for_delete_batch(ids uuid[], saga_ids uuid[], generations bigint[])
  RETURNS SETOF gk_public.exports
  LANGUAGE sql
 AS $function$
-  with taken as (
+  with x as (select * from unnest(ids, saga_ids, generations) x(id, saga_id, generation)),
+  taken as (
     update gk_public.exports e
-       set state = 'deleting', operating_saga_id = exports_take_for_delete.saga_id, saga_id = exports_take_for_delete.saga_id,
-           generation = exports_take_for_delete.generation, attempts = e.attempts + 1, state_changed_at = now()
-     where e.id = exports_take_for_delete.id and e.state = 'live' and e.operating_saga_id is null
-       and e.delete_requested_at is not null and e.generation < exports_take_for_delete.generation
+       set state = 'deleting', operating_saga_id = x.saga_id, saga_id = x.saga_id,
+           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now()
+      from x
+     where e.id = x.id and e.state = 'live' and e.operating_saga_id is null
+       and e.delete_requested_at is not null and e.generation < x.generation
     returning e.*)
   select * from taken
   union all
-  select * from gk_public.exports e
-   where e.id = exports_take_for_delete.id and e.operating_saga_id = exports_take_for_delete.saga_id
-     and e.state = 'deleting' and e.generation = exports_take_for_delete.generation;
+  select e.* from gk_public.exports e join x on e.id = x.id
+   where e.operating_saga_id = x.saga_id and e.state = 'deleting' and e.generation = x.generation;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_to_verify(max_items integer)
@@ -4562,32 +4607,40 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.saga_start_many(name text, steps text[], params jsonb[], batch_size integer)
+ RETURNS TABLE(id uuid)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v_ids uuid[] := array(select gen_random_uuid() from generate_series(1, cardinality(params)));
+begin
+  if batch_size is null or batch_size not between 1 and 100 then
+    raise exception 'batch_size must be 1 to 100, not %', batch_size using errcode = '22023';
+  end if;
+  insert into gk_public.sagas (id, name, steps, params)
+  select x.id, saga_start_many.name, saga_start_many.steps, x.p from unnest(v_ids, params) x(id, p);
+  perform gk_private.enqueue_many(saga_start_many.name, array(
+    select jsonb_build_object('saga_ids', jsonb_agg(u.id order by u.o))
+      from unnest(v_ids) with ordinality u(id, o)
+     group by (u.o - 1) / batch_size));
+  return query select u.id from unnest(v_ids) with ordinality u(id, o) order by u.o;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.saga_step_done(id uuid, step integer, output jsonb)
  RETURNS gk_public.sagas
  LANGUAGE sql
 AS $function$
-  with moved as (
-    update gk_public.sagas s
-       set step = s.step + 1,
-           outputs = s.outputs || jsonb_build_object(s.steps[s.step + 1], output),
-           state = case when s.step + 1 = cardinality(s.steps) then 'succeeded' else 'running' end,
-           finished_at = case when s.step + 1 = cardinality(s.steps) then now() end,
-           updated_at = now()
-     where s.id = saga_step_done.id and s.state = 'running' and s.step = saga_step_done.step
-    returning s.*)
-  select gk_private.saga_event(m, saga_step_done.step, 'done') from moved m;
+  select * from gk_private.saga_steps_done(array[id], array[step], array[output]);
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.saga_step_failed(id uuid, step integer, error text)
  RETURNS gk_public.sagas
  LANGUAGE sql
 AS $function$
-  with moved as (
-    update gk_public.sagas s
-       set state = 'unwinding', failed_step = s.steps[s.step + 1], error = left(saga_step_failed.error, 2000), updated_at = now()
-     where s.id = saga_step_failed.id and s.state = 'running' and s.step = saga_step_failed.step
-    returning s.*)
-  select gk_private.saga_event(m, saga_step_failed.step, 'failed', left(saga_step_failed.error, 2000)) from moved m;
+  select * from gk_private.saga_steps_failed(array[id], array[step], array[error]);
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.saga_step_undone(id uuid, step integer)
@@ -4603,6 +4656,42 @@ AS $function$
      where s.id = saga_step_undone.id and s.state = 'unwinding' and s.step = saga_step_undone.step
     returning s.*)
   select gk_private.saga_event(m, saga_step_undone.step, 'undone') from moved m;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_steps_done(ids uuid[], steps integer[], outputs jsonb[])
+ RETURNS SETOF gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.sagas s
+       set step = s.step + 1,
+           outputs = s.outputs || jsonb_build_object(s.steps[s.step + 1], x.output),
+           state = case when s.step + 1 = cardinality(s.steps) then 'succeeded' else 'running' end,
+           finished_at = case when s.step + 1 = cardinality(s.steps) then now() end,
+           updated_at = now()
+      from unnest(saga_steps_done.ids, saga_steps_done.steps, saga_steps_done.outputs) x(id, step, output)
+     where s.id = x.id and s.state = 'running' and s.step = x.step
+    returning row(s.*)::gk_public.sagas as saga, x.step),
+  events as (
+    insert into gk_public.saga_events (saga_id, step, step_name, event)
+    select (m.saga).id, m.step, (m.saga).steps[m.step + 1], 'done' from moved m)
+  select (m.saga).* from moved m;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_steps_failed(ids uuid[], steps integer[], errors text[])
+ RETURNS SETOF gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.sagas s
+       set state = 'unwinding', failed_step = s.steps[s.step + 1], error = left(x.error, 2000), updated_at = now()
+      from unnest(saga_steps_failed.ids, saga_steps_failed.steps, saga_steps_failed.errors) x(id, step, error)
+     where s.id = x.id and s.state = 'running' and s.step = x.step
+    returning row(s.*)::gk_public.sagas as saga, x.step, left(x.error, 2000) as error),
+  events as (
+    insert into gk_public.saga_events (saga_id, step, step_name, event, error)
+    select (m.saga).id, m.step, (m.saga).steps[m.step + 1], 'failed', m.error from moved m)
+  select (m.saga).* from moved m;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.saga_undo_failed(id uuid, step integer, error text)
@@ -4835,6 +4924,39 @@ begin
     new.expunged_at := now();
   end if;
   return new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_exports__pending_when_deleted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if tg_op = 'UPDATE' then
+    insert into gk_private.export_pending (resource_type, resource_id) values (new.resource_type, new.resource_id);
+  else
+    insert into gk_private.export_pending (resource_type, resource_id)
+    select o.resource_type, o.resource_id from old_rows o where o.state <> 'deleted';
+  end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_images__exports_pending()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if tg_op = 'INSERT' then
+    insert into gk_private.export_pending (resource_type, resource_id) select 'image', n.id from new_rows n;
+  else
+    insert into gk_private.export_pending (resource_type, resource_id) select 'image', o.id from old_rows o;
+  end if;
+  return null;
 end;
 $function$;
 
