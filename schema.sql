@@ -784,7 +784,7 @@ CREATE INDEX rollout_robot_ecus_ecu_idx ON gk_public.rollout_robot_ecus USING bt
 CREATE INDEX rollout_robot_ecus_robot_idx ON gk_public.rollout_robot_ecus USING btree (rollout_id, robot_id);
 comment on table gk_public.rollout_robot_ecus is '@name rollout_robot_ecu
 @behavior -insert -update -delete
-Per ECU of a scheduled robot: the image listed for it and its last reported status.';
+Per ECU that reported an event in a rollout: the image the rollout maps it to and its last reported status.';
 grant select on gk_public.rollout_robot_ecus to gk_admin;
 grant select on gk_public.rollout_robot_ecus to gk_viewer;
 
@@ -3122,32 +3122,29 @@ AS $function$
 begin
   -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
   -- stays a nested loop even right after a launch, before the tables' statistics catch up.
-  perform 1 from unnest(robot_ids) u (id)
-    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
-   order by rr.robot_id
-     for update of rr;
-
-  insert into gk_public.rollout_robot_ecus (team_id, rollout_id, robot_id, ecu_id, image_id)
-  select rr.team_id, rr.rollout_id, rr.robot_id, e.id, ri.image_id
-    from unnest(robot_ids) u (id)
-    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
-    -- OFFSET 0 keeps this a per-robot probe of ecus_robot_id_serial_key.
-    cross join lateral (select e.id, e.team_id, e.hardware_id, e.installed_image_id from gk_public.ecus e
-                         where e.robot_id = rr.robot_id offset 0) e
-    join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
-   where e.team_id = rr.team_id and e.installed_image_id is distinct from ri.image_id
-  on conflict do nothing;
-
+  -- Locked first, in robot_id order (the lock order), then updated in one statement.
   return query
+  with pending as (
+    select rr.rollout_id, rr.robot_id, rr.team_id
+      from unnest(robot_ids) u (id)
+      join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
+     order by rr.robot_id
+       for update of rr
+  ), verdict as (
+    select p.rollout_id, p.robot_id,
+           exists (select 1 from gk_public.ecus e
+                     join gk_public.rollout_images ri on ri.rollout_id = p.rollout_id and ri.team_id = p.team_id
+                                                     and ri.hardware_id = e.hardware_id
+                    where e.robot_id = p.robot_id and e.team_id = p.team_id
+                      and e.installed_image_id is distinct from ri.image_id) as listed
+      from pending p
+  )
   update gk_public.rollout_robots rr
-     set state = case when x.listed then 'scheduled' else 'skipped' end,
-         result = case when x.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
+     set state = case when v.listed then 'scheduled' else 'skipped' end,
+         result = case when v.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
          updated_at = now()
-    from (select r.rollout_id, r.robot_id,
-                 exists (select 1 from gk_public.rollout_robot_ecus y where y.rollout_id = r.rollout_id and y.robot_id = r.robot_id) as listed
-            from unnest(robot_ids) u (id)
-            join gk_public.rollout_robots r on r.robot_id = u.id and r.state = 'pending') x
-   where rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
+    from verdict v
+   where rr.rollout_id = v.rollout_id and rr.robot_id = v.robot_id
   returning rr.robot_id;
 end;
 $function$;
@@ -3193,12 +3190,10 @@ AS $function$
     from unnest(robot_ids) u (id)
     join gk_public.ecus e on e.robot_id = u.id
     left join lateral (
-      select x.image_id, x.rollout_id
-        from gk_public.rollout_robot_ecus x
-        join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
-       where x.ecu_id = e.id and rr.state in ('scheduled', 'accepted', 'completed')
-       order by rr.created_at desc
-       limit 1) w on true
+      select ri.image_id, rr.rollout_id
+        from gk_public.rollout_robots rr
+        join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
+       where rr.robot_id = e.robot_id and rr.state in ('scheduled', 'accepted')) w on true
     join gk_public.images i on i.id = coalesce(w.image_id, e.installed_image_id) and i.team_id = e.team_id
    order by e.robot_id, e.serial
 $function$;
@@ -4400,8 +4395,10 @@ begin
   -- The robot's unfinished rollout row (at most one), locked before anything else of it.
   select rr.* into v_rr from gk_public.rollout_robots rr
    where rr.robot_id = p_robot_id and rr.state in ('scheduled', 'accepted') for update;
+  -- The image the rollout maps this ECU's hardware id to (director_targets lists the same).
   if v_rr.rollout_id is not null then
-    select x.image_id into v_image from gk_public.rollout_robot_ecus x where x.rollout_id = v_rr.rollout_id and x.ecu_id = v_ecu.id;
+    select ri.image_id into v_image from gk_public.rollout_images ri
+     where ri.rollout_id = v_rr.rollout_id and ri.team_id = v_rr.team_id and ri.hardware_id = v_ecu.hardware_id;
   end if;
 
   insert into gk_public.rollout_events (team_id, robot_id, event_id, ecu_id, rollout_id, type, description)
@@ -4420,8 +4417,10 @@ begin
     return 'recorded';
   end if;
 
-  update gk_public.rollout_robot_ecus x set status = p_type, updated_at = now()
-   where x.rollout_id = v_rr.rollout_id and x.ecu_id = v_ecu.id;
+  -- The ECU's row of this rollout appears at its first event (scheduling creates none).
+  insert into gk_public.rollout_robot_ecus as x (team_id, rollout_id, robot_id, ecu_id, image_id, status)
+  values (v_rr.team_id, v_rr.rollout_id, p_robot_id, v_ecu.id, v_image, p_type)
+  on conflict (rollout_id, ecu_id) do update set status = excluded.status, updated_at = now();
   if p_type in ('download_failed', 'installation_failed') then
     update gk_public.rollout_robots rr
        set state = 'failed', updated_at = now(),
@@ -4429,8 +4428,10 @@ begin
      where rr.rollout_id = v_rr.rollout_id and rr.robot_id = p_robot_id;
     return 'recorded';
   end if;
-  select count(*) into v_pending from gk_public.rollout_robot_ecus x
-   where x.rollout_id = v_rr.rollout_id and x.robot_id = p_robot_id and x.status is distinct from 'installation_completed';
+  -- ECUs the rollout maps that do not run its image yet (installed_image_id was set above).
+  select count(*) into v_pending from gk_public.ecus e
+    join gk_public.rollout_images ri on ri.rollout_id = v_rr.rollout_id and ri.team_id = v_rr.team_id and ri.hardware_id = e.hardware_id
+   where e.robot_id = p_robot_id and e.installed_image_id is distinct from ri.image_id;
   update gk_public.rollout_robots rr
      set state = case when v_pending = 0 then 'completed' else 'accepted' end,
          result = case when v_pending = 0 then 'installed on every ECU' end,
@@ -4748,10 +4749,10 @@ begin
         from new_rows n join old_rows o on o.id = n.id
        where (n.serial, n.hardware_id) is distinct from (o.serial, o.hardware_id)
           or (n.installed_image_id is distinct from o.installed_image_id
-              and not exists (select 1 from gk_public.rollout_robot_ecus x
-                                join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
-                               where x.ecu_id = n.id and x.image_id = n.installed_image_id
-                                 and rr.state in ('scheduled', 'accepted', 'completed')))));
+              and not exists (select 1 from gk_public.rollout_robots rr
+                                join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id
+                               where rr.robot_id = n.robot_id and rr.state in ('scheduled', 'accepted')
+                                 and ri.hardware_id = n.hardware_id and ri.image_id = n.installed_image_id))));
   end if;
   return null;
 end;
