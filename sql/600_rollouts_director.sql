@@ -97,10 +97,12 @@ $$;
 create or replace function gk_private.director_targets(robot_ids uuid[])
 returns table (robot_id uuid, ecu_serial text, hardware_id text, rollout_id uuid, image_name text, image_version text,
                length bigint, sha256 text, sha512 text)
-language sql stable security definer
+language plpgsql stable security definer
 set search_path to pg_catalog, pg_temp
 set jit to off
 as $$
+begin
+  return query
   select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
     from unnest(robot_ids) u (id)
     join gk_public.ecus e on e.robot_id = u.id
@@ -110,7 +112,8 @@ as $$
         join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
        where rr.robot_id = e.robot_id and rr.state in ('scheduled', 'accepted')) w on true
     join gk_public.images i on i.id = coalesce(w.image_id, e.installed_image_id) and i.team_id = e.team_id
-   order by e.robot_id, e.serial
+   order by e.robot_id, e.serial;
+end;
 $$;
 
 -- Everything a regeneration needs in one call: schedules the robots' pending rollout rows
@@ -154,6 +157,9 @@ begin
 end;
 $$;
 
+-- (Functions called per read are plpgsql, not sql: a non-inlinable sql function — SET clauses
+-- prevent inlining — is planned again at every call, which cost more than the query itself.)
+
 -- Stores newly signed documents of robots whose row is still as it was read (generation and
 -- timestamp version): only then is dirty cleared; a robot changed meanwhile keeps its flag and
 -- its old documents, and is signed again. One statement, rows in robot_id order. Returns the
@@ -163,10 +169,12 @@ create or replace function gk_private.director_store(
   robot_ids uuid[], generations bigint[], read_timestamp_versions int[], root_versions int[], expires timestamptz[],
   targets text[], snapshots text[], timestamps text[]
 ) returns setof uuid
-language sql volatile security definer
+language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
 set jit to off
 as $$
+begin
+  return query
   with s as (
     select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
       as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
@@ -187,7 +195,8 @@ as $$
     on conflict (robot_id) do update set targets = excluded.targets, snapshot = excluded.snapshot, timestamp = excluded.timestamp
     returning x.robot_id
   )
-  select documents.robot_id from documents
+  select documents.robot_id from documents;
+end;
 $$;
 
 -- The sweep's work list: dirty robots, oldest change first, at most max_rows. First marks

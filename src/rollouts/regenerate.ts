@@ -5,6 +5,7 @@
 //  - regenerateBatch: the sweep's unit. Schedules and reads a batch (one statement), signs
 //    without holding any lock, and stores in one statement that skips every robot whose
 //    generation moved meanwhile (a newer change): those stay dirty and are signed again.
+//  - regenerateInBatches: the sweep, batches pipelined so the database and the signing overlap.
 import type pg from "pg";
 import { transaction } from "../db/pool.ts";
 import type { SecretBox } from "../lib/secrets.ts";
@@ -137,9 +138,26 @@ export interface BatchResult {
   raced: string[];
 }
 
+/** Schedules and reads a batch (one statement; a team without a director gets one first): the rows to sign. */
+async function prepareBatch(c: pg.ClientBase, box: SecretBox, robotIds: string[]): Promise<Prepared[]> {
+  const prepare = async () => (await c.query<Prepared>(PREPARE, [robotIds, false])).rows;
+  return (await withDirectors(c, box, await prepare(), prepare)).filter((r) => r.dirty || !r.fresh);
+}
+
+async function signRows(c: pg.ClientBase, box: SecretBox, rows: Prepared[]): Promise<Signed[]> {
+  const items: Signed[] = [];
+  for (const r of rows) items.push(sign(await onlineKey(c, box, r.team_id, r.online_key_id as string), r));
+  return items;
+}
+
+async function storeBatch(c: pg.ClientBase, rows: Prepared[], items: Signed[]): Promise<BatchResult> {
+  const done = items.length ? await store(c, items) : new Set<string>();
+  return { stored: [...done], raced: rows.map((r) => r.robot_id).filter((id) => !done.has(id)) };
+}
+
 /**
- * Regenerates a batch of robots (the sweep). `beforeStore` is a test hook: it runs after signing
- * and before storing, where a concurrent change would race.
+ * Regenerates a batch of robots (the sweep's unit). `beforeStore` is a test hook: it runs after
+ * signing and before storing, where a concurrent change would race.
  */
 export async function regenerateBatch(
   c: pg.ClientBase,
@@ -147,12 +165,63 @@ export async function regenerateBatch(
   robotIds: string[],
   beforeStore?: () => Promise<void>,
 ): Promise<BatchResult> {
-  const prepare = async () => (await c.query<Prepared>(PREPARE, [robotIds, false])).rows;
-  const rows = (await withDirectors(c, box, await prepare(), prepare)).filter((r) => r.dirty || !r.fresh);
+  const rows = await prepareBatch(c, box, robotIds);
   // No lock is held while signing.
-  const items: Signed[] = [];
-  for (const r of rows) items.push(sign(await onlineKey(c, box, r.team_id, r.online_key_id as string), r));
+  const items = await signRows(c, box, rows);
   await beforeStore?.();
-  const done = items.length ? await store(c, items) : new Set<string>();
-  return { stored: [...done], raced: rows.map((r) => r.robot_id).filter((id) => !done.has(id)) };
+  return storeBatch(c, rows, items);
+}
+
+/**
+ * The sweep: regenerateBatch over consecutive batches, pipelined on the one connection — the
+ * next batch's preparation and this batch's store are sent before this batch is signed, so the
+ * database works while this process signs. A failed batch goes to `onError` and the others go on.
+ */
+export async function regenerateInBatches(
+  c: pg.ClientBase,
+  box: SecretBox,
+  robotIds: string[],
+  batchSize: number,
+  onError: (batch: string[], e: unknown) => Promise<void>,
+): Promise<BatchResult> {
+  const batches: string[][] = [];
+  for (let i = 0; i < robotIds.length; i += batchSize) batches.push(robotIds.slice(i, i + batchSize));
+  const out: BatchResult = { stored: [], raced: [] };
+  const settle = (batch: string[], p: Promise<BatchResult>) =>
+    p.then(
+      (r) => {
+        out.stored.push(...r.stored);
+        out.raced.push(...r.raced);
+      },
+      (e) => onError(batch, e),
+    );
+  const prepared = batches.map(() => null as Promise<Prepared[]> | null);
+  const prepareAt = (i: number) => {
+    if (i >= batches.length) return;
+    prepared[i] = prepareBatch(c, box, batches[i]);
+    prepared[i]?.catch(() => {}); // awaited below
+  };
+  const stores: Promise<void>[] = [];
+  prepareAt(0);
+  for (let i = 0; i < batches.length; i++) {
+    let rows: Prepared[];
+    try {
+      rows = (await prepared[i]) as Prepared[];
+    } catch (e) {
+      prepareAt(i + 1);
+      await onError(batches[i], e);
+      continue;
+    }
+    prepareAt(i + 1); // sent now: the database prepares it while this batch is signed
+    const signed = signRows(c, box, rows);
+    stores.push(
+      settle(
+        batches[i],
+        signed.then((items) => storeBatch(c, rows, items)),
+      ),
+    );
+    await signed.catch(() => {});
+  }
+  await Promise.all(stores);
+  return out;
 }
