@@ -4870,7 +4870,8 @@ AS $function$
 declare
   ids uuid[];
 begin
-  ids := array(select n.id from new_rows n join old_rows o on o.id = n.id where n.name is distinct from o.name);
+  ids := array(select n.id from new_rows n join old_rows o on o.id = n.id
+                where (n.name, n.team_id) is distinct from (o.name, o.team_id));
   if cardinality(ids) > 0 then
     perform gk_private.robots_certificates_dirty(ids);
   end if;
