@@ -301,6 +301,24 @@ Every director root version of a team (robots fetch N.root.json).';
 grant select on gk_public.director_roots to gk_admin;
 grant select on gk_public.director_roots to gk_viewer;
 
+create table gk_public.ecu_keys (
+  ecu_id uuid not null,
+  team_id uuid not null,
+  key_type text default 'ed25519'::text not null,
+  public_key text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint ecu_keys_pkey PRIMARY KEY (ecu_id),
+  constraint ecu_keys_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON DELETE CASCADE,
+  constraint ecu_keys_key_type_check CHECK (key_type = 'ed25519'::text),
+  constraint ecu_keys_public_key_check CHECK (public_key ~ '^[0-9a-f]{64}$'::text)
+);
+CREATE INDEX ecu_keys_team_idx ON gk_public.ecu_keys USING btree (team_id);
+comment on table gk_public.ecu_keys is 'Each ECU''s public key (ed25519), against which the signatures of its robot''s manifests are checked.';
+grant delete, select on gk_public.ecu_keys to gk_admin;
+grant insert (ecu_id, public_key, team_id) on gk_public.ecu_keys to gk_admin;
+grant update (public_key) on gk_public.ecu_keys to gk_admin;
+grant select on gk_public.ecu_keys to gk_viewer;
+
 create table gk_public.ecu_telemetry (
   team_id uuid not null,
   robot_id uuid not null,
@@ -4207,6 +4225,18 @@ AS $function$
      and c.status = 'issued' and c.not_after > now()
    order by c.issued_at desc, c.created_at desc
    limit 1;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_ecu_keys(robot_id uuid)
+ RETURNS TABLE(serial text, is_primary boolean, public_key text)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select e.serial, e.is_primary, k.public_key
+    from gk_public.ecus e left join gk_public.ecu_keys k on k.ecu_id = e.id
+   where e.robot_id = robot_ecu_keys.robot_id
+   order by e.serial
+   limit 1000;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)

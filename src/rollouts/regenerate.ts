@@ -138,17 +138,25 @@ export interface BatchResult {
   raced: string[];
 }
 
-/** Schedules and reads a batch (one statement; a team without a director gets one first): the rows to sign. */
-async function prepareBatch(c: pg.ClientBase, box: SecretBox, robotIds: string[]): Promise<Prepared[]> {
-  const prepare = async () => (await c.query<Prepared>(PREPARE, [robotIds, false])).rows;
-  return (await withDirectors(c, box, await prepare(), prepare)).filter((r) => r.dirty || !r.fresh);
+/** A batch read and its teams' online keys opened: signing it needs no query. */
+interface PreparedBatch {
+  rows: Prepared[];
+  keys: Map<string, SigningKey>;
 }
 
-async function signRows(c: pg.ClientBase, box: SecretBox, rows: Prepared[]): Promise<Signed[]> {
-  const items: Signed[] = [];
-  for (const r of rows) items.push(sign(await onlineKey(c, box, r.team_id, r.online_key_id as string), r));
-  return items;
+/** Schedules and reads a batch (one statement; a team without a director gets one first). */
+async function prepareBatch(c: pg.ClientBase, box: SecretBox, robotIds: string[]): Promise<PreparedBatch> {
+  const prepare = async () => (await c.query<Prepared>(PREPARE, [robotIds, false])).rows;
+  const rows = (await withDirectors(c, box, await prepare(), prepare)).filter((r) => r.dirty || !r.fresh);
+  const keys = new Map<string, SigningKey>();
+  for (const r of rows) {
+    const id = r.online_key_id as string;
+    if (!keys.has(id)) keys.set(id, await onlineKey(c, box, r.team_id, id));
+  }
+  return { rows, keys };
 }
+
+const signBatch = (b: PreparedBatch): Signed[] => b.rows.map((r) => sign(b.keys.get(r.online_key_id as string) as SigningKey, r));
 
 async function storeBatch(c: pg.ClientBase, rows: Prepared[], items: Signed[]): Promise<BatchResult> {
   const done = items.length ? await store(c, items) : new Set<string>();
@@ -165,17 +173,18 @@ export async function regenerateBatch(
   robotIds: string[],
   beforeStore?: () => Promise<void>,
 ): Promise<BatchResult> {
-  const rows = await prepareBatch(c, box, robotIds);
+  const batch = await prepareBatch(c, box, robotIds);
   // No lock is held while signing.
-  const items = await signRows(c, box, rows);
+  const items = signBatch(batch);
   await beforeStore?.();
-  return storeBatch(c, rows, items);
+  return storeBatch(c, batch.rows, items);
 }
 
 /**
- * The sweep: regenerateBatch over consecutive batches, pipelined on the one connection — the
- * next batch's preparation and this batch's store are sent before this batch is signed, so the
- * database works while this process signs. A failed batch goes to `onError` and the others go on.
+ * The sweep: regenerateBatch over consecutive batches, pipelined — the next batch's preparation
+ * is in flight on the connection while this batch is signed, so the database works while this
+ * process signs (one query at a time on the connection). A failed batch goes to `onError` and
+ * the others go on.
  */
 export async function regenerateInBatches(
   c: pg.ClientBase,
@@ -187,41 +196,38 @@ export async function regenerateInBatches(
   const batches: string[][] = [];
   for (let i = 0; i < robotIds.length; i += batchSize) batches.push(robotIds.slice(i, i + batchSize));
   const out: BatchResult = { stored: [], raced: [] };
-  const settle = (batch: string[], p: Promise<BatchResult>) =>
-    p.then(
-      (r) => {
-        out.stored.push(...r.stored);
-        out.raced.push(...r.raced);
-      },
-      (e) => onError(batch, e),
-    );
-  const prepared = batches.map(() => null as Promise<Prepared[]> | null);
   const prepareAt = (i: number) => {
-    if (i >= batches.length) return;
-    prepared[i] = prepareBatch(c, box, batches[i]);
-    prepared[i]?.catch(() => {}); // awaited below
+    if (i >= batches.length) return null;
+    const p = prepareBatch(c, box, batches[i]);
+    p.catch(() => {}); // awaited below
+    return p;
   };
-  const stores: Promise<void>[] = [];
-  prepareAt(0);
+  let next = prepareAt(0);
   for (let i = 0; i < batches.length; i++) {
-    let rows: Prepared[];
+    let batch: PreparedBatch | null = null;
     try {
-      rows = (await prepared[i]) as Prepared[];
+      batch = await next;
     } catch (e) {
-      prepareAt(i + 1);
       await onError(batches[i], e);
-      continue;
     }
-    prepareAt(i + 1); // sent now: the database prepares it while this batch is signed
-    const signed = signRows(c, box, rows);
-    stores.push(
-      settle(
-        batches[i],
-        signed.then((items) => storeBatch(c, rows, items)),
-      ),
-    );
-    await signed.catch(() => {});
+    next = prepareAt(i + 1); // in flight while this batch is signed
+    if (!batch) continue;
+    let items: Signed[] | null = null;
+    let failure: unknown = null;
+    try {
+      items = signBatch(batch);
+    } catch (e) {
+      failure = e;
+    }
+    await next?.catch(() => {}); // the connection is free again; `next` keeps its outcome
+    try {
+      if (failure !== null) throw failure;
+      const r = await storeBatch(c, batch.rows, items as Signed[]);
+      out.stored.push(...r.stored);
+      out.raced.push(...r.raced);
+    } catch (e) {
+      await onError(batches[i], e);
+    }
   }
-  await Promise.all(stores);
   return out;
 }
