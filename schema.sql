@@ -773,7 +773,7 @@ create table gk_public.rollout_images (
   hardware_id text not null,
   image_id uuid not null,
   constraint rollout_images_pkey PRIMARY KEY (rollout_id, hardware_id),
-  constraint rollout_images_team_id_image_id_fkey FOREIGN KEY (team_id, image_id) REFERENCES gk_public.images(team_id, id),
+  constraint rollout_images_team_id_image_id_fkey FOREIGN KEY (team_id, image_id) REFERENCES gk_public.images(team_id, id) DEFERRABLE INITIALLY DEFERRED,
   constraint rollout_images_team_id_rollout_id_fkey FOREIGN KEY (team_id, rollout_id) REFERENCES gk_public.rollouts(team_id, id) ON DELETE CASCADE,
   constraint rollout_images_hardware_id_check CHECK (hardware_id ~ '^[[:graph:]]{1,100}$'::text)
 );

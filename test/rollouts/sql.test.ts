@@ -74,6 +74,27 @@ describe("rollouts: team scoping", () => {
   });
 });
 
+describe("rollouts: deletion", () => {
+  it("deleting a team with a launched rollout takes its rollouts, images and robots with it; the image alone is refused", async () => {
+    const f = await fleet(2);
+    await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-a", image: f.image }], state: "launched" });
+    // The image alone cannot go while a rollout maps it.
+    await expect(db.query("delete from gk_public.images where id = $1", [f.image.id])).rejects.toMatchObject({ code: "23503" });
+    await db.query("delete from gk_public.teams where id = $1", [f.team.id]);
+    const left = await db.query(
+      `select (select count(*) from gk_public.rollouts where team_id = $1)::int + (select count(*) from gk_public.images where team_id = $1)::int
+            + (select count(*) from gk_public.robots where team_id = $1)::int as n`,
+      [f.team.id],
+    );
+    expect(left.rows[0].n).toBe(0);
+    // The team's blob prefix purge (this test runs no blob store) is not what this file tests.
+    await db.query(
+      `select graphile_worker.permanently_fail_jobs(array(select id from graphile_worker.jobs where task_identifier = 'blobs__purge_prefix'),
+                                                    'no blob store in this test')`,
+    );
+  });
+});
+
 describe("rollouts: launch", () => {
   it("creates pending rows and marks every targeted robot's director dirty in one statement; only a prepared rollout launches", async () => {
     const f = await fleet(5);
