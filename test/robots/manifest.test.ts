@@ -1,15 +1,18 @@
 // Manifests are stored only once their signatures verify (src/robots/manifest.ts), through the
 // real robot API over mutual TLS: a manifest signed by securesystemslib (an independent
 // implementation) against the ECUs' keys registered by an admin; tampered, wrongly signed,
-// unregistered or foreign ECUs refused with a clear error and nothing recorded.
+// unregistered or foreign ECUs refused with a clear error and nothing recorded; keys registered
+// by an admin through GraphQL.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
 import { type EcuRow, insertEcus, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
+import { httpGraphql } from "../helpers/graphql.ts";
 import { needs } from "../helpers/requirements.ts";
 import { nodeSignedManifest, pythonSignedManifest, registerEcuKeys } from "./helpers/manifests.ts";
 import { type RobotApiHarness, type RobotCredentials, setupRobotApi } from "./helpers/robot-api.ts";
 
 const db = await createTestDb();
+const api = await httpGraphql(db);
 let h: RobotApiHarness;
 let robot: { id: string; creds: RobotCredentials };
 let ecus: EcuRow[];
@@ -47,6 +50,24 @@ describe("robot manifests", () => {
     ].signed.installed_image.filepath = "cam-6.6.6";
     expect(await post(tampered)).toMatchObject({ status: 422, body: { error: /not signed by the primary ECU/ } });
     expect(await manifests()).toBe(before + 1);
+  });
+
+  it("an admin registers an ECU's key through GraphQL (createEcuKey); a viewer cannot; a malformed key is refused", async () => {
+    const CREATE = `mutation($ecu: UUID!, $team: UUID!, $key: String!) {
+      createEcuKey(input: { ecuKey: { ecuId: $ecu, teamId: $team, publicKey: $key } }) { ecuKey { ecuId publicKey } }
+    }`;
+    const { manifest, keys } = nodeSignedManifest(ecus[0].serial, bodies());
+    await db.query("delete from gk_public.ecu_keys where ecu_id = any($1)", [ecus.map((e) => e.id)]);
+    const asViewer = await api.exec("viewer", CREATE, { ecu: ecus[0].id, team: ecus[0].team_id, key: keys[ecus[0].serial] });
+    expect(asViewer.errors?.[0].message).toMatch(/permission denied/);
+    const bad = await api.exec("admin", CREATE, { ecu: ecus[0].id, team: ecus[0].team_id, key: "not-hex" });
+    expect(bad.errors?.[0].message).toMatch(/ecu_keys_public_key_check/);
+    for (const e of ecus) {
+      const r = await api.exec("admin", CREATE, { ecu: e.id, team: e.team_id, key: keys[e.serial] });
+      expect(r.errors).toBeUndefined();
+      expect(r.data.createEcuKey.ecuKey).toEqual({ ecuId: e.id, publicKey: keys[e.serial] });
+    }
+    expect(await post(manifest)).toMatchObject({ status: 201, body: { valid: true } });
   });
 
   it("refuses a version report not signed by its ECU's key, or a vehicle manifest not signed by the primary", async () => {
