@@ -302,6 +302,24 @@ Every director root version of a team (robots fetch N.root.json).';
 grant select on gk_public.director_roots to gk_admin;
 grant select on gk_public.director_roots to gk_viewer;
 
+create table gk_public.ecu_keys (
+  ecu_id uuid not null,
+  team_id uuid not null,
+  key_type text default 'ed25519'::text not null,
+  public_key text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint ecu_keys_pkey PRIMARY KEY (ecu_id),
+  constraint ecu_keys_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON DELETE CASCADE,
+  constraint ecu_keys_key_type_check CHECK (key_type = 'ed25519'::text),
+  constraint ecu_keys_public_key_check CHECK (public_key ~ '^[0-9a-f]{64}$'::text)
+);
+CREATE INDEX ecu_keys_team_idx ON gk_public.ecu_keys USING btree (team_id);
+comment on table gk_public.ecu_keys is 'Each ECU''s public key (ed25519), against which the signatures of its robot''s manifests are checked.';
+grant delete, select on gk_public.ecu_keys to gk_admin;
+grant insert (ecu_id, public_key, team_id) on gk_public.ecu_keys to gk_admin;
+grant update (public_key) on gk_public.ecu_keys to gk_admin;
+grant select on gk_public.ecu_keys to gk_viewer;
+
 create table gk_public.ecu_telemetry (
   team_id uuid not null,
   robot_id uuid not null,
@@ -761,7 +779,7 @@ create table gk_public.rollout_images (
   hardware_id text not null,
   image_id uuid not null,
   constraint rollout_images_pkey PRIMARY KEY (rollout_id, hardware_id),
-  constraint rollout_images_team_id_image_id_fkey FOREIGN KEY (team_id, image_id) REFERENCES gk_public.images(team_id, id),
+  constraint rollout_images_team_id_image_id_fkey FOREIGN KEY (team_id, image_id) REFERENCES gk_public.images(team_id, id) DEFERRABLE INITIALLY DEFERRED,
   constraint rollout_images_team_id_rollout_id_fkey FOREIGN KEY (team_id, rollout_id) REFERENCES gk_public.rollouts(team_id, id) ON DELETE CASCADE,
   constraint rollout_images_hardware_id_check CHECK (hardware_id ~ '^[[:graph:]]{1,100}$'::text)
 );
@@ -790,7 +808,7 @@ CREATE INDEX rollout_robot_ecus_ecu_idx ON gk_public.rollout_robot_ecus USING bt
 CREATE INDEX rollout_robot_ecus_robot_idx ON gk_public.rollout_robot_ecus USING btree (rollout_id, robot_id);
 comment on table gk_public.rollout_robot_ecus is '@name rollout_robot_ecu
 @behavior -insert -update -delete
-Per ECU of a scheduled robot: the image listed for it and its last reported status.';
+Per ECU that reported an event in a rollout: the image the rollout maps it to and its last reported status.';
 grant select on gk_public.rollout_robot_ecus to gk_admin;
 grant select on gk_public.rollout_robot_ecus to gk_viewer;
 
@@ -3107,23 +3125,23 @@ begin
   if robot_ids is null or cardinality(robot_ids) = 0 then
     return 0;
   end if;
-  -- One statement: existing rows updated (in robot_id order), missing ones inserted.
-  with ids as (
-    select r.id, r.team_id
-      -- A join on unnest, not "= any(robot_ids)": a 50,000-element array must not be scanned per row.
-      from unnest(robot_ids) u (id)
-      join gk_public.robots r on r.id = u.id
-  ), marked as (
+  -- One statement: existing rows updated (in robot_id order), missing ones inserted. Only the
+  -- missing ones are looked up in robots (for their team): a launch's 50,000 robots mostly have
+  -- a row already. A join on unnest, not "= any(robot_ids)": a 50,000-element array must not be
+  -- scanned per row.
+  with marked as (
     update gk_public.robot_directors d
        set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1
-      from (select ids.id from ids order by ids.id) i
+      from (select u.id from unnest(robot_ids) u (id) order by u.id) i
      where d.robot_id = i.id
     returning 1
   ), added as (
     insert into gk_public.robot_directors (robot_id, team_id)
-    select ids.id, ids.team_id from ids
-     where not exists (select 1 from gk_public.robot_directors d where d.robot_id = ids.id)
-     order by ids.id
+    select r.id, r.team_id
+      from unnest(robot_ids) u (id)
+      join gk_public.robots r on r.id = u.id
+     where not exists (select 1 from gk_public.robot_directors d where d.robot_id = u.id)
+     order by r.id
     on conflict (robot_id) do nothing
     returning 1
   )
@@ -3202,43 +3220,42 @@ AS $function$
 begin
   -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
   -- stays a nested loop even right after a launch, before the tables' statistics catch up.
-  perform 1 from unnest(robot_ids) u (id)
-    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
-   order by rr.robot_id
-     for update of rr;
-
-  insert into gk_public.rollout_robot_ecus (team_id, rollout_id, robot_id, ecu_id, image_id)
-  select rr.team_id, rr.rollout_id, rr.robot_id, e.id, ri.image_id
-    from unnest(robot_ids) u (id)
-    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
-    -- OFFSET 0 keeps this a per-robot probe of ecus_robot_id_serial_key.
-    cross join lateral (select e.id, e.team_id, e.hardware_id, e.installed_image_id from gk_public.ecus e
-                         where e.robot_id = rr.robot_id offset 0) e
-    join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
-   where e.team_id = rr.team_id and e.installed_image_id is distinct from ri.image_id
-  on conflict do nothing;
-
+  -- Locked first, in robot_id order (the lock order), then updated in one statement.
   return query
+  with pending as (
+    select rr.rollout_id, rr.robot_id, rr.team_id
+      from unnest(robot_ids) u (id)
+      join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
+     order by rr.robot_id
+       for update of rr
+  ), verdict as (
+    select p.rollout_id, p.robot_id,
+           exists (select 1 from gk_public.ecus e
+                     join gk_public.rollout_images ri on ri.rollout_id = p.rollout_id and ri.team_id = p.team_id
+                                                     and ri.hardware_id = e.hardware_id
+                    where e.robot_id = p.robot_id and e.team_id = p.team_id
+                      and e.installed_image_id is distinct from ri.image_id) as listed
+      from pending p
+  )
   update gk_public.rollout_robots rr
-     set state = case when x.listed then 'scheduled' else 'skipped' end,
-         result = case when x.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
+     set state = case when v.listed then 'scheduled' else 'skipped' end,
+         result = case when v.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
          updated_at = now()
-    from (select r.rollout_id, r.robot_id,
-                 exists (select 1 from gk_public.rollout_robot_ecus y where y.rollout_id = r.rollout_id and y.robot_id = r.robot_id) as listed
-            from unnest(robot_ids) u (id)
-            join gk_public.rollout_robots r on r.robot_id = u.id and r.state = 'pending') x
-   where rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
+    from verdict v
+   where rr.rollout_id = v.rollout_id and rr.robot_id = v.robot_id
   returning rr.robot_id;
 end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_store(robot_ids uuid[], generations bigint[], read_timestamp_versions integer[], root_versions integer[], expires timestamp with time zone[], targets text[], snapshots text[], timestamps text[])
  RETURNS SETOF uuid
- LANGUAGE sql
+ LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET jit TO 'off'
 AS $function$
+begin
+  return query
   with s as (
     select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
       as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
@@ -3259,28 +3276,30 @@ AS $function$
     on conflict (robot_id) do update set targets = excluded.targets, snapshot = excluded.snapshot, timestamp = excluded.timestamp
     returning x.robot_id
   )
-  select documents.robot_id from documents
+  select documents.robot_id from documents;
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
  RETURNS TABLE(robot_id uuid, ecu_serial text, hardware_id text, rollout_id uuid, image_name text, image_version text, length bigint, sha256 text, sha512 text)
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET jit TO 'off'
 AS $function$
+begin
+  return query
   select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
     from unnest(robot_ids) u (id)
     join gk_public.ecus e on e.robot_id = u.id
     left join lateral (
-      select x.image_id, x.rollout_id
-        from gk_public.rollout_robot_ecus x
-        join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
-       where x.ecu_id = e.id and rr.state in ('scheduled', 'accepted', 'completed')
-       order by rr.created_at desc
-       limit 1) w on true
+      select ri.image_id, rr.rollout_id
+        from gk_public.rollout_robots rr
+        join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
+       where rr.robot_id = e.robot_id and rr.state in ('scheduled', 'accepted')) w on true
     join gk_public.images i on i.id = coalesce(w.image_id, e.installed_image_id) and i.team_id = e.team_id
-   order by e.robot_id, e.serial
+   order by e.robot_id, e.serial;
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.enqueue(task text, payload jsonb DEFAULT '{}'::jsonb, job_key text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, queue_name text DEFAULT NULL::text, job_key_mode text DEFAULT 'replace'::text)
@@ -4316,6 +4335,18 @@ AS $function$
    limit 1;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.robot_ecu_keys(robot_id uuid)
+ RETURNS TABLE(serial text, is_primary boolean, public_key text)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select e.serial, e.is_primary, k.public_key
+    from gk_public.ecus e left join gk_public.ecu_keys k on k.ecu_id = e.id
+   where e.robot_id = robot_ecu_keys.robot_id
+   order by e.serial
+   limit 1000;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)
  RETURNS gk_public.robot_manifests
  LANGUAGE sql
@@ -4508,8 +4539,10 @@ begin
   -- The robot's unfinished rollout row (at most one), locked before anything else of it.
   select rr.* into v_rr from gk_public.rollout_robots rr
    where rr.robot_id = p_robot_id and rr.state in ('scheduled', 'accepted') for update;
+  -- The image the rollout maps this ECU's hardware id to (director_targets lists the same).
   if v_rr.rollout_id is not null then
-    select x.image_id into v_image from gk_public.rollout_robot_ecus x where x.rollout_id = v_rr.rollout_id and x.ecu_id = v_ecu.id;
+    select ri.image_id into v_image from gk_public.rollout_images ri
+     where ri.rollout_id = v_rr.rollout_id and ri.team_id = v_rr.team_id and ri.hardware_id = v_ecu.hardware_id;
   end if;
 
   insert into gk_public.rollout_events (team_id, robot_id, event_id, ecu_id, rollout_id, type, description)
@@ -4528,8 +4561,10 @@ begin
     return 'recorded';
   end if;
 
-  update gk_public.rollout_robot_ecus x set status = p_type, updated_at = now()
-   where x.rollout_id = v_rr.rollout_id and x.ecu_id = v_ecu.id;
+  -- The ECU's row of this rollout appears at its first event (scheduling creates none).
+  insert into gk_public.rollout_robot_ecus as x (team_id, rollout_id, robot_id, ecu_id, image_id, status)
+  values (v_rr.team_id, v_rr.rollout_id, p_robot_id, v_ecu.id, v_image, p_type)
+  on conflict (rollout_id, ecu_id) do update set status = excluded.status, updated_at = now();
   if p_type in ('download_failed', 'installation_failed') then
     update gk_public.rollout_robots rr
        set state = 'failed', updated_at = now(),
@@ -4537,8 +4572,10 @@ begin
      where rr.rollout_id = v_rr.rollout_id and rr.robot_id = p_robot_id;
     return 'recorded';
   end if;
-  select count(*) into v_pending from gk_public.rollout_robot_ecus x
-   where x.rollout_id = v_rr.rollout_id and x.robot_id = p_robot_id and x.status is distinct from 'installation_completed';
+  -- ECUs the rollout maps that do not run its image yet (installed_image_id was set above).
+  select count(*) into v_pending from gk_public.ecus e
+    join gk_public.rollout_images ri on ri.rollout_id = v_rr.rollout_id and ri.team_id = v_rr.team_id and ri.hardware_id = e.hardware_id
+   where e.robot_id = p_robot_id and e.installed_image_id is distinct from ri.image_id;
   update gk_public.rollout_robots rr
      set state = case when v_pending = 0 then 'completed' else 'accepted' end,
          result = case when v_pending = 0 then 'installed on every ECU' end,
@@ -4905,10 +4942,10 @@ begin
         from new_rows n join old_rows o on o.id = n.id
        where (n.serial, n.hardware_id) is distinct from (o.serial, o.hardware_id)
           or (n.installed_image_id is distinct from o.installed_image_id
-              and not exists (select 1 from gk_public.rollout_robot_ecus x
-                                join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
-                               where x.ecu_id = n.id and x.image_id = n.installed_image_id
-                                 and rr.state in ('scheduled', 'accepted', 'completed')))));
+              and not exists (select 1 from gk_public.rollout_robots rr
+                                join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id
+                               where rr.robot_id = n.robot_id and rr.state in ('scheduled', 'accepted')
+                                 and ri.hardware_id = n.hardware_id and ri.image_id = n.installed_image_id))));
   end if;
   return null;
 end;
@@ -5053,7 +5090,8 @@ AS $function$
 declare
   ids uuid[];
 begin
-  ids := array(select n.id from new_rows n join old_rows o on o.id = n.id where n.name is distinct from o.name);
+  ids := array(select n.id from new_rows n join old_rows o on o.id = n.id
+                where (n.name, n.team_id) is distinct from (o.name, o.team_id));
   if cardinality(ids) > 0 then
     perform gk_private.robots_certificates_dirty(ids);
   end if;
