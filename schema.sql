@@ -4368,7 +4368,8 @@ grant execute on function gk_private.robot_current_certificate(uuid) to gk_peer;
 CREATE OR REPLACE FUNCTION gk_private.robot_ecu_keys(robot_id uuid)
  RETURNS TABLE(serial text, is_primary boolean, public_key text)
  LANGUAGE sql
- STABLE
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select e.serial, e.is_primary, k.public_key
     from gk_public.ecus e left join gk_public.ecu_keys k on k.ecu_id = e.id
@@ -4376,6 +4377,7 @@ AS $function$
    order by e.serial
    limit 1000;
 $function$;
+grant execute on function gk_private.robot_ecu_keys(uuid) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)
  RETURNS gk_public.robot_manifests

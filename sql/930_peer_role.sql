@@ -22,9 +22,10 @@ begin
     'gk_private.worker_heartbeat(uuid, int, int)',
     'gk_private.export_node_registered(uuid, text, text, interval)',
     'gk_private.export_node_heartbeat(uuid, int)',
-    -- Robot API, robots (src/robots/robot-routes.ts, src/robots/certificate.ts): a manifest, the
-    -- current certificate and the request of its replacement.
+    -- Robot API, robots (src/robots/robot-routes.ts, manifest.ts, certificate.ts): a manifest and
+    -- its ECUs' registered keys (to verify it), the current certificate, its replacement.
     'gk_private.robot_manifest_received(uuid, uuid, boolean, jsonb)',
+    'gk_private.robot_ecu_keys(uuid)',
     'gk_private.robot_current_certificate(uuid)',
     'gk_private.robots_certificate_replacements(uuid[], text[])'
   ]::regprocedure[] loop
