@@ -9,6 +9,7 @@
 
 create schema gk_public;
 grant usage on schema gk_public to gk_admin;
+grant usage on schema gk_public to gk_peer;
 grant usage on schema gk_public to gk_viewer;
 
 create type gk_public.export_resource_type as enum ('image');
@@ -225,6 +226,8 @@ grant select on gk_public.certificates to gk_admin;
 grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id, worker_id) on gk_public.certificates to gk_admin;
 grant update (downloaded_at, fetch_requested_at, retry_requested_at) on gk_public.certificates to gk_admin;
 grant update (downloaded_at) on gk_public.certificates to gk_api;
+grant select on gk_public.certificates to gk_peer;
+grant update (downloaded_at, fetch_requested_at) on gk_public.certificates to gk_peer;
 grant select on gk_public.certificates to gk_viewer;
 
 create table gk_public.containers (
@@ -285,6 +288,8 @@ comment on table gk_public.director_repositories is '@behavior -insert -delete
 A team''s Uptane director: root version and expiry, key ids, lifetimes of each robot''s metadata.';
 grant select on gk_public.director_repositories to gk_admin;
 grant update (resign_window, root_lifetime, snapshot_lifetime, targets_lifetime, timestamp_lifetime) on gk_public.director_repositories to gk_admin;
+grant insert (online_key_id, root_expires, root_key_id, team_id) on gk_public.director_repositories to gk_peer;
+grant select (team_id) on gk_public.director_repositories to gk_peer;
 grant select on gk_public.director_repositories to gk_viewer;
 
 create table gk_public.director_roots (
@@ -300,6 +305,8 @@ create table gk_public.director_roots (
 comment on table gk_public.director_roots is '@behavior -insert -update -delete
 Every director root version of a team (robots fetch N.root.json).';
 grant select on gk_public.director_roots to gk_admin;
+grant insert (document, expires, team_id, version) on gk_public.director_roots to gk_peer;
+grant select (document, team_id, version) on gk_public.director_roots to gk_peer;
 grant select on gk_public.director_roots to gk_viewer;
 
 create table gk_public.ecu_keys (
@@ -636,6 +643,7 @@ create table gk_public.robot_director_documents (
 comment on table gk_public.robot_director_documents is '@behavior -insert -update -delete
 Each robot''s current signed director documents (what it is served).';
 grant select on gk_public.robot_director_documents to gk_admin;
+grant select (robot_id, snapshot, targets, "timestamp") on gk_public.robot_director_documents to gk_peer;
 grant select on gk_public.robot_director_documents to gk_viewer;
 
 create table gk_public.robot_directors (
@@ -663,6 +671,7 @@ CREATE INDEX robot_directors_team_idx ON gk_public.robot_directors USING btree (
 comment on table gk_public.robot_directors is '@behavior -insert -update -delete
 Each robot''s director metadata state: dirty flag, generation, versions, expiry.';
 grant select on gk_public.robot_directors to gk_admin;
+grant select (dirty, expires, robot_id, root_version, team_id) on gk_public.robot_directors to gk_peer;
 grant select on gk_public.robot_directors to gk_viewer;
 
 create table gk_public.robot_group_members (
@@ -745,6 +754,8 @@ Bumped whenever something the robot''s certificate encodes changes (its name, it
 comment on column gk_public.robots.certificate_dirty_since is '@behavior -insert -update
 Since when the robot''s certificate encodes an older generation: it gets a new one at its next certificate read, or from the sweep (robots__regenerate).';
 grant delete, insert, select, update on gk_public.robots to gk_admin;
+grant select (certificate_dirty_since, certificate_generation, id) on gk_public.robots to gk_peer;
+grant update (certificate_dirty_since) on gk_public.robots to gk_peer;
 grant select on gk_public.robots to gk_viewer;
 
 create table gk_public.rollout_events (
@@ -1572,6 +1583,7 @@ end;
 $function$;
 comment on function gk_public.download_certificate(uuid) is 'The certificate PEM (records downloaded_at). Null while the CA has not handed it over yet: call again shortly.';
 grant execute on function gk_public.download_certificate(uuid) to gk_admin;
+grant execute on function gk_public.download_certificate(uuid) to gk_peer;
 grant execute on function gk_public.download_certificate(uuid) to gk_viewer;
 grant execute on function gk_public.download_certificate(uuid) to public;
 
@@ -2181,6 +2193,7 @@ grant execute on function gk_public.tuf_remove_targets(uuid,text[]) to public;
 
 create schema gk_private;
 grant usage on schema gk_private to gk_api;
+grant usage on schema gk_private to gk_peer;
 
 create table gk_private.activation_tasks (
   task text not null,
@@ -2247,6 +2260,8 @@ create table gk_private.director_keys (
   constraint director_keys_role_check CHECK (role = ANY (ARRAY['root'::text, 'online'::text])),
   constraint director_keys_sealed_private_key_check CHECK (sealed_private_key ~~ 'v1:%'::text)
 );
+grant insert (key_id, role, sealed_private_key, team_id) on gk_private.director_keys to gk_peer;
+grant select (key_id, role, sealed_private_key, team_id) on gk_private.director_keys to gk_peer;
 
 create table gk_private.ecu_telemetry_default partition of gk_public.ecu_telemetry default;
 CREATE INDEX ecu_telemetry_default_robot_id_recorded_at_idx ON gk_private.ecu_telemetry_default USING btree (robot_id, recorded_at);
@@ -2287,6 +2302,9 @@ comment on table gk_private.local_ca_authorities is 'Local CA: key pair (private
 grant insert (certificate_pem, name, private_key_sealed) on gk_private.local_ca_authorities to gk_api;
 grant select (certificate_pem, crl_next_update, crl_number, crl_pem, crl_revision, crl_this_update, name, private_key_sealed, revocation_seq) on gk_private.local_ca_authorities to gk_api;
 grant update (crl_next_update, crl_number, crl_pem, crl_revision, crl_this_update) on gk_private.local_ca_authorities to gk_api;
+grant insert (certificate_pem, name, private_key_sealed) on gk_private.local_ca_authorities to gk_peer;
+grant select (certificate_pem, crl_next_update, crl_number, crl_pem, crl_revision, crl_this_update, name, private_key_sealed, revocation_seq) on gk_private.local_ca_authorities to gk_peer;
+grant update (crl_next_update, crl_number, crl_pem, crl_revision, crl_this_update) on gk_private.local_ca_authorities to gk_peer;
 
 create table gk_private.local_ca_certificates (
   id uuid default gen_random_uuid() not null,
@@ -2323,6 +2341,7 @@ CREATE INDEX local_ca_certificates_request_key_idx ON gk_private.local_ca_certif
 CREATE INDEX local_ca_certificates_revoked_idx ON gk_private.local_ca_certificates USING btree (authority, not_after) WHERE (status = 'revoked'::text);
 comment on table gk_private.local_ca_certificates is 'Certificates issued (or pending issuance, deferred mode) by the local CA.';
 grant select (authority, not_after, reason, revoked_at, serial, status) on gk_private.local_ca_certificates to gk_api;
+grant select (authority, not_after, reason, revoked_at, serial, status) on gk_private.local_ca_certificates to gk_peer;
 
 create table gk_private.master_key (
   singleton boolean default true not null,
@@ -2522,7 +2541,6 @@ AS $function$
    order by t.task;
 $function$;
 grant execute on function gk_private.activations_latest() to gk_api;
-grant execute on function gk_private.activations_latest() to public;
 
 CREATE OR REPLACE FUNCTION gk_private.api_token_create(name text, role text, token_sha256 bytea)
  RETURNS uuid
@@ -2896,7 +2914,6 @@ AS $function$
    where c.id = certificate_is_dirty.id;
 $function$;
 grant execute on function gk_private.certificate_is_dirty(uuid) to gk_api;
-grant execute on function gk_private.certificate_is_dirty(uuid) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, claim uuid, error text, permanent boolean, release boolean, forget_attempt boolean DEFAULT false)
  RETURNS void
@@ -3003,12 +3020,14 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.certificate_peer(serial text)
  RETURNS TABLE(certificate_id uuid, profile text, status text, worker_id uuid, controller_id uuid, live boolean)
  LANGUAGE sql
- STABLE
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select c.id, c.profile, c.status, c.worker_id, c.controller_id, c.status = 'issued' and c.not_after > now()
     from gk_public.certificates c
    where c.serial = certificate_peer.serial and c.profile in ('worker', 'controller');
 $function$;
+grant execute on function gk_private.certificate_peer(text) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.certificates_claim_revoke(ids uuid[], claim uuid, ca_timeout interval)
  RETURNS TABLE(id uuid, ca_ref text, serial text, revocation_reason text, attempted boolean)
@@ -3199,6 +3218,7 @@ begin
    order by d.robot_id;
 end;
 $function$;
+grant execute on function gk_private.director_prepare(uuid[],boolean) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.director_roots_due()
  RETURNS SETOF uuid
@@ -3279,6 +3299,7 @@ begin
   select documents.robot_id from documents;
 end;
 $function$;
+grant execute on function gk_private.director_store(uuid[],bigint[],integer[],integer[],timestamp with time zone[],text[],text[],text[]) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
  RETURNS TABLE(robot_id uuid, ecu_serial text, hardware_id text, rollout_id uuid, image_name text, image_version text, length bigint, sha256 text, sha512 text)
@@ -3427,6 +3448,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.export_node_heartbeat(worker_id uuid, attachments integer)
  RETURNS text
  LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   update gk_public.export_nodes n
      set last_heartbeat_at = now(), expires_at = now() + n.heartbeat_ttl,
@@ -3434,10 +3457,13 @@ AS $function$
    where n.worker_id = export_node_heartbeat.worker_id
   returning n.state;
 $function$;
+grant execute on function gk_private.export_node_heartbeat(uuid,integer) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.export_node_registered(worker_id uuid, address text, agent_version text, heartbeat_ttl interval DEFAULT NULL::interval)
  RETURNS TABLE(id uuid, state text)
  LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   with node as (
     insert into gk_public.export_nodes as n (worker_id, address, agent_version, heartbeat_ttl, last_heartbeat_at, expires_at)
@@ -3460,6 +3486,7 @@ AS $function$
        and e.url is distinct from node.address || gk_private.exports_blob_path(e.attachment_id))
   select node.id, node.state from node;
 $function$;
+grant execute on function gk_private.export_node_registered(uuid,text,text,interval) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_blob_path(attachment_id uuid)
  RETURNS text
@@ -3916,7 +3943,6 @@ AS $function$
    order by j.task_identifier;
 $function$;
 grant execute on function gk_private.queue_jobs_by_task() to gk_api;
-grant execute on function gk_private.queue_jobs_by_task() to public;
 
 CREATE OR REPLACE FUNCTION gk_private.queue_reap_workers(max_workers integer)
  RETURNS jsonb
@@ -4296,7 +4322,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.robot_certificate_identity(serial text)
  RETURNS TABLE(certificate_id uuid, robot_id uuid, team_id uuid)
  LANGUAGE sql
- STABLE
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select c.id, r.id, r.team_id
     from gk_public.certificates c
@@ -4306,6 +4333,7 @@ AS $function$
      and c.status = 'issued'
      and c.not_after > now();
 $function$;
+grant execute on function gk_private.robot_certificate_identity(text) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.robot_certificate_subject(robot_id uuid)
  RETURNS jsonb
@@ -4326,7 +4354,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.robot_current_certificate(robot_id uuid)
  RETURNS SETOF gk_public.certificates
  LANGUAGE sql
- STABLE
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select c.* from gk_public.certificates c
    where c.robot_id = robot_current_certificate.robot_id and c.profile = 'robot'
@@ -4334,11 +4363,13 @@ AS $function$
    order by c.issued_at desc, c.created_at desc
    limit 1;
 $function$;
+grant execute on function gk_private.robot_current_certificate(uuid) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.robot_ecu_keys(robot_id uuid)
  RETURNS TABLE(serial text, is_primary boolean, public_key text)
  LANGUAGE sql
- STABLE
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select e.serial, e.is_primary, k.public_key
     from gk_public.ecus e left join gk_public.ecu_keys k on k.ecu_id = e.id
@@ -4346,10 +4377,13 @@ AS $function$
    order by e.serial
    limit 1000;
 $function$;
+grant execute on function gk_private.robot_ecu_keys(uuid) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)
  RETURNS gk_public.robot_manifests
  LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   insert into gk_public.robot_manifests (robot_id, team_id, valid, body)
   select r.id, r.team_id, robot_manifest_received.valid, robot_manifest_received.body
@@ -4357,10 +4391,13 @@ AS $function$
    where r.id = robot_manifest_received.robot_id and r.team_id = robot_manifest_received.team_id
   returning *;
 $function$;
+grant execute on function gk_private.robot_manifest_received(uuid,uuid,boolean,jsonb) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.robots_certificate_replacements(robot_ids uuid[], public_keys text[] DEFAULT NULL::text[])
  RETURNS TABLE(robot_id uuid, certificate_id uuid, requested boolean)
  LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 #variable_conflict use_column
 begin
@@ -4396,6 +4433,7 @@ begin
   select p.robot_id, p.id, false from pending p;
 end;
 $function$;
+grant execute on function gk_private.robots_certificate_replacements(uuid[],text[]) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.robots_certificates_dirty(robot_ids uuid[])
  RETURNS bigint
@@ -4586,6 +4624,7 @@ begin
 end;
 $function$;
 comment on function gk_private.rollouts_record_event(uuid,uuid,text,text,text) is 'Records one ECU event of a robot (idempotent by event id) and moves its rollout row; returns recorded or duplicate.';
+grant execute on function gk_private.rollouts_record_event(uuid,uuid,text,text,text) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.rollouts_schedule_processing()
  RETURNS void
@@ -6034,6 +6073,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.worker_heartbeat(worker_id uuid, live_volumes integer, dead_volumes integer)
  RETURNS text
  LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   update gk_public.workers w
      set last_heartbeat_at = case when w.state = 'landed' then w.last_heartbeat_at else now() end,
@@ -6046,10 +6087,13 @@ AS $function$
    where w.id = worker_heartbeat.worker_id
   returning w.state;
 $function$;
+grant execute on function gk_private.worker_heartbeat(uuid,integer,integer) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.worker_registered(worker_id uuid, address text, agent_version text, heartbeat_ttl interval DEFAULT NULL::interval)
  RETURNS gk_public.workers
  LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   update gk_public.workers w
      set address = worker_registered.address,
@@ -6063,6 +6107,7 @@ AS $function$
    where w.id = worker_registered.worker_id
   returning w.*;
 $function$;
+grant execute on function gk_private.worker_registered(uuid,text,text,interval) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.workers_busy(worker_id uuid)
  RETURNS boolean

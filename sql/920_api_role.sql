@@ -5,28 +5,9 @@
 
 grant usage on schema gk_private to gk_api;
 
--- USAGE on gk_private would let gk_api call every function there that PUBLIC may execute (the
--- default). A SECURITY INVOKER one runs with gk_api's own few privileges; a SECURITY DEFINER one
--- runs as the owner, so PUBLIC loses EXECUTE on those. Only the owner calls them (workers, the
--- CLI, other definer functions; triggers are not checked for EXECUTE), except the ones a default
--- or a constraint calls for whoever writes the row (pure checks like tuf_canonical): they keep
--- it. Views call no definer function of gk_private. This file runs after every change of sql/
--- and after every migration (src/db/migrate.ts applyStoredLogic), so functions added later are
--- covered too.
-do $$
-declare
-  f regprocedure;
-begin
-  for f in
-    select p.oid::regprocedure from pg_proc p
-     where p.pronamespace = 'gk_private'::regnamespace and p.prosecdef and p.prokind in ('f', 'p')
-       and not exists (select 1 from pg_depend d
-                        where d.refclassid = 'pg_proc'::regclass and d.refobjid = p.oid
-                          and d.classid in ('pg_attrdef'::regclass, 'pg_constraint'::regclass, 'pg_rewrite'::regclass, 'pg_policy'::regclass))
-  loop
-    execute format('revoke execute on function %s from public', f);
-  end loop;
-end $$;
+-- USAGE on gk_private would let gk_api call every SECURITY DEFINER function there through PUBLIC's
+-- default EXECUTE: sql/990_definer_execute.sql takes it away from PUBLIC (it runs after every
+-- grants file, so functions made SECURITY DEFINER below and in sql/930 are covered too).
 
 -- Entry points of the server itself: token lookup (sql/100_api_tokens.sql) and the audit
 -- recorder (sql/120_api_audit.sql), both SECURITY DEFINER where they are defined.
@@ -56,8 +37,10 @@ grant update (name) on gk_public.provisioning_credentials to gk_api;
 -- lock the authority, read the revoked serials, sign, store). It reads the sealed CA key, which
 -- only opens under the master key the process holds anyway, and inserts the authority when no
 -- process has made it yet.
+-- The mutual-TLS listeners (gk_peer, sql/930_peer_role.sql) have a built-in CA of their own on
+-- their pools (src/cli/parts.ts) for the same two things: the gateway's CRL, robots' CA certificate.
 grant select (name, certificate_pem, private_key_sealed, revocation_seq, crl_number, crl_revision, crl_pem, crl_this_update, crl_next_update),
       insert (name, certificate_pem, private_key_sealed),
       update (crl_pem, crl_number, crl_revision, crl_this_update, crl_next_update)
-   on gk_private.local_ca_authorities to gk_api;
-grant select (authority, serial, revoked_at, reason, status, not_after) on gk_private.local_ca_certificates to gk_api;
+   on gk_private.local_ca_authorities to gk_api, gk_peer;
+grant select (authority, serial, revoked_at, reason, status, not_after) on gk_private.local_ca_certificates to gk_api, gk_peer;

@@ -12,6 +12,7 @@ import { embeddedFiles, type EmbeddedDb, freePort, loadEmbeddedPostgres, startEm
 import { API_LOGIN_ROLE, ensureEmbeddedApiLogin } from "../src/db/embedded-api-login.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { API_APPLICATION_NAME } from "../src/server/api-role.ts";
+import { peerConnectionString } from "../src/peers/peer-role.ts";
 import { startAdminServer } from "../src/server/server.ts";
 import { cliEnv, CLI, ROOT } from "./helpers/cli.ts";
 import { testServices } from "./helpers/jobs.ts";
@@ -108,8 +109,19 @@ describe("the embedded PostgreSQL", () => {
         rolbypassrls: false,
         rolreplication: false,
         scram: true,
-        member_of: ["gk_admin", "gk_api", "gk_viewer"],
+        member_of: ["gk_admin", "gk_api", "gk_peer", "gk_viewer"],
       });
+      // The mutual-TLS listeners' pools log in as it too and start as gk_peer (src/cli/parts.ts).
+      const peers = new pg.Client({ connectionString: peerConnectionString(apiUrl) });
+      await peers.connect();
+      try {
+        expect((await peers.query("select current_user::text as role, session_user::text as login")).rows[0]).toEqual({
+          role: "gk_peer",
+          login: API_LOGIN_ROLE,
+        });
+      } finally {
+        await peers.end();
+      }
       expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
       expect((await fetch(`${server.url}/metrics`)).status).toBe(200);
       // Every connection of the server, as the database sees it.

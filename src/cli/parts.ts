@@ -2,6 +2,9 @@
 // and registered with its lifecycle so that shutdown stops it in reverse order.
 import { areaPeerRoutes, areaRobotRoutes, areaServerParts } from "../areas.ts";
 import { createPool } from "../db/pool.ts";
+import { checkPeerSession, peerConnectionString } from "../peers/peer-role.ts";
+import type pg from "pg";
+import type { Services } from "../services.ts";
 import { startGatewayInBackground, startRobotApiInBackground } from "../peers/serve-gateway.ts";
 import type { AdminServer } from "../server/server.ts";
 import type { App } from "./boot.ts";
@@ -62,16 +65,35 @@ export async function startServerPart(app: App, opts: { host: string; port: numb
 }
 
 /**
+ * What a mutual-TLS listener queries through: a pool whose connections start as gk_peer
+ * (sql/930_peer_role.sql), on the admin server's login when there is one (API_DATABASE_URL, the
+ * embedded gk_api_login), and the built-in CA on that pool (the CRL the gateway serves, the CA
+ * certificate robots are handed), whose CRL part gk_peer is granted as gk_api is.
+ */
+async function peerParts(app: App, name: string, max: number): Promise<{ pool: pg.Pool; services: Services }> {
+  const { caFromEnv } = await import("../adapters/ca/from-config.ts");
+  const pool = createPool(peerConnectionString(app.db.apiUrl ?? app.db.url), max);
+  app.life.add(`${name} pool`, () => pool.end());
+  // At startup, not in the background: a login that is not gk_peer's member stops the command with one line.
+  await checkPeerSession(pool, name);
+  const ca = await caFromEnv(process.env, app.config.home, {
+    pool,
+    ...(app.services.secrets ? { secrets: app.services.secrets } : {}),
+  });
+  return { pool, services: { ...app.services, ...(ca ? { ca } : {}) } };
+}
+
+/**
  * The peer gateway (mutual TLS) where agents register and heartbeat, when PEER_PORT is set. It
  * starts once the controller certificate is issued (a worker issues it), without holding up the
  * admin API.
  */
-export function startPeerGatewayPart(app: App, opts: { host: string }): void {
+export async function startPeerGatewayPart(app: App, opts: { host: string }): Promise<void> {
+  if (app.config.PEER_PORT === undefined) return;
   startGatewayInBackground({
     port: app.config.PEER_PORT,
     host: app.config.PEER_HOST ?? opts.host,
-    pool: app.pool("peer gateway", 4),
-    services: app.services,
+    ...(await peerParts(app, "peer gateway", 4)),
     routes: areaPeerRoutes,
     log: app.log,
     onStarted: (g) => app.life.add("peer gateway", () => g.close()),
@@ -82,12 +104,13 @@ export function startPeerGatewayPart(app: App, opts: { host: string }): void {
  * The robot API (mutual TLS with robot certificates) when ROBOT_PORT (or --robot-port) is set;
  * like the peer gateway, it starts once the controller certificate it presents is issued.
  */
-export function startRobotApiPart(app: App, opts: { host: string; port: number | undefined }): void {
+export async function startRobotApiPart(app: App, opts: { host: string; port: number | undefined }): Promise<void> {
+  const port = opts.port ?? app.config.ROBOT_PORT;
+  if (port === undefined) return;
   startRobotApiInBackground({
-    port: opts.port ?? app.config.ROBOT_PORT,
+    port,
     host: app.config.ROBOT_HOST ?? opts.host,
-    pool: app.pool("robot API", 8),
-    services: app.services,
+    ...(await peerParts(app, "robot API", 8)),
     routes: areaRobotRoutes,
     log: app.log,
     onStarted: (l) => app.life.add("robot API", () => l.close()),

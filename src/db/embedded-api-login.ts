@@ -2,7 +2,8 @@
 // and `serve` without DATABASE_URL no API connection logs in as the superuser. Made (or updated)
 // after every migrate with a random password kept next to the superuser's, in
 // `<data>.api-password` (0600), scram-sha-256 like every login there (src/db/embedded.ts).
-// NOINHERIT: it holds no privilege until a connection switches to gk_api (src/server/api-role.ts),
+// NOINHERIT: it holds no privilege until a connection switches to gk_api (src/server/api-role.ts)
+// or, for the mutual-TLS listeners, to gk_peer (src/peers/peer-role.ts),
 // and it may switch to gk_admin/gk_viewer for GraphQL requests.
 import fs from "node:fs";
 import pg from "pg";
@@ -40,7 +41,7 @@ export async function ensureEmbeddedApiLogin(ownerUrl: string, dataDir: string):
     );
     await client.query(`do $$
       begin
-        grant gk_api, gk_admin, gk_viewer to ${API_LOGIN_ROLE};
+        grant gk_api, gk_admin, gk_viewer, gk_peer to ${API_LOGIN_ROLE};
       exception when unique_violation then null;
       end $$`);
   } finally {

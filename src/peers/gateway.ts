@@ -75,6 +75,7 @@ export async function startPeerGateway(opts: {
   return listenMutualTls({
     name: "peer gateway",
     identity: opts.identity,
+    db: opts.db,
     host: opts.host,
     port: opts.port,
     log: opts.log,

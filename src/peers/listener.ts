@@ -1,12 +1,16 @@
 // An HTTPS listener with mutual TLS, presenting Groundskeeper's controller certificate
 // (src/peers/controller.ts) and accepting only client certificates of our CA: the handshake
 // refuses anything else. Shared by the peer gateway (agents, src/peers/gateway.ts) and the robot
-// API (src/peers/robot-api.ts); what each does with the authenticated caller is theirs.
+// API (src/peers/robot-api.ts); what each does with the authenticated caller is theirs. Neither
+// starts unless its database connections run as gk_peer (src/peers/peer-role.ts): what a caller
+// reaches through them is only what sql/930_peer_role.sql grants.
 import https from "node:https";
 import type http from "node:http";
 import type { AddressInfo } from "node:net";
+import type pg from "pg";
 import type { Logger } from "pino";
 import type { ControllerIdentity } from "./controller.ts";
+import { checkPeerSession } from "./peer-role.ts";
 
 export interface MutualTlsListener {
   url: string;
@@ -27,6 +31,8 @@ export async function listenMutualTls(opts: {
   /** Named in the logs ("peer gateway", "robot API"). */
   name: string;
   identity: ControllerIdentity;
+  /** The pool its routes query: checked to run as gk_peer before it listens. */
+  db: Pick<pg.Pool, "query">;
   host: string;
   port: number;
   log: Logger;
@@ -35,6 +41,8 @@ export async function listenMutualTls(opts: {
   /** How often the server certificate is reloaded (it is renewed before it expires). */
   reloadMs?: number;
 }): Promise<MutualTlsListener> {
+  const session = await checkPeerSession(opts.db, opts.name);
+  opts.log.debug(session, `${opts.name}: connections run as gk_peer`);
   const creds = await opts.identity.wait();
   const server = https.createServer(
     { key: creds.keyPem, cert: creds.certPem, ca: creds.caPem, requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2" },

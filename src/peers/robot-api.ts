@@ -110,6 +110,7 @@ export async function startRobotApi(opts: RobotApiOptions): Promise<RobotApi> {
   return listenMutualTls({
     name: "robot API",
     identity: opts.identity,
+    db: opts.db,
     host: opts.host,
     port: opts.port,
     log: opts.log,

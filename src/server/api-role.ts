@@ -7,6 +7,7 @@
 //  - Without one: DATABASE_URL's role, switching to gk_api. Weaker: that session user (often a
 //    superuser) can still SET ROLE back to itself, e.g. from injected SQL.
 import type pg from "pg";
+import { checkRoleSession, type RoleSession, roleConnectionString } from "../db/session-role.ts";
 import { UserError } from "../lib/errors.ts";
 
 export const API_ROLE = "gk_api";
@@ -15,47 +16,21 @@ export const API_APPLICATION_NAME = "groundskeeper api";
 
 /** `url` with the startup options that make every connection begin as gk_api. */
 export function apiConnectionString(url: string): string {
-  const u = new URL(url);
-  const options = u.searchParams.get("options");
-  u.searchParams.set("options", [options, `-c role=${API_ROLE}`].filter(Boolean).join(" "));
-  if (!u.searchParams.has("application_name")) u.searchParams.set("application_name", API_APPLICATION_NAME);
-  return u.toString();
+  return roleConnectionString(url, API_ROLE, API_APPLICATION_NAME);
 }
 
-export interface ApiSession {
-  sessionUser: string;
-  currentUser: string;
-  /** Whether the login role is a superuser (the SET ROLE fallback on a superuser DATABASE_URL). */
-  sessionSuperuser: boolean;
-}
+export type ApiSession = RoleSession;
 
 /**
  * Checks a connection of the API pool: it runs as gk_api, and a login role of its own
  * (`ownLogin`: API_DATABASE_URL or the embedded one) is no superuser. A wrong setup is one line.
  */
 export async function checkApiSession(pool: Pick<pg.Pool, "query">, ownLogin: boolean): Promise<ApiSession> {
-  let rows: { session_user: string; current_user: string; session_super: boolean }[];
-  try {
-    ({ rows } = await pool.query(
-      `select session_user::text as session_user, current_user::text as current_user,
-              (select rolsuper from pg_catalog.pg_roles where rolname = session_user) as session_super`,
-    ));
-  } catch (e) {
-    const err = e as { code?: string; message: string };
-    // 42704: role "gk_api" does not exist (not migrated); 42501: the login role is not its member.
-    if (err.code === "42704" || err.code === "42501" || /role "gk_api"/.test(err.message)) {
-      throw new UserError(
-        `the API's connections cannot switch to role ${API_ROLE} (${err.message}): migrate the database, and make the API's login role a member (grant ${API_ROLE}, gk_admin, gk_viewer to <role>)`,
-      );
-    }
-    throw e;
-  }
-  const r = rows[0]!;
-  if (r.current_user !== API_ROLE) throw new UserError(`the API's connections run as ${r.current_user}, not ${API_ROLE}`);
-  if (ownLogin && r.session_super) {
+  const r = await checkRoleSession(pool, API_ROLE, "the API's", `${API_ROLE}, gk_admin, gk_viewer, gk_peer`);
+  if (ownLogin && r.sessionSuperuser) {
     throw new UserError(
-      `API_DATABASE_URL logs in as ${r.session_user}, a superuser: give the API a role without SUPERUSER (see README, "Database roles")`,
+      `API_DATABASE_URL logs in as ${r.sessionUser}, a superuser: give the API a role without SUPERUSER (see README, "Database roles")`,
     );
   }
-  return { sessionUser: r.session_user, currentUser: r.current_user, sessionSuperuser: r.session_super };
+  return r;
 }

@@ -7,7 +7,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { LocalCa } from "../../src/adapters/ca/local.ts";
+import { createPool } from "../../src/db/pool.ts";
 import { ControllerIdentity } from "../../src/peers/controller.ts";
+import { peerConnectionString } from "../../src/peers/peer-role.ts";
 import { type PeerGateway, startPeerGateway } from "../../src/peers/gateway.ts";
 import { writeCredentialsDir } from "../../src/peers/tls.ts";
 import type { Services } from "../../src/services.ts";
@@ -38,8 +40,10 @@ export async function setupPeers(db: TestDb, name: string): Promise<Peers> {
   const services = testServices({ ca, controller: identity, secrets });
   await identity.current(); // requests the controller certificate
   await runJobs(db, services);
+  // The gateway's connections run as gk_peer, as under `serve` (src/cli/parts.ts).
+  const peerPool = createPool(peerConnectionString(db.url), 4);
   const gateway = await startPeerGateway({
-    db: db.pool,
+    db: peerPool,
     identity,
     routes: areaPeerRoutes,
     crlPem: () => ca.crlPem(),
@@ -83,6 +87,7 @@ export async function setupPeers(db: TestDb, name: string): Promise<Peers> {
     },
     async close() {
       await gateway.close();
+      await peerPool.end();
       fs.rmSync(tmp, { recursive: true, force: true });
     },
   };

@@ -16,8 +16,8 @@ export default function register(program: Command): void {
       runApp(cmd, {}, async (app) => {
         // The local CA (its state is in the database) serves /ca/crl.pem and /ca/ca.pem.
         const server = await startServerPart(app, { host: opts.host ?? app.config.HOST, port: opts.port ?? app.config.PORT });
-        startPeerGatewayPart(app, { host: opts.host ?? app.config.HOST });
-        startRobotApiPart(app, { host: opts.host ?? app.config.HOST, port: opts.robotPort });
+        await startPeerGatewayPart(app, { host: opts.host ?? app.config.HOST });
+        await startRobotApiPart(app, { host: opts.host ?? app.config.HOST, port: opts.robotPort });
         console.log(`GraphiQL:  ${server.url}/\nGraphQL:   ${server.url}/graphql\nDatabase:  ${describeDatabase(app.db)}`);
         console.log("Create a token with 'groundskeeper token create --role admin --name <who>'. Press Ctrl-C to stop.");
       }),

@@ -19,8 +19,8 @@ export default function register(program: Command): void {
         const { config } = app;
         await startWorkerPart(app, { concurrency: config.WORKER_CONCURRENCY, cron: true });
         const server = await startServerPart(app, { host: opts.host ?? config.HOST, port: opts.port ?? config.PORT });
-        startPeerGatewayPart(app, { host: opts.host ?? config.HOST });
-        startRobotApiPart(app, { host: opts.host ?? config.HOST, port: opts.robotPort });
+        await startPeerGatewayPart(app, { host: opts.host ?? config.HOST });
+        await startRobotApiPart(app, { host: opts.host ?? config.HOST, port: opts.robotPort });
         // Creating a token is the owner's business: the server's own pools run as gk_api.
         const admin = await ensureAdminToken(app.pool("admin token", 1), config.home);
         console.log(

@@ -11,6 +11,7 @@ import { createPool } from "../../../src/db/pool.ts";
 import { quietWorkerLogger } from "../../../src/lib/log.ts";
 import { buildTaskList } from "../../../src/worker/task-list.ts";
 import { ControllerIdentity } from "../../../src/peers/controller.ts";
+import { peerConnectionString } from "../../../src/peers/peer-role.ts";
 import { type RobotApi, startRobotApi } from "../../../src/peers/robot-api.ts";
 import { expectPeer } from "../../../src/peers/tls.ts";
 import type { SecretBox } from "../../../src/lib/secrets.ts";
@@ -71,11 +72,13 @@ export async function setupRobotApi(
   const run = () => runJobs(db, services);
   await identity.current(); // requests the controller certificate
   await run();
+  // The listener's connections run as gk_peer, as under `serve` (src/cli/parts.ts).
+  const peerPool = opts.listen === false ? undefined : createPool(peerConnectionString(db.url), 8);
   const api =
-    opts.listen === false
+    peerPool === undefined
       ? undefined
       : await startRobotApi({
-          db: db.pool,
+          db: peerPool,
           identity,
           routes: areaRobotRoutes,
           services,
@@ -156,7 +159,10 @@ export async function setupRobotApi(
         req.end(data);
       });
     },
-    close: async () => api?.close(),
+    close: async () => {
+      await api?.close();
+      await peerPool?.end();
+    },
   };
   return harness;
 }

@@ -1,0 +1,318 @@
+// No connection of the mutual-TLS listeners runs as the database owner: the robot API's and the
+// peer gateway's routes query through pools whose connections start as gk_peer
+// (src/peers/peer-role.ts), which reaches nothing private beyond sql/930_peer_role.sql, and a
+// listener on any other connections does not start. Once with the test server's superuser URL
+// (the pool switches to gk_peer), once with a login role of its own (as API_DATABASE_URL or the
+// embedded gk_api_login), made per test file under a random name because roles are cluster-wide.
+// Real listeners and real certificates: a robot's and an enrolled worker's, issued by the local CA.
+import crypto from "node:crypto";
+import https from "node:https";
+import path from "node:path";
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPool } from "../src/db/pool.ts";
+import { SecretBox } from "../src/lib/secrets.ts";
+import { type PeerRoute, startPeerGateway } from "../src/peers/gateway.ts";
+import type { MutualTlsListener } from "../src/peers/listener.ts";
+import { peerConnectionString } from "../src/peers/peer-role.ts";
+import { apiConnectionString } from "../src/server/api-role.ts";
+import { type RobotRoute, startRobotApi } from "../src/peers/robot-api.ts";
+import { expectPeer } from "../src/peers/tls.ts";
+import { cliEnv, spawnCli, tempHome } from "./helpers/cli.ts";
+import { createTestDb } from "./helpers/db.ts";
+import { insertRobots, insertTeam } from "./helpers/fixtures/index.ts";
+import { type RobotApiHarness, type RobotCredentials, setupRobotApi } from "./robots/helpers/robot-api.ts";
+
+const db = await createTestDb();
+
+const OWN_APPLICATION_NAME = "groundskeeper peers (own login)";
+const login = `gk_peer_t_${crypto.randomBytes(5).toString("hex")}`;
+const password = crypto.randomBytes(12).toString("hex");
+await db.query(`create role ${login} login noinherit password '${password}'`);
+// As an operator makes API_DATABASE_URL's role (README, "Database roles").
+await db.query(`grant gk_api, gk_admin, gk_viewer, gk_peer to ${login}`);
+const masterKey = crypto.randomBytes(32);
+const withLogin = (user: string, application: string) => {
+  const u = new URL(db.url);
+  u.username = user;
+  u.password = password;
+  u.searchParams.set("application_name", application);
+  return u.toString();
+};
+
+// Who a route's connection is, after RESET ROLE (which returns to the startup role, not the login).
+const WHO = `select current_user::text as role, session_user::text as login,
+                    (select rolsuper from pg_roles where rolname = current_user) as superuser`;
+async function who(pool: pg.Pool): Promise<unknown> {
+  const c = await pool.connect();
+  try {
+    await c.query("reset role");
+    return (await c.query(WHO)).rows[0];
+  } finally {
+    c.release();
+  }
+}
+const robotWho: RobotRoute = { method: "GET", path: /^\/x-who$/, handle: async ({ db }) => ({ status: 200, body: await who(db) }) };
+const peerWho: PeerRoute = {
+  method: "GET",
+  path: /^\/x-who$/,
+  profile: "worker",
+  handle: async ({ db }) => ({ status: 200, body: await who(db) }),
+};
+
+async function asPool(pool: pg.Pool, sql: string): Promise<{ rows?: unknown[]; code?: string }> {
+  try {
+    return { rows: (await pool.query(sql)).rows };
+  } catch (e) {
+    return { code: (e as { code?: string }).code ?? (e as Error).message };
+  }
+}
+
+let h: RobotApiHarness;
+let robot: RobotCredentials;
+let worker: { keyPem: string; certPem: string };
+
+function get(url: string, creds: { keyPem: string; certPem: string }): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, {
+      ca: h.caPem,
+      key: creds.keyPem,
+      cert: creds.certPem,
+      checkServerIdentity: expectPeer("controller"),
+      agent: false,
+    });
+    req.on("response", (res) => {
+      let data = "";
+      res.on("data", (d) => (data += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: data ? JSON.parse(data) : undefined }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+interface Listeners {
+  pool: pg.Pool;
+  robotApi: MutualTlsListener;
+  gateway: MutualTlsListener;
+}
+const started: Listeners[] = [];
+
+async function listen(url: string): Promise<Listeners> {
+  const pool = createPool(peerConnectionString(url), 4);
+  const identity = h.services.controller!;
+  const common = { db: pool, identity, host: "127.0.0.1", port: 0, log: h.services.log };
+  const robotApi = await startRobotApi({ ...common, routes: [robotWho], services: h.services });
+  const gateway = await startPeerGateway({ ...common, routes: [peerWho], crlPem: () => h.ca.crlPem() });
+  const l = { pool, robotApi, gateway };
+  started.push(l);
+  return l;
+}
+
+beforeAll(async () => {
+  h = await setupRobotApi(db, { name: "peer-roles", secrets: new SecretBox(masterKey), listen: false });
+  const team = (await insertTeam(db, { name: "peer-roles" })).id;
+  const [r] = await insertRobots(db, { team });
+  robot = await h.enroll(r!.id);
+  // A worker enrolled as `groundskeeper workers enroll` does, for the gateway.
+  const key = h.newKey();
+  const { rows } = await db.query("select id from gk_public.enroll_worker($1, $2)", ["peer-roles-w", key.publicKeyPem]);
+  await h.runJobs();
+  const pem = (await db.query("select gk_public.download_certificate($1) as pem", [rows[0].id])).rows[0].pem;
+  worker = { keyPem: key.keyPem, certPem: pem };
+});
+
+afterAll(async () => {
+  for (const l of started) {
+    await l.robotApi.close();
+    await l.gateway.close();
+    await l.pool.end();
+  }
+  await db.query(`drop role if exists ${login}`);
+});
+
+for (const [mode, url, loginName] of [
+  ["logging in with DATABASE_URL", () => db.url, "postgres"],
+  ["logging in as a role of its own (API_DATABASE_URL)", () => withLogin(login, OWN_APPLICATION_NAME), login],
+] as const) {
+  describe(`the mutual-TLS listeners ${mode}`, () => {
+    let l: Listeners;
+    beforeAll(async () => {
+      l = await listen(url());
+    });
+
+    it("run the robot API's and the gateway's routes as gk_peer, not a superuser, even after RESET ROLE", async () => {
+      const expected = { role: "gk_peer", login: loginName, superuser: false };
+      expect(await get(`${l.robotApi.url}/x-who`, robot)).toEqual({ status: 200, body: expected });
+      expect(await get(`${l.gateway.url}/x-who`, worker)).toEqual({ status: 200, body: expected });
+    });
+
+    it("cannot read tokens or keys, call private recorders, write tables or run programs", async () => {
+      const { pool } = l;
+      expect(await asPool(pool, "select token_sha256 from gk_private.api_tokens")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "select * from gk_private.master_key")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "select sealed_private_key from gk_private.tuf_online_keys")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "select sealed_key from gk_private.controller_keys")).toEqual({ code: "42501" });
+      // The built-in CA's key is readable sealed (the listeners' CA signs the CRL), not writable; leaf keys are not readable.
+      expect(await asPool(pool, "update gk_private.local_ca_authorities set private_key_sealed = 'v1:x'")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "select pem from gk_private.local_ca_certificates")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "select sealed_key from gk_private.certificate_private_keys")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "select * from gk_public.audit_events")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "select name from gk_public.teams")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "select count(*) from graphile_worker.jobs")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "select gk_private.api_token_create('x', 'gk_admin', '\\x00')")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "select gk_private.enqueue('system__noop', '{}')")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "copy (select 1) to program 'true'")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "update gk_public.workers set address = 'https://evil'")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "update gk_public.certificates set status = 'issued'")).toEqual({ code: "42501" });
+      expect(await asPool(pool, "delete from gk_public.robots")).toEqual({ code: "42501" });
+      expect(
+        await asPool(
+          pool,
+          "insert into gk_public.robot_manifests (robot_id, team_id, valid, body) values (gen_random_uuid(), gen_random_uuid(), true, '{}')",
+        ),
+      ).toEqual({ code: "42501" });
+      expect(await asPool(pool, "create table gk_public.x (i int)")).toEqual({ code: "42501" });
+      expect((await db.query("select count(*)::int as n from gk_private.api_tokens where name = 'x'")).rows[0].n).toBe(0);
+    });
+  });
+}
+
+describe("gk_peer's entry points", () => {
+  it("are no one else's: gk_api and a GraphQL viewer cannot call them, nor gk_peer gk_api's", async () => {
+    const calls = [
+      "select * from gk_private.certificate_peer('00')",
+      "select * from gk_private.robot_certificate_identity('00')",
+      "select * from gk_private.worker_registered(gen_random_uuid(), 'https://evil', 'x')",
+      "select gk_private.worker_heartbeat(gen_random_uuid(), 0, 0)",
+      "select * from gk_private.export_node_registered(gen_random_uuid(), 'https://evil', 'x')",
+      "select gk_private.export_node_heartbeat(gen_random_uuid(), 0)",
+      "select * from gk_private.robot_manifest_received(gen_random_uuid(), gen_random_uuid(), true, '{}')",
+      "select * from gk_private.robot_current_certificate(gen_random_uuid())",
+      "select * from gk_private.robots_certificate_replacements(array[gen_random_uuid()])",
+    ];
+    // And the admin server's entry points are not gk_peer's (made SECURITY DEFINER in sql/920).
+    const apiCalls = [
+      "select * from gk_private.queue_jobs_by_task()",
+      "select * from gk_private.activations_latest()",
+      "select gk_private.certificate_is_dirty(gen_random_uuid())",
+      "select * from gk_private.api_token_lookup('\\x00')",
+    ];
+    const api = createPool(apiConnectionString(db.url), 1);
+    const viewer = createPool(`${db.url}${db.url.includes("?") ? "&" : "?"}options=${encodeURIComponent("-c role=gk_viewer")}`, 1);
+    const peer = createPool(peerConnectionString(db.url), 1);
+    try {
+      for (const pool of [api, viewer]) {
+        for (const sql of calls) expect([sql, await asPool(pool, sql)]).toEqual([sql, { code: "42501" }]);
+      }
+      for (const sql of apiCalls) expect([sql, await asPool(peer, sql)]).toEqual([sql, { code: "42501" }]);
+    } finally {
+      await api.end();
+      await viewer.end();
+      await peer.end();
+    }
+  });
+});
+
+describe("a login role of its own", () => {
+  it("shows in pg_stat_activity as that role, no superuser, and cannot switch to the owner", async () => {
+    const l = started.find((s) => s.pool.options.connectionString?.includes(login))!;
+    await get(`${l.robotApi.url}/x-who`, robot);
+    const { rows } = await db.query<{ usename: string; superuser: boolean }>(
+      `select distinct a.usename::text, r.rolsuper as superuser from pg_stat_activity a join pg_roles r on r.oid = a.usesysid
+        where a.datname = current_database() and a.application_name = $1`,
+      [OWN_APPLICATION_NAME],
+    );
+    expect(rows).toEqual([{ usename: login, superuser: false }]);
+    expect(await asPool(l.pool, "set role postgres")).toEqual({ code: "42501" });
+  });
+});
+
+describe("a listener whose connections are not gk_peer", () => {
+  it("does not start, with one line, on the owner's connections or a login that is not gk_peer's member", async () => {
+    const identity = h.services.controller!;
+    const common = { identity, host: "127.0.0.1", port: 0, log: h.services.log };
+    await expect(startRobotApi({ ...common, db: db.pool, routes: [], services: h.services })).rejects.toThrow(
+      /^the robot API's connections run as postgres, not gk_peer$/,
+    );
+    await expect(startPeerGateway({ ...common, db: db.pool, routes: [], crlPem: () => h.ca.crlPem() })).rejects.toThrow(
+      /^the peer gateway's connections run as postgres, not gk_peer$/,
+    );
+    const outsider = `gk_peer_n_${crypto.randomBytes(5).toString("hex")}`;
+    await db.query(`create role ${outsider} login noinherit password '${password}'`);
+    const pool = createPool(peerConnectionString(withLogin(outsider, "groundskeeper peers (outsider)")), 1);
+    try {
+      await expect(startRobotApi({ ...common, db: pool, routes: [], services: h.services })).rejects.toThrow(
+        /^the robot API's connections cannot switch to role gk_peer \(.*\): migrate the database, and make the login role a member \(grant gk_peer to <role>\)$/,
+      );
+    } finally {
+      await pool.end();
+      await db.query(`drop role ${outsider}`);
+    }
+  });
+});
+
+describe("groundskeeper serve with PEER_PORT and --robot-port", () => {
+  const serveEnv = (user: string) => {
+    const apiUrl = new URL(db.url);
+    apiUrl.username = user;
+    apiUrl.password = password;
+    return cliEnv({
+      DATABASE_URL: db.url,
+      API_DATABASE_URL: apiUrl.toString(),
+      GROUNDSKEEPER_HOME: path.join(tempHome(), "home"),
+      GK_MASTER_KEY: masterKey.toString("base64"),
+      GK_CA_NAME: "peer-roles",
+      PEER_PORT: "0",
+    });
+  };
+
+  it("connects both listeners with API_DATABASE_URL's role, running as gk_peer", { timeout: 120_000 }, async () => {
+    const serve = spawnCli(["serve", "--port", "0", "--robot-port", "0"], serveEnv(login));
+    try {
+      const robotApi = (await serve.waitFor(/Robot API: (https:\/\/\S+)/, 90_000))[1]!;
+      const gateway = (await serve.waitFor(/Peer gateway: (https:\/\/\S+)/, 90_000))[1]!;
+      // The listeners' own CA, on their gk_peer pool: robots' CA certificate, the gateway's CRL.
+      const cert = await get(`${robotApi}/robot/v1/certificate`, robot);
+      expect(cert).toMatchObject({ status: 200, body: { ca_certificate_pem: h.caPem } });
+      const crl = await get(`${gateway}/peer/v1/crl`, worker);
+      expect(crl.status).toBe(200);
+      expect(crl.body.crl_pem).toContain("BEGIN X509 CRL");
+      const { rows } = await db.query<{ usename: string; superuser: boolean }>(
+        `select distinct a.usename::text, r.rolsuper as superuser from pg_stat_activity a join pg_roles r on r.oid = a.usesysid
+          where a.datname = current_database() and a.application_name = 'groundskeeper peers'`,
+      );
+      expect(rows).toEqual([{ usename: login, superuser: false }]);
+    } finally {
+      await serve.stop();
+    }
+  });
+
+  it("stops with one line when that role is no member of gk_peer (an API login made before it)", { timeout: 120_000 }, async () => {
+    const old = `gk_peer_o_${crypto.randomBytes(5).toString("hex")}`;
+    await db.query(`create role ${old} login noinherit password '${password}'`);
+    await db.query(`grant gk_api, gk_admin, gk_viewer to ${old}`);
+    try {
+      const serve = spawnCli(["serve", "--port", "0", "--robot-port", "0"], serveEnv(old));
+      try {
+        // It stops before the admin API says where it listens; waitFor rejects when it exits first.
+        expect(
+          await serve.waitFor(/GraphiQL:/, 90_000).then(
+            () => "started",
+            () => "stopped",
+          ),
+        ).toBe("stopped");
+        expect(await serve.exited).toBe(1);
+        expect(serve.stderr().trimEnd().split("\n")).toEqual([
+          expect.stringMatching(
+            /^groundskeeper: the peer gateway's connections cannot switch to role gk_peer \(.*\): migrate the database, and make the login role a member \(grant gk_peer to <role>\)$/,
+          ),
+        ]);
+      } finally {
+        await serve.stop();
+      }
+    } finally {
+      await db.query(`drop role ${old}`);
+    }
+  });
+});
