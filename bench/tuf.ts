@@ -3,7 +3,8 @@
 //  2. 100,000 targets added in batches of 1,000 (SQL function, one statement each) with a real
 //     worker publishing as they come, until everything is signed and uploaded: targets/s;
 //  3. publish time for one changed target in a 100,000-target repository vs a 10-target one
-//     (both 256 bins): the ratio should be close to 1.
+//     (both 256 bins): the ratio should be close to 1; and storing the biggest bin document
+//     compressed with pglz vs lz4.
 //  Beside the bootstrap, the bare cost of the same signing: Node's ed25519 alone, and
 //  securesystemslib (python3-securesystemslib, Debian) canonicalising and signing as many bins.
 // Usage: node bench/tuf.ts [targets=100000] [bootstrapBins=16384]; BENCH_SCALE scales targets;
@@ -154,6 +155,45 @@ try {
     report("distinct bin documents (one target each, all re-signed)", m.oursD, m.bareD, m.peerD);
   }
 
+  /**
+   * Storing the biggest bin document of a repository with pglz (PostgreSQL's default) and with
+   * lz4 (migration 0115), alternated, in rows rolled back. Skipped where the server has no lz4.
+   */
+  async function compression(team: string) {
+    const { rows } = await pool.query<{ document: string }>(
+      "select document from gk_public.tuf_metadata where team_id = $1 and role like 'bins-%' order by length(document) desc limit 1",
+      [team],
+    );
+    const document = rows[0].document;
+    const c = await pool.connect();
+    const times: Record<string, number[]> = { pglz: [], lz4: [] };
+    try {
+      for (let i = 0; i < 100; i++) {
+        for (const method of ["pglz", "lz4"]) {
+          await c.query("begin");
+          await c.query(`alter table gk_public.tuf_metadata alter column document set compression ${method}`);
+          const s = now();
+          await c.query(
+            "insert into gk_public.tuf_metadata (team_id, role, version, expires, document) values ($1, 'bins-00', 1000000 + $2, now(), $3)",
+            [team, i, document],
+          );
+          times[method].push(now() - s);
+          await c.query("rollback");
+        }
+      }
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+      console.log(
+        `storing one ${Math.round(document.length / 1024)} KB bin document, median of 100 alternated: pglz ${median(times.pglz).toFixed(2)} ms, lz4 ${median(times.lz4).toFixed(2)} ms`,
+      );
+    } catch (e) {
+      await c.query("rollback");
+      if ((e as { code?: string }).code !== "0A000") throw e;
+      console.log("storing compression: this PostgreSQL has no lz4, skipped");
+    } finally {
+      c.release();
+    }
+  }
+
   /** A published repository whose every bin holds exactly one target. */
   async function oneTargetPerBin(name: string, bins: number) {
     const team = await newTeam(name, bins);
@@ -270,6 +310,7 @@ try {
     };
     await compare(bulkTeam, 256);
     await compare(b4096.team, 4096);
+    await compression(bulkTeam);
     console.log(
       `machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${(await pool.query("show server_version")).rows[0].server_version}`,
     );

@@ -41,6 +41,32 @@ describe("tuf schema", () => {
     expect(await addTargets(db, fx.teamId, batch.slice(0, 10))).toBe(0);
   });
 
+  it("signed documents are stored lz4-compressed where the server has lz4 (migration 0115), and read back intact", async () => {
+    const hasLz4 = await db
+      .query("do $$ begin create temp table lz4_probe (x text compression lz4); drop table lz4_probe; end $$")
+      .then(() => true)
+      .catch(() => false);
+    // A server without lz4 refuses the probe; the migration then left the default (pglz).
+    const column = (
+      await db.query("select attcompression from pg_attribute where attrelid = 'gk_public.tuf_metadata'::regclass and attname = 'document'")
+    ).rows[0];
+    expect(column.attcompression).toBe(hasLz4 ? "l" : "");
+    if (!hasLz4) return;
+    const big = `{"x":"${"0123456789abcdef".repeat(4096)}"}`;
+    await db.query(
+      "insert into gk_public.tuf_metadata (team_id, role, version, expires, document) values ($1, 'bins-ff', 999, now(), $2)",
+      [other.teamId, big],
+    );
+    const stored = (
+      await db.query(
+        "select pg_column_compression(document) as c, document = $2 as same from gk_public.tuf_metadata where team_id = $1 and version = 999",
+        [other.teamId, big],
+      )
+    ).rows[0];
+    await db.query("delete from gk_public.tuf_metadata where team_id = $1 and version = 999", [other.teamId]);
+    expect(stored).toEqual({ c: "lz4", same: true });
+  });
+
   it("one statement touching two teams schedules one publish per team", async () => {
     await db.query("delete from graphile_worker._private_jobs");
     await db.query(
