@@ -10,3 +10,6 @@ begin
 exception when feature_not_supported then
   raise notice 'this PostgreSQL has no lz4: gk_public.tuf_metadata.document stays pglz';
 end $$;
+
+-- Down Migration
+alter table gk_public.tuf_metadata alter column document set compression default;

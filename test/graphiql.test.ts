@@ -70,8 +70,11 @@ describe.runIf(needs("chromium"))("GraphiQL in Chromium", () => {
     await page.reload();
     await page.waitForSelector(".graphiql-container");
     await docs.getByText("Root Types").waitFor();
-    const editorText = (await page.locator(".graphiql-editor-tool .monaco-editor:visible").textContent()) ?? "";
-    expect(editorText.replace(/\s+/g, "")).toContain(`Bearer${api.tokens.viewer.slice(0, 12)}`);
+    // Monaco fills the restored headers in after its first render (seen under load: the default
+    // text first), so wait for them rather than read once.
+    const editorText = async () =>
+      ((await page.locator(".graphiql-editor-tool .monaco-editor:visible").textContent()) ?? "").replace(/\s+/g, "");
+    await expect.poll(editorText, { timeout: 20_000 }).toContain(`Bearer${api.tokens.viewer.slice(0, 12)}`);
     const file = await shot(page, "3-after-reload");
     console.log(`GraphiQL screenshots: ${path.dirname(file)}`);
   });
