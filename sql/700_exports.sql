@@ -174,20 +174,21 @@ $$;
 -- The changeset, at most max_items of each: requested records without a running saga (create),
 -- live records marked for deletion without a running saga (delete). Resources without a record
 -- got one from exports_settle_pending (sql/720) before this runs. Deleted records are never part
--- of it; both parts read only their partial index (O(changes), not O(resources)).
+-- of it; both parts read only their partial index (O(changes), not O(resources)), which leaves
+-- out records whose saga is queued (saga_queued, set when their sagas start).
 create or replace function gk_private.exports_changeset(max_items int)
 returns table (action text, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid, generation bigint)
 language sql stable
 as $$
   (select 'create', e.id, e.resource_type, e.resource_id, e.generation
      from gk_public.exports e
-    where e.state = 'requested' and e.delete_requested_at is null
+    where e.state = 'requested' and e.delete_requested_at is null and not e.saga_queued
       and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
     order by e.created_at limit max_items)
   union all
   (select 'delete', e.id, e.resource_type, e.resource_id, e.generation
      from gk_public.exports e
-    where e.delete_requested_at is not null and e.state = 'live'
+    where e.delete_requested_at is not null and e.state = 'live' and not e.saga_queued
       and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
     order by e.state_changed_at limit max_items);
 $$;
@@ -196,7 +197,7 @@ $$;
 create or replace function gk_private.exports_sagas_started(export_ids uuid[], saga_ids uuid[]) returns void
 language sql volatile
 as $$
-  update gk_public.exports e set saga_id = x.saga_id
+  update gk_public.exports e set saga_id = x.saga_id, saga_queued = true
     from unnest(export_ids, saga_ids) x(export_id, saga_id)
    where e.id = x.export_id;
 $$;
@@ -231,7 +232,7 @@ as $$
   taken as (
     update gk_public.exports e
        set state = 'assigning', operating_saga_id = x.saga_id, saga_id = x.saga_id,
-           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now(),
+           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now(), saga_queued = false,
            node_id = nodes.ids[1 + (x.o::int + nodes.r) % cardinality(nodes.ids)], attachment_id = x.saga_id
       from x, nodes
      where e.id = x.id and e.state = 'requested' and e.operating_saga_id is null
@@ -254,6 +255,9 @@ as $$
   update gk_public.exports e
      set state = 'requested', operating_saga_id = null, node_id = null, attachment_id = null, url = null, state_changed_at = now()
    where e.id = exports_release_create.id and e.operating_saga_id = exports_release_create.saga_id and e.state = 'assigning';
+  -- A saga that never took the record (another had it, no node) gives it back to the changeset.
+  update gk_public.exports e set saga_queued = false
+   where e.id = exports_release_create.id and e.saga_id = exports_release_create.saga_id and e.saga_queued;
 $$;
 
 -- live: assigning (this saga) → live, served at the node's current address; the lock is
@@ -299,7 +303,7 @@ as $$
   taken as (
     update gk_public.exports e
        set state = 'deleting', operating_saga_id = x.saga_id, saga_id = x.saga_id,
-           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now()
+           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now(), saga_queued = false
       from x
      where e.id = x.id and e.state = 'live' and e.operating_saga_id is null
        and e.delete_requested_at is not null and e.generation < x.generation
@@ -316,6 +320,8 @@ language sql volatile
 as $$
   update gk_public.exports e set state = 'live', operating_saga_id = null, state_changed_at = now()
    where e.id = exports_release_delete.id and e.operating_saga_id = exports_release_delete.saga_id and e.state = 'deleting';
+  update gk_public.exports e set saga_queued = false
+   where e.id = exports_release_delete.id and e.saga_id = exports_release_delete.saga_id and e.saga_queued;
 $$;
 
 -- deleted, last (once deleted nothing would start the delete again): deleting (this saga) →

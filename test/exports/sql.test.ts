@@ -161,6 +161,21 @@ describe("the changeset", () => {
     expect(await settle()).toEqual({ taken: 1, requested: 1, marked: 0 });
   });
 
+  it("a record whose saga is queued is left out of the changeset until that saga takes it or gives it back", async () => {
+    const [img] = await insertImages(db, { team, count: 1 });
+    const [rec] = await insertExports(db, { images: [img!] });
+    const saga = await sagaRow();
+    await db.query("select gk_private.exports_sagas_started(array[$1::uuid], array[$2::uuid])", [rec!.id, saga]);
+    expect(await changeset()).toEqual([]);
+    // Its saga failed before taking the record (no node, or another saga had it): its undo of take.
+    await db.query("select gk_private.exports_release_create($1, $2)", [rec!.id, saga]);
+    expect(await changeset()).toEqual([]); // still running
+    await db.query("update gk_public.sagas set state = 'failed', failed_step = 'take', error = 'x', finished_at = now() where id = $1", [
+      saga,
+    ]);
+    expect((await changeset()).map((r) => r.export_id)).toEqual([rec!.id]);
+  });
+
   it("a failed settle loses nothing; a change committed during one is settled by the next; two at once share the queue", async () => {
     const [x] = await insertImages(db, { team, count: 1 });
     const c1 = await db.pool.connect();
