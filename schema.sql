@@ -191,7 +191,7 @@ create table gk_public.certificates (
   constraint certificates_status_check CHECK (status = ANY (ARRAY['issuing'::text, 'issued'::text, 'revoking'::text, 'revoked'::text, 'expired'::text, 'failed'::text])),
   constraint certificates_subject_check CHECK (subject IS NULL OR jsonb_typeof(subject) = 'object'::text),
   constraint certificates_subject_generation_check CHECK (subject_generation >= 0),
-  constraint certificates_unresolved_revoking CHECK (NOT unresolved OR status = 'revoking'::text),
+  constraint certificates_unresolved_pending CHECK (NOT unresolved OR (status = ANY (ARRAY['issuing'::text, 'revoking'::text]))),
   constraint certificates_worker_profile CHECK (worker_id IS NULL OR profile = 'worker'::text)
 );
 CREATE INDEX certificates_controller_id_idx ON gk_public.certificates USING btree (controller_id);
@@ -219,11 +219,12 @@ comment on column gk_public.certificates.owner_team_id is 'The team the certific
 comment on column gk_public.certificates.ca_ref is 'The CA''s handle for the certificate (fetch it by this to learn the serial).';
 comment on column gk_public.certificates.claim_id is 'The task attempt that holds this certificate across a CA call (until claim_expires_at).';
 comment on column gk_public.certificates.issue_attempted_at is 'When an issuance request for this certificate was first sent to the CA (it may have been signed even if no answer came back).';
-comment on column gk_public.certificates.unresolved is 'The owner is gone, an issuance may have reached the CA and the CA cannot tell what it issued for this id: an operator must check the CA (docs/certificates.md).';
+comment on column gk_public.certificates.unresolved is 'An issuance request may have reached the CA, and the CA cannot tell what it issued for this id: an operator must check the CA and answer with resolve_certificate (docs/certificates.md). Issuing: not retried by itself (a retry could sign twice). Revoking: not concluded never_issued.';
 comment on column gk_public.certificates.subject is 'What the certificate encodes besides its owner and profile (robots: O = team name, OU = name=<robot name>).';
 grant select on gk_public.certificates to gk_admin;
 grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id, worker_id) on gk_public.certificates to gk_admin;
 grant update (downloaded_at, fetch_requested_at, retry_requested_at) on gk_public.certificates to gk_admin;
+grant update (downloaded_at) on gk_public.certificates to gk_api;
 grant select on gk_public.certificates to gk_viewer;
 
 create table gk_public.containers (
@@ -300,6 +301,24 @@ comment on table gk_public.director_roots is '@behavior -insert -update -delete
 Every director root version of a team (robots fetch N.root.json).';
 grant select on gk_public.director_roots to gk_admin;
 grant select on gk_public.director_roots to gk_viewer;
+
+create table gk_public.ecu_keys (
+  ecu_id uuid not null,
+  team_id uuid not null,
+  key_type text default 'ed25519'::text not null,
+  public_key text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint ecu_keys_pkey PRIMARY KEY (ecu_id),
+  constraint ecu_keys_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON DELETE CASCADE,
+  constraint ecu_keys_key_type_check CHECK (key_type = 'ed25519'::text),
+  constraint ecu_keys_public_key_check CHECK (public_key ~ '^[0-9a-f]{64}$'::text)
+);
+CREATE INDEX ecu_keys_team_idx ON gk_public.ecu_keys USING btree (team_id);
+comment on table gk_public.ecu_keys is 'Each ECU''s public key (ed25519), against which the signatures of its robot''s manifests are checked.';
+grant delete, select on gk_public.ecu_keys to gk_admin;
+grant insert (ecu_id, public_key, team_id) on gk_public.ecu_keys to gk_admin;
+grant update (public_key) on gk_public.ecu_keys to gk_admin;
+grant select on gk_public.ecu_keys to gk_viewer;
 
 create table gk_public.ecu_telemetry (
   team_id uuid not null,
@@ -492,6 +511,7 @@ A pair of certificates (client_auth, provisioning) for enrolling robots. Revokin
 grant select on gk_public.provisioning_credentials to gk_admin;
 grant insert (expires_at, name, team_id) on gk_public.provisioning_credentials to gk_admin;
 grant update (revoked_at, status) on gk_public.provisioning_credentials to gk_admin;
+grant update (name) on gk_public.provisioning_credentials to gk_api;
 grant select on gk_public.provisioning_credentials to gk_viewer;
 
 create table gk_public.purge_items (
@@ -761,7 +781,7 @@ create table gk_public.rollout_images (
   hardware_id text not null,
   image_id uuid not null,
   constraint rollout_images_pkey PRIMARY KEY (rollout_id, hardware_id),
-  constraint rollout_images_team_id_image_id_fkey FOREIGN KEY (team_id, image_id) REFERENCES gk_public.images(team_id, id),
+  constraint rollout_images_team_id_image_id_fkey FOREIGN KEY (team_id, image_id) REFERENCES gk_public.images(team_id, id) DEFERRABLE INITIALLY DEFERRED,
   constraint rollout_images_team_id_rollout_id_fkey FOREIGN KEY (team_id, rollout_id) REFERENCES gk_public.rollouts(team_id, id) ON DELETE CASCADE,
   constraint rollout_images_hardware_id_check CHECK (hardware_id ~ '^[[:graph:]]{1,100}$'::text)
 );
@@ -790,7 +810,7 @@ CREATE INDEX rollout_robot_ecus_ecu_idx ON gk_public.rollout_robot_ecus USING bt
 CREATE INDEX rollout_robot_ecus_robot_idx ON gk_public.rollout_robot_ecus USING btree (rollout_id, robot_id);
 comment on table gk_public.rollout_robot_ecus is '@name rollout_robot_ecu
 @behavior -insert -update -delete
-Per ECU of a scheduled robot: the image listed for it and its last reported status.';
+Per ECU that reported an event in a rollout: the image the rollout maps it to and its last reported status.';
 grant select on gk_public.rollout_robot_ecus to gk_admin;
 grant select on gk_public.rollout_robot_ecus to gk_viewer;
 
@@ -1060,7 +1080,7 @@ grant select on gk_public.tuf_targets to gk_viewer;
 
 create table gk_public.volumes (
   id bigint generated always as identity not null,
-  handle uuid default gen_random_uuid() not null,
+  handle uuid default (encode(OVERLAY(OVERLAY(uuid_send(gen_random_uuid()) PLACING SUBSTRING(int8send(((EXTRACT(epoch FROM clock_timestamp()) * (1000)::numeric))::bigint) FROM 3) FROM 1 FOR 6) PLACING set_byte('\x00'::bytea, 0, (112 + (floor((random() * (16)::double precision)))::integer)) FROM 7 FOR 1), 'hex'::text))::uuid not null,
   worker_id uuid not null,
   team_id uuid,
   state text default 'creating'::text not null,
@@ -1781,7 +1801,18 @@ begin
   if not v.unresolved then
     raise exception 'certificate % is not unresolved', id using errcode = '55000';
   end if;
-  if serial is null then
+  if serial is not null and exists (select 1 from gk_public.certificates c where c.serial = resolve_certificate.serial) then
+    raise exception 'serial % already belongs to a certificate row', serial using errcode = '23505';
+  end if;
+  if v.status = 'issuing' then
+    if serial is not null then
+      perform gk_private.certificate_orphans(v.id, array[null::text], array[serial]);
+    end if;
+    update gk_public.certificates c
+       set unresolved = false, last_error = null, issue_attempted_at = null, next_attempt_at = now(),
+           retry_requested_at = clock_timestamp()
+     where c.id = v.id returning * into v;
+  elsif serial is null then
     update gk_public.certificates c
        set status = 'revoked', revoked_at = now(), never_issued = true, unresolved = false, last_error = null
      where c.id = v.id returning * into v;
@@ -1794,7 +1825,7 @@ begin
   return v;
 end;
 $function$;
-comment on function gk_public.resolve_certificate(uuid,text) is 'For an unresolved certificate (its CA cannot be asked what it issued): the serial the CA issued under this certificate''s id, to be revoked, or null when it issued nothing.';
+comment on function gk_public.resolve_certificate(uuid,text) is 'For an unresolved certificate (its CA cannot be asked what it issued): the serial the CA issued under this certificate''s id, or null when it issued nothing. A revoking one is then revoked; an issuing one has what the CA issued revoked and is issued anew.';
 grant execute on function gk_public.resolve_certificate(uuid,text) to gk_admin;
 
 CREATE OR REPLACE FUNCTION gk_public.retire_worker(name text)
@@ -2151,6 +2182,7 @@ grant execute on function gk_public.tuf_remove_targets(uuid,text[]) to public;
 -- schema gk_private
 
 create schema gk_private;
+grant usage on schema gk_private to gk_api;
 
 create table gk_private.activation_tasks (
   task text not null,
@@ -2191,6 +2223,9 @@ create table gk_private.certificate_private_keys (
 );
 CREATE INDEX certificate_private_keys_owner_team_id_idx ON gk_private.certificate_private_keys USING btree (owner_team_id);
 comment on table gk_private.certificate_private_keys is 'CA-generated private keys, sealed, downloadable once by an admin.';
+grant delete on gk_private.certificate_private_keys to gk_api;
+grant select (certificate_id, sealed_key) on gk_private.certificate_private_keys to gk_api;
+grant update (sealed_key) on gk_private.certificate_private_keys to gk_api;
 
 create table gk_private.controller_keys (
   certificate_id uuid not null,
@@ -2251,6 +2286,9 @@ create table gk_private.local_ca_authorities (
   constraint local_ca_authorities_name_check CHECK (name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)
 );
 comment on table gk_private.local_ca_authorities is 'Local CA: key pair (private key sealed), certificate and the cached CRL.';
+grant insert (certificate_pem, name, private_key_sealed) on gk_private.local_ca_authorities to gk_api;
+grant select (certificate_pem, crl_next_update, crl_number, crl_pem, crl_revision, crl_this_update, name, private_key_sealed, revocation_seq) on gk_private.local_ca_authorities to gk_api;
+grant update (crl_next_update, crl_number, crl_pem, crl_revision, crl_this_update) on gk_private.local_ca_authorities to gk_api;
 
 create table gk_private.local_ca_certificates (
   id uuid default gen_random_uuid() not null,
@@ -2286,6 +2324,7 @@ CREATE INDEX local_ca_certificates_not_after_idx ON gk_private.local_ca_certific
 CREATE INDEX local_ca_certificates_request_key_idx ON gk_private.local_ca_certificates USING btree (authority, request_key) WHERE (request_key IS NOT NULL);
 CREATE INDEX local_ca_certificates_revoked_idx ON gk_private.local_ca_certificates USING btree (authority, not_after) WHERE (status = 'revoked'::text);
 comment on table gk_private.local_ca_certificates is 'Certificates issued (or pending issuance, deferred mode) by the local CA.';
+grant select (authority, not_after, reason, revoked_at, serial, status) on gk_private.local_ca_certificates to gk_api;
 
 create table gk_private.master_key (
   singleton boolean default true not null,
@@ -2354,12 +2393,12 @@ create view gk_private.bin__blob_prefix as
 create view gk_private.bin__certificate as
  SELECT id::text AS ref,
     owner_team_id AS team_id,
-    revoke_requested_at AS enqueued_at,
+    COALESCE(revoke_requested_at, issue_attempted_at) AS enqueued_at,
     attempts,
     last_error,
     next_attempt_at
    FROM gk_public.certificates c
-  WHERE status = 'revoking'::text;
+  WHERE status = 'revoking'::text OR status = 'issuing'::text AND unresolved;
 
 create view gk_private.bin__export as
  SELECT e.id::text AS ref,
@@ -2471,7 +2510,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.activations_latest()
  RETURNS TABLE(task text, id bigint, status text, started_at timestamp with time zone, finished_at timestamp with time zone, counts jsonb, details jsonb, error text, item_errors integer, last_success_at timestamp with time zone, succeeded bigint, failed bigint)
  LANGUAGE sql
- STABLE
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   -- LATERAL … LIMIT 1 keeps each lookup a probe of the primary key (a plain join may be planned
   -- as a merge or hash join over the whole history).
@@ -2483,6 +2523,8 @@ AS $function$
     left join lateral (select y.finished_at from gk_public.activations y where y.id = t.last_success_id limit 1) s on true
    order by t.task;
 $function$;
+grant execute on function gk_private.activations_latest() to gk_api;
+grant execute on function gk_private.activations_latest() to public;
 
 CREATE OR REPLACE FUNCTION gk_private.api_token_create(name text, role text, token_sha256 bytea)
  RETURNS uuid
@@ -2505,6 +2547,8 @@ comment on function gk_private.api_token_create(text,text,bytea) is 'Registers a
 CREATE OR REPLACE FUNCTION gk_private.api_token_lookup(token_sha256 bytea)
  RETURNS TABLE(id uuid, name text, role text)
  LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   with hit as (
     select t.id, t.name, t.role, t.last_used_at
@@ -2518,6 +2562,7 @@ AS $function$
   )
   select hit.id, hit.name, hit.role from hit;
 $function$;
+grant execute on function gk_private.api_token_lookup(bytea) to gk_api;
 
 CREATE OR REPLACE FUNCTION gk_private.api_token_revoke(id_or_name text)
  RETURNS bigint
@@ -2543,6 +2588,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.audit_record(token_id uuid, token_name text, role text, operation text, operation_name text, fields text[], arguments jsonb, outcome text, error text, duration_ms integer)
  RETURNS bigint
  LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   insert into gk_public.audit_events (token_id, token_name, role, operation, operation_name, fields, arguments, outcome, error, duration_ms)
   values (audit_record.token_id, audit_record.token_name, audit_record.role, audit_record.operation, audit_record.operation_name,
@@ -2550,6 +2597,7 @@ AS $function$
   returning id;
 $function$;
 comment on function gk_private.audit_record(uuid,text,text,text,text,text[],jsonb,text,text,integer) is 'Records one admin API mutation in gk_public.audit_events (called by the server, src/server/audit.ts).';
+grant execute on function gk_private.audit_record(uuid,text,text,text,text,text[],jsonb,text,text,integer) to gk_api;
 
 CREATE OR REPLACE FUNCTION gk_private.bin_backoff(attempts integer)
  RETURNS interval
@@ -2720,9 +2768,10 @@ begin
   exception when invalid_text_representation then
     raise exception 'bin item ref % is not a certificate id', ref using errcode = '22023';
   end;
-  -- An unresolved one is asked about again (e.g. once its CA can answer lookups).
+  -- An unresolved one is asked about again (e.g. once its CA can answer lookups); an unresolved
+  -- issuance is retried (the certificates triggers enqueue it), which asks the CA first.
   update gk_public.certificates c set retry_requested_at = clock_timestamp(), unresolved = false, next_attempt_at = now()
-   where c.id = v_id and c.status = 'revoking';
+   where c.id = v_id and (c.status = 'revoking' or (c.status = 'issuing' and c.unresolved));
   return found;
 end;
 $function$;
@@ -2781,8 +2830,12 @@ declare
   c gk_public.certificates;
 begin
   -- A short row lock inside this one statement's transaction; nothing waits on the CA under it.
-  select * into c from gk_public.certificates x where x.id = certificate_claim_issue.id for update;
-  if not found or c.status <> 'issuing' then
+  -- Only an issuing row is locked: a revoke job claiming the same row (SKIP LOCKED) must not meet
+  -- this lock and skip a row that was never ours.
+  select * into c from gk_public.certificates x
+   where x.id = certificate_claim_issue.id and x.status = 'issuing' for update;
+  if not found or c.status <> 'issuing' or c.unresolved then
+    -- Issued, revoked, or unresolved: an operator answers for that one (resolve_certificate).
     return query select 'gone'::text, null::text, null::text, null::text, null::text, null::timestamptz, 0, false;
     return;
   end if;
@@ -2837,14 +2890,17 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.certificate_is_dirty(id uuid)
  RETURNS boolean
  LANGUAGE sql
- STABLE
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select coalesce(bool_or(c.subject_generation < r.certificate_generation), false)
     from gk_public.certificates c join gk_public.robots r on r.id = c.robot_id
    where c.id = certificate_is_dirty.id;
 $function$;
+grant execute on function gk_private.certificate_is_dirty(uuid) to gk_api;
+grant execute on function gk_private.certificate_is_dirty(uuid) to public;
 
-CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, claim uuid, error text, permanent boolean, release boolean)
+CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, claim uuid, error text, permanent boolean, release boolean, forget_attempt boolean DEFAULT false)
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
@@ -2860,12 +2916,34 @@ begin
                                 else greatest(now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease(),
                                               case when release then null else c.claim_expires_at end) end,
          claim_id = case when release then null else c.claim_id end,
-         claim_expires_at = case when release then null else c.claim_expires_at end
+         claim_expires_at = case when release then null else c.claim_expires_at end,
+         issue_attempted_at = case when release and forget_attempt then null else c.issue_attempted_at end
    where c.id = certificate_issue_failed.id and c.claim_id is not distinct from certificate_issue_failed.claim
   returning c.status into v_status;
   if v_status = 'revoking' and release then
     perform gk_private.enqueue_id_batches('certificates__revoke', array[id]);
   end if;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_issue_unresolved(id uuid, claim uuid, error text)
+ RETURNS text
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_status text;
+begin
+  update gk_public.certificates c
+     set unresolved = c.status = 'issuing',
+         last_error = case when c.status = 'issuing' then left(error, 2000) else c.last_error end,
+         next_attempt_at = case when c.status = 'issuing' then null else c.next_attempt_at end,
+         claim_id = null, claim_expires_at = null
+   where c.id = certificate_issue_unresolved.id and c.claim_id = certificate_issue_unresolved.claim
+  returning c.status into v_status;
+  if v_status = 'revoking' then
+    perform gk_private.enqueue_id_batches('certificates__revoke', array[id]);
+  end if;
+  return v_status;
 end;
 $function$;
 
@@ -3049,23 +3127,23 @@ begin
   if robot_ids is null or cardinality(robot_ids) = 0 then
     return 0;
   end if;
-  -- One statement: existing rows updated (in robot_id order), missing ones inserted.
-  with ids as (
-    select r.id, r.team_id
-      -- A join on unnest, not "= any(robot_ids)": a 50,000-element array must not be scanned per row.
-      from unnest(robot_ids) u (id)
-      join gk_public.robots r on r.id = u.id
-  ), marked as (
+  -- One statement: existing rows updated (in robot_id order), missing ones inserted. Only the
+  -- missing ones are looked up in robots (for their team): a launch's 50,000 robots mostly have
+  -- a row already. A join on unnest, not "= any(robot_ids)": a 50,000-element array must not be
+  -- scanned per row.
+  with marked as (
     update gk_public.robot_directors d
        set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1
-      from (select ids.id from ids order by ids.id) i
+      from (select u.id from unnest(robot_ids) u (id) order by u.id) i
      where d.robot_id = i.id
     returning 1
   ), added as (
     insert into gk_public.robot_directors (robot_id, team_id)
-    select ids.id, ids.team_id from ids
-     where not exists (select 1 from gk_public.robot_directors d where d.robot_id = ids.id)
-     order by ids.id
+    select r.id, r.team_id
+      from unnest(robot_ids) u (id)
+      join gk_public.robots r on r.id = u.id
+     where not exists (select 1 from gk_public.robot_directors d where d.robot_id = u.id)
+     order by r.id
     on conflict (robot_id) do nothing
     returning 1
   )
@@ -3144,43 +3222,42 @@ AS $function$
 begin
   -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
   -- stays a nested loop even right after a launch, before the tables' statistics catch up.
-  perform 1 from unnest(robot_ids) u (id)
-    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
-   order by rr.robot_id
-     for update of rr;
-
-  insert into gk_public.rollout_robot_ecus (team_id, rollout_id, robot_id, ecu_id, image_id)
-  select rr.team_id, rr.rollout_id, rr.robot_id, e.id, ri.image_id
-    from unnest(robot_ids) u (id)
-    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
-    -- OFFSET 0 keeps this a per-robot probe of ecus_robot_id_serial_key.
-    cross join lateral (select e.id, e.team_id, e.hardware_id, e.installed_image_id from gk_public.ecus e
-                         where e.robot_id = rr.robot_id offset 0) e
-    join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
-   where e.team_id = rr.team_id and e.installed_image_id is distinct from ri.image_id
-  on conflict do nothing;
-
+  -- Locked first, in robot_id order (the lock order), then updated in one statement.
   return query
+  with pending as (
+    select rr.rollout_id, rr.robot_id, rr.team_id
+      from unnest(robot_ids) u (id)
+      join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
+     order by rr.robot_id
+       for update of rr
+  ), verdict as (
+    select p.rollout_id, p.robot_id,
+           exists (select 1 from gk_public.ecus e
+                     join gk_public.rollout_images ri on ri.rollout_id = p.rollout_id and ri.team_id = p.team_id
+                                                     and ri.hardware_id = e.hardware_id
+                    where e.robot_id = p.robot_id and e.team_id = p.team_id
+                      and e.installed_image_id is distinct from ri.image_id) as listed
+      from pending p
+  )
   update gk_public.rollout_robots rr
-     set state = case when x.listed then 'scheduled' else 'skipped' end,
-         result = case when x.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
+     set state = case when v.listed then 'scheduled' else 'skipped' end,
+         result = case when v.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
          updated_at = now()
-    from (select r.rollout_id, r.robot_id,
-                 exists (select 1 from gk_public.rollout_robot_ecus y where y.rollout_id = r.rollout_id and y.robot_id = r.robot_id) as listed
-            from unnest(robot_ids) u (id)
-            join gk_public.rollout_robots r on r.robot_id = u.id and r.state = 'pending') x
-   where rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
+    from verdict v
+   where rr.rollout_id = v.rollout_id and rr.robot_id = v.robot_id
   returning rr.robot_id;
 end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_store(robot_ids uuid[], generations bigint[], read_timestamp_versions integer[], root_versions integer[], expires timestamp with time zone[], targets text[], snapshots text[], timestamps text[])
  RETURNS SETOF uuid
- LANGUAGE sql
+ LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET jit TO 'off'
 AS $function$
+begin
+  return query
   with s as (
     select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
       as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
@@ -3201,28 +3278,30 @@ AS $function$
     on conflict (robot_id) do update set targets = excluded.targets, snapshot = excluded.snapshot, timestamp = excluded.timestamp
     returning x.robot_id
   )
-  select documents.robot_id from documents
+  select documents.robot_id from documents;
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
  RETURNS TABLE(robot_id uuid, ecu_serial text, hardware_id text, rollout_id uuid, image_name text, image_version text, length bigint, sha256 text, sha512 text)
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET jit TO 'off'
 AS $function$
+begin
+  return query
   select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
     from unnest(robot_ids) u (id)
     join gk_public.ecus e on e.robot_id = u.id
     left join lateral (
-      select x.image_id, x.rollout_id
-        from gk_public.rollout_robot_ecus x
-        join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
-       where x.ecu_id = e.id and rr.state in ('scheduled', 'accepted', 'completed')
-       order by rr.created_at desc
-       limit 1) w on true
+      select ri.image_id, rr.rollout_id
+        from gk_public.rollout_robots rr
+        join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
+       where rr.robot_id = e.robot_id and rr.state in ('scheduled', 'accepted')) w on true
     join gk_public.images i on i.id = coalesce(w.image_id, e.installed_image_id) and i.team_id = e.team_id
-   order by e.robot_id, e.serial
+   order by e.robot_id, e.serial;
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.enqueue(task text, payload jsonb DEFAULT '{}'::jsonb, job_key text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, queue_name text DEFAULT NULL::text, job_key_mode text DEFAULT 'replace'::text)
@@ -3827,7 +3906,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.queue_jobs_by_task()
  RETURNS TABLE(task text, ready integer, scheduled integer, running integer, stalled integer, retrying integer, failed integer, oldest_due_s double precision)
  LANGUAGE sql
- STABLE
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   with dead as (select array(select w.id from gk_private.queue_workers w where w.expires_at < now()) as ids)
   select j.task_identifier,
@@ -3842,6 +3922,8 @@ AS $function$
    group by j.task_identifier
    order by j.task_identifier;
 $function$;
+grant execute on function gk_private.queue_jobs_by_task() to gk_api;
+grant execute on function gk_private.queue_jobs_by_task() to public;
 
 CREATE OR REPLACE FUNCTION gk_private.queue_reap_workers(max_workers integer)
  RETURNS jsonb
@@ -4260,6 +4342,18 @@ AS $function$
    limit 1;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.robot_ecu_keys(robot_id uuid)
+ RETURNS TABLE(serial text, is_primary boolean, public_key text)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select e.serial, e.is_primary, k.public_key
+    from gk_public.ecus e left join gk_public.ecu_keys k on k.ecu_id = e.id
+   where e.robot_id = robot_ecu_keys.robot_id
+   order by e.serial
+   limit 1000;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)
  RETURNS gk_public.robot_manifests
  LANGUAGE sql
@@ -4452,8 +4546,10 @@ begin
   -- The robot's unfinished rollout row (at most one), locked before anything else of it.
   select rr.* into v_rr from gk_public.rollout_robots rr
    where rr.robot_id = p_robot_id and rr.state in ('scheduled', 'accepted') for update;
+  -- The image the rollout maps this ECU's hardware id to (director_targets lists the same).
   if v_rr.rollout_id is not null then
-    select x.image_id into v_image from gk_public.rollout_robot_ecus x where x.rollout_id = v_rr.rollout_id and x.ecu_id = v_ecu.id;
+    select ri.image_id into v_image from gk_public.rollout_images ri
+     where ri.rollout_id = v_rr.rollout_id and ri.team_id = v_rr.team_id and ri.hardware_id = v_ecu.hardware_id;
   end if;
 
   insert into gk_public.rollout_events (team_id, robot_id, event_id, ecu_id, rollout_id, type, description)
@@ -4472,8 +4568,10 @@ begin
     return 'recorded';
   end if;
 
-  update gk_public.rollout_robot_ecus x set status = p_type, updated_at = now()
-   where x.rollout_id = v_rr.rollout_id and x.ecu_id = v_ecu.id;
+  -- The ECU's row of this rollout appears at its first event (scheduling creates none).
+  insert into gk_public.rollout_robot_ecus as x (team_id, rollout_id, robot_id, ecu_id, image_id, status)
+  values (v_rr.team_id, v_rr.rollout_id, p_robot_id, v_ecu.id, v_image, p_type)
+  on conflict (rollout_id, ecu_id) do update set status = excluded.status, updated_at = now();
   if p_type in ('download_failed', 'installation_failed') then
     update gk_public.rollout_robots rr
        set state = 'failed', updated_at = now(),
@@ -4481,8 +4579,10 @@ begin
      where rr.rollout_id = v_rr.rollout_id and rr.robot_id = p_robot_id;
     return 'recorded';
   end if;
-  select count(*) into v_pending from gk_public.rollout_robot_ecus x
-   where x.rollout_id = v_rr.rollout_id and x.robot_id = p_robot_id and x.status is distinct from 'installation_completed';
+  -- ECUs the rollout maps that do not run its image yet (installed_image_id was set above).
+  select count(*) into v_pending from gk_public.ecus e
+    join gk_public.rollout_images ri on ri.rollout_id = v_rr.rollout_id and ri.team_id = v_rr.team_id and ri.hardware_id = e.hardware_id
+   where e.robot_id = p_robot_id and e.installed_image_id is distinct from ri.image_id;
   update gk_public.rollout_robots rr
      set state = case when v_pending = 0 then 'completed' else 'accepted' end,
          result = case when v_pending = 0 then 'installed on every ECU' end,
@@ -4745,6 +4845,11 @@ begin
     new.status := 'revoking';
     new.revocation_reason := coalesce(new.revocation_reason, 'cessationOfOperation');
   end if;
+  -- An unresolved issuance whose owner went is the revoke path's question now (it asks the CA
+  -- again, or marks the row unresolved itself).
+  if tg_op = 'UPDATE' and old.status is distinct from new.status then
+    new.unresolved := false;
+  end if;
   if new.status in ('issuing', 'revoking') and (tg_op = 'INSERT' or old.status is distinct from new.status) then
     new.attempts := 0;
     new.last_error := null;
@@ -4844,10 +4949,10 @@ begin
         from new_rows n join old_rows o on o.id = n.id
        where (n.serial, n.hardware_id) is distinct from (o.serial, o.hardware_id)
           or (n.installed_image_id is distinct from o.installed_image_id
-              and not exists (select 1 from gk_public.rollout_robot_ecus x
-                                join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
-                               where x.ecu_id = n.id and x.image_id = n.installed_image_id
-                                 and rr.state in ('scheduled', 'accepted', 'completed')))));
+              and not exists (select 1 from gk_public.rollout_robots rr
+                                join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id
+                               where rr.robot_id = n.robot_id and rr.state in ('scheduled', 'accepted')
+                                 and ri.hardware_id = n.hardware_id and ri.image_id = n.installed_image_id))));
   end if;
   return null;
 end;
@@ -4992,7 +5097,8 @@ AS $function$
 declare
   ids uuid[];
 begin
-  ids := array(select n.id from new_rows n join old_rows o on o.id = n.id where n.name is distinct from o.name);
+  ids := array(select n.id from new_rows n join old_rows o on o.id = n.id
+                where (n.name, n.team_id) is distinct from (o.name, o.team_id));
   if cardinality(ids) > 0 then
     perform gk_private.robots_certificates_dirty(ids);
   end if;
@@ -5752,6 +5858,11 @@ AS $function$
 declare
   v_marked int;
 begin
+  if worker_ids is null then
+    perform pg_advisory_xact_lock(hashtextextended('volumes_mark_orphans', 0));
+  else
+    perform pg_advisory_xact_lock_shared(hashtextextended('volumes_mark_orphans', 0));
+  end if;
   for attempt in 1..5 loop
     begin
       -- Candidates are locked, then updated by their tuple id (a TID scan) rather than joined
@@ -5820,20 +5931,21 @@ CREATE OR REPLACE FUNCTION gk_private.volumes_report(worker_id uuid, live uuid[]
  RETURNS jsonb
  LANGUAGE sql
 AS $function$
-  with reported as materialized (
-    select distinct h from unnest(volumes_report.live) h),
-  -- One full join of the worker's rows with the report, keeping only the rows something happens
-  -- to (normally a few): the steps below scan that, not every volume of the worker again.
-  known as materialized (
+  -- One full join of the worker's rows with the report (a hash join on the handles as passed: no
+  -- de-duplication of the whole report first, which cost a third of the statement at 100,000
+  -- handles), keeping only the rows something happens to (normally a few): the steps below scan
+  -- that, not every volume of the worker again. A handle reported twice joins its row twice; an
+  -- UPDATE or DELETE still changes the row once, and adoption takes each unknown handle once.
+  with known as materialized (
     select v.id, v.handle, v.state, v.missing_since, v.state_changed_at, r.h as reported_handle,
            r.h is not null as on_agent,
            v.handle = any (volumes_report.building) as in_progress
       from (select * from gk_public.volumes x where x.worker_id = volumes_report.worker_id) v
-      full join reported r on r.h = v.handle
+      full join unnest(volumes_report.live) r(h) on r.h = v.handle
      where v.id is null or r.h is null or v.state in ('destroying', 'creating') or v.missing_since is not null),
   adopted as (
     insert into gk_public.volumes (worker_id, handle, state, adopted, next_attempt_at)
-    select volumes_report.worker_id, k.reported_handle, 'destroying', true, now()
+    select distinct volumes_report.worker_id, k.reported_handle, 'destroying', true, now()
       from known k
      where k.id is null
     on conflict on constraint volumes_worker_handle_key do nothing
@@ -5868,7 +5980,7 @@ AS $function$
   stamp as (
     update gk_public.workers w set last_report_at = now() where w.id = volumes_report.worker_id returning 1)
   select jsonb_build_object(
-    'reported', (select count(*) from reported),
+    'reported', cardinality(volumes_report.live),
     'unknown', (select count(*) from adopted),
     'confirmed', (select count(*) from confirmed),
     'completed', (select count(*) from completed),

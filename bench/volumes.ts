@@ -7,8 +7,9 @@
 //    parents) against the same agents destroying the same handles in a bare loop with the same
 //    batches and parallelism. Both also timed until the agents' dead/ directories are drained.
 // 2. The orphan mark alone at that size (one statement), next to a bare UPDATE of as many rows of
-//    a two-index table.
-// 3. One agent's report of 100,000 × SCALE handles reconciled (one statement).
+//    a two-index table and the same rows of gk_public.volumes updated by id; its HOT updates and WAL.
+// 3. One agent's report of 100,000 × SCALE handles reconciled (one statement), next to the same
+//    handles sent and counted, and the same full join read only.
 // Setup writes the agents' directories directly (mkdir, one file per volume, children copied);
 // everything measured goes through the agents' HTTPS API and the database as in production.
 import fs from "node:fs";
@@ -17,7 +18,7 @@ import pg from "pg";
 import { mapSettled } from "../src/lib/map-limit.ts";
 import type { PeerClient } from "../src/peers/client.ts";
 import { VolumeAgents } from "../src/volumes/agents.ts";
-import { type CollectDb, collect, collectDb, DEFAULT_COLLECT } from "../src/volumes/collect.ts";
+import { type CollectDb, collect, collectDb, DEFAULT_COLLECT, reconcileReport } from "../src/volumes/collect.ts";
 import { type AgentProcess, setupPeers, startAgent } from "../test/volumes/helpers/peers.ts";
 import { SCALE } from "./lib/scale.ts";
 import { scratchDatabase } from "./lib/scratch-db.ts";
@@ -245,9 +246,10 @@ try {
 
   // ---- 2. the mark statement alone ----
   // The orphans come back as rows (created, ownerless) and the mark runs over the whole table.
+  // Handles from the column's default, as every volume the database creates gets them.
   await db.query(
-    `insert into gk_public.volumes (worker_id, state, handle)
-     select w.id, 'created', gen_random_uuid() from gk_public.workers w, generate_series(1, $1) where w.name like 'bench-%'`,
+    `insert into gk_public.volumes (worker_id, state)
+     select w.id, 'created' from gk_public.workers w, generate_series(1, $1) where w.name like 'bench-%'`,
     [Math.round(doomed.length / AGENTS)],
   );
   await db.query("vacuum analyze gk_public.volumes");
@@ -275,9 +277,41 @@ try {
     }
   })();
   await db.query("vacuum analyze gk_public.volumes");
-  const tMark = process.hrtime.bigint();
-  const marked = (await db.query("select gk_private.volumes_mark_orphans() as n")).rows[0].n;
-  const markMs = ms(tMark);
+  // The mark in its own transaction, so its row versions (none can be HOT: state is in the
+  // composite key's unique index) are counted before it commits; its time is the statement's
+  // plus the commit's.
+  const { markMs, marked, hot, walMb } = await (async () => {
+    const c = await pool.connect();
+    try {
+      // pg_stat_xact_user_tables also holds counts of this connection's earlier transactions
+      // not yet flushed (PostgreSQL 15), so the mark's are the difference across it.
+      const counts = async () =>
+        (
+          await c.query(
+            "select coalesce(sum(n_tup_upd), 0)::int as upd, coalesce(sum(n_tup_hot_upd), 0)::int as hot from pg_stat_xact_user_tables where relid = 'gk_public.volumes'::regclass",
+          )
+        ).rows[0] as { upd: number; hot: number };
+      const lsn = (await c.query("select pg_current_wal_insert_lsn() as l")).rows[0].l;
+      await c.query("begin");
+      const before = await counts();
+      const t = process.hrtime.bigint();
+      const n = (await c.query("select gk_private.volumes_mark_orphans() as n")).rows[0].n;
+      const took = ms(t);
+      const after = await counts();
+      const tCommit = process.hrtime.bigint();
+      await c.query("commit");
+      const committed = took + ms(tCommit);
+      const wal = (await c.query("select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1)::float8 / 1e6 as mb", [lsn])).rows[0].mb;
+      return {
+        markMs: committed,
+        marked: n,
+        hot: `${after.hot - before.hot} of ${after.upd - before.upd} updates HOT`,
+        walMb: wal as number,
+      };
+    } finally {
+      c.release();
+    }
+  })();
   await db.query("create table bench_plain (id bigint primary key, state text, at timestamptz)");
   await db.query("insert into bench_plain select g, 'created', now() from generate_series(1, $1) g", [total]);
   await db.query("create unique index on bench_plain (id, state)");
@@ -291,6 +325,7 @@ try {
   console.log(
     `  the same rows of gk_public.volumes updated by id (no search, no locks): ${fmt(sameTableMs)} (${(markMs / sameTableMs).toFixed(2)}x)`,
   );
+  console.log(`  ${hot}; WAL written meanwhile (any database on the server): ${walMb.toFixed(1)} MB`);
 
   // ---- 3. one agent's report of 100,000 × SCALE handles ----
   const n = Math.round(100_000 * SCALE);
@@ -307,10 +342,32 @@ try {
     [one, Math.round(n / 100)],
   );
   const report = [...rep.map((r) => r.h), ...Array.from({ length: Math.round(n / 100) }, () => crypto.randomUUID())];
-  const tRep = process.hrtime.bigint();
-  const r = (await db.query("select gk_private.volumes_report($1, $2::uuid[]) as r", [one, report])).rows[0].r;
-  const repMs = ms(tRep);
-  console.log(`report of ${report.length} handles reconciled in one statement: ${fmt(repMs)} (target ≤ 2 s): ${JSON.stringify(r)}`);
+  // Bare costs of the same work beside it: the same handles sent and counted (the round trip and
+  // the array's parsing), and the same full join of the worker's rows with them, read only.
+  const timed = async (sql: string, params: unknown[]) => {
+    const t = process.hrtime.bigint();
+    const { rows } = await db.query(sql, params);
+    return { ms: ms(t), row: rows[0] };
+  };
+  // Passed as the collector passes them (reconcileReport: one comma-joined text); the uuid[]
+  // parameter it replaced is timed too.
+  const asArray = await timed("select cardinality($1::uuid[]) as n", [report]);
+  const sent = await timed("select cardinality(string_to_array($1, ',')::uuid[]) as n", [report.join(",")]);
+  const joined = await timed(
+    `select count(*) filter (where v.id is null or r.h is null)::int as n
+       from (select * from gk_public.volumes where worker_id = $1) v full join unnest(string_to_array($2, ',')::uuid[]) r(h) on r.h = v.handle`,
+    [one, report.join(",")],
+  );
+  const t = process.hrtime.bigint();
+  const reconciled = { row: { r: await reconcileReport(plain.query, one, report, []) }, ms: 0 };
+  reconciled.ms = ms(t);
+  console.log(
+    `report of ${report.length} handles reconciled in one statement: ${fmt(reconciled.ms)} (target ≤ 2 s): ${JSON.stringify(reconciled.row.r)}`,
+  );
+  console.log(`  (the same handles as a uuid[] parameter, sent and counted: ${fmt(asArray.ms)})`);
+  console.log(
+    `  bare: the handles sent and counted ${fmt(sent.ms)} (${(reconciled.ms / sent.ms).toFixed(2)}x); the same full join, read only, ${fmt(joined.ms)} (${(reconciled.ms / joined.ms).toFixed(2)}x, ${joined.row.n} rows differ)`,
+  );
 } finally {
   for (const a of agents) await a.proc.stop("SIGKILL");
   await peers.close();

@@ -192,6 +192,27 @@ describe("the orphan mark", () => {
   });
 });
 
+describe("handles", () => {
+  it("are time-ordered (UUID version 7): volumes made later get higher handles, so writes to many neighbours touch neighbouring index pages", async () => {
+    const w = await insertWorker(db, { name: "w1" });
+    const handles: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      // Each in its own millisecond: within one, the order is random.
+      await db.query("select pg_sleep(0.002)");
+      const [v] = await insertVolumes(db, { worker: w, containers: [null] });
+      handles.push(v!.handle);
+    }
+    expect([...handles].sort()).toEqual(handles);
+    for (const h of handles) expect(h).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    // Their first 48 bits are the time they were made, in Unix milliseconds.
+    const { rows } = await db.query(
+      "select abs(('x' || lpad(replace(left(handle::text, 13), '-', ''), 16, '0'))::bit(64)::bigint - (extract(epoch from now()) * 1000)::bigint) < 60000 as now from gk_public.volumes where handle = $1",
+      [handles[0]],
+    );
+    expect(rows[0].now).toBe(true);
+  });
+});
+
 describe("the copy-on-write key", () => {
   it("refuses a child under a parent that is not created, and a parent with a child cannot leave created or be deleted", async () => {
     const w = await insertWorker(db, { name: "w1" });
@@ -318,6 +339,14 @@ describe("report reconciliation", () => {
     // A second identical report only finds the volume that just failed missing too.
     const again = await db.query("select gk_private.volumes_report($1, $2::uuid[], $3::uuid[]) as r", [w, live, [creating[2]!.handle]]);
     expect(again.rows[0].r).toMatchObject({ unknown: 0, confirmed: 0, completed: 0, failed: 0, missing: 1, found: 0 });
+
+    // The report is joined as sent (not de-duplicated first): a handle sent twice still changes its
+    // row once, and an unknown one sent twice is adopted once.
+    const stranger = "6a0e6f7c-8a6e-4c2b-9d7e-0c9a1f3b2e13";
+    const twice = [...live, created[2]!.handle, created[2]!.handle, stranger, stranger];
+    const dup = await db.query("select gk_private.volumes_report($1, $2::uuid[]) as r", [w, twice]);
+    expect(dup.rows[0].r).toMatchObject({ reported: twice.length, unknown: 1, found: 1, missing: 0 });
+    expect(await countRows("volumes", `handle = '${stranger}'`)).toBe(1);
   });
 
   it("removes volumes missing past the grace period with their descendants, never on a stalled worker", async () => {
