@@ -6,7 +6,7 @@
 create or replace view gk_private.bin__export as
   select e.id::text as ref, i.team_id, e.state_changed_at as enqueued_at, e.attempts,
          coalesce(s.undo_error, case when s.state = 'failed' then s.error end) as last_error,
-         case when e.operating_saga_id is null then e.state_changed_at else coalesce(s.updated_at, e.state_changed_at) + gk_private.bin_lease() end
+         case when e.operating_saga_id is null then coalesce(e.saga_queued_until, e.state_changed_at) else coalesce(s.updated_at, e.state_changed_at) + gk_private.bin_lease() end
            as next_attempt_at
     from gk_public.exports e
     left join gk_public.images i on e.resource_type = 'image' and i.id = e.resource_id

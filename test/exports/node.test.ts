@@ -9,12 +9,14 @@
 // step and changes nothing; no node to place on unwinds to requested.
 import crypto from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CoordinateLimits, coordinate } from "../../src/exports/coordinate.ts";
 import { ExportNodes } from "../../src/exports/nodes.ts";
 import { createExport } from "../../src/exports/sagas/create.ts";
 import { deleteExport } from "../../src/exports/sagas/delete.ts";
 import { PeerClient, PeerHttpError } from "../../src/peers/client.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { insertExports, insertTeam } from "../helpers/fixtures/index.ts";
+import { jobs, runJobs } from "../helpers/jobs.ts";
 import { type Peers, setupPeers } from "../helpers/peers.ts";
 import { actionFailureCanUnwind, actionsSucceedIdempotently, runSagaInProcess, sagaEvents } from "../helpers/saga.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -282,5 +284,89 @@ describe("exports__delete", () => {
     } finally {
       await db.query("update gk_public.export_nodes set state = 'in_service', expunged_at = null where id = $1", [nodeId]);
     }
+  });
+});
+
+describe("a queued saga that dies before its take", () => {
+  // The coordinator as its task runs it, on the test's pool (activations are not recorded).
+  const coordinateOnce = () =>
+    coordinate({
+      query: (sql, params) => db.pool.query(sql, params),
+      withPgClient: async (fn) => {
+        const c = await db.pool.connect();
+        try {
+          return await fn(c);
+        } finally {
+          c.release();
+        }
+      },
+      services: peers.services,
+      limits: CoordinateLimits.parse({}),
+      itemError: async (item, e) => {
+        throw new Error(`${item}: ${e}`);
+      },
+      more: () => {},
+    });
+
+  /** A new image, settled by the coordinator into a record whose create saga it started (queued). */
+  async function queued(): Promise<{ exportId: string; sagaId: string; jobId: string }> {
+    const { images } = await publishImages(db, peers, team, 1);
+    await coordinateOnce();
+    const { rows } = await db.query(
+      "select id, saga_id, saga_queued_until is not null as queued from gk_public.exports where resource_id = $1 and state = 'requested'",
+      [images[0]!.id],
+    );
+    expect(rows[0]).toMatchObject({ queued: true });
+    const job = (await jobs(db, "exports__create")).find((j) => JSON.stringify(j.payload).includes(rows[0].saga_id))!;
+    return { exportId: rows[0].id, sagaId: rows[0].saga_id, jobId: job.id };
+  }
+
+  it("does not strand its record: a lost or failed job is driven again, a saga gone or finished without it gives it back", async () => {
+    await runJobs(db, peers.services); // whatever earlier tests left queued
+    const lost = await queued();
+    await db.query("select graphile_worker.complete_jobs(array[$1::bigint])", [lost.jobId]); // its job deleted
+    const failed = await queued();
+    await db.query("select graphile_worker.permanently_fail_jobs(array[$1::bigint], 'worker gave up')", [failed.jobId]);
+    const abandoned = await queued(); // its row finished without running its undo (marked failed by hand)
+    await db.query("select graphile_worker.complete_jobs(array[$1::bigint])", [abandoned.jobId]);
+    await db.query(
+      "update gk_public.sagas set state = 'failed', failed_step = 'take', error = 'abandoned', finished_at = now() where id = $1",
+      [abandoned.sagaId],
+    );
+    const gone = await queued(); // its row deleted (the record's saga_id set null)
+    await db.query("select graphile_worker.complete_jobs(array[$1::bigint])", [gone.jobId]);
+    await db.query("delete from gk_public.sagas where id = $1", [gone.sagaId]);
+    const all = [lost, failed, abandoned, gone].map((q) => q.exportId);
+
+    // Before the lease runs out nothing is started twice; the jobs that are left change nothing.
+    await coordinateOnce();
+    await runJobs(db, peers.services);
+    const waiting = await db.query(
+      "select count(*)::int as n from gk_public.exports where id = any($1) and state = 'requested' and saga_queued_until > now()",
+      [all],
+    );
+    expect(waiting.rows[0].n).toBe(4);
+    // They are listed in the bin, due when their lease runs out.
+    const bin = await db.query("select ref from gk_private.bin__export where ref = any($1)", [all]);
+    expect(bin.rows.length).toBe(4);
+
+    // The lease runs out (as bin_lease passing would).
+    await db.query("update gk_public.exports set saga_queued_until = now() - interval '1 second' where id = any($1)", [all]);
+    const s = await coordinateOnce();
+    expect({ released: s.overdue_released, requeued: s.overdue_requeued }).toEqual({ released: 2, requeued: 2 });
+    await runJobs(db, peers.services);
+    const { rows } = await db.query(
+      "select id, state, saga_id, saga_queued_until from gk_public.exports where id = any($1) order by array_position($1, id)",
+      [all],
+    );
+    expect(rows.map((r) => [r.state, r.saga_queued_until])).toEqual(Array(4).fill(["live", null]));
+    // The lost and the failed job's sagas were driven again, the others replaced.
+    expect(rows.map((r) => r.saga_id)).toEqual([
+      lost.sagaId,
+      failed.sagaId,
+      expect.not.stringMatching(abandoned.sagaId),
+      expect.any(String),
+    ]);
+    for (const r of rows) expect(await download(`${(await record(r.id)).url}`)).toBeInstanceOf(Buffer);
   });
 });
