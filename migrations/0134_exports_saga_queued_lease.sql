@@ -30,4 +30,7 @@ create index exports_delete_due_idx on gk_public.exports (state_changed_at)
 drop index gk_public.exports_requested_idx;
 create index exports_requested_idx on gk_public.exports (created_at)
   where state = 'requested' and delete_requested_at is null and not saga_queued;
+-- The export bin view (sql/710) reads the lease; it and the bin view over it are re-created
+-- from sql/ after migrating.
+drop view if exists gk_private.bin__export cascade;
 alter table gk_public.exports drop column saga_queued_until;

@@ -9,7 +9,6 @@
 // step and changes nothing; no node to place on unwinds to requested.
 import crypto from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CoordinateLimits, coordinate } from "../../src/exports/coordinate.ts";
 import { ExportNodes } from "../../src/exports/nodes.ts";
 import { createExport } from "../../src/exports/sagas/create.ts";
 import { deleteExport } from "../../src/exports/sagas/delete.ts";
@@ -20,6 +19,7 @@ import { jobs, runJobs } from "../helpers/jobs.ts";
 import { type Peers, setupPeers } from "../helpers/peers.ts";
 import { actionFailureCanUnwind, actionsSucceedIdempotently, runSagaInProcess, sagaEvents } from "../helpers/saga.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { coordinateOnce } from "./helpers/coordinate.ts";
 import { blobStore, type NodeProcess, publishImages, startNode } from "./helpers/nodes.ts";
 
 const db = await createTestDb();
@@ -288,30 +288,12 @@ describe("exports__delete", () => {
 });
 
 describe("a queued saga that dies before its take", () => {
-  // The coordinator as its task runs it, on the test's pool (activations are not recorded).
-  const coordinateOnce = () =>
-    coordinate({
-      query: (sql, params) => db.pool.query(sql, params),
-      withPgClient: async (fn) => {
-        const c = await db.pool.connect();
-        try {
-          return await fn(c);
-        } finally {
-          c.release();
-        }
-      },
-      services: peers.services,
-      limits: CoordinateLimits.parse({}),
-      itemError: async (item, e) => {
-        throw new Error(`${item}: ${e}`);
-      },
-      more: () => {},
-    });
+  const activation = () => coordinateOnce(db, peers.services);
 
   /** A new image, settled by the coordinator into a record whose create saga it started (queued). */
   async function queued(): Promise<{ exportId: string; sagaId: string; jobId: string }> {
     const { images } = await publishImages(db, peers, team, 1);
-    await coordinateOnce();
+    await activation();
     const { rows } = await db.query(
       "select id, saga_id, saga_queued_until is not null as queued from gk_public.exports where resource_id = $1 and state = 'requested'",
       [images[0]!.id],
@@ -339,7 +321,7 @@ describe("a queued saga that dies before its take", () => {
     const all = [lost, failed, abandoned, gone].map((q) => q.exportId);
 
     // Before the lease runs out nothing is started twice; the jobs that are left change nothing.
-    await coordinateOnce();
+    await activation();
     await runJobs(db, peers.services);
     const waiting = await db.query(
       "select count(*)::int as n from gk_public.exports where id = any($1) and state = 'requested' and saga_queued_until > now()",
@@ -352,7 +334,7 @@ describe("a queued saga that dies before its take", () => {
 
     // The lease runs out (as bin_lease passing would).
     await db.query("update gk_public.exports set saga_queued_until = now() - interval '1 second' where id = any($1)", [all]);
-    const s = await coordinateOnce();
+    const s = await activation();
     expect({ released: s.overdue_released, requeued: s.overdue_requeued }).toEqual({ released: 2, requeued: 2 });
     await runJobs(db, peers.services);
     const { rows } = await db.query(
