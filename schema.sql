@@ -2412,8 +2412,8 @@ create view gk_private.bin__export as
             ELSE NULL::text
         END) AS last_error,
         CASE
-            WHEN e.operating_saga_id IS NULL THEN COALESCE(e.saga_queued_until, e.state_changed_at)
-            ELSE COALESCE(s.updated_at, e.state_changed_at) + gk_private.bin_lease()
+            WHEN e.operating_saga_id IS NOT NULL OR e.saga_queued_until IS NOT NULL AND s.finished_at IS NULL AND s.id IS NOT NULL THEN COALESCE(s.updated_at, e.state_changed_at) + gk_private.bin_lease()
+            ELSE COALESCE(e.saga_queued_until, e.state_changed_at)
         END AS next_attempt_at
    FROM gk_public.exports e
      LEFT JOIN gk_public.images i ON e.resource_type = 'image'::gk_public.export_resource_type AND i.id = e.resource_id

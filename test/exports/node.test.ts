@@ -328,12 +328,15 @@ describe("a queued saga that dies before its take", () => {
       [all],
     );
     expect(waiting.rows[0].n).toBe(4);
-    // They are listed in the bin, due when their lease runs out.
-    const bin = await db.query("select ref from gk_private.bin__export where ref = any($1)", [all]);
-    expect(bin.rows.length).toBe(4);
+    // They are listed in the bin, not yet overdue.
+    const overdue = async () =>
+      (await db.query("select overdue from gk_public.bin where kind = 'export' and ref = any($1)", [all])).rows.map((r) => r.overdue);
+    expect(await overdue()).toEqual(Array(4).fill(false));
 
-    // The lease runs out (as bin_lease passing would).
+    // The lease runs out, and the sagas left have not moved (as bin_lease passing would): overdue.
     await db.query("update gk_public.exports set saga_queued_until = now() - interval '1 second' where id = any($1)", [all]);
+    await db.query("update gk_public.sagas set updated_at = now() - interval '1 hour' where id = any($1)", [[lost.sagaId, failed.sagaId]]);
+    expect(await overdue()).toEqual(Array(4).fill(true));
     const s = await activation();
     expect({ released: s.overdue_released, requeued: s.overdue_requeued }).toEqual({ released: 2, requeued: 2 });
     await runJobs(db, peers.services);
