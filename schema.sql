@@ -429,6 +429,7 @@ create table gk_public.exports (
   live_at timestamp with time zone,
   verified_at timestamp with time zone,
   deleted_at timestamp with time zone,
+  saga_queued_until timestamp with time zone,
   constraint exports_pkey PRIMARY KEY (id),
   constraint exports_node_id_fkey FOREIGN KEY (node_id) REFERENCES gk_public.export_nodes(id) ON DELETE RESTRICT,
   constraint exports_saga_id_fkey FOREIGN KEY (saga_id) REFERENCES gk_public.sagas(id) ON DELETE SET NULL,
@@ -441,10 +442,11 @@ create table gk_public.exports (
   constraint exports_state_check CHECK (state = ANY (ARRAY['requested'::text, 'assigning'::text, 'live'::text, 'deleting'::text, 'deleted'::text])),
   constraint exports_url_check CHECK (length(url) <= 2048)
 );
-CREATE INDEX exports_delete_due_idx ON gk_public.exports USING btree (state_changed_at) WHERE ((delete_requested_at IS NOT NULL) AND (state <> 'deleted'::text));
+CREATE INDEX exports_delete_due_idx ON gk_public.exports USING btree (state_changed_at) WHERE ((delete_requested_at IS NOT NULL) AND (state <> 'deleted'::text) AND (saga_queued_until IS NULL));
 CREATE INDEX exports_node_idx ON gk_public.exports USING btree (node_id) WHERE (state <> 'deleted'::text);
 CREATE UNIQUE INDEX exports_one_per_resource ON gk_public.exports USING btree (resource_type, resource_id) WHERE (state <> 'deleted'::text);
-CREATE INDEX exports_requested_idx ON gk_public.exports USING btree (created_at) WHERE ((state = 'requested'::text) AND (delete_requested_at IS NULL));
+CREATE INDEX exports_queued_until_idx ON gk_public.exports USING btree (saga_queued_until) WHERE (saga_queued_until IS NOT NULL);
+CREATE INDEX exports_requested_idx ON gk_public.exports USING btree (created_at) WHERE ((state = 'requested'::text) AND (delete_requested_at IS NULL) AND (saga_queued_until IS NULL));
 CREATE INDEX exports_saga_id_idx ON gk_public.exports USING btree (saga_id);
 CREATE INDEX exports_unsettled_idx ON gk_public.exports USING btree (state_changed_at) WHERE ((state <> 'deleted'::text) AND ((state <> 'live'::text) OR (delete_requested_at IS NOT NULL)));
 CREATE INDEX exports_verify_idx ON gk_public.exports USING btree (verified_at NULLS FIRST) WHERE ((state = 'live'::text) AND (delete_requested_at IS NULL));
@@ -452,6 +454,7 @@ CREATE TRIGGER _700_pending_when_deleted AFTER UPDATE OF state ON gk_public.expo
 CREATE TRIGGER _700_pending_when_removed AFTER DELETE ON gk_public.exports REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_exports__pending_when_deleted();
 comment on table gk_public.exports is '@behavior -insert -update -delete
 Export records: which node serves which read-only resource, and the state of getting it there. Deleted records are kept.';
+comment on column gk_public.exports.saga_queued_until is 'A saga was started for the record and has not taken it (or given it back) yet; after this the coordinator checks on that saga.';
 grant select on gk_public.exports to gk_admin;
 grant select on gk_public.exports to gk_viewer;
 
@@ -2428,8 +2431,8 @@ create view gk_private.bin__export as
             ELSE NULL::text
         END) AS last_error,
         CASE
-            WHEN e.operating_saga_id IS NULL THEN e.state_changed_at
-            ELSE COALESCE(s.updated_at, e.state_changed_at) + gk_private.bin_lease()
+            WHEN e.operating_saga_id IS NOT NULL OR e.saga_queued_until IS NOT NULL AND s.finished_at IS NULL AND s.id IS NOT NULL THEN COALESCE(s.updated_at, e.state_changed_at) + gk_private.bin_lease()
+            ELSE COALESCE(e.saga_queued_until, e.state_changed_at)
         END AS next_attempt_at
    FROM gk_public.exports e
      LEFT JOIN gk_public.images i ON e.resource_type = 'image'::gk_public.export_resource_type AND i.id = e.resource_id
@@ -3517,13 +3520,13 @@ CREATE OR REPLACE FUNCTION gk_private.exports_changeset(max_items integer)
 AS $function$
   (select 'create', e.id, e.resource_type, e.resource_id, e.generation
      from gk_public.exports e
-    where e.state = 'requested' and e.delete_requested_at is null
+    where e.state = 'requested' and e.delete_requested_at is null and e.saga_queued_until is null
       and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
     order by e.created_at limit max_items)
   union all
   (select 'delete', e.id, e.resource_type, e.resource_id, e.generation
      from gk_public.exports e
-    where e.delete_requested_at is not null and e.state = 'live'
+    where e.delete_requested_at is not null and e.state = 'live' and e.saga_queued_until is null
       and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
     order by e.state_changed_at limit max_items);
 $function$;
@@ -3608,6 +3611,31 @@ AS $function$
   select count(*)::int from marked;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.exports_queued_overdue(max_items integer, OUT released integer, OUT requeued integer)
+ RETURNS record
+ LANGUAGE sql
+AS $function$
+  with due as (
+    select e.id, s.id as saga_id, s.name, (s.id is not null and s.finished_at is null) as running
+      from gk_public.exports e left join gk_public.sagas s on s.id = e.saga_id
+     where e.saga_queued_until < now()
+     order by e.saga_queued_until limit max_items
+       for update of e skip locked),
+  backlog as (
+    select n.name, gk_private.task_backlog(n.name) as busy from (select distinct name from due where running) n),
+  moved as (
+    update gk_public.exports e
+       set saga_queued_until = case when d.running then now() + gk_private.bin_lease() end
+      from due d
+     where e.id = d.id
+    returning e.id, d.running),
+  enqueued as (
+    select gk_private.saga_enqueue(d.saga_id, d.name)
+      from due d join backlog b on b.name = d.name
+     where d.running and not b.busy)
+  select (select count(*) from moved where not running)::int, (select count(*) from enqueued)::int;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.exports_release_create(id uuid, saga_id uuid)
  RETURNS void
  LANGUAGE sql
@@ -3615,6 +3643,9 @@ AS $function$
   update gk_public.exports e
      set state = 'requested', operating_saga_id = null, node_id = null, attachment_id = null, url = null, state_changed_at = now()
    where e.id = exports_release_create.id and e.operating_saga_id = exports_release_create.saga_id and e.state = 'assigning';
+  -- A saga that never took the record (another had it, no node) gives it back to the changeset.
+  update gk_public.exports e set saga_queued_until = null
+   where e.id = exports_release_create.id and e.saga_id = exports_release_create.saga_id and e.saga_queued_until is not null;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_release_delete(id uuid, saga_id uuid)
@@ -3623,6 +3654,8 @@ CREATE OR REPLACE FUNCTION gk_private.exports_release_delete(id uuid, saga_id uu
 AS $function$
   update gk_public.exports e set state = 'live', operating_saga_id = null, state_changed_at = now()
    where e.id = exports_release_delete.id and e.operating_saga_id = exports_release_delete.saga_id and e.state = 'deleting';
+  update gk_public.exports e set saga_queued_until = null
+   where e.id = exports_release_delete.id and e.saga_id = exports_release_delete.saga_id and e.saga_queued_until is not null;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_resource_exists(resource_type gk_public.export_resource_type, resource_id uuid)
@@ -3639,7 +3672,7 @@ CREATE OR REPLACE FUNCTION gk_private.exports_sagas_started(export_ids uuid[], s
  RETURNS void
  LANGUAGE sql
 AS $function$
-  update gk_public.exports e set saga_id = x.saga_id
+  update gk_public.exports e set saga_id = x.saga_id, saga_queued_until = now() + gk_private.bin_lease()
     from unnest(export_ids, saga_ids) x(export_id, saga_id)
    where e.id = x.export_id;
 $function$;
@@ -3683,7 +3716,7 @@ AS $function$
   taken as (
     update gk_public.exports e
        set state = 'assigning', operating_saga_id = x.saga_id, saga_id = x.saga_id,
-           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now(),
+           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now(), saga_queued_until = null,
            node_id = nodes.ids[1 + (x.o::int + nodes.r) % cardinality(nodes.ids)], attachment_id = x.saga_id
       from x, nodes
      where e.id = x.id and e.state = 'requested' and e.operating_saga_id is null
@@ -3707,7 +3740,7 @@ AS $function$
   taken as (
     update gk_public.exports e
        set state = 'deleting', operating_saga_id = x.saga_id, saga_id = x.saga_id,
-           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now()
+           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now(), saga_queued_until = null
       from x
      where e.id = x.id and e.state = 'live' and e.operating_saga_id is null
        and e.delete_requested_at is not null and e.generation < x.generation

@@ -174,20 +174,22 @@ $$;
 -- The changeset, at most max_items of each: requested records without a running saga (create),
 -- live records marked for deletion without a running saga (delete). Resources without a record
 -- got one from exports_settle_pending (sql/720) before this runs. Deleted records are never part
--- of it; both parts read only their partial index (O(changes), not O(resources)).
+-- of it; both parts read only their partial index (O(changes), not O(resources)), which leaves
+-- out records whose saga is queued (saga_queued_until, set when their sagas start; one whose lease
+-- ran out is looked at by exports_queued_overdue).
 create or replace function gk_private.exports_changeset(max_items int)
 returns table (action text, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid, generation bigint)
 language sql stable
 as $$
   (select 'create', e.id, e.resource_type, e.resource_id, e.generation
      from gk_public.exports e
-    where e.state = 'requested' and e.delete_requested_at is null
+    where e.state = 'requested' and e.delete_requested_at is null and e.saga_queued_until is null
       and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
     order by e.created_at limit max_items)
   union all
   (select 'delete', e.id, e.resource_type, e.resource_id, e.generation
      from gk_public.exports e
-    where e.delete_requested_at is not null and e.state = 'live'
+    where e.delete_requested_at is not null and e.state = 'live' and e.saga_queued_until is null
       and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
     order by e.state_changed_at limit max_items);
 $$;
@@ -196,9 +198,43 @@ $$;
 create or replace function gk_private.exports_sagas_started(export_ids uuid[], saga_ids uuid[]) returns void
 language sql volatile
 as $$
-  update gk_public.exports e set saga_id = x.saga_id
+  update gk_public.exports e set saga_id = x.saga_id, saga_queued_until = now() + gk_private.bin_lease()
     from unnest(export_ids, saga_ids) x(export_id, saga_id)
    where e.id = x.export_id;
+$$;
+
+-- Queued records whose lease ran out (their saga has not taken them within bin_lease), at most
+-- max_items, oldest first, read through exports_queued_until_idx:
+-- - saga finished or gone (failed, abandoned, deleted by retention) without giving the record
+--   back: the mark is cleared, so the changeset (run next) starts a fresh saga;
+-- - saga unfinished and no job of its task waiting for a worker (its batch job was lost, failed
+--   for good, or sits locked by a dead worker): its job is enqueued again on its own
+--   (saga:<id>; a runner still holding it keeps its advisory lock) and the lease renewed;
+-- - saga unfinished while workers are behind (its job most likely waits in the queue): the
+--   lease is renewed only, so a backlog does not pile duplicate jobs onto the queue.
+-- Returns how many were given back and how many sagas re-enqueued.
+create or replace function gk_private.exports_queued_overdue(max_items int, out released int, out requeued int)
+language sql volatile
+as $$
+  with due as (
+    select e.id, s.id as saga_id, s.name, (s.id is not null and s.finished_at is null) as running
+      from gk_public.exports e left join gk_public.sagas s on s.id = e.saga_id
+     where e.saga_queued_until < now()
+     order by e.saga_queued_until limit max_items
+       for update of e skip locked),
+  backlog as (
+    select n.name, gk_private.task_backlog(n.name) as busy from (select distinct name from due where running) n),
+  moved as (
+    update gk_public.exports e
+       set saga_queued_until = case when d.running then now() + gk_private.bin_lease() end
+      from due d
+     where e.id = d.id
+    returning e.id, d.running),
+  enqueued as (
+    select gk_private.saga_enqueue(d.saga_id, d.name)
+      from due d join backlog b on b.name = d.name
+     where d.running and not b.busy)
+  select (select count(*) from moved where not running)::int, (select count(*) from enqueued)::int;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
@@ -231,7 +267,7 @@ as $$
   taken as (
     update gk_public.exports e
        set state = 'assigning', operating_saga_id = x.saga_id, saga_id = x.saga_id,
-           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now(),
+           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now(), saga_queued_until = null,
            node_id = nodes.ids[1 + (x.o::int + nodes.r) % cardinality(nodes.ids)], attachment_id = x.saga_id
       from x, nodes
      where e.id = x.id and e.state = 'requested' and e.operating_saga_id is null
@@ -254,6 +290,9 @@ as $$
   update gk_public.exports e
      set state = 'requested', operating_saga_id = null, node_id = null, attachment_id = null, url = null, state_changed_at = now()
    where e.id = exports_release_create.id and e.operating_saga_id = exports_release_create.saga_id and e.state = 'assigning';
+  -- A saga that never took the record (another had it, no node) gives it back to the changeset.
+  update gk_public.exports e set saga_queued_until = null
+   where e.id = exports_release_create.id and e.saga_id = exports_release_create.saga_id and e.saga_queued_until is not null;
 $$;
 
 -- live: assigning (this saga) → live, served at the node's current address; the lock is
@@ -299,7 +338,7 @@ as $$
   taken as (
     update gk_public.exports e
        set state = 'deleting', operating_saga_id = x.saga_id, saga_id = x.saga_id,
-           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now()
+           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now(), saga_queued_until = null
       from x
      where e.id = x.id and e.state = 'live' and e.operating_saga_id is null
        and e.delete_requested_at is not null and e.generation < x.generation
@@ -316,6 +355,8 @@ language sql volatile
 as $$
   update gk_public.exports e set state = 'live', operating_saga_id = null, state_changed_at = now()
    where e.id = exports_release_delete.id and e.operating_saga_id = exports_release_delete.saga_id and e.state = 'deleting';
+  update gk_public.exports e set saga_queued_until = null
+   where e.id = exports_release_delete.id and e.saga_id = exports_release_delete.saga_id and e.saga_queued_until is not null;
 $$;
 
 -- deleted, last (once deleted nothing would start the delete again): deleting (this saga) →

@@ -1,12 +1,16 @@
 -- Bin kind `export`: export records not yet settled — requested or being created, live but
 -- marked for deletion, being deleted — with the error of their last saga. The coordinator
 -- (exports__coordinate) drains them; redispatch runs it when some wait without a running saga,
--- and drives again the sagas of rows whose saga's job was lost.
+-- and drives again the sagas of rows whose saga's job was lost. A queued record (its saga started,
+-- not yet taken: saga_queued_until) is due when its saga should have moved; one whose saga
+-- finished or is gone, when the coordinator gives it back (sql/700, exports_queued_overdue).
 
 create or replace view gk_private.bin__export as
   select e.id::text as ref, i.team_id, e.state_changed_at as enqueued_at, e.attempts,
          coalesce(s.undo_error, case when s.state = 'failed' then s.error end) as last_error,
-         case when e.operating_saga_id is null then e.state_changed_at else coalesce(s.updated_at, e.state_changed_at) + gk_private.bin_lease() end
+         case when e.operating_saga_id is not null or (e.saga_queued_until is not null and s.finished_at is null and s.id is not null)
+              then coalesce(s.updated_at, e.state_changed_at) + gk_private.bin_lease()
+              else coalesce(e.saga_queued_until, e.state_changed_at) end
            as next_attempt_at
     from gk_public.exports e
     left join gk_public.images i on e.resource_type = 'image' and i.id = e.resource_id

@@ -26,6 +26,12 @@ export const CoordinateStatus = z.object({
   swept: n,
   /** Pending entries settled (resources recorded as changed). */
   settled: n,
+  /**
+   * Queued records whose saga did not take them within the lease: given back to the changeset
+   * (their saga finished or is gone) or their saga's job enqueued again (it was lost).
+   */
+  overdue_released: n,
+  overdue_requeued: n,
   marked_for_deletion: n,
   bypassed: n,
   bypassed_ids: ids,
@@ -74,6 +80,8 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
     full_sweep: false,
     swept: 0,
     settled: 0,
+    overdue_released: 0,
+    overdue_requeued: 0,
     marked_for_deletion: 0,
     bypassed: 0,
     bypassed_ids: [],
@@ -97,6 +105,11 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
     status.marked_for_deletion += settled.marked;
     let full = settled.taken === n;
     if (round === 0) {
+      // Before the changeset, so a record given back is started again in this activation.
+      const overdue = (await ctx.query("select * from gk_private.exports_queued_overdue($1)", [limits.max_items])).rows[0];
+      status.overdue_released = overdue.released;
+      status.overdue_requeued = overdue.requeued;
+      if (overdue.released + overdue.requeued >= limits.max_items) ctx.more();
       // The safety net after the first round, so it finds only what no entry covers; what it
       // finds is settled by the next rounds.
       const swept = (

@@ -15,9 +15,11 @@ import { deleteExport } from "../../src/exports/sagas/delete.ts";
 import { PeerClient, PeerHttpError } from "../../src/peers/client.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { insertExports, insertTeam } from "../helpers/fixtures/index.ts";
+import { jobs, runJobs } from "../helpers/jobs.ts";
 import { type Peers, setupPeers } from "../helpers/peers.ts";
 import { actionFailureCanUnwind, actionsSucceedIdempotently, runSagaInProcess, sagaEvents } from "../helpers/saga.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { coordinateOnce } from "./helpers/coordinate.ts";
 import { blobStore, type NodeProcess, publishImages, startNode } from "./helpers/nodes.ts";
 
 const db = await createTestDb();
@@ -282,5 +284,74 @@ describe("exports__delete", () => {
     } finally {
       await db.query("update gk_public.export_nodes set state = 'in_service', expunged_at = null where id = $1", [nodeId]);
     }
+  });
+});
+
+describe("a queued saga that dies before its take", () => {
+  const activation = () => coordinateOnce(db, peers.services);
+
+  /** A new image, settled by the coordinator into a record whose create saga it started (queued). */
+  async function queued(): Promise<{ exportId: string; sagaId: string; jobId: string }> {
+    const { images } = await publishImages(db, peers, team, 1);
+    await activation();
+    const { rows } = await db.query(
+      "select id, saga_id, saga_queued_until is not null as queued from gk_public.exports where resource_id = $1 and state = 'requested'",
+      [images[0]!.id],
+    );
+    expect(rows[0]).toMatchObject({ queued: true });
+    const job = (await jobs(db, "exports__create")).find((j) => JSON.stringify(j.payload).includes(rows[0].saga_id))!;
+    return { exportId: rows[0].id, sagaId: rows[0].saga_id, jobId: job.id };
+  }
+
+  it("does not strand its record: a lost or failed job is driven again, a saga gone or finished without it gives it back", async () => {
+    await runJobs(db, peers.services); // whatever earlier tests left queued
+    const lost = await queued();
+    await db.query("select graphile_worker.complete_jobs(array[$1::bigint])", [lost.jobId]); // its job deleted
+    const failed = await queued();
+    await db.query("select graphile_worker.permanently_fail_jobs(array[$1::bigint], 'worker gave up')", [failed.jobId]);
+    const abandoned = await queued(); // its row finished without running its undo (marked failed by hand)
+    await db.query("select graphile_worker.complete_jobs(array[$1::bigint])", [abandoned.jobId]);
+    await db.query(
+      "update gk_public.sagas set state = 'failed', failed_step = 'take', error = 'abandoned', finished_at = now() where id = $1",
+      [abandoned.sagaId],
+    );
+    const gone = await queued(); // its row deleted (the record's saga_id set null)
+    await db.query("select graphile_worker.complete_jobs(array[$1::bigint])", [gone.jobId]);
+    await db.query("delete from gk_public.sagas where id = $1", [gone.sagaId]);
+    const all = [lost, failed, abandoned, gone].map((q) => q.exportId);
+
+    // Before the lease runs out nothing is started twice; the jobs that are left change nothing.
+    await activation();
+    await runJobs(db, peers.services);
+    const waiting = await db.query(
+      "select count(*)::int as n from gk_public.exports where id = any($1) and state = 'requested' and saga_queued_until > now()",
+      [all],
+    );
+    expect(waiting.rows[0].n).toBe(4);
+    // They are listed in the bin, not yet overdue.
+    const overdue = async () =>
+      (await db.query("select overdue from gk_public.bin where kind = 'export' and ref = any($1)", [all])).rows.map((r) => r.overdue);
+    expect(await overdue()).toEqual(Array(4).fill(false));
+
+    // The lease runs out, and the sagas left have not moved (as bin_lease passing would): overdue.
+    await db.query("update gk_public.exports set saga_queued_until = now() - interval '1 second' where id = any($1)", [all]);
+    await db.query("update gk_public.sagas set updated_at = now() - interval '1 hour' where id = any($1)", [[lost.sagaId, failed.sagaId]]);
+    expect(await overdue()).toEqual(Array(4).fill(true));
+    const s = await activation();
+    expect({ released: s.overdue_released, requeued: s.overdue_requeued }).toEqual({ released: 2, requeued: 2 });
+    await runJobs(db, peers.services);
+    const { rows } = await db.query(
+      "select id, state, saga_id, saga_queued_until from gk_public.exports where id = any($1) order by array_position($1, id)",
+      [all],
+    );
+    expect(rows.map((r) => [r.state, r.saga_queued_until])).toEqual(Array(4).fill(["live", null]));
+    // The lost and the failed job's sagas were driven again, the others replaced.
+    expect(rows.map((r) => r.saga_id)).toEqual([
+      lost.sagaId,
+      failed.sagaId,
+      expect.not.stringMatching(abandoned.sagaId),
+      expect.any(String),
+    ]);
+    for (const r of rows) expect(await download(`${(await record(r.id)).url}`)).toBeInstanceOf(Buffer);
   });
 });

@@ -9,7 +9,6 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CoordinateLimits, coordinate } from "../../src/exports/coordinate.ts";
 import { PeerClient, PeerHttpError } from "../../src/peers/client.ts";
 import { unlockWorkers } from "../../src/worker/queue.ts";
 import { spawnCli } from "../helpers/cli.ts";
@@ -18,6 +17,7 @@ import { insertTeam } from "../helpers/fixtures/index.ts";
 import { runJobs } from "../helpers/jobs.ts";
 import { type Peers, setupPeers } from "../helpers/peers.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { coordinateOnce } from "./helpers/coordinate.ts";
 import { type NodeProcess, publishImages, runNode } from "./helpers/nodes.ts";
 
 const db = await createTestDb();
@@ -169,24 +169,7 @@ describe("export coordinator end to end", () => {
 
   it("two coordinators at once: one record per image, duplicate sagas unwind at take", async () => {
     await publishImages(db, peers, team, 4);
-    const run = () =>
-      coordinate({
-        query: (sql, params) => db.pool.query(sql, params),
-        withPgClient: async (fn) => {
-          const c = await db.pool.connect();
-          try {
-            return await fn(c);
-          } finally {
-            c.release();
-          }
-        },
-        services: peers.services,
-        limits: CoordinateLimits.parse({}),
-        itemError: async (item, e) => {
-          throw new Error(`${item}: ${e}`);
-        },
-        more: () => {},
-      });
+    const run = () => coordinateOnce(db, peers.services);
     const [x, y] = await Promise.all([run(), run()]);
     expect(x.requested + y.requested).toBe(4);
     const again = await Promise.all([run(), run()]); // nothing new while their sagas are queued

@@ -161,6 +161,67 @@ describe("the changeset", () => {
     expect(await settle()).toEqual({ taken: 1, requested: 1, marked: 0 });
   });
 
+  it("a record whose saga is queued is left out of the changeset until that saga takes it or gives it back", async () => {
+    const [img] = await insertImages(db, { team, count: 1 });
+    const [rec] = await insertExports(db, { images: [img!] });
+    const saga = await sagaRow();
+    await db.query("select gk_private.exports_sagas_started(array[$1::uuid], array[$2::uuid])", [rec!.id, saga]);
+    expect(await changeset()).toEqual([]);
+    // Its saga failed before taking the record (no node, or another saga had it): its undo of take.
+    await db.query("select gk_private.exports_release_create($1, $2)", [rec!.id, saga]);
+    expect(await changeset()).toEqual([]); // still running
+    await db.query("update gk_public.sagas set state = 'failed', failed_step = 'take', error = 'x', finished_at = now() where id = $1", [
+      saga,
+    ]);
+    expect((await changeset()).map((r) => r.export_id)).toEqual([rec!.id]);
+  });
+
+  it("a queued record whose lease ran out: given back when its saga is finished or gone, its saga's job enqueued again when lost, left while workers are behind", async () => {
+    const node = await insertExportNode(db);
+    const imgs = await insertImages(db, { team, count: 3 });
+    const [rec] = await insertExports(db, { images: [imgs[0]!] });
+    const [doomed] = await insertExports(db, { images: [imgs[1]!], state: "live", node });
+    const [other] = await insertExports(db, { images: [imgs[2]!] });
+    await db.query("update gk_public.exports set delete_requested_at = now() where id = $1", [doomed!.id]);
+    const create = await sagaRow();
+    const del = (await one("insert into gk_public.sagas (name, steps, params) values ('exports__delete', '{take}', '{}') returning id")).id;
+    await db.query("select gk_private.exports_sagas_started(array[$1, $2]::uuid[], array[$3, $4]::uuid[])", [
+      rec!.id,
+      doomed!.id,
+      create,
+      del,
+    ]);
+    const overdue = () => one("select * from gk_private.exports_queued_overdue(10)");
+    const expire = () =>
+      db.query("update gk_public.exports set saga_queued_until = now() - interval '1 second' where saga_queued_until is not null");
+    expect(await overdue()).toEqual({ released: 0, requeued: 0 }); // within the lease
+    expect((await changeset()).map((r) => r.export_id)).toEqual([other!.id]);
+
+    // Workers are behind (a job of the task is due): the lease is renewed, nothing enqueued.
+    await db.query("select gk_private.enqueue('exports__create', '{}'::jsonb)");
+    await db.query("select gk_private.enqueue('exports__delete', '{}'::jsonb)");
+    await expire();
+    expect(await overdue()).toEqual({ released: 0, requeued: 0 });
+    expect((await one("select count(*)::int as n from gk_public.exports where saga_queued_until > now()")).n).toBe(2);
+
+    // No backlog: each saga's job is enqueued again on its own, the lease renewed.
+    await clearJobs(db);
+    await expire();
+    expect(await overdue()).toEqual({ released: 0, requeued: 2 });
+    expect((await jobs(db)).map((j) => j.key).sort()).toEqual([`saga:${create}`, `saga:${del}`].sort());
+    expect((await changeset()).map((r) => r.export_id)).toEqual([other!.id]);
+
+    // The create saga finished without giving the record back, the delete saga's row is gone.
+    await db.query("update gk_public.sagas set state = 'failed', failed_step = 'take', error = 'x', finished_at = now() where id = $1", [
+      create,
+    ]);
+    await db.query("delete from gk_public.sagas where id = $1", [del]);
+    await expire();
+    expect(await overdue()).toEqual({ released: 2, requeued: 0 });
+    expect((await changeset()).map((r) => r.export_id).sort()).toEqual([rec!.id, doomed!.id, other!.id].sort());
+    expect(await overdue()).toEqual({ released: 0, requeued: 0 });
+  });
+
   it("a failed settle loses nothing; a change committed during one is settled by the next; two at once share the queue", async () => {
     const [x] = await insertImages(db, { team, count: 1 });
     const c1 = await db.pool.connect();
@@ -236,7 +297,10 @@ describe("the changeset", () => {
     const node = await insertExportNode(db);
     const imgs = await insertImages(db, { team, count: 3000 });
     await insertExports(db, { images: imgs.slice(0, 2950), state: "live", node });
-    await insertExports(db, { images: imgs.slice(2950, 2980) });
+    const requested = await insertExports(db, { images: imgs.slice(2950, 2980) });
+    await db.query("update gk_public.exports set saga_queued_until = now() + interval '1 minute' where id = any($1)", [
+      requested.slice(0, 10).map((r) => r.id),
+    ]);
     // History: records deleted before (re-homed, re-created) stay in the table.
     for (let i = 0; i < 3; i++) await insertExports(db, { images: imgs, state: "deleted" });
     // 1% changed: a few entries pending among many images.
@@ -266,6 +330,10 @@ describe("the changeset", () => {
     expect(seqScans(settlePlan).filter((r) => r !== "export_pending")).toEqual([]);
     expect(indexes(settlePlan)).toContain("images_pkey");
     expect(indexes(settlePlan)).toContain("exports_one_per_resource");
+    // Queued records whose lease ran out are found through the lease's own index.
+    const overduePlan = await plan(await body("exports_queued_overdue"));
+    expect(seqScans(overduePlan).filter((r) => r === "exports")).toEqual([]);
+    expect(indexes(overduePlan)).toContain("exports_queued_until_idx");
   });
 });
 

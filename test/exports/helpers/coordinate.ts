@@ -1,0 +1,25 @@
+// One activation of the export coordinator run directly on the test's pool, the way its task
+// runs it (no activation row recorded); an item error fails the test.
+import { CoordinateLimits, type CoordinateStatus, coordinate } from "../../../src/exports/coordinate.ts";
+import type { Services } from "../../../src/services.ts";
+import type { TestDb } from "../../helpers/db.ts";
+
+export function coordinateOnce(db: TestDb, services: Services): Promise<CoordinateStatus> {
+  return coordinate({
+    query: (sql, params) => db.pool.query(sql, params),
+    withPgClient: async (fn) => {
+      const c = await db.pool.connect();
+      try {
+        return await fn(c);
+      } finally {
+        c.release();
+      }
+    },
+    services,
+    limits: CoordinateLimits.parse({}),
+    itemError: async (item, e) => {
+      throw new Error(`${item}: ${e}`);
+    },
+    more: () => {},
+  });
+}
