@@ -181,3 +181,22 @@ describe("moving a robot through GraphQL", () => {
     expect(await q("select team_id from gk_public.ecus where robot_id = $1", [r.id])).toEqual([{ team_id: b.id }]);
   });
 });
+
+describe("a launched rollout's selection", () => {
+  it("loses a robot that is deleted or moved; an operator still cannot edit it", async () => {
+    const a = await insertTeam(db);
+    const b = await insertTeam(db);
+    const [image] = await insertImages(db, { team: a, hardwareIds: ["hw-a"] });
+    const rs = await insertRobots(db, { team: a, count: 3 });
+    await insertEcus(db, { robots: rs });
+    const rollout = await insertRollout(db, { team: a, images: [{ hardwareId: "hw-a", image }], robots: rs, state: "launched" });
+    await db.query("delete from gk_public.robots where id = $1", [rs[0].id]);
+    await db.query("update gk_public.robots set team_id = $2 where id = $1", [rs[1].id, b.id]);
+    expect(await q("select robot_id from gk_public.rollout_selected_robots where rollout_id = $1", [rollout.id])).toEqual([
+      { robot_id: rs[2].id },
+    ]);
+    await expect(db.query("delete from gk_public.rollout_selected_robots where rollout_id = $1", [rollout.id])).rejects.toMatchObject({
+      code: "55000",
+    });
+  });
+});
