@@ -5110,6 +5110,10 @@ begin
   -- Both teams' launches wait for the move (and the move for them), taken in one order.
   perform gk_private.rollouts_team_lock(x.id) from (values (old.team_id), (new.team_id)) x (id) order by x.id;
   delete from gk_public.rollout_selected_robots s where s.robot_id = old.id and s.team_id = old.team_id;
+  -- The lock order (rollout rows before director rows): the cascade locks the director row
+  -- before the statement's end, where the unfinished rows are ended.
+  perform 1 from gk_public.rollout_robots rr
+   where rr.robot_id = old.id and rr.state in ('pending', 'scheduled', 'accepted') for update;
   return new;
 end;
 $function$;

@@ -19,6 +19,10 @@ begin
   -- Both teams' launches wait for the move (and the move for them), taken in one order.
   perform gk_private.rollouts_team_lock(x.id) from (values (old.team_id), (new.team_id)) x (id) order by x.id;
   delete from gk_public.rollout_selected_robots s where s.robot_id = old.id and s.team_id = old.team_id;
+  -- The lock order (rollout rows before director rows): the cascade locks the director row
+  -- before the statement's end, where the unfinished rows are ended.
+  perform 1 from gk_public.rollout_robots rr
+   where rr.robot_id = old.id and rr.state in ('pending', 'scheduled', 'accepted') for update;
   return new;
 end;
 $$;
@@ -44,8 +48,8 @@ create trigger _100_leave_team_images before update of team_id on gk_public.ecus
   for each row when (old.team_id is distinct from new.team_id)
   execute function gk_private.tg_ecus__leave_team_images();
 
--- After the statement: every moved robot at once. Rollout rows first, then director rows (the
--- lock order of sql/600_rollouts_director.sql), each in robot_id order.
+-- After the statement: every moved robot at once, rollout rows before director rows (the lock
+-- order of sql/600_rollouts_director.sql; tg_robots__leave_team took the rollout rows already).
 create or replace function gk_private.tg_robots__moved_team() returns trigger
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
