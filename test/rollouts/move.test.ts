@@ -200,3 +200,29 @@ describe("a launched rollout's selection", () => {
     });
   });
 });
+
+describe("several robots in one statement", () => {
+  it("moves every robot the UPDATE names, each with its ECUs, and ends each one's row", async () => {
+    const a = await insertTeam(db);
+    const b = await insertTeam(db, { name: "move-many" });
+    const [image] = await insertImages(db, { team: a, hardwareIds: ["hw-a"] });
+    const rs = await insertRobots(db, { team: a, count: 3 });
+    await insertEcus(db, { robots: rs, perRobot: 2 });
+    const rollout = await insertRollout(db, { team: a, images: [{ hardwareId: "hw-a", image }], robots: rs, state: "launched" });
+    await db.query("update gk_public.robots set team_id = $2 where id = any($1::uuid[])", [[rs[0].id, rs[1].id], b.id]);
+    expect(
+      await q("select team_id, count(*)::int as n from gk_public.ecus where robot_id = any($1::uuid[]) group by 1", [[rs[0].id, rs[1].id]]),
+    ).toEqual([{ team_id: b.id, n: 4 }]);
+    expect(
+      await q("select robot_id, state, result from gk_public.rollout_robots where rollout_id = $1 order by robot_id", [rollout.id]),
+    ).toEqual(
+      [...rs]
+        .sort((x, y) => (x.id < y.id ? -1 : 1))
+        .map((r) =>
+          r.id === rs[2].id
+            ? { robot_id: r.id, state: "pending", result: null }
+            : { robot_id: r.id, state: "skipped", result: "robot moved to team move-many" },
+        ),
+    );
+  });
+});
