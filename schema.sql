@@ -316,7 +316,7 @@ create table gk_public.ecu_keys (
   public_key text not null,
   created_at timestamp with time zone default now() not null,
   constraint ecu_keys_pkey PRIMARY KEY (ecu_id),
-  constraint ecu_keys_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON DELETE CASCADE,
+  constraint ecu_keys_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON UPDATE CASCADE ON DELETE CASCADE,
   constraint ecu_keys_key_type_check CHECK (key_type = 'ed25519'::text),
   constraint ecu_keys_public_key_check CHECK (public_key ~ '^[0-9a-f]{64}$'::text)
 );
@@ -360,7 +360,7 @@ create table gk_public.ecus (
   constraint ecus_robot_id_serial_key UNIQUE (robot_id, serial),
   constraint ecus_team_id_id_key UNIQUE (team_id, id),
   constraint ecus_team_id_installed_image_id_fkey FOREIGN KEY (team_id, installed_image_id) REFERENCES gk_public.images(team_id, id) ON DELETE SET NULL (installed_image_id),
-  constraint ecus_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
+  constraint ecus_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON UPDATE CASCADE ON DELETE CASCADE,
   constraint ecus_hardware_id_check CHECK (hardware_id ~ '^[[:graph:]]{1,100}$'::text),
   constraint ecus_serial_check CHECK (serial ~ '^[[:graph:]]{1,64}$'::text),
   constraint ecus_status_check CHECK (gk_private.rollouts_valid_ecu_status(status))
@@ -368,6 +368,7 @@ create table gk_public.ecus (
 CREATE INDEX ecus_installed_image_idx ON gk_public.ecus USING btree (installed_image_id) WHERE (installed_image_id IS NOT NULL);
 CREATE UNIQUE INDEX ecus_one_primary_idx ON gk_public.ecus USING btree (robot_id) WHERE is_primary;
 CREATE INDEX ecus_team_hardware_idx ON gk_public.ecus USING btree (team_id, hardware_id);
+CREATE TRIGGER _100_leave_team_images BEFORE UPDATE OF team_id ON gk_public.ecus FOR EACH ROW WHEN (old.team_id IS DISTINCT FROM new.team_id) EXECUTE FUNCTION gk_private.tg_ecus__leave_team_images();
 CREATE TRIGGER _500_mark_director_dirty_delete AFTER DELETE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
 CREATE TRIGGER _500_mark_director_dirty_insert AFTER INSERT ON gk_public.ecus REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
 CREATE TRIGGER _500_mark_director_dirty_update AFTER UPDATE ON gk_public.ecus REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_ecus__mark_director_dirty();
@@ -663,7 +664,7 @@ create table gk_public.robot_directors (
   expires timestamp with time zone,
   signed_at timestamp with time zone,
   constraint robot_directors_pkey PRIMARY KEY (robot_id),
-  constraint robot_directors_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
+  constraint robot_directors_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON UPDATE CASCADE ON DELETE CASCADE,
   constraint robot_directors_check CHECK (dirty = (dirty_since IS NOT NULL)),
   constraint robot_directors_check1 CHECK (signed_generation <= generation),
   constraint robot_directors_check2 CHECK ((signed_generation = 0) = (expires IS NULL))
@@ -684,7 +685,7 @@ create table gk_public.robot_group_members (
   added_at timestamp with time zone default now() not null,
   constraint robot_group_members_pkey PRIMARY KEY (group_id, robot_id),
   constraint robot_group_members_team_id_group_id_fkey FOREIGN KEY (team_id, group_id) REFERENCES gk_public.robot_groups(team_id, id) ON DELETE CASCADE,
-  constraint robot_group_members_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE
+  constraint robot_group_members_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED
 );
 CREATE INDEX robot_group_members_robot_idx ON gk_public.robot_group_members USING btree (robot_id);
 CREATE TRIGGER _500_robot_certificates_dirty_delete AFTER DELETE ON gk_public.robot_group_members REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robot_attributes__robot_certificates_dirty();
@@ -747,10 +748,11 @@ create table gk_public.robots (
 CREATE INDEX robots_certificate_dirty_idx ON gk_public.robots USING btree (certificate_dirty_since) WHERE (certificate_dirty_since IS NOT NULL);
 CREATE UNIQUE INDEX robots_team_id_id_idx ON gk_public.robots USING btree (team_id, id);
 CREATE INDEX robots_team_id_idx ON gk_public.robots USING btree (team_id);
+CREATE TRIGGER _100_leave_team BEFORE UPDATE OF team_id ON gk_public.robots FOR EACH ROW WHEN (old.team_id IS DISTINCT FROM new.team_id) EXECUTE FUNCTION gk_private.tg_robots__leave_team();
 CREATE TRIGGER _500_robot_certificates_dirty AFTER UPDATE ON gk_public.robots REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robots__robot_certificates_dirty();
+CREATE TRIGGER _510_moved_team AFTER UPDATE ON gk_public.robots REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_robots__moved_team();
 comment on table gk_public.robots is 'A device of a team''s fleet.';
 comment on column gk_public.robots.id is '@behavior -insert -update';
-comment on column gk_public.robots.team_id is '@behavior -update';
 comment on column gk_public.robots.created_at is '@behavior -insert -update';
 comment on column gk_public.robots.certificate_generation is '@behavior -insert -update
 Bumped whenever something the robot''s certificate encodes changes (its name, its team''s name).';
@@ -773,8 +775,8 @@ create table gk_public.rollout_events (
   received_at timestamp with time zone default now() not null,
   constraint rollout_events_pkey PRIMARY KEY (id),
   constraint rollout_events_robot_id_event_id_key UNIQUE (robot_id, event_id),
-  constraint rollout_events_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON DELETE CASCADE,
-  constraint rollout_events_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
+  constraint rollout_events_ecu_id_fkey FOREIGN KEY (ecu_id) REFERENCES gk_public.ecus(id) ON DELETE CASCADE,
+  constraint rollout_events_robot_id_fkey FOREIGN KEY (robot_id) REFERENCES gk_public.robots(id) ON DELETE CASCADE,
   constraint rollout_events_team_id_rollout_id_fkey FOREIGN KEY (team_id, rollout_id) REFERENCES gk_public.rollouts(team_id, id) ON DELETE SET NULL (rollout_id),
   constraint rollout_events_description_check CHECK (length(description) <= 2000),
   constraint rollout_events_type_check CHECK (gk_private.rollouts_valid_ecu_status(type))
@@ -814,8 +816,8 @@ create table gk_public.rollout_robot_ecus (
   status text,
   updated_at timestamp with time zone default now() not null,
   constraint rollout_robot_ecus_pkey PRIMARY KEY (rollout_id, ecu_id),
+  constraint rollout_robot_ecus_ecu_id_fkey FOREIGN KEY (ecu_id) REFERENCES gk_public.ecus(id) ON DELETE CASCADE,
   constraint rollout_robot_ecus_rollout_id_robot_id_fkey FOREIGN KEY (rollout_id, robot_id) REFERENCES gk_public.rollout_robots(rollout_id, robot_id) ON DELETE CASCADE,
-  constraint rollout_robot_ecus_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON DELETE CASCADE,
   constraint rollout_robot_ecus_status_check CHECK (gk_private.rollouts_valid_ecu_status(status))
 );
 CREATE INDEX rollout_robot_ecus_ecu_idx ON gk_public.rollout_robot_ecus USING btree (ecu_id);
@@ -835,13 +837,14 @@ create table gk_public.rollout_robots (
   created_at timestamp with time zone default now() not null,
   updated_at timestamp with time zone default now() not null,
   constraint rollout_robots_pkey PRIMARY KEY (rollout_id, robot_id),
-  constraint rollout_robots_team_id_robot_id_fkey FOREIGN KEY (team_id, robot_id) REFERENCES gk_public.robots(team_id, id) ON DELETE CASCADE,
+  constraint rollout_robots_robot_id_fkey FOREIGN KEY (robot_id) REFERENCES gk_public.robots(id) ON DELETE CASCADE,
   constraint rollout_robots_team_id_rollout_id_fkey FOREIGN KEY (team_id, rollout_id) REFERENCES gk_public.rollouts(team_id, id) ON DELETE CASCADE,
   constraint rollout_robots_check CHECK ((state = ANY (ARRAY['pending'::text, 'scheduled'::text, 'accepted'::text])) OR result IS NOT NULL),
   constraint rollout_robots_result_check CHECK (length(result) <= 2000),
   constraint rollout_robots_state_check CHECK (state = ANY (ARRAY['pending'::text, 'scheduled'::text, 'accepted'::text, 'completed'::text, 'failed'::text, 'skipped'::text, 'cancelled'::text]))
 );
 CREATE UNIQUE INDEX rollout_robots_one_active_idx ON gk_public.rollout_robots USING btree (robot_id) WHERE (state = ANY (ARRAY['pending'::text, 'scheduled'::text, 'accepted'::text]));
+CREATE INDEX rollout_robots_robot_idx ON gk_public.rollout_robots USING btree (robot_id);
 CREATE INDEX rollout_robots_rollout_state_idx ON gk_public.rollout_robots USING btree (rollout_id, state);
 CREATE TRIGGER _500_mark_director_dirty_insert AFTER INSERT ON gk_public.rollout_robots REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_rollout_robots__mark_director_dirty();
 CREATE TRIGGER _500_mark_director_dirty_update AFTER UPDATE ON gk_public.rollout_robots REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_rollout_robots__mark_director_dirty();
@@ -4996,6 +4999,18 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_ecus__leave_team_images()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
+AS $function$
+begin
+  new.installed_image_id := null;
+  return new;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_ecus__mark_director_dirty()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -5153,6 +5168,67 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.tg_robots__leave_team()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
+AS $function$
+begin
+  if not exists (select 1 from gk_public.teams t where t.id = new.team_id) then
+    raise exception 'team % not found', new.team_id using errcode = 'P0002';
+  end if;
+  -- Both teams' launches wait for the move (and the move for them), taken in one order.
+  perform gk_private.rollouts_team_lock(x.id) from (values (old.team_id), (new.team_id)) x (id) order by x.id;
+  delete from gk_public.rollout_selected_robots s where s.robot_id = old.id and s.team_id = old.team_id;
+  -- The lock order (rollout rows before director rows): the cascade locks the director row
+  -- before the statement's end, where the unfinished rows are ended.
+  perform 1 from gk_public.rollout_robots rr
+   where rr.robot_id = old.id and rr.state in ('pending', 'scheduled', 'accepted') for update;
+  return new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_robots__moved_team()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
+AS $function$
+declare
+  moved uuid[];
+begin
+  moved := array(select n.id from new_rows n join old_rows o on o.id = n.id where n.team_id <> o.team_id order by n.id);
+  if cardinality(moved) = 0 then
+    return null;
+  end if;
+  with ending as (
+    select rr.rollout_id, rr.robot_id, t.name as team_name
+      from unnest(moved) u (id)
+      join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state in ('pending', 'scheduled', 'accepted')
+      join gk_public.robots r on r.id = u.id
+      join gk_public.teams t on t.id = r.team_id
+     where rr.team_id <> r.team_id
+     order by rr.robot_id
+       for update of rr
+  )
+  update gk_public.rollout_robots rr
+     set state = case when rr.state = 'pending' then 'skipped' else 'cancelled' end,
+         result = format('robot moved to team %s', e.team_name), updated_at = now()
+    from ending e
+   where rr.rollout_id = e.rollout_id and rr.robot_id = e.robot_id;
+  delete from gk_public.robot_group_members m
+   using unnest(moved) u (id) join gk_public.robots r on r.id = u.id
+   where m.robot_id = u.id and m.team_id <> r.team_id;
+  delete from gk_public.robot_director_documents x using unnest(moved) u (id) where x.robot_id = u.id;
+  perform gk_private.director_mark_dirty(array(
+    select d.robot_id from unnest(moved) u (id) join gk_public.robot_directors d on d.robot_id = u.id order by d.robot_id));
+  return null;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.tg_robots__robot_certificates_dirty()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -5218,6 +5294,11 @@ AS $function$
 declare
   v_rollout_id uuid := case when tg_op = 'DELETE' then old.rollout_id else new.rollout_id end;
 begin
+  -- A robot that leaves (deleted: the foreign key's cascade; moved to another team:
+  -- tg_robots__leave_team) leaves the selection too; only a direct edit is refused.
+  if tg_op = 'DELETE' and tg_table_name = 'rollout_selected_robots' and pg_trigger_depth() > 1 then
+    return old;
+  end if;
   if exists (select 1 from gk_public.rollouts r where r.id = v_rollout_id and r.state <> 'prepared') then
     raise exception 'rollout % is no longer prepared: its images and robots are fixed', v_rollout_id using errcode = '55000';
   end if;

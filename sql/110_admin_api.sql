@@ -6,5 +6,6 @@ comment on column gk_public.teams.id is E'@behavior -insert -update';
 comment on column gk_public.teams.created_at is E'@behavior -insert -update';
 comment on column gk_public.robots.id is E'@behavior -insert -update';
 comment on column gk_public.robots.created_at is E'@behavior -insert -update';
--- A robot's certificates and metadata belong to its team: moving it is delete + create.
-comment on column gk_public.robots.team_id is E'@behavior -update';
+-- robots.team_id is updatable: a robot moves to another team with what it has
+-- (sql/810_rollouts_robot_move.sql).
+comment on column gk_public.robots.team_id is null;

@@ -48,6 +48,11 @@ as $$
 declare
   v_rollout_id uuid := case when tg_op = 'DELETE' then old.rollout_id else new.rollout_id end;
 begin
+  -- A robot that leaves (deleted: the foreign key's cascade; moved to another team:
+  -- tg_robots__leave_team) leaves the selection too; only a direct edit is refused.
+  if tg_op = 'DELETE' and tg_table_name = 'rollout_selected_robots' and pg_trigger_depth() > 1 then
+    return old;
+  end if;
   if exists (select 1 from gk_public.rollouts r where r.id = v_rollout_id and r.state <> 'prepared') then
     raise exception 'rollout % is no longer prepared: its images and robots are fixed', v_rollout_id using errcode = '55000';
   end if;

@@ -2,18 +2,7 @@
 // metadata through mutual TLS (the robot's own certificate from our CA, src/peers/robot-api.ts),
 // through a launch, ECU events, a cancel and a root rotation; every state also checked by
 // securesystemslib (helpers/verify_director.py). Robots see only their own director and ECUs.
-import { spawnSync } from "node:child_process";
-import fs from "node:fs";
-import https from "node:https";
-import os from "node:os";
-import path from "node:path";
-import { Readable } from "node:stream";
-import { fileURLToPath } from "node:url";
-import { canonicalize } from "@tufjs/canonical-json";
-import { BaseFetcher, Updater } from "tuf-js";
-import { DownloadHTTPError } from "tuf-js/dist/error.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectPeer } from "../../src/peers/tls.ts";
 import { signNextRoot } from "../../src/rollouts/director-keys.ts";
 import { createTestDb } from "../helpers/db.ts";
 import {
@@ -27,90 +16,11 @@ import {
   type RobotRow,
 } from "../helpers/fixtures/index.ts";
 import { testSecrets } from "../helpers/jobs.ts";
-import { needs } from "../helpers/requirements.ts";
 import { type RobotApiHarness, type RobotCredentials, setupRobotApi } from "../robots/helpers/robot-api.ts";
+import { RobotClient, verifyWithSecuresystemslib } from "./helpers/director-client.ts";
 
 const db = await createTestDb();
 let api: RobotApiHarness;
-
-/** tuf-js's fetcher over HTTPS with the robot's client certificate. */
-class MutualTlsFetcher extends BaseFetcher {
-  private readonly creds: RobotCredentials;
-  private readonly caPem: string;
-  constructor(creds: RobotCredentials, caPem: string) {
-    super();
-    this.creds = creds;
-    this.caPem = caPem;
-  }
-  fetch(url: string): Promise<ReadableStream<Uint8Array<ArrayBuffer>>> {
-    return new Promise((resolve, reject) => {
-      https
-        .get(
-          url,
-          { ca: this.caPem, key: this.creds.keyPem, cert: this.creds.certPem, checkServerIdentity: expectPeer("controller"), agent: false },
-          (res) => {
-            if (res.statusCode !== 200) {
-              res.resume();
-              return reject(new DownloadHTTPError(`GET ${url}: ${res.statusCode}`, res.statusCode ?? 0));
-            }
-            resolve(Readable.toWeb(res) as ReadableStream<Uint8Array<ArrayBuffer>>);
-          },
-        )
-        .on("error", reject);
-    });
-  }
-}
-
-class RobotClient {
-  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), "gk-director-client-"));
-  readonly creds: RobotCredentials;
-  constructor(creds: RobotCredentials, trustedRoot: string) {
-    this.creds = creds;
-    fs.writeFileSync(path.join(this.dir, "root.json"), trustedRoot);
-  }
-  async refresh(): Promise<Updater> {
-    const u = new Updater({
-      metadataDir: this.dir,
-      metadataBaseUrl: `${api.url}/robot/v1/director`,
-      targetBaseUrl: `${api.url}/unused`,
-      fetcher: new MutualTlsFetcher(this.creds, api.caPem),
-      config: { prefixTargetsWithHash: false, fetchRetries: 0 },
-    });
-    await u.refresh();
-    return u;
-  }
-  trusted(role: string): any {
-    return JSON.parse(fs.readFileSync(path.join(this.dir, `${role}.json`), "utf8"));
-  }
-  /** What the director tells this robot's ECUs to run: target name per ECU serial. */
-  async assignments(): Promise<Record<string, string>> {
-    await this.refresh();
-    const out: Record<string, string> = {};
-    for (const [name, t] of Object.entries<any>(this.trusted("targets").signed.targets)) {
-      for (const serial of Object.keys(t.custom.ecuIdentifiers)) out[serial] = name;
-    }
-    return out;
-  }
-}
-
-const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "helpers", "verify_director.py");
-
-/** securesystemslib's verdict on what the robot's client trusts now (no-op without it). */
-function verifyWithSecuresystemslib(client: RobotClient, rootVersions: number): void {
-  if (!needs("securesystemslib")) return;
-  const roots = Array.from({ length: rootVersions }, (_, i) => fs.readFileSync(path.join(client.dir, `root-v${i + 1}.json`), "utf8"));
-  const docs = Object.fromEntries(
-    ["timestamp", "snapshot", "targets"].map((r) => [r, fs.readFileSync(path.join(client.dir, `${r}.json`), "utf8")]),
-  );
-  const canonical: Record<string, string> = {};
-  for (const [r, text] of Object.entries(docs)) canonical[r] = canonicalize(JSON.parse(text).signed);
-  roots.forEach((text, i) => {
-    canonical[`root:${i + 1}`] = canonicalize(JSON.parse(text).signed);
-  });
-  const r = spawnSync("/usr/bin/python3", [SCRIPT], { input: JSON.stringify({ roots, ...docs, canonical }), encoding: "utf8" });
-  const verdict = JSON.parse(r.stdout.trim() || `{"ok": false, "errors": [${JSON.stringify(r.stderr)}]}`);
-  expect(verdict).toEqual({ ok: true, errors: [] });
-}
 
 interface Robot {
   row: RobotRow;
@@ -129,10 +39,6 @@ async function robotOf(teamId: string): Promise<Robot> {
   return { row, ecu, creds: await api.enroll(row.id) };
 }
 const root = async (r: Robot, version: number) => (await api.request(r.creds, "GET", `/robot/v1/director/${version}.root.json`)).body;
-/** Keeps every root the client was given, for securesystemslib. */
-async function saveRoots(client: RobotClient, r: Robot, upTo: number) {
-  for (let v = 1; v <= upTo; v++) fs.writeFileSync(path.join(client.dir, `root-v${v}.json`), JSON.stringify(await root(r, v)));
-}
 const events = (r: Robot, list: { id?: string; ecuSerial?: string; type: string; description?: string }[]) =>
   api.request(r.creds, "POST", "/robot/v1/events", {
     events: list.map((e) => ({ id: crypto.randomUUID(), ecuSerial: r.ecu.serial, ...e })),
@@ -154,9 +60,9 @@ describe("director metadata through the robot API, checked by tuf-js and secures
   it("bootstrap: the robot trusts its team's root v1 and finds nothing to install", async () => {
     const r1 = await root(a, 1);
     expect(r1.signed).toMatchObject({ _type: "root", version: 1, consistent_snapshot: false });
-    client = new RobotClient(a.creds, JSON.stringify(r1));
+    client = new RobotClient(api, a.creds, JSON.stringify(r1));
     expect(await client.assignments()).toEqual({});
-    await saveRoots(client, a, 1);
+    await client.saveRoots(1);
     verifyWithSecuresystemslib(client, 1);
   });
 
@@ -208,7 +114,7 @@ describe("director metadata through the robot API, checked by tuf-js and secures
     expect(client.trusted("root").signed.version).toBe(2);
     const oldOnline = (await root(a, 1)).signed.roles.timestamp.keyids[0];
     expect(client.trusted("timestamp").signatures[0].keyid).not.toBe(oldOnline);
-    await saveRoots(client, a, 2);
+    await client.saveRoots(2);
     verifyWithSecuresystemslib(client, 2);
   });
 
