@@ -102,13 +102,14 @@ describe("teams and robots through GraphQL", () => {
     expect((await db.query(`select count(*)::int as n from gk_public.teams where name in ('dup', 'Not Valid!')`)).rows[0].n).toBe(1);
   });
 
-  it("does not let a client set keys, timestamps, or move a robot to another team", async () => {
+  it("does not let a client set keys or timestamps; a robot moves to another team only by its teamId (test/rollouts/move.test.ts)", async () => {
     const sdl = fs.readFileSync(SCHEMA_FILE, "utf8");
     const block = (name: string) => sdl.match(new RegExp(`input ${name} \\{[^}]*\\}`))?.[0] ?? "";
     expect(block("TeamInput")).not.toMatch(/rowId|createdAt/);
     expect(block("RobotInput")).not.toMatch(/rowId|createdAt/);
-    expect(block("RobotPatch")).not.toMatch(/teamId|rowId|createdAt/);
+    expect(block("RobotPatch")).not.toMatch(/rowId|createdAt/);
     expect(block("RobotPatch")).toMatch(/name/);
+    expect(block("RobotPatch")).toMatch(/teamId/);
   });
 
   it("works in-process as a role too: viewer refused, admin allowed", async () => {
