@@ -61,10 +61,11 @@ async function apiLogins(url: string): Promise<string[]> {
   }
 }
 
-describe("groundskeeper start", () => {
+// Each test has its own home (and database): they run side by side, overlapping their start-up waits.
+describe.concurrent("groundskeeper start", () => {
   it("with no DATABASE_URL: embedded PostgreSQL, admin token, data kept across a restart, clean SIGTERM", {
     timeout: 240_000,
-  }, async () => {
+  }, async ({ expect }) => {
     const home = tempHome();
     const env = cliEnv({ GROUNDSKEEPER_HOME: home, PORT: "0" });
     try {
@@ -109,7 +110,7 @@ describe("groundskeeper start", () => {
     }
   });
 
-  it("with DATABASE_URL: uses that database and starts no embedded one", { timeout: 120_000 }, async () => {
+  it("with DATABASE_URL: uses that database and starts no embedded one", { timeout: 120_000 }, async ({ expect }) => {
     const db = await createTestDb();
     const home = tempHome();
     const proc = spawnCli(["start"], cliEnv({ GROUNDSKEEPER_HOME: home, PORT: "0", DATABASE_URL: db.url }));
@@ -130,7 +131,7 @@ describe("groundskeeper start", () => {
     }
   });
 
-  it("works in a home the 'postgres' user cannot enter (a clone under /root, as root)", { timeout: 120_000 }, async () => {
+  it("works in a home the 'postgres' user cannot enter (a clone under /root, as root)", { timeout: 120_000 }, async ({ expect }) => {
     const parent = fs.mkdtempSync(path.join(os.tmpdir(), "gk-private-")); // mode 0700
     const home = path.join(parent, "home");
     const proc = spawnCli(["start"], cliEnv({ GROUNDSKEEPER_HOME: home, PORT: "0" }));

@@ -10,7 +10,8 @@ import { httpGraphql } from "../helpers/graphql.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
 
 const db = await createTestDb();
-await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '1 second'`);
+// (the SET: a database setting reaches only sessions opened after it, not the one running the ALTER)
+await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '1 second'; set groundskeeper.bin_lease = '1 second'`);
 await db.query("set groundskeeper.bin_lease = '1 second'");
 const api = await httpGraphql(db);
 

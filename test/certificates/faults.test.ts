@@ -22,8 +22,10 @@ const masterKey = crypto.randomBytes(32);
 const box = new SecretBox(masterKey);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gk-faults-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-// A short lease so the reconciler re-enqueues a dead worker's items within the test.
-await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '2 seconds'`);
+// A short lease so the reconciler re-enqueues a dead worker's items within the test. The database
+// setting reaches new sessions only: the SET gives it to the pool's session that runs the ALTER too
+// (without it the team's delete there could give unclaimed items the default 2-minute lease).
+await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '2 seconds'; set groundskeeper.bin_lease = '2 seconds'`);
 const workers = workerProcesses({ DATABASE_URL: db.url, GK_MASTER_KEY: masterKey.toString("base64") });
 
 function startWorkerProcess(caName: string, blobsDir: string, extra: Record<string, string> = {}): Promise<ChildProcess> {
@@ -54,16 +56,23 @@ async function bin(): Promise<number> {
   return (await db.query("select count(*)::int as n from gk_public.bin")).rows[0].n;
 }
 
-/** Waits for the bin to empty, ticking the reconciler the way the crontab does (every 2 s here). */
+/**
+ * Waits for the bin to empty, ticking the reconciler the way the crontab does (every 2 s here, the
+ * lease) and looking at the bin every 200 ms, so the wait ends as soon as the bin does.
+ */
 async function drain(timeoutMs = 120_000) {
   const until = Date.now() + timeoutMs;
+  let nextTick = 0;
   while ((await bin()) > 0) {
     if (Date.now() > until)
       throw new Error(
         `bin still holds ${await bin()} items: ${JSON.stringify((await db.query("select kind, attempts, last_error from gk_public.bin limit 5")).rows)}`,
       );
-    await db.query("select gk_private.enqueue('bin__reconcile', job_key := 'bin__reconcile')");
-    await new Promise((r) => setTimeout(r, 2000));
+    if (Date.now() >= nextTick) {
+      await db.query("select gk_private.enqueue('bin__reconcile', job_key := 'bin__reconcile')");
+      nextTick = Date.now() + 2000;
+    }
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 
@@ -75,12 +84,14 @@ describe("faults with real worker processes", () => {
     const ca = new LocalCa(db.pool, box, { name: caName, crlDebounceMs: 0 });
     const blobsDir = path.join(dir, "sigkill");
     const blobs = new FsBlobStore(blobsDir);
-    const { team, serials } = await doomedTeam("sigkill", ca, blobs, 900, 4000);
+    // 510 certificates: three revocation batches of at most 200, plus the purge. Two jobs at a time
+    // in the first worker, so a batch is still waiting when the first ones are done.
+    const { team, serials } = await doomedTeam("sigkill", ca, blobs, 500, 4000);
     const survivor = await doomedTeam("sigkill-survivor", ca, blobs, 20, 50);
 
     await db.query("delete from gk_public.teams where id = $1", [team]);
-    expect(await bin()).toBe(911);
-    const first = await startWorkerProcess(caName, blobsDir, { GK_TEST_SLOW_MS: "700" });
+    expect(await bin()).toBe(511);
+    const first = await startWorkerProcess(caName, blobsDir, { GK_TEST_SLOW_MS: "700", GK_TEST_CONCURRENCY: "2" });
     // Mid-drain: some revocations done, some not; the purge under way.
     await expect
       .poll(
@@ -109,7 +120,7 @@ describe("faults with real worker processes", () => {
       "select status, count(*)::int as n from gk_public.certificates where owner_team_id = $1 group by status",
       [team],
     );
-    expect(rows).toEqual([{ status: "revoked", n: 910 }]);
+    expect(rows).toEqual([{ status: "revoked", n: 510 }]);
     expect(await countKeys(blobs, `teams/${team}/`)).toBe(0);
     expect(await countKeys(blobs, `teams/${survivor.team}/`)).toBe(50);
     const { rows: kept } = await db.query(
@@ -124,10 +135,10 @@ describe("faults with real worker processes", () => {
     const ca = new LocalCa(db.pool, box, { name: caName, crlDebounceMs: 0 });
     const blobsDir = path.join(dir, "pair");
     const blobs = new FsBlobStore(blobsDir);
-    const { team, serials } = await doomedTeam("pair", ca, blobs, 700, 2500);
+    const { team, serials } = await doomedTeam("pair", ca, blobs, 400, 2500);
     const effects = path.join(dir, "pair-effects.log");
     // Both idle and listening before the delete; one job at a time each, and each CA call takes a
-    // moment, so the four revocation batches are shared between them.
+    // moment, so the three revocation batches (410 certificates) and the purge are shared between them.
     const opts = { GK_TEST_EFFECT_LOG: effects, GK_TEST_SLOW_MS: "500", GK_TEST_CONCURRENCY: "1" };
     const workers = await Promise.all([startWorkerProcess(caName, blobsDir, opts), startWorkerProcess(caName, blobsDir, opts)]);
     try {

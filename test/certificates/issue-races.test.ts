@@ -12,7 +12,8 @@ import { answerLost, crlSerials, gatedIssue, localCa, withIssue } from "./helper
 
 const db = await createTestDb();
 // Claims and leases of a second, so a claim whose answer was lost runs out within the test.
-await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '1 second'`);
+// (the SET: a database setting reaches only sessions opened after it, not the one running the ALTER)
+await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '1 second'; set groundskeeper.bin_lease = '1 second'`);
 // …and in the pool's one session so far, which started before the ALTER.
 await db.query("set groundskeeper.bin_lease = '1 second'");
 const SHORT = 300; // ms: the CA call deadline of a lost attempt (claims last the lease plus this)
