@@ -9,10 +9,7 @@ import { ids, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 import { httpGraphql } from "../helpers/graphql.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
 
-const db = await createTestDb();
-// (the SET: a database setting reaches only sessions opened after it, not the one running the ALTER)
-await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '1 second'; set groundskeeper.bin_lease = '1 second'`);
-await db.query("set groundskeeper.bin_lease = '1 second'");
+const db = await createTestDb({ settings: { "groundskeeper.bin_lease": "1 second" } });
 const api = await httpGraphql(db);
 
 async function summary(on: { query: TestDb["query"] } = db) {

@@ -17,10 +17,7 @@ import { insertTeam } from "../helpers/fixtures/index.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const db = await createTestDb();
-// (the SET: a database setting reaches only sessions opened after it, not the one running the ALTER)
-await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '1 second'; set groundskeeper.bin_lease = '1 second'`);
-await db.query("set groundskeeper.bin_lease = '1 second'");
+const db = await createTestDb({ settings: { "groundskeeper.bin_lease": "1 second" } });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gk-purge-kill-"));
 const children = new Set<ChildProcess>();
 afterAll(() => {

@@ -17,15 +17,12 @@ import { workerProcesses } from "./helpers/spawn-worker.ts";
 import { ids as rowIds, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 import { countKeys } from "../helpers/blobs.ts";
 
-const db = await createTestDb();
+// A short lease so the reconciler re-enqueues a dead worker's items within the test.
+const db = await createTestDb({ settings: { "groundskeeper.bin_lease": "2 seconds" } });
 const masterKey = crypto.randomBytes(32);
 const box = new SecretBox(masterKey);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gk-faults-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-// A short lease so the reconciler re-enqueues a dead worker's items within the test. The database
-// setting reaches new sessions only: the SET gives it to the pool's session that runs the ALTER too
-// (without it the team's delete there could give unclaimed items the default 2-minute lease).
-await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '2 seconds'; set groundskeeper.bin_lease = '2 seconds'`);
 const workers = workerProcesses({ DATABASE_URL: db.url, GK_MASTER_KEY: masterKey.toString("base64") });
 
 function startWorkerProcess(caName: string, blobsDir: string, extra: Record<string, string> = {}): Promise<ChildProcess> {

@@ -25,11 +25,8 @@ import { crlSerials } from "./helpers/ca-fixtures.ts";
 import { startHoldingProxy } from "./helpers/holding-proxy.ts";
 import { workerProcesses } from "./helpers/spawn-worker.ts";
 
-const db = await createTestDb();
 // Claims last the lease plus the CA call's deadline: short ones run out within the test.
-// (the SET: a database setting reaches only sessions opened after it, not the one running the ALTER)
-await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '1 second'; set groundskeeper.bin_lease = '1 second'`);
-await db.query("set groundskeeper.bin_lease = '1 second'"); // the pool's one session so far
+const db = await createTestDb({ settings: { "groundskeeper.bin_lease": "1 second" } });
 const masterKey = crypto.randomBytes(32);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gk-issue-kill-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -10,12 +10,8 @@ import { clearJobs, jobs, runJobs, testServices } from "../helpers/jobs.ts";
 import { certStatuses, ids, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 import { answerLost, crlSerials, gatedIssue, localCa, withIssue } from "./helpers/ca-fixtures.ts";
 
-const db = await createTestDb();
 // Claims and leases of a second, so a claim whose answer was lost runs out within the test.
-// (the SET: a database setting reaches only sessions opened after it, not the one running the ALTER)
-await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '1 second'; set groundskeeper.bin_lease = '1 second'`);
-// …and in the pool's one session so far, which started before the ALTER.
-await db.query("set groundskeeper.bin_lease = '1 second'");
+const db = await createTestDb({ settings: { "groundskeeper.bin_lease": "1 second" } });
 const SHORT = 300; // ms: the CA call deadline of a lost attempt (claims last the lease plus this)
 // …and of the attempts after it, whose claims must outlast a slow, loaded machine.
 const LONG = 20_000;

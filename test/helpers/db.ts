@@ -13,10 +13,19 @@ export interface TestDb {
 }
 
 /** Clones the template into a fresh database for this test file. Call at module top level. */
-export async function createTestDb(): Promise<TestDb> {
+/**
+ * A database of its own for a test file. `settings` (e.g. `groundskeeper.bin_lease`) are set on
+ * the database before any connection opens, so every session of the pool, of workers and of CLI
+ * processes has them (an ALTER DATABASE reaches only sessions opened after it).
+ */
+export async function createTestDb(opts: { settings?: Record<string, string> } = {}): Promise<TestDb> {
   const server = inject("pgServerUrl");
   const name = `gk_test_${crypto.randomBytes(5).toString("hex")}`;
   await adminQuery(server, `create database ${name} template ${inject("templateDb")}`);
+  for (const [key, value] of Object.entries(opts.settings ?? {})) {
+    if (!/^[a-z_]+(\.[a-z_]+)?$/.test(key)) throw new Error(`not a setting name: ${key}`);
+    await adminQuery(server, `alter database ${name} set ${key} = '${value.replaceAll("'", "''")}'`);
+  }
   const url = withDatabase(server, name);
   const pool = createPool(url, 10);
   afterAll(async () => {
