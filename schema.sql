@@ -224,6 +224,7 @@ comment on column gk_public.certificates.subject is 'What the certificate encode
 grant select on gk_public.certificates to gk_admin;
 grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id, worker_id) on gk_public.certificates to gk_admin;
 grant update (downloaded_at, fetch_requested_at, retry_requested_at) on gk_public.certificates to gk_admin;
+grant update (downloaded_at) on gk_public.certificates to gk_api;
 grant select on gk_public.certificates to gk_viewer;
 
 create table gk_public.containers (
@@ -486,6 +487,7 @@ A pair of certificates (client_auth, provisioning) for enrolling robots. Revokin
 grant select on gk_public.provisioning_credentials to gk_admin;
 grant insert (expires_at, name, team_id) on gk_public.provisioning_credentials to gk_admin;
 grant update (revoked_at, status) on gk_public.provisioning_credentials to gk_admin;
+grant update (name) on gk_public.provisioning_credentials to gk_api;
 grant select on gk_public.provisioning_credentials to gk_viewer;
 
 create table gk_public.purge_items (
@@ -2145,6 +2147,7 @@ grant execute on function gk_public.tuf_remove_targets(uuid,text[]) to public;
 -- schema gk_private
 
 create schema gk_private;
+grant usage on schema gk_private to gk_api;
 
 create table gk_private.activation_tasks (
   task text not null,
@@ -2185,6 +2188,9 @@ create table gk_private.certificate_private_keys (
 );
 CREATE INDEX certificate_private_keys_owner_team_id_idx ON gk_private.certificate_private_keys USING btree (owner_team_id);
 comment on table gk_private.certificate_private_keys is 'CA-generated private keys, sealed, downloadable once by an admin.';
+grant delete on gk_private.certificate_private_keys to gk_api;
+grant select (certificate_id, sealed_key) on gk_private.certificate_private_keys to gk_api;
+grant update (sealed_key) on gk_private.certificate_private_keys to gk_api;
 
 create table gk_private.controller_keys (
   certificate_id uuid not null,
@@ -2229,6 +2235,9 @@ create table gk_private.local_ca_authorities (
   constraint local_ca_authorities_name_check CHECK (name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)
 );
 comment on table gk_private.local_ca_authorities is 'Local CA: key pair (private key sealed), certificate and the cached CRL.';
+grant insert (certificate_pem, name, private_key_sealed) on gk_private.local_ca_authorities to gk_api;
+grant select (certificate_pem, crl_next_update, crl_number, crl_pem, crl_revision, crl_this_update, name, private_key_sealed, revocation_seq) on gk_private.local_ca_authorities to gk_api;
+grant update (crl_next_update, crl_number, crl_pem, crl_revision, crl_this_update) on gk_private.local_ca_authorities to gk_api;
 
 create table gk_private.local_ca_certificates (
   id uuid default gen_random_uuid() not null,
@@ -2264,6 +2273,7 @@ CREATE INDEX local_ca_certificates_not_after_idx ON gk_private.local_ca_certific
 CREATE INDEX local_ca_certificates_request_key_idx ON gk_private.local_ca_certificates USING btree (authority, request_key) WHERE (request_key IS NOT NULL);
 CREATE INDEX local_ca_certificates_revoked_idx ON gk_private.local_ca_certificates USING btree (authority, not_after) WHERE (status = 'revoked'::text);
 comment on table gk_private.local_ca_certificates is 'Certificates issued (or pending issuance, deferred mode) by the local CA.';
+grant select (authority, not_after, reason, revoked_at, serial, status) on gk_private.local_ca_certificates to gk_api;
 
 create table gk_private.master_key (
   singleton boolean default true not null,
@@ -2449,7 +2459,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.activations_latest()
  RETURNS TABLE(task text, id bigint, status text, started_at timestamp with time zone, finished_at timestamp with time zone, counts jsonb, details jsonb, error text, item_errors integer, last_success_at timestamp with time zone, succeeded bigint, failed bigint)
  LANGUAGE sql
- STABLE
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   -- LATERAL … LIMIT 1 keeps each lookup a probe of the primary key (a plain join may be planned
   -- as a merge or hash join over the whole history).
@@ -2461,6 +2472,8 @@ AS $function$
     left join lateral (select y.finished_at from gk_public.activations y where y.id = t.last_success_id limit 1) s on true
    order by t.task;
 $function$;
+grant execute on function gk_private.activations_latest() to gk_api;
+grant execute on function gk_private.activations_latest() to public;
 
 CREATE OR REPLACE FUNCTION gk_private.api_token_create(name text, role text, token_sha256 bytea)
  RETURNS uuid
@@ -2483,6 +2496,8 @@ comment on function gk_private.api_token_create(text,text,bytea) is 'Registers a
 CREATE OR REPLACE FUNCTION gk_private.api_token_lookup(token_sha256 bytea)
  RETURNS TABLE(id uuid, name text, role text)
  LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   with hit as (
     select t.id, t.name, t.role, t.last_used_at
@@ -2496,6 +2511,7 @@ AS $function$
   )
   select hit.id, hit.name, hit.role from hit;
 $function$;
+grant execute on function gk_private.api_token_lookup(bytea) to gk_api;
 
 CREATE OR REPLACE FUNCTION gk_private.api_token_revoke(id_or_name text)
  RETURNS bigint
@@ -2521,6 +2537,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.audit_record(token_id uuid, token_name text, role text, operation text, operation_name text, fields text[], arguments jsonb, outcome text, error text, duration_ms integer)
  RETURNS bigint
  LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   insert into gk_public.audit_events (token_id, token_name, role, operation, operation_name, fields, arguments, outcome, error, duration_ms)
   values (audit_record.token_id, audit_record.token_name, audit_record.role, audit_record.operation, audit_record.operation_name,
@@ -2528,6 +2546,7 @@ AS $function$
   returning id;
 $function$;
 comment on function gk_private.audit_record(uuid,text,text,text,text,text[],jsonb,text,text,integer) is 'Records one admin API mutation in gk_public.audit_events (called by the server, src/server/audit.ts).';
+grant execute on function gk_private.audit_record(uuid,text,text,text,text,text[],jsonb,text,text,integer) to gk_api;
 
 CREATE OR REPLACE FUNCTION gk_private.bin_backoff(attempts integer)
  RETURNS interval
@@ -2815,12 +2834,15 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.certificate_is_dirty(id uuid)
  RETURNS boolean
  LANGUAGE sql
- STABLE
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select coalesce(bool_or(c.subject_generation < r.certificate_generation), false)
     from gk_public.certificates c join gk_public.robots r on r.id = c.robot_id
    where c.id = certificate_is_dirty.id;
 $function$;
+grant execute on function gk_private.certificate_is_dirty(uuid) to gk_api;
+grant execute on function gk_private.certificate_is_dirty(uuid) to public;
 
 CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, claim uuid, error text, permanent boolean, release boolean)
  RETURNS void
@@ -3775,7 +3797,8 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.queue_jobs_by_task()
  RETURNS TABLE(task text, ready integer, scheduled integer, running integer, stalled integer, retrying integer, failed integer, oldest_due_s double precision)
  LANGUAGE sql
- STABLE
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   with dead as (select array(select w.id from gk_private.queue_workers w where w.expires_at < now()) as ids)
   select j.task_identifier,
@@ -3790,6 +3813,8 @@ AS $function$
    group by j.task_identifier
    order by j.task_identifier;
 $function$;
+grant execute on function gk_private.queue_jobs_by_task() to gk_api;
+grant execute on function gk_private.queue_jobs_by_task() to public;
 
 CREATE OR REPLACE FUNCTION gk_private.queue_reap_workers(max_workers integer)
  RETURNS jsonb

@@ -20,10 +20,12 @@ comment on function gk_private.api_token_create is 'Registers a token by its sha
 
 -- Who a presented token is (id, name, role), or no row (unknown or revoked). Touches
 -- last_used_at at most once a minute so that every API request is not also a write. The admin
--- server uses the id and name for its per-token limits and the audit log.
+-- server uses the id and name for its per-token limits and the audit log. SECURITY DEFINER: the
+-- server's connections run as gk_api (sql/920_api_role.sql), which cannot read api_tokens.
 create or replace function gk_private.api_token_lookup(token_sha256 bytea)
 returns table (id uuid, name text, role text)
 language sql volatile
+security definer set search_path = pg_catalog, pg_temp
 as $$
   with hit as (
     select t.id, t.name, t.role, t.last_used_at

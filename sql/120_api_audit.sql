@@ -6,6 +6,8 @@ create or replace function gk_private.audit_record(
   fields text[], arguments jsonb, outcome text, error text, duration_ms int)
 returns bigint
 language sql volatile
+-- The server calls it as gk_api (sql/920_api_role.sql), which may not write audit_events itself.
+security definer set search_path = pg_catalog, pg_temp
 as $$
   insert into gk_public.audit_events (token_id, token_name, role, operation, operation_name, fields, arguments, outcome, error, duration_ms)
   values (audit_record.token_id, audit_record.token_name, audit_record.role, audit_record.operation, audit_record.operation_name,

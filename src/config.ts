@@ -8,6 +8,15 @@ const EnvSchema = z.object({
     .string()
     .refine((s) => /^postgres(ql)?:\/\//.test(s), "must be a postgres:// URL (postgres://user:password@host:port/database)")
     .optional(),
+  /**
+   * With DATABASE_URL: the admin server's own login, a non-superuser member of gk_api, gk_admin
+   * and gk_viewer (README, "Database roles"). Unset: the server logs in with DATABASE_URL and
+   * switches to gk_api.
+   */
+  API_DATABASE_URL: z
+    .string()
+    .refine((s) => /^postgres(ql)?:\/\//.test(s), "must be a postgres:// URL (postgres://user:password@host:port/database)")
+    .optional(),
   GROUNDSKEEPER_HOME: z.string().default(".groundskeeper"),
   PORT: z.coerce.number().int().min(0).max(65535).default(5678),
   HOST: z.string().default("127.0.0.1"),

@@ -6,6 +6,8 @@ import path from "node:path";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { embeddedUrl } from "../src/db/embedded.ts";
+import { API_LOGIN_ROLE } from "../src/db/embedded-api-login.ts";
+import { API_APPLICATION_NAME } from "../src/server/api-role.ts";
 import { createTestDb } from "./helpers/db.ts";
 import { cliEnv, spawnCli, tempHome, type LongRunning } from "./helpers/cli.ts";
 
@@ -45,6 +47,20 @@ async function acceptsConnections(url: string): Promise<boolean> {
   }
 }
 
+/** The login roles of the admin server's connections (by their application_name). */
+async function apiLogins(url: string): Promise<string[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const { rows } = await c.query("select distinct usename::text from pg_stat_activity where application_name = $1 order by 1", [
+      API_APPLICATION_NAME,
+    ]);
+    return rows.map((r) => r.usename);
+  } finally {
+    await c.end();
+  }
+}
+
 describe("groundskeeper start", () => {
   it("with no DATABASE_URL: embedded PostgreSQL, admin token, data kept across a restart, clean SIGTERM", {
     timeout: 240_000,
@@ -69,6 +85,9 @@ describe("groundskeeper start", () => {
 
       const pgUrl = embeddedUrl(path.join(home, "pgdata"))!;
       expect(await acceptsConnections(pgUrl)).toBe(true);
+      // The admin server (its CA behind /ca included) logs in as the embedded API role, never as the superuser.
+      expect((await fetch(a.graphql.replace(/\/graphql$/, "/ca/crl.pem"))).status).toBe(200);
+      expect(await apiLogins(pgUrl)).toEqual([API_LOGIN_ROLE]);
       expect(await first.stop("SIGTERM"), first.stderr()).toBe(0);
       expect(await acceptsConnections(pgUrl)).toBe(false); // the embedded database was stopped
 

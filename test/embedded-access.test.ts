@@ -9,7 +9,12 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { embeddedFiles, type EmbeddedDb, freePort, loadEmbeddedPostgres, startEmbeddedPostgres } from "../src/db/embedded.ts";
+import { API_LOGIN_ROLE, ensureEmbeddedApiLogin } from "../src/db/embedded-api-login.ts";
+import { migrate } from "../src/db/migrate.ts";
+import { API_APPLICATION_NAME } from "../src/server/api-role.ts";
+import { startAdminServer } from "../src/server/server.ts";
 import { cliEnv, CLI, ROOT } from "./helpers/cli.ts";
+import { testServices } from "./helpers/jobs.ts";
 
 const execFileAsync = promisify(execFile);
 const asRoot = process.getuid?.() === 0;
@@ -71,6 +76,63 @@ describe("the embedded PostgreSQL", () => {
     }
   });
 
+  it("gives the admin server a login role of its own that is no superuser and reaches nothing private", { timeout: 120_000 }, async () => {
+    await migrate(db.url);
+    const apiUrl = await ensureEmbeddedApiLogin(db.url, dataDir);
+    const files = embeddedFiles(dataDir);
+    expect(fs.statSync(files.apiPassword).mode & 0o777).toBe(0o600);
+    expect(new URL(apiUrl).password).toBe(fs.readFileSync(files.apiPassword, "utf8").trim());
+    expect(new URL(apiUrl).password).not.toBe(new URL(db.url).password);
+    expect(await ensureEmbeddedApiLogin(db.url, dataDir)).toBe(apiUrl); // idempotent, same password
+    const owner = new pg.Client({ connectionString: db.url });
+    await owner.connect();
+    const server = await startAdminServer({
+      databaseUrl: db.url,
+      apiDatabaseUrl: apiUrl,
+      host: "127.0.0.1",
+      port: 0,
+      services: testServices(),
+    });
+    try {
+      const { rows: role } = await owner.query(
+        `select rolsuper, rolinherit, rolcreatedb, rolcreaterole, rolbypassrls, rolreplication, rolpassword like 'SCRAM-SHA-256$%' as scram,
+                array(select b.rolname::text from pg_auth_members m join pg_roles b on b.oid = m.roleid where m.member = r.oid order by 1) as member_of
+           from pg_authid r where rolname = $1`,
+        [API_LOGIN_ROLE],
+      );
+      expect(role[0]).toEqual({
+        rolsuper: false,
+        rolinherit: false,
+        rolcreatedb: false,
+        rolcreaterole: false,
+        rolbypassrls: false,
+        rolreplication: false,
+        scram: true,
+        member_of: ["gk_admin", "gk_api", "gk_viewer"],
+      });
+      expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+      expect((await fetch(`${server.url}/metrics`)).status).toBe(200);
+      // Every connection of the server, as the database sees it.
+      const { rows: seen } = await owner.query(
+        "select distinct usename::text from pg_stat_activity where datname = current_database() and application_name = $1",
+        [API_APPLICATION_NAME],
+      );
+      expect(seen.map((r) => r.usename)).toEqual([API_LOGIN_ROLE]);
+      const attempt = async (sql: string) =>
+        server.pool.query(sql).then(
+          () => "allowed",
+          (e) => (e as { code?: string }).code,
+        );
+      expect(await attempt("copy (select 1) to program 'true'")).toBe("42501");
+      expect(await attempt("set role postgres")).toBe("42501");
+      expect(await attempt("select token_sha256 from gk_private.api_tokens")).toBe("42501");
+      expect(await attempt("create table gk_public.x (id int)")).toBe("42501");
+    } finally {
+      await server.close();
+      await owner.end();
+    }
+  });
+
   it.runIf(asRoot && setpriv)("is out of reach of another local user (nobody)", async () => {
     const files = embeddedFiles(dataDir);
     const port = new URL(db.url).port;
@@ -84,6 +146,7 @@ describe("the embedded PostgreSQL", () => {
         c.on("error", () => {}); try { await c.connect(); await c.end(); return "connected"; } catch (e) { return e.code ?? e.message; } };
       (async () => console.log(JSON.stringify({
         port: read(${JSON.stringify(files.port)}), password: read(${JSON.stringify(files.password)}),
+        apiPassword: read(${JSON.stringify(files.apiPassword)}),
         tcp: await login({ host: "127.0.0.1", port: ${port}, password: "groundskeeper" }),
         guessed: await login({ host: "127.0.0.1", port: ${port}, password: "postgres" }),
         socket: await login({ host: "/tmp", port: ${port}, password: "groundskeeper" }),
@@ -95,6 +158,7 @@ describe("the embedded PostgreSQL", () => {
     const seen = JSON.parse(r.stdout);
     expect(seen.port).toBe("EACCES");
     expect(seen.password).toBe("EACCES");
+    expect(seen.apiPassword).toBe("EACCES");
     expect(seen.tcp).toBe("28P01");
     expect(seen.guessed).toBe("28P01");
     expect(seen.socket).toBe("ENOENT"); // no unix socket at all

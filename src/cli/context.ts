@@ -9,6 +9,7 @@ import { pino, type Logger } from "pino";
 import { loadConfig, type Config } from "../config.ts";
 import { claimOwnership, liveOwner, releaseOwnership, stopOrphanedServer } from "../db/embedded-owner.ts";
 import { type EmbeddedDb, embeddedUrl } from "../db/embedded.ts";
+import { embeddedApiUrl, ensureEmbeddedApiLogin } from "../db/embedded-api-login.ts";
 import { migrate } from "../db/migrate.ts";
 import { UserError } from "../lib/errors.ts";
 import { startEmbedded } from "./embedded.ts";
@@ -32,6 +33,8 @@ export function cliContext(cmd: Command): CliContext {
 
 export interface Database {
   url: string;
+  /** The admin server's own login (API_DATABASE_URL, or the embedded gk_api_login); else it logs in with `url`. */
+  apiUrl?: string;
   /** DATABASE_URL, the embedded cluster started by this command, or one a running `start` serves. */
   kind: "external" | "embedded" | "embedded-shared";
   dataDir?: string;
@@ -55,7 +58,7 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
     const url = config.DATABASE_URL;
     await ping(url); // a bad URL or an unreachable server fails here, with a one-line error
     if (opts.migrate) await runMigrate(url, log);
-    return { url, kind: "external", close: async () => {} };
+    return { url, ...(config.API_DATABASE_URL ? { apiUrl: config.API_DATABASE_URL } : {}), kind: "external", close: async () => {} };
   }
   fs.mkdirSync(config.home, { recursive: true });
   const dataDir = embeddedDataDir(config.home);
@@ -69,8 +72,10 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
     const shared = opts.exclusive ? null : await sharedEmbeddedUrl(dataDir);
     if (shared) {
       log.debug({ dataDir }, "using the embedded PostgreSQL of a running groundskeeper");
-      if (opts.migrate ?? true) await runMigrate(shared, log);
-      return { url: shared, kind: "embedded-shared", dataDir, close: async () => {} };
+      const migrated = opts.migrate ?? true;
+      if (migrated) await runMigrate(shared, log);
+      const apiUrl = migrated ? await ensureEmbeddedApiLogin(shared, dataDir) : embeddedApiUrl(dataDir);
+      return { url: shared, ...(apiUrl ? { apiUrl } : {}), kind: "embedded-shared", dataDir, close: async () => {} };
     }
     if (claimOwnership(dataDir)) break; // else another process claimed it just now: look again
   }
@@ -78,9 +83,12 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
   if (orphan) log.warn({ dataDir, pid: orphan }, "stopped the embedded PostgreSQL a killed groundskeeper left running");
   log.info({ dataDir }, "starting embedded PostgreSQL");
   let embedded: EmbeddedDb | undefined;
+  let apiUrl: string | null;
   try {
     embedded = await startEmbedded(dataDir, (m) => log.debug({ postgres: m.trim() }));
-    if (opts.migrate ?? true) await runMigrate(embedded.url, log);
+    const migrated = opts.migrate ?? true;
+    if (migrated) await runMigrate(embedded.url, log);
+    apiUrl = migrated ? await ensureEmbeddedApiLogin(embedded.url, dataDir) : embeddedApiUrl(dataDir);
   } catch (e) {
     await embedded?.stop().catch(() => {});
     releaseOwnership(dataDir);
@@ -89,6 +97,7 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
   const db = embedded;
   return {
     url: db.url,
+    ...(apiUrl ? { apiUrl } : {}),
     kind: "embedded",
     dataDir,
     close: async () => {

@@ -1,6 +1,7 @@
 // The parts a long-running command is made of, each started on a booted App (src/cli/boot.ts)
 // and registered with its lifecycle so that shutdown stops it in reverse order.
 import { areaPeerRoutes, areaRobotRoutes, areaServerParts } from "../areas.ts";
+import { createPool } from "../db/pool.ts";
 import { startGatewayInBackground, startRobotApiInBackground } from "../peers/serve-gateway.ts";
 import type { AdminServer } from "../server/server.ts";
 import type { App } from "./boot.ts";
@@ -37,11 +38,22 @@ export async function startWorkerPart(app: App, opts: { concurrency: number; cro
 /** The admin API: GraphQL with GraphiQL, /healthz, /metrics and the areas' routes. */
 export async function startServerPart(app: App, opts: { host: string; port: number }): Promise<AdminServer> {
   const { startAdminServer } = await import("../server/server.ts");
+  const { apiConnectionString } = await import("../server/api-role.ts");
+  const { caFromEnv } = await import("../adapters/ca/from-config.ts");
+  // The routes reach the CA (CRL, CA certificate) too: the server's CA gets a pool that runs as
+  // gk_api like the server's own (sql/920_api_role.sql grants it the CRL's part of the local CA).
+  const caPool = createPool(apiConnectionString(app.db.apiUrl ?? app.db.url), 2);
+  app.life.add("API CA pool", () => caPool.end());
+  const ca = await caFromEnv(process.env, app.config.home, {
+    pool: caPool,
+    ...(app.services.secrets ? { secrets: app.services.secrets } : {}),
+  });
   const server = await startAdminServer({
     databaseUrl: app.db.url,
+    ...(app.db.apiUrl ? { apiDatabaseUrl: app.db.apiUrl } : {}),
     host: opts.host,
     port: opts.port,
-    services: app.services,
+    services: { ...app.services, ...(ca ? { ca } : {}) },
     statementTimeout: app.config.API_STATEMENT_TIMEOUT,
     ...areaServerParts(),
   });

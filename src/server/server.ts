@@ -10,6 +10,7 @@ import type { PostGraphileInstance } from "postgraphile";
 import { NodeGrafservBase } from "postgraphile/grafserv/node";
 import { UserError } from "../lib/errors.ts";
 import { createPool } from "../db/pool.ts";
+import { apiConnectionString, checkApiSession } from "./api-role.ts";
 import type { Services } from "../services.ts";
 import { boundArguments, recordAudit } from "./audit.ts";
 import { buildInfo } from "./build-info.ts";
@@ -26,6 +27,11 @@ import { bearerToken, lookupToken } from "./tokens.ts";
 
 export interface AdminServerOptions {
   databaseUrl: string;
+  /**
+   * A login role of the API's own (API_DATABASE_URL, the embedded gk_api_login); without it the
+   * server logs in with databaseUrl. Either way every connection runs as gk_api (./api-role.ts).
+   */
+  apiDatabaseUrl?: string;
   host: string;
   port: number;
   services: Services;
@@ -52,6 +58,8 @@ export interface AdminServer {
   pgl: PostGraphileInstance;
   /** The pool of GraphQL and the routes. */
   pool: pg.Pool;
+  /** Every pool of the server (GraphQL and routes, token lookup and readiness, metrics). */
+  pools: pg.Pool[];
   /** Stops accepting connections, finishes in-flight requests, releases the database pools. */
   close(): Promise<void>;
 }
@@ -72,9 +80,11 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   const log: Logger = opts.services.log.child({ component: "server" });
   // GraphQL and the routes share one pool; token lookup and readiness have their own small pool
   // and metrics another, so slow operations cannot starve authentication, health or scrapes.
-  const pool = createPool(opts.databaseUrl, opts.poolSize ?? 10);
-  const controlPool = createPool(opts.databaseUrl, 2);
-  const metricsPool = createPool(opts.databaseUrl, 2);
+  // None of them runs as the database owner (./api-role.ts).
+  const url = apiConnectionString(opts.apiDatabaseUrl ?? opts.databaseUrl);
+  const pool = createPool(url, opts.poolSize ?? 10);
+  const controlPool = createPool(url, 2);
+  const metricsPool = createPool(url, 2);
   const pools = [pool, controlPool, metricsPool];
   const pgl = createPostgraphile({
     pool,
@@ -84,6 +94,8 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   });
   let server: http.Server | undefined;
   try {
+    const session = await checkApiSession(pool, opts.apiDatabaseUrl !== undefined);
+    log.debug(session, "API connections run as gk_api");
     await pgl.getSchema(); // fail now (bad database, not migrated) rather than on the first request
     const serv = pgl.createServ((config) => new GroundskeeperGrafserv(config));
     const graphql = serv.handler();
@@ -188,6 +200,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       port,
       pgl,
       pool,
+      pools,
       close: () =>
         (closing ??= (async () => {
           const closed = new Promise<void>((resolve) => srv.close(() => resolve()));

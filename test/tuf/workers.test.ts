@@ -73,7 +73,7 @@ describe("two worker processes", () => {
     };
     await Promise.all([writer(1), writer(2), writer(3)]);
 
-    await waitFor(
+    const settled = waitFor(
       async () => {
         const { rows } = await db.query(
           `select (select count(*) from graphile_worker._private_jobs)::int as jobs,
@@ -86,6 +86,11 @@ describe("two worker processes", () => {
       "all publishes done",
       150_000,
     );
+    // On a timeout, say what was left: the jobs with their errors and what the workers printed.
+    await settled.catch(async (e) => {
+      const { rows } = await db.query("select task_identifier, attempts, last_error, locked_by, run_at from graphile_worker.jobs");
+      throw new Error(`${(e as Error).message}\njobs: ${JSON.stringify(rows)}\n${procs.map((p) => `${p.name}: ${p.out.join("").slice(-2000)}`).join("\n")}`);
+    });
     stop = true;
     await refresher;
 

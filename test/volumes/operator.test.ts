@@ -80,7 +80,7 @@ describe("operators", () => {
 
     // `groundskeeper status --json` (one process), and its text rendering of the same data.
     const status = await runCli(["status", "--json"], cliEnv({ DATABASE_URL: db.url }));
-    expect(status.code).toBe(0);
+    expect(status.code, status.stderr).toBe(0);
     const json = JSON.parse(status.stdout);
     expect(json.volumes.volumes).toEqual([
       { state: "created", volumes: 3, missing: 0, failing: 0 },

@@ -21,7 +21,8 @@ export default function register(program: Command): void {
         const server = await startServerPart(app, { host: opts.host ?? config.HOST, port: opts.port ?? config.PORT });
         startPeerGatewayPart(app, { host: opts.host ?? config.HOST });
         startRobotApiPart(app, { host: opts.host ?? config.HOST, port: opts.robotPort });
-        const admin = await ensureAdminToken(server.pool, config.home);
+        // Creating a token is the owner's business: the server's own pools run as gk_api.
+        const admin = await ensureAdminToken(app.pool("admin token", 1), config.home);
         console.log(
           [
             "Groundskeeper is running.",
