@@ -191,7 +191,7 @@ create table gk_public.certificates (
   constraint certificates_status_check CHECK (status = ANY (ARRAY['issuing'::text, 'issued'::text, 'revoking'::text, 'revoked'::text, 'expired'::text, 'failed'::text])),
   constraint certificates_subject_check CHECK (subject IS NULL OR jsonb_typeof(subject) = 'object'::text),
   constraint certificates_subject_generation_check CHECK (subject_generation >= 0),
-  constraint certificates_unresolved_revoking CHECK (NOT unresolved OR status = 'revoking'::text),
+  constraint certificates_unresolved_pending CHECK (NOT unresolved OR (status = ANY (ARRAY['issuing'::text, 'revoking'::text]))),
   constraint certificates_worker_profile CHECK (worker_id IS NULL OR profile = 'worker'::text)
 );
 CREATE INDEX certificates_controller_id_idx ON gk_public.certificates USING btree (controller_id);
@@ -219,7 +219,7 @@ comment on column gk_public.certificates.owner_team_id is 'The team the certific
 comment on column gk_public.certificates.ca_ref is 'The CA''s handle for the certificate (fetch it by this to learn the serial).';
 comment on column gk_public.certificates.claim_id is 'The task attempt that holds this certificate across a CA call (until claim_expires_at).';
 comment on column gk_public.certificates.issue_attempted_at is 'When an issuance request for this certificate was first sent to the CA (it may have been signed even if no answer came back).';
-comment on column gk_public.certificates.unresolved is 'The owner is gone, an issuance may have reached the CA and the CA cannot tell what it issued for this id: an operator must check the CA (docs/certificates.md).';
+comment on column gk_public.certificates.unresolved is 'An issuance request may have reached the CA, and the CA cannot tell what it issued for this id: an operator must check the CA and answer with resolve_certificate (docs/certificates.md). Issuing: not retried by itself (a retry could sign twice). Revoking: not concluded never_issued.';
 comment on column gk_public.certificates.subject is 'What the certificate encodes besides its owner and profile (robots: O = team name, OU = name=<robot name>).';
 grant select on gk_public.certificates to gk_admin;
 grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id, worker_id) on gk_public.certificates to gk_admin;
@@ -301,6 +301,24 @@ comment on table gk_public.director_roots is '@behavior -insert -update -delete
 Every director root version of a team (robots fetch N.root.json).';
 grant select on gk_public.director_roots to gk_admin;
 grant select on gk_public.director_roots to gk_viewer;
+
+create table gk_public.ecu_keys (
+  ecu_id uuid not null,
+  team_id uuid not null,
+  key_type text default 'ed25519'::text not null,
+  public_key text not null,
+  created_at timestamp with time zone default now() not null,
+  constraint ecu_keys_pkey PRIMARY KEY (ecu_id),
+  constraint ecu_keys_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON DELETE CASCADE,
+  constraint ecu_keys_key_type_check CHECK (key_type = 'ed25519'::text),
+  constraint ecu_keys_public_key_check CHECK (public_key ~ '^[0-9a-f]{64}$'::text)
+);
+CREATE INDEX ecu_keys_team_idx ON gk_public.ecu_keys USING btree (team_id);
+comment on table gk_public.ecu_keys is 'Each ECU''s public key (ed25519), against which the signatures of its robot''s manifests are checked.';
+grant delete, select on gk_public.ecu_keys to gk_admin;
+grant insert (ecu_id, public_key, team_id) on gk_public.ecu_keys to gk_admin;
+grant update (public_key) on gk_public.ecu_keys to gk_admin;
+grant select on gk_public.ecu_keys to gk_viewer;
 
 create table gk_public.ecu_telemetry (
   team_id uuid not null,
@@ -423,6 +441,8 @@ CREATE INDEX exports_requested_idx ON gk_public.exports USING btree (created_at)
 CREATE INDEX exports_saga_id_idx ON gk_public.exports USING btree (saga_id);
 CREATE INDEX exports_unsettled_idx ON gk_public.exports USING btree (state_changed_at) WHERE ((state <> 'deleted'::text) AND ((state <> 'live'::text) OR (delete_requested_at IS NOT NULL)));
 CREATE INDEX exports_verify_idx ON gk_public.exports USING btree (verified_at NULLS FIRST) WHERE ((state = 'live'::text) AND (delete_requested_at IS NULL));
+CREATE TRIGGER _700_pending_when_deleted AFTER UPDATE OF state ON gk_public.exports FOR EACH ROW WHEN (new.state = 'deleted'::text AND old.state <> 'deleted'::text) EXECUTE FUNCTION gk_private.tg_exports__pending_when_deleted();
+CREATE TRIGGER _700_pending_when_removed AFTER DELETE ON gk_public.exports REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_exports__pending_when_deleted();
 comment on table gk_public.exports is '@behavior -insert -update -delete
 Export records: which node serves which read-only resource, and the state of getting it there. Deleted records are kept.';
 grant select on gk_public.exports to gk_admin;
@@ -452,6 +472,8 @@ create table gk_public.images (
 );
 CREATE INDEX images_hardware_ids_idx ON gk_public.images USING gin (hardware_ids);
 CREATE UNIQUE INDEX images_team_id_id_idx ON gk_public.images USING btree (team_id, id);
+CREATE TRIGGER _700_exports_pending_delete AFTER DELETE ON gk_public.images REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_images__exports_pending();
+CREATE TRIGGER _700_exports_pending_insert AFTER INSERT ON gk_public.images REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_images__exports_pending();
 comment on table gk_public.images is '@behavior -update
 A team''s software images (immutable: a new build is a new version), matched to ECUs by hardware id.';
 comment on column gk_public.images.id is '@behavior -insert';
@@ -757,7 +779,7 @@ create table gk_public.rollout_images (
   hardware_id text not null,
   image_id uuid not null,
   constraint rollout_images_pkey PRIMARY KEY (rollout_id, hardware_id),
-  constraint rollout_images_team_id_image_id_fkey FOREIGN KEY (team_id, image_id) REFERENCES gk_public.images(team_id, id),
+  constraint rollout_images_team_id_image_id_fkey FOREIGN KEY (team_id, image_id) REFERENCES gk_public.images(team_id, id) DEFERRABLE INITIALLY DEFERRED,
   constraint rollout_images_team_id_rollout_id_fkey FOREIGN KEY (team_id, rollout_id) REFERENCES gk_public.rollouts(team_id, id) ON DELETE CASCADE,
   constraint rollout_images_hardware_id_check CHECK (hardware_id ~ '^[[:graph:]]{1,100}$'::text)
 );
@@ -786,7 +808,7 @@ CREATE INDEX rollout_robot_ecus_ecu_idx ON gk_public.rollout_robot_ecus USING bt
 CREATE INDEX rollout_robot_ecus_robot_idx ON gk_public.rollout_robot_ecus USING btree (rollout_id, robot_id);
 comment on table gk_public.rollout_robot_ecus is '@name rollout_robot_ecu
 @behavior -insert -update -delete
-Per ECU of a scheduled robot: the image listed for it and its last reported status.';
+Per ECU that reported an event in a rollout: the image the rollout maps it to and its last reported status.';
 grant select on gk_public.rollout_robot_ecus to gk_admin;
 grant select on gk_public.rollout_robot_ecus to gk_viewer;
 
@@ -1777,7 +1799,18 @@ begin
   if not v.unresolved then
     raise exception 'certificate % is not unresolved', id using errcode = '55000';
   end if;
-  if serial is null then
+  if serial is not null and exists (select 1 from gk_public.certificates c where c.serial = resolve_certificate.serial) then
+    raise exception 'serial % already belongs to a certificate row', serial using errcode = '23505';
+  end if;
+  if v.status = 'issuing' then
+    if serial is not null then
+      perform gk_private.certificate_orphans(v.id, array[null::text], array[serial]);
+    end if;
+    update gk_public.certificates c
+       set unresolved = false, last_error = null, issue_attempted_at = null, next_attempt_at = now(),
+           retry_requested_at = clock_timestamp()
+     where c.id = v.id returning * into v;
+  elsif serial is null then
     update gk_public.certificates c
        set status = 'revoked', revoked_at = now(), never_issued = true, unresolved = false, last_error = null
      where c.id = v.id returning * into v;
@@ -1790,7 +1823,7 @@ begin
   return v;
 end;
 $function$;
-comment on function gk_public.resolve_certificate(uuid,text) is 'For an unresolved certificate (its CA cannot be asked what it issued): the serial the CA issued under this certificate''s id, to be revoked, or null when it issued nothing.';
+comment on function gk_public.resolve_certificate(uuid,text) is 'For an unresolved certificate (its CA cannot be asked what it issued): the serial the CA issued under this certificate''s id, or null when it issued nothing. A revoking one is then revoked; an issuing one has what the CA issued revoked and is issued anew.';
 grant execute on function gk_public.resolve_certificate(uuid,text) to gk_admin;
 
 CREATE OR REPLACE FUNCTION gk_public.retire_worker(name text)
@@ -2219,6 +2252,22 @@ create table gk_private.ecu_telemetry_default partition of gk_public.ecu_telemet
 CREATE INDEX ecu_telemetry_default_robot_id_recorded_at_idx ON gk_private.ecu_telemetry_default USING btree (robot_id, recorded_at);
 CREATE INDEX ecu_telemetry_default_team_id_idx ON gk_private.ecu_telemetry_default USING btree (team_id);
 
+create table gk_private.export_pending (
+  id bigint generated always as identity not null,
+  resource_type gk_public.export_resource_type not null,
+  resource_id uuid not null,
+  queued_at timestamp with time zone default now() not null,
+  constraint export_pending_pkey PRIMARY KEY (id)
+);
+comment on table gk_private.export_pending is 'Resources whose export may need a record or a deletion mark; consumed oldest first by the export coordinator.';
+
+create table gk_private.export_sweeps (
+  singleton boolean default true not null,
+  last_full_at timestamp with time zone,
+  constraint export_sweeps_pkey PRIMARY KEY (singleton),
+  constraint export_sweeps_singleton_check CHECK (singleton)
+);
+
 create table gk_private.local_ca_authorities (
   name text not null,
   certificate_pem text not null,
@@ -2342,12 +2391,12 @@ create view gk_private.bin__blob_prefix as
 create view gk_private.bin__certificate as
  SELECT id::text AS ref,
     owner_team_id AS team_id,
-    revoke_requested_at AS enqueued_at,
+    COALESCE(revoke_requested_at, issue_attempted_at) AS enqueued_at,
     attempts,
     last_error,
     next_attempt_at
    FROM gk_public.certificates c
-  WHERE status = 'revoking'::text;
+  WHERE status = 'revoking'::text OR status = 'issuing'::text AND unresolved;
 
 create view gk_private.bin__export as
  SELECT e.id::text AS ref,
@@ -2717,9 +2766,10 @@ begin
   exception when invalid_text_representation then
     raise exception 'bin item ref % is not a certificate id', ref using errcode = '22023';
   end;
-  -- An unresolved one is asked about again (e.g. once its CA can answer lookups).
+  -- An unresolved one is asked about again (e.g. once its CA can answer lookups); an unresolved
+  -- issuance is retried (the certificates triggers enqueue it), which asks the CA first.
   update gk_public.certificates c set retry_requested_at = clock_timestamp(), unresolved = false, next_attempt_at = now()
-   where c.id = v_id and c.status = 'revoking';
+   where c.id = v_id and (c.status = 'revoking' or (c.status = 'issuing' and c.unresolved));
   return found;
 end;
 $function$;
@@ -2778,8 +2828,12 @@ declare
   c gk_public.certificates;
 begin
   -- A short row lock inside this one statement's transaction; nothing waits on the CA under it.
-  select * into c from gk_public.certificates x where x.id = certificate_claim_issue.id for update;
-  if not found or c.status <> 'issuing' then
+  -- Only an issuing row is locked: a revoke job claiming the same row (SKIP LOCKED) must not meet
+  -- this lock and skip a row that was never ours.
+  select * into c from gk_public.certificates x
+   where x.id = certificate_claim_issue.id and x.status = 'issuing' for update;
+  if not found or c.status <> 'issuing' or c.unresolved then
+    -- Issued, revoked, or unresolved: an operator answers for that one (resolve_certificate).
     return query select 'gone'::text, null::text, null::text, null::text, null::text, null::timestamptz, 0, false;
     return;
   end if;
@@ -2844,7 +2898,7 @@ $function$;
 grant execute on function gk_private.certificate_is_dirty(uuid) to gk_api;
 grant execute on function gk_private.certificate_is_dirty(uuid) to public;
 
-CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, claim uuid, error text, permanent boolean, release boolean)
+CREATE OR REPLACE FUNCTION gk_private.certificate_issue_failed(id uuid, claim uuid, error text, permanent boolean, release boolean, forget_attempt boolean DEFAULT false)
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
@@ -2860,12 +2914,34 @@ begin
                                 else greatest(now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease(),
                                               case when release then null else c.claim_expires_at end) end,
          claim_id = case when release then null else c.claim_id end,
-         claim_expires_at = case when release then null else c.claim_expires_at end
+         claim_expires_at = case when release then null else c.claim_expires_at end,
+         issue_attempted_at = case when release and forget_attempt then null else c.issue_attempted_at end
    where c.id = certificate_issue_failed.id and c.claim_id is not distinct from certificate_issue_failed.claim
   returning c.status into v_status;
   if v_status = 'revoking' and release then
     perform gk_private.enqueue_id_batches('certificates__revoke', array[id]);
   end if;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.certificate_issue_unresolved(id uuid, claim uuid, error text)
+ RETURNS text
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_status text;
+begin
+  update gk_public.certificates c
+     set unresolved = c.status = 'issuing',
+         last_error = case when c.status = 'issuing' then left(error, 2000) else c.last_error end,
+         next_attempt_at = case when c.status = 'issuing' then null else c.next_attempt_at end,
+         claim_id = null, claim_expires_at = null
+   where c.id = certificate_issue_unresolved.id and c.claim_id = certificate_issue_unresolved.claim
+  returning c.status into v_status;
+  if v_status = 'revoking' then
+    perform gk_private.enqueue_id_batches('certificates__revoke', array[id]);
+  end if;
+  return v_status;
 end;
 $function$;
 
@@ -3049,23 +3125,23 @@ begin
   if robot_ids is null or cardinality(robot_ids) = 0 then
     return 0;
   end if;
-  -- One statement: existing rows updated (in robot_id order), missing ones inserted.
-  with ids as (
-    select r.id, r.team_id
-      -- A join on unnest, not "= any(robot_ids)": a 50,000-element array must not be scanned per row.
-      from unnest(robot_ids) u (id)
-      join gk_public.robots r on r.id = u.id
-  ), marked as (
+  -- One statement: existing rows updated (in robot_id order), missing ones inserted. Only the
+  -- missing ones are looked up in robots (for their team): a launch's 50,000 robots mostly have
+  -- a row already. A join on unnest, not "= any(robot_ids)": a 50,000-element array must not be
+  -- scanned per row.
+  with marked as (
     update gk_public.robot_directors d
        set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1
-      from (select ids.id from ids order by ids.id) i
+      from (select u.id from unnest(robot_ids) u (id) order by u.id) i
      where d.robot_id = i.id
     returning 1
   ), added as (
     insert into gk_public.robot_directors (robot_id, team_id)
-    select ids.id, ids.team_id from ids
-     where not exists (select 1 from gk_public.robot_directors d where d.robot_id = ids.id)
-     order by ids.id
+    select r.id, r.team_id
+      from unnest(robot_ids) u (id)
+      join gk_public.robots r on r.id = u.id
+     where not exists (select 1 from gk_public.robot_directors d where d.robot_id = u.id)
+     order by r.id
     on conflict (robot_id) do nothing
     returning 1
   )
@@ -3144,43 +3220,42 @@ AS $function$
 begin
   -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
   -- stays a nested loop even right after a launch, before the tables' statistics catch up.
-  perform 1 from unnest(robot_ids) u (id)
-    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
-   order by rr.robot_id
-     for update of rr;
-
-  insert into gk_public.rollout_robot_ecus (team_id, rollout_id, robot_id, ecu_id, image_id)
-  select rr.team_id, rr.rollout_id, rr.robot_id, e.id, ri.image_id
-    from unnest(robot_ids) u (id)
-    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
-    -- OFFSET 0 keeps this a per-robot probe of ecus_robot_id_serial_key.
-    cross join lateral (select e.id, e.team_id, e.hardware_id, e.installed_image_id from gk_public.ecus e
-                         where e.robot_id = rr.robot_id offset 0) e
-    join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
-   where e.team_id = rr.team_id and e.installed_image_id is distinct from ri.image_id
-  on conflict do nothing;
-
+  -- Locked first, in robot_id order (the lock order), then updated in one statement.
   return query
+  with pending as (
+    select rr.rollout_id, rr.robot_id, rr.team_id
+      from unnest(robot_ids) u (id)
+      join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
+     order by rr.robot_id
+       for update of rr
+  ), verdict as (
+    select p.rollout_id, p.robot_id,
+           exists (select 1 from gk_public.ecus e
+                     join gk_public.rollout_images ri on ri.rollout_id = p.rollout_id and ri.team_id = p.team_id
+                                                     and ri.hardware_id = e.hardware_id
+                    where e.robot_id = p.robot_id and e.team_id = p.team_id
+                      and e.installed_image_id is distinct from ri.image_id) as listed
+      from pending p
+  )
   update gk_public.rollout_robots rr
-     set state = case when x.listed then 'scheduled' else 'skipped' end,
-         result = case when x.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
+     set state = case when v.listed then 'scheduled' else 'skipped' end,
+         result = case when v.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
          updated_at = now()
-    from (select r.rollout_id, r.robot_id,
-                 exists (select 1 from gk_public.rollout_robot_ecus y where y.rollout_id = r.rollout_id and y.robot_id = r.robot_id) as listed
-            from unnest(robot_ids) u (id)
-            join gk_public.rollout_robots r on r.robot_id = u.id and r.state = 'pending') x
-   where rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
+    from verdict v
+   where rr.rollout_id = v.rollout_id and rr.robot_id = v.robot_id
   returning rr.robot_id;
 end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_store(robot_ids uuid[], generations bigint[], read_timestamp_versions integer[], root_versions integer[], expires timestamp with time zone[], targets text[], snapshots text[], timestamps text[])
  RETURNS SETOF uuid
- LANGUAGE sql
+ LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET jit TO 'off'
 AS $function$
+begin
+  return query
   with s as (
     select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
       as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
@@ -3201,28 +3276,30 @@ AS $function$
     on conflict (robot_id) do update set targets = excluded.targets, snapshot = excluded.snapshot, timestamp = excluded.timestamp
     returning x.robot_id
   )
-  select documents.robot_id from documents
+  select documents.robot_id from documents;
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
  RETURNS TABLE(robot_id uuid, ecu_serial text, hardware_id text, rollout_id uuid, image_name text, image_version text, length bigint, sha256 text, sha512 text)
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET jit TO 'off'
 AS $function$
+begin
+  return query
   select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
     from unnest(robot_ids) u (id)
     join gk_public.ecus e on e.robot_id = u.id
     left join lateral (
-      select x.image_id, x.rollout_id
-        from gk_public.rollout_robot_ecus x
-        join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
-       where x.ecu_id = e.id and rr.state in ('scheduled', 'accepted', 'completed')
-       order by rr.created_at desc
-       limit 1) w on true
+      select ri.image_id, rr.rollout_id
+        from gk_public.rollout_robots rr
+        join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
+       where rr.robot_id = e.robot_id and rr.state in ('scheduled', 'accepted')) w on true
     join gk_public.images i on i.id = coalesce(w.image_id, e.installed_image_id) and i.team_id = e.team_id
-   order by e.robot_id, e.serial
+   order by e.robot_id, e.serial;
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.enqueue(task text, payload jsonb DEFAULT '{}'::jsonb, job_key text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, queue_name text DEFAULT NULL::text, job_key_mode text DEFAULT 'replace'::text)
@@ -3411,12 +3488,6 @@ CREATE OR REPLACE FUNCTION gk_private.exports_changeset(max_items integer)
  LANGUAGE sql
  STABLE
 AS $function$
-  (select 'request', null::uuid, 'image'::gk_public.export_resource_type, i.id, null::bigint
-     from gk_public.images i
-    where not exists (select 1 from gk_public.exports e
-                       where e.resource_type = 'image' and e.resource_id = i.id and e.state <> 'deleted')
-    limit max_items)
-  union all
   (select 'create', e.id, e.resource_type, e.resource_id, e.generation
      from gk_public.exports e
     where e.state = 'requested' and e.delete_requested_at is null
@@ -3430,81 +3501,84 @@ AS $function$
     order by e.state_changed_at limit max_items);
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_deleted(id uuid, saga_id uuid)
+CREATE OR REPLACE FUNCTION gk_private.exports_deleted_batch(ids uuid[], saga_ids uuid[])
  RETURNS SETOF gk_public.exports
  LANGUAGE sql
 AS $function$
-  with moved as (
+  with x as (select * from unnest(ids, saga_ids) x(id, saga_id)),
+  moved as (
     update gk_public.exports e set state = 'deleted', operating_saga_id = null, deleted_at = now(), state_changed_at = now()
-     where e.id = exports_deleted.id and e.operating_saga_id = exports_deleted.saga_id and e.state = 'deleting'
+      from x
+     where e.id = x.id and e.operating_saga_id = x.saga_id and e.state = 'deleting'
     returning e.*)
   select * from moved
   union all
-  select * from gk_public.exports e where e.id = exports_deleted.id and e.state = 'deleted' and e.saga_id = exports_deleted.saga_id;
+  select e.* from gk_public.exports e join x on e.id = x.id where e.state = 'deleted' and e.saga_id = x.saga_id;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_live(id uuid, saga_id uuid)
+CREATE OR REPLACE FUNCTION gk_private.exports_full_sweep(max_items integer, every interval)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_missing int;
+  v_gone int;
+begin
+  perform 1 from gk_private.export_sweeps s
+   where s.last_full_at is null or s.last_full_at < now() - every
+     for update skip locked;
+  if not found then
+    return null;
+  end if;
+  with missing as (
+    select i.id from gk_public.images i
+     where not exists (select 1 from gk_public.exports e
+                        where e.resource_type = 'image' and e.resource_id = i.id and e.state <> 'deleted')
+     limit max_items),
+  queued as (insert into gk_private.export_pending (resource_type, resource_id) select 'image', m.id from missing m returning 1)
+  select count(*)::int into v_missing from queued;
+  with gone as (
+    select e.resource_id from gk_public.exports e
+     where e.resource_type = 'image' and e.state <> 'deleted' and e.delete_requested_at is null
+       and not exists (select 1 from gk_public.images i where i.id = e.resource_id)
+     limit max_items),
+  queued as (insert into gk_private.export_pending (resource_type, resource_id) select 'image', g.resource_id from gone g returning 1)
+  select count(*)::int into v_gone from queued;
+  if v_missing < max_items and v_gone < max_items then
+    update gk_private.export_sweeps set last_full_at = now();
+  end if;
+  return v_missing + v_gone;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_live_batch(ids uuid[], saga_ids uuid[])
  RETURNS SETOF gk_public.exports
  LANGUAGE sql
 AS $function$
-  with moved as (
+  with x as (select * from unnest(ids, saga_ids) x(id, saga_id)),
+  moved as (
     update gk_public.exports e
        set state = 'live', operating_saga_id = null, url = n.address || gk_private.exports_blob_path(e.attachment_id),
            attempts = 0, live_at = now(), state_changed_at = now()
-      from gk_public.export_nodes n
-     where e.id = exports_live.id and e.operating_saga_id = exports_live.saga_id and e.state = 'assigning'
-       and n.id = e.node_id and e.attachment_id = exports_live.saga_id
+      from x, gk_public.export_nodes n
+     where e.id = x.id and e.operating_saga_id = x.saga_id and e.state = 'assigning'
+       and n.id = e.node_id and e.attachment_id = x.saga_id
     returning e.*)
   select * from moved
   union all
-  select * from gk_public.exports e where e.id = exports_live.id and e.state = 'live' and e.attachment_id = exports_live.saga_id;
+  select e.* from gk_public.exports e join x on e.id = x.id where e.state = 'live' and e.attachment_id = x.saga_id;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_mark_for_deletion()
  RETURNS integer
  LANGUAGE sql
 AS $function$
-  -- Two set-based parts (an OR of the two would make PostgreSQL probe per row): an anti-join
-  -- against images, and the records of expunged nodes through exports_node_idx.
-  with doomed as (
-    select e.id from gk_public.exports e
-     where e.state <> 'deleted' and e.delete_requested_at is null and e.resource_type = 'image'
-       and not exists (select 1 from gk_public.images i where i.id = e.resource_id)
-    union
-    select e.id from gk_public.export_nodes n join gk_public.exports e on e.node_id = n.id
-     where n.state = 'expunged' and e.state <> 'deleted' and e.delete_requested_at is null),
-  marked as (
+  with marked as (
     update gk_public.exports e set delete_requested_at = now()
-      from doomed d
-     where e.id = d.id and e.delete_requested_at is null
+      from gk_public.export_nodes n
+     where n.state = 'expunged' and e.node_id = n.id and e.state <> 'deleted' and e.delete_requested_at is null
     returning 1)
   select count(*)::int from marked;
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.exports_place(id uuid, saga_id uuid)
- RETURNS TABLE(node_id uuid, worker_id uuid, address text, attachment_id uuid)
- LANGUAGE plpgsql
-AS $function$
-declare
-  v_node uuid;
-begin
-  select e.node_id into v_node from gk_public.exports e
-   where e.id = exports_place.id and e.operating_saga_id = exports_place.saga_id and e.state = 'assigning'
-     for update;
-  if not found then
-    raise exception 'export % is not assigning for saga %', id, saga_id using errcode = '55000';
-  end if;
-  if v_node is null then
-    select n.id into v_node from gk_public.export_nodes n
-     where n.state = 'in_service' and n.expires_at > now()
-     order by random() limit 1;
-    if v_node is null then
-      raise exception 'no in-service export node with a fresh heartbeat' using errcode = '55000';
-    end if;
-    update gk_public.exports e set node_id = v_node, attachment_id = exports_place.saga_id where e.id = exports_place.id;
-  end if;
-  return query select n.id, n.worker_id, n.address, exports_place.saga_id from gk_public.export_nodes n where n.id = v_node;
-end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_release_create(id uuid, saga_id uuid)
@@ -3522,16 +3596,6 @@ CREATE OR REPLACE FUNCTION gk_private.exports_release_delete(id uuid, saga_id uu
 AS $function$
   update gk_public.exports e set state = 'live', operating_saga_id = null, state_changed_at = now()
    where e.id = exports_release_delete.id and e.operating_saga_id = exports_release_delete.saga_id and e.state = 'deleting';
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.exports_request(resource_type gk_public.export_resource_type, resource_ids uuid[])
- RETURNS TABLE(id uuid, generation bigint)
- LANGUAGE sql
-AS $function$
-  insert into gk_public.exports (resource_type, resource_id)
-  select exports_request.resource_type, r from unnest(resource_ids) r
-  on conflict (resource_type, resource_id) where state <> 'deleted' do nothing
-  returning id, generation;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_resource_exists(resource_type gk_public.export_resource_type, resource_id uuid)
@@ -3553,40 +3617,78 @@ AS $function$
    where e.id = x.export_id;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_take_for_create(id uuid, saga_id uuid, generation bigint)
- RETURNS SETOF gk_public.exports
+CREATE OR REPLACE FUNCTION gk_private.exports_settle_pending(max_items integer)
+ RETURNS TABLE(taken integer, requested integer, marked integer)
  LANGUAGE sql
 AS $function$
   with taken as (
-    update gk_public.exports e
-       set state = 'assigning', operating_saga_id = exports_take_for_create.saga_id, saga_id = exports_take_for_create.saga_id,
-           generation = exports_take_for_create.generation, attempts = e.attempts + 1, state_changed_at = now()
-     where e.id = exports_take_for_create.id and e.state = 'requested' and e.operating_saga_id is null
-       and e.delete_requested_at is null and e.generation < exports_take_for_create.generation
-    returning e.*)
-  select * from taken
-  union all
-  select * from gk_public.exports e
-   where e.id = exports_take_for_create.id and e.operating_saga_id = exports_take_for_create.saga_id
-     and e.state = 'assigning' and e.generation = exports_take_for_create.generation;
+    delete from gk_private.export_pending p
+     where p.id in (select q.id from gk_private.export_pending q order by q.id limit max_items for update skip locked)
+    returning p.resource_type, p.resource_id),
+  res as (
+    select distinct t.resource_type, t.resource_id, i.id is not null as present
+      from taken t left join gk_public.images i on t.resource_type = 'image' and i.id = t.resource_id),
+  marked as (
+    update gk_public.exports e set delete_requested_at = now()
+      from res r
+     where not r.present and e.resource_type = r.resource_type and e.resource_id = r.resource_id
+       and e.state <> 'deleted' and e.delete_requested_at is null
+    returning 1),
+  requested as (
+    insert into gk_public.exports (resource_type, resource_id)
+    select r.resource_type, r.resource_id from res r
+     where r.present
+       and not exists (select 1 from gk_public.exports e
+                        where e.resource_type = r.resource_type and e.resource_id = r.resource_id and e.state <> 'deleted')
+    on conflict (resource_type, resource_id) where state <> 'deleted' do nothing
+    returning 1)
+  select (select count(*)::int from taken), (select count(*)::int from requested), (select count(*)::int from marked);
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_take_for_delete(id uuid, saga_id uuid, generation bigint)
+CREATE OR REPLACE FUNCTION gk_private.exports_take_for_create_batch(ids uuid[], saga_ids uuid[], generations bigint[])
+ RETURNS TABLE(id uuid, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid, node_id uuid, worker_id uuid, address text, attachment_id uuid, nodes integer)
+ LANGUAGE sql
+AS $function$
+  with x as (select * from unnest(ids, saga_ids, generations) with ordinality x(id, saga_id, generation, o)),
+  nodes as (
+    select coalesce(array_agg(n.id order by n.id), '{}') as ids, floor(random() * 1024)::int as r
+      from gk_public.export_nodes n where n.state = 'in_service' and n.expires_at > now()),
+  taken as (
+    update gk_public.exports e
+       set state = 'assigning', operating_saga_id = x.saga_id, saga_id = x.saga_id,
+           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now(),
+           node_id = nodes.ids[1 + (x.o::int + nodes.r) % cardinality(nodes.ids)], attachment_id = x.saga_id
+      from x, nodes
+     where e.id = x.id and e.state = 'requested' and e.operating_saga_id is null
+       and e.delete_requested_at is null and e.generation < x.generation and cardinality(nodes.ids) > 0
+    returning e.id, e.resource_type, e.resource_id, e.node_id, e.attachment_id),
+  mine as (
+    select * from taken
+    union all
+    select e.id, e.resource_type, e.resource_id, e.node_id, e.attachment_id from gk_public.exports e join x on e.id = x.id
+     where e.operating_saga_id = x.saga_id and e.state = 'assigning' and e.generation = x.generation and e.node_id is not null)
+  select x.id, m.id, m.resource_type, m.resource_id, m.node_id, n.worker_id, n.address, m.attachment_id, cardinality(nodes.ids)
+    from x cross join nodes left join mine m on m.id = x.id left join gk_public.export_nodes n on n.id = m.node_id
+   order by x.o;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_take_for_delete_batch(ids uuid[], saga_ids uuid[], generations bigint[])
  RETURNS SETOF gk_public.exports
  LANGUAGE sql
 AS $function$
-  with taken as (
+  with x as (select * from unnest(ids, saga_ids, generations) x(id, saga_id, generation)),
+  taken as (
     update gk_public.exports e
-       set state = 'deleting', operating_saga_id = exports_take_for_delete.saga_id, saga_id = exports_take_for_delete.saga_id,
-           generation = exports_take_for_delete.generation, attempts = e.attempts + 1, state_changed_at = now()
-     where e.id = exports_take_for_delete.id and e.state = 'live' and e.operating_saga_id is null
-       and e.delete_requested_at is not null and e.generation < exports_take_for_delete.generation
+       set state = 'deleting', operating_saga_id = x.saga_id, saga_id = x.saga_id,
+           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now()
+      from x
+     where e.id = x.id and e.state = 'live' and e.operating_saga_id is null
+       and e.delete_requested_at is not null and e.generation < x.generation
     returning e.*)
   select * from taken
   union all
-  select * from gk_public.exports e
-   where e.id = exports_take_for_delete.id and e.operating_saga_id = exports_take_for_delete.saga_id
-     and e.state = 'deleting' and e.generation = exports_take_for_delete.generation;
+  select e.* from gk_public.exports e join x on e.id = x.id
+   where e.operating_saga_id = x.saga_id and e.state = 'deleting' and e.generation = x.generation;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_to_verify(max_items integer)
@@ -4233,6 +4335,18 @@ AS $function$
    limit 1;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.robot_ecu_keys(robot_id uuid)
+ RETURNS TABLE(serial text, is_primary boolean, public_key text)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select e.serial, e.is_primary, k.public_key
+    from gk_public.ecus e left join gk_public.ecu_keys k on k.ecu_id = e.id
+   where e.robot_id = robot_ecu_keys.robot_id
+   order by e.serial
+   limit 1000;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)
  RETURNS gk_public.robot_manifests
  LANGUAGE sql
@@ -4425,8 +4539,10 @@ begin
   -- The robot's unfinished rollout row (at most one), locked before anything else of it.
   select rr.* into v_rr from gk_public.rollout_robots rr
    where rr.robot_id = p_robot_id and rr.state in ('scheduled', 'accepted') for update;
+  -- The image the rollout maps this ECU's hardware id to (director_targets lists the same).
   if v_rr.rollout_id is not null then
-    select x.image_id into v_image from gk_public.rollout_robot_ecus x where x.rollout_id = v_rr.rollout_id and x.ecu_id = v_ecu.id;
+    select ri.image_id into v_image from gk_public.rollout_images ri
+     where ri.rollout_id = v_rr.rollout_id and ri.team_id = v_rr.team_id and ri.hardware_id = v_ecu.hardware_id;
   end if;
 
   insert into gk_public.rollout_events (team_id, robot_id, event_id, ecu_id, rollout_id, type, description)
@@ -4445,8 +4561,10 @@ begin
     return 'recorded';
   end if;
 
-  update gk_public.rollout_robot_ecus x set status = p_type, updated_at = now()
-   where x.rollout_id = v_rr.rollout_id and x.ecu_id = v_ecu.id;
+  -- The ECU's row of this rollout appears at its first event (scheduling creates none).
+  insert into gk_public.rollout_robot_ecus as x (team_id, rollout_id, robot_id, ecu_id, image_id, status)
+  values (v_rr.team_id, v_rr.rollout_id, p_robot_id, v_ecu.id, v_image, p_type)
+  on conflict (rollout_id, ecu_id) do update set status = excluded.status, updated_at = now();
   if p_type in ('download_failed', 'installation_failed') then
     update gk_public.rollout_robots rr
        set state = 'failed', updated_at = now(),
@@ -4454,8 +4572,10 @@ begin
      where rr.rollout_id = v_rr.rollout_id and rr.robot_id = p_robot_id;
     return 'recorded';
   end if;
-  select count(*) into v_pending from gk_public.rollout_robot_ecus x
-   where x.rollout_id = v_rr.rollout_id and x.robot_id = p_robot_id and x.status is distinct from 'installation_completed';
+  -- ECUs the rollout maps that do not run its image yet (installed_image_id was set above).
+  select count(*) into v_pending from gk_public.ecus e
+    join gk_public.rollout_images ri on ri.rollout_id = v_rr.rollout_id and ri.team_id = v_rr.team_id and ri.hardware_id = e.hardware_id
+   where e.robot_id = p_robot_id and e.installed_image_id is distinct from ri.image_id;
   update gk_public.rollout_robots rr
      set state = case when v_pending = 0 then 'completed' else 'accepted' end,
          result = case when v_pending = 0 then 'installed on every ECU' end,
@@ -4524,32 +4644,40 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.saga_start_many(name text, steps text[], params jsonb[], batch_size integer)
+ RETURNS TABLE(id uuid)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+declare
+  v_ids uuid[] := array(select gen_random_uuid() from generate_series(1, cardinality(params)));
+begin
+  if batch_size is null or batch_size not between 1 and 100 then
+    raise exception 'batch_size must be 1 to 100, not %', batch_size using errcode = '22023';
+  end if;
+  insert into gk_public.sagas (id, name, steps, params)
+  select x.id, saga_start_many.name, saga_start_many.steps, x.p from unnest(v_ids, params) x(id, p);
+  perform gk_private.enqueue_many(saga_start_many.name, array(
+    select jsonb_build_object('saga_ids', jsonb_agg(u.id order by u.o))
+      from unnest(v_ids) with ordinality u(id, o)
+     group by (u.o - 1) / batch_size));
+  return query select u.id from unnest(v_ids) with ordinality u(id, o) order by u.o;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.saga_step_done(id uuid, step integer, output jsonb)
  RETURNS gk_public.sagas
  LANGUAGE sql
 AS $function$
-  with moved as (
-    update gk_public.sagas s
-       set step = s.step + 1,
-           outputs = s.outputs || jsonb_build_object(s.steps[s.step + 1], output),
-           state = case when s.step + 1 = cardinality(s.steps) then 'succeeded' else 'running' end,
-           finished_at = case when s.step + 1 = cardinality(s.steps) then now() end,
-           updated_at = now()
-     where s.id = saga_step_done.id and s.state = 'running' and s.step = saga_step_done.step
-    returning s.*)
-  select gk_private.saga_event(m, saga_step_done.step, 'done') from moved m;
+  select * from gk_private.saga_steps_done(array[id], array[step], array[output]);
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.saga_step_failed(id uuid, step integer, error text)
  RETURNS gk_public.sagas
  LANGUAGE sql
 AS $function$
-  with moved as (
-    update gk_public.sagas s
-       set state = 'unwinding', failed_step = s.steps[s.step + 1], error = left(saga_step_failed.error, 2000), updated_at = now()
-     where s.id = saga_step_failed.id and s.state = 'running' and s.step = saga_step_failed.step
-    returning s.*)
-  select gk_private.saga_event(m, saga_step_failed.step, 'failed', left(saga_step_failed.error, 2000)) from moved m;
+  select * from gk_private.saga_steps_failed(array[id], array[step], array[error]);
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.saga_step_undone(id uuid, step integer)
@@ -4565,6 +4693,42 @@ AS $function$
      where s.id = saga_step_undone.id and s.state = 'unwinding' and s.step = saga_step_undone.step
     returning s.*)
   select gk_private.saga_event(m, saga_step_undone.step, 'undone') from moved m;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_steps_done(ids uuid[], steps integer[], outputs jsonb[])
+ RETURNS SETOF gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.sagas s
+       set step = s.step + 1,
+           outputs = s.outputs || jsonb_build_object(s.steps[s.step + 1], x.output),
+           state = case when s.step + 1 = cardinality(s.steps) then 'succeeded' else 'running' end,
+           finished_at = case when s.step + 1 = cardinality(s.steps) then now() end,
+           updated_at = now()
+      from unnest(saga_steps_done.ids, saga_steps_done.steps, saga_steps_done.outputs) x(id, step, output)
+     where s.id = x.id and s.state = 'running' and s.step = x.step
+    returning row(s.*)::gk_public.sagas as saga, x.step),
+  events as (
+    insert into gk_public.saga_events (saga_id, step, step_name, event)
+    select (m.saga).id, m.step, (m.saga).steps[m.step + 1], 'done' from moved m)
+  select (m.saga).* from moved m;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_steps_failed(ids uuid[], steps integer[], errors text[])
+ RETURNS SETOF gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.sagas s
+       set state = 'unwinding', failed_step = s.steps[s.step + 1], error = left(x.error, 2000), updated_at = now()
+      from unnest(saga_steps_failed.ids, saga_steps_failed.steps, saga_steps_failed.errors) x(id, step, error)
+     where s.id = x.id and s.state = 'running' and s.step = x.step
+    returning row(s.*)::gk_public.sagas as saga, x.step, left(x.error, 2000) as error),
+  events as (
+    insert into gk_public.saga_events (saga_id, step, step_name, event, error)
+    select (m.saga).id, m.step, (m.saga).steps[m.step + 1], 'failed', m.error from moved m)
+  select (m.saga).* from moved m;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.saga_undo_failed(id uuid, step integer, error text)
@@ -4674,6 +4838,11 @@ begin
     new.status := 'revoking';
     new.revocation_reason := coalesce(new.revocation_reason, 'cessationOfOperation');
   end if;
+  -- An unresolved issuance whose owner went is the revoke path's question now (it asks the CA
+  -- again, or marks the row unresolved itself).
+  if tg_op = 'UPDATE' and old.status is distinct from new.status then
+    new.unresolved := false;
+  end if;
   if new.status in ('issuing', 'revoking') and (tg_op = 'INSERT' or old.status is distinct from new.status) then
     new.attempts := 0;
     new.last_error := null;
@@ -4773,10 +4942,10 @@ begin
         from new_rows n join old_rows o on o.id = n.id
        where (n.serial, n.hardware_id) is distinct from (o.serial, o.hardware_id)
           or (n.installed_image_id is distinct from o.installed_image_id
-              and not exists (select 1 from gk_public.rollout_robot_ecus x
-                                join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
-                               where x.ecu_id = n.id and x.image_id = n.installed_image_id
-                                 and rr.state in ('scheduled', 'accepted', 'completed')))));
+              and not exists (select 1 from gk_public.rollout_robots rr
+                                join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id
+                               where rr.robot_id = n.robot_id and rr.state in ('scheduled', 'accepted')
+                                 and ri.hardware_id = n.hardware_id and ri.image_id = n.installed_image_id))));
   end if;
   return null;
 end;
@@ -4792,6 +4961,39 @@ begin
     new.expunged_at := now();
   end if;
   return new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_exports__pending_when_deleted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if tg_op = 'UPDATE' then
+    insert into gk_private.export_pending (resource_type, resource_id) values (new.resource_type, new.resource_id);
+  else
+    insert into gk_private.export_pending (resource_type, resource_id)
+    select o.resource_type, o.resource_id from old_rows o where o.state <> 'deleted';
+  end if;
+  return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_images__exports_pending()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+begin
+  if tg_op = 'INSERT' then
+    insert into gk_private.export_pending (resource_type, resource_id) select 'image', n.id from new_rows n;
+  else
+    insert into gk_private.export_pending (resource_type, resource_id) select 'image', o.id from old_rows o;
+  end if;
+  return null;
 end;
 $function$;
 
@@ -4888,7 +5090,8 @@ AS $function$
 declare
   ids uuid[];
 begin
-  ids := array(select n.id from new_rows n join old_rows o on o.id = n.id where n.name is distinct from o.name);
+  ids := array(select n.id from new_rows n join old_rows o on o.id = n.id
+                where (n.name, n.team_id) is distinct from (o.name, o.team_id));
   if cardinality(ids) > 0 then
     perform gk_private.robots_certificates_dirty(ids);
   end if;

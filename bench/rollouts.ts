@@ -4,7 +4,7 @@
 //     regeneration at launch (Airbotics' processor) would cost: bare signing of every robot;
 //  2. a robot's read of dirty metadata (regenerated under its row lock) vs a clean read, p50/p99,
 //     against one bare signing of the same three documents;
-//  3. the sweep (regenerateBatch in batches of 500, as rollouts__regenerate runs it): robots/s
+//  3. the sweep (regenerateInBatches: up to 20,000 due robots in batches of 500, as rollouts__regenerate runs it): robots/s
 //     vs bare signing of the same documents in a loop;
 //  4. one changed robot — marked, found by the sweep's query, signed, stored — in the 50,000-
 //     robot fleet vs in a 100-robot fleet: the cost follows what changed, not the fleet size.
@@ -16,7 +16,7 @@ import { createPool } from "../src/db/pool.ts";
 import { SecretBox } from "../src/lib/secrets.ts";
 import { type EcuTarget, signDirectorDocuments } from "../src/rollouts/director-documents.ts";
 import { ensureDirector, loadDirectorKeys } from "../src/rollouts/director-keys.ts";
-import { readDirector, regenerateBatch } from "../src/rollouts/regenerate.ts";
+import { readDirector, regenerateInBatches } from "../src/rollouts/regenerate.ts";
 import { scratchDatabase } from "./lib/scratch-db.ts";
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
@@ -25,6 +25,7 @@ const SMALL = 100;
 const READS = 200;
 const CHANGES = 30;
 const BATCH = 500;
+const MAX_ROBOTS = 20_000; // rollouts__regenerate's default limits
 const now = () => performance.now();
 const ms = (x: number) => `${x.toFixed(2)} ms`;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
@@ -69,9 +70,13 @@ async function sweep(): Promise<{ robots: number; perSecond: number }> {
     const t0 = now();
     let total = 0;
     for (;;) {
-      const due = (await c.query("select robot_id from gk_private.director_due($1)", [BATCH])).rows.map((r) => r.robot_id);
+      const due = (await c.query("select robot_id from gk_private.director_due($1)", [MAX_ROBOTS])).rows.map((r) => r.robot_id);
       if (!due.length) break;
-      total += (await regenerateBatch(c, box, due)).stored.length;
+      total += (
+        await regenerateInBatches(c, box, due, BATCH, async (_, e) => {
+          throw e;
+        })
+      ).stored.length;
     }
     return { robots: total, perSecond: total / ((now() - t0) / 1000) };
   } finally {

@@ -12,6 +12,11 @@ begin
     new.status := 'revoking';
     new.revocation_reason := coalesce(new.revocation_reason, 'cessationOfOperation');
   end if;
+  -- An unresolved issuance whose owner went is the revoke path's question now (it asks the CA
+  -- again, or marks the row unresolved itself).
+  if tg_op = 'UPDATE' and old.status is distinct from new.status then
+    new.unresolved := false;
+  end if;
   if new.status in ('issuing', 'revoking') and (tg_op = 'INSERT' or old.status is distinct from new.status) then
     new.attempts := 0;
     new.last_error := null;

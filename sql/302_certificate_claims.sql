@@ -31,8 +31,12 @@ declare
   c gk_public.certificates;
 begin
   -- A short row lock inside this one statement's transaction; nothing waits on the CA under it.
-  select * into c from gk_public.certificates x where x.id = certificate_claim_issue.id for update;
-  if not found or c.status <> 'issuing' then
+  -- Only an issuing row is locked: a revoke job claiming the same row (SKIP LOCKED) must not meet
+  -- this lock and skip a row that was never ours.
+  select * into c from gk_public.certificates x
+   where x.id = certificate_claim_issue.id and x.status = 'issuing' for update;
+  if not found or c.status <> 'issuing' or c.unresolved then
+    -- Issued, revoked, or unresolved: an operator answers for that one (resolve_certificate).
     return query select 'gone'::text, null::text, null::text, null::text, null::text, null::timestamptz, 0, false;
     return;
   end if;
@@ -125,13 +129,18 @@ begin
 end;
 $$;
 
--- The CA call failed. `release`: the CA refused (nothing exists there), so the claim ends now;
--- otherwise (unreachable, timed out) the request may still be signed, and the claim runs out by
--- itself before anyone may conclude anything. A row whose owner went meanwhile is handed to the
--- revoke path (which asks the CA before concluding never_issued).
+-- The CA call failed. `release`: nothing of this attempt exists at the CA (it refused, or the
+-- request never left), so the claim ends now; otherwise (timed out, connection lost) the request
+-- may still be signed, and the claim runs out by itself before anyone may conclude anything.
+-- `forget_attempt`: and no earlier attempt is unaccounted for either (none was made, or the CA was
+-- asked about them), so issue_attempted_at is cleared and a retry is not one after a lost answer.
+-- A row whose owner went meanwhile is handed to the revoke path (which asks the CA before
+-- concluding never_issued).
 drop function if exists gk_private.certificate_issue_failed(uuid, text, boolean);
-create or replace function gk_private.certificate_issue_failed(id uuid, claim uuid, error text, permanent boolean, release boolean)
-returns void
+drop function if exists gk_private.certificate_issue_failed(uuid, uuid, text, boolean, boolean);
+create or replace function gk_private.certificate_issue_failed(
+  id uuid, claim uuid, error text, permanent boolean, release boolean, forget_attempt boolean default false
+) returns void
 language plpgsql volatile
 as $$
 declare
@@ -146,12 +155,39 @@ begin
                                 else greatest(now() + gk_private.bin_backoff(c.attempts + 1) + gk_private.bin_lease(),
                                               case when release then null else c.claim_expires_at end) end,
          claim_id = case when release then null else c.claim_id end,
-         claim_expires_at = case when release then null else c.claim_expires_at end
+         claim_expires_at = case when release then null else c.claim_expires_at end,
+         issue_attempted_at = case when release and forget_attempt then null else c.issue_attempted_at end
    where c.id = certificate_issue_failed.id and c.claim_id is not distinct from certificate_issue_failed.claim
   returning c.status into v_status;
   if v_status = 'revoking' and release then
     perform gk_private.enqueue_id_batches('certificates__revoke', array[id]);
   end if;
+end;
+$$;
+
+-- A retry after an attempt that may have reached the CA, on a CA that cannot be asked what it
+-- issued under our id: signing again could leave the earlier certificate valid with no row. The
+-- row stays 'issuing', visibly unresolved in the bin (last_error), and is not retried by itself
+-- (next_attempt_at null) until an operator answers (resolve_certificate). An owner that went
+-- meanwhile hands the row to the revoke path, which asks the same question.
+create or replace function gk_private.certificate_issue_unresolved(id uuid, claim uuid, error text)
+returns text
+language plpgsql volatile
+as $$
+declare
+  v_status text;
+begin
+  update gk_public.certificates c
+     set unresolved = c.status = 'issuing',
+         last_error = case when c.status = 'issuing' then left(error, 2000) else c.last_error end,
+         next_attempt_at = case when c.status = 'issuing' then null else c.next_attempt_at end,
+         claim_id = null, claim_expires_at = null
+   where c.id = certificate_issue_unresolved.id and c.claim_id = certificate_issue_unresolved.claim
+  returning c.status into v_status;
+  if v_status = 'revoking' then
+    perform gk_private.enqueue_id_batches('certificates__revoke', array[id]);
+  end if;
+  return v_status;
 end;
 $$;
 
@@ -269,7 +305,12 @@ as $$
 $$;
 
 -- The operator's answer for an unresolved certificate, after looking at the CA: the serial it
--- issued under this id (revoked like any other), or null when it issued nothing.
+-- issued under this id, or null when it issued nothing.
+-- - revoking: the serial is revoked like any other; null → revoked, never_issued.
+-- - issuing (a retry held back): what the CA issued is revoked (a row of its own, reason
+--   superseded: its key, if the CA made it, died with the lost attempt) and the certificate is
+--   issued anew; null → issued anew. Either way no earlier attempt is left unaccounted for.
+-- A serial another certificate row already holds is refused: revoking it would revoke that one.
 create or replace function gk_public.resolve_certificate(id uuid, serial text default null)
 returns gk_public.certificates
 language plpgsql volatile security definer
@@ -288,7 +329,18 @@ begin
   if not v.unresolved then
     raise exception 'certificate % is not unresolved', id using errcode = '55000';
   end if;
-  if serial is null then
+  if serial is not null and exists (select 1 from gk_public.certificates c where c.serial = resolve_certificate.serial) then
+    raise exception 'serial % already belongs to a certificate row', serial using errcode = '23505';
+  end if;
+  if v.status = 'issuing' then
+    if serial is not null then
+      perform gk_private.certificate_orphans(v.id, array[null::text], array[serial]);
+    end if;
+    update gk_public.certificates c
+       set unresolved = false, last_error = null, issue_attempted_at = null, next_attempt_at = now(),
+           retry_requested_at = clock_timestamp()
+     where c.id = v.id returning * into v;
+  elsif serial is null then
     update gk_public.certificates c
        set status = 'revoked', revoked_at = now(), never_issued = true, unresolved = false, last_error = null
      where c.id = v.id returning * into v;
@@ -301,4 +353,4 @@ begin
   return v;
 end;
 $$;
-comment on function gk_public.resolve_certificate is 'For an unresolved certificate (its CA cannot be asked what it issued): the serial the CA issued under this certificate''s id, to be revoked, or null when it issued nothing.';
+comment on function gk_public.resolve_certificate is 'For an unresolved certificate (its CA cannot be asked what it issued): the serial the CA issued under this certificate''s id, or null when it issued nothing. A revoking one is then revoked; an issuing one has what the CA issued revoked and is issued anew.';

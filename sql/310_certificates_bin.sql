@@ -1,12 +1,14 @@
--- Bin kind `certificate`: certificates waiting to be revoked at the CA (status 'revoking'). The
--- bin reconciler also re-enqueues issuances whose job was lost ('issuing' past its lease): both
--- are the certificates area's pending work, and both tasks record their outcome in 300.
+-- Bin kind `certificate`: certificates waiting to be revoked at the CA (status 'revoking'), and
+-- issuances held back as unresolved (a retry could sign twice at a CA that cannot be asked what
+-- it issued: sql/302_certificate_claims.sql) until an operator answers. The bin reconciler also
+-- re-enqueues issuances whose job was lost ('issuing' past its lease): all are the certificates
+-- area's pending work, and the tasks record their outcome in 302.
 
 create or replace view gk_private.bin__certificate as
-  select c.id::text as ref, c.owner_team_id as team_id, c.revoke_requested_at as enqueued_at,
+  select c.id::text as ref, c.owner_team_id as team_id, coalesce(c.revoke_requested_at, c.issue_attempted_at) as enqueued_at,
          c.attempts, c.last_error, c.next_attempt_at
     from gk_public.certificates c
-   where c.status = 'revoking';
+   where c.status = 'revoking' or (c.status = 'issuing' and c.unresolved);
 
 -- Overdue revocations and issuances get fresh jobs (in batches), unless their queue is still
 -- draining. Rows a live task holds are skipped (its claim, sql/302_certificate_claims.sql).
@@ -55,9 +57,10 @@ begin
   exception when invalid_text_representation then
     raise exception 'bin item ref % is not a certificate id', ref using errcode = '22023';
   end;
-  -- An unresolved one is asked about again (e.g. once its CA can answer lookups).
+  -- An unresolved one is asked about again (e.g. once its CA can answer lookups); an unresolved
+  -- issuance is retried (the certificates triggers enqueue it), which asks the CA first.
   update gk_public.certificates c set retry_requested_at = clock_timestamp(), unresolved = false, next_attempt_at = now()
-   where c.id = v_id and c.status = 'revoking';
+   where c.id = v_id and (c.status = 'revoking' or (c.status = 'issuing' and c.unresolved));
   return found;
 end;
 $$;

@@ -21,23 +21,23 @@ begin
   if robot_ids is null or cardinality(robot_ids) = 0 then
     return 0;
   end if;
-  -- One statement: existing rows updated (in robot_id order), missing ones inserted.
-  with ids as (
-    select r.id, r.team_id
-      -- A join on unnest, not "= any(robot_ids)": a 50,000-element array must not be scanned per row.
-      from unnest(robot_ids) u (id)
-      join gk_public.robots r on r.id = u.id
-  ), marked as (
+  -- One statement: existing rows updated (in robot_id order), missing ones inserted. Only the
+  -- missing ones are looked up in robots (for their team): a launch's 50,000 robots mostly have
+  -- a row already. A join on unnest, not "= any(robot_ids)": a 50,000-element array must not be
+  -- scanned per row.
+  with marked as (
     update gk_public.robot_directors d
        set dirty = true, dirty_since = coalesce(d.dirty_since, now()), generation = d.generation + 1
-      from (select ids.id from ids order by ids.id) i
+      from (select u.id from unnest(robot_ids) u (id) order by u.id) i
      where d.robot_id = i.id
     returning 1
   ), added as (
     insert into gk_public.robot_directors (robot_id, team_id)
-    select ids.id, ids.team_id from ids
-     where not exists (select 1 from gk_public.robot_directors d where d.robot_id = ids.id)
-     order by ids.id
+    select r.id, r.team_id
+      from unnest(robot_ids) u (id)
+      join gk_public.robots r on r.id = u.id
+     where not exists (select 1 from gk_public.robot_directors d where d.robot_id = u.id)
+     order by r.id
     on conflict (robot_id) do nothing
     returning 1
   )
@@ -51,9 +51,10 @@ end;
 $$;
 comment on function gk_private.director_mark_dirty is 'Marks these robots'' director metadata dirty (generation + 1) in one statement; returns rows marked.';
 
--- Before signing: every pending rollout row of these robots becomes scheduled, with the ECUs
--- its director targets will list (those whose hardware id the rollout maps to an image they do
--- not run yet), or skipped when there is none. Returns the robots it changed.
+-- Before signing: every pending rollout row of these robots becomes scheduled when one of the
+-- robot's ECUs has a hardware id the rollout maps to an image it does not run yet, else
+-- skipped. No per-ECU rows: what an ECU must install is derived (director_targets), and its
+-- rollout_robot_ecus row appears at its first event. Returns the robots it changed.
 create or replace function gk_private.director_schedule(robot_ids uuid[]) returns setof uuid
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
@@ -62,58 +63,57 @@ as $$
 begin
   -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
   -- stays a nested loop even right after a launch, before the tables' statistics catch up.
-  perform 1 from unnest(robot_ids) u (id)
-    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
-   order by rr.robot_id
-     for update of rr;
-
-  insert into gk_public.rollout_robot_ecus (team_id, rollout_id, robot_id, ecu_id, image_id)
-  select rr.team_id, rr.rollout_id, rr.robot_id, e.id, ri.image_id
-    from unnest(robot_ids) u (id)
-    join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
-    -- OFFSET 0 keeps this a per-robot probe of ecus_robot_id_serial_key.
-    cross join lateral (select e.id, e.team_id, e.hardware_id, e.installed_image_id from gk_public.ecus e
-                         where e.robot_id = rr.robot_id offset 0) e
-    join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
-   where e.team_id = rr.team_id and e.installed_image_id is distinct from ri.image_id
-  on conflict do nothing;
-
+  -- Locked first, in robot_id order (the lock order), then updated in one statement.
   return query
+  with pending as (
+    select rr.rollout_id, rr.robot_id, rr.team_id
+      from unnest(robot_ids) u (id)
+      join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
+     order by rr.robot_id
+       for update of rr
+  ), verdict as (
+    select p.rollout_id, p.robot_id,
+           exists (select 1 from gk_public.ecus e
+                     join gk_public.rollout_images ri on ri.rollout_id = p.rollout_id and ri.team_id = p.team_id
+                                                     and ri.hardware_id = e.hardware_id
+                    where e.robot_id = p.robot_id and e.team_id = p.team_id
+                      and e.installed_image_id is distinct from ri.image_id) as listed
+      from pending p
+  )
   update gk_public.rollout_robots rr
-     set state = case when x.listed then 'scheduled' else 'skipped' end,
-         result = case when x.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
+     set state = case when v.listed then 'scheduled' else 'skipped' end,
+         result = case when v.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
          updated_at = now()
-    from (select r.rollout_id, r.robot_id,
-                 exists (select 1 from gk_public.rollout_robot_ecus y where y.rollout_id = r.rollout_id and y.robot_id = r.robot_id) as listed
-            from unnest(robot_ids) u (id)
-            join gk_public.rollout_robots r on r.robot_id = u.id and r.state = 'pending') x
-   where rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
+    from verdict v
+   where rr.rollout_id = v.rollout_id and rr.robot_id = v.robot_id
   returning rr.robot_id;
 end;
 $$;
 
--- What each robot's director targets must list: per ECU, the image of its rollout row that is
--- scheduled, accepted or completed (the newest), else the image it reports installed; ECUs
--- with neither are not listed. Pure read.
+-- What each robot's director targets must list: per ECU, the image the robot's unfinished
+-- (scheduled or accepted) rollout maps its hardware id to, else the image it reports installed;
+-- ECUs with neither are not listed. A robot has at most one unfinished rollout row
+-- (rollout_robots_one_active_idx), so this is one index probe per ECU. Pure read.
 create or replace function gk_private.director_targets(robot_ids uuid[])
 returns table (robot_id uuid, ecu_serial text, hardware_id text, rollout_id uuid, image_name text, image_version text,
                length bigint, sha256 text, sha512 text)
-language sql stable security definer
+language plpgsql stable security definer
 set search_path to pg_catalog, pg_temp
 set jit to off
 as $$
+begin
+  return query
   select e.robot_id, e.serial, e.hardware_id, w.rollout_id, i.name, i.version, i.length, i.sha256, i.sha512
     from unnest(robot_ids) u (id)
     join gk_public.ecus e on e.robot_id = u.id
     left join lateral (
-      select x.image_id, x.rollout_id
-        from gk_public.rollout_robot_ecus x
-        join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
-       where x.ecu_id = e.id and rr.state in ('scheduled', 'accepted', 'completed')
-       order by rr.created_at desc
-       limit 1) w on true
+      select ri.image_id, rr.rollout_id
+        from gk_public.rollout_robots rr
+        join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
+       where rr.robot_id = e.robot_id and rr.state in ('scheduled', 'accepted')) w on true
     join gk_public.images i on i.id = coalesce(w.image_id, e.installed_image_id) and i.team_id = e.team_id
-   order by e.robot_id, e.serial
+   order by e.robot_id, e.serial;
+end;
 $$;
 
 -- Everything a regeneration needs in one call: schedules the robots' pending rollout rows
@@ -157,6 +157,9 @@ begin
 end;
 $$;
 
+-- (Functions called per read are plpgsql, not sql: a non-inlinable sql function — SET clauses
+-- prevent inlining — is planned again at every call, which cost more than the query itself.)
+
 -- Stores newly signed documents of robots whose row is still as it was read (generation and
 -- timestamp version): only then is dirty cleared; a robot changed meanwhile keeps its flag and
 -- its old documents, and is signed again. One statement, rows in robot_id order. Returns the
@@ -166,10 +169,12 @@ create or replace function gk_private.director_store(
   robot_ids uuid[], generations bigint[], read_timestamp_versions int[], root_versions int[], expires timestamptz[],
   targets text[], snapshots text[], timestamps text[]
 ) returns setof uuid
-language sql volatile security definer
+language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
 set jit to off
 as $$
+begin
+  return query
   with s as (
     select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
       as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
@@ -190,7 +195,8 @@ as $$
     on conflict (robot_id) do update set targets = excluded.targets, snapshot = excluded.snapshot, timestamp = excluded.timestamp
     returning x.robot_id
   )
-  select documents.robot_id from documents
+  select documents.robot_id from documents;
+end;
 $$;
 
 -- The sweep's work list: dirty robots, oldest change first, at most max_rows. First marks

@@ -88,7 +88,8 @@ create trigger _500_robot_certificates_dirty
   referencing old table as old_rows new table as new_rows
   for each statement execute function gk_private.tg_teams__robot_certificates_dirty();
 
--- A robot renamed (OU = name=<robot name>).
+-- A robot renamed (OU = name=<robot name>) or moved to another team (O = the team name; its
+-- certificates, issued for the old team, are refused at once by robot_certificate_identity).
 create or replace function gk_private.tg_robots__robot_certificates_dirty() returns trigger
 language plpgsql volatile security definer
 set search_path to pg_catalog, public, pg_temp
@@ -96,7 +97,8 @@ as $$
 declare
   ids uuid[];
 begin
-  ids := array(select n.id from new_rows n join old_rows o on o.id = n.id where n.name is distinct from o.name);
+  ids := array(select n.id from new_rows n join old_rows o on o.id = n.id
+                where (n.name, n.team_id) is distinct from (o.name, o.team_id));
   if cardinality(ids) > 0 then
     perform gk_private.robots_certificates_dirty(ids);
   end if;

@@ -17,8 +17,9 @@ as $$
      and c.not_after > now();
 $$;
 
--- A manifest a robot reported (src/robots/robot-routes.ts); `valid` says whether it has the
--- shape of a signed manifest ({signed, signatures}). Retention prunes them (robot_manifests).
+-- A manifest a robot reported (src/robots/robot-routes.ts), stored only once its signatures
+-- verified against the ECUs' registered keys (src/robots/manifest.ts): `valid` is then true.
+-- Retention prunes them (robot_manifests).
 create or replace function gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)
 returns gk_public.robot_manifests
 language sql volatile
@@ -29,3 +30,18 @@ as $$
    where r.id = robot_manifest_received.robot_id and r.team_id = robot_manifest_received.team_id
   returning *;
 $$;
+
+-- The registered keys of a robot's ECUs, for checking its manifest's signatures.
+create or replace function gk_private.robot_ecu_keys(robot_id uuid)
+returns table (serial text, is_primary boolean, public_key text)
+language sql stable
+as $$
+  select e.serial, e.is_primary, k.public_key
+    from gk_public.ecus e left join gk_public.ecu_keys k on k.ecu_id = e.id
+   where e.robot_id = robot_ecu_keys.robot_id
+   order by e.serial
+   limit 1000;
+$$;
+
+-- ECU keys are registered and replaced by an admin only.
+grant insert (ecu_id, team_id, public_key), update (public_key), delete on gk_public.ecu_keys to gk_admin;

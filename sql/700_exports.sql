@@ -141,24 +141,18 @@ comment on function gk_public.request_export is 'Requests the export of a resour
 -- ---------------------------------------------------------------------------------------------
 -- The coordinator (tasks/exports__coordinate.ts).
 
--- Records whose resource is gone or whose node was expunged must go. Only rows not marked yet
--- are counted, so the count is this activation's, not a running total.
+-- Records on expunged nodes must go (records of deleted resources are marked by
+-- exports_settle_pending, sql/720). Only rows not marked yet are counted, so the count is this
+-- activation's, not a running total; exports_node_idx holds only non-deleted records, so this
+-- reads the expunged nodes' unfinished records, not their history.
+drop function if exists gk_private.exports_request(gk_public.export_resource_type, uuid[]);
 create or replace function gk_private.exports_mark_for_deletion() returns int
 language sql volatile
 as $$
-  -- Two set-based parts (an OR of the two would make PostgreSQL probe per row): an anti-join
-  -- against images, and the records of expunged nodes through exports_node_idx.
-  with doomed as (
-    select e.id from gk_public.exports e
-     where e.state <> 'deleted' and e.delete_requested_at is null and e.resource_type = 'image'
-       and not exists (select 1 from gk_public.images i where i.id = e.resource_id)
-    union
-    select e.id from gk_public.export_nodes n join gk_public.exports e on e.node_id = n.id
-     where n.state = 'expunged' and e.state <> 'deleted' and e.delete_requested_at is null),
-  marked as (
+  with marked as (
     update gk_public.exports e set delete_requested_at = now()
-      from doomed d
-     where e.id = d.id and e.delete_requested_at is null
+      from gk_public.export_nodes n
+     where n.state = 'expunged' and e.node_id = n.id and e.state <> 'deleted' and e.delete_requested_at is null
     returning 1)
   select count(*)::int from marked;
 $$;
@@ -177,19 +171,14 @@ as $$
   select coalesce(array_agg(id), '{}') from gone;
 $$;
 
--- The changeset, at most max_items of each: resources without a record (request), requested
--- records without a running saga (create), live records marked for deletion without a running
--- saga (delete). Deleted records are never part of it.
+-- The changeset, at most max_items of each: requested records without a running saga (create),
+-- live records marked for deletion without a running saga (delete). Resources without a record
+-- got one from exports_settle_pending (sql/720) before this runs. Deleted records are never part
+-- of it; both parts read only their partial index (O(changes), not O(resources)).
 create or replace function gk_private.exports_changeset(max_items int)
 returns table (action text, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid, generation bigint)
 language sql stable
 as $$
-  (select 'request', null::uuid, 'image'::gk_public.export_resource_type, i.id, null::bigint
-     from gk_public.images i
-    where not exists (select 1 from gk_public.exports e
-                       where e.resource_type = 'image' and e.resource_id = i.id and e.state <> 'deleted')
-    limit max_items)
-  union all
   (select 'create', e.id, e.resource_type, e.resource_id, e.generation
      from gk_public.exports e
     where e.state = 'requested' and e.delete_requested_at is null
@@ -201,18 +190,6 @@ as $$
     where e.delete_requested_at is not null and e.state = 'live'
       and not exists (select 1 from gk_public.sagas s where s.id = e.saga_id and s.finished_at is null)
     order by e.state_changed_at limit max_items);
-$$;
-
--- New records for resources without one. Two coordinators at once: the index decides, and only
--- the rows this call inserted come back (the caller starts their sagas).
-create or replace function gk_private.exports_request(resource_type gk_public.export_resource_type, resource_ids uuid[])
-returns table (id uuid, generation bigint)
-language sql volatile
-as $$
-  insert into gk_public.exports (resource_type, resource_id)
-  select exports_request.resource_type, r from unnest(resource_ids) r
-  on conflict (resource_type, resource_id) where state <> 'deleted' do nothing
-  returning id, generation;
 $$;
 
 -- The coordinator started these sagas for these records: it starts no other while they run.
@@ -227,23 +204,47 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- The create saga (src/exports/sagas/create.ts).
 
--- take: requested → assigning for this saga and generation; the same call again returns the row.
-create or replace function gk_private.exports_take_for_create(id uuid, saga_id uuid, generation bigint)
-returns setof gk_public.exports
+-- The saga steps' transitions take arrays (ids, saga_ids, generations: one entry per saga), so
+-- a job driving a batch of sagas (src/worker/saga.ts, runSagas) moves them all in one statement.
+drop function if exists gk_private.exports_take_for_create(uuid, uuid, bigint);
+drop function if exists gk_private.exports_place(uuid, uuid);
+drop function if exists gk_private.exports_place_batch(uuid[], uuid[]);
+drop function if exists gk_private.exports_live(uuid, uuid);
+drop function if exists gk_private.exports_take_for_delete(uuid, uuid, bigint);
+drop function if exists gk_private.exports_deleted(uuid, uuid);
+
+-- take: requested → assigning for this saga and generation, placed on an in-service node with a
+-- fresh heartbeat, the attachment handle being the saga's id — one statement for take and
+-- placement. A batch goes round the nodes from a random one, so load spreads evenly. The same
+-- call again returns the same row and node. One row per input: export_id NULL when the record
+-- was not taken (another saga has it, or `nodes` = 0: no node to place it on, nothing changed).
+drop function if exists gk_private.exports_take_for_create_batch(uuid[], uuid[], bigint[]);
+create or replace function gk_private.exports_take_for_create_batch(ids uuid[], saga_ids uuid[], generations bigint[])
+returns table (id uuid, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid,
+               node_id uuid, worker_id uuid, address text, attachment_id uuid, nodes int)
 language sql volatile
 as $$
-  with taken as (
+  with x as (select * from unnest(ids, saga_ids, generations) with ordinality x(id, saga_id, generation, o)),
+  nodes as (
+    select coalesce(array_agg(n.id order by n.id), '{}') as ids, floor(random() * 1024)::int as r
+      from gk_public.export_nodes n where n.state = 'in_service' and n.expires_at > now()),
+  taken as (
     update gk_public.exports e
-       set state = 'assigning', operating_saga_id = exports_take_for_create.saga_id, saga_id = exports_take_for_create.saga_id,
-           generation = exports_take_for_create.generation, attempts = e.attempts + 1, state_changed_at = now()
-     where e.id = exports_take_for_create.id and e.state = 'requested' and e.operating_saga_id is null
-       and e.delete_requested_at is null and e.generation < exports_take_for_create.generation
-    returning e.*)
-  select * from taken
-  union all
-  select * from gk_public.exports e
-   where e.id = exports_take_for_create.id and e.operating_saga_id = exports_take_for_create.saga_id
-     and e.state = 'assigning' and e.generation = exports_take_for_create.generation;
+       set state = 'assigning', operating_saga_id = x.saga_id, saga_id = x.saga_id,
+           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now(),
+           node_id = nodes.ids[1 + (x.o::int + nodes.r) % cardinality(nodes.ids)], attachment_id = x.saga_id
+      from x, nodes
+     where e.id = x.id and e.state = 'requested' and e.operating_saga_id is null
+       and e.delete_requested_at is null and e.generation < x.generation and cardinality(nodes.ids) > 0
+    returning e.id, e.resource_type, e.resource_id, e.node_id, e.attachment_id),
+  mine as (
+    select * from taken
+    union all
+    select e.id, e.resource_type, e.resource_id, e.node_id, e.attachment_id from gk_public.exports e join x on e.id = x.id
+     where e.operating_saga_id = x.saga_id and e.state = 'assigning' and e.generation = x.generation and e.node_id is not null)
+  select x.id, m.id, m.resource_type, m.resource_id, m.node_id, n.worker_id, n.address, m.attachment_id, cardinality(nodes.ids)
+    from x cross join nodes left join mine m on m.id = x.id left join gk_public.export_nodes n on n.id = m.node_id
+   order by x.o;
 $$;
 
 -- Undo of take: assigning (this saga) → requested, unplaced. A row another saga holds is left alone.
@@ -255,52 +256,25 @@ as $$
    where e.id = exports_release_create.id and e.operating_saga_id = exports_release_create.saga_id and e.state = 'assigning';
 $$;
 
--- place: an in-service node with a fresh heartbeat (at random, so load spreads), and the
--- attachment handle (the saga's id). Placed once: a replay returns the same node.
-create or replace function gk_private.exports_place(id uuid, saga_id uuid)
-returns table (node_id uuid, worker_id uuid, address text, attachment_id uuid)
-language plpgsql volatile
-as $$
-declare
-  v_node uuid;
-begin
-  select e.node_id into v_node from gk_public.exports e
-   where e.id = exports_place.id and e.operating_saga_id = exports_place.saga_id and e.state = 'assigning'
-     for update;
-  if not found then
-    raise exception 'export % is not assigning for saga %', id, saga_id using errcode = '55000';
-  end if;
-  if v_node is null then
-    select n.id into v_node from gk_public.export_nodes n
-     where n.state = 'in_service' and n.expires_at > now()
-     order by random() limit 1;
-    if v_node is null then
-      raise exception 'no in-service export node with a fresh heartbeat' using errcode = '55000';
-    end if;
-    update gk_public.exports e set node_id = v_node, attachment_id = exports_place.saga_id where e.id = exports_place.id;
-  end if;
-  return query select n.id, n.worker_id, n.address, exports_place.saga_id from gk_public.export_nodes n where n.id = v_node;
-end;
-$$;
-
 -- live: assigning (this saga) → live, served at the node's current address; the lock is
 -- released. A replay returns the row.
 drop function if exists gk_private.exports_live(uuid, uuid, text);
-create or replace function gk_private.exports_live(id uuid, saga_id uuid)
+create or replace function gk_private.exports_live_batch(ids uuid[], saga_ids uuid[])
 returns setof gk_public.exports
 language sql volatile
 as $$
-  with moved as (
+  with x as (select * from unnest(ids, saga_ids) x(id, saga_id)),
+  moved as (
     update gk_public.exports e
        set state = 'live', operating_saga_id = null, url = n.address || gk_private.exports_blob_path(e.attachment_id),
            attempts = 0, live_at = now(), state_changed_at = now()
-      from gk_public.export_nodes n
-     where e.id = exports_live.id and e.operating_saga_id = exports_live.saga_id and e.state = 'assigning'
-       and n.id = e.node_id and e.attachment_id = exports_live.saga_id
+      from x, gk_public.export_nodes n
+     where e.id = x.id and e.operating_saga_id = x.saga_id and e.state = 'assigning'
+       and n.id = e.node_id and e.attachment_id = x.saga_id
     returning e.*)
   select * from moved
   union all
-  select * from gk_public.exports e where e.id = exports_live.id and e.state = 'live' and e.attachment_id = exports_live.saga_id;
+  select e.* from gk_public.exports e join x on e.id = x.id where e.state = 'live' and e.attachment_id = x.saga_id;
 $$;
 
 -- Undo of live (only when a failure is injected after it): back to assigning, if still this
@@ -317,22 +291,23 @@ $$;
 -- The delete saga (src/exports/sagas/delete.ts).
 
 -- take: live and marked → deleting for this saga and generation; returns the row with its node.
-create or replace function gk_private.exports_take_for_delete(id uuid, saga_id uuid, generation bigint)
+create or replace function gk_private.exports_take_for_delete_batch(ids uuid[], saga_ids uuid[], generations bigint[])
 returns setof gk_public.exports
 language sql volatile
 as $$
-  with taken as (
+  with x as (select * from unnest(ids, saga_ids, generations) x(id, saga_id, generation)),
+  taken as (
     update gk_public.exports e
-       set state = 'deleting', operating_saga_id = exports_take_for_delete.saga_id, saga_id = exports_take_for_delete.saga_id,
-           generation = exports_take_for_delete.generation, attempts = e.attempts + 1, state_changed_at = now()
-     where e.id = exports_take_for_delete.id and e.state = 'live' and e.operating_saga_id is null
-       and e.delete_requested_at is not null and e.generation < exports_take_for_delete.generation
+       set state = 'deleting', operating_saga_id = x.saga_id, saga_id = x.saga_id,
+           generation = x.generation, attempts = e.attempts + 1, state_changed_at = now()
+      from x
+     where e.id = x.id and e.state = 'live' and e.operating_saga_id is null
+       and e.delete_requested_at is not null and e.generation < x.generation
     returning e.*)
   select * from taken
   union all
-  select * from gk_public.exports e
-   where e.id = exports_take_for_delete.id and e.operating_saga_id = exports_take_for_delete.saga_id
-     and e.state = 'deleting' and e.generation = exports_take_for_delete.generation;
+  select e.* from gk_public.exports e join x on e.id = x.id
+   where e.operating_saga_id = x.saga_id and e.state = 'deleting' and e.generation = x.generation;
 $$;
 
 -- Undo of take: deleting (this saga) → live.
@@ -345,17 +320,19 @@ $$;
 
 -- deleted, last (once deleted nothing would start the delete again): deleting (this saga) →
 -- deleted. A replay returns the row.
-create or replace function gk_private.exports_deleted(id uuid, saga_id uuid)
+create or replace function gk_private.exports_deleted_batch(ids uuid[], saga_ids uuid[])
 returns setof gk_public.exports
 language sql volatile
 as $$
-  with moved as (
+  with x as (select * from unnest(ids, saga_ids) x(id, saga_id)),
+  moved as (
     update gk_public.exports e set state = 'deleted', operating_saga_id = null, deleted_at = now(), state_changed_at = now()
-     where e.id = exports_deleted.id and e.operating_saga_id = exports_deleted.saga_id and e.state = 'deleting'
+      from x
+     where e.id = x.id and e.operating_saga_id = x.saga_id and e.state = 'deleting'
     returning e.*)
   select * from moved
   union all
-  select * from gk_public.exports e where e.id = exports_deleted.id and e.state = 'deleted' and e.saga_id = exports_deleted.saga_id;
+  select e.* from gk_public.exports e join x on e.id = x.id where e.state = 'deleted' and e.saga_id = x.saga_id;
 $$;
 
 -- Undo of deleted (only when a failure is injected after it): back to deleting.

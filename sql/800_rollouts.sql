@@ -115,10 +115,10 @@ begin
         from new_rows n join old_rows o on o.id = n.id
        where (n.serial, n.hardware_id) is distinct from (o.serial, o.hardware_id)
           or (n.installed_image_id is distinct from o.installed_image_id
-              and not exists (select 1 from gk_public.rollout_robot_ecus x
-                                join gk_public.rollout_robots rr on rr.rollout_id = x.rollout_id and rr.robot_id = x.robot_id
-                               where x.ecu_id = n.id and x.image_id = n.installed_image_id
-                                 and rr.state in ('scheduled', 'accepted', 'completed')))));
+              and not exists (select 1 from gk_public.rollout_robots rr
+                                join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id
+                               where rr.robot_id = n.robot_id and rr.state in ('scheduled', 'accepted')
+                                 and ri.hardware_id = n.hardware_id and ri.image_id = n.installed_image_id))));
   end if;
   return null;
 end;
@@ -301,8 +301,10 @@ begin
   -- The robot's unfinished rollout row (at most one), locked before anything else of it.
   select rr.* into v_rr from gk_public.rollout_robots rr
    where rr.robot_id = p_robot_id and rr.state in ('scheduled', 'accepted') for update;
+  -- The image the rollout maps this ECU's hardware id to (director_targets lists the same).
   if v_rr.rollout_id is not null then
-    select x.image_id into v_image from gk_public.rollout_robot_ecus x where x.rollout_id = v_rr.rollout_id and x.ecu_id = v_ecu.id;
+    select ri.image_id into v_image from gk_public.rollout_images ri
+     where ri.rollout_id = v_rr.rollout_id and ri.team_id = v_rr.team_id and ri.hardware_id = v_ecu.hardware_id;
   end if;
 
   insert into gk_public.rollout_events (team_id, robot_id, event_id, ecu_id, rollout_id, type, description)
@@ -321,8 +323,10 @@ begin
     return 'recorded';
   end if;
 
-  update gk_public.rollout_robot_ecus x set status = p_type, updated_at = now()
-   where x.rollout_id = v_rr.rollout_id and x.ecu_id = v_ecu.id;
+  -- The ECU's row of this rollout appears at its first event (scheduling creates none).
+  insert into gk_public.rollout_robot_ecus as x (team_id, rollout_id, robot_id, ecu_id, image_id, status)
+  values (v_rr.team_id, v_rr.rollout_id, p_robot_id, v_ecu.id, v_image, p_type)
+  on conflict (rollout_id, ecu_id) do update set status = excluded.status, updated_at = now();
   if p_type in ('download_failed', 'installation_failed') then
     update gk_public.rollout_robots rr
        set state = 'failed', updated_at = now(),
@@ -330,8 +334,10 @@ begin
      where rr.rollout_id = v_rr.rollout_id and rr.robot_id = p_robot_id;
     return 'recorded';
   end if;
-  select count(*) into v_pending from gk_public.rollout_robot_ecus x
-   where x.rollout_id = v_rr.rollout_id and x.robot_id = p_robot_id and x.status is distinct from 'installation_completed';
+  -- ECUs the rollout maps that do not run its image yet (installed_image_id was set above).
+  select count(*) into v_pending from gk_public.ecus e
+    join gk_public.rollout_images ri on ri.rollout_id = v_rr.rollout_id and ri.team_id = v_rr.team_id and ri.hardware_id = e.hardware_id
+   where e.robot_id = p_robot_id and e.installed_image_id is distinct from ri.image_id;
   update gk_public.rollout_robots rr
      set state = case when v_pending = 0 then 'completed' else 'accepted' end,
          result = case when v_pending = 0 then 'installed on every ECU' end,
@@ -458,4 +464,4 @@ grant insert (team_id, group_id, robot_id), delete on gk_public.robot_group_memb
 
 -- GraphQL names: "ecus" is already plural (Ecu, allEcus, createEcu).
 comment on table gk_public.ecus is E'@name ecu\nElectronic control units of a robot: serial, hardware id, the image it reports installed.';
-comment on table gk_public.rollout_robot_ecus is E'@name rollout_robot_ecu\n@behavior -insert -update -delete\nPer ECU of a scheduled robot: the image listed for it and its last reported status.';
+comment on table gk_public.rollout_robot_ecus is E'@name rollout_robot_ecu\n@behavior -insert -update -delete\nPer ECU that reported an event in a rollout: the image the rollout maps it to and its last reported status.';

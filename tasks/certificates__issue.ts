@@ -2,12 +2,14 @@
 // afterwards), call the CA with the certificate id as request key, record the outcome with one
 // call conditional on the claim (sql/302_certificate_claims.sql). An owner deleted meanwhile
 // never waits for us: the row turns 'revoking' at once, and our record hands what the CA signed to
-// the revoke path. An earlier attempt whose answer was lost is looked up at the CA first.
+// the revoke path. An earlier attempt whose answer was lost is looked up at the CA first; a CA
+// that cannot be asked (cfssl) is not asked to sign again: the row turns unresolved instead.
 import crypto from "node:crypto";
 import type { JobHelpers } from "graphile-worker";
 import { z } from "zod";
 import { caTimeoutMs } from "../src/adapters/ca/timeout.ts";
 import {
+  CaNotSentError,
   CaRequestError,
   type CertificateAuthority,
   type CertificateProfile,
@@ -22,6 +24,9 @@ import { defineTask } from "../src/worker/define-task.ts";
 
 // After this many failed attempts, stop retrying (the row shows status 'failed' and last_error).
 const MAX_REJECTIONS = 10;
+
+const UNRESOLVED =
+  "unresolved: an earlier issuance request for this certificate may have reached the CA, and this CA cannot be asked what it issued under the certificate's id, so it is not asked to sign again; check the CA and answer with resolve_certificate";
 
 const NO_SECRETS = "the CA generates this certificate's key pair, but no SecretBox (master key) is configured in this worker to keep it";
 
@@ -67,12 +72,20 @@ async function issueOne(ca: CertificateAuthority, services: Services, helpers: J
     ]);
     return NO_SECRETS;
   }
-  if (row.outcome !== "claimed") return null; // issued, revoked, or another attempt holds it
+  if (row.outcome !== "claimed") return null; // issued, revoked, unresolved, or another attempt holds it
+  if (row.attempted_before && !ca.lookup) {
+    // A second signature would leave the first one valid at the CA with no row: an operator decides.
+    await recordWithRetry(() => helpers.query("select gk_private.certificate_issue_unresolved($1, $2, $3)", [id, claim, UNRESOLVED]));
+    return null;
+  }
   const ownKey = row.public_key_pem != null || row.csr_pem != null;
+  // Whether every earlier attempt is accounted for (none was made, or the CA was asked about it).
+  let accounted = !row.attempted_before;
   let res: IssueResult;
   try {
     const earlier = row.attempted_before ? await adoptEarlier(ca, helpers, id, claim, ownKey) : null;
     if (earlier === "recorded") return null;
+    accounted = true;
     // What the certificate encodes besides its owner (a robot's team, attributes: sql/630).
     const { rows: subject } = await helpers.query<{ subject: SubjectExtra | null }>(
       "select subject from gk_public.certificates where id = $1",
@@ -88,16 +101,19 @@ async function issueOne(ca: CertificateAuthority, services: Services, helpers: J
       ...(row.csr_pem ? { csrPem: row.csr_pem } : {}),
     });
   } catch (e) {
-    // The CA refusing is final and nothing exists there; anything else (unreachable, timed out)
-    // may still have been signed, so the claim runs out by itself.
+    // The CA refusing is final and nothing exists there; a request that never left (connection
+    // refused) signed nothing either. Anything else (timed out, connection lost) may still have
+    // been signed, so the claim runs out by itself and the retry counts as one after a lost answer.
     const refused = e instanceof CaRequestError;
+    const nothingSigned = refused || e instanceof CaNotSentError;
     await recordWithRetry(() =>
-      helpers.query("select gk_private.certificate_issue_failed($1, $2, $3, $4, $5)", [
+      helpers.query("select gk_private.certificate_issue_failed($1, $2, $3, $4, $5, $6)", [
         id,
         claim,
         errorMessage(e),
         refused || row.attempts + 1 >= MAX_REJECTIONS,
-        refused,
+        nothingSigned,
+        nothingSigned && accounted,
       ]),
     );
     return errorMessage(e);
@@ -123,7 +139,8 @@ async function issueOne(ca: CertificateAuthority, services: Services, helpers: J
 /**
  * An earlier attempt sent a request and lost the answer. Ask the CA what it issued under our id:
  * a certificate for the holder's own key is adopted; one whose generated key died with that
- * attempt gets a row of its own and is revoked. A CA that cannot be asked: issue anew (docs).
+ * attempt gets a row of its own and is revoked. (A CA that cannot be asked never gets here: the
+ * row turns unresolved instead.)
  */
 async function adoptEarlier(
   ca: CertificateAuthority,
@@ -132,8 +149,7 @@ async function adoptEarlier(
   claim: string,
   ownKey: boolean,
 ): Promise<"recorded" | null> {
-  if (!ca.lookup) return null;
-  const found = (await ca.lookup(id)).filter((f) => f.status !== "revoked");
+  const found = (await ca.lookup!(id)).filter((f) => f.status !== "revoked");
   if (found.length === 0) return null;
   const adopt = ownKey ? found.find((f) => f.status === "issued") : undefined;
   const orphans = found.filter((f) => f !== adopt);

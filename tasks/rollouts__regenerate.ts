@@ -4,7 +4,7 @@
 // signed keeps its flag (generation check) and is signed by a later batch.
 import { z } from "zod";
 import { signNextRoot } from "../src/rollouts/director-keys.ts";
-import { regenerateBatch } from "../src/rollouts/regenerate.ts";
+import { regenerateInBatches } from "../src/rollouts/regenerate.ts";
 import { requireService } from "../src/services.ts";
 import { defineReconciler } from "../src/worker/reconciler.ts";
 
@@ -42,22 +42,11 @@ export default defineReconciler({
       const due = (await c.query<{ robot_id: string }>("select robot_id from gk_private.director_due($1)", [limits.max_robots])).rows.map(
         (r) => r.robot_id,
       );
-      const stored: string[] = [];
-      let raced = 0;
-      for (let i = 0; i < due.length; i += limits.batch_size) {
-        const batch = due.slice(i, i + limits.batch_size);
-        try {
-          const r = await regenerateBatch(c, box, batch);
-          stored.push(...r.stored);
-          raced += r.raced.length;
-        } catch (e) {
-          await itemError(`batch:${batch[0]}`, e);
-        }
-      }
-      if (due.length === limits.max_robots || raced > 0) again(1);
+      const { stored, raced } = await regenerateInBatches(c, box, due, limits.batch_size, (batch, e) => itemError(`batch:${batch[0]}`, e));
+      if (due.length === limits.max_robots || raced.length > 0) again(1);
       return {
         robots_regenerated: stored.length,
-        robots_raced: raced,
+        robots_raced: raced.length,
         roots_renewed: teams.length,
         robots: stored.slice(0, 100),
         teams: teams.slice(0, 100),

@@ -1,10 +1,12 @@
 // The export coordinator (tasks/exports__coordinate.ts), after omicron's
-// user_data_export_coordinator: each activation marks records whose resource is gone or whose
-// node was expunged, deletes the marked ones never attached (bypass), computes the changeset in
-// SQL (sql/700_exports.sql: resources without a record, requested records, marked live records)
-// and starts the sagas for it — it never waits for them. It also asks nodes about a few live
-// attachments, so one a node lost (restarted without its storage) is marked and re-created.
-// Every count is this activation's own.
+// user_data_export_coordinator. Each activation settles the resources recorded as changed
+// (sql/720_exports_pending.sql: a new resource gets a requested record, a deleted one's records
+// are marked), marks the records of expunged nodes, deletes the marked ones never attached
+// (bypass), computes the changeset in SQL (sql/700_exports.sql: requested records, marked live
+// records) and starts the sagas for it — it never waits for them. All of that reads only what
+// changed; the full anti-join over every resource runs as a safety net every
+// full_sweep_minutes. Last it asks nodes about a few live attachments, so one a node lost
+// (restarted without its storage) is marked and re-created. Every count is this activation's own.
 import type pg from "pg";
 import { z } from "zod";
 import { mapSettled } from "../lib/map-limit.ts";
@@ -19,6 +21,11 @@ const n = z.number().int().min(0);
 const ids = z.array(z.string()).max(100);
 
 export const CoordinateStatus = z.object({
+  /** The safety net ran (the full anti-joins), and how many resources it found to settle. */
+  full_sweep: z.boolean(),
+  swept: n,
+  /** Pending entries settled (resources recorded as changed). */
+  settled: n,
   marked_for_deletion: n,
   bypassed: n,
   bypassed_ids: ids,
@@ -33,10 +40,12 @@ export const CoordinateStatus = z.object({
 export type CoordinateStatus = z.infer<typeof CoordinateStatus>;
 
 export const CoordinateLimits = z.object({
-  /** Per list of the changeset (request, create, delete) and per bypass. */
+  /** Pending entries settled, and sagas started of each kind, per activation (in rounds of 250). */
   max_items: z.number().int().positive().max(100_000).default(2_000),
   /** Live attachments checked with their node per activation. */
   verify_batch: z.number().int().min(0).max(10_000).default(50),
+  /** How often the safety net goes over every resource (the changeset itself reads only changes). */
+  full_sweep_minutes: z.number().int().positive().max(10_080).default(60),
 });
 export type CoordinateLimits = z.infer<typeof CoordinateLimits>;
 
@@ -52,7 +61,7 @@ export interface CoordinateContext {
 }
 
 interface ChangeRow {
-  action: "request" | "create" | "delete";
+  action: "create" | "delete";
   export_id: string | null;
   resource_type: string;
   resource_id: string;
@@ -61,8 +70,10 @@ interface ChangeRow {
 
 export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStatus> {
   const { limits } = ctx;
-  const inTx = <T>(fn: (c: pg.PoolClient) => Promise<T>) => ctx.withPgClient((c) => transaction(c, fn));
   const status: CoordinateStatus = {
+    full_sweep: false,
+    swept: 0,
+    settled: 0,
     marked_for_deletion: 0,
     bypassed: 0,
     bypassed_ids: [],
@@ -74,65 +85,88 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
     verified: 0,
     lost: 0,
   };
-  status.lost = await verify(ctx, status);
-  status.marked_for_deletion = (await ctx.query("select gk_private.exports_mark_for_deletion() as n")).rows[0].n;
-  const bypassed: string[] = (await ctx.query("select gk_private.exports_bypass($1) as ids", [limits.max_items])).rows[0].ids;
-  status.bypassed = bypassed.length;
-  status.bypassed_ids = bypassed.slice(0, 100);
-  if (bypassed.length === limits.max_items) ctx.more();
-
-  const rows = (await ctx.query("select * from gk_private.exports_changeset($1)", [limits.max_items])).rows as ChangeRow[];
-  const of = (a: ChangeRow["action"]) => rows.filter((r) => r.action === a);
-  for (const a of ["request", "create", "delete"] as const) if (of(a).length === limits.max_items) ctx.more();
-
-  // Each list in its own transaction: records and their sagas commit together, and one list
-  // failing leaves the others to go on.
-  const create: { export_id: string; generation: number }[] = [];
-  try {
-    const requested = await inTx(async (c) => {
-      const byType = new Map<string, string[]>();
-      for (const r of of("request")) byType.set(r.resource_type, [...(byType.get(r.resource_type) ?? []), r.resource_id]);
-      const made: { export_id: string; generation: number }[] = [];
-      for (const [type, resources] of byType) {
-        const ins = await c.query("select id, generation from gk_private.exports_request($1, $2)", [type, resources]);
-        made.push(...ins.rows.map((r) => ({ export_id: r.id as string, generation: Number(r.generation) + 1 })));
+  // In rounds of ROUND items, so the first sagas run while the rest are settled and started:
+  // settle what changed, mark, bypass, the changeset, start its sagas; again while a round was
+  // full, up to max_items per activation (then the next activation runs a second later).
+  const rounds = Math.ceil(limits.max_items / ROUND);
+  for (let round = 0; ; round++) {
+    const n = Math.min(ROUND, limits.max_items);
+    const settled = (await ctx.query("select * from gk_private.exports_settle_pending($1)", [n])).rows[0];
+    status.settled += settled.taken;
+    status.requested += settled.requested;
+    status.marked_for_deletion += settled.marked;
+    let full = settled.taken === n;
+    if (round === 0) {
+      // The safety net after the first round, so it finds only what no entry covers; what it
+      // finds is settled by the next rounds.
+      const swept = (
+        await ctx.query("select gk_private.exports_full_sweep($1, make_interval(mins => $2)) as n", [
+          limits.max_items,
+          limits.full_sweep_minutes,
+        ])
+      ).rows[0].n;
+      if (swept !== null) {
+        status.full_sweep = true;
+        status.swept = swept;
+        // A part came back at the limit: the sweep is not done, and goes on next activation.
+        if (swept >= limits.max_items) ctx.more();
+        if (swept > 0) full = true;
       }
-      await startSagas(c, createExport, made);
-      return made;
-    });
-    status.requested = requested.length;
-    create.push(...requested);
-  } catch (e) {
-    await ctx.itemError("request", e);
+    }
+    status.marked_for_deletion += (await ctx.query("select gk_private.exports_mark_for_deletion() as n")).rows[0].n;
+    const bypassed: string[] = (await ctx.query("select gk_private.exports_bypass($1) as ids", [n])).rows[0].ids;
+    status.bypassed += bypassed.length;
+    status.bypassed_ids.push(...bypassed.slice(0, 100 - status.bypassed_ids.length));
+
+    const rows = (await ctx.query("select * from gk_private.exports_changeset($1)", [n])).rows as ChangeRow[];
+    const of = (a: ChangeRow["action"]) =>
+      rows.filter((r) => r.action === a).map((r) => ({ export_id: r.export_id!, generation: Number(r.generation) + 1 }));
+    const created = await startSagas(ctx, createExport, of("create"), "create");
+    status.create_invoked_ok += created.length;
+    status.create_ids.push(...created.slice(0, 100 - status.create_ids.length));
+    const deleted = await startSagas(ctx, deleteExport, of("delete"), "delete");
+    status.delete_invoked_ok += deleted.length;
+    status.delete_ids.push(...deleted.slice(0, 100 - status.delete_ids.length));
+    full ||= bypassed.length === n || of("create").length === n || of("delete").length === n;
+    if (!full) break;
+    if (round + 1 >= rounds) {
+      ctx.more();
+      break;
+    }
   }
-  const toCreate = of("create").map((r) => ({ export_id: r.export_id!, generation: Number(r.generation) + 1 }));
-  try {
-    await inTx((c) => startSagas(c, createExport, toCreate));
-    create.push(...toCreate);
-  } catch (e) {
-    await ctx.itemError("create", e);
-  }
-  status.create_invoked_ok = create.length;
-  status.create_ids = create.slice(0, 100).map((c) => c.export_id);
-  const toDelete = of("delete").map((r) => ({ export_id: r.export_id!, generation: Number(r.generation) + 1 }));
-  try {
-    await inTx((c) => startSagas(c, deleteExport, toDelete));
-    status.delete_invoked_ok = toDelete.length;
-    status.delete_ids = toDelete.slice(0, 100).map((d) => d.export_id);
-  } catch (e) {
-    await ctx.itemError("delete", e);
-  }
+  // Last: a node that does not answer must not hold up the changeset. What is found lost is
+  // deleted and re-created by the next activation, a second later.
+  status.lost = await verify(ctx, status);
+  if (status.lost > 0) ctx.more();
   return status;
 }
 
+/** Items per round of an activation (each round's sagas start in one transaction). */
+const ROUND = 250;
+
+/**
+ * Starts the sagas in one transaction with the records noting their saga; failing, it is an item
+ * error and the activation goes on. Returns the export ids whose saga started.
+ */
 async function startSagas(
-  c: pg.ClientBase,
+  ctx: CoordinateContext,
   saga: typeof createExport | typeof deleteExport,
   items: { export_id: string; generation: number }[],
-): Promise<void> {
-  if (items.length === 0) return;
-  const sagaIds = await saga.startMany(c, items);
-  await c.query("select gk_private.exports_sagas_started($1, $2)", [items.map((i) => i.export_id), sagaIds]);
+  what: string,
+): Promise<string[]> {
+  if (items.length === 0) return [];
+  try {
+    await ctx.withPgClient((c) =>
+      transaction(c, async (t) => {
+        const sagaIds = await saga.startMany(t, items);
+        await t.query("select gk_private.exports_sagas_started($1, $2)", [items.map((x) => x.export_id), sagaIds]);
+      }),
+    );
+    return items.map((x) => x.export_id);
+  } catch (e) {
+    await ctx.itemError(what, e);
+    return [];
+  }
 }
 
 /** Asks nodes about the least recently verified live attachments; returns how many were newly found lost. */
@@ -143,14 +177,21 @@ async function verify(ctx: CoordinateContext, status: CoordinateStatus): Promise
   const nodes = exportNodes(ctx.services);
   const present: string[] = [];
   const lost: string[] = [];
+  // A node that fails one call is not asked about its other attachments this time: a hung node
+  // costs one call deadline, not one per attachment.
+  const failing = new Set<string>();
   await mapSettled(rows, nodes.opts.parallelism, async (r) => {
+    if (failing.has(r.node_id)) return;
     try {
       const client = await nodes.client({ id: r.node_id, worker_id: r.worker_id, address: r.address });
       await client.request("GET", `/v1/exports/${r.attachment_id}`);
       present.push(r.export_id);
     } catch (e) {
       if (e instanceof PeerHttpError && e.status === 404) lost.push(r.export_id);
-      else await ctx.itemError(`verify ${r.export_id}`, e);
+      else {
+        failing.add(r.node_id);
+        await ctx.itemError(`verify ${r.export_id}`, e);
+      }
     }
   });
   status.verified = present.length;

@@ -1,12 +1,9 @@
 // The robots area's routes on the robot API (src/peers/robot-api.ts): a robot reads its current
-// certificate and reports its manifest. Everything is keyed by the authenticated identity; no
+// certificate and reports its signed manifest. Everything is keyed by the authenticated identity; no
 // route takes a robot or team id from the request.
-import { z } from "zod";
 import type { RobotRoute } from "../peers/robot-api.ts";
 import { readCertificate } from "./certificate.ts";
-
-/** The shape of a signed manifest; anything else is still kept, with valid = false. */
-const SignedManifest = z.object({ signed: z.record(z.string(), z.unknown()), signatures: z.array(z.unknown()).min(1) });
+import { verifyManifest } from "./manifest.ts";
 
 export const MANIFEST_MAX_BYTES = 256 * 1024;
 
@@ -24,13 +21,15 @@ export const robotsRobotRoutes: RobotRoute[] = [
       if (body === null || typeof body !== "object" || Array.isArray(body)) {
         return { status: 400, body: { error: "the manifest must be a JSON object" } };
       }
-      const valid = SignedManifest.safeParse(body).success;
+      // Recorded only once every signature verified (src/robots/manifest.ts).
+      const verdict = await verifyManifest(db, robot.robotId, body);
+      if (!verdict.ok) return { status: verdict.status, body: { error: verdict.error } };
       const { rows } = await db.query<{ id: string; received_at: Date }>(
-        "select id, received_at from gk_private.robot_manifest_received($1, $2, $3, $4)",
-        [robot.robotId, robot.teamId, valid, body],
+        "select id, received_at from gk_private.robot_manifest_received($1, $2, true, $3)",
+        [robot.robotId, robot.teamId, body],
       );
       if (!rows[0]) return { status: 404, body: { error: "robot not found" } };
-      return { status: 201, body: { id: String(rows[0].id), received_at: rows[0].received_at.toISOString(), valid } };
+      return { status: 201, body: { id: String(rows[0].id), received_at: rows[0].received_at.toISOString(), valid: true } };
     },
   },
 ];

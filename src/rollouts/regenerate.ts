@@ -5,8 +5,8 @@
 //  - regenerateBatch: the sweep's unit. Schedules and reads a batch (one statement), signs
 //    without holding any lock, and stores in one statement that skips every robot whose
 //    generation moved meanwhile (a newer change): those stay dirty and are signed again.
+//  - regenerateInBatches: the sweep, batches pipelined so the database and the signing overlap.
 import type pg from "pg";
-import { transaction } from "../db/pool.ts";
 import type { SecretBox } from "../lib/secrets.ts";
 import type { SigningKey } from "../tuf/keys.ts";
 import { type DirectorDocuments, type EcuTarget, signDirectorDocuments } from "./director-documents.ts";
@@ -100,7 +100,31 @@ const servable = (r: Prepared): StoredDirector => ({
   timestamp: r.timestamp as string,
 });
 
-/** A robot's director metadata, regenerated first if dirty. Null when the robot is gone (or not of the team). */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** director_store's call with its arguments as literals (for a multi-statement simple query). */
+function storeLiteral(c: pg.ClientBase, items: Signed[]): string {
+  const columns: [(i: Signed) => string | number | null, string][] = [
+    [(i) => i.row.robot_id, "uuid"],
+    [(i) => i.row.generation, "bigint"],
+    [(i) => i.row.timestamp_version, "int"],
+    [(i) => i.row.root_version, "int"],
+    [(i) => i.docs.expires.toISOString(), "timestamptz"],
+    [(i) => i.docs.targets, "text"],
+    [(i) => i.docs.snapshot, "text"],
+    [(i) => i.docs.timestamp, "text"],
+  ];
+  const literal = (x: string | number | null) => (x === null ? "null" : c.escapeLiteral(String(x)));
+  const args = columns.map(([get, type]) => `array[${items.map((i) => literal(get(i))).join(",")}]::${type}[]`);
+  return `select gk_private.director_store(${args.join(", ")})`;
+}
+
+/**
+ * A robot's director metadata, regenerated first if dirty. Null when the robot is gone (or not
+ * of the team). A dirty read is three round trips: the clean check, then BEGIN with the locking
+ * director_prepare, then director_store with COMMIT — each pair one simple query, since every
+ * round trip waits for a CPU on a loaded machine (what a dirty read's tail is made of).
+ */
 export async function readDirector(pool: pg.Pool, box: SecretBox, robotId: string, teamId: string): Promise<ReadResult | null> {
   const fast = await pool.query<Prepared>(
     `select d.root_version, x.targets, x.snapshot, x.timestamp
@@ -109,22 +133,35 @@ export async function readDirector(pool: pg.Pool, box: SecretBox, robotId: strin
     [robotId, teamId],
   );
   if (fast.rows[0]) return { director: servable(fast.rows[0]), signed: false };
+  if (!UUID.test(robotId)) throw new Error(`not a robot id: ${robotId.slice(0, 40)}`);
 
   const c = await pool.connect();
+  let open = true; // from the BEGIN below until COMMIT succeeded: a failure rolls back
   try {
-    return await transaction(c, async () => {
-      const prepare = async () => (await c.query<Prepared>(PREPARE, [[robotId], true])).rows.filter((r) => r.team_id === teamId);
-      const [row] = await withDirectors(c, box, await prepare(), prepare);
-      if (!row) return null;
-      if (!row.dirty && row.fresh) return { director: servable(row), signed: false };
-      const signed = sign(await onlineKey(c, box, teamId, row.online_key_id as string), row);
-      if (!(await store(c, [signed])).has(robotId)) throw new Error(`robot ${robotId}: director row changed under its lock`);
-      const { docs } = signed;
-      return {
-        director: { rootVersion: row.root_version as number, targets: docs.targets, snapshot: docs.snapshot, timestamp: docs.timestamp },
-        signed: true,
-      };
-    });
+    const first = (await c.query(`begin; select * from gk_private.director_prepare(array['${robotId}']::uuid[], true)`)) as unknown as [
+      pg.QueryResult,
+      pg.QueryResult<Prepared>,
+    ];
+    const prepare = async () => (await c.query<Prepared>(PREPARE, [[robotId], true])).rows;
+    const [row] = (await withDirectors(c, box, first[1].rows, prepare)).filter((r) => r.team_id === teamId);
+    if (!row || (!row.dirty && row.fresh)) {
+      await c.query("commit");
+      open = false;
+      return row ? { director: servable(row), signed: false } : null;
+    }
+    const signed = sign(await onlineKey(c, box, teamId, row.online_key_id as string), row);
+    const done = (await c.query(`${storeLiteral(c, [signed])}; commit`)) as unknown as [pg.QueryResult<{ director_store: string }>];
+    open = false;
+    // Cannot happen under the row lock; if it did, what was committed is the scheduling only.
+    if (done[0].rows[0]?.director_store !== robotId) throw new Error(`robot ${robotId}: director row changed under its lock`);
+    const { docs } = signed;
+    return {
+      director: { rootVersion: row.root_version as number, targets: docs.targets, snapshot: docs.snapshot, timestamp: docs.timestamp },
+      signed: true,
+    };
+  } catch (e) {
+    if (open) await c.query("rollback").catch(() => {});
+    throw e;
   } finally {
     c.release();
   }
@@ -137,9 +174,34 @@ export interface BatchResult {
   raced: string[];
 }
 
+/** A batch read and its teams' online keys opened: signing it needs no query. */
+interface PreparedBatch {
+  rows: Prepared[];
+  keys: Map<string, SigningKey>;
+}
+
+/** Schedules and reads a batch (one statement; a team without a director gets one first). */
+async function prepareBatch(c: pg.ClientBase, box: SecretBox, robotIds: string[]): Promise<PreparedBatch> {
+  const prepare = async () => (await c.query<Prepared>(PREPARE, [robotIds, false])).rows;
+  const rows = (await withDirectors(c, box, await prepare(), prepare)).filter((r) => r.dirty || !r.fresh);
+  const keys = new Map<string, SigningKey>();
+  for (const r of rows) {
+    const id = r.online_key_id as string;
+    if (!keys.has(id)) keys.set(id, await onlineKey(c, box, r.team_id, id));
+  }
+  return { rows, keys };
+}
+
+const signBatch = (b: PreparedBatch): Signed[] => b.rows.map((r) => sign(b.keys.get(r.online_key_id as string) as SigningKey, r));
+
+async function storeBatch(c: pg.ClientBase, rows: Prepared[], items: Signed[]): Promise<BatchResult> {
+  const done = items.length ? await store(c, items) : new Set<string>();
+  return { stored: [...done], raced: rows.map((r) => r.robot_id).filter((id) => !done.has(id)) };
+}
+
 /**
- * Regenerates a batch of robots (the sweep). `beforeStore` is a test hook: it runs after signing
- * and before storing, where a concurrent change would race.
+ * Regenerates a batch of robots (the sweep's unit). `beforeStore` is a test hook: it runs after
+ * signing and before storing, where a concurrent change would race.
  */
 export async function regenerateBatch(
   c: pg.ClientBase,
@@ -147,12 +209,61 @@ export async function regenerateBatch(
   robotIds: string[],
   beforeStore?: () => Promise<void>,
 ): Promise<BatchResult> {
-  const prepare = async () => (await c.query<Prepared>(PREPARE, [robotIds, false])).rows;
-  const rows = (await withDirectors(c, box, await prepare(), prepare)).filter((r) => r.dirty || !r.fresh);
+  const batch = await prepareBatch(c, box, robotIds);
   // No lock is held while signing.
-  const items: Signed[] = [];
-  for (const r of rows) items.push(sign(await onlineKey(c, box, r.team_id, r.online_key_id as string), r));
+  const items = signBatch(batch);
   await beforeStore?.();
-  const done = items.length ? await store(c, items) : new Set<string>();
-  return { stored: [...done], raced: rows.map((r) => r.robot_id).filter((id) => !done.has(id)) };
+  return storeBatch(c, batch.rows, items);
+}
+
+/**
+ * The sweep: regenerateBatch over consecutive batches, pipelined — the next batch's preparation
+ * is in flight on the connection while this batch is signed, so the database works while this
+ * process signs (one query at a time on the connection). A failed batch goes to `onError` and
+ * the others go on.
+ */
+export async function regenerateInBatches(
+  c: pg.ClientBase,
+  box: SecretBox,
+  robotIds: string[],
+  batchSize: number,
+  onError: (batch: string[], e: unknown) => Promise<void>,
+): Promise<BatchResult> {
+  const batches: string[][] = [];
+  for (let i = 0; i < robotIds.length; i += batchSize) batches.push(robotIds.slice(i, i + batchSize));
+  const out: BatchResult = { stored: [], raced: [] };
+  const prepareAt = (i: number) => {
+    if (i >= batches.length) return null;
+    const p = prepareBatch(c, box, batches[i]);
+    p.catch(() => {}); // awaited below
+    return p;
+  };
+  let next = prepareAt(0);
+  for (let i = 0; i < batches.length; i++) {
+    let batch: PreparedBatch | null = null;
+    try {
+      batch = await next;
+    } catch (e) {
+      await onError(batches[i], e);
+    }
+    next = prepareAt(i + 1); // in flight while this batch is signed
+    if (!batch) continue;
+    let items: Signed[] | null = null;
+    let failure: unknown = null;
+    try {
+      items = signBatch(batch);
+    } catch (e) {
+      failure = e;
+    }
+    await next?.catch(() => {}); // the connection is free again; `next` keeps its outcome
+    try {
+      if (failure !== null) throw failure;
+      const r = await storeBatch(c, batch.rows, items as Signed[]);
+      out.stored.push(...r.stored);
+      out.raced.push(...r.raced);
+    } catch (e) {
+      await onError(batches[i], e);
+    }
+  }
+  return out;
 }

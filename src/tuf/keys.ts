@@ -47,6 +47,13 @@ export function signBytes(k: SigningKey, bytes: Uint8Array): { keyid: string; si
   return { keyid: k.keyid, sig: crypto.sign(null, bytes, k.privateKey).toString("hex") };
 }
 
+/** signBytes on libuv's threadpool: many of these in flight sign on every core. */
+export function signBytesAsync(k: SigningKey, bytes: Uint8Array): Promise<{ keyid: string; sig: string }> {
+  return new Promise((resolve, reject) =>
+    crypto.sign(null, bytes, k.privateKey, (e, sig) => (e ? reject(e) : resolve({ keyid: k.keyid, sig: sig.toString("hex") }))),
+  );
+}
+
 // ---- Root key files: what `tuf init` and `tuf keygen` hand to the operator (mode 0600). ----
 
 export interface KeyFile {

@@ -3,7 +3,7 @@
 // assembled from their targets' canonical fragments (binCanonical), not from objects.
 import { canonicalize } from "@tufjs/canonical-json";
 import { BIN_PREFIX } from "./bins.ts";
-import { signBytes, type PublicKey, type SigningKey } from "./keys.ts";
+import { signBytes, signBytesAsync, type PublicKey, type SigningKey } from "./keys.ts";
 
 export const SPEC_VERSION = "1.0.31";
 
@@ -33,14 +33,33 @@ export function signDocument(signed: Signed, keys: SigningKey[]): string {
  */
 export function signCanonical(canonical: string, keys: SigningKey[]): string {
   const bytes = Buffer.from(canonical);
+  return published(canonical, JSON.stringify(distinct(keys).map((k) => signBytes(k, bytes))));
+}
+
+/**
+ * signCanonical for many documents at once, signed in parallel on libuv's threadpool. Identical
+ * documents (every empty bin of one version, as at bootstrap) are signed once: ed25519
+ * signatures are deterministic (RFC 8032), so this is the very signature signing again gives.
+ */
+export async function signCanonicalMany(canonicals: string[], keys: SigningKey[]): Promise<string[]> {
+  const signers = distinct(keys);
+  const byBody = new Map<string, Promise<string>>();
+  const sign = async (canonical: string) => {
+    const bytes = Buffer.from(canonical);
+    return JSON.stringify(await Promise.all(signers.map((k) => signBytesAsync(k, bytes))));
+  };
+  for (const c of canonicals) if (!byBody.has(c)) byBody.set(c, sign(c));
+  return Promise.all(canonicals.map(async (c) => published(c, await byBody.get(c)!)));
+}
+
+function published(canonical: string, signaturesJson: string): string {
+  return `{"signatures":${signaturesJson},"signed":${canonical}}`;
+}
+
+/** A key in both old and new root signs once. */
+function distinct(keys: SigningKey[]): SigningKey[] {
   const seen = new Set<string>();
-  const signatures = [];
-  for (const k of keys) {
-    if (seen.has(k.keyid)) continue; // a key in both old and new root signs once
-    seen.add(k.keyid);
-    signatures.push(signBytes(k, bytes));
-  }
-  return `{"signatures":${JSON.stringify(signatures)},"signed":${canonical}}`;
+  return keys.filter((k) => !seen.has(k.keyid) && seen.add(k.keyid));
 }
 
 function common(type: string, version: number, expires: Date): Signed {
@@ -100,6 +119,25 @@ export function snapshotSigned(version: number, expires: Date, roleVersions: { r
   const meta: Signed = {};
   for (const r of roleVersions) meta[`${r.role}.json`] = { version: r.version };
   return { ...common("snapshot", version, expires), meta };
+}
+
+/**
+ * The snapshot's `signed` as canonical JSON, written directly: the same bytes as
+ * canonicalize(snapshotSigned(…)) (test/tuf/signing.test.ts), without building and sorting an
+ * object of every bin (16,384 entries at most, signed at every publish). Role names are
+ * `targets` and `bins-<hex>` (tuf_roles' CHECK): ASCII, no escaping, and sorted here by UTF-16
+ * code units as canonicalize does.
+ */
+export function snapshotCanonical(version: number, expires: Date, roleVersions: { role: string; version: number }[]): string {
+  const meta = roleVersions
+    .map((r) => {
+      if (!/^[a-z0-9-]+$/.test(r.role)) throw new Error(`unexpected role name ${JSON.stringify(r.role)}`);
+      return { file: `${r.role}.json`, version: r.version };
+    })
+    .sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0))
+    .map((m) => `"${m.file}":{"version":${m.version}}`)
+    .join(",");
+  return `{"_type":"snapshot","expires":"${tufTime(expires)}","meta":{${meta}},"spec_version":"${SPEC_VERSION}","version":${version}}`;
 }
 
 export function timestampSigned(version: number, expires: Date, snapshotVersion: number): Signed {

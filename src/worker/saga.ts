@@ -13,6 +13,12 @@
 //   transition), so a duplicate start fails at its first step and unwinds, changing nothing.
 // One runner at a time per saga: a session advisory lock on the connection that drives it,
 // released by PostgreSQL when that connection dies with its worker.
+//
+// Batches: startMany gives one job a batch of sagas, and runSagas drives them a step at a time
+// for all of them — a step's actionMany (one set-based statement, or parallel external calls)
+// and one statement recording every outcome — so a reconciler starting thousands of sagas costs
+// a few statements per batch, not a dozen per saga. Each saga still has its own row, lock,
+// outputs and undo: one failing unwinds alone while the others go on.
 import type { JobHelpers } from "graphile-worker";
 import type pg from "pg";
 import type { Logger } from "pino";
@@ -46,7 +52,13 @@ export interface SagaStep<P> {
   /** Unique within the saga; outputs are kept under it. */
   name: string;
   /** Performs the step's effect, idempotently; what it returns (JSON, ≤ 64 KiB) later steps read. */
-  action(ctx: SagaContext<P>): Promise<Json | void>;
+  action?(ctx: SagaContext<P>): Promise<Json | void>;
+  /**
+   * The same for many sagas at once (runSagas), with the same rules per saga: each one's output,
+   * or an Error for each whose action failed (it unwinds, the others go on); throwing fails them
+   * all. A step has action or actionMany (or both); without action, one saga runs a batch of one.
+   */
+  actionMany?(ctxs: readonly SagaContext<P>[]): Promise<(Json | void | Error)[]>;
   /** Undoes the effect if there is one; a no-op when the action never took effect. */
   undo?(ctx: SagaContext<P>): Promise<void>;
 }
@@ -94,10 +106,15 @@ export interface RunOptions {
 export interface Saga<S extends z.ZodType> extends SagaDefinition<S> {
   /** Starts the saga in the caller's transaction (if any) and enqueues its job; returns its id. */
   start(db: Queryable, params: z.input<S>): Promise<string>;
-  /** Starts one saga per params in one statement (a reconciler starting many); ids in order. */
-  startMany(db: Queryable, params: readonly z.input<S>[]): Promise<string[]>;
+  /**
+   * Starts one saga per params in one statement (a reconciler starting many), one job per
+   * `batch` of them (default 25, at most MAX_BATCH); ids in order.
+   */
+  startMany(db: Queryable, params: readonly z.input<S>[], opts?: { batch?: number }): Promise<string[]>;
   /** Drives the saga on `client` until it has succeeded or failed (the job does this); see runSaga. */
   run(client: pg.ClientBase, sagaId: string, opts: RunOptions): Promise<SagaRow | null>;
+  /** Drives a batch of sagas on `client` (a batch job does this); see runSagas. */
+  runMany(client: pg.ClientBase, sagaIds: readonly string[], opts: RunOptions): Promise<SagaRow[]>;
   /** The graphile-worker task: tasks/<name>.ts is `export default saga.task;`. */
   task: TaskFactory;
 }
@@ -106,6 +123,8 @@ const NAME = /^[a-z][a-z0-9_]{0,40}__[a-z][a-z0-9_]{0,40}$/;
 const MAX_STEPS = 64;
 const MAX_OUTPUT_BYTES = 65_536;
 const LOCK_CLASS = 4_711_0040;
+/** The most sagas one job drives. */
+export const MAX_BATCH = 100;
 
 export class InjectedSagaFailure extends Error {
   override name = "InjectedSagaFailure";
@@ -120,6 +139,7 @@ export function defineSaga<S extends z.ZodType>(def: SagaDefinition<S>): Saga<S>
   const names = def.steps.map((s) => s.name);
   if (names.length === 0 || names.length > MAX_STEPS) throw new Error(`saga ${def.name}: 1 to ${MAX_STEPS} steps`);
   if (new Set(names).size !== names.length) throw new Error(`saga ${def.name}: step names must be unique`);
+  for (const st of def.steps) if (!st.action && !st.actionMany) throw new Error(`saga ${def.name}: step ${st.name} has no action`);
   const saga: Saga<S> = {
     ...def,
     async start(db, params) {
@@ -131,26 +151,34 @@ export function defineSaga<S extends z.ZodType>(def: SagaDefinition<S>): Saga<S>
       ]);
       return rows[0].id;
     },
-    async startMany(db, params) {
+    async startMany(db, params, opts = {}) {
       if (params.length === 0) return [];
+      const batch = Math.min(Math.max(1, opts.batch ?? 25), MAX_BATCH);
       const parsed = params.map((p) => JSON.stringify(def.params.parse(p)));
-      const { rows } = await db.query<{ id: string }>(
-        "select gk_private.saga_start($1, $2, p) as id from unnest($3::jsonb[]) with ordinality x(p, o) order by o",
-        [def.name, names, parsed],
-      );
+      const { rows } = await db.query<{ id: string }>("select id from gk_private.saga_start_many($1, $2, $3::jsonb[], $4)", [
+        def.name,
+        names,
+        parsed,
+        batch,
+      ]);
       return rows.map((r) => r.id);
     },
     run: (client, sagaId, opts) => runSaga(client, saga, sagaId, opts),
+    runMany: (client, sagaIds, opts) => runSagas(client, saga, sagaIds, opts),
     task: defineTask({
-      payload: z.object({ saga_id: z.uuid() }).strict(),
-      run: ({ saga_id }, { services, helpers }) => drive(helpers, saga, saga_id, services),
+      // One saga (saga_start, retries, redispatch: job key saga:<id>) or a batch (startMany).
+      payload: z.union([
+        z.object({ saga_id: z.uuid() }).strict(),
+        z.object({ saga_ids: z.array(z.uuid()).min(1).max(MAX_BATCH) }).strict(),
+      ]),
+      run: (p, { services, helpers }) => drive(helpers, saga, "saga_id" in p ? [p.saga_id] : p.saga_ids, services),
     }),
   };
   return saga;
 }
 
-async function drive(helpers: JobHelpers, saga: Saga<z.ZodType>, sagaId: string, services: Services): Promise<void> {
-  await helpers.withPgClient((c) => runSaga(c, saga, sagaId, { services }));
+async function drive(helpers: JobHelpers, saga: Saga<z.ZodType>, sagaIds: string[], services: Services): Promise<void> {
+  await helpers.withPgClient((c) => runSagas(c, saga, sagaIds, { services }));
 }
 
 /**
@@ -164,58 +192,155 @@ export async function runSaga<S extends z.ZodType>(
   sagaId: string,
   opts: RunOptions,
 ): Promise<SagaRow | null> {
-  const { rows: lock } = await client.query<{ ok: boolean }>("select pg_try_advisory_lock($1, hashtext($2::text)) as ok", [
-    LOCK_CLASS,
-    sagaId,
-  ]);
-  // Held by another connection: a live runner, or the session of a killed worker PostgreSQL has
-  // not reaped yet. Fail this attempt (graphile-worker retries it with backoff) rather than end
-  // the job, so the saga always keeps a job until it has finished.
-  if (!lock[0].ok) throw new SagaBusyError(`saga ${sagaId} is being driven by another connection; retrying later`);
+  const rows = await runSagas(client, saga, [sagaId], opts);
+  return rows[0] ?? null;
+}
+
+/**
+ * Drives every saga of `sagaIds` until each has succeeded or failed, a step at a time for all of
+ * them: the sagas at the same step run its actionMany together (or its action one after the
+ * other) and one statement records every outcome; unwinding sagas undo one by one. Returns the
+ * final rows of those that still exist. Sagas held by another runner are left to it, and a saga
+ * whose undo fails stops there (recorded); either makes this throw once the others are done, so
+ * the job is retried for them.
+ */
+export async function runSagas<S extends z.ZodType>(
+  client: pg.ClientBase,
+  saga: Saga<S>,
+  sagaIds: readonly string[],
+  opts: RunOptions,
+): Promise<SagaRow[]> {
+  const ids = sagaIds.map((id) => id.toLowerCase());
+  const { rows: locked } = await client.query<{ id: string }>(
+    "select id from unnest($2::text[]) id where pg_try_advisory_lock($1, hashtext(id))",
+    [LOCK_CLASS, ids],
+  );
+  const lockedIds = locked.map((r) => r.id);
   try {
-    let row: SagaRow | null = await load(client, sagaId);
-    if (!row) return null;
-    checkDefinition(saga, row);
-    const params = saga.params.parse(row.params) as z.infer<S>;
-    const log = opts.services.log.child({ saga: saga.name, saga_id: sagaId });
-    while (row.state === "running" || row.state === "unwinding") {
-      const ctx: SagaContext<z.infer<S>> = context(client, row, params, opts.services, log);
-      const step: SagaStep<z.infer<S>> = saga.steps[row.step];
-      const moved: SagaRow | null =
-        row.state === "running" ? await forward(client, row, step, ctx, opts.hooks) : await back(client, row, step, ctx, opts.hooks);
+    const current = new Map((await load(client, lockedIds)).map((r) => [r.id, r]));
+    for (const row of current.values()) checkDefinition(saga, row);
+    const params = new Map([...current.values()].map((r) => [r.id, saga.params.parse(r.params) as z.infer<S>]));
+    const log = opts.services.log.child({ saga: saga.name });
+    const undoFailures: Error[] = [];
+    const stopped = new Set<string>();
+    for (;;) {
+      const open = [...current.values()].filter((r) => (r.state === "running" || r.state === "unwinding") && !stopped.has(r.id));
+      if (open.length === 0) break;
+      const first = open[0]!;
+      const group = open.filter((r) => r.state === first.state && r.step === first.step);
+      const step: SagaStep<z.infer<S>> = saga.steps[first.step];
+      const ctxs = group.map((r) => context(client, r, params.get(r.id)!, opts.services, log.child({ saga_id: r.id })));
+      let moved: (SagaRow | null)[];
+      if (first.state === "running") moved = await forward(client, group, step, ctxs, opts.hooks);
+      else {
+        moved = [];
+        for (const [i, r] of group.entries()) {
+          try {
+            moved.push(await back(client, r, step, ctxs[i]!, opts.hooks));
+          } catch (e) {
+            undoFailures.push(e as Error);
+            stopped.add(r.id);
+            moved.push(r);
+          }
+        }
+      }
       // Nothing moved: the row was not where this runner thought; read it again.
-      row = moved ?? (await load(client, sagaId));
-      if (!row) return null;
+      const stale = group.filter((_, i) => !moved[i]).map((r) => r.id);
+      for (const m of moved) if (m) current.set(m.id, m);
+      if (stale.length) {
+        const fresh = new Map((await load(client, stale)).map((r) => [r.id, r]));
+        for (const id of stale) {
+          const f = fresh.get(id);
+          if (f) current.set(id, f);
+          else current.delete(id);
+        }
+      }
     }
-    return row;
+    if (undoFailures.length) throw undoFailures[0];
+    const busy = ids.filter((id) => !lockedIds.includes(id));
+    // Held by another connection: a live runner, or the session of a killed worker PostgreSQL has
+    // not reaped yet. Fail this attempt (graphile-worker retries it with backoff) rather than end
+    // the job, so the saga always keeps a job until it has finished.
+    if (busy.length) {
+      throw new SagaBusyError(`saga ${busy.join(", ")} is being driven by another connection; retrying later`);
+    }
+    return ids.map((id) => current.get(id)).filter((r): r is SagaRow => !!r);
   } finally {
-    await client.query("select pg_advisory_unlock($1, hashtext($2::text))", [LOCK_CLASS, sagaId]).catch(() => {});
+    if (lockedIds.length) {
+      await client.query("select pg_advisory_unlock($1, hashtext(id)) from unnest($2::text[]) id", [LOCK_CLASS, lockedIds]).catch(() => {});
+    }
   }
+}
+
+/** Runs a step's action for every saga of the group: each one's output, or the Error it failed with. */
+async function actions<P>(step: SagaStep<P>, ctxs: readonly SagaContext<P>[]): Promise<(Json | Error)[]> {
+  if (step.actionMany) {
+    try {
+      const out = await step.actionMany(ctxs);
+      if (out.length !== ctxs.length) throw new Error(`actionMany of ${step.name} returned ${out.length} results for ${ctxs.length} sagas`);
+      return out.map((o) => (o instanceof Error ? o : (o ?? null)));
+    } catch (e) {
+      return ctxs.map(() => asError(e));
+    }
+  }
+  const out: (Json | Error)[] = [];
+  for (const ctx of ctxs) {
+    try {
+      out.push((await step.action!(ctx)) ?? null);
+    } catch (e) {
+      out.push(asError(e));
+    }
+  }
+  return out;
 }
 
 async function forward<P>(
   client: pg.ClientBase,
-  row: SagaRow,
+  rows: readonly SagaRow[],
   step: SagaStep<P>,
-  ctx: SagaContext<P>,
+  ctxs: readonly SagaContext<P>[],
   hooks: SagaHooks = {},
-): Promise<SagaRow | null> {
-  let output: Json;
-  try {
-    output = (await step.action(ctx)) ?? null;
-    for (let i = 1; i < (hooks.repeat ?? 1); i++) {
-      const again = (await step.action(ctx)) ?? null;
-      if (JSON.stringify(again) !== JSON.stringify(output)) {
-        throw new Error(`action ${step.name} is not idempotent: returned ${JSON.stringify(output)}, then ${JSON.stringify(again)}`);
+): Promise<(SagaRow | null)[]> {
+  const outcomes = await actions(step, ctxs);
+  for (let i = 1; i < (hooks.repeat ?? 1); i++) {
+    const again = await actions(step, ctxs);
+    for (const [k, o] of outcomes.entries()) {
+      if (o instanceof Error) continue;
+      const a = again[k];
+      if (a instanceof Error || JSON.stringify(a) !== JSON.stringify(o)) {
+        outcomes[k] = new Error(
+          `action ${step.name} is not idempotent: returned ${JSON.stringify(o)}, then ${a instanceof Error ? a.message : JSON.stringify(a)}`,
+        );
       }
     }
-    if (hooks.failAfter === step.name) throw new InjectedSagaFailure(`injected failure after ${step.name}`);
-    if (Buffer.byteLength(JSON.stringify(output)) > MAX_OUTPUT_BYTES) throw new Error(`output of ${step.name} exceeds 64 KiB`);
-  } catch (e) {
-    ctx.log.warn({ step: step.name, err: errorMessage(e) }, "saga step failed; unwinding");
-    return record(client, "select * from gk_private.saga_step_failed($1, $2, $3)", [row.id, row.step, errorMessage(e)]);
   }
-  return record(client, "select * from gk_private.saga_step_done($1, $2, $3)", [row.id, row.step, JSON.stringify(output)]);
+  for (const [k, o] of outcomes.entries()) {
+    if (o instanceof Error) continue;
+    if (hooks.failAfter === step.name) outcomes[k] = new InjectedSagaFailure(`injected failure after ${step.name}`);
+    else if (Buffer.byteLength(JSON.stringify(o)) > MAX_OUTPUT_BYTES) outcomes[k] = new Error(`output of ${step.name} exceeds 64 KiB`);
+  }
+  const done = rows.flatMap((r, k) => (outcomes[k] instanceof Error ? [] : [{ r, o: outcomes[k] }]));
+  const failed = rows.flatMap((r, k) => (outcomes[k] instanceof Error ? [{ r, e: outcomes[k] as Error }] : []));
+  for (const { r, e } of failed) ctxs[rows.indexOf(r)]!.log.warn({ step: step.name, err: errorMessage(e) }, "saga step failed; unwinding");
+  // One statement for all that completed, one for all that failed (sql/040_sagas.sql).
+  const moved = new Map<string, SagaRow>();
+  if (done.length) {
+    const { rows: m } = await client.query<SagaRow>("select * from gk_private.saga_steps_done($1::uuid[], $2::int[], $3::jsonb[])", [
+      done.map((d) => d.r.id),
+      done.map((d) => d.r.step),
+      done.map((d) => JSON.stringify(d.o)),
+    ]);
+    for (const r of m) moved.set(r.id, r);
+  }
+  if (failed.length) {
+    const { rows: m } = await client.query<SagaRow>("select * from gk_private.saga_steps_failed($1::uuid[], $2::int[], $3::text[])", [
+      failed.map((f) => f.r.id),
+      failed.map((f) => f.r.step),
+      failed.map((f) => errorMessage(f.e)),
+    ]);
+    for (const r of m) moved.set(r.id, r);
+  }
+  return rows.map((r) => moved.get(r.id) ?? null);
 }
 
 async function back<P>(
@@ -240,9 +365,14 @@ async function record(client: pg.ClientBase, sql: string, params: unknown[]): Pr
   return rows[0]?.id ? rows[0] : null;
 }
 
-async function load(client: pg.ClientBase, sagaId: string): Promise<SagaRow | null> {
-  const { rows } = await client.query<SagaRow>("select * from gk_public.sagas where id = $1", [sagaId]);
-  return rows[0] ?? null;
+async function load(client: pg.ClientBase, sagaIds: readonly string[]): Promise<SagaRow[]> {
+  if (sagaIds.length === 0) return [];
+  const { rows } = await client.query<SagaRow>("select * from gk_public.sagas where id = any($1::uuid[])", [sagaIds]);
+  return rows;
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
 }
 
 function checkDefinition(saga: Saga<z.ZodType>, row: SagaRow): void {

@@ -50,7 +50,7 @@ describe.runIf(installed)(`certificate lifecycle at cfssl ${installed ? cfsslVer
     expect(bin).toHaveLength(6);
     for (const b of bin) {
       expect(b.attempts).toBe(1);
-      expect(b.last_error).toMatch(/CaUnavailableError/);
+      expect(b.last_error).toMatch(/^CaNotSentError: cfssl at .* unreachable: ECONNREFUSED/);
     }
 
     await server.start();
@@ -74,6 +74,35 @@ describe.runIf(installed)(`certificate lifecycle at cfssl ${installed ? cfsslVer
     for (const c of doomed) expect(verifyWithCrl(server.caPem, crl, c.pem).out).toContain("certificate revoked");
     const survivor = certs.find((c) => c.owner_team_id === keep)!;
     expect(verifyWithCrl(server.caPem, crl, survivor.pem).status).toBe(0);
+  });
+
+  it("cfssl down while issuing (connection refused): nothing was sent, so the retry signs normally, not unresolved", async () => {
+    const team = (await insertTeam(db, { name: "cfssl-refused" })).id;
+    const [robot] = ids(await insertRobots(db, { team, count: 1 }));
+    await server.stop();
+    const { rows: req } = await db.query("select (gk_public.request_certificate($1)).id", [robot]);
+    const id = req[0].id;
+    try {
+      await runJobs(db, services);
+    } finally {
+      await server.start();
+    }
+    const { rows: failed } = await db.query(
+      "select status, attempts, last_error, issue_attempted_at, claim_id from gk_public.certificates where id = $1",
+      [id],
+    );
+    expect(failed[0]).toMatchObject({ status: "issuing", attempts: 1, issue_attempted_at: null, claim_id: null });
+    expect(failed[0].last_error).toMatch(/^CaNotSentError: .*ECONNREFUSED/);
+    await db.query("update gk_public.certificates set next_attempt_at = now() - interval '1 second' where id = $1", [id]);
+    await db.query(
+      "delete from graphile_worker._private_jobs where task_id = (select id from graphile_worker._private_tasks where identifier = 'certificates__issue')",
+    );
+    await db.query("select gk_private.enqueue('bin__reconcile')");
+    await runJobs(db, services);
+    const { rows } = await db.query("select status, unresolved, serial from gk_public.certificates where id = $1", [id]);
+    expect(rows[0]).toMatchObject({ status: "issued", unresolved: false });
+    const signed = server.certdbRows().filter((r) => new crypto.X509Certificate(r.pem).subject.includes(`serialNumber=${id}`));
+    expect(signed.map((r) => r.serial_number)).toEqual([hexToDecimal(rows[0].serial)]);
   });
 
   it("a robot's own key via a CSR: cfssl certifies exactly that key", async () => {

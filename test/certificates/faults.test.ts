@@ -1,12 +1,11 @@
 // Real worker processes against one database: SIGKILL one mid-drain and start another; run two at
 // once. The bin must reach zero, the CA's CRL (read with openssl) must hold exactly the serials that
 // had to be revoked, and the team's blobs must be gone while everything else stays.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { FsBlobStore } from "../../src/adapters/blobs/fs.ts";
 import { LocalCa } from "../../src/adapters/ca/local.ts";
@@ -14,49 +13,24 @@ import { SecretBox } from "../../src/lib/secrets.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { runJobs, testServices } from "../helpers/jobs.ts";
 import { crlSerials } from "./helpers/ca-fixtures.ts";
+import { workerProcesses } from "./helpers/spawn-worker.ts";
 import { ids as rowIds, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 import { countKeys } from "../helpers/blobs.ts";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const db = await createTestDb();
 const masterKey = crypto.randomBytes(32);
 const box = new SecretBox(masterKey);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gk-faults-"));
-const children = new Set<ChildProcess>();
-afterAll(() => {
-  for (const c of children) c.kill("SIGKILL");
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 // A short lease so the reconciler re-enqueues a dead worker's items within the test.
 await db.query(`alter database ${db.name} set groundskeeper.bin_lease = '2 seconds'`);
+const workers = workerProcesses({ DATABASE_URL: db.url, GK_MASTER_KEY: masterKey.toString("base64") });
 
 function startWorkerProcess(caName: string, blobsDir: string, extra: Record<string, string> = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(here, "helpers/worker-process.ts")], {
-    env: {
-      ...process.env,
-      DATABASE_URL: db.url,
-      GK_MASTER_KEY: masterKey.toString("base64"),
-      GK_CA_NAME: caName,
-      GK_BLOBS_DIR: blobsDir,
-      ...extra,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  child.on("exit", () => children.delete(child));
-  let err = "";
-  child.stderr!.on("data", (d) => (err += d));
-  return new Promise((resolve, reject) => {
-    child.stdout!.on("data", (d) => String(d).includes("ready") && resolve(child));
-    child.on("exit", (code) => reject(new Error(`worker exited (${code}) before ready: ${err}`)));
-  });
+  return workers.start({ GK_CA_NAME: caName, GK_BLOBS_DIR: blobsDir, ...extra });
 }
 
-async function kill(child: ChildProcess) {
-  const gone = new Promise((r) => child.once("exit", r));
-  child.kill("SIGKILL");
-  await gone;
-}
+const kill = workers.kill;
 
 /** A team with robots (certificates issued at the CA, some never downloaded), credentials and blobs. */
 async function doomedTeam(name: string, ca: LocalCa, blobs: FsBlobStore, robots: number, objects: number) {

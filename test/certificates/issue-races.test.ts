@@ -92,42 +92,62 @@ describe.each(modes)("issuance held inside the CA ($mode)", ({ deferred }) => {
   });
 
   it("the record meets a team delete holding the credential (lock order): no deadlock, revoked and on the CRL", async () => {
+    // The window: the platform's delete has locked the credential and not yet reached the
+    // certificate, while the record of the credential's last certificate runs (its statement
+    // trigger marks the credential issued). A test-only trigger holds the delete right there (an
+    // advisory lock the test owns). Taking the certificate first (the old order) then deadlocks:
+    // the worker's sessions never look for deadlocks within the test, the platform's after 50 ms,
+    // so a cycle always fails the platform's DELETE.
     const name = `order-${deferred ? "d" : "s"}`;
     const real = localCa(db, name, { deferred });
-    const gate = gatedIssue(real);
+    const gate = gatedIssue(real, { pass: 1 }); // the first certificate is recorded, the last one held
     const team = (await insertTeam(db, { name })).id;
     const cred = await credential(team);
-    const issuing = runJobs(db, testServices({ ca: gate.ca }));
-    await gate.entered;
-    // Another session deletes the team and keeps its transaction open: it holds the credential
-    // and the certificates' rows.
+    const HOLD = 7_340_981;
+    await db.query(`alter database ${db.name} set deadlock_timeout = '10min'`);
+    await db.query(`
+      create or replace function public.test_hold_credential_delete() returns trigger language plpgsql as $$
+      begin perform pg_advisory_xact_lock(${HOLD}); return old; end $$;
+      create trigger _000_test_hold before delete on gk_public.provisioning_credentials
+        for each row execute function public.test_hold_credential_delete();`);
+    const holder = await db.pool.connect();
     const platform = await db.pool.connect();
     try {
+      const issuing = runJobs(db, testServices({ ca: gate.ca }));
+      await gate.entered;
+      await holder.query("select pg_advisory_lock($1)", [HOLD]);
+      const pid = (await platform.query("select pg_backend_pid() as pid")).rows[0].pid;
       await platform.query("begin");
-      await platform.query("delete from gk_public.teams where id = $1", [team]);
-      gate.release(); // the CA answers; the record must wait for the credential, not deadlock
+      await platform.query("set local deadlock_timeout = '50ms'");
+      const deleting = platform.query("delete from gk_public.teams where id = $1", [team]).then(
+        () => null,
+        (e: Error) => e,
+      );
+      const waiting = async (sql: string, arg: unknown) =>
+        (await db.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and ${sql}`, [arg])).rows[0].n;
+      // The delete holds the credential, waiting at the test's lock …
+      await expect.poll(() => waiting("pid = $1 and wait_event = 'advisory'", pid), { timeout: 10_000, interval: 20 }).toBe(1);
+      gate.release();
+      // … and the record of the certificate the CA just signed waits for a lock too.
       await expect
-        .poll(
-          async () =>
-            (
-              await db.query(
-                "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%certificate_issued%'",
-              )
-            ).rows[0].n,
-          { timeout: 10_000, interval: 50 },
-        )
+        .poll(() => waiting("wait_event_type = 'Lock' and query like $1", "%certificate_issued%"), { timeout: 10_000, interval: 20 })
         .toBe(1);
+      await holder.query("select pg_advisory_unlock($1)", [HOLD]);
+      expect(await deleting).toBeNull(); // not "deadlock detected"
       await platform.query("commit");
+      await issuing;
     } finally {
+      await platform.query("rollback").catch(() => {});
       platform.release();
+      holder.release();
+      await db.query(`drop trigger _000_test_hold on gk_public.provisioning_credentials; alter database ${db.name} reset deadlock_timeout`);
     }
-    await issuing;
     await runJobs(db, testServices({ ca: real }));
     const rows = await certsOf(team);
     expect(rows.map((r) => r.status)).toEqual(["revoked", "revoked"]);
     expect(rows.map((r) => r.last_error)).toEqual([null, null]);
     const signed = await caSerials(name, cred.certs);
-    expect(signed).toHaveLength(1);
+    expect(signed).toHaveLength(2);
     expect(await crlSerials(real)).toEqual(new Set(signed));
   });
 
@@ -220,6 +240,59 @@ describe("a CA that cannot be asked what it issued (as cfssl)", () => {
     await runJobs(db, testServices({ ca: blind }));
     expect((await certsOf(team))[0]).toMatchObject({ status: "revoked", serial, never_issued: false });
     expect(await crlSerials(real)).toEqual(new Set([serial]));
+  });
+});
+
+describe("a retried issuance at a CA that cannot be asked what it issued (as cfssl)", () => {
+  it("is held back as unresolved, not signed again; retryBinItem asks again; the operator's 'nothing' issues anew; an owner going hands it to the revoke path", async () => {
+    const real = localCa(db, "no-lookup-retry");
+    const blind = (issue: CertificateAuthority["issue"], ms: number) => withTimeout(withIssue(real, issue, { lookup: false }), ms);
+    const team = (await insertTeam(db, { name: "no-lookup-retry" })).id;
+    const [kept, gone] = ids(await insertRobots(db, { team, count: 2 }));
+    await db.query("select gk_public.request_certificate(r) from unnest($1::uuid[]) r", [[kept, gone]]);
+    // The first attempt times out without the CA ever signing: only the operator can know that.
+    await runJobs(db, testServices({ ca: blind(() => new Promise(() => {}), SHORT) }));
+    const ca = blind((r) => real.issue(r), LONG);
+    await reconcileWhenDue(ca, team);
+    const held = await certsOf(team);
+    expect(held.map((r) => [r.status, r.unresolved, r.ca_ref])).toEqual([
+      ["issuing", true, null],
+      ["issuing", true, null],
+    ]);
+    expect(
+      await caSerials(
+        "no-lookup-retry",
+        held.map((r) => r.id),
+      ),
+    ).toEqual([]); // nothing signed
+    const { rows: bin } = await db.query("select ref, last_error, overdue from gk_public.bin where team_id = $1 order by ref", [team]);
+    expect(bin.map((b) => [b.last_error.startsWith("unresolved: "), b.overdue])).toEqual([
+      [true, false],
+      [true, false],
+    ]);
+    const [keptRow, goneRow] = held.sort((a, b) => (a.robot_id === kept ? -1 : b.robot_id === kept ? 1 : 0));
+
+    // Retried by hand: the CA still cannot tell, so it is held back again.
+    await db.query("select gk_public.retry_bin_item('certificate', $1)", [keptRow.id]);
+    await runJobs(db, testServices({ ca }));
+    expect((await certsOf(team)).find((r) => r.id === keptRow.id)).toMatchObject({ status: "issuing", unresolved: true });
+
+    // The operator saw nothing at the CA under this id: issued anew, once.
+    await db.query("select gk_public.resolve_certificate($1)", [keptRow.id]);
+    await runJobs(db, testServices({ ca }));
+    const issued = (await certsOf(team)).find((r) => r.id === keptRow.id);
+    expect(issued).toMatchObject({ status: "issued", unresolved: false, last_error: null });
+    expect(await caSerials("no-lookup-retry", [keptRow.id])).toEqual([issued.serial]);
+
+    // The other one's robot goes: the revoke path asks the same question and cannot conclude either.
+    await db.query("delete from gk_public.robots where id = $1", [gone]);
+    await reconcileWhenDue(ca, team);
+    const [revoking] = (await certsOf(team)).filter((r) => r.id === goneRow.id);
+    expect(revoking).toMatchObject({ status: "revoking", unresolved: true, never_issued: false });
+    expect(revoking.last_error).toMatch(/^unresolved: an issuance request .* may have reached the CA/);
+    await expect(db.query("select gk_public.resolve_certificate($1, $2)", [goneRow.id, issued.serial])).rejects.toThrow(
+      /already belongs to a certificate row/,
+    );
   });
 });
 

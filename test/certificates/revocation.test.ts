@@ -128,6 +128,29 @@ describe("certificates at a real CA", () => {
     expect(rows[0].n).toBe(0);
   });
 
+  it("an issue job meeting a row that already turned revoking does not lock it: the revoke job running meanwhile claims it", async () => {
+    const ca = localCa(db, "race-claim");
+    const team = (await insertTeam(db, { name: "race-claim" })).id;
+    const [r] = ids(await insertRobots(db, { team, count: 1 }));
+    const [c] = await requestCerts([r]);
+    await db.query("delete from gk_public.robots where id = $1", [r]);
+    await db.query("delete from graphile_worker._private_jobs"); // the revoke job is run by hand below
+    // The issue task's claim statement, its transaction held open (in the task it lasts
+    // milliseconds; under load a revoke job of the same row can run inside them).
+    const issue = await db.pool.connect();
+    try {
+      await issue.query("begin");
+      const { rows } = await issue.query("select outcome from gk_private.certificate_claim_issue($1, gen_random_uuid(), null, true)", [c]);
+      expect(rows[0].outcome).toBe("gone");
+      await db.query("select gk_private.enqueue('certificates__revoke', jsonb_build_object('ids', array[$1::uuid]))", [c]);
+      await runJobs(db, testServices({ ca }));
+      expect(await cert(c)).toMatchObject({ status: "revoked", never_issued: true });
+    } finally {
+      await issue.query("rollback");
+      issue.release();
+    }
+  });
+
   it("CA unreachable: revocations stay in the bin with attempts and last_error, then drain when it is back", async () => {
     const ca = localCa(db, "outage");
     const team = (await insertTeam(db, { name: "outage" })).id;

@@ -180,6 +180,11 @@ describe("exports__create", () => {
     await actionFailureCanUnwind(db, createExport, { ...createCase, services: peers.services });
   });
 
+  it("as a batch of 3 in one job: every action twice succeeds for each, and a failure after each step unwinds each", async () => {
+    await actionsSucceedIdempotently(db, createExport, { ...createCase, services: peers.services }, { batch: 3 });
+    await actionFailureCanUnwind(db, createExport, { ...createCase, services: peers.services }, { batch: 3 });
+  });
+
   it("a duplicate start of the same generation unwinds at take and changes nothing", async () => {
     const { exportId } = await requested();
     const first = await createExport.start(db, { export_id: exportId, generation: 1 });
@@ -206,8 +211,8 @@ describe("exports__create", () => {
       );
       expect(row).toMatchObject({
         state: "failed",
-        failed_step: "place",
-        error: "error: no in-service export node with a fresh heartbeat",
+        failed_step: "take",
+        error: "no in-service export node with a fresh heartbeat",
       });
       expect(await record(exportId)).toMatchObject({ state: "requested", node_id: null, operating_saga_id: null });
     } finally {
@@ -254,6 +259,11 @@ describe("exports__delete", () => {
 
   it("unwinds from a failure after each step back to live (still marked)", async () => {
     await actionFailureCanUnwind(db, deleteExport, { ...deleteCase, services: peers.services });
+  });
+
+  it("as a batch of 3 in one job: every action twice succeeds for each, and a failure after each step unwinds each", async () => {
+    await actionsSucceedIdempotently(db, deleteExport, { ...deleteCase, services: peers.services }, { batch: 3 });
+    await actionFailureCanUnwind(db, deleteExport, { ...deleteCase, services: peers.services }, { batch: 3 });
   });
 
   it("an expunged node counts as gone: the record is deleted whether or not the node answers", async () => {

@@ -258,7 +258,9 @@ describe("export coordinator end to end", () => {
       await db.query("select gk_public.activate_reconciler('exports__coordinate')");
       const running = runJobs(db, peers.services);
       await waitFor(async () => {
-        const { rows } = await db.query("select 1 from gk_public.sagas where name = 'exports__create' and state = 'running' and step = 2");
+        const { rows } = await db.query(
+          "select 1 from gk_public.sagas where name = 'exports__create' and state = 'running' and steps[step + 1] = 'attach'",
+        );
         return rows.length > 0;
       }, "a create saga in attach");
       await b.proc.stop("SIGKILL");
@@ -286,7 +288,7 @@ describe("export coordinator end to end", () => {
       sagaId = await waitFor(
         async () => {
           const { rows } = await db.query(
-            "select id from gk_public.sagas where name = 'exports__create' and state = 'running' and step = 2",
+            "select id from gk_public.sagas where name = 'exports__create' and state = 'running' and steps[step + 1] = 'attach'",
           );
           return rows[0]?.id;
         },
@@ -296,8 +298,15 @@ describe("export coordinator end to end", () => {
     } finally {
       await worker.stop("SIGKILL");
     }
-    const { rows: held } = await db.query("select locked_by from graphile_worker.jobs where key = $1", [`saga:${sagaId}`]);
-    if (held[0]?.locked_by) await unlockWorkers(db, [held[0].locked_by]);
+    // The killed worker's job (its batch) stays locked by it until its pool is declared dead.
+    const { rows: held } = await db.query(
+      "select distinct locked_by from graphile_worker.jobs where task_identifier = 'exports__create' and locked_by is not null",
+    );
+    if (held.length)
+      await unlockWorkers(
+        db,
+        held.map((h) => h.locked_by),
+      );
     thaw();
     await converge();
     await expectServed();

@@ -1,7 +1,11 @@
 // The export model in SQL, without nodes: one non-deleted record per resource (with the clear
-// error before the index), the changeset's three parts (never a deleted record), marking and the
-// bypass counted per call, the generation-guarded takes, a pruned worker expunging its node, the
-// bin kind, the indexes behind the changeset, and GraphQL (nodes, records, expunge).
+// error before the index), the changed resources recorded by triggers and settled (never lost,
+// shared by two coordinators, the full sweep as safety net), the changeset's parts (never a
+// deleted record), marking and the bypass counted per call, the generation-guarded takes, a
+// pruned worker expunging its node, the bin kind, the indexes behind the changeset, and GraphQL
+// (nodes, records, expunge).
+import fs from "node:fs";
+import path from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
 import { insertExportNode, insertExports, insertImages, insertTeam } from "../helpers/fixtures/index.ts";
@@ -41,6 +45,7 @@ beforeEach(async () => {
   await db.query("delete from gk_public.exports");
   await db.query("delete from gk_public.export_nodes");
   await db.query("delete from gk_public.images");
+  await db.query("delete from gk_private.export_pending");
   await clearJobs(db);
 });
 
@@ -90,8 +95,15 @@ describe("records", () => {
   });
 });
 
+async function settle(max = 1000): Promise<{ taken: number; requested: number; marked: number }> {
+  return one("select * from gk_private.exports_settle_pending($1)", [max]);
+}
+
+const pending = async () =>
+  (await db.query("select resource_id from gk_private.export_pending order by id")).rows.map((r) => r.resource_id as string);
+
 describe("the changeset", () => {
-  it("requests resources without a record, creates requested records, deletes marked live ones, never returns deleted records", async () => {
+  it("settling what changed requests resources without a record; the changeset creates requested records, deletes marked live ones, never returns deleted records", async () => {
     const node = await insertExportNode(db);
     const imgs = await insertImages(db, { team, count: 5 });
     const [requested] = await insertExports(db, { images: [imgs[1]!] });
@@ -99,19 +111,27 @@ describe("the changeset", () => {
     const [doomed] = await insertExports(db, { images: [imgs[3]!], state: "live", node, doomed: true });
     const [old] = await insertExports(db, { images: [imgs[4]!], state: "deleted", doomed: true });
     await insertExports(db, { images: [imgs[4]!], state: "live", node });
+    // The insert of the images recorded them; only imgs[0] has no non-deleted record.
+    expect(await pending()).toEqual(imgs.map((i) => i.id));
+    expect(await settle()).toEqual({ taken: 5, requested: 1, marked: 0 });
+    expect(await pending()).toEqual([]);
+    expect(await settle()).toEqual({ taken: 0, requested: 0, marked: 0 });
+    const fresh = await one("select id from gk_public.exports where resource_id = $1 and state = 'requested'", [imgs[0]!.id]);
     const cs = await changeset();
-    expect(cs).toEqual(
-      [
+    expect(cs).toEqual([
+      ...[
         { action: "create", export_id: requested!.id, resource_id: imgs[1]!.id },
-        { action: "delete", export_id: doomed!.id, resource_id: imgs[3]!.id },
-        { action: "request", export_id: null, resource_id: imgs[0]!.id },
-      ].sort((a, b) => a.action.localeCompare(b.action)),
-    );
+        { action: "create", export_id: fresh.id, resource_id: imgs[0]!.id },
+      ].sort((a, b) => a.resource_id.localeCompare(b.resource_id)),
+      { action: "delete", export_id: doomed!.id, resource_id: imgs[3]!.id },
+    ]);
     expect(cs.map((r) => r.export_id)).not.toContain(old!.id);
     expect(cs.map((r) => r.export_id)).not.toContain(live!.id);
-    // Limited per part.
+    // Limited per call and per part.
     await insertImages(db, { team, count: 3 });
-    expect((await changeset(2)).filter((r) => r.action === "request")).toHaveLength(2);
+    expect(await settle(2)).toMatchObject({ taken: 2, requested: 2 });
+    expect((await changeset(2)).filter((r) => r.action === "create")).toHaveLength(2);
+    expect(await settle(2)).toMatchObject({ taken: 1, requested: 1 });
   });
 
   it("marks records of deleted resources and expunged nodes once (counted per call); requested ones go straight to deleted", async () => {
@@ -123,13 +143,93 @@ describe("the changeset", () => {
     await insertExports(db, { images: [imgs[3]!], state: "deleted" });
     await db.query("delete from gk_public.images where id = any($1)", [[imgs[1]!.id, imgs[2]!.id, imgs[3]!.id]]);
     await db.query("select gk_public.expunge_export_node($1)", [a.id]);
-    expect((await one("select gk_private.exports_mark_for_deletion() as n")).n).toBe(3);
+    expect(await settle()).toEqual({ taken: 7, requested: 0, marked: 2 });
+    expect(await settle()).toEqual({ taken: 0, requested: 0, marked: 0 });
+    expect((await one("select gk_private.exports_mark_for_deletion() as n")).n).toBe(1);
     expect((await one("select gk_private.exports_mark_for_deletion() as n")).n).toBe(0);
     expect((await one("select gk_private.exports_bypass(100) as ids")).ids).toEqual([req!.id]);
     expect((await one("select gk_private.exports_bypass(100) as ids")).ids).toEqual([]);
+    // The bypassed record's resource was recorded again; it is gone, so settling it does nothing.
+    expect(await settle()).toEqual({ taken: 1, requested: 0, marked: 0 });
     // onA's image still exists: it is requested again once onA is deleted, not before.
     const cs = await changeset();
     expect(cs.map((r) => `${r.action} ${r.export_id}`).sort()).toEqual([`delete ${onA!.id}`, `delete ${onB!.id}`].sort());
+    await db.query("update gk_public.exports set state = 'deleted', deleted_at = now(), delete_requested_at = now() where id = $1", [
+      onA!.id,
+    ]);
+    expect(await pending()).toEqual([imgs[0]!.id]);
+    expect(await settle()).toEqual({ taken: 1, requested: 1, marked: 0 });
+  });
+
+  it("a failed settle loses nothing; a change committed during one is settled by the next; two at once share the queue", async () => {
+    const [x] = await insertImages(db, { team, count: 1 });
+    const c1 = await db.pool.connect();
+    const c2 = await db.pool.connect();
+    try {
+      await c1.query("begin");
+      expect((await c1.query("select * from gk_private.exports_settle_pending(100)")).rows[0]).toEqual({
+        taken: 1,
+        requested: 1,
+        marked: 0,
+      });
+      // A second settle meanwhile skips the taken entry instead of waiting for it.
+      expect((await c2.query("select * from gk_private.exports_settle_pending(100)")).rows[0]).toEqual({
+        taken: 0,
+        requested: 0,
+        marked: 0,
+      });
+      await c1.query("rollback");
+      expect(await pending()).toEqual([x!.id]);
+      expect((await one("select count(*)::int as n from gk_public.exports")).n).toBe(0);
+
+      await c1.query("begin");
+      expect((await c1.query("select * from gk_private.exports_settle_pending(100)")).rows[0]).toMatchObject({ requested: 1 });
+      // Committed while c1 has not: x deleted. c1's statement did not see it; the next settle does.
+      await c2.query("delete from gk_public.images where id = $1", [x!.id]);
+      await c1.query("commit");
+    } finally {
+      c1.release();
+      c2.release();
+    }
+    expect(await pending()).toEqual([x!.id]);
+    expect(await settle()).toEqual({ taken: 1, requested: 0, marked: 1 });
+  });
+
+  it("images inserted and deleted as an admin (GraphQL's role) are recorded", async () => {
+    const c = await db.pool.connect();
+    try {
+      await c.query("begin");
+      await c.query("set local role gk_admin");
+      const [img] = await insertImages(c, { team, count: 1 });
+      await c.query("delete from gk_public.images where id = $1", [img!.id]);
+      await c.query("commit");
+      expect(await pending()).toEqual([img!.id, img!.id]);
+    } finally {
+      await c.query("rollback").catch(() => {});
+      c.release();
+    }
+  });
+
+  it("the safety net: the full sweep finds what a lost entry missed, when due, and goes on while it hits its limit", async () => {
+    const node = await insertExportNode(db);
+    const imgs = await insertImages(db, { team, count: 3 });
+    const [rec] = await insertExports(db, { images: [imgs[2]!], state: "live", node });
+    await db.query("delete from gk_public.images where id = $1", [imgs[2]!.id]);
+    // Every entry lost: settling finds nothing.
+    await db.query("delete from gk_private.export_pending");
+    expect(await settle()).toEqual({ taken: 0, requested: 0, marked: 0 });
+    const sweep = async (max: number) => (await one("select gk_private.exports_full_sweep($1, interval '1 hour') as n", [max])).n;
+    await db.query("update gk_private.export_sweeps set last_full_at = now() - interval '59 minutes'");
+    expect(await sweep(100)).toBeNull(); // not due
+    await db.query("update gk_private.export_sweeps set last_full_at = null");
+    expect(await sweep(1)).toBe(2); // one of each part: at the limit, so still due
+    expect(await sweep(1)).toBe(2);
+    expect(await sweep(100)).toBe(3);
+    expect(await sweep(100)).toBeNull(); // done
+    expect(await settle()).toEqual({ taken: 7, requested: 2, marked: 1 });
+    expect((await one("select delete_requested_at is not null as marked from gk_public.exports where id = $1", [rec!.id])).marked).toBe(
+      true,
+    );
   });
 
   it("is backed by indexes", async () => {
@@ -139,8 +239,11 @@ describe("the changeset", () => {
     await insertExports(db, { images: imgs.slice(2950, 2980) });
     // History: records deleted before (re-homed, re-created) stay in the table.
     for (let i = 0; i < 3; i++) await insertExports(db, { images: imgs, state: "deleted" });
+    // 1% changed: a few entries pending among many images.
+    await db.query("delete from gk_private.export_pending where resource_id <> all($1)", [imgs.slice(2970).map((i) => i.id)]);
     await db.query("vacuum analyze gk_public.images");
     await db.query("vacuum analyze gk_public.exports");
+    await db.query("vacuum analyze gk_private.export_pending");
     const plan = async (sql: string) =>
       (await db.query(`explain (format json) ${sql}`)).rows[0]["QUERY PLAN"][0].Plan as unknown as Record<string, unknown>;
     const indexes = (p: unknown): string[] => {
@@ -151,47 +254,91 @@ describe("the changeset", () => {
       const o = p as { "Node Type"?: string; "Relation Name"?: string; Plans?: unknown[] };
       return [...(o["Node Type"] === "Seq Scan" ? [o["Relation Name"]!] : []), ...(o.Plans ?? []).flatMap(seqScans)];
     };
-    // The three parts as the function runs them (sql/700_exports.sql).
-    const body = (await one("select prosrc from pg_proc where proname = 'exports_changeset'")).prosrc.replaceAll("max_items", "100");
-    const used = indexes(await plan(body));
-    // Every image is looked at (that is the request part), but never by reading the exports table.
-    expect(seqScans(await plan(body))).not.toContain("exports");
-    expect(used).toContain("images_pkey");
-    expect(used).toContain("exports_requested_idx");
-    expect(used).toContain("exports_delete_due_idx");
+    const body = async (fn: string) =>
+      (await one("select prosrc from pg_proc where proname = $1", [fn])).prosrc.replaceAll("max_items", "100");
+    // The changeset's two parts as the function runs them (sql/700_exports.sql): their partial indexes.
+    const changesetPlan = await plan(await body("exports_changeset"));
+    expect(seqScans(changesetPlan)).toEqual([]);
+    expect(indexes(changesetPlan)).toContain("exports_requested_idx");
+    expect(indexes(changesetPlan)).toContain("exports_delete_due_idx");
+    // Settling reads the pending entries, and images and exports only by key (sql/720).
+    const settlePlan = await plan(await body("exports_settle_pending"));
+    expect(seqScans(settlePlan).filter((r) => r !== "export_pending")).toEqual([]);
+    expect(indexes(settlePlan)).toContain("images_pkey");
+    expect(indexes(settlePlan)).toContain("exports_one_per_resource");
   });
 });
 
 describe("guarded transitions", () => {
+  const take = (ids: string[], sagas: string[], gen: number) =>
+    db.query(
+      "select id, export_id, node_id, attachment_id, nodes from gk_private.exports_take_for_create_batch($1::uuid[], $2::uuid[], array_fill($3::bigint, array[cardinality($1::uuid[])]))",
+      [ids, sagas, gen],
+    );
+
   it("a saga takes a requested row only below its generation; a second saga of the same generation gets nothing", async () => {
+    await insertExportNode(db);
     const [img] = await insertImages(db, { team, count: 1 });
     const [rec] = await insertExports(db, { images: [img!] });
     const s1 = await sagaRow();
     const s2 = await sagaRow();
-    const take = (saga: string, gen: number) =>
-      db.query("select id, generation from gk_private.exports_take_for_create($1, $2, $3)", [rec!.id, saga, gen]);
-    expect((await take(s1, 1)).rows).toEqual([{ id: rec!.id, generation: "1" }]);
-    expect((await take(s1, 1)).rows).toHaveLength(1); // the same saga again: idempotent
-    expect((await take(s2, 1)).rows).toHaveLength(0);
+    const taken = async (saga: string, gen: number) => (await take([rec!.id], [saga], gen)).rows[0].export_id;
+    expect(await taken(s1, 1)).toBe(rec!.id);
+    expect(await taken(s1, 1)).toBe(rec!.id); // the same saga again: idempotent
+    expect(await taken(s2, 1)).toBeNull();
     await db.query("select gk_private.exports_release_create($1, $2)", [rec!.id, s2]); // not its row: nothing
-    expect((await one("select state from gk_public.exports where id = $1", [rec!.id])).state).toBe("assigning");
+    expect(await one("select state, generation from gk_public.exports where id = $1", [rec!.id])).toEqual({
+      state: "assigning",
+      generation: "1",
+    });
     await db.query("select gk_private.exports_release_create($1, $2)", [rec!.id, s1]);
-    expect((await take(s2, 1)).rows).toHaveLength(0); // a stale duplicate stays out after the undo
-    expect((await take(s2, 2)).rows).toHaveLength(1);
+    expect(await taken(s2, 1)).toBeNull(); // a stale duplicate stays out after the undo
+    expect(await taken(s2, 2)).toBe(rec!.id);
   });
 
-  it("placing needs an in-service node with a fresh heartbeat", async () => {
+  it("taking places on an in-service node with a fresh heartbeat, round the nodes for a batch, once", async () => {
     await insertExportNode(db, { expiresIn: "-1 minute" });
     await insertExportNode(db, { state: "expunged" });
-    const [img] = await insertImages(db, { team, count: 1 });
-    const [rec] = await insertExports(db, { images: [img!] });
-    const saga = await sagaRow();
-    await db.query("select gk_private.exports_take_for_create($1, $2, 1)", [rec!.id, saga]);
-    const e = await sqlError(db.query("select * from gk_private.exports_place($1, $2)", [rec!.id, saga]));
-    expect(e).toEqual({ code: "55000", message: "no in-service export node with a fresh heartbeat" });
-    const fresh = await insertExportNode(db);
-    const placed = await one("select node_id, attachment_id from gk_private.exports_place($1, $2)", [rec!.id, saga]);
-    expect(placed).toEqual({ node_id: fresh.id, attachment_id: saga });
+    const imgs = await insertImages(db, { team, count: 6 });
+    const recs = await insertExports(db, { images: imgs });
+    const sagas = await Promise.all(recs.map(() => sagaRow()));
+    const ids = recs.map((r) => r.id);
+    // No node: nothing is taken, and the answer says why.
+    expect((await take(ids, sagas, 1)).rows.map((r) => [r.export_id, r.nodes])).toEqual(Array(6).fill([null, 0]));
+    expect((await one("select count(*)::int as n from gk_public.exports where state = 'requested'")).n).toBe(6);
+    const [x, y] = [await insertExportNode(db), await insertExportNode(db)];
+    const placed = (await take(ids, sagas, 1)).rows;
+    expect(placed.map((p) => p.export_id)).toEqual(ids);
+    expect(placed.map((p) => p.attachment_id)).toEqual(sagas);
+    expect(placed.filter((p) => p.node_id === x.id)).toHaveLength(3);
+    expect(placed.filter((p) => p.node_id === y.id)).toHaveLength(3);
+    expect((await take(ids, sagas, 1)).rows).toEqual(placed); // a replay: the same nodes
+  });
+
+  it("create sagas in flight from the previous release (take, place, attach, live) move onto the new steps", async () => {
+    const up = fs
+      .readFileSync(path.join(import.meta.dirname, "../../migrations/0132_exports_create_saga_steps.sql"), "utf8")
+      .split("-- Down Migration")[0]!;
+    const old = async (step: number, outputs: object) =>
+      (
+        await one(
+          "insert into gk_public.sagas (name, steps, params, step, outputs) values ('exports__create', '{take,place,attach,live}', '{}', $1, $2) returning id",
+          [step, outputs],
+        )
+      ).id;
+    const take = { blob_key: "k", sha256: "s", length: 1 };
+    const place = { id: "n", worker_id: "w", address: "https://x:1", attachment_id: "a" };
+    const atPlace = await old(1, { take });
+    const atAttach = await old(2, { take, place });
+    const atLive = await old(3, { take, place, attach: { path: "/p" } });
+    await db.query(up);
+    await db.query(up); // once is enough: it touches only the old shape
+    const rows = (await db.query("select id, steps, step, outputs from gk_public.sagas where id = any($1)", [[atPlace, atAttach, atLive]]))
+      .rows;
+    const by = new Map(rows.map((r) => [r.id, r]));
+    expect(by.get(atPlace)).toMatchObject({ steps: ["take", "attach", "live"], step: 0, outputs: {} });
+    expect(by.get(atAttach)).toMatchObject({ step: 1, outputs: { take: { ...take, node: place } } });
+    expect(by.get(atLive)).toMatchObject({ step: 2, outputs: { take: { ...take, node: place }, attach: { path: "/p" } } });
   });
 });
 

@@ -44,7 +44,7 @@ export interface CfsslServer {
   stop(): Promise<void>;
   dispose(): Promise<void>;
   /** Rows of cfssl's certificate DB (serials in decimal, as cfssl stores them). */
-  certdbRows(): { serial_number: string; authority_key_identifier: string; status: string; reason: number | null }[];
+  certdbRows(): { serial_number: string; authority_key_identifier: string; status: string; reason: number | null; pem: string }[];
   /** A CRL made by cfssl's own `cfssl gencrl` from the DB's revoked serials (PEM). */
   gencrlFromDb(): string;
 }
@@ -134,7 +134,7 @@ export async function startCfssl(): Promise<CfsslServer> {
       try {
         return d
           .prepare(
-            "select cast(serial_number as text) as serial_number, cast(authority_key_identifier as text) as authority_key_identifier, cast(status as text) as status, reason from certificates",
+            "select cast(serial_number as text) as serial_number, cast(authority_key_identifier as text) as authority_key_identifier, cast(status as text) as status, reason, cast(pem as text) as pem from certificates",
           )
           .all() as ReturnType<CfsslServer["certdbRows"]>;
       } finally {

@@ -11,8 +11,9 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MANIFEST_MAX_BYTES } from "../../src/robots/robot-routes.ts";
 import { createTestDb } from "../helpers/db.ts";
-import { insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
+import { insertEcus, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 import { needs } from "../helpers/requirements.ts";
+import { nodeSignedManifest, registerEcuKeys } from "./helpers/manifests.ts";
 import { type RobotApiHarness, type RobotCredentials, setupRobotApi } from "./helpers/robot-api.ts";
 
 const db = await createTestDb();
@@ -55,17 +56,14 @@ describe("robot API", () => {
   });
 
   it("stores a manifest under the calling robot and its team, whatever the body claims", async () => {
-    const manifest = { signed: { robot_id: b.id, team_id: teamB, ecu_version_manifests: {} }, signatures: [{ keyid: "k", sig: "s" }] };
+    // Signed by robot a's ECU, claiming to be robot b's of team B (signatures: manifest.test.ts).
+    const [ecu] = await insertEcus(db, { robots: [{ id: a.id, team_id: teamA }] });
+    const { manifest, keys } = nodeSignedManifest(ecu!.serial, { [ecu!.serial]: {} }, { robot_id: b.id, team_id: teamB });
+    await registerEcuKeys(db, a.id, keys);
     const r = await h.request(a.creds, "POST", "/robot/v1/manifest", manifest);
-    expect(r.status).toBe(201);
-    expect(r.body.valid).toBe(true);
-    const odd = await h.request(a.creds, "POST", "/robot/v1/manifest", { hello: "world" });
-    expect(odd).toMatchObject({ status: 201, body: { valid: false } });
+    expect(r).toMatchObject({ status: 201, body: { valid: true } });
     const { rows } = await db.query("select robot_id, team_id, valid from gk_public.robot_manifests order by id");
-    expect(rows).toEqual([
-      { robot_id: a.id, team_id: teamA, valid: true },
-      { robot_id: a.id, team_id: teamA, valid: false },
-    ]);
+    expect(rows).toEqual([{ robot_id: a.id, team_id: teamA, valid: true }]);
   });
 
   it("refuses bad manifests with a clear error and stores nothing", async () => {

@@ -221,6 +221,25 @@ describe("robot certificates, lazily", () => {
     expect(subjects.rows[0].n).toBe(25);
   });
 
+  it("a robot moved to another team: its certificate is refused at once and dirty; the sweep issues one with the new team's subject", async () => {
+    const { robotId, creds } = await robotWithCert("move-from");
+    const to = await insertTeam(db, { name: "move-to" });
+    const before = await state(robotId);
+    await db.query("update gk_public.robots set team_id = $2 where id = $1", [robotId, to.id]);
+    expect(await h.request(creds, "GET", "/robot/v1/certificate")).toMatchObject({ status: 403 });
+    expect(await state(robotId)).toEqual({ generation: before.generation + 1, dirty: true });
+    await db.query(`select graphile_worker.add_job('robots__regenerate', '{"limits": {"max_robots": 1000}}'::json)`);
+    await h.runJobs();
+    const { rows } = await db.query(
+      "select owner_team_id, pem from gk_public.certificates where robot_id = $1 and status = 'issued' and replaces_certificate_id is not null",
+      [robotId],
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0].owner_team_id).toBe(to.id);
+    expect(subjectOf(rows[0].pem)).toMatch(new RegExp(`O=move-to,OU=robot,CN=${robotId}$`));
+    expect(await state(robotId)).toMatchObject({ dirty: false });
+  });
+
   it("revokes a replaced certificate whose replacement was never downloaded once the grace period is over", async () => {
     const { robotId, creds } = await robotWithCert();
     await db.query("update gk_public.robots set name = name || '-graced' where id = $1", [robotId]);

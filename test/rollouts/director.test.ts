@@ -5,7 +5,7 @@
 // @tufjs/models (signature by the root's keys, what targets list).
 import { Metadata, MetadataKind } from "@tufjs/models";
 import { describe, expect, it } from "vitest";
-import { readDirector, regenerateBatch } from "../../src/rollouts/regenerate.ts";
+import { readDirector, regenerateBatch, regenerateInBatches } from "../../src/rollouts/regenerate.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { insertEcus, insertImages, insertRobots, insertRollout, insertTeam } from "../helpers/fixtures/index.ts";
 import { runJobs, testSecrets } from "../helpers/jobs.ts";
@@ -141,6 +141,34 @@ describe("director metadata: the sweep", () => {
       await db.query("select state, count(*)::int as n from gk_public.rollout_robots where rollout_id = $1 group by 1", [f.rollout.id])
     ).rows;
     expect(states).toEqual([{ state: "scheduled", n: 30 }]);
+  });
+
+  it("the pipelined sweep reports a failing batch and stores the batches before and after it", async () => {
+    const ok = await launched(3);
+    const broken = await launched(1);
+    const c = await db.pool.connect();
+    try {
+      // A team whose director lost its online key (never opened by this process): its batch fails.
+      await db.query("select gk_private.director_mark_dirty(array[$1]::uuid[])", [broken.robots[0].id]);
+      await db.query(
+        "insert into gk_public.director_repositories (team_id, root_expires, root_key_id, online_key_id) values ($1, now() + interval '1 year', $2, $2)",
+        [broken.team.id, "0".repeat(64)],
+      );
+      const ids = [ok.robots[0].id, broken.robots[0].id, ok.robots[1].id, ok.robots[2].id];
+      const failed: string[][] = [];
+      const result = await regenerateInBatches(c, testSecrets, ids, 1, async (batch) => {
+        failed.push(batch);
+      });
+      expect(failed).toEqual([[broken.robots[0].id]]);
+      expect(result.stored.sort()).toEqual(ok.robots.map((r) => r.id).sort());
+      expect(result.raced).toEqual([]);
+      expect(await row(broken.robots[0].id)).toMatchObject({ dirty: true });
+    } finally {
+      c.release();
+      // Later sweeps in this file are not about it.
+      await db.query("delete from gk_public.director_repositories where team_id = $1", [broken.team.id]);
+      await db.query("delete from gk_public.robots where id = $1", [broken.robots[0].id]);
+    }
   });
 
   it("re-signs metadata expiring within the resign window and renews an expiring root, signed by the old root key", async () => {

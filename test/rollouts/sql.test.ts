@@ -74,6 +74,27 @@ describe("rollouts: team scoping", () => {
   });
 });
 
+describe("rollouts: deletion", () => {
+  it("deleting a team with a launched rollout takes its rollouts, images and robots with it; the image alone is refused", async () => {
+    const f = await fleet(2);
+    await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-a", image: f.image }], state: "launched" });
+    // The image alone cannot go while a rollout maps it.
+    await expect(db.query("delete from gk_public.images where id = $1", [f.image.id])).rejects.toMatchObject({ code: "23503" });
+    await db.query("delete from gk_public.teams where id = $1", [f.team.id]);
+    const left = await db.query(
+      `select (select count(*) from gk_public.rollouts where team_id = $1)::int + (select count(*) from gk_public.images where team_id = $1)::int
+            + (select count(*) from gk_public.robots where team_id = $1)::int as n`,
+      [f.team.id],
+    );
+    expect(left.rows[0].n).toBe(0);
+    // The team's blob prefix purge (this test runs no blob store) is not what this file tests.
+    await db.query(
+      `select graphile_worker.permanently_fail_jobs(array(select id from graphile_worker.jobs where task_identifier = 'blobs__purge_prefix'),
+                                                    'no blob store in this test')`,
+    );
+  });
+});
+
 describe("rollouts: launch", () => {
   it("creates pending rows and marks every targeted robot's director dirty in one statement; only a prepared rollout launches", async () => {
     const f = await fleet(5);
@@ -151,9 +172,20 @@ describe("rollouts: events and terminal states", () => {
     const [image] = await insertImages(db, { team, hardwareIds: ["hw-a"] });
     const r = await insertRollout(db, { team, images: [{ hardwareId: "hw-a", image }], state: "launched" });
     await schedule(robots);
+    // Scheduling writes no per-ECU rows; an ECU's row of the rollout appears at its first event.
+    const ecuRows = async () =>
+      (
+        await db.query(
+          `select x.ecu_id, x.image_id, x.status from gk_public.rollout_robot_ecus x join gk_public.ecus e on e.id = x.ecu_id
+          where x.rollout_id = $1 order by x.status, e.serial`,
+          [r.id],
+        )
+      ).rows;
+    expect(await ecuRows()).toEqual([]);
     const id = crypto.randomUUID();
     expect(await event(robots[0], ecus[0].serial, "download_started", id)).toBe("recorded");
     expect(await event(robots[0], ecus[0].serial, "download_started", id)).toBe("duplicate");
+    expect(await ecuRows()).toEqual([{ ecu_id: ecus[0].id, image_id: image.id, status: "download_started" }]);
     expect((await robotStates(r.id))[robots[0].id]).toBe("accepted");
     const done = crypto.randomUUID();
     expect(await event(robots[0], ecus[0].serial, "installation_completed", done)).toBe("recorded");
@@ -165,6 +197,10 @@ describe("rollouts: events and terminal states", () => {
     expect(await event(robots[0], ecus[0].serial, "installation_completed", done)).toBe("duplicate");
     expect((await db.query("select status, status_at from gk_public.ecus where id = $1", [ecus[0].id])).rows[0]).toEqual(ecuBefore);
     expect((await robotStates(r.id))[robots[0].id]).toBe("completed");
+    expect(await ecuRows()).toEqual([
+      { ecu_id: ecus[0].id, image_id: image.id, status: "installation_completed" },
+      { ecu_id: ecus[1].id, image_id: image.id, status: "installation_completed" },
+    ]);
     // Completion does not change what the targets list (the ECUs now run the listed image).
     expect((await director(robots[0])).generation).toBe(generationBefore);
     expect((await db.query("select installed_image_id from gk_public.ecus where robot_id = $1", [robots[0].id])).rows).toEqual([

@@ -2,9 +2,10 @@
 // a failure after each step unwinds to the starting state, a duplicate start unwinds at its
 // first step, a failing undo is retried, and a worker with another definition refuses to drive.
 import { describe, expect, it } from "vitest";
+import { listJobs } from "../../src/worker/queue.ts";
 import { defineSaga } from "../../src/worker/saga.ts";
 import { createTestDb } from "../helpers/db.ts";
-import { actionFailureCanUnwind, actionsSucceedIdempotently, runSagaInProcess, sagaEvents } from "../helpers/saga.ts";
+import { actionFailureCanUnwind, actionsSucceedIdempotently, runSagaInProcess, runSagasInProcess, sagaEvents } from "../helpers/saga.ts";
 import { DEMO_TABLES, demoParams, demoRecord, demoSaga, demoSnapshot } from "./helpers/demo-saga.ts";
 
 const db = await createTestDb();
@@ -163,6 +164,47 @@ describe("sagas", () => {
       holder.release();
     }
     expect((await runSagaInProcess(db, demoSaga, id)).state).toBe("succeeded");
+  });
+
+  it("a batch in one job: each saga keeps its properties and its fate; one held elsewhere is left to it and the run retries", async () => {
+    await actionsSucceedIdempotently(db, demoSaga, demoCase, { batch: 3 });
+    await actionFailureCanUnwind(db, demoSaga, demoCase, { batch: 2 });
+    const params = [];
+    for (let i = 0; i < 3; i++) params.push(await demoParams(db, await demoRecord(db)));
+    const ids = [];
+    for (const p of params) ids.push(await demoSaga.start(db, p));
+    const dup = await demoSaga.start(db, params[0]!); // the same generation: it must lose alone
+    const held = await demoSaga.start(db, await demoParams(db, await demoRecord(db)));
+    const holder = await db.pool.connect();
+    try {
+      await holder.query("select pg_advisory_lock(47110040, hashtext($1::text))", [held]);
+      await expect(runSagasInProcess(db, demoSaga, [...ids, dup, held])).rejects.toThrow(/being driven by another connection/);
+    } finally {
+      await holder.query("select pg_advisory_unlock_all()");
+      holder.release();
+    }
+    const { rows } = await db.query("select id, state, failed_step from gk_public.sagas where id = any($1)", [[...ids, dup, held]]);
+    const by = new Map(rows.map((r) => [r.id, r]));
+    for (const id of ids) expect(by.get(id)).toMatchObject({ state: "succeeded" });
+    expect(by.get(dup)).toMatchObject({ state: "failed", failed_step: "take" });
+    expect(by.get(held)).toMatchObject({ state: "running" });
+    // The retry drives what is left; the finished ones are not run again.
+    const calls = (await db.query("select count(*)::int as n from public.saga_demo_calls")).rows[0].n;
+    const again = await runSagasInProcess(db, demoSaga, [...ids, held]);
+    expect(again.map((r) => r.state)).toEqual(["succeeded", "succeeded", "succeeded", "succeeded"]);
+    expect((await db.query("select count(*)::int as n from public.saga_demo_calls")).rows[0].n).toBe(calls + 4);
+  });
+
+  it("startMany: one job per batch, sagas in order", async () => {
+    const params = [];
+    for (let i = 0; i < 5; i++) params.push(await demoParams(db, await demoRecord(db)));
+    const ids = await demoSaga.startMany(db, params, { batch: 2 });
+    const { rows } = await db.query("select id, params from gk_public.sagas where id = any($1)", [ids]);
+    expect(ids.map((id) => rows.find((r) => r.id === id)!.params.record_id)).toEqual(params.map((p) => p.record_id));
+    const batches = (await listJobs(db, "demo__attach_record")).flatMap((j) =>
+      ((j.payload as { saga_ids?: string[] }).saga_ids ?? []).length ? [(j.payload as { saga_ids: string[] }).saga_ids] : [],
+    );
+    expect(batches).toEqual([ids.slice(0, 2), ids.slice(2, 4), ids.slice(4)]);
   });
 
   it("retention prunes finished sagas with their events, never one in progress", async () => {

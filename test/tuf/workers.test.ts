@@ -89,7 +89,9 @@ describe("two worker processes", () => {
     // On a timeout, say what was left: the jobs with their errors and what the workers printed.
     await settled.catch(async (e) => {
       const { rows } = await db.query("select task_identifier, attempts, last_error, locked_by, run_at from graphile_worker.jobs");
-      throw new Error(`${(e as Error).message}\njobs: ${JSON.stringify(rows)}\n${procs.map((p) => `${p.name}: ${p.out.join("").slice(-2000)}`).join("\n")}`);
+      throw new Error(
+        `${(e as Error).message}\njobs: ${JSON.stringify(rows)}\n${procs.map((p) => `${p.name}: ${p.out.join("").slice(-2000)}`).join("\n")}`,
+      );
     });
     stop = true;
     await refresher;

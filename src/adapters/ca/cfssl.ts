@@ -12,6 +12,7 @@
 // whose issuance answer was lost "unresolved" (docs/certificates.md).
 // CRL: cfssl 1.2 has no /crl endpoint; refreshCrl reports that as CaUnsupportedError.
 import {
+  CaNotSentError,
   CaRequestError,
   CaUnavailableError,
   CaUnsupportedError,
@@ -37,6 +38,9 @@ export interface CfsslCaOptions {
   /** crlPem() asks cfssl for a new CRL at most once per this interval. Default 10 s. */
   crlCacheMs?: number;
 }
+
+/** Connection errors that happen before a request is written: cfssl cannot have seen it. */
+const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN"]);
 
 /** cfssl's API error codes that mean "this server has no such feature" (older releases). */
 const UNSUPPORTED = /no valid parameter sets found|404 page not found/i;
@@ -194,7 +198,9 @@ export class CfsslCa implements CertificateAuthority {
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (e) {
-      throw new CaUnavailableError(`cfssl at ${this.#url} unreachable: ${describe(e)}`, { cause: e });
+      const code = (e as { cause?: { code?: string } }).cause?.code ?? "";
+      const Unavailable = NOT_SENT.has(code) ? CaNotSentError : CaUnavailableError;
+      throw new Unavailable(`cfssl at ${this.#url} unreachable: ${describe(e)}`, { cause: e });
     }
     const text = await res.text().catch((e) => {
       throw new CaUnavailableError(`cfssl at ${this.#url}: reading the answer failed: ${describe(e)}`, { cause: e });

@@ -105,6 +105,14 @@ export class CaUnavailableError extends Error {
   override name = "CaUnavailableError";
 }
 
+/**
+ * The CA could not be reached and the request certainly never left (connection refused, no such
+ * host): nothing can have been signed, unlike a timeout or a connection lost mid-request.
+ */
+export class CaNotSentError extends CaUnavailableError {
+  override name = "CaNotSentError";
+}
+
 /** The CA refused the request (unknown serial, malformed input): retrying will not help. */
 export class CaRequestError extends Error {
   override name = "CaRequestError";

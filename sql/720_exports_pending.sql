@@ -1,0 +1,138 @@
+-- The exports changeset in O(changes) (table gk_private.export_pending, migrations/0131). What
+-- makes a resource need a new export record or its record need a deletion mark is recorded by
+-- the statement that changed it, whoever issued it: an image inserted or deleted (a team delete
+-- cascades here too), an export record deleted (by its delete saga, the bypass, or by hand, so
+-- the resource is requested again if it still exists). The coordinator settles those entries
+-- (exports_settle_pending); exports_full_sweep is the safety net for anything recorded nowhere.
+
+-- SECURITY DEFINER: images are written by admins through GraphQL and by the platform's web
+-- servers, who have no rights on gk_private.
+create or replace function gk_private.tg_images__exports_pending() returns trigger
+language plpgsql volatile security definer
+set search_path to pg_catalog, public, pg_temp
+as $$
+begin
+  if tg_op = 'INSERT' then
+    insert into gk_private.export_pending (resource_type, resource_id) select 'image', n.id from new_rows n;
+  else
+    insert into gk_private.export_pending (resource_type, resource_id) select 'image', o.id from old_rows o;
+  end if;
+  return null;
+end;
+$$;
+
+drop trigger if exists _700_exports_pending_insert on gk_public.images;
+create trigger _700_exports_pending_insert
+  after insert on gk_public.images
+  referencing new table as new_rows
+  for each statement execute function gk_private.tg_images__exports_pending();
+
+drop trigger if exists _700_exports_pending_delete on gk_public.images;
+create trigger _700_exports_pending_delete
+  after delete on gk_public.images
+  referencing old table as old_rows
+  for each statement execute function gk_private.tg_images__exports_pending();
+
+-- A record that became deleted (or was removed) leaves its resource without one: if the
+-- resource still exists (an expunged node, an attachment the node lost), it is requested again.
+-- On update a row trigger whose WHEN picks the rows that became deleted: every saga step updates
+-- exports, and a statement trigger with transition tables would copy all those rows to find the
+-- few that matter.
+create or replace function gk_private.tg_exports__pending_when_deleted() returns trigger
+language plpgsql volatile security definer
+set search_path to pg_catalog, public, pg_temp
+as $$
+begin
+  if tg_op = 'UPDATE' then
+    insert into gk_private.export_pending (resource_type, resource_id) values (new.resource_type, new.resource_id);
+  else
+    insert into gk_private.export_pending (resource_type, resource_id)
+    select o.resource_type, o.resource_id from old_rows o where o.state <> 'deleted';
+  end if;
+  return null;
+end;
+$$;
+
+drop trigger if exists _700_pending_when_deleted on gk_public.exports;
+create trigger _700_pending_when_deleted
+  after update of state on gk_public.exports
+  for each row when (new.state = 'deleted' and old.state <> 'deleted')
+  execute function gk_private.tg_exports__pending_when_deleted();
+
+drop trigger if exists _700_pending_when_removed on gk_public.exports;
+create trigger _700_pending_when_removed
+  after delete on gk_public.exports
+  referencing old table as old_rows
+  for each statement execute function gk_private.tg_exports__pending_when_deleted();
+
+-- Settles at most max_items entries, oldest first, in one statement: a resource that exists and
+-- has no non-deleted record gets a requested one (its create saga is the changeset's), the
+-- records of a resource that is gone are marked for deletion. The entries go in the same
+-- statement, so a failure loses none; SKIP LOCKED lets two coordinators share the queue, and an
+-- entry committed meanwhile is simply settled next time. New resource types join `res` here.
+create or replace function gk_private.exports_settle_pending(max_items int)
+returns table (taken int, requested int, marked int)
+language sql volatile
+as $$
+  with taken as (
+    delete from gk_private.export_pending p
+     where p.id in (select q.id from gk_private.export_pending q order by q.id limit max_items for update skip locked)
+    returning p.resource_type, p.resource_id),
+  res as (
+    select distinct t.resource_type, t.resource_id, i.id is not null as present
+      from taken t left join gk_public.images i on t.resource_type = 'image' and i.id = t.resource_id),
+  marked as (
+    update gk_public.exports e set delete_requested_at = now()
+      from res r
+     where not r.present and e.resource_type = r.resource_type and e.resource_id = r.resource_id
+       and e.state <> 'deleted' and e.delete_requested_at is null
+    returning 1),
+  requested as (
+    insert into gk_public.exports (resource_type, resource_id)
+    select r.resource_type, r.resource_id from res r
+     where r.present
+       and not exists (select 1 from gk_public.exports e
+                        where e.resource_type = r.resource_type and e.resource_id = r.resource_id and e.state <> 'deleted')
+    on conflict (resource_type, resource_id) where state <> 'deleted' do nothing
+    returning 1)
+  select (select count(*)::int from taken), (select count(*)::int from requested), (select count(*)::int from marked);
+$$;
+
+-- The safety net (every limits.full_sweep_minutes, and on the first activation): the full
+-- anti-joins — images without a non-deleted record, unmarked records whose image is gone — each
+-- at most max_items, recorded as pending entries (settled like any other). Returns how many it
+-- recorded, or NULL when it is not due (or another coordinator is sweeping). It is done once
+-- both parts come back under the limit; until then every activation goes on with it.
+create or replace function gk_private.exports_full_sweep(max_items int, every interval) returns int
+language plpgsql volatile
+as $$
+declare
+  v_missing int;
+  v_gone int;
+begin
+  perform 1 from gk_private.export_sweeps s
+   where s.last_full_at is null or s.last_full_at < now() - every
+     for update skip locked;
+  if not found then
+    return null;
+  end if;
+  with missing as (
+    select i.id from gk_public.images i
+     where not exists (select 1 from gk_public.exports e
+                        where e.resource_type = 'image' and e.resource_id = i.id and e.state <> 'deleted')
+     limit max_items),
+  queued as (insert into gk_private.export_pending (resource_type, resource_id) select 'image', m.id from missing m returning 1)
+  select count(*)::int into v_missing from queued;
+  with gone as (
+    select e.resource_id from gk_public.exports e
+     where e.resource_type = 'image' and e.state <> 'deleted' and e.delete_requested_at is null
+       and not exists (select 1 from gk_public.images i where i.id = e.resource_id)
+     limit max_items),
+  queued as (insert into gk_private.export_pending (resource_type, resource_id) select 'image', g.resource_id from gone g returning 1)
+  select count(*)::int into v_gone from queued;
+  if v_missing < max_items and v_gone < max_items then
+    update gk_private.export_sweeps set last_full_at = now();
+  end if;
+  return v_missing + v_gone;
+end;
+$$;
