@@ -123,13 +123,12 @@ async function report(q: Query, client: PeerClient, w: AgentWorker, status: Coll
 }
 
 /**
- * Sends one batch and records its outcome in one call, which first renews the worker's lease; a
- * call that failed as a whole is recorded (attempts, error, backoff), then thrown.
+ * Sends one batch. A call that failed as a whole is recorded (attempts, error, backoff), then
+ * thrown; an answer is recorded by `recordBatch`.
  */
-async function destroyBatch(q: Query, client: PeerClient, w: AgentWorker, handles: string[], status: CollectStatus): Promise<void> {
-  let out: DestroyResult;
+async function sendBatch(q: Query, client: PeerClient, w: AgentWorker, handles: string[], status: CollectStatus): Promise<DestroyResult> {
   try {
-    out = await client.request<DestroyResult>("POST", "/v1/volumes/destroy", { handles });
+    return await client.request<DestroyResult>("POST", "/v1/volumes/destroy", { handles });
   } catch (e) {
     const msg = `agent ${w.name}: ${errorMessage(e)}`;
     await q("select gk_private.volumes_worker_lease_renew($1), gk_private.volumes_destroy_failed($1, $2::uuid[], $3::text[])", [
@@ -140,6 +139,10 @@ async function destroyBatch(q: Query, client: PeerClient, w: AgentWorker, handle
     status.destroy_failed += handles.length;
     throw e;
   }
+}
+
+/** Records one answer in one call, which first renews the worker's lease. */
+async function recordBatch(q: Query, w: AgentWorker, out: DestroyResult, status: CollectStatus): Promise<void> {
   const failed = [
     ...out.failed,
     ...out.pending.map((handle) => ({ handle, error: "still being moved out of live/ on the agent when its deadline passed" })),
@@ -153,6 +156,32 @@ async function destroyBatch(q: Query, client: PeerClient, w: AgentWorker, handle
   status.destroyed += rows[0]!.destroyed;
   status.destroy_failed += out.failed.length;
   status.pending += out.pending.length;
+}
+
+/**
+ * Sends the batches with at most `parallelism` calls in flight. Each lane records its previous
+ * answer while its next batch is on the way, so the agent does not wait for the database between
+ * calls (at most one answer per lane unrecorded); all are recorded before this returns. The first
+ * failure (a call, or recording) stops every lane after its current batch and is thrown.
+ */
+async function sendAll(q: Query, client: PeerClient, w: AgentWorker, batches: string[][], parallelism: number, status: CollectStatus) {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const fail = (error: unknown) => {
+    failure ??= { error };
+  };
+  const lane = async () => {
+    let recording: Promise<void> = Promise.resolve();
+    while (!failure && next < batches.length) {
+      const out = await sendBatch(q, client, w, batches[next++]!, status).catch(fail);
+      await recording;
+      if (!out) break;
+      recording = recordBatch(q, w, out, status).catch(fail);
+    }
+    await recording;
+  };
+  await Promise.all(Array.from({ length: Math.min(parallelism, batches.length) }, lane));
+  if (failure) throw new Error(`agent ${w.name}: ${errorMessage(failure.error)}`);
 }
 
 /** Handles taken per round: enough to keep every lane busy for a while, few enough to stay current. */
@@ -192,14 +221,7 @@ async function destroyAll(q: Query, client: PeerClient, w: AgentWorker, opts: Co
     left -= rows.length;
     const batches: string[][] = [];
     for (let i = 0; i < rows.length; i += opts.batchSize) batches.push(rows.slice(i, i + opts.batchSize).map((r) => r.handle));
-    let failure: { error: unknown } | undefined;
-    await mapSettled(batches, parallelism, async (b) => {
-      if (failure) return;
-      await destroyBatch(q, client, w, b, status).catch((error) => {
-        failure ??= { error };
-      });
-    });
-    if (failure) throw new Error(`agent ${w.name}: ${errorMessage(failure.error)}`);
+    await sendAll(q, client, w, batches, parallelism, status);
   }
 }
 
