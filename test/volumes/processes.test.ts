@@ -301,6 +301,17 @@ describe("collection with real agents", () => {
     );
   });
 
+  it("a leaked directory the report adopts is destroyed in the same activation as the due destroys before it", async () => {
+    const t1 = await tree("w1", 4, 0);
+    await orphan(t1.parents.slice(0, 2));
+    const leaked = "0f0f0f0f-0000-4000-8000-000000000002";
+    fs.mkdirSync(path.join(agents.w1!.store, "live", leaked));
+    const s = await run();
+    expect(s).toMatchObject({ marked: 2, unknown: 1, destroyed: 3, errors: [] });
+    expect(agents.w1!.live()).not.toContain(leaked);
+    await expectConsistent();
+  });
+
   it("two collectors at once share the work: a worker is visited by one of them at a time, no handle is sent by both", async () => {
     const t1 = await tree("w1", 40, 10);
     const t2 = await tree("w2", 40, 10);
