@@ -20,10 +20,13 @@ import { runJobs } from "../helpers/jobs.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { type AgentProcess, type Peers, setupPeers, startAgent } from "./helpers/peers.ts";
 
-const db = await createTestDb();
-await db.query(`alter database ${db.name} set groundskeeper.volumes_lease = '1 second'`);
-await db.query(`alter database ${db.name} set groundskeeper.volumes_missing_grace = '0 seconds'`);
-await db.query(`alter database ${db.name} set groundskeeper.volumes_creating_timeout = '1 minute'`);
+const db = await createTestDb({
+  settings: {
+    "groundskeeper.volumes_lease": "1 second",
+    "groundskeeper.volumes_missing_grace": "0 seconds",
+    "groundskeeper.volumes_creating_timeout": "1 minute",
+  },
+});
 const team = (await insertTeam(db, { name: "builders" })).id;
 const q = collectDb(db.pool);
 
