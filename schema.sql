@@ -2280,6 +2280,7 @@ create table gk_private.export_pending (
   queued_at timestamp with time zone default now() not null,
   constraint export_pending_pkey PRIMARY KEY (id)
 );
+CREATE INDEX export_pending_resource_idx ON gk_private.export_pending USING btree (resource_type, resource_id);
 comment on table gk_private.export_pending is 'Resources whose export may need a record or a deletion mark; consumed oldest first by the export coordinator.';
 
 create table gk_private.export_sweeps (
@@ -3567,6 +3568,7 @@ begin
     select i.id from gk_public.images i
      where not exists (select 1 from gk_public.exports e
                         where e.resource_type = 'image' and e.resource_id = i.id and e.state <> 'deleted')
+       and not exists (select 1 from gk_private.export_pending p where p.resource_type = 'image' and p.resource_id = i.id)
      limit max_items),
   queued as (insert into gk_private.export_pending (resource_type, resource_id) select 'image', m.id from missing m returning 1)
   select count(*)::int into v_missing from queued;
@@ -3574,6 +3576,7 @@ begin
     select e.resource_id from gk_public.exports e
      where e.resource_type = 'image' and e.state <> 'deleted' and e.delete_requested_at is null
        and not exists (select 1 from gk_public.images i where i.id = e.resource_id)
+       and not exists (select 1 from gk_private.export_pending p where p.resource_type = 'image' and p.resource_id = e.resource_id)
      limit max_items),
   queued as (insert into gk_private.export_pending (resource_type, resource_id) select 'image', g.resource_id from gone g returning 1)
   select count(*)::int into v_gone from queued;
@@ -3680,8 +3683,8 @@ AS $function$
    where e.id = x.export_id;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_settle_pending(max_items integer)
- RETURNS TABLE(taken integer, requested integer, marked integer)
+CREATE OR REPLACE FUNCTION gk_private.exports_settle_pending(max_items integer, saga_name text DEFAULT NULL::text, saga_steps text[] DEFAULT NULL::text[], batch_size integer DEFAULT 25)
+ RETURNS TABLE(taken integer, requested integer, marked integer, started uuid[])
  LANGUAGE sql
 AS $function$
   with taken as (
@@ -3697,15 +3700,33 @@ AS $function$
      where not r.present and e.resource_type = r.resource_type and e.resource_id = r.resource_id
        and e.state <> 'deleted' and e.delete_requested_at is null
     returning 1),
-  requested as (
-    insert into gk_public.exports (resource_type, resource_id)
-    select r.resource_type, r.resource_id from res r
+  -- With a saga: each new record is written already queued with its create saga (one row
+  -- version, not a second update by exports_sagas_started).
+  fresh as (
+    select r.resource_type, r.resource_id, case when saga_name is not null then gen_random_uuid() end as saga_id
+      from res r
      where r.present
        and not exists (select 1 from gk_public.exports e
-                        where e.resource_type = r.resource_type and e.resource_id = r.resource_id and e.state <> 'deleted')
+                        where e.resource_type = r.resource_type and e.resource_id = r.resource_id and e.state <> 'deleted')),
+  requested as (
+    insert into gk_public.exports (resource_type, resource_id, saga_id, saga_queued_until)
+    select f.resource_type, f.resource_id, f.saga_id, case when f.saga_id is not null then now() + gk_private.bin_lease() end
+      from fresh f
     on conflict (resource_type, resource_id) where state <> 'deleted' do nothing
-    returning 1)
-  select (select count(*)::int from taken), (select count(*)::int from requested), (select count(*)::int from marked);
+    returning id, saga_id, generation),
+  sagas as (
+    insert into gk_public.sagas (id, name, steps, params)
+    select r.saga_id, saga_name, saga_steps, jsonb_build_object('export_id', r.id, 'generation', r.generation + 1)
+      from requested r where r.saga_id is not null
+    returning id),
+  batched as (
+    select (row_number() over (order by id) - 1) / batch_size as b, id from sagas),
+  jobs as (
+    select gk_private.enqueue_many(saga_name, array(
+      select jsonb_build_object('saga_ids', jsonb_agg(id)) from batched group by b)) as done
+     where saga_name is not null)
+  select (select count(*)::int from taken), (select count(*)::int from requested), (select count(*)::int from marked),
+         (select coalesce(array_agg(r.id), '{}') from requested r, (select count(*) from jobs) j where r.saga_id is not null);
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_take_for_create_batch(ids uuid[], saga_ids uuid[], generations bigint[])

@@ -66,12 +66,17 @@ create trigger _700_pending_when_removed
   for each statement execute function gk_private.tg_exports__pending_when_deleted();
 
 -- Settles at most max_items entries, oldest first, in one statement: a resource that exists and
--- has no non-deleted record gets a requested one (its create saga is the changeset's), the
+-- has no non-deleted record gets a requested one — given saga_name and saga_steps (the
+-- coordinator passes exports__create's), with its create saga started and queued in the same
+-- statement, one job per batch_size sagas (returned in `started`); without, its saga is the
+-- changeset's — the
 -- records of a resource that is gone are marked for deletion. The entries go in the same
 -- statement, so a failure loses none; SKIP LOCKED lets two coordinators share the queue, and an
 -- entry committed meanwhile is simply settled next time. New resource types join `res` here.
-create or replace function gk_private.exports_settle_pending(max_items int)
-returns table (taken int, requested int, marked int)
+drop function if exists gk_private.exports_settle_pending(int);
+create or replace function gk_private.exports_settle_pending(
+  max_items int, saga_name text default null, saga_steps text[] default null, batch_size int default 25)
+returns table (taken int, requested int, marked int, started uuid[])
 language sql volatile
 as $$
   with taken as (
@@ -87,15 +92,33 @@ as $$
      where not r.present and e.resource_type = r.resource_type and e.resource_id = r.resource_id
        and e.state <> 'deleted' and e.delete_requested_at is null
     returning 1),
-  requested as (
-    insert into gk_public.exports (resource_type, resource_id)
-    select r.resource_type, r.resource_id from res r
+  -- With a saga: each new record is written already queued with its create saga (one row
+  -- version, not a second update by exports_sagas_started).
+  fresh as (
+    select r.resource_type, r.resource_id, case when saga_name is not null then gen_random_uuid() end as saga_id
+      from res r
      where r.present
        and not exists (select 1 from gk_public.exports e
-                        where e.resource_type = r.resource_type and e.resource_id = r.resource_id and e.state <> 'deleted')
+                        where e.resource_type = r.resource_type and e.resource_id = r.resource_id and e.state <> 'deleted')),
+  requested as (
+    insert into gk_public.exports (resource_type, resource_id, saga_id, saga_queued_until)
+    select f.resource_type, f.resource_id, f.saga_id, case when f.saga_id is not null then now() + gk_private.bin_lease() end
+      from fresh f
     on conflict (resource_type, resource_id) where state <> 'deleted' do nothing
-    returning 1)
-  select (select count(*)::int from taken), (select count(*)::int from requested), (select count(*)::int from marked);
+    returning id, saga_id, generation),
+  sagas as (
+    insert into gk_public.sagas (id, name, steps, params)
+    select r.saga_id, saga_name, saga_steps, jsonb_build_object('export_id', r.id, 'generation', r.generation + 1)
+      from requested r where r.saga_id is not null
+    returning id),
+  batched as (
+    select (row_number() over (order by id) - 1) / batch_size as b, id from sagas),
+  jobs as (
+    select gk_private.enqueue_many(saga_name, array(
+      select jsonb_build_object('saga_ids', jsonb_agg(id)) from batched group by b)) as done
+     where saga_name is not null)
+  select (select count(*)::int from taken), (select count(*)::int from requested), (select count(*)::int from marked),
+         (select coalesce(array_agg(r.id), '{}') from requested r, (select count(*) from jobs) j where r.saga_id is not null);
 $$;
 
 -- The safety net (every limits.full_sweep_minutes, and on the first activation): the full
@@ -120,6 +143,7 @@ begin
     select i.id from gk_public.images i
      where not exists (select 1 from gk_public.exports e
                         where e.resource_type = 'image' and e.resource_id = i.id and e.state <> 'deleted')
+       and not exists (select 1 from gk_private.export_pending p where p.resource_type = 'image' and p.resource_id = i.id)
      limit max_items),
   queued as (insert into gk_private.export_pending (resource_type, resource_id) select 'image', m.id from missing m returning 1)
   select count(*)::int into v_missing from queued;
@@ -127,6 +151,7 @@ begin
     select e.resource_id from gk_public.exports e
      where e.resource_type = 'image' and e.state <> 'deleted' and e.delete_requested_at is null
        and not exists (select 1 from gk_public.images i where i.id = e.resource_id)
+       and not exists (select 1 from gk_private.export_pending p where p.resource_type = 'image' and p.resource_id = e.resource_id)
      limit max_items),
   queued as (insert into gk_private.export_pending (resource_type, resource_id) select 'image', g.resource_id from gone g returning 1)
   select count(*)::int into v_gone from queued;

@@ -355,3 +355,20 @@ describe("a queued saga that dies before its take", () => {
     for (const r of rows) expect(await download(`${(await record(r.id)).url}`)).toBeInstanceOf(Buffer);
   });
 });
+
+describe("the coordinator's verify of live attachments", () => {
+  it("is left to the activation that finishes the backlog when one is cut short by max_items", async () => {
+    await publishImages(db, peers, team, 1);
+    await coordinateOnce(db, peers.services);
+    await runJobs(db, peers.services);
+    const live = await db.query("select count(*)::int as n from gk_public.exports where state = 'live'");
+    expect(live.rows[0].n).toBeGreaterThan(0);
+    await publishImages(db, peers, team, 2);
+    const cut = await coordinateOnce(db, peers.services, { max_items: 1 });
+    expect({ settled: cut.settled, more: cut.more, verified: cut.verified }).toEqual({ settled: 1, more: true, verified: 0 });
+    const rest = await coordinateOnce(db, peers.services, { max_items: 1_000 });
+    expect({ settled: rest.settled, more: rest.more }).toEqual({ settled: 1, more: false });
+    expect(rest.verified).toBeGreaterThan(0);
+    await runJobs(db, peers.services);
+  });
+});

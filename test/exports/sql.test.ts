@@ -11,6 +11,7 @@ import { createTestDb } from "../helpers/db.ts";
 import { insertExportNode, insertExports, insertImages, insertTeam } from "../helpers/fixtures/index.ts";
 import { httpGraphql } from "../helpers/graphql.ts";
 import { clearJobs, jobs } from "../helpers/jobs.ts";
+import { createExport } from "../../src/exports/sagas/create.ts";
 
 const db = await createTestDb();
 const team = (await insertTeam(db, { name: "exporters" })).id;
@@ -96,7 +97,7 @@ describe("records", () => {
 });
 
 async function settle(max = 1000): Promise<{ taken: number; requested: number; marked: number }> {
-  return one("select * from gk_private.exports_settle_pending($1)", [max]);
+  return one("select taken, requested, marked from gk_private.exports_settle_pending($1)", [max]);
 }
 
 const pending = async () =>
@@ -228,13 +229,13 @@ describe("the changeset", () => {
     const c2 = await db.pool.connect();
     try {
       await c1.query("begin");
-      expect((await c1.query("select * from gk_private.exports_settle_pending(100)")).rows[0]).toEqual({
+      expect((await c1.query("select taken, requested, marked from gk_private.exports_settle_pending(100)")).rows[0]).toEqual({
         taken: 1,
         requested: 1,
         marked: 0,
       });
       // A second settle meanwhile skips the taken entry instead of waiting for it.
-      expect((await c2.query("select * from gk_private.exports_settle_pending(100)")).rows[0]).toEqual({
+      expect((await c2.query("select taken, requested, marked from gk_private.exports_settle_pending(100)")).rows[0]).toEqual({
         taken: 0,
         requested: 0,
         marked: 0,
@@ -271,6 +272,36 @@ describe("the changeset", () => {
     }
   });
 
+  it("settling with the create saga writes each new record queued with its saga, one job per batch; the changeset leaves them out", async () => {
+    const imgs = await insertImages(db, { team, count: 3 });
+    const r = await one("select * from gk_private.exports_settle_pending(100, $1, $2, 2)", [
+      createExport.name,
+      createExport.steps.map((s) => s.name),
+    ]);
+    expect({ ...r, started: r.started.length }).toEqual({ taken: 3, requested: 3, marked: 0, started: 3 });
+    const { rows } = await db.query(
+      `select e.id, e.state, e.saga_queued_until > now() as queued, s.name, s.steps, s.params, s.state as saga_state
+         from gk_public.exports e join gk_public.sagas s on s.id = e.saga_id where e.resource_id = any($1)`,
+      [imgs.map((i) => i.id)],
+    );
+    expect(rows.map((x) => x.id).sort()).toEqual([...r.started].sort());
+    for (const x of rows)
+      expect(x).toMatchObject({
+        state: "requested",
+        queued: true,
+        name: "exports__create",
+        steps: ["take", "attach", "live"],
+        params: { export_id: x.id, generation: 1 },
+        saga_state: "running",
+      });
+    const batches = (await jobs(db, "exports__create")).map((j) => (j.payload as { saga_ids: string[] }).saga_ids);
+    expect(batches.map((b) => b.length).sort()).toEqual([1, 2]);
+    const sagaIds = (await db.query("select saga_id from gk_public.exports where id = any($1)", [r.started])).rows.map((x) => x.saga_id);
+    expect(batches.flat().sort()).toEqual(sagaIds.sort());
+    const changes = await db.query("select * from gk_private.exports_changeset(100) where export_id = any($1)", [r.started]);
+    expect(changes.rows).toEqual([]);
+  });
+
   it("the safety net: the full sweep finds what a lost entry missed, when due, and goes on while it hits its limit", async () => {
     const node = await insertExportNode(db);
     const imgs = await insertImages(db, { team, count: 3 });
@@ -284,10 +315,10 @@ describe("the changeset", () => {
     expect(await sweep(100)).toBeNull(); // not due
     await db.query("update gk_private.export_sweeps set last_full_at = null");
     expect(await sweep(1)).toBe(2); // one of each part: at the limit, so still due
-    expect(await sweep(1)).toBe(2);
-    expect(await sweep(100)).toBe(3);
-    expect(await sweep(100)).toBeNull(); // done
-    expect(await settle()).toEqual({ taken: 7, requested: 2, marked: 1 });
+    expect(await sweep(1)).toBe(1); // what has an entry is not recorded again: only the other image
+    expect(await sweep(100)).toBe(0); // everything it finds has its entry: done
+    expect(await sweep(100)).toBeNull();
+    expect(await settle()).toEqual({ taken: 3, requested: 2, marked: 1 });
     expect((await one("select delete_requested_at is not null as marked from gk_public.exports where id = $1", [rec!.id])).marked).toBe(
       true,
     );
@@ -326,7 +357,12 @@ describe("the changeset", () => {
     expect(indexes(changesetPlan)).toContain("exports_requested_idx");
     expect(indexes(changesetPlan)).toContain("exports_delete_due_idx");
     // Settling reads the pending entries, and images and exports only by key (sql/720).
-    const settlePlan = await plan(await body("exports_settle_pending"));
+    const settlePlan = await plan(
+      (await body("exports_settle_pending"))
+        .replaceAll("saga_name", "'exports__create'")
+        .replaceAll("saga_steps", "array['take', 'attach', 'live']")
+        .replaceAll("batch_size", "25"),
+    );
     expect(seqScans(settlePlan).filter((r) => r !== "export_pending")).toEqual([]);
     expect(indexes(settlePlan)).toContain("images_pkey");
     expect(indexes(settlePlan)).toContain("exports_one_per_resource");

@@ -1,11 +1,17 @@
 // One activation of the export coordinator run directly on the test's pool, the way its task
-// runs it (no activation row recorded); an item error fails the test.
+// runs it (no activation row recorded); an item error fails the test. `more` says whether it
+// asked for the next activation at once.
 import { CoordinateLimits, type CoordinateStatus, coordinate } from "../../../src/exports/coordinate.ts";
 import type { Services } from "../../../src/services.ts";
 import type { TestDb } from "../../helpers/db.ts";
 
-export function coordinateOnce(db: TestDb, services: Services): Promise<CoordinateStatus> {
-  return coordinate({
+export async function coordinateOnce(
+  db: TestDb,
+  services: Services,
+  limits: Partial<CoordinateLimits> = {},
+): Promise<CoordinateStatus & { more: boolean }> {
+  let more = false;
+  const status = await coordinate({
     query: (sql, params) => db.pool.query(sql, params),
     withPgClient: async (fn) => {
       const c = await db.pool.connect();
@@ -16,10 +22,13 @@ export function coordinateOnce(db: TestDb, services: Services): Promise<Coordina
       }
     },
     services,
-    limits: CoordinateLimits.parse({}),
+    limits: CoordinateLimits.parse(limits),
     itemError: async (item, e) => {
       throw new Error(`${item}: ${e}`);
     },
-    more: () => {},
+    more: () => {
+      more = true;
+    },
   });
+  return { ...status, more };
 }
