@@ -35,7 +35,11 @@ try {
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const bare = median(times.get(cases[0]![0])!);
-  console.log(`${runs} spawns each, interleaved; database: ${scratch.where}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  const load = os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
+  console.log(`${runs} spawns each, interleaved; database: ${scratch.where}; load average ${load}`);
   console.log("| command | median wall | × bare node |\n|---|---|---|");
   for (const [name] of cases) {
     const m = median(times.get(name)!);
