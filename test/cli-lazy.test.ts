@@ -23,7 +23,7 @@ const HEAVY = [
   "postgraphile",
 ];
 
-function loadedPackages(args: string[]): string[] {
+function loadedUrls(args: string[]): string[] {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "gk-modules-")), "loaded.txt");
   const r = spawnSync(process.execPath, ["--import", RECORDER, ...args], {
     cwd: ROOT,
@@ -33,6 +33,11 @@ function loadedPackages(args: string[]): string[] {
   expect(r.status, r.stderr).toBe(0);
   const urls = fs.readFileSync(out, "utf8").split("\n");
   fs.rmSync(path.dirname(out), { recursive: true, force: true });
+  return urls;
+}
+
+function loadedPackages(args: string[]): string[] {
+  const urls = loadedUrls(args);
   return [...new Set(urls.flatMap((u) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u)?.[1] ?? []))];
 }
 
@@ -65,5 +70,13 @@ describe("CLI start-up loads only what the command uses", () => {
         args.join(" "),
       ).toEqual([]);
     }
+  });
+
+  it("a platform command loads no area manifest (src/areas.ts); --help and area commands do", () => {
+    const areas = (args: string[]) => loadedUrls([CLI, ...args]).some((u) => u.endsWith("/src/areas.ts"));
+    expect(areas(["token", "list", "--help"])).toBe(false);
+    expect(areas(["migrate", "--help"])).toBe(false);
+    expect(areas(["--help"])).toBe(true);
+    expect(areas(["tuf", "--help"])).toBe(true);
   });
 });
