@@ -1,11 +1,11 @@
 -- Up Migration
 -- New volume handles are time-ordered (UUID version 7: 48 bits of Unix milliseconds, then random
--- bits) instead of wholly random. Volumes made together get neighbouring handles, so the writes
--- that touch many of them at once — the orphan mark's new row versions, the collector's deletes
--- by handle, the report's adoptions — land on neighbouring pages of volumes_worker_handle_key
--- instead of one random leaf page each (bench/volumes.ts: the mark of 50,000 orphans spent about a
--- quarter of its CPU time in that index). Handles stay unique by the same key; adopted handles
--- keep whatever the agent reported. An expression, not a function: a column default outlives the
+-- bits) instead of wholly random. Volumes made together get neighbouring handles, so a write that
+-- touches many of them at once — the orphan mark's new row versions, likewise the collector's
+-- deletes by handle — lands on neighbouring pages of volumes_worker_handle_key instead of one
+-- random leaf page per row (the mark of 50,000 orphans spent about a quarter of its CPU time in
+-- that index; docs/benchmarks.md). Handles stay unique by the same key; adopted handles keep
+-- whatever the agent reported. An expression, not a function: a column default outlives the
 -- stored logic in sql/, which is dropped and re-applied.
 alter table gk_public.volumes
   alter column handle set default encode(

@@ -20,10 +20,13 @@ import { runJobs } from "../helpers/jobs.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { type AgentProcess, type Peers, setupPeers, startAgent } from "./helpers/peers.ts";
 
-const db = await createTestDb();
-await db.query(`alter database ${db.name} set groundskeeper.volumes_lease = '1 second'`);
-await db.query(`alter database ${db.name} set groundskeeper.volumes_missing_grace = '0 seconds'`);
-await db.query(`alter database ${db.name} set groundskeeper.volumes_creating_timeout = '1 minute'`);
+const db = await createTestDb({
+  settings: {
+    "groundskeeper.volumes_lease": "1 second",
+    "groundskeeper.volumes_missing_grace": "0 seconds",
+    "groundskeeper.volumes_creating_timeout": "1 minute",
+  },
+});
 const team = (await insertTeam(db, { name: "builders" })).id;
 const q = collectDb(db.pool);
 
@@ -299,6 +302,17 @@ describe("collection with real agents", () => {
         .map((v) => v.handle)
         .sort(),
     );
+  });
+
+  it("a leaked directory the report adopts is destroyed in the same activation as the due destroys before it", async () => {
+    const t1 = await tree("w1", 4, 0);
+    await orphan(t1.parents.slice(0, 2));
+    const leaked = "0f0f0f0f-0000-4000-8000-000000000002";
+    fs.mkdirSync(path.join(agents.w1!.store, "live", leaked));
+    const s = await run();
+    expect(s).toMatchObject({ marked: 2, unknown: 1, destroyed: 3, errors: [] });
+    expect(agents.w1!.live()).not.toContain(leaked);
+    await expectConsistent();
   });
 
   it("two collectors at once share the work: a worker is visited by one of them at a time, no handle is sent by both", async () => {
