@@ -1,6 +1,5 @@
 // The bin in `groundskeeper status`: every pending deletion by kind, with the oldest age, and the
 // `--watch` loop that shows a progress bar while it drains to zero.
-import cliProgress from "cli-progress";
 import { formatTable } from "../cli/format.ts";
 import type { Queryable, StatusSection } from "../cli/status/sections.ts";
 
@@ -61,6 +60,8 @@ export async function watchBin(
   opts: { intervalMs?: number; stream?: NodeJS.WritableStream; signal?: AbortSignal } = {},
 ): Promise<number> {
   const interval = opts.intervalMs ?? 1000;
+  // Loaded here: every CLI command loads this file through src/areas.ts; only --watch draws.
+  const { default: cliProgress } = await import("cli-progress");
   let peak = await binTotal(db);
   const bar = new cliProgress.SingleBar(
     {

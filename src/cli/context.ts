@@ -10,7 +10,6 @@ import { loadConfig, type Config } from "../config.ts";
 import { claimOwnership, liveOwner, releaseOwnership, stopOrphanedServer } from "../db/embedded-owner.ts";
 import { type EmbeddedDb, embeddedUrl } from "../db/embedded.ts";
 import { embeddedApiUrl, ensureEmbeddedApiLogin } from "../db/embedded-api-login.ts";
-import { migrate } from "../db/migrate.ts";
 import { UserError } from "../lib/errors.ts";
 import { startEmbedded } from "./embedded.ts";
 
@@ -108,6 +107,9 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
 }
 
 async function runMigrate(url: string, log: Logger): Promise<void> {
+  // graphile-worker and node-pg-migrate are loaded only when a command migrates: area CLI
+  // files import this module, and `--help` loads those.
+  const { migrate } = await import("../db/migrate.ts");
   const r = await migrate(url, (m) => log.debug(m));
   if (r.migrationsRun.length || r.sqlFilesApplied.length) {
     log.info({ migrations: r.migrationsRun, storedLogic: r.sqlFilesApplied }, "database migrated");

@@ -11,7 +11,6 @@ if (process.argv[2] === "--version" || process.argv[2] === "-V") {
 
 const { Command } = await import("commander");
 const { commands } = await import("./commands/index.ts");
-const { areaCommands } = await import("../areas.ts");
 const { describeError, isCommanderExit } = await import("./errors.ts");
 
 const program = new Command("groundskeeper")
@@ -23,7 +22,15 @@ const program = new Command("groundskeeper")
     outputError: (str, write) => write(`groundskeeper: ${str.replace(/^error: /, "").trim()} (see --help)\n`),
   })
   .exitOverride();
-for (const register of [...commands, ...areaCommands]) register(program);
+for (const register of commands) register(program);
+// The areas' commands (and with them every area manifest of src/areas.ts) are loaded only when
+// the command named is not a platform one: `token list` or `migrate` need none of them; `--help`,
+// `help`, an area's command and an unknown name do.
+const named = process.argv.slice(2).find((a) => !a.startsWith("-"));
+if (!program.commands.some((c) => c.name() === named)) {
+  const { areaCommands } = await import("../areas.ts");
+  for (const register of areaCommands) register(program);
+}
 
 try {
   await program.parseAsync(process.argv);

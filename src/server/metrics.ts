@@ -1,13 +1,14 @@
 // Prometheus metrics, computed from SQL at scrape time. The platform's collectors (job queue,
 // activations) are here; areas add theirs through their manifest's `metrics`.
-import prom from "prom-client";
+import { createRequire } from "node:module";
+import type Prom from "prom-client";
 import type pg from "pg";
 import { taskIdentifiers } from "../worker/task-list.ts";
 
 export interface CollectorContext {
   db: Pick<pg.Pool, "query">;
   /** A gauge of this scrape's registry (created on first use; each scrape starts empty, so stale label sets vanish). */
-  gauge(name: string, help: string, labelNames?: string[]): prom.Gauge<string>;
+  gauge(name: string, help: string, labelNames?: string[]): Prom.Gauge<string>;
 }
 
 export interface MetricCollector {
@@ -109,6 +110,9 @@ export interface MetricsOptions {
  * concurrent scrapes each return every series.
  */
 export function createMetrics(db: Pick<pg.Pool, "query">, list: MetricCollector[] = collectors, opts: MetricsOptions = {}): Metrics {
+  // Loaded here, not at the top: every CLI command loads this file (through src/areas.ts), and
+  // prom-client brings OpenTelemetry with it; only a server that serves /metrics needs it.
+  const prom = createRequire(import.meta.url)("prom-client") as typeof Prom;
   const processRegistry = new prom.Registry();
   prom.collectDefaultMetrics({ register: processRegistry });
   // prom-client also sums these gauges into *_total series, which Prometheus' naming rules (and
@@ -145,7 +149,7 @@ export function createMetrics(db: Pick<pg.Pool, "query">, list: MetricCollector[
     },
     async render() {
       const scrape = new prom.Registry();
-      const gauges = new Map<string, prom.Gauge<string>>();
+      const gauges = new Map<string, Prom.Gauge<string>>();
       const gauge = (name: string, help: string, labelNames: string[] = []) => {
         let g = gauges.get(name);
         if (!g) {

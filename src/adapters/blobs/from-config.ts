@@ -3,7 +3,6 @@ import path from "node:path";
 import { z } from "zod";
 import { UserError } from "../../lib/errors.ts";
 import { FsBlobStore } from "./fs.ts";
-import { S3BlobStore } from "./s3.ts";
 import type { BlobStore } from "./types.ts";
 
 const BlobsEnv = z.object({
@@ -38,6 +37,8 @@ export async function blobsFromEnv(env: NodeJS.ProcessEnv, home: string): Promis
           ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
         }
       : undefined;
+  // The S3 client is loaded only when the store is S3: this file is imported by every command.
+  const { S3BlobStore } = await import("./s3.ts");
   return new S3BlobStore({
     ...(credentials ? { credentials } : {}),
     bucket: cfg.GK_S3_BUCKET,

@@ -5,7 +5,6 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../../lib/errors.ts";
-import { runApp } from "../boot.ts";
 
 function parseListen(value: string): { host: string; port: number } {
   const m = /^(.*):(\d{1,5})$/.exec(value);
@@ -26,7 +25,7 @@ export default function register(program: Command): void {
     .option("--heartbeat <ms>", "heartbeat interval", (v) => Number(v), 10_000)
     .option("--crl-refresh <ms>", "how often the CRL is fetched (callers on it are refused)", (v) => Number(v), 60_000)
     .action(
-      (
+      async (
         opts: {
           credentials: string;
           gateway: string;
@@ -39,7 +38,7 @@ export default function register(program: Command): void {
         },
         cmd: Command,
       ) =>
-        runApp(cmd, { database: false, secrets: false }, async (app) => {
+        (await import("../boot.ts")).runApp(cmd, { database: false, secrets: false }, async (app) => {
           const { areaAgentRoles } = await import("../../areas.ts");
           const { runAgent } = await import("../../peers/agent/run.ts");
           const wanted = opts.roles.split(",").map((r) => r.trim());

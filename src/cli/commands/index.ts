@@ -1,6 +1,7 @@
 // The platform's CLI commands (areas add theirs through their manifest's `commands`). To add
 // one: write src/cli/commands/<name>.ts exporting a default `(program: Command) => void` that
-// calls program.command(...), and add it to this list.
+// calls program.command(...), and add it to this list. These files are loaded by every spawn,
+// `--help` included: they import their runtime modules inside the action (docs/conventions.md).
 import type { Command } from "commander";
 import agent from "./agent.ts";
 import migrate from "./migrate.ts";

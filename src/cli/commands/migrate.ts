@@ -1,12 +1,12 @@
 // groundskeeper migrate: worker schema, versioned migrations, stored logic (run once per release).
 import type { Command } from "commander";
-import { cliContext, describeDatabase, openDatabase } from "../context.ts";
 
 export default function register(program: Command): void {
   program
     .command("migrate")
     .description("apply the job-queue schema, pending migrations and changed stored logic, then exit")
     .action(async (_opts, cmd: Command) => {
+      const { cliContext, describeDatabase, openDatabase } = await import("../context.ts");
       const ctx = cliContext(cmd);
       const { migrate } = await import("../../db/migrate.ts");
       // Open without migrating, then migrate here so we can report what ran.

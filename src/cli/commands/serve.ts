@@ -1,9 +1,6 @@
 // groundskeeper serve: the GraphQL admin API (+ GraphiQL, /healthz, /metrics) only.
 import type { Command } from "commander";
-import { runApp } from "../boot.ts";
-import { describeDatabase } from "../context.ts";
 import { parsePort } from "../options.ts";
-import { startPeerGatewayPart, startRobotApiPart, startServerPart } from "../parts.ts";
 
 export default function register(program: Command): void {
   program
@@ -12,8 +9,10 @@ export default function register(program: Command): void {
     .option("-p, --port <port>", "port to listen on (default: PORT or 5678)", parsePort)
     .option("-H, --host <host>", "address to listen on (default: HOST or 127.0.0.1)")
     .option("--robot-port <port>", "port of the robot API, mutual TLS (default: ROBOT_PORT; unset: off)", parsePort)
-    .action((opts: { port?: number; host?: string; robotPort?: number }, cmd: Command) =>
-      runApp(cmd, {}, async (app) => {
+    .action(async (opts: { port?: number; host?: string; robotPort?: number }, cmd: Command) =>
+      (await import("../boot.ts")).runApp(cmd, {}, async (app) => {
+        const { describeDatabase } = await import("../context.ts");
+        const { startPeerGatewayPart, startRobotApiPart, startServerPart } = await import("../parts.ts");
         // The local CA (its state is in the database) serves /ca/crl.pem and /ca/ca.pem.
         const server = await startServerPart(app, { host: opts.host ?? app.config.HOST, port: opts.port ?? app.config.PORT });
         await startPeerGatewayPart(app, { host: opts.host ?? app.config.HOST });

@@ -1,11 +1,7 @@
 // groundskeeper start: everything in one process for a laptop or a demo — embedded PostgreSQL
 // (unless DATABASE_URL), migrations, the job runner with its crontab, and the admin API.
 import type { Command } from "commander";
-import { ensureAdminToken } from "../admin-token.ts";
-import { runApp } from "../boot.ts";
-import { describeDatabase } from "../context.ts";
 import { parsePort } from "../options.ts";
-import { startPeerGatewayPart, startRobotApiPart, startServerPart, startWorkerPart } from "../parts.ts";
 
 export default function register(program: Command): void {
   program
@@ -14,8 +10,11 @@ export default function register(program: Command): void {
     .option("-p, --port <port>", "port of the admin API (default: PORT or 5678)", parsePort)
     .option("-H, --host <host>", "address to listen on (default: HOST or 127.0.0.1)")
     .option("--robot-port <port>", "port of the robot API, mutual TLS (default: ROBOT_PORT; unset: off)", parsePort)
-    .action((opts: { port?: number; host?: string; robotPort?: number }, cmd: Command) =>
-      runApp(cmd, { migrate: true, exclusive: true }, async (app) => {
+    .action(async (opts: { port?: number; host?: string; robotPort?: number }, cmd: Command) =>
+      (await import("../boot.ts")).runApp(cmd, { migrate: true, exclusive: true }, async (app) => {
+        const { ensureAdminToken } = await import("../admin-token.ts");
+        const { describeDatabase } = await import("../context.ts");
+        const { startPeerGatewayPart, startRobotApiPart, startServerPart, startWorkerPart } = await import("../parts.ts");
         const { config } = app;
         await startWorkerPart(app, { concurrency: config.WORKER_CONCURRENCY, cron: true });
         const server = await startServerPart(app, { host: opts.host ?? config.HOST, port: opts.port ?? config.PORT });

@@ -1,9 +1,5 @@
 // groundskeeper status: job queue depth by task, failed jobs, latest activation per task.
 import type { Command } from "commander";
-import { createPool } from "../../db/pool.ts";
-import { cliContext, openDatabase } from "../context.ts";
-import { areaStatusSections } from "../../areas.ts";
-import { collectStatus, renderStatus, statusSections } from "../status/sections.ts";
 
 export default function register(program: Command): void {
   program
@@ -12,6 +8,10 @@ export default function register(program: Command): void {
     .option("--json", "print JSON")
     .option("--watch", "then show a progress bar while the bin drains to zero")
     .action(async (opts: { json?: boolean; watch?: boolean }, cmd: Command) => {
+      const { cliContext, openDatabase } = await import("../context.ts");
+      const { createPool } = await import("../../db/pool.ts");
+      const { areaStatusSections } = await import("../../areas.ts");
+      const { collectStatus, renderStatus, statusSections } = await import("../status/sections.ts");
       const db = await openDatabase(cliContext(cmd));
       const pool = createPool(db.url, 4);
       const sections = [...statusSections, ...areaStatusSections];

@@ -1,11 +1,11 @@
 // groundskeeper token create|list|revoke: bearer tokens of the admin API.
 import type { Command } from "commander";
 import { UserError } from "../../lib/errors.ts";
-import { createPool } from "../../db/pool.ts";
-import { cliContext, openDatabase } from "../context.ts";
 import { formatTable } from "../format.ts";
 
 async function withDb<T>(cmd: Command, fn: (db: import("pg").Pool) => Promise<T>): Promise<T> {
+  const { cliContext, openDatabase } = await import("../context.ts");
+  const { createPool } = await import("../../db/pool.ts");
   const db = await openDatabase(cliContext(cmd));
   const pool = createPool(db.url, 2);
   try {
