@@ -66,6 +66,13 @@ describe.runIf(needs("chromium"))("GraphiQL in Chromium", () => {
     expect(await docs.getByText("Error fetching schema").count()).toBe(0);
     await shot(page, "2-after-first-query");
 
+    // GraphiQL writes a tab's headers to localStorage 100 + 500 ms after the last keystroke
+    // (two debounces in @graphiql/react); a reload before that loses the edit, as it does in any
+    // GraphiQL. Seen in CI under load: the query and the docs finished inside that window. So wait
+    // for GraphiQL's own stored tab state to hold the token before reloading.
+    const storedTabs = async () => (await page.evaluate(() => window.localStorage.getItem("graphiql:tabState"))) ?? "";
+    await expect.poll(storedTabs, { timeout: 20_000 }).toContain(api.tokens.viewer);
+
     // A reload keeps the header and loads the schema at once.
     await page.reload();
     await page.waitForSelector(".graphiql-container");
