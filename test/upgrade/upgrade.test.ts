@@ -127,8 +127,9 @@ describe.each(releases)("upgrade from release %s", (release) => {
       { task: "volumes__workers", status: "succeeded" },
     ]);
 
-    // Rolling the release back on this populated database: every down migration of the upgrade
-    // runs on real rows and keeps the old release's rows (on its columns) that the upgrade and
+    // Rolling the migrations back on this populated database (a development tool: production goes
+    // back by restoring the backup taken before the upgrade, README "Upgrades", since the newer
+    // release's stored logic stays after a down): every down migration of the upgrade runs on real rows and keeps the old release's rows (on its columns) that the upgrade and
     // the jobs left as they were (a registry row an up added goes with its down), and the
     // upgrade runs again on top of it.
     const kept = new Map<string, string[]>();
