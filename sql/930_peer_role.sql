@@ -23,8 +23,10 @@ begin
     'gk_private.export_node_registered(uuid, text, text, interval)',
     'gk_private.export_node_heartbeat(uuid, int)',
     -- Robot API, robots (src/robots/robot-routes.ts, manifest.ts, certificate.ts): a manifest and
-    -- its ECUs' registered keys (to verify it), the current certificate, its replacement.
+    -- its ECUs' registered keys (to verify it), its replay check and comparison with the
+    -- director's targets, the current certificate, its replacement.
     'gk_private.robot_manifest_received(uuid, uuid, boolean, jsonb)',
+    'gk_private.robot_manifest_accepted(uuid, uuid, jsonb, jsonb)',
     'gk_private.robot_ecu_keys(uuid)',
     'gk_private.robot_current_certificate(uuid)',
     'gk_private.robots_certificate_replacements(uuid[], text[])'
