@@ -86,6 +86,31 @@ async function robotState(robot: Robot) {
   };
 }
 
+/** The version reports of a manifest as src/robots/manifest.ts hands them to robot_manifest_accepted. */
+function reportsOf(manifest: { signed: Record<string, unknown> }) {
+  return Object.entries(manifest.signed.ecu_version_manifests as Record<string, { signed: any }>).map(([serial, { signed: r }]) => ({
+    serial,
+    counter: r.report_counter,
+    time: r.timeserver_time,
+    filepath: r.installed_image.filepath,
+    length: r.installed_image.fileinfo.length,
+    sha256: r.installed_image.fileinfo.hashes.sha256 ?? null,
+    sha512: r.installed_image.fileinfo.hashes.sha512 ?? null,
+  }));
+}
+
+/** Until some session of this database waits for a lock (the robot API's, behind the test's transaction). */
+async function waitForLockWait(): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const n = await count(
+      "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+    );
+    if (n > 0) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("the robot API's request never waited for the open transaction");
+}
+
 beforeAll(async () => {
   h = await setupRobotApi(db, { name: "robots-manifest-targets" });
   team = await insertTeam(db);
@@ -269,10 +294,26 @@ describe.runIf(needs("securesystemslib"))("manifests against the director's targ
     expect(await robotState(robot)).toEqual(before);
     expect(await rolloutState(rollout.id, robot.id)).toMatchObject({ state: "scheduled" });
 
-    // Two copies of one new manifest at once: one is accepted.
+    // A copy posted while the first is being recorded (its transaction open here) waits for it,
+    // and is then refused as a replay: the two never both pass the check.
     const fresh = await signed(robot, { [primary]: installedImage(asTarget(images[0])) });
-    const statuses = (await Promise.all([post(robot, fresh), post(robot, fresh)])).map((r) => r.status).sort();
-    expect(statuses).toEqual([201, 409]);
+    const c = await db.pool.connect();
+    try {
+      await c.query("begin");
+      await c.query("select gk_private.robot_manifest_accepted($1, $2, $3, $4)", [
+        robot.id,
+        team.id,
+        fresh,
+        JSON.stringify(reportsOf(fresh)),
+      ]);
+      const copy = post(robot, fresh);
+      await waitForLockWait();
+      await c.query("commit");
+      expect(await copy).toMatchObject({ status: 409, body: { error: expect.stringMatching(/replayed/) } });
+    } finally {
+      c.release();
+    }
+    expect(await manifests(robot.id)).toBe(before.manifests + 1);
   });
 
   it("another robot's ECU is refused, and that robot's state is untouched", async () => {
