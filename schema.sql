@@ -366,7 +366,6 @@ create table gk_public.ecu_version_reports (
   constraint ecu_version_reports_rollout_id_fkey FOREIGN KEY (rollout_id) REFERENCES gk_public.rollouts(id) ON DELETE SET NULL,
   constraint ecu_version_reports_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON UPDATE CASCADE ON DELETE CASCADE,
   constraint ecu_version_reports_check CHECK (reported_sha256 IS NOT NULL OR reported_sha512 IS NOT NULL),
-  constraint ecu_version_reports_check1 CHECK (verdict <> 'pending'::text OR rollout_id IS NOT NULL),
   constraint ecu_version_reports_detail_check CHECK (length(detail) <= 1000),
   constraint ecu_version_reports_report_counter_check CHECK (report_counter >= 1 AND report_counter <= '9007199254740991'::bigint),
   constraint ecu_version_reports_reported_filepath_check CHECK (length(reported_filepath) >= 1 AND length(reported_filepath) <= 255),

@@ -31,7 +31,6 @@ create table gk_public.ecu_version_reports (
   verdict text not null check (verdict in ('matches', 'pending', 'discrepancy')),
   detail text not null check (length(detail) <= 1000),
   check (reported_sha256 is not null or reported_sha512 is not null),
-  check (verdict <> 'pending' or rollout_id is not null),
   -- The ECU's row moves with it (ECUs follow their robot to another team by ON UPDATE CASCADE).
   foreign key (team_id, ecu_id) references gk_public.ecus (team_id, id) on update cascade on delete cascade
 );

@@ -365,4 +365,36 @@ describe.runIf(needs("securesystemslib"))("manifests against the director's targ
       db.query("update gk_public.ecu_version_reports set report_counter = 0 where ecu_id = $1", [robot.ecus[0].id]),
     ).rejects.toThrow();
   });
+  it("a robot moved to another team keeps its ECUs' counters; a team delete takes them", async () => {
+    const robot = await robotWithEcus();
+    const rollout = await insertRollout(db, {
+      team,
+      images: [{ hardwareId: "hw-a", image: images[1] }],
+      robots: [robot],
+      state: "launched",
+    });
+    await assignedTargets(robot);
+    const current = await signed(robot, { [robot.ecus[0].serial]: installedImage(asTarget(images[0])) });
+    expect(await post(robot, current)).toMatchObject({ status: 201, body: { ecus: [{ verdict: "pending", rollout_id: rollout.id }] } });
+    const other = await insertTeam(db);
+    await db.query("update gk_public.robots set team_id = $2 where id = $1", [robot.id, other.id]);
+    const kept = await db.query("select team_id, report_counter, verdict from gk_public.ecu_version_reports where ecu_id = $1", [
+      robot.ecus[0].id,
+    ]);
+    expect(kept.rows).toEqual([
+      {
+        team_id: other.id,
+        report_counter: String((current.signed.ecu_version_manifests as any)[robot.ecus[0].serial].signed.report_counter),
+        verdict: "pending",
+      },
+    ]);
+    // Under the new team, with a new certificate, the same manifest is still a replay.
+    const moved = { ...robot, creds: await h.enroll(robot.id) };
+    expect(await post(moved, current)).toMatchObject({ status: 409 });
+    // Last in this file: the team delete leaves a purge job that no test here runs.
+    await db.query("delete from gk_public.teams where id = $1", [other.id]);
+    expect(
+      await count("select count(*)::int as n from gk_public.ecu_version_reports where ecu_id = any($1)", [robot.ecus.map((e) => e.id)]),
+    ).toBe(0);
+  });
 });
