@@ -374,7 +374,7 @@ create table gk_public.ecu_version_reports (
   constraint ecu_version_reports_reported_sha512_check CHECK (reported_sha512 ~ '^[0-9a-f]{128}$'::text),
   constraint ecu_version_reports_verdict_check CHECK (verdict = ANY (ARRAY['matches'::text, 'pending'::text, 'discrepancy'::text]))
 );
-CREATE INDEX ecu_version_reports_discrepancy_idx ON gk_public.ecu_version_reports USING btree (team_id, received_at DESC) WHERE (verdict = 'discrepancy'::text);
+CREATE INDEX ecu_version_reports_discrepancy_idx ON gk_public.ecu_version_reports USING btree (received_at DESC) WHERE (verdict = 'discrepancy'::text);
 CREATE INDEX ecu_version_reports_image_idx ON gk_public.ecu_version_reports USING btree (expected_image_id) WHERE (expected_image_id IS NOT NULL);
 CREATE INDEX ecu_version_reports_manifest_idx ON gk_public.ecu_version_reports USING btree (manifest_id) WHERE (manifest_id IS NOT NULL);
 CREATE INDEX ecu_version_reports_rollout_idx ON gk_public.ecu_version_reports USING btree (rollout_id) WHERE (rollout_id IS NOT NULL);
@@ -4611,7 +4611,6 @@ AS $function$
    where r.id = robot_manifest_received.robot_id and r.team_id = robot_manifest_received.team_id
   returning *;
 $function$;
-grant execute on function gk_private.robot_manifest_received(uuid,uuid,boolean,jsonb) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.robots_certificate_replacements(robot_ids uuid[], public_keys text[] DEFAULT NULL::text[])
  RETURNS TABLE(robot_id uuid, certificate_id uuid, requested boolean)

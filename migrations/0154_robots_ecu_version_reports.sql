@@ -34,8 +34,8 @@ create table gk_public.ecu_version_reports (
   -- The ECU's row moves with it (ECUs follow their robot to another team by ON UPDATE CASCADE).
   foreign key (team_id, ecu_id) references gk_public.ecus (team_id, id) on update cascade on delete cascade
 );
--- Status and GraphQL list a team's discrepancies.
-create index ecu_version_reports_discrepancy_idx on gk_public.ecu_version_reports (team_id, received_at desc) where verdict = 'discrepancy';
+-- Status lists the latest discrepancies (src/robots/status.ts).
+create index ecu_version_reports_discrepancy_idx on gk_public.ecu_version_reports (received_at desc) where verdict = 'discrepancy';
 -- The foreign keys' ON DELETE SET NULL (retention's manifest prune, an image or rollout deleted).
 create index ecu_version_reports_manifest_idx on gk_public.ecu_version_reports (manifest_id) where manifest_id is not null;
 create index ecu_version_reports_image_idx on gk_public.ecu_version_reports (expected_image_id) where expected_image_id is not null;

@@ -27,6 +27,19 @@ export interface EcuReportsStatus {
   discrepancies: EcuDiscrepancy[];
 }
 
+/** The latest 20 discrepancies, newest first (ecu_version_reports_discrepancy_idx, migration 0154). */
+export const LATEST_DISCREPANCIES = `
+  select t.name as team_name, r.id as robot_id, r.name as robot_name, e.serial as ecu_serial,
+         v.reported_filepath as reported, v.detail,
+         extract(epoch from now() - v.received_at)::float8 as age_seconds
+    from gk_public.ecu_version_reports v
+    join gk_public.ecus e on e.id = v.ecu_id
+    join gk_public.robots r on r.id = e.robot_id
+    join gk_public.teams t on t.id = v.team_id
+   where v.verdict = 'discrepancy'
+   order by v.received_at desc
+   limit 20`;
+
 export const ecuReportsSection: StatusSection<EcuReportsStatus> = {
   name: "ecu_reports",
   title: "ECU version reports against the director's targets",
@@ -40,17 +53,7 @@ export const ecuReportsSection: StatusSection<EcuReportsStatus> = {
        group by t.id, t.name
        order by discrepancies desc, t.name
        limit 50`);
-    const discrepancies = await db.query<EcuDiscrepancy>(`
-      select t.name as team_name, r.id as robot_id, r.name as robot_name, e.serial as ecu_serial,
-             v.reported_filepath as reported, v.detail,
-             extract(epoch from now() - v.received_at)::float8 as age_seconds
-        from gk_public.ecu_version_reports v
-        join gk_public.ecus e on e.id = v.ecu_id
-        join gk_public.robots r on r.id = e.robot_id
-        join gk_public.teams t on t.id = v.team_id
-       where v.verdict = 'discrepancy'
-       order by v.received_at desc
-       limit 20`);
+    const discrepancies = await db.query<EcuDiscrepancy>(LATEST_DISCREPANCIES);
     return { teams: teams.rows, discrepancies: discrepancies.rows };
   },
   render({ teams, discrepancies }) {

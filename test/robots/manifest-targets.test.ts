@@ -7,7 +7,9 @@
 // nothing; an older or repeated manifest is refused and changes nothing; another robot's ECU is
 // refused.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ecuReportsSection } from "../../src/robots/status.ts";
+import { createPool } from "../../src/db/pool.ts";
+import { peerConnectionString } from "../../src/peers/peer-role.ts";
+import { ecuReportsSection, LATEST_DISCREPANCIES } from "../../src/robots/status.ts";
 import { createTestDb } from "../helpers/db.ts";
 import {
   type EcuRow,
@@ -232,6 +234,16 @@ describe.runIf(needs("securesystemslib"))("manifests against the director's targ
       ]),
     );
     expect(ecuReportsSection.render(status)).toContain(primary);
+    // However many reports there are, status reads the latest discrepancies from their index.
+    const c = await db.pool.connect();
+    try {
+      await c.query("begin; set local enable_seqscan = off");
+      const plan = JSON.stringify((await c.query(`explain (format json) ${LATEST_DISCREPANCIES}`)).rows[0]["QUERY PLAN"]);
+      await c.query("rollback");
+      expect(plan).toMatch(/ecu_version_reports_discrepancy_idx/);
+    } finally {
+      c.release();
+    }
   });
 
   it("an older or repeated manifest is refused (409) and changes nothing; a report time off the clock is refused (422)", async () => {
@@ -349,6 +361,20 @@ describe.runIf(needs("securesystemslib"))("manifests against the director's targ
     // Posted by its own robot it is accepted and completes it.
     expect(await post(theirs, whole)).toMatchObject({ status: 201 });
     expect(await rolloutState(rollout.id, theirs.id)).toMatchObject({ state: "completed" });
+  });
+
+  it("the robot API's role stores a manifest only through the replay check", async () => {
+    const robot = await robotWithEcus();
+    const peer = createPool(peerConnectionString(db.url), 1);
+    try {
+      await expect(
+        peer.query("select * from gk_private.robot_manifest_received($1, $2, true, '{}')", [robot.id, team.id]),
+      ).rejects.toMatchObject({ code: "42501" });
+      await expect(peer.query("update gk_public.ecu_version_reports set report_counter = 1")).rejects.toMatchObject({ code: "42501" });
+    } finally {
+      await peer.end();
+    }
+    expect(await manifests(robot.id)).toBe(0);
   });
 
   it("the report counter never goes back, whoever writes (a constraint of ecu_version_reports)", async () => {
