@@ -4576,7 +4576,7 @@ begin
       left(case v_row.verdict
         when 'matches' then format('runs %s, as the director''s targets list', v_row.expected)
         when 'pending' then format('still runs %s; rollout %s lists %s', v_row.filepath, v_row.rollout_id, v_row.expected)
-        else format('reports %s (%s bytes), which the director never assigned it; its targets list %s', v_row.filepath, v_row.length,
+        else format('reports %s (%s bytes), which the director''s targets do not assign it; they list %s', v_row.filepath, v_row.length,
                     coalesce(v_row.expected, 'nothing for this ECU')) end, 1000))
     on conflict (ecu_id) do update set
       report_counter = excluded.report_counter, reported_at = excluded.reported_at, received_at = excluded.received_at,

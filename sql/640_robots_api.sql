@@ -82,7 +82,7 @@ create trigger _100_counter_increases before update of report_counter, reported_
 --  3. each report is compared with what the director's targets list for its ECU
 --     (gk_private.director_targets, what the robot's next signed targets say): matches, pending
 --     (a rollout lists an image the ECU has not installed and it still runs what it ran) or
---     discrepancy (an image the director never assigned it);
+--     discrepancy (an image the director's targets do not assign it);
 --  4. a report that matches a rollout's image is that ECU's installation_completed event, through
 --     the event path itself (gk_private.rollouts_record_event), under an event id made of the
 --     rollout, the ECU and the image, so it is recorded once however often it is reported; a
@@ -192,7 +192,7 @@ begin
       left(case v_row.verdict
         when 'matches' then format('runs %s, as the director''s targets list', v_row.expected)
         when 'pending' then format('still runs %s; rollout %s lists %s', v_row.filepath, v_row.rollout_id, v_row.expected)
-        else format('reports %s (%s bytes), which the director never assigned it; its targets list %s', v_row.filepath, v_row.length,
+        else format('reports %s (%s bytes), which the director''s targets do not assign it; they list %s', v_row.filepath, v_row.length,
                     coalesce(v_row.expected, 'nothing for this ECU')) end, 1000))
     on conflict (ecu_id) do update set
       report_counter = excluded.report_counter, reported_at = excluded.reported_at, received_at = excluded.received_at,

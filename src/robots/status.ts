@@ -1,6 +1,6 @@
 // Robots in `groundskeeper status`: how the ECUs' last accepted version reports compare with the
 // director's targets (gk_public.ecu_version_reports, written by gk_private.robot_manifest_accepted),
-// per team, and the latest discrepancies: ECUs reporting an image the director never assigned.
+// per team, and the latest discrepancies: ECUs reporting an image the director's targets do not assign them.
 import { formatAge } from "../bin/status.ts";
 import { formatTable } from "../cli/format.ts";
 import type { StatusSection } from "../cli/status/sections.ts";
