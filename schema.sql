@@ -4488,6 +4488,7 @@ declare
   v_row record;
   v_event text;
   v_results jsonb := '[]'::jsonb;
+  v_reports jsonb;
 begin
   if p_reports is null or jsonb_typeof(p_reports) <> 'array' or jsonb_array_length(p_reports) not between 1 and 256 then
     raise exception 'a manifest carries 1 to 256 version reports' using errcode = '22023';
@@ -4497,29 +4498,29 @@ begin
     return null;
   end if;
 
-  create temp table if not exists robot_manifest_reports (
-    ecu_id uuid, serial text, counter bigint, reported_at timestamptz, filepath text, length bigint,
-    sha256 text, sha512 text, last_counter bigint, last_reported_at timestamptz
-  ) on commit drop;
-  truncate robot_manifest_reports;
-  insert into robot_manifest_reports
-  select e.id, x.serial, x.counter, x.time, x.filepath, x.length, x.sha256, x.sha512, s.report_counter, s.reported_at
+  -- The reports with their ECU and its last accepted report, read once (no temp table: its
+  -- catalog writes cost more than the rest of the check).
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'ecu_id', e.id, 'serial', x.serial, 'counter', x.counter, 'reported_at', x.time, 'filepath', x.filepath,
+           'length', x.length, 'sha256', x.sha256, 'sha512', x.sha512,
+           'last_counter', s.report_counter, 'last_reported_at', s.reported_at) order by x.serial), '[]'::jsonb)
+    into v_reports
     from jsonb_to_recordset(p_reports) as x (serial text, counter bigint, time timestamptz, filepath text, length bigint,
                                              sha256 text, sha512 text)
     left join gk_public.ecus e on e.robot_id = p_robot_id and e.team_id = p_team_id and e.serial = x.serial
     left join gk_public.ecu_version_reports s on s.ecu_id = e.id;
 
-  select * into v_bad from robot_manifest_reports r where r.ecu_id is null order by r.serial limit 1;
+  select * into v_bad from gk_private.robot_manifest_reports(v_reports) r where r.ecu_id is null order by r.serial limit 1;
   if found then
     raise exception 'ECU % is not an ECU of this robot', v_bad.serial using errcode = 'P0002';
   end if;
-  select * into v_bad from robot_manifest_reports r
+  select * into v_bad from gk_private.robot_manifest_reports(v_reports) r
    where r.counter is null or r.reported_at is null or r.filepath is null or r.length is null
    limit 1;
   if found then
     raise exception 'version report of ECU % lacks its counter, time or installed image', v_bad.serial using errcode = '22023';
   end if;
-  select * into v_bad from robot_manifest_reports r
+  select * into v_bad from gk_private.robot_manifest_reports(v_reports) r
    where r.counter <= r.last_counter or r.reported_at < r.last_reported_at
    order by r.serial limit 1;
   if found then
@@ -4531,7 +4532,7 @@ begin
       to_char(v_bad.reported_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
       to_char(v_bad.last_reported_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') using errcode = '55000';
   end if;
-  select * into v_bad from robot_manifest_reports r
+  select * into v_bad from gk_private.robot_manifest_reports(v_reports) r
    where r.reported_at not between now() - gk_private.robot_manifest_max_skew() and now() + gk_private.robot_manifest_max_skew()
    order by r.serial limit 1;
   if found then
@@ -4553,7 +4554,7 @@ begin
                and (r.sha256 is null or r.sha256 = t.sha256) and (r.sha512 is null or r.sha512 = t.sha512) as matches,
              ii.id is not null and r.filepath = ii.name || '-' || ii.version and r.length = ii.length
                and (r.sha256 is null or r.sha256 = ii.sha256) and (r.sha512 is null or r.sha512 = ii.sha512) as runs_installed
-        from robot_manifest_reports r
+        from gk_private.robot_manifest_reports(v_reports) r
         join gk_public.ecus e on e.id = r.ecu_id
         left join targets t on t.ecu_serial = r.serial
         left join gk_public.images ii on ii.id = e.installed_image_id and ii.team_id = e.team_id
@@ -4610,6 +4611,16 @@ AS $function$
     from gk_public.robots r
    where r.id = robot_manifest_received.robot_id and r.team_id = robot_manifest_received.team_id
   returning *;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_manifest_reports(reports jsonb)
+ RETURNS TABLE(ecu_id uuid, serial text, counter bigint, reported_at timestamp with time zone, filepath text, length bigint, sha256 text, sha512 text, last_counter bigint, last_reported_at timestamp with time zone)
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+  select * from jsonb_to_recordset(reports) as r (
+    ecu_id uuid, serial text, counter bigint, reported_at timestamptz, filepath text, length bigint, sha256 text, sha512 text,
+    last_counter bigint, last_reported_at timestamptz)
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.robots_certificate_replacements(robot_ids uuid[], public_keys text[] DEFAULT NULL::text[])

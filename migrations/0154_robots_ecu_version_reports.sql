@@ -44,5 +44,6 @@ create index ecu_version_reports_rollout_idx on gk_public.ecu_version_reports (r
 -- Down Migration
 drop function if exists gk_private.robot_manifest_accepted(uuid, uuid, jsonb, jsonb);
 drop function if exists gk_private.robot_manifest_max_skew();
+drop function if exists gk_private.robot_manifest_reports(jsonb);
 drop table gk_public.ecu_version_reports;
 drop function if exists gk_private.tg_ecu_version_reports__counter_increases();
