@@ -345,6 +345,45 @@ ECU events from robots, partitioned by day; retention drops whole partitions.';
 grant select on gk_public.ecu_telemetry to gk_admin;
 grant select on gk_public.ecu_telemetry to gk_viewer;
 
+create table gk_public.ecu_version_reports (
+  ecu_id uuid not null,
+  team_id uuid not null,
+  report_counter bigint not null,
+  reported_at timestamp with time zone not null,
+  received_at timestamp with time zone default now() not null,
+  manifest_id bigint,
+  reported_filepath text not null,
+  reported_length bigint not null,
+  reported_sha256 text,
+  reported_sha512 text,
+  expected_image_id uuid,
+  rollout_id uuid,
+  verdict text not null,
+  detail text not null,
+  constraint ecu_version_reports_pkey PRIMARY KEY (ecu_id),
+  constraint ecu_version_reports_expected_image_id_fkey FOREIGN KEY (expected_image_id) REFERENCES gk_public.images(id) ON DELETE SET NULL,
+  constraint ecu_version_reports_manifest_id_fkey FOREIGN KEY (manifest_id) REFERENCES gk_public.robot_manifests(id) ON DELETE SET NULL,
+  constraint ecu_version_reports_rollout_id_fkey FOREIGN KEY (rollout_id) REFERENCES gk_public.rollouts(id) ON DELETE SET NULL,
+  constraint ecu_version_reports_team_id_ecu_id_fkey FOREIGN KEY (team_id, ecu_id) REFERENCES gk_public.ecus(team_id, id) ON UPDATE CASCADE ON DELETE CASCADE,
+  constraint ecu_version_reports_check CHECK (reported_sha256 IS NOT NULL OR reported_sha512 IS NOT NULL),
+  constraint ecu_version_reports_detail_check CHECK (length(detail) <= 1000),
+  constraint ecu_version_reports_report_counter_check CHECK (report_counter >= 1 AND report_counter <= '9007199254740991'::bigint),
+  constraint ecu_version_reports_reported_filepath_check CHECK (length(reported_filepath) >= 1 AND length(reported_filepath) <= 255),
+  constraint ecu_version_reports_reported_length_check CHECK (reported_length >= 0),
+  constraint ecu_version_reports_reported_sha256_check CHECK (reported_sha256 ~ '^[0-9a-f]{64}$'::text),
+  constraint ecu_version_reports_reported_sha512_check CHECK (reported_sha512 ~ '^[0-9a-f]{128}$'::text),
+  constraint ecu_version_reports_verdict_check CHECK (verdict = ANY (ARRAY['matches'::text, 'pending'::text, 'discrepancy'::text]))
+);
+CREATE INDEX ecu_version_reports_discrepancy_idx ON gk_public.ecu_version_reports USING btree (received_at DESC) WHERE (verdict = 'discrepancy'::text);
+CREATE INDEX ecu_version_reports_image_idx ON gk_public.ecu_version_reports USING btree (expected_image_id) WHERE (expected_image_id IS NOT NULL);
+CREATE INDEX ecu_version_reports_manifest_idx ON gk_public.ecu_version_reports USING btree (manifest_id) WHERE (manifest_id IS NOT NULL);
+CREATE INDEX ecu_version_reports_rollout_idx ON gk_public.ecu_version_reports USING btree (rollout_id) WHERE (rollout_id IS NOT NULL);
+CREATE TRIGGER _100_counter_increases BEFORE UPDATE OF report_counter, reported_at ON gk_public.ecu_version_reports FOR EACH ROW EXECUTE FUNCTION gk_private.tg_ecu_version_reports__counter_increases();
+comment on table gk_public.ecu_version_reports is '@behavior -insert -update -delete
+The last accepted version report of each ECU: its counter and time (a later manifest must exceed them), what it reports installed, and how that compares with the director''s targets (matches, pending, discrepancy).';
+grant select on gk_public.ecu_version_reports to gk_admin;
+grant select on gk_public.ecu_version_reports to gk_viewer;
+
 create table gk_public.ecus (
   id uuid default gen_random_uuid() not null,
   team_id uuid not null,
@@ -4436,6 +4475,131 @@ AS $function$
 $function$;
 grant execute on function gk_private.robot_ecu_keys(uuid) to gk_peer;
 
+CREATE OR REPLACE FUNCTION gk_private.robot_manifest_accepted(p_robot_id uuid, p_team_id uuid, p_body jsonb, p_reports jsonb)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
+AS $function$
+declare
+  v_manifest gk_public.robot_manifests;
+  v_bad record;
+  v_row record;
+  v_event text;
+  v_results jsonb := '[]'::jsonb;
+  v_reports jsonb;
+begin
+  if p_reports is null or jsonb_typeof(p_reports) <> 'array' or jsonb_array_length(p_reports) not between 1 and 256 then
+    raise exception 'a manifest carries 1 to 256 version reports' using errcode = '22023';
+  end if;
+  perform pg_advisory_xact_lock(hashtextextended('robot_manifest:' || p_robot_id::text, 0));
+  if not exists (select 1 from gk_public.robots r where r.id = p_robot_id and r.team_id = p_team_id) then
+    return null;
+  end if;
+
+  -- The reports with their ECU and its last accepted report, read once (no temp table: its
+  -- catalog writes cost more than the rest of the check).
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'ecu_id', e.id, 'serial', x.serial, 'counter', x.counter, 'reported_at', x.time, 'filepath', x.filepath,
+           'length', x.length, 'sha256', x.sha256, 'sha512', x.sha512,
+           'last_counter', s.report_counter, 'last_reported_at', s.reported_at) order by x.serial), '[]'::jsonb)
+    into v_reports
+    from jsonb_to_recordset(p_reports) as x (serial text, counter bigint, time timestamptz, filepath text, length bigint,
+                                             sha256 text, sha512 text)
+    left join gk_public.ecus e on e.robot_id = p_robot_id and e.team_id = p_team_id and e.serial = x.serial
+    left join gk_public.ecu_version_reports s on s.ecu_id = e.id;
+
+  select * into v_bad from gk_private.robot_manifest_reports(v_reports) r where r.ecu_id is null order by r.serial limit 1;
+  if found then
+    raise exception 'ECU % is not an ECU of this robot', v_bad.serial using errcode = 'P0002';
+  end if;
+  select * into v_bad from gk_private.robot_manifest_reports(v_reports) r
+   where r.counter is null or r.reported_at is null or r.filepath is null or r.length is null
+   limit 1;
+  if found then
+    raise exception 'version report of ECU % lacks its counter, time or installed image', v_bad.serial using errcode = '22023';
+  end if;
+  select * into v_bad from gk_private.robot_manifest_reports(v_reports) r
+   where r.counter <= r.last_counter or r.reported_at < r.last_reported_at
+   order by r.serial limit 1;
+  if found then
+    if v_bad.counter <= v_bad.last_counter then
+      raise exception 'replayed manifest: ECU %''s report_counter % is not above the last accepted %', v_bad.serial, v_bad.counter, v_bad.last_counter
+        using errcode = '55000';
+    end if;
+    raise exception 'replayed manifest: ECU %''s report time % is before the last accepted %', v_bad.serial,
+      to_char(v_bad.reported_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+      to_char(v_bad.last_reported_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') using errcode = '55000';
+  end if;
+  select * into v_bad from gk_private.robot_manifest_reports(v_reports) r
+   where r.reported_at not between now() - gk_private.robot_manifest_max_skew() and now() + gk_private.robot_manifest_max_skew()
+   order by r.serial limit 1;
+  if found then
+    raise exception 'ECU %''s report time % is more than % from the server''s clock (%)', v_bad.serial,
+      to_char(v_bad.reported_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), gk_private.robot_manifest_max_skew(),
+      to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') using errcode = '22023';
+  end if;
+
+  v_manifest := gk_private.robot_manifest_received(p_robot_id, p_team_id, true, p_body);
+
+  for v_row in
+    with targets as (
+      select t.ecu_serial, t.rollout_id, t.image_name || '-' || t.image_version as filepath, t.length, t.sha256, t.sha512, i.id as image_id
+        from gk_private.director_targets(array[p_robot_id]) t
+        join gk_public.images i on i.team_id = p_team_id and i.name = t.image_name and i.version = t.image_version
+    ), compared as (
+      select r.*, t.rollout_id, t.image_id as expected_image_id, t.filepath as expected,
+             t.filepath is not null and r.filepath = t.filepath and r.length = t.length
+               and (r.sha256 is null or r.sha256 = t.sha256) and (r.sha512 is null or r.sha512 = t.sha512) as matches,
+             ii.id is not null and r.filepath = ii.name || '-' || ii.version and r.length = ii.length
+               and (r.sha256 is null or r.sha256 = ii.sha256) and (r.sha512 is null or r.sha512 = ii.sha512) as runs_installed
+        from gk_private.robot_manifest_reports(v_reports) r
+        join gk_public.ecus e on e.id = r.ecu_id
+        left join targets t on t.ecu_serial = r.serial
+        left join gk_public.images ii on ii.id = e.installed_image_id and ii.team_id = e.team_id
+    )
+    select c.*, case when c.matches then 'matches' when c.rollout_id is not null and c.runs_installed then 'pending' else 'discrepancy' end as verdict
+      from compared c order by c.serial
+  loop
+    v_event := null;
+    if v_row.verdict = 'matches' and v_row.rollout_id is not null then
+      v_event := gk_private.rollouts_record_event(
+        p_robot_id, md5(format('manifest installed %s %s %s', v_row.rollout_id, v_row.ecu_id, v_row.expected_image_id))::uuid,
+        v_row.serial, 'installation_completed', format('reported installed in manifest %s', v_manifest.id));
+    end if;
+    insert into gk_public.ecu_version_reports as s (
+      ecu_id, team_id, report_counter, reported_at, received_at, manifest_id, reported_filepath, reported_length,
+      reported_sha256, reported_sha512, expected_image_id, rollout_id, verdict, detail)
+    values (
+      v_row.ecu_id, p_team_id, v_row.counter, v_row.reported_at, v_manifest.received_at, v_manifest.id, v_row.filepath, v_row.length,
+      v_row.sha256, v_row.sha512, v_row.expected_image_id, v_row.rollout_id, v_row.verdict,
+      left(case v_row.verdict
+        when 'matches' then format('runs %s, as the director''s targets list', v_row.expected)
+        when 'pending' then format('still runs %s; rollout %s lists %s', v_row.filepath, v_row.rollout_id, v_row.expected)
+        else format('reports %s (%s bytes), which the director''s targets do not assign it; they list %s', v_row.filepath, v_row.length,
+                    coalesce(v_row.expected, 'nothing for this ECU')) end, 1000))
+    on conflict (ecu_id) do update set
+      report_counter = excluded.report_counter, reported_at = excluded.reported_at, received_at = excluded.received_at,
+      manifest_id = excluded.manifest_id, reported_filepath = excluded.reported_filepath, reported_length = excluded.reported_length,
+      reported_sha256 = excluded.reported_sha256, reported_sha512 = excluded.reported_sha512,
+      expected_image_id = excluded.expected_image_id, rollout_id = excluded.rollout_id, verdict = excluded.verdict, detail = excluded.detail;
+    v_results := v_results || jsonb_build_object('serial', v_row.serial, 'verdict', v_row.verdict, 'expected', v_row.expected,
+                                                 'rollout_id', v_row.rollout_id, 'event', v_event,
+                                                 'detail', (select s.detail from gk_public.ecu_version_reports s where s.ecu_id = v_row.ecu_id));
+  end loop;
+  return jsonb_build_object('id', v_manifest.id::text, 'received_at', v_manifest.received_at, 'ecus', v_results);
+end;
+$function$;
+comment on function gk_private.robot_manifest_accepted(uuid,uuid,jsonb,jsonb) is 'A verified manifest: replay check, comparison with the director''s targets, the rollout''s installation through rollouts_record_event; stored with each ECU''s report state.';
+grant execute on function gk_private.robot_manifest_accepted(uuid,uuid,jsonb,jsonb) to gk_peer;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_manifest_max_skew()
+ RETURNS interval
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$ select interval '5 minutes' $function$;
+
 CREATE OR REPLACE FUNCTION gk_private.robot_manifest_received(robot_id uuid, team_id uuid, valid boolean, body jsonb)
  RETURNS gk_public.robot_manifests
  LANGUAGE sql
@@ -4448,7 +4612,16 @@ AS $function$
    where r.id = robot_manifest_received.robot_id and r.team_id = robot_manifest_received.team_id
   returning *;
 $function$;
-grant execute on function gk_private.robot_manifest_received(uuid,uuid,boolean,jsonb) to gk_peer;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_manifest_reports(reports jsonb)
+ RETURNS TABLE(ecu_id uuid, serial text, counter bigint, reported_at timestamp with time zone, filepath text, length bigint, sha256 text, sha512 text, last_counter bigint, last_reported_at timestamp with time zone)
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+  select * from jsonb_to_recordset(reports) as r (
+    ecu_id uuid, serial text, counter bigint, reported_at timestamptz, filepath text, length bigint, sha256 text, sha512 text,
+    last_counter bigint, last_reported_at timestamptz)
+$function$;
 
 CREATE OR REPLACE FUNCTION gk_private.robots_certificate_replacements(robot_ids uuid[], public_keys text[] DEFAULT NULL::text[])
  RETURNS TABLE(robot_id uuid, certificate_id uuid, requested boolean)
@@ -5017,6 +5190,20 @@ begin
      and c.status in ('issuing', 'issued')
      and c.id not in (select n.id from new_rows n);
   return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.tg_ecu_version_reports__counter_increases()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  if new.report_counter <= old.report_counter or new.reported_at < old.reported_at then
+    raise exception 'ECU %: report counter % (time %) does not follow the accepted % (time %)',
+      old.ecu_id, new.report_counter, new.reported_at, old.report_counter, old.reported_at using errcode = '55000';
+  end if;
+  return new;
 end;
 $function$;
 

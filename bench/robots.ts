@@ -2,6 +2,8 @@
 // work in the same run (local CA in a scratch database, the robot API over real mutual TLS).
 //   node bench/robots.ts                    1,000 robots in the swept team, 200 reads of each kind
 //   BENCH_SCALE=0.2 node bench/robots.ts    200 robots, 40 reads (quick check)
+//   BENCH_PART=manifests node bench/robots.ts   manifests only: the replay check and the comparison
+//                                           with the director's targets (bench/lib/robot-manifests.ts), 200 robots
 // 1. Mark: renaming the team marks all its robots dirty (one statement).
 // 2. Reads: GET /robot/v1/certificate of clean robots vs dirty robots (the read requests the
 //    replacement, a background worker issues it, the read hands it over), p50/p99, next to a bare
@@ -12,6 +14,7 @@
 import pg from "pg";
 import type { TestDb } from "../test/helpers/db.ts";
 import { setupRobotApi } from "../test/robots/helpers/robot-api.ts";
+import { manifestsBench } from "./lib/robot-manifests.ts";
 import { scratchDatabase } from "./lib/scratch-db.ts";
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
@@ -29,6 +32,17 @@ const db = {
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const f = (x: number) => `${x.toFixed(1)} ms`;
+
+if (process.env.BENCH_PART === "manifests") {
+  try {
+    console.log(`machine: ${(await import("node:os")).cpus().length} cores; database: ${scratch.where}; scale ${SCALE}`);
+    await manifestsBench(pool, Math.max(10, Math.round(200 * SCALE)));
+  } finally {
+    await pool.end();
+    await scratch.drop();
+  }
+  process.exit(0);
+}
 
 const h = await setupRobotApi(db, { name: "bench" });
 try {

@@ -23,8 +23,10 @@ begin
     'gk_private.export_node_registered(uuid, text, text, interval)',
     'gk_private.export_node_heartbeat(uuid, int)',
     -- Robot API, robots (src/robots/robot-routes.ts, manifest.ts, certificate.ts): a manifest and
-    -- its ECUs' registered keys (to verify it), the current certificate, its replacement.
+    -- its ECUs' registered keys (to verify it), its replay check and comparison with the
+    -- director's targets (storing it: not granted, below), the current certificate, its replacement.
     'gk_private.robot_manifest_received(uuid, uuid, boolean, jsonb)',
+    'gk_private.robot_manifest_accepted(uuid, uuid, jsonb, jsonb)',
     'gk_private.robot_ecu_keys(uuid)',
     'gk_private.robot_current_certificate(uuid)',
     'gk_private.robots_certificate_replacements(uuid[], text[])'
@@ -33,6 +35,11 @@ begin
     execute format('grant execute on function %s to gk_peer', f);
   end loop;
 end $$;
+
+-- Robot API, robots: a manifest is stored only through robot_manifest_accepted (its replay check
+-- and comparison with the director's targets, which call robot_manifest_received as the owner),
+-- never by the robot's connection directly.
+revoke execute on function gk_private.robot_manifest_received(uuid, uuid, boolean, jsonb) from gk_peer;
 
 -- Robot API, robots: the robot's row lock before a replacement (SELECT … FOR UPDATE needs an
 -- UPDATE privilege; certificate_dirty_since, which the replacement function clears anyway), the

@@ -3,8 +3,10 @@
 // is framework (src/peers/robot-api.ts); this area brings its routes.
 import { defineArea } from "../area.ts";
 import { robotsRobotRoutes } from "./robot-routes.ts";
+import { ecuReportsSection } from "./status.ts";
 
 export default defineArea({
   key: "robots",
   robotRoutes: robotsRobotRoutes,
+  statusSections: [ecuReportsSection],
 });

@@ -3,7 +3,10 @@
 // that ECU. Signatures are ed25519 over the canonical JSON (TUF's, @tufjs/canonical-json) of
 // `signed`, hex, as securesystemslib makes them; each is checked against the key an admin
 // registered for that ECU (gk_public.ecu_keys). Anything that does not verify is refused and
-// nothing is recorded.
+// nothing is recorded. Each version report must carry what the replay check and the comparison
+// with the director's targets need (gk_private.robot_manifest_accepted): its report_counter, its
+// timeserver_time and its installed image (filepath, length, sha256 and/or sha512); the primary's
+// own report must be there, so the whole manifest, which the primary signs, is never accepted twice.
 import crypto from "node:crypto";
 import { canonicalize } from "@tufjs/canonical-json";
 import type pg from "pg";
@@ -16,7 +19,38 @@ const Signature = z.looseObject({ keyid: z.string().max(128), sig: z.string().re
 const Signatures = z.array(Signature).min(1).max(MAX_SIGNATURES);
 const Serial = z.string().min(1).max(64);
 
-const EcuReport = z.object({ signed: z.looseObject({ ecu_serial: Serial }), signatures: Signatures });
+/** TUF's time format (securesystemslib, aktualizr), optionally with a fraction. */
+const ReportTime = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/, "a UTC time as YYYY-MM-DDTHH:MM:SSZ")
+  .refine((t) => !Number.isNaN(Date.parse(t)), "not a valid time");
+const Hashes = z
+  .looseObject({
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, "sha256, hex")
+      .optional(),
+    sha512: z
+      .string()
+      .regex(/^[0-9a-f]{128}$/, "sha512, hex")
+      .optional(),
+  })
+  .refine((h) => Object.keys(h).length <= 8, "at most 8 hashes")
+  .refine((h) => h.sha256 !== undefined || h.sha512 !== undefined, "a sha256 or sha512 hash");
+const InstalledImage = z.object({
+  filepath: z.string().min(1).max(255),
+  fileinfo: z.looseObject({ length: z.int().min(0).max(Number.MAX_SAFE_INTEGER), hashes: Hashes }),
+});
+
+const EcuReport = z.object({
+  signed: z.looseObject({
+    ecu_serial: Serial,
+    report_counter: z.int().min(1).max(Number.MAX_SAFE_INTEGER),
+    timeserver_time: ReportTime,
+    installed_image: InstalledImage,
+  }),
+  signatures: Signatures,
+});
 
 export const VehicleManifest = z.object({
   signed: z.looseObject({
@@ -28,7 +62,18 @@ export const VehicleManifest = z.object({
   signatures: Signatures,
 });
 
-export type Verdict = { ok: true } | { ok: false; status: 400 | 422; error: string };
+/** One version report as the replay check and the comparison take it (robot_manifest_accepted). */
+export interface VersionReport {
+  serial: string;
+  counter: number;
+  time: string;
+  filepath: string;
+  length: number;
+  sha256: string | null;
+  sha512: string | null;
+}
+
+export type Verdict = { ok: true; reports: VersionReport[] } | { ok: false; status: 400 | 422; error: string };
 
 function publicKey(hex: string): crypto.KeyObject {
   return crypto.createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(hex, "hex").toString("base64url") }, format: "jwk" });
@@ -64,6 +109,7 @@ export async function verifyManifest(db: pg.Pool, robotId: string, body: unknown
 
   const primary = m.signed.primary_ecu_serial;
   if (ecus.has(primary) && !ecus.get(primary)?.is_primary) return refuse(`ECU ${primary} is not this robot's primary ECU`);
+  if (!(primary in m.signed.ecu_version_manifests)) return refuse(`the manifest lacks the version report of its primary ECU ${primary}`);
   const pk = keyOf(primary);
   if ("error" in pk) return refuse(pk.error);
   if (!signedBy(m.signed, m.signatures, pk.key)) return refuse(`the manifest is not signed by the primary ECU ${primary}`);
@@ -73,5 +119,14 @@ export async function verifyManifest(db: pg.Pool, robotId: string, body: unknown
     if ("error" in k) return refuse(k.error);
     if (!signedBy(report.signed, report.signatures, k.key)) return refuse(`the version report of ECU ${serial} is not signed by its key`);
   }
-  return { ok: true };
+  const reports = Object.entries(m.signed.ecu_version_manifests).map(([serial, { signed: r }]) => ({
+    serial,
+    counter: r.report_counter,
+    time: r.timeserver_time,
+    filepath: r.installed_image.filepath,
+    length: r.installed_image.fileinfo.length,
+    sha256: r.installed_image.fileinfo.hashes.sha256 ?? null,
+    sha512: r.installed_image.fileinfo.hashes.sha512 ?? null,
+  }));
+  return { ok: true, reports };
 }

@@ -13,7 +13,7 @@ import { MANIFEST_MAX_BYTES } from "../../src/robots/robot-routes.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { insertEcus, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 import { needs } from "../helpers/requirements.ts";
-import { nodeSignedManifest, registerEcuKeys } from "./helpers/manifests.ts";
+import { installedImage, nodeSignedManifest, registerEcuKeys } from "./helpers/manifests.ts";
 import { type RobotApiHarness, type RobotCredentials, setupRobotApi } from "./helpers/robot-api.ts";
 
 const db = await createTestDb();
@@ -58,7 +58,11 @@ describe("robot API", () => {
   it("stores a manifest under the calling robot and its team, whatever the body claims", async () => {
     // Signed by robot a's ECU, claiming to be robot b's of team B (signatures: manifest.test.ts).
     const [ecu] = await insertEcus(db, { robots: [{ id: a.id, team_id: teamA }] });
-    const { manifest, keys } = nodeSignedManifest(ecu!.serial, { [ecu!.serial]: {} }, { robot_id: b.id, team_id: teamB });
+    const { manifest, keys } = nodeSignedManifest(
+      ecu!.serial,
+      { [ecu!.serial]: installedImage({ filepath: "fw-1.0.0", length: 10, sha256: "ab".repeat(32) }) },
+      { robot_id: b.id, team_id: teamB },
+    );
     await registerEcuKeys(db, a.id, keys);
     const r = await h.request(a.creds, "POST", "/robot/v1/manifest", manifest);
     expect(r).toMatchObject({ status: 201, body: { valid: true } });

@@ -20,8 +20,8 @@ let ecus: EcuRow[];
 const manifests = async () => (await db.query("select count(*)::int as n from gk_public.robot_manifests")).rows[0].n as number;
 const post = (body: unknown) => h.request(robot.creds, "POST", "/robot/v1/manifest", body);
 const bodies = () => ({
-  [ecus[0].serial]: { installed_image: { filepath: "fw-1.0.0", fileinfo: { length: 10, hashes: { sha256: "ab" } } } },
-  [ecus[1].serial]: { installed_image: { filepath: "cam-2.0.0", fileinfo: { length: 20, hashes: { sha256: "cd" } } } },
+  [ecus[0].serial]: { installed_image: { filepath: "fw-1.0.0", fileinfo: { length: 10, hashes: { sha256: "ab".repeat(32) } } } },
+  [ecus[1].serial]: { installed_image: { filepath: "cam-2.0.0", fileinfo: { length: 20, hashes: { sha256: "cd".repeat(32) } } } },
 });
 
 beforeAll(async () => {
@@ -93,7 +93,7 @@ describe("robot manifests", () => {
     const m = nodeSignedManifest(ecus[0].serial, bodies());
     await registerEcuKeys(db, robot.id, { [ecus[0].serial]: m.keys[ecus[0].serial] });
     expect(await post(m.manifest)).toMatchObject({ status: 422, body: { error: `ECU ${ecus[1].serial} has no registered key` } });
-    const foreign = nodeSignedManifest(ecus[0].serial, { ...bodies(), "not-mine": {} });
+    const foreign = nodeSignedManifest(ecus[0].serial, { ...bodies(), "not-mine": bodies()[ecus[1].serial] });
     await registerEcuKeys(db, robot.id, foreign.keys);
     expect(await post(foreign.manifest)).toMatchObject({ status: 422, body: { error: "ECU not-mine is not an ECU of this robot" } });
     const secondary = nodeSignedManifest(ecus[1].serial, bodies());

@@ -3,7 +3,8 @@
 uses; ed25519 through python3-nacl) makes each ECU's key, canonicalises `signed` with its own
 encode_canonical and signs it, so a canonicalisation Node shares with itself would go unseen.
 
-Input: one JSON object on stdin {"primary": serial, "ecus": {serial: {"installed_image": ...}}}.
+Input: one JSON object on stdin {"primary": serial, "ecus": {serial: {"installed_image": ...,
+"report_counter": n, "timeserver_time": "..."}}} (each body signed as given, with its ecu_serial).
 Output: one JSON line {"manifest": {...}, "keys": {serial: public key hex}}: every ECU's version
 report signed by its own key, the vehicle manifest by the primary's.
 """
@@ -23,7 +24,7 @@ def main():
     request = json.load(sys.stdin)
     ecu_keys = {serial: keys.generate_ed25519_key() for serial in request["ecus"]}
     reports = {
-        serial: signed_document(dict(body, ecu_serial=serial, report_counter=1), ecu_keys[serial])
+        serial: signed_document(dict(body, ecu_serial=serial), ecu_keys[serial])
         for serial, body in request["ecus"].items()
     }
     vehicle = {"primary_ecu_serial": request["primary"], "ecu_version_manifests": reports}
