@@ -4501,7 +4501,10 @@ begin
   -- The reports with their ECU and its last accepted report, read once (no temp table: its
   -- catalog writes cost more than the rest of the check).
   select coalesce(jsonb_agg(jsonb_build_object(
-           'ecu_id', e.id, 'serial', x.serial, 'counter', x.counter, 'reported_at', x.time, 'filepath', x.filepath,
+           'ecu_id', e.id, 'serial', x.serial, 'counter', x.counter, 'filepath', x.filepath,
+           -- A report without a time (aktualizr's) is taken at the time it is received, never
+           -- before the ECU's last accepted one; only a time the report carries is checked.
+           'reported_at', coalesce(x.time, greatest(now(), s.reported_at)), 'time_given', x.time is not null,
            'length', x.length, 'sha256', x.sha256, 'sha512', x.sha512,
            'last_counter', s.report_counter, 'last_reported_at', s.reported_at) order by x.serial), '[]'::jsonb)
     into v_reports
@@ -4515,10 +4518,10 @@ begin
     raise exception 'ECU % is not an ECU of this robot', v_bad.serial using errcode = 'P0002';
   end if;
   select * into v_bad from gk_private.robot_manifest_reports(v_reports) r
-   where r.counter is null or r.reported_at is null or r.filepath is null or r.length is null
+   where r.counter is null or r.filepath is null or r.length is null
    limit 1;
   if found then
-    raise exception 'version report of ECU % lacks its counter, time or installed image', v_bad.serial using errcode = '22023';
+    raise exception 'version report of ECU % lacks its counter or installed image', v_bad.serial using errcode = '22023';
   end if;
   select * into v_bad from gk_private.robot_manifest_reports(v_reports) r
    where r.counter <= r.last_counter or r.reported_at < r.last_reported_at
@@ -4533,7 +4536,8 @@ begin
       to_char(v_bad.last_reported_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') using errcode = '55000';
   end if;
   select * into v_bad from gk_private.robot_manifest_reports(v_reports) r
-   where r.reported_at not between now() - gk_private.robot_manifest_max_skew() and now() + gk_private.robot_manifest_max_skew()
+   where r.time_given
+     and r.reported_at not between now() - gk_private.robot_manifest_max_skew() and now() + gk_private.robot_manifest_max_skew()
    order by r.serial limit 1;
   if found then
     raise exception 'ECU %''s report time % is more than % from the server''s clock (%)', v_bad.serial,
@@ -4614,13 +4618,13 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.robot_manifest_reports(reports jsonb)
- RETURNS TABLE(ecu_id uuid, serial text, counter bigint, reported_at timestamp with time zone, filepath text, length bigint, sha256 text, sha512 text, last_counter bigint, last_reported_at timestamp with time zone)
+ RETURNS TABLE(ecu_id uuid, serial text, counter bigint, reported_at timestamp with time zone, time_given boolean, filepath text, length bigint, sha256 text, sha512 text, last_counter bigint, last_reported_at timestamp with time zone)
  LANGUAGE sql
  IMMUTABLE PARALLEL SAFE
 AS $function$
   select * from jsonb_to_recordset(reports) as r (
-    ecu_id uuid, serial text, counter bigint, reported_at timestamptz, filepath text, length bigint, sha256 text, sha512 text,
-    last_counter bigint, last_reported_at timestamptz)
+    ecu_id uuid, serial text, counter bigint, reported_at timestamptz, time_given boolean, filepath text, length bigint,
+    sha256 text, sha512 text, last_counter bigint, last_reported_at timestamptz)
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.robots_certificate_replacements(robot_ids uuid[], public_keys text[] DEFAULT NULL::text[])

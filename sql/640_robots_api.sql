@@ -73,14 +73,15 @@ create trigger _100_counter_increases before update of report_counter, reported_
   for each row execute function gk_private.tg_ecu_version_reports__counter_increases();
 
 -- The rows robot_manifest_accepted works on, kept in a jsonb value between its statements.
-create or replace function gk_private.robot_manifest_reports(reports jsonb)
-returns table (ecu_id uuid, serial text, counter bigint, reported_at timestamptz, filepath text, length bigint, sha256 text,
-               sha512 text, last_counter bigint, last_reported_at timestamptz)
+drop function if exists gk_private.robot_manifest_reports(jsonb); -- its columns changed (time_given)
+create function gk_private.robot_manifest_reports(reports jsonb)
+returns table (ecu_id uuid, serial text, counter bigint, reported_at timestamptz, time_given boolean, filepath text, length bigint,
+               sha256 text, sha512 text, last_counter bigint, last_reported_at timestamptz)
 language sql immutable parallel safe
 as $$
   select * from jsonb_to_recordset(reports) as r (
-    ecu_id uuid, serial text, counter bigint, reported_at timestamptz, filepath text, length bigint, sha256 text, sha512 text,
-    last_counter bigint, last_reported_at timestamptz)
+    ecu_id uuid, serial text, counter bigint, reported_at timestamptz, time_given boolean, filepath text, length bigint,
+    sha256 text, sha512 text, last_counter bigint, last_reported_at timestamptz)
 $$;
 
 -- A manifest whose signatures verified (src/robots/manifest.ts), with its version reports
@@ -88,8 +89,9 @@ $$;
 -- transaction, all or nothing:
 --  1. every report's ECU is one of this robot's (robot and team from the identity);
 --  2. the replay check: each report's counter is above, and its time not before, the last
---     accepted report of its ECU (55000 otherwise), and its time within
---     robot_manifest_max_skew() of now (22023);
+--     accepted report of its ECU (55000 otherwise), and a time the report carries is within
+--     robot_manifest_max_skew() of now (22023); a report without one is taken at now (never
+--     before the last accepted), so the counter alone carries the check;
 --  3. each report is compared with what the director's targets list for its ECU
 --     (gk_private.director_targets, what the robot's next signed targets say): matches, pending
 --     (a rollout lists an image the ECU has not installed and it still runs what it ran) or
@@ -128,7 +130,10 @@ begin
   -- The reports with their ECU and its last accepted report, read once (no temp table: its
   -- catalog writes cost more than the rest of the check).
   select coalesce(jsonb_agg(jsonb_build_object(
-           'ecu_id', e.id, 'serial', x.serial, 'counter', x.counter, 'reported_at', x.time, 'filepath', x.filepath,
+           'ecu_id', e.id, 'serial', x.serial, 'counter', x.counter, 'filepath', x.filepath,
+           -- A report without a time (aktualizr's) is taken at the time it is received, never
+           -- before the ECU's last accepted one; only a time the report carries is checked.
+           'reported_at', coalesce(x.time, greatest(now(), s.reported_at)), 'time_given', x.time is not null,
            'length', x.length, 'sha256', x.sha256, 'sha512', x.sha512,
            'last_counter', s.report_counter, 'last_reported_at', s.reported_at) order by x.serial), '[]'::jsonb)
     into v_reports
@@ -142,10 +147,10 @@ begin
     raise exception 'ECU % is not an ECU of this robot', v_bad.serial using errcode = 'P0002';
   end if;
   select * into v_bad from gk_private.robot_manifest_reports(v_reports) r
-   where r.counter is null or r.reported_at is null or r.filepath is null or r.length is null
+   where r.counter is null or r.filepath is null or r.length is null
    limit 1;
   if found then
-    raise exception 'version report of ECU % lacks its counter, time or installed image', v_bad.serial using errcode = '22023';
+    raise exception 'version report of ECU % lacks its counter or installed image', v_bad.serial using errcode = '22023';
   end if;
   select * into v_bad from gk_private.robot_manifest_reports(v_reports) r
    where r.counter <= r.last_counter or r.reported_at < r.last_reported_at
@@ -160,7 +165,8 @@ begin
       to_char(v_bad.last_reported_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') using errcode = '55000';
   end if;
   select * into v_bad from gk_private.robot_manifest_reports(v_reports) r
-   where r.reported_at not between now() - gk_private.robot_manifest_max_skew() and now() + gk_private.robot_manifest_max_skew()
+   where r.time_given
+     and r.reported_at not between now() - gk_private.robot_manifest_max_skew() and now() + gk_private.robot_manifest_max_skew()
    order by r.serial limit 1;
   if found then
     raise exception 'ECU %''s report time % is more than % from the server''s clock (%)', v_bad.serial,

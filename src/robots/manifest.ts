@@ -4,9 +4,10 @@
 // `signed`, hex, as securesystemslib makes them; each is checked against the key an admin
 // registered for that ECU (gk_public.ecu_keys). Anything that does not verify is refused and
 // nothing is recorded. Each version report must carry what the replay check and the comparison
-// with the director's targets need (gk_private.robot_manifest_accepted): its report_counter, its
-// timeserver_time and its installed image (filepath, length, sha256 and/or sha512); the primary's
-// own report must be there, so the whole manifest, which the primary signs, is never accepted twice.
+// with the director's targets need (gk_private.robot_manifest_accepted): its report_counter and
+// its installed image (filepath, length, sha256 and/or sha512); its timeserver_time is checked when
+// given (aktualizr sends none: the counter alone makes a report single-use). The primary's own
+// report must be there, so the whole manifest, which the primary signs, is never accepted twice.
 import crypto from "node:crypto";
 import { canonicalize } from "@tufjs/canonical-json";
 import type pg from "pg";
@@ -46,7 +47,7 @@ const EcuReport = z.object({
   signed: z.looseObject({
     ecu_serial: Serial,
     report_counter: z.int().min(1).max(Number.MAX_SAFE_INTEGER),
-    timeserver_time: ReportTime,
+    timeserver_time: ReportTime.optional(),
     installed_image: InstalledImage,
   }),
   signatures: Signatures,
@@ -66,7 +67,8 @@ export const VehicleManifest = z.object({
 export interface VersionReport {
   serial: string;
   counter: number;
-  time: string;
+  /** timeserver_time, when the report carries one. */
+  time: string | null;
   filepath: string;
   length: number;
   sha256: string | null;
@@ -122,7 +124,7 @@ export async function verifyManifest(db: pg.Pool, robotId: string, body: unknown
   const reports = Object.entries(m.signed.ecu_version_manifests).map(([serial, { signed: r }]) => ({
     serial,
     counter: r.report_counter,
-    time: r.timeserver_time,
+    time: r.timeserver_time ?? null,
     filepath: r.installed_image.filepath,
     length: r.installed_image.fileinfo.length,
     sha256: r.installed_image.fileinfo.hashes.sha256 ?? null,

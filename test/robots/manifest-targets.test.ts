@@ -300,7 +300,7 @@ describe.runIf(needs("securesystemslib"))("manifests against the director's targ
       expect(await post(who, skewed)).toMatchObject({ status: 422, body: { error: expect.stringMatching(/from the server's clock/) } });
     }
     expect(await manifests(newcomer.id)).toBe(0);
-    // A report without a counter or a time is not a version report.
+    // A report without a counter is not a version report.
     const bare = await signed(robot, { [primary]: { ...installedImage(assigned[primary]), report_counter: undefined } });
     expect(await post(robot, bare)).toMatchObject({ status: 400, body: { error: expect.stringMatching(/report_counter/) } });
     expect(await robotState(robot)).toEqual(before);
@@ -326,6 +326,29 @@ describe.runIf(needs("securesystemslib"))("manifests against the director's targ
       c.release();
     }
     expect(await manifests(robot.id)).toBe(before.manifests + 1);
+  });
+
+  it("a report without timeserver_time (as aktualizr sends) is accepted once: its counter alone refuses the replay", async () => {
+    const robot = await robotWithEcus();
+    const [primary, secondary] = robot.ecus.map((e) => e.serial);
+    const timeless = { timeserver_time: undefined, report_counter: nextReportCounter() };
+    const manifest = await signed(robot, {
+      [primary]: { ...installedImage(asTarget(images[0])), ...timeless },
+      [secondary]: { ...installedImage(asTarget(images[0])), timeserver_time: undefined },
+    });
+    expect(JSON.stringify(manifest)).not.toContain("timeserver_time");
+    const first = await post(robot, manifest);
+    expect(first.status, JSON.stringify(first.body)).toBe(201);
+    expect(first.body.ecus.map((e: { verdict: string }) => e.verdict)).toEqual(["matches", "matches"]);
+    const { rows } = await db.query(
+      `select v.report_counter::int as counter, v.reported_at = v.received_at as at_receipt
+         from gk_public.ecu_version_reports v join gk_public.ecus e on e.id = v.ecu_id where e.robot_id = $1 and e.serial = $2`,
+      [robot.id, primary],
+    );
+    expect(rows).toEqual([{ counter: timeless.report_counter, at_receipt: true }]);
+    const before = await robotState(robot);
+    expect(await post(robot, manifest)).toMatchObject({ status: 409, body: { error: expect.stringMatching(/replayed.*report_counter/) } });
+    expect(await robotState(robot)).toEqual(before);
   });
 
   it("another robot's ECU is refused, and that robot's state is untouched", async () => {
