@@ -10,6 +10,7 @@ import { loadConfig, type Config } from "../config.ts";
 import { claimOwnership, liveOwner, releaseOwnership, stopOrphanedServer } from "../db/embedded-owner.ts";
 import { type EmbeddedDb, embeddedUrl } from "../db/embedded.ts";
 import { embeddedApiUrl, ensureEmbeddedApiLogin } from "../db/embedded-api-login.ts";
+import { embeddedPeerUrl, ensureEmbeddedPeerLogin } from "../db/embedded-peer-login.ts";
 import { UserError } from "../lib/errors.ts";
 import { startEmbedded } from "./embedded.ts";
 
@@ -34,6 +35,8 @@ export interface Database {
   url: string;
   /** The admin server's own login (API_DATABASE_URL, or the embedded gk_api_login); else it logs in with `url`. */
   apiUrl?: string;
+  /** The mutual-TLS listeners' own login (PEER_DATABASE_URL, or the embedded gk_peer_login); see src/cli/parts.ts. */
+  peerUrl?: string;
   /** DATABASE_URL, the embedded cluster started by this command, or one a running `start` serves. */
   kind: "external" | "embedded" | "embedded-shared";
   dataDir?: string;
@@ -57,7 +60,13 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
     const url = config.DATABASE_URL;
     await ping(url); // a bad URL or an unreachable server fails here, with a one-line error
     if (opts.migrate) await runMigrate(url, log);
-    return { url, ...(config.API_DATABASE_URL ? { apiUrl: config.API_DATABASE_URL } : {}), kind: "external", close: async () => {} };
+    return {
+      url,
+      ...(config.API_DATABASE_URL ? { apiUrl: config.API_DATABASE_URL } : {}),
+      ...(config.PEER_DATABASE_URL ? { peerUrl: config.PEER_DATABASE_URL } : {}),
+      kind: "external",
+      close: async () => {},
+    };
   }
   fs.mkdirSync(config.home, { recursive: true });
   const dataDir = embeddedDataDir(config.home);
@@ -73,8 +82,8 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
       log.debug({ dataDir }, "using the embedded PostgreSQL of a running groundskeeper");
       const migrated = opts.migrate ?? true;
       if (migrated) await runMigrate(shared, log);
-      const apiUrl = migrated ? await ensureEmbeddedApiLogin(shared, dataDir) : embeddedApiUrl(dataDir);
-      return { url: shared, ...(apiUrl ? { apiUrl } : {}), kind: "embedded-shared", dataDir, close: async () => {} };
+      const logins = await embeddedLogins(shared, dataDir, migrated);
+      return { url: shared, ...logins, kind: "embedded-shared", dataDir, close: async () => {} };
     }
     if (claimOwnership(dataDir)) break; // else another process claimed it just now: look again
   }
@@ -82,12 +91,12 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
   if (orphan) log.warn({ dataDir, pid: orphan }, "stopped the embedded PostgreSQL a killed groundskeeper left running");
   log.info({ dataDir }, "starting embedded PostgreSQL");
   let embedded: EmbeddedDb | undefined;
-  let apiUrl: string | null;
+  let logins: Pick<Database, "apiUrl" | "peerUrl">;
   try {
     embedded = await startEmbedded(dataDir, (m) => log.debug({ postgres: m.trim() }));
     const migrated = opts.migrate ?? true;
     if (migrated) await runMigrate(embedded.url, log);
-    apiUrl = migrated ? await ensureEmbeddedApiLogin(embedded.url, dataDir) : embeddedApiUrl(dataDir);
+    logins = await embeddedLogins(embedded.url, dataDir, migrated);
   } catch (e) {
     await embedded?.stop().catch(() => {});
     releaseOwnership(dataDir);
@@ -96,7 +105,7 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
   const db = embedded;
   return {
     url: db.url,
-    ...(apiUrl ? { apiUrl } : {}),
+    ...logins,
     kind: "embedded",
     dataDir,
     close: async () => {
@@ -104,6 +113,16 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
       releaseOwnership(dataDir);
     },
   };
+}
+
+/**
+ * The embedded cluster's logins for the admin server and the listeners: made or updated after a
+ * migrate (their roles exist then), else those an earlier migrate made (none: the owner's URL).
+ */
+async function embeddedLogins(ownerUrl: string, dataDir: string, migrated: boolean): Promise<Pick<Database, "apiUrl" | "peerUrl">> {
+  const apiUrl = migrated ? await ensureEmbeddedApiLogin(ownerUrl, dataDir) : embeddedApiUrl(dataDir);
+  const peerUrl = migrated ? await ensureEmbeddedPeerLogin(ownerUrl, dataDir) : embeddedPeerUrl(dataDir);
+  return { ...(apiUrl ? { apiUrl } : {}), ...(peerUrl ? { peerUrl } : {}) };
 }
 
 async function runMigrate(url: string, log: Logger): Promise<void> {
