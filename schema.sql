@@ -2267,7 +2267,6 @@ create table gk_private.director_keys (
   constraint director_keys_sealed_private_key_check CHECK (sealed_private_key ~~ 'v1:%'::text)
 );
 grant insert (key_id, role, sealed_private_key, team_id) on gk_private.director_keys to gk_peer;
-grant select (key_id, role, sealed_private_key, team_id) on gk_private.director_keys to gk_peer;
 
 create table gk_private.ecu_telemetry_default partition of gk_public.ecu_telemetry default;
 CREATE INDEX ecu_telemetry_default_robot_id_recorded_at_idx ON gk_private.ecu_telemetry_default USING btree (robot_id, recorded_at);
@@ -3226,6 +3225,24 @@ begin
 end;
 $function$;
 grant execute on function gk_private.director_prepare(uuid[],boolean) to gk_peer;
+
+CREATE OR REPLACE FUNCTION gk_private.director_robot_online_key(serial text, certificate bytea, key_id text)
+ RETURNS text
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select k.sealed_private_key
+    from gk_public.certificates c
+    join gk_public.robots r on r.id = c.robot_id and r.team_id = c.owner_team_id
+    join gk_private.director_keys k on k.team_id = r.team_id
+   where c.serial = director_robot_online_key.serial
+     and c.profile = 'robot' and c.status = 'issued' and c.not_after > now()
+     and c.pem is not null
+     and decode(regexp_replace(c.pem, '-----(BEGIN|END) CERTIFICATE-----|\s', '', 'g'), 'base64') = director_robot_online_key.certificate
+     and k.key_id = director_robot_online_key.key_id and k.role = 'online';
+$function$;
+grant execute on function gk_private.director_robot_online_key(text,bytea,text) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.director_roots_due()
  RETURNS SETOF uuid

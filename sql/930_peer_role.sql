@@ -52,9 +52,36 @@ grant execute on function gk_private.director_prepare(uuid[], boolean),
       gk_private.rollouts_record_event(uuid, uuid, text, text, text) to gk_peer;
 grant select (team_id), insert (team_id, root_expires, root_key_id, online_key_id) on gk_public.director_repositories to gk_peer;
 grant select (team_id, version, document), insert (team_id, version, expires, document) on gk_public.director_roots to gk_peer;
-grant select (team_id, key_id, role, sealed_private_key), insert (team_id, key_id, role, sealed_private_key) on gk_private.director_keys to gk_peer;
+-- The director's keys: gk_peer inserts a new team's (sealed in Node) but reads none directly: a
+-- robot's online key only through director_robot_online_key below. An older release granted it
+-- SELECT on the table; the table-level REVOKE takes the column grants with it.
+revoke select on gk_private.director_keys from gk_peer;
+grant insert (team_id, key_id, role, sealed_private_key) on gk_private.director_keys to gk_peer;
 grant select (robot_id, team_id, root_version, dirty, expires) on gk_public.robot_directors to gk_peer;
 grant select (robot_id, targets, snapshot, timestamp) on gk_public.robot_director_documents to gk_peer;
+
+-- The sealed director online key `key_id` of the team of the robot whose certificate the robot
+-- API verified in the TLS handshake (src/peers/robot-api.ts authenticateRobot: its serial and its
+-- DER bytes): the certificate must be that robot's, issued, unexpired, of its current team, as
+-- robot_certificate_identity requires, and byte for byte the one stored (a serial alone, which
+-- gk_peer can read, names a certificate but is not one). No row: not that robot's team's key.
+-- So a listener session reads a key only for a robot certificate it holds, never by team id.
+create or replace function gk_private.director_robot_online_key(serial text, certificate bytea, key_id text)
+returns text
+language sql stable
+security definer set search_path = pg_catalog, pg_temp
+as $$
+  select k.sealed_private_key
+    from gk_public.certificates c
+    join gk_public.robots r on r.id = c.robot_id and r.team_id = c.owner_team_id
+    join gk_private.director_keys k on k.team_id = r.team_id
+   where c.serial = director_robot_online_key.serial
+     and c.profile = 'robot' and c.status = 'issued' and c.not_after > now()
+     and c.pem is not null
+     and decode(regexp_replace(c.pem, '-----(BEGIN|END) CERTIFICATE-----|\s', '', 'g'), 'base64') = director_robot_online_key.certificate
+     and k.key_id = director_robot_online_key.key_id and k.role = 'online';
+$$;
+grant execute on function gk_private.director_robot_online_key(text, bytea, text) to gk_peer;
 
 -- The listeners' built-in CA (src/cli/parts.ts): the CRL's part of the local CA, granted with
 -- gk_api's in sql/920_api_role.sql.

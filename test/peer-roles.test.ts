@@ -11,7 +11,9 @@ import https from "node:https";
 import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { normalizeSerial } from "../src/adapters/ca/types.ts";
 import { createPool } from "../src/db/pool.ts";
+import { ensureDirector } from "../src/rollouts/director-keys.ts";
 import { SecretBox } from "../src/lib/secrets.ts";
 import { type PeerRoute, startPeerGateway } from "../src/peers/gateway.ts";
 import type { MutualTlsListener } from "../src/peers/listener.ts";
@@ -196,6 +198,7 @@ describe("gk_peer's entry points", () => {
       "select * from gk_private.robot_manifest_received(gen_random_uuid(), gen_random_uuid(), true, '{}')",
       "select * from gk_private.robot_current_certificate(gen_random_uuid())",
       "select * from gk_private.robots_certificate_replacements(array[gen_random_uuid()])",
+      "select gk_private.director_robot_online_key('00', '\\x00', 'x')",
     ];
     // And the admin server's entry points are not gk_peer's (made SECURITY DEFINER in sql/920).
     const apiCalls = [
@@ -258,6 +261,64 @@ describe("a login role of the listeners' own", () => {
       );
     } finally {
       await superuser.end();
+    }
+  });
+});
+
+describe("the directors' sealed keys under gk_peer", () => {
+  it("are not readable directly; a robot's certificate reads its own team's online key only", async () => {
+    // Two teams, each with a director and an enrolled robot.
+    const robots: { team: string; serial: string; der: Buffer; onlineKeyId: string; sealed: string }[] = [];
+    for (const name of ["peer-keys-a", "peer-keys-b"]) {
+      const team = (await insertTeam(db, { name })).id;
+      const [r] = await insertRobots(db, { team });
+      const creds = await h.enroll(r!.id);
+      const c = await db.pool.connect();
+      try {
+        await ensureDirector(c, h.services.secrets!, team);
+      } finally {
+        c.release();
+      }
+      const { rows } = await db.query(
+        `select k.key_id, k.sealed_private_key from gk_public.director_repositories p
+           join gk_private.director_keys k on k.team_id = p.team_id and k.key_id = p.online_key_id where p.team_id = $1`,
+        [team],
+      );
+      const x509 = new crypto.X509Certificate(creds.certPem);
+      robots.push({
+        team,
+        serial: normalizeSerial(x509.serialNumber),
+        der: x509.raw,
+        onlineKeyId: rows[0].key_id,
+        sealed: rows[0].sealed_private_key,
+      });
+    }
+    const [a, b] = robots as [(typeof robots)[0], (typeof robots)[0]];
+    const peer = createPool(peerConnectionString(withLogin(login, "groundskeeper peers (keys)")), 1);
+    const key = async (serial: string, der: Buffer, keyId: string) =>
+      (await peer.query("select gk_private.director_robot_online_key($1, $2, $3) as k", [serial, der, keyId])).rows[0].k;
+    try {
+      for (const sql of [
+        "select sealed_private_key from gk_private.director_keys",
+        "select team_id, key_id from gk_private.director_keys",
+        "select count(*) from gk_private.director_keys",
+      ]) {
+        expect([sql, await asPool(peer, sql)]).toEqual([sql, { code: "42501" }]);
+      }
+      // Its own team's online key, for the certificate it presented.
+      expect(await key(a.serial, a.der, a.onlineKeyId)).toBe(a.sealed);
+      // Not another team's: by that team's key id, by the other robot's serial, or by a
+      // certificate that is not the one stored under that serial.
+      expect(await key(a.serial, a.der, b.onlineKeyId)).toBeNull();
+      expect(await key(b.serial, a.der, b.onlineKeyId)).toBeNull();
+      const forged = Buffer.from(b.der);
+      forged[forged.length - 1] ^= 1;
+      expect(await key(b.serial, forged, b.onlineKeyId)).toBeNull();
+      // A revoked certificate reads nothing.
+      await db.query("update gk_public.certificates set status = 'revoking' where serial = $1 and profile = 'robot'", [a.serial]);
+      expect(await key(a.serial, a.der, a.onlineKeyId)).toBeNull();
+    } finally {
+      await peer.end();
     }
   });
 });

@@ -24,6 +24,9 @@ export interface RobotIdentity {
   certificateId: string;
   /** The presented certificate's serial (lower-case hex). */
   serial: string;
+  /** The presented certificate (DER), as the handshake verified it: what the database's
+   * robot-bound entry points check (gk_private.director_robot_online_key). */
+  certificate: Buffer;
 }
 
 export interface RobotRequest {
@@ -86,7 +89,13 @@ export async function authenticateRobot(db: pg.Pool, socket: TLSSocket): Promise
   );
   const row = rows[0];
   if (!row || row.robot_id !== id.commonName) return null;
-  return { robotId: row.robot_id, teamId: row.team_id, certificateId: row.certificate_id, serial: id.serial };
+  return {
+    robotId: row.robot_id,
+    teamId: row.team_id,
+    certificateId: row.certificate_id,
+    serial: id.serial,
+    certificate: socket.getPeerCertificate().raw,
+  };
 }
 
 function reply(res: http.ServerResponse, out: RobotResponse): void {
