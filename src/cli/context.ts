@@ -7,7 +7,8 @@ import type { Command } from "commander";
 import pg from "pg";
 import { pino, type Logger } from "pino";
 import { loadConfig, type Config } from "../config.ts";
-import { claimOwnership, liveOwner, releaseOwnership, stopOrphanedServer } from "../db/embedded-owner.ts";
+import { claimOwnership, liveOwner, markStopping, ownerStopping, releaseOwnership, stopOrphanedServer } from "../db/embedded-owner.ts";
+import { drainShares, takeShare } from "../db/embedded-share.ts";
 import { type EmbeddedDb, embeddedUrl } from "../db/embedded.ts";
 import { embeddedApiUrl, ensureEmbeddedApiLogin } from "../db/embedded-api-login.ts";
 import { embeddedPeerUrl, ensureEmbeddedPeerLogin } from "../db/embedded-peer-login.ts";
@@ -52,6 +53,10 @@ export interface OpenOptions {
   /** The embedded cluster must be this process's own (`start`): one that a live process owns is
    * an error with its pid, not shared (two `start` in one home would stop it under each other). */
   exclusive?: boolean;
+  /** Sharing a running owner's embedded cluster: hold a share (src/db/embedded-share.ts) until
+   * close, so the owner's stop waits for this command. Default yes; the long-running commands
+   * (src/cli/boot.ts) say no: the owner would wait for them until its deadline. */
+  hold?: boolean;
 }
 
 export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Promise<Database> {
@@ -77,13 +82,18 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
         `another groundskeeper (pid ${owner}) is running with the embedded PostgreSQL in ${dataDir}: stop it first, or give this one its own GROUNDSKEEPER_HOME`,
       );
     }
-    const shared = opts.exclusive ? null : await sharedEmbeddedUrl(dataDir);
-    if (shared) {
+    const share = opts.exclusive ? null : await joinShared(dataDir, opts.hold ?? true);
+    if (share) {
       log.debug({ dataDir }, "using the embedded PostgreSQL of a running groundskeeper");
-      const migrated = opts.migrate ?? true;
-      if (migrated) await runMigrate(shared, log);
-      const logins = await embeddedLogins(shared, dataDir, migrated);
-      return { url: shared, ...logins, kind: "embedded-shared", dataDir, close: async () => {} };
+      try {
+        const migrated = opts.migrate ?? true;
+        if (migrated) await runMigrate(share.url, log);
+        const logins = await embeddedLogins(share.url, dataDir, migrated);
+        return { url: share.url, ...logins, kind: "embedded-shared", dataDir, close: async () => share.release() };
+      } catch (e) {
+        share.release();
+        throw e;
+      }
     }
     if (claimOwnership(dataDir)) break; // else another process claimed it just now: look again
   }
@@ -109,6 +119,12 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
     kind: "embedded",
     dataDir,
     close: async () => {
+      // Commands sharing the cluster (a `token create` meanwhile) finish before it stops.
+      markStopping(dataDir);
+      const left = await drainShares(dataDir, SHARE_DRAIN_TIMEOUT_MS, (pids) =>
+        log.info({ dataDir, pids }, "waiting for commands that share the embedded PostgreSQL to finish"),
+      );
+      if (left.length) log.warn({ dataDir, pids: left }, "stopping the embedded PostgreSQL under commands that still share it");
       await db.stop();
       releaseOwnership(dataDir);
     },
@@ -135,8 +151,41 @@ async function runMigrate(url: string, log: Logger): Promise<void> {
   }
 }
 
-/** How long a command waits for the embedded cluster another process is starting. */
+/** How long a command waits for the embedded cluster another process is starting or stopping. */
 const SHARED_START_TIMEOUT_MS = 90_000;
+/** How long the owner's stop waits for the commands that share its cluster. */
+const SHARE_DRAIN_TIMEOUT_MS = 60_000;
+
+/**
+ * The running owner's cluster with a share held on it (`hold`), or null when no live process
+ * owns it. An owner that is stopping is not joined: this waits until it is gone (then null, and
+ * the caller starts the cluster itself), since it stops the server once its sharers are done.
+ */
+async function joinShared(dataDir: string, hold: boolean): Promise<{ url: string; release: () => void } | null> {
+  const deadline = Date.now() + SHARED_START_TIMEOUT_MS;
+  for (;;) {
+    const owner = liveOwner(dataDir);
+    if (owner === null) return null;
+    const release = ownerStopping(dataDir) ? null : hold ? takeShare(dataDir) : () => {};
+    if (release) {
+      try {
+        const url = await sharedEmbeddedUrl(dataDir);
+        if (url) return { url, release };
+      } catch (e) {
+        release();
+        throw e;
+      }
+      release(); // its owner went meanwhile
+      continue;
+    }
+    if (Date.now() > deadline) {
+      throw new UserError(
+        `the embedded PostgreSQL in ${dataDir} is being stopped by groundskeeper process ${owner}, which has not finished in ${SHARED_START_TIMEOUT_MS / 1000} s`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
 
 /**
  * The URL of the embedded cluster of `dataDir` when a live groundskeeper process owns it (waiting
