@@ -197,6 +197,11 @@ describe("gk_peer's entry points", () => {
       "select gk_private.export_node_heartbeat(gen_random_uuid(), 0)",
       "select * from gk_private.robot_manifest_received(gen_random_uuid(), gen_random_uuid(), true, '{}')",
       "select * from gk_private.robot_current_certificate(gen_random_uuid())",
+      "select * from gk_private.robot_presented('00', '\\x00')",
+      "select * from gk_private.robot_presenting('00', '\\x00')",
+      "select * from gk_private.robot_presented_current_certificate('00', '\\x00')",
+      "select * from gk_private.robot_presented_certificate('00', '\\x00', gen_random_uuid())",
+      "select gk_private.robot_presented_download('00', '\\x00', gen_random_uuid())",
       "select * from gk_private.robots_certificate_replacements(array[gen_random_uuid()])",
       "select gk_private.director_robot_online_key('00', '\\x00', 'x')",
     ];
@@ -266,9 +271,9 @@ describe("a login role of the listeners' own", () => {
 });
 
 describe("the directors' sealed keys under gk_peer", () => {
-  it("are not readable directly; a robot's certificate reads its own team's online key only", async () => {
+  it("are not readable directly; a robot's certificate reads its own team's online key only, and no other certificate", async () => {
     // Two teams, each with a director and an enrolled robot.
-    const robots: { team: string; serial: string; der: Buffer; onlineKeyId: string; sealed: string }[] = [];
+    const robots: { team: string; certificateId: string; serial: string; der: Buffer; onlineKeyId: string; sealed: string }[] = [];
     for (const name of ["peer-keys-a", "peer-keys-b"]) {
       const team = (await insertTeam(db, { name })).id;
       const [r] = await insertRobots(db, { team });
@@ -287,6 +292,7 @@ describe("the directors' sealed keys under gk_peer", () => {
       const x509 = new crypto.X509Certificate(creds.certPem);
       robots.push({
         team,
+        certificateId: creds.certificateId,
         serial: normalizeSerial(x509.serialNumber),
         der: x509.raw,
         onlineKeyId: rows[0].key_id,
@@ -314,6 +320,35 @@ describe("the directors' sealed keys under gk_peer", () => {
       const forged = Buffer.from(b.der);
       forged[forged.length - 1] ^= 1;
       expect(await key(b.serial, forged, b.onlineKeyId)).toBeNull();
+      // Nor can it get another robot's certificate to present: no certificate is readable but
+      // through the presenting one.
+      for (const sql of [
+        "select pem from gk_public.certificates",
+        "select serial from gk_public.certificates",
+        `select pem from gk_private.robot_current_certificate((select robot_id from gk_private.robot_certificate_identity('${b.serial}')))`,
+        `select gk_public.download_certificate('${b.certificateId}')`,
+      ]) {
+        expect([sql, await asPool(peer, sql)]).toEqual([sql, { code: "42501" }]);
+      }
+      const presented = async (serial: string, der: Buffer, id: string) => ({
+        current: (await peer.query("select id from gk_private.robot_presented_current_certificate($1, $2)", [serial, der])).rows,
+        status: (await peer.query("select status from gk_private.robot_presented_certificate($1, $2, $3)", [serial, der, id])).rows,
+        download: await peer.query("select gk_private.robot_presented_download($1, $2, $3) as pem", [serial, der, id]).then(
+          (r) => (r.rows[0].pem as string).slice(0, 27),
+          (e) => (e as { code?: string }).code,
+        ),
+      });
+      expect(await presented(a.serial, a.der, a.certificateId)).toEqual({
+        current: [{ id: a.certificateId }],
+        status: [{ status: "issued" }],
+        download: "-----BEGIN CERTIFICATE-----",
+      });
+      expect(await presented(a.serial, a.der, b.certificateId)).toEqual({
+        current: [{ id: a.certificateId }],
+        status: [],
+        download: "P0002",
+      });
+      expect(await presented(b.serial, a.der, b.certificateId)).toEqual({ current: [], status: [], download: "P0002" });
       // A revoked certificate reads nothing.
       await db.query("update gk_public.certificates set status = 'revoking' where serial = $1 and profile = 'robot'", [a.serial]);
       expect(await key(a.serial, a.der, a.onlineKeyId)).toBeNull();
