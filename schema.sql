@@ -4464,10 +4464,11 @@ CREATE OR REPLACE FUNCTION gk_private.robot_presented(serial text, certificate b
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-  select i.certificate_id, i.robot_id, i.team_id
-    from gk_private.robot_certificate_identity(robot_presented.serial) i
-    join gk_public.certificates c on c.id = i.certificate_id
-   where c.pem is not null
+  select c.id, r.id, r.team_id
+    from gk_public.certificates c
+    join gk_public.robots r on r.id = c.robot_id and r.team_id = c.owner_team_id
+   where c.serial = robot_presented.serial and c.profile = 'robot' and c.status = 'issued' and c.not_after > now()
+     and c.pem is not null
      and decode(regexp_replace(c.pem, '-----(BEGIN|END) CERTIFICATE-----|\s', '', 'g'), 'base64') = robot_presented.certificate;
 $function$;
 grant execute on function gk_private.robot_presented(text,bytea) to gk_peer;

@@ -48,18 +48,21 @@ revoke execute on function gk_public.download_certificate(uuid) from gk_peer;
 alter function gk_private.robot_current_certificate(uuid) security definer set search_path = pg_catalog, pg_temp;
 
 -- The robot whose certificate the robot API verified in the TLS handshake (src/peers/robot-api.ts
--- authenticateRobot: its serial and DER bytes): as robot_certificate_identity requires (a robot
+-- authenticateRobot: its serial and DER bytes): what robot_certificate_identity requires (a robot
 -- certificate, issued, unexpired, of a robot still in its team), and byte for byte the one stored
--- under that serial. No row: refuse.
+-- under that serial. The conditions are spelled out here rather than joined to that definer
+-- function, which the planner cannot inline: it then decoded every certificate's PEM (26 ms a
+-- request with 1,000 robots instead of under 1 ms). No row: refuse.
 create or replace function gk_private.robot_presented(serial text, certificate bytea)
 returns table (certificate_id uuid, robot_id uuid, team_id uuid)
 language sql stable
 security definer set search_path = pg_catalog, pg_temp
 as $$
-  select i.certificate_id, i.robot_id, i.team_id
-    from gk_private.robot_certificate_identity(robot_presented.serial) i
-    join gk_public.certificates c on c.id = i.certificate_id
-   where c.pem is not null
+  select c.id, r.id, r.team_id
+    from gk_public.certificates c
+    join gk_public.robots r on r.id = c.robot_id and r.team_id = c.owner_team_id
+   where c.serial = robot_presented.serial and c.profile = 'robot' and c.status = 'issued' and c.not_after > now()
+     and c.pem is not null
      and decode(regexp_replace(c.pem, '-----(BEGIN|END) CERTIFICATE-----|\s', '', 'g'), 'base64') = robot_presented.certificate;
 $$;
 
