@@ -226,8 +226,6 @@ grant select on gk_public.certificates to gk_admin;
 grant insert (csr_pem, not_after, owner_team_id, profile, provisioning_credential_id, public_key_pem, robot_id, worker_id) on gk_public.certificates to gk_admin;
 grant update (downloaded_at, fetch_requested_at, retry_requested_at) on gk_public.certificates to gk_admin;
 grant update (downloaded_at) on gk_public.certificates to gk_api;
-grant select on gk_public.certificates to gk_peer;
-grant update (downloaded_at, fetch_requested_at) on gk_public.certificates to gk_peer;
 grant select on gk_public.certificates to gk_viewer;
 
 create table gk_public.containers (
@@ -1628,7 +1626,6 @@ end;
 $function$;
 comment on function gk_public.download_certificate(uuid) is 'The certificate PEM (records downloaded_at). Null while the CA has not handed it over yet: call again shortly.';
 grant execute on function gk_public.download_certificate(uuid) to gk_admin;
-grant execute on function gk_public.download_certificate(uuid) to gk_peer;
 grant execute on function gk_public.download_certificate(uuid) to gk_viewer;
 grant execute on function gk_public.download_certificate(uuid) to public;
 
@@ -2306,7 +2303,6 @@ create table gk_private.director_keys (
   constraint director_keys_sealed_private_key_check CHECK (sealed_private_key ~~ 'v1:%'::text)
 );
 grant insert (key_id, role, sealed_private_key, team_id) on gk_private.director_keys to gk_peer;
-grant select (key_id, role, sealed_private_key, team_id) on gk_private.director_keys to gk_peer;
 
 create table gk_private.ecu_telemetry_default partition of gk_public.ecu_telemetry default;
 CREATE INDEX ecu_telemetry_default_robot_id_recorded_at_idx ON gk_private.ecu_telemetry_default USING btree (robot_id, recorded_at);
@@ -3265,6 +3261,19 @@ begin
 end;
 $function$;
 grant execute on function gk_private.director_prepare(uuid[],boolean) to gk_peer;
+
+CREATE OR REPLACE FUNCTION gk_private.director_robot_online_key(serial text, certificate bytea, key_id text)
+ RETURNS text
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select k.sealed_private_key
+    from gk_private.robot_presenting(director_robot_online_key.serial, director_robot_online_key.certificate) p
+    join gk_private.director_keys k on k.team_id = p.team_id
+   where k.key_id = director_robot_online_key.key_id and k.role = 'online';
+$function$;
+grant execute on function gk_private.director_robot_online_key(text,bytea,text) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.director_roots_due()
  RETURNS SETOF uuid
@@ -4459,7 +4468,6 @@ AS $function$
    order by c.issued_at desc, c.created_at desc
    limit 1;
 $function$;
-grant execute on function gk_private.robot_current_certificate(uuid) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.robot_ecu_keys(robot_id uuid)
  RETURNS TABLE(serial text, is_primary boolean, public_key text)
@@ -4626,6 +4634,79 @@ AS $function$
     ecu_id uuid, serial text, counter bigint, reported_at timestamptz, time_given boolean, filepath text, length bigint,
     sha256 text, sha512 text, last_counter bigint, last_reported_at timestamptz)
 $function$;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_presented(serial text, certificate bytea)
+ RETURNS TABLE(certificate_id uuid, robot_id uuid, team_id uuid)
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select c.id, r.id, r.team_id
+    from gk_public.certificates c
+    join gk_public.robots r on r.id = c.robot_id and r.team_id = c.owner_team_id
+   where c.serial = robot_presented.serial and c.profile = 'robot' and c.status = 'issued' and c.not_after > now()
+     and c.pem is not null
+     and decode(regexp_replace(c.pem, '-----(BEGIN|END) CERTIFICATE-----|\s', '', 'g'), 'base64') = robot_presented.certificate;
+$function$;
+grant execute on function gk_private.robot_presented(text,bytea) to gk_peer;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_presented_certificate(serial text, certificate bytea, id uuid)
+ RETURNS TABLE(status text, pem text)
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select c.status, c.pem
+    from gk_private.robot_presenting(robot_presented_certificate.serial, robot_presented_certificate.certificate) p
+    join gk_public.certificates c on c.robot_id = p.robot_id and c.profile = 'robot'
+   where c.id = robot_presented_certificate.id;
+$function$;
+grant execute on function gk_private.robot_presented_certificate(text,bytea,uuid) to gk_peer;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_presented_current_certificate(serial text, certificate bytea)
+ RETURNS SETOF gk_public.certificates
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select c.* from gk_private.robot_presenting(robot_presented_current_certificate.serial, robot_presented_current_certificate.certificate) p
+   cross join lateral gk_private.robot_current_certificate(p.robot_id) c;
+$function$;
+grant execute on function gk_private.robot_presented_current_certificate(text,bytea) to gk_peer;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_presented_download(serial text, certificate bytea, id uuid)
+ RETURNS text
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  if not exists (select 1
+                   from gk_private.robot_presenting(robot_presented_download.serial, robot_presented_download.certificate) p
+                   join gk_public.certificates c on c.robot_id = p.robot_id and c.profile = 'robot'
+                  where c.id = robot_presented_download.id) then
+    raise exception 'certificate % not found', robot_presented_download.id using errcode = 'P0002';
+  end if;
+  return gk_public.download_certificate(robot_presented_download.id);
+end;
+$function$;
+grant execute on function gk_private.robot_presented_download(text,bytea,uuid) to gk_peer;
+
+CREATE OR REPLACE FUNCTION gk_private.robot_presenting(serial text, certificate bytea)
+ RETURNS TABLE(robot_id uuid, team_id uuid)
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select r.id, r.team_id
+    from gk_public.certificates c
+    join gk_public.robots r on r.id = c.robot_id and r.team_id = c.owner_team_id
+   where c.serial = robot_presenting.serial and c.profile = 'robot' and c.not_after > now()
+     and (c.status = 'issued' or (c.status in ('revoking', 'revoked') and c.revocation_reason = 'superseded'))
+     and c.pem is not null
+     and decode(regexp_replace(c.pem, '-----(BEGIN|END) CERTIFICATE-----|\s', '', 'g'), 'base64') = robot_presenting.certificate;
+$function$;
+grant execute on function gk_private.robot_presenting(text,bytea) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.robots_certificate_replacements(robot_ids uuid[], public_keys text[] DEFAULT NULL::text[])
  RETURNS TABLE(robot_id uuid, certificate_id uuid, requested boolean)

@@ -17,6 +17,15 @@ const EnvSchema = z.object({
     .string()
     .refine((s) => /^postgres(ql)?:\/\//.test(s), "must be a postgres:// URL (postgres://user:password@host:port/database)")
     .optional(),
+  /**
+   * With DATABASE_URL: the mutual-TLS listeners' own login (peer gateway, robot API), a
+   * non-superuser member of gk_peer only (README, "Database roles"). Unset: they log in with
+   * DATABASE_URL and switch to gk_peer (refused when API_DATABASE_URL is set: src/cli/parts.ts).
+   */
+  PEER_DATABASE_URL: z
+    .string()
+    .refine((s) => /^postgres(ql)?:\/\//.test(s), "must be a postgres:// URL (postgres://user:password@host:port/database)")
+    .optional(),
   GROUNDSKEEPER_HOME: z.string().default(".groundskeeper"),
   PORT: z.coerce.number().int().min(0).max(65535).default(5678),
   HOST: z.string().default("127.0.0.1"),

@@ -10,9 +10,12 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { embeddedFiles, type EmbeddedDb, freePort, loadEmbeddedPostgres, startEmbeddedPostgres } from "../src/db/embedded.ts";
 import { API_LOGIN_ROLE, ensureEmbeddedApiLogin } from "../src/db/embedded-api-login.ts";
+import { ensureEmbeddedPeerLogin, PEER_LOGIN_ROLE } from "../src/db/embedded-peer-login.ts";
+import { createPool } from "../src/db/pool.ts";
+import { listenerLogin } from "../src/cli/parts.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { API_APPLICATION_NAME } from "../src/server/api-role.ts";
-import { peerConnectionString } from "../src/peers/peer-role.ts";
+import { checkPeerSession, peerConnectionString } from "../src/peers/peer-role.ts";
 import { startAdminServer } from "../src/server/server.ts";
 import { cliEnv, CLI, ROOT } from "./helpers/cli.ts";
 import { testServices } from "./helpers/jobs.ts";
@@ -109,19 +112,8 @@ describe("the embedded PostgreSQL", () => {
         rolbypassrls: false,
         rolreplication: false,
         scram: true,
-        member_of: ["gk_admin", "gk_api", "gk_peer", "gk_viewer"],
+        member_of: ["gk_admin", "gk_api", "gk_viewer"],
       });
-      // The mutual-TLS listeners' pools log in as it too and start as gk_peer (src/cli/parts.ts).
-      const peers = new pg.Client({ connectionString: peerConnectionString(apiUrl) });
-      await peers.connect();
-      try {
-        expect((await peers.query("select current_user::text as role, session_user::text as login")).rows[0]).toEqual({
-          role: "gk_peer",
-          login: API_LOGIN_ROLE,
-        });
-      } finally {
-        await peers.end();
-      }
       expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
       expect((await fetch(`${server.url}/metrics`)).status).toBe(200);
       // Every connection of the server, as the database sees it.
@@ -145,6 +137,47 @@ describe("the embedded PostgreSQL", () => {
     }
   });
 
+  it("gives the mutual-TLS listeners a login of their own, a member of gk_peer only, that cannot switch to gk_admin", async () => {
+    const owner = new pg.Client({ connectionString: db.url });
+    await owner.connect();
+    // As a cluster of the release before left it: the admin server's login was the listeners' too.
+    await owner.query(`grant gk_peer to ${API_LOGIN_ROLE}`);
+    const apiUrl = await ensureEmbeddedApiLogin(db.url, dataDir);
+    const peerUrl = await ensureEmbeddedPeerLogin(db.url, dataDir);
+    const files = embeddedFiles(dataDir);
+    expect(fs.statSync(files.peerPassword).mode & 0o777).toBe(0o600);
+    expect(new URL(peerUrl).password).toBe(fs.readFileSync(files.peerPassword, "utf8").trim());
+    expect(new Set([new URL(peerUrl).password, new URL(apiUrl).password, new URL(db.url).password]).size).toBe(3);
+    expect(await ensureEmbeddedPeerLogin(db.url, dataDir)).toBe(peerUrl); // idempotent, same password
+    // The login the CLI gives the listeners on the embedded database (src/cli/parts.ts).
+    const login = listenerLogin({ url: db.url, apiUrl, peerUrl, kind: "embedded", dataDir, close: async () => {} }, "robot API");
+    expect(login).toEqual({ url: peerUrl, own: true });
+    const pool = createPool(peerConnectionString(login.url), 1);
+    try {
+      const { rows } = await owner.query(
+        `select r.rolname::text as login, r.rolsuper, r.rolinherit, r.rolpassword like 'SCRAM-SHA-256$%' as scram,
+                array(select b.rolname::text from pg_auth_members m join pg_roles b on b.oid = m.roleid where m.member = r.oid order by 1) as member_of
+           from pg_authid r where rolname in ($1, $2) order by 1`,
+        [API_LOGIN_ROLE, PEER_LOGIN_ROLE],
+      );
+      expect(rows).toEqual([
+        { login: API_LOGIN_ROLE, rolsuper: false, rolinherit: false, scram: true, member_of: ["gk_admin", "gk_api", "gk_viewer"] },
+        { login: PEER_LOGIN_ROLE, rolsuper: false, rolinherit: false, scram: true, member_of: ["gk_peer"] },
+      ]);
+      expect(await checkPeerSession(pool, "robot API", true)).toMatchObject({ sessionUser: PEER_LOGIN_ROLE, currentUser: "gk_peer" });
+      const attempt = (sql: string) =>
+        pool.query(sql).then(
+          () => "allowed",
+          (e) => (e as { code?: string }).code,
+        );
+      for (const role of ["gk_admin", "gk_api", "gk_viewer", "postgres"])
+        expect([role, await attempt(`set role ${role}`)]).toEqual([role, "42501"]);
+    } finally {
+      await pool.end();
+      await owner.end();
+    }
+  });
+
   it.runIf(asRoot && setpriv)("is out of reach of another local user (nobody)", async () => {
     const files = embeddedFiles(dataDir);
     const port = new URL(db.url).port;
@@ -159,6 +192,7 @@ describe("the embedded PostgreSQL", () => {
       (async () => console.log(JSON.stringify({
         port: read(${JSON.stringify(files.port)}), password: read(${JSON.stringify(files.password)}),
         apiPassword: read(${JSON.stringify(files.apiPassword)}),
+        peerPassword: read(${JSON.stringify(files.peerPassword)}),
         tcp: await login({ host: "127.0.0.1", port: ${port}, password: "groundskeeper" }),
         guessed: await login({ host: "127.0.0.1", port: ${port}, password: "postgres" }),
         socket: await login({ host: "/tmp", port: ${port}, password: "groundskeeper" }),
@@ -171,6 +205,7 @@ describe("the embedded PostgreSQL", () => {
     expect(seen.port).toBe("EACCES");
     expect(seen.password).toBe("EACCES");
     expect(seen.apiPassword).toBe("EACCES");
+    expect(seen.peerPassword).toBe("EACCES");
     expect(seen.tcp).toBe("28P01");
     expect(seen.guessed).toBe("28P01");
     expect(seen.socket).toBe("ENOENT"); // no unix socket at all

@@ -2,19 +2,22 @@
 // peer gateway's routes query through pools whose connections start as gk_peer
 // (src/peers/peer-role.ts), which reaches nothing private beyond sql/930_peer_role.sql, and a
 // listener on any other connections does not start. Once with the test server's superuser URL
-// (the pool switches to gk_peer), once with a login role of its own (as API_DATABASE_URL or the
-// embedded gk_api_login), made per test file under a random name because roles are cluster-wide.
+// (the pool switches to gk_peer), once with a login role of the listeners' own (as
+// PEER_DATABASE_URL or the embedded gk_peer_login: a member of gk_peer only), made per test file
+// under a random name because roles are cluster-wide.
 // Real listeners and real certificates: a robot's and an enrolled worker's, issued by the local CA.
 import crypto from "node:crypto";
 import https from "node:https";
 import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { normalizeSerial } from "../src/adapters/ca/types.ts";
 import { createPool } from "../src/db/pool.ts";
+import { ensureDirector } from "../src/rollouts/director-keys.ts";
 import { SecretBox } from "../src/lib/secrets.ts";
 import { type PeerRoute, startPeerGateway } from "../src/peers/gateway.ts";
 import type { MutualTlsListener } from "../src/peers/listener.ts";
-import { peerConnectionString } from "../src/peers/peer-role.ts";
+import { checkPeerSession, peerConnectionString } from "../src/peers/peer-role.ts";
 import { apiConnectionString } from "../src/server/api-role.ts";
 import { type RobotRoute, startRobotApi } from "../src/peers/robot-api.ts";
 import { expectPeer } from "../src/peers/tls.ts";
@@ -29,8 +32,12 @@ const OWN_APPLICATION_NAME = "groundskeeper peers (own login)";
 const login = `gk_peer_t_${crypto.randomBytes(5).toString("hex")}`;
 const password = crypto.randomBytes(12).toString("hex");
 await db.query(`create role ${login} login noinherit password '${password}'`);
-// As an operator makes API_DATABASE_URL's role (README, "Database roles").
-await db.query(`grant gk_api, gk_admin, gk_viewer, gk_peer to ${login}`);
+// As an operator makes PEER_DATABASE_URL's role (README, "Database roles").
+await db.query(`grant gk_peer to ${login}`);
+// And API_DATABASE_URL's role, for `serve` below.
+const apiLogin = `gk_api_t_${crypto.randomBytes(5).toString("hex")}`;
+await db.query(`create role ${apiLogin} login noinherit password '${password}'`);
+await db.query(`grant gk_api, gk_admin, gk_viewer to ${apiLogin}`);
 const masterKey = crypto.randomBytes(32);
 const withLogin = (user: string, application: string) => {
   const u = new URL(db.url);
@@ -129,11 +136,12 @@ afterAll(async () => {
     await l.pool.end();
   }
   await db.query(`drop role if exists ${login}`);
+  await db.query(`drop role if exists ${apiLogin}`);
 });
 
 for (const [mode, url, loginName] of [
   ["logging in with DATABASE_URL", () => db.url, "postgres"],
-  ["logging in as a role of its own (API_DATABASE_URL)", () => withLogin(login, OWN_APPLICATION_NAME), login],
+  ["logging in as a role of their own (PEER_DATABASE_URL)", () => withLogin(login, OWN_APPLICATION_NAME), login],
 ] as const) {
   describe(`the mutual-TLS listeners ${mode}`, () => {
     let l: Listeners;
@@ -189,7 +197,13 @@ describe("gk_peer's entry points", () => {
       "select gk_private.export_node_heartbeat(gen_random_uuid(), 0)",
       "select * from gk_private.robot_manifest_received(gen_random_uuid(), gen_random_uuid(), true, '{}')",
       "select * from gk_private.robot_current_certificate(gen_random_uuid())",
+      "select * from gk_private.robot_presented('00', '\\x00')",
+      "select * from gk_private.robot_presenting('00', '\\x00')",
+      "select * from gk_private.robot_presented_current_certificate('00', '\\x00')",
+      "select * from gk_private.robot_presented_certificate('00', '\\x00', gen_random_uuid())",
+      "select gk_private.robot_presented_download('00', '\\x00', gen_random_uuid())",
       "select * from gk_private.robots_certificate_replacements(array[gen_random_uuid()])",
+      "select gk_private.director_robot_online_key('00', '\\x00', 'x')",
     ];
     // And the admin server's entry points are not gk_peer's (made SECURITY DEFINER in sql/920).
     const apiCalls = [
@@ -214,8 +228,8 @@ describe("gk_peer's entry points", () => {
   });
 });
 
-describe("a login role of its own", () => {
-  it("shows in pg_stat_activity as that role, no superuser, and cannot switch to the owner", async () => {
+describe("a login role of the listeners' own", () => {
+  it("shows in pg_stat_activity as that role, no superuser, and cannot switch to the owner or the admin API's roles", async () => {
     const l = started.find((s) => s.pool.options.connectionString?.includes(login))!;
     await get(`${l.robotApi.url}/x-who`, robot);
     const { rows } = await db.query<{ usename: string; superuser: boolean }>(
@@ -224,7 +238,123 @@ describe("a login role of its own", () => {
       [OWN_APPLICATION_NAME],
     );
     expect(rows).toEqual([{ usename: login, superuser: false }]);
-    expect(await asPool(l.pool, "set role postgres")).toEqual({ code: "42501" });
+    for (const role of ["postgres", "gk_admin", "gk_api", "gk_viewer"]) {
+      expect([role, await asPool(l.pool, `set role ${role}`)]).toEqual([role, { code: "42501" }]);
+    }
+    expect(await checkPeerSession(l.pool, "robot API", true)).toMatchObject({ sessionUser: login, currentUser: "gk_peer" });
+  });
+
+  it("is refused, with one line, when it could switch to gk_admin (the admin API's login) or is a superuser", async () => {
+    const shared = createPool(peerConnectionString(withLogin(apiLogin, "groundskeeper peers (api login)")), 1);
+    await db.query(`grant gk_peer to ${apiLogin}`);
+    try {
+      await expect(checkPeerSession(shared, "robot API", true)).rejects.toThrow(
+        new RegExp(
+          `^the robot API logs in as ${apiLogin}, which can switch to gk_admin, gk_api, gk_viewer: give the listeners a login that is a member of gk_peer only \\(see README, "Database roles"\\)$`,
+        ),
+      );
+      // The same login is fine where the owner's role is the fallback (not a login of their own).
+      await expect(checkPeerSession(shared, "robot API")).resolves.toMatchObject({ sessionUser: apiLogin });
+    } finally {
+      await db.query(`revoke gk_peer from ${apiLogin}`);
+      await shared.end();
+    }
+    const superuser = createPool(peerConnectionString(db.url), 1);
+    try {
+      await expect(checkPeerSession(superuser, "peer gateway", true)).rejects.toThrow(
+        /^the peer gateway logs in as postgres, a superuser: give the listeners a login that is a member of gk_peer only/,
+      );
+    } finally {
+      await superuser.end();
+    }
+  });
+});
+
+describe("the directors' sealed keys under gk_peer", () => {
+  it("are not readable directly; a robot's certificate reads its own team's online key only, and no other certificate", async () => {
+    // Two teams, each with a director and an enrolled robot.
+    const robots: { team: string; certificateId: string; serial: string; der: Buffer; onlineKeyId: string; sealed: string }[] = [];
+    for (const name of ["peer-keys-a", "peer-keys-b"]) {
+      const team = (await insertTeam(db, { name })).id;
+      const [r] = await insertRobots(db, { team });
+      const creds = await h.enroll(r!.id);
+      const c = await db.pool.connect();
+      try {
+        await ensureDirector(c, h.services.secrets!, team);
+      } finally {
+        c.release();
+      }
+      const { rows } = await db.query(
+        `select k.key_id, k.sealed_private_key from gk_public.director_repositories p
+           join gk_private.director_keys k on k.team_id = p.team_id and k.key_id = p.online_key_id where p.team_id = $1`,
+        [team],
+      );
+      const x509 = new crypto.X509Certificate(creds.certPem);
+      robots.push({
+        team,
+        certificateId: creds.certificateId,
+        serial: normalizeSerial(x509.serialNumber),
+        der: x509.raw,
+        onlineKeyId: rows[0].key_id,
+        sealed: rows[0].sealed_private_key,
+      });
+    }
+    const [a, b] = robots as [(typeof robots)[0], (typeof robots)[0]];
+    const peer = createPool(peerConnectionString(withLogin(login, "groundskeeper peers (keys)")), 1);
+    const key = async (serial: string, der: Buffer, keyId: string) =>
+      (await peer.query("select gk_private.director_robot_online_key($1, $2, $3) as k", [serial, der, keyId])).rows[0].k;
+    try {
+      for (const sql of [
+        "select sealed_private_key from gk_private.director_keys",
+        "select team_id, key_id from gk_private.director_keys",
+        "select count(*) from gk_private.director_keys",
+      ]) {
+        expect([sql, await asPool(peer, sql)]).toEqual([sql, { code: "42501" }]);
+      }
+      // Its own team's online key, for the certificate it presented.
+      expect(await key(a.serial, a.der, a.onlineKeyId)).toBe(a.sealed);
+      // Not another team's: by that team's key id, by the other robot's serial, or by a
+      // certificate that is not the one stored under that serial.
+      expect(await key(a.serial, a.der, b.onlineKeyId)).toBeNull();
+      expect(await key(b.serial, a.der, b.onlineKeyId)).toBeNull();
+      const forged = Buffer.from(b.der);
+      forged[forged.length - 1] ^= 1;
+      expect(await key(b.serial, forged, b.onlineKeyId)).toBeNull();
+      // Nor can it get another robot's certificate to present: no certificate is readable but
+      // through the presenting one.
+      for (const sql of [
+        "select pem from gk_public.certificates",
+        "select serial from gk_public.certificates",
+        `select pem from gk_private.robot_current_certificate((select robot_id from gk_private.robot_certificate_identity('${b.serial}')))`,
+        `select gk_public.download_certificate('${b.certificateId}')`,
+      ]) {
+        expect([sql, await asPool(peer, sql)]).toEqual([sql, { code: "42501" }]);
+      }
+      const presented = async (serial: string, der: Buffer, id: string) => ({
+        current: (await peer.query("select id from gk_private.robot_presented_current_certificate($1, $2)", [serial, der])).rows,
+        status: (await peer.query("select status from gk_private.robot_presented_certificate($1, $2, $3)", [serial, der, id])).rows,
+        download: await peer.query("select gk_private.robot_presented_download($1, $2, $3) as pem", [serial, der, id]).then(
+          (r) => (r.rows[0].pem as string).slice(0, 27),
+          (e) => (e as { code?: string }).code,
+        ),
+      });
+      expect(await presented(a.serial, a.der, a.certificateId)).toEqual({
+        current: [{ id: a.certificateId }],
+        status: [{ status: "issued" }],
+        download: "-----BEGIN CERTIFICATE-----",
+      });
+      expect(await presented(a.serial, a.der, b.certificateId)).toEqual({
+        current: [{ id: a.certificateId }],
+        status: [],
+        download: "P0002",
+      });
+      expect(await presented(b.serial, a.der, b.certificateId)).toEqual({ current: [], status: [], download: "P0002" });
+      // A revoked certificate reads nothing.
+      await db.query("update gk_public.certificates set status = 'revoking' where serial = $1 and profile = 'robot'", [a.serial]);
+      expect(await key(a.serial, a.der, a.onlineKeyId)).toBeNull();
+    } finally {
+      await peer.end();
+    }
   });
 });
 
@@ -253,21 +383,24 @@ describe("a listener whose connections are not gk_peer", () => {
 });
 
 describe("groundskeeper serve with PEER_PORT and --robot-port", () => {
-  const serveEnv = (user: string) => {
-    const apiUrl = new URL(db.url);
-    apiUrl.username = user;
-    apiUrl.password = password;
-    return cliEnv({
+  const loginUrl = (user: string) => {
+    const u = new URL(db.url);
+    u.username = user;
+    u.password = password;
+    return u.toString();
+  };
+  const serveEnv = (peerUser: string | undefined) =>
+    cliEnv({
       DATABASE_URL: db.url,
-      API_DATABASE_URL: apiUrl.toString(),
+      API_DATABASE_URL: loginUrl(apiLogin),
+      PEER_DATABASE_URL: peerUser === undefined ? undefined : loginUrl(peerUser),
       GROUNDSKEEPER_HOME: path.join(tempHome(), "home"),
       GK_MASTER_KEY: masterKey.toString("base64"),
       GK_CA_NAME: "peer-roles",
       PEER_PORT: "0",
     });
-  };
 
-  it("connects both listeners with API_DATABASE_URL's role, running as gk_peer", { timeout: 120_000 }, async () => {
+  it("connects both listeners with PEER_DATABASE_URL's role, running as gk_peer", { timeout: 120_000 }, async () => {
     const serve = spawnCli(["serve", "--port", "0", "--robot-port", "0"], serveEnv(login));
     try {
       const robotApi = (await serve.waitFor(/Robot API: (https:\/\/\S+)/, 90_000))[1]!;
@@ -288,31 +421,45 @@ describe("groundskeeper serve with PEER_PORT and --robot-port", () => {
     }
   });
 
-  it("stops with one line when that role is no member of gk_peer (an API login made before it)", { timeout: 120_000 }, async () => {
-    const old = `gk_peer_o_${crypto.randomBytes(5).toString("hex")}`;
-    await db.query(`create role ${old} login noinherit password '${password}'`);
-    await db.query(`grant gk_api, gk_admin, gk_viewer to ${old}`);
+  /** `serve` must stop before the admin API says where it listens, with the one line `line`. */
+  async function refused(env: NodeJS.ProcessEnv, line: RegExp): Promise<void> {
+    const serve = spawnCli(["serve", "--port", "0", "--robot-port", "0"], env);
     try {
-      const serve = spawnCli(["serve", "--port", "0", "--robot-port", "0"], serveEnv(old));
-      try {
-        // It stops before the admin API says where it listens; waitFor rejects when it exits first.
-        expect(
-          await serve.waitFor(/GraphiQL:/, 90_000).then(
-            () => "started",
-            () => "stopped",
-          ),
-        ).toBe("stopped");
-        expect(await serve.exited).toBe(1);
-        expect(serve.stderr().trimEnd().split("\n")).toEqual([
-          expect.stringMatching(
-            /^groundskeeper: the peer gateway's connections cannot switch to role gk_peer \(.*\): migrate the database, and make the login role a member \(grant gk_peer to <role>\)$/,
-          ),
-        ]);
-      } finally {
-        await serve.stop();
-      }
+      // waitFor rejects when it exits first.
+      expect(
+        await serve.waitFor(/GraphiQL:/, 90_000).then(
+          () => "started",
+          () => "stopped",
+        ),
+      ).toBe("stopped");
+      expect(await serve.exited).toBe(1);
+      expect(serve.stderr().trimEnd().split("\n")).toEqual([expect.stringMatching(line)]);
     } finally {
-      await db.query(`drop role ${old}`);
+      await serve.stop();
+    }
+  }
+
+  it("stops with one line when that role is no member of gk_peer, can switch to gk_admin, or is not given", {
+    timeout: 180_000,
+  }, async () => {
+    const outsider = `gk_peer_o_${crypto.randomBytes(5).toString("hex")}`;
+    await db.query(`create role ${outsider} login noinherit password '${password}'`);
+    try {
+      await refused(
+        serveEnv(outsider),
+        /^groundskeeper: the peer gateway's connections cannot switch to role gk_peer \(.*\): migrate the database, and make the login role a member \(grant gk_peer to <role>\)$/,
+      );
+      // The admin API's login as the listeners' (as before this release, with gk_peer granted).
+      await db.query(`grant gk_peer to ${apiLogin}`);
+      await refused(
+        serveEnv(apiLogin),
+        new RegExp(`^groundskeeper: the peer gateway logs in as ${apiLogin}, which can switch to gk_admin, gk_api, gk_viewer: `),
+      );
+      // API_DATABASE_URL without PEER_DATABASE_URL: the listeners would have shared it.
+      await refused(serveEnv(undefined), /^groundskeeper: the peer gateway needs PEER_DATABASE_URL, a login of the listeners' own /);
+    } finally {
+      await db.query(`revoke gk_peer from ${apiLogin}`);
+      await db.query(`drop role ${outsider}`);
     }
   });
 });

@@ -66,6 +66,9 @@ async function boot(ctx: CliContext, life: Lifecycle, opts: BootOptions): Promis
   const db = await openDatabase(ctx, {
     ...(opts.migrate === undefined ? {} : { migrate: opts.migrate }),
     ...(opts.exclusive ? { exclusive: true } : {}),
+    // A long-running command holds no share of a running start's database: that start's stop
+    // would wait for it (src/db/embedded-share.ts).
+    hold: false,
   });
   life.add("database", () => db.close());
   const pool = (name: string, max: number) => {

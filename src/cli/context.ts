@@ -7,9 +7,11 @@ import type { Command } from "commander";
 import pg from "pg";
 import { pino, type Logger } from "pino";
 import { loadConfig, type Config } from "../config.ts";
-import { claimOwnership, liveOwner, releaseOwnership, stopOrphanedServer } from "../db/embedded-owner.ts";
+import { claimOwnership, liveOwner, markStopping, ownerStopping, releaseOwnership, stopOrphanedServer } from "../db/embedded-owner.ts";
+import { drainShares, takeShare } from "../db/embedded-share.ts";
 import { type EmbeddedDb, embeddedUrl } from "../db/embedded.ts";
 import { embeddedApiUrl, ensureEmbeddedApiLogin } from "../db/embedded-api-login.ts";
+import { embeddedPeerUrl, ensureEmbeddedPeerLogin } from "../db/embedded-peer-login.ts";
 import { UserError } from "../lib/errors.ts";
 import { startEmbedded } from "./embedded.ts";
 
@@ -34,6 +36,8 @@ export interface Database {
   url: string;
   /** The admin server's own login (API_DATABASE_URL, or the embedded gk_api_login); else it logs in with `url`. */
   apiUrl?: string;
+  /** The mutual-TLS listeners' own login (PEER_DATABASE_URL, or the embedded gk_peer_login); see src/cli/parts.ts. */
+  peerUrl?: string;
   /** DATABASE_URL, the embedded cluster started by this command, or one a running `start` serves. */
   kind: "external" | "embedded" | "embedded-shared";
   dataDir?: string;
@@ -49,6 +53,10 @@ export interface OpenOptions {
   /** The embedded cluster must be this process's own (`start`): one that a live process owns is
    * an error with its pid, not shared (two `start` in one home would stop it under each other). */
   exclusive?: boolean;
+  /** Sharing a running owner's embedded cluster: hold a share (src/db/embedded-share.ts) until
+   * close, so the owner's stop waits for this command. Default yes; the long-running commands
+   * (src/cli/boot.ts) say no: the owner would wait for them until its deadline. */
+  hold?: boolean;
 }
 
 export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Promise<Database> {
@@ -57,7 +65,13 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
     const url = config.DATABASE_URL;
     await ping(url); // a bad URL or an unreachable server fails here, with a one-line error
     if (opts.migrate) await runMigrate(url, log);
-    return { url, ...(config.API_DATABASE_URL ? { apiUrl: config.API_DATABASE_URL } : {}), kind: "external", close: async () => {} };
+    return {
+      url,
+      ...(config.API_DATABASE_URL ? { apiUrl: config.API_DATABASE_URL } : {}),
+      ...(config.PEER_DATABASE_URL ? { peerUrl: config.PEER_DATABASE_URL } : {}),
+      kind: "external",
+      close: async () => {},
+    };
   }
   fs.mkdirSync(config.home, { recursive: true });
   const dataDir = embeddedDataDir(config.home);
@@ -68,13 +82,18 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
         `another groundskeeper (pid ${owner}) is running with the embedded PostgreSQL in ${dataDir}: stop it first, or give this one its own GROUNDSKEEPER_HOME`,
       );
     }
-    const shared = opts.exclusive ? null : await sharedEmbeddedUrl(dataDir);
-    if (shared) {
+    const share = opts.exclusive ? null : await joinShared(dataDir, opts.hold ?? true);
+    if (share) {
       log.debug({ dataDir }, "using the embedded PostgreSQL of a running groundskeeper");
-      const migrated = opts.migrate ?? true;
-      if (migrated) await runMigrate(shared, log);
-      const apiUrl = migrated ? await ensureEmbeddedApiLogin(shared, dataDir) : embeddedApiUrl(dataDir);
-      return { url: shared, ...(apiUrl ? { apiUrl } : {}), kind: "embedded-shared", dataDir, close: async () => {} };
+      try {
+        const migrated = opts.migrate ?? true;
+        if (migrated) await runMigrate(share.url, log);
+        const logins = await embeddedLogins(share.url, dataDir, migrated);
+        return { url: share.url, ...logins, kind: "embedded-shared", dataDir, close: async () => share.release() };
+      } catch (e) {
+        share.release();
+        throw e;
+      }
     }
     if (claimOwnership(dataDir)) break; // else another process claimed it just now: look again
   }
@@ -82,12 +101,12 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
   if (orphan) log.warn({ dataDir, pid: orphan }, "stopped the embedded PostgreSQL a killed groundskeeper left running");
   log.info({ dataDir }, "starting embedded PostgreSQL");
   let embedded: EmbeddedDb | undefined;
-  let apiUrl: string | null;
+  let logins: Pick<Database, "apiUrl" | "peerUrl">;
   try {
     embedded = await startEmbedded(dataDir, (m) => log.debug({ postgres: m.trim() }));
     const migrated = opts.migrate ?? true;
     if (migrated) await runMigrate(embedded.url, log);
-    apiUrl = migrated ? await ensureEmbeddedApiLogin(embedded.url, dataDir) : embeddedApiUrl(dataDir);
+    logins = await embeddedLogins(embedded.url, dataDir, migrated);
   } catch (e) {
     await embedded?.stop().catch(() => {});
     releaseOwnership(dataDir);
@@ -96,14 +115,30 @@ export async function openDatabase(ctx: CliContext, opts: OpenOptions = {}): Pro
   const db = embedded;
   return {
     url: db.url,
-    ...(apiUrl ? { apiUrl } : {}),
+    ...logins,
     kind: "embedded",
     dataDir,
     close: async () => {
+      // Commands sharing the cluster (a `token create` meanwhile) finish before it stops.
+      markStopping(dataDir);
+      const left = await drainShares(dataDir, SHARE_DRAIN_TIMEOUT_MS, (pids) =>
+        log.info({ dataDir, pids }, "waiting for commands that share the embedded PostgreSQL to finish"),
+      );
+      if (left.length) log.warn({ dataDir, pids: left }, "stopping the embedded PostgreSQL under commands that still share it");
       await db.stop();
       releaseOwnership(dataDir);
     },
   };
+}
+
+/**
+ * The embedded cluster's logins for the admin server and the listeners: made or updated after a
+ * migrate (their roles exist then), else those an earlier migrate made (none: the owner's URL).
+ */
+async function embeddedLogins(ownerUrl: string, dataDir: string, migrated: boolean): Promise<Pick<Database, "apiUrl" | "peerUrl">> {
+  const apiUrl = migrated ? await ensureEmbeddedApiLogin(ownerUrl, dataDir) : embeddedApiUrl(dataDir);
+  const peerUrl = migrated ? await ensureEmbeddedPeerLogin(ownerUrl, dataDir) : embeddedPeerUrl(dataDir);
+  return { ...(apiUrl ? { apiUrl } : {}), ...(peerUrl ? { peerUrl } : {}) };
 }
 
 async function runMigrate(url: string, log: Logger): Promise<void> {
@@ -116,8 +151,41 @@ async function runMigrate(url: string, log: Logger): Promise<void> {
   }
 }
 
-/** How long a command waits for the embedded cluster another process is starting. */
+/** How long a command waits for the embedded cluster another process is starting or stopping. */
 const SHARED_START_TIMEOUT_MS = 90_000;
+/** How long the owner's stop waits for the commands that share its cluster. */
+const SHARE_DRAIN_TIMEOUT_MS = 60_000;
+
+/**
+ * The running owner's cluster with a share held on it (`hold`), or null when no live process
+ * owns it. An owner that is stopping is not joined: this waits until it is gone (then null, and
+ * the caller starts the cluster itself), since it stops the server once its sharers are done.
+ */
+async function joinShared(dataDir: string, hold: boolean): Promise<{ url: string; release: () => void } | null> {
+  const deadline = Date.now() + SHARED_START_TIMEOUT_MS;
+  for (;;) {
+    const owner = liveOwner(dataDir);
+    if (owner === null) return null;
+    const release = ownerStopping(dataDir) ? null : hold ? takeShare(dataDir) : () => {};
+    if (release) {
+      try {
+        const url = await sharedEmbeddedUrl(dataDir);
+        if (url) return { url, release };
+      } catch (e) {
+        release();
+        throw e;
+      }
+      release(); // its owner went meanwhile
+      continue;
+    }
+    if (Date.now() > deadline) {
+      throw new UserError(
+        `the embedded PostgreSQL in ${dataDir} is being stopped by groundskeeper process ${owner}, which has not finished in ${SHARED_START_TIMEOUT_MS / 1000} s`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
 
 /**
  * The URL of the embedded cluster of `dataDir` when a live groundskeeper process owns it (waiting

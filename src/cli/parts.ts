@@ -7,6 +7,7 @@ import type pg from "pg";
 import type { Services } from "../services.ts";
 import { startGatewayInBackground, startRobotApiInBackground } from "../peers/serve-gateway.ts";
 import type { AdminServer } from "../server/server.ts";
+import { UserError } from "../lib/errors.ts";
 import type { App } from "./boot.ts";
 import { workerPool } from "./lifecycle.ts";
 
@@ -65,17 +66,34 @@ export async function startServerPart(app: App, opts: { host: string; port: numb
 }
 
 /**
+ * The login of the mutual-TLS listeners: their own (PEER_DATABASE_URL, the embedded
+ * gk_peer_login), else DATABASE_URL's role. Never the admin server's (API_DATABASE_URL), which
+ * reaches gk_admin: with one of those but no PEER_DATABASE_URL the listeners do not start.
+ */
+export function listenerLogin(db: App["db"], name: string): { url: string; own: boolean } {
+  if (db.peerUrl) return { url: db.peerUrl, own: true };
+  if (db.apiUrl && db.kind === "external") {
+    throw new UserError(
+      `the ${name} needs PEER_DATABASE_URL, a login of the listeners' own (a member of gk_peer only), since API_DATABASE_URL is set: it no longer shares the admin API's login (see README, "Database roles")`,
+    );
+  }
+  return { url: db.url, own: false };
+}
+
+/**
  * What a mutual-TLS listener queries through: a pool whose connections start as gk_peer
- * (sql/930_peer_role.sql), on the admin server's login when there is one (API_DATABASE_URL, the
- * embedded gk_api_login), and the built-in CA on that pool (the CRL the gateway serves, the CA
- * certificate robots are handed), whose CRL part gk_peer is granted as gk_api is.
+ * (sql/930_peer_role.sql) on the listeners' login (listenerLogin), and the built-in CA on that
+ * pool (the CRL the gateway serves, the CA certificate robots are handed), whose CRL part gk_peer
+ * is granted as gk_api is.
  */
 async function peerParts(app: App, name: string, max: number): Promise<{ pool: pg.Pool; services: Services }> {
   const { caFromEnv } = await import("../adapters/ca/from-config.ts");
-  const pool = createPool(peerConnectionString(app.db.apiUrl ?? app.db.url), max);
+  const login = listenerLogin(app.db, name);
+  const pool = createPool(peerConnectionString(login.url), max);
   app.life.add(`${name} pool`, () => pool.end());
-  // At startup, not in the background: a login that is not gk_peer's member stops the command with one line.
-  await checkPeerSession(pool, name);
+  // At startup, not in the background: a login that is not gk_peer's member, or one that reaches
+  // further, stops the command with one line.
+  await checkPeerSession(pool, name, login.own);
   const ca = await caFromEnv(process.env, app.config.home, {
     pool,
     ...(app.services.secrets ? { secrets: app.services.secrets } : {}),

@@ -9,6 +9,8 @@ interface Owner {
   pid: number;
   /** /proc start time of the pid (clock ticks since boot), so a reused pid is not taken for the owner. */
   started: string | null;
+  /** The owner is stopping the server: commands wait for it to go instead of sharing (src/db/embedded-share.ts). */
+  stopping?: boolean;
 }
 
 /** Makes this process the owner, unless a live process already is. Atomic (O_EXCL). */
@@ -26,6 +28,21 @@ export function claimOwnership(dataDir: string): boolean {
     }
   }
   return false;
+}
+
+/** Marks this process's ownership as stopping (atomically: write and rename). */
+export function markStopping(dataDir: string): void {
+  const file = embeddedFiles(dataDir).owner;
+  const owner = readOwner(file);
+  if (owner?.pid !== process.pid) return;
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify({ ...owner, stopping: true }), { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
+/** Whether the live owner of the cluster is stopping it. */
+export function ownerStopping(dataDir: string): boolean {
+  return liveOwner(dataDir) !== null && readOwner(embeddedFiles(dataDir).owner)?.stopping === true;
 }
 
 export function releaseOwnership(dataDir: string): void {
@@ -92,7 +109,7 @@ function procStat(pid: number): string[] | null {
   }
 }
 
-function startTime(pid: number): string | null {
+export function startTime(pid: number): string | null {
   return procStat(pid)?.[19] ?? null;
 }
 

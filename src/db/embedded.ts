@@ -40,6 +40,8 @@ export function embeddedFiles(dataDir: string) {
     owner: `${dataDir}.owner`,
     /** The password of the admin server's login role (src/db/embedded-api-login.ts). */
     apiPassword: `${dataDir}.api-password`,
+    /** The password of the mutual-TLS listeners' login role (src/db/embedded-peer-login.ts). */
+    peerPassword: `${dataDir}.peer-password`,
   };
 }
 

@@ -1,8 +1,8 @@
 // The robot API: a listener of its own (ROBOT_PORT) where robots call with the client certificate
 // Groundskeeper's CA issued them (profile 'robot', CN = the robot's id). The handshake refuses
-// any other CA; then every request looks the certificate's serial up in the database
-// (gk_private.robot_certificate_identity): it must be issued, unexpired, owned by the robot its
-// CN names, and of that robot's current team — so a revoked, unknown or moved robot's
+// any other CA; then every request looks the certificate up in the database
+// (gk_private.robot_presented: its serial and its bytes): it must be the stored one, issued,
+// unexpired, owned by the robot its CN names, and of that robot's current team — so a revoked, unknown or moved robot's
 // certificate is refused on its next request, not at the next CRL. Areas bring the routes
 // (manifest `robotRoutes`); a handler gets only the authenticated identity, never a robot id
 // from the request, so one robot cannot name another.
@@ -24,6 +24,9 @@ export interface RobotIdentity {
   certificateId: string;
   /** The presented certificate's serial (lower-case hex). */
   serial: string;
+  /** The presented certificate (DER), as the handshake verified it: what the database's
+   * robot-bound entry points check (gk_private.director_robot_online_key). */
+  certificate: Buffer;
 }
 
 export interface RobotRequest {
@@ -80,13 +83,14 @@ export type RobotApi = MutualTlsListener;
 export async function authenticateRobot(db: pg.Pool, socket: TLSSocket): Promise<RobotIdentity | null> {
   const id = peerOf(socket);
   if (id?.profile !== "robot") return null;
+  const certificate = socket.getPeerCertificate().raw;
   const { rows } = await db.query<{ certificate_id: string; robot_id: string; team_id: string }>(
-    "select certificate_id, robot_id, team_id from gk_private.robot_certificate_identity($1)",
-    [id.serial],
+    "select certificate_id, robot_id, team_id from gk_private.robot_presented($1, $2)",
+    [id.serial, certificate],
   );
   const row = rows[0];
   if (!row || row.robot_id !== id.commonName) return null;
-  return { robotId: row.robot_id, teamId: row.team_id, certificateId: row.certificate_id, serial: id.serial };
+  return { robotId: row.robot_id, teamId: row.team_id, certificateId: row.certificate_id, serial: id.serial, certificate };
 }
 
 function reply(res: http.ServerResponse, out: RobotResponse): void {

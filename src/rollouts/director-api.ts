@@ -12,6 +12,10 @@ import { readDirector } from "./regenerate.ts";
 export interface RobotRef {
   robotId: string;
   teamId: string;
+  /** The certificate the robot API verified (src/peers/robot-api.ts): the director's online key
+   * is read through it on a gk_peer connection. Absent on the owner's (tests, the CLI). */
+  serial?: string;
+  certificate?: Buffer;
 }
 
 export interface ApiResponse {
@@ -44,7 +48,8 @@ export async function directorFile(pool: pg.Pool, box: SecretBox, robot: RobotRe
   }
   const role = /^(timestamp|snapshot|targets)\.json$/.exec(file)?.[1] as "timestamp" | "snapshot" | "targets" | undefined;
   if (!role) return notFound(file.slice(0, 100));
-  const read = await readDirector(pool, box, robot.robotId, robot.teamId);
+  const presented = robot.serial && robot.certificate ? { serial: robot.serial, certificate: robot.certificate } : undefined;
+  const read = await readDirector(pool, box, robot.robotId, robot.teamId, presented);
   return read ? json(read.director[role]) : notFound("robot");
 }
 

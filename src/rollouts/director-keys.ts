@@ -86,16 +86,40 @@ export async function ensureDirector(c: pg.ClientBase, box: SecretBox, teamId: s
 const openedOnlineKeys = new Map<string, SigningKey>();
 const MAX_OPENED_KEYS = 10_000;
 
-/** The team's online key with this id, opened once per process. */
-export async function onlineKey(c: pg.ClientBase, box: SecretBox, teamId: string, keyId: string): Promise<SigningKey> {
+/** A robot's certificate as the robot API verified it (src/peers/robot-api.ts RobotIdentity). */
+export interface PresentedCertificate {
+  serial: string;
+  /** DER. */
+  certificate: Buffer;
+}
+
+/**
+ * The team's online key with this id, opened once per process. With `presented` (the robot API,
+ * whose gk_peer connections cannot read gk_private.director_keys), read through
+ * gk_private.director_robot_online_key (sql/930_peer_role.sql): only the key of that robot's team.
+ */
+export async function onlineKey(
+  c: pg.ClientBase,
+  box: SecretBox,
+  teamId: string,
+  keyId: string,
+  presented?: PresentedCertificate,
+): Promise<SigningKey> {
   const cacheKey = `${teamId}:${keyId}`;
   const hit = openedOnlineKeys.get(cacheKey);
   if (hit) return hit;
-  const { rows } = await c.query(
-    "select sealed_private_key from gk_private.director_keys where team_id = $1 and key_id = $2 and role = 'online'",
-    [teamId, keyId],
-  );
-  if (!rows[0]) throw new Error(`team ${teamId}: the director has no online key ${keyId}`);
+  const { rows } = presented
+    ? await c.query("select gk_private.director_robot_online_key($1, $2, $3) as sealed_private_key", [
+        presented.serial,
+        presented.certificate,
+        keyId,
+      ])
+    : await c.query("select sealed_private_key from gk_private.director_keys where team_id = $1 and key_id = $2 and role = 'online'", [
+        teamId,
+        keyId,
+      ]);
+  if (!rows[0]?.sealed_private_key)
+    throw new Error(`team ${teamId}: the director has no online key ${keyId}${presented ? " for this robot" : ""}`);
   const key = signingKeyFromPem(box.open(rows[0].sealed_private_key, keyContext(teamId, "online", keyId)).toString());
   if (key.keyid !== keyId) throw new Error(`team ${teamId}: sealed director online key does not match its key id`);
   if (openedOnlineKeys.size >= MAX_OPENED_KEYS) openedOnlineKeys.clear();

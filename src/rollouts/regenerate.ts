@@ -10,7 +10,7 @@ import type pg from "pg";
 import type { SecretBox } from "../lib/secrets.ts";
 import type { SigningKey } from "../tuf/keys.ts";
 import { type DirectorDocuments, type EcuTarget, signDirectorDocuments } from "./director-documents.ts";
-import { ensureDirector, onlineKey } from "./director-keys.ts";
+import { ensureDirector, onlineKey, type PresentedCertificate } from "./director-keys.ts";
 
 export interface StoredDirector {
   rootVersion: number;
@@ -121,11 +121,18 @@ function storeLiteral(c: pg.ClientBase, items: Signed[]): string {
 
 /**
  * A robot's director metadata, regenerated first if dirty. Null when the robot is gone (or not
- * of the team). A dirty read is three round trips: the clean check, then BEGIN with the locking
+ * of the team). `presented`: the robot's certificate, through which the robot API's gk_peer
+ * connection reads the online key (onlineKey). A dirty read is three round trips: the clean check, then BEGIN with the locking
  * director_prepare, then director_store with COMMIT — each pair one simple query, since every
  * round trip waits for a CPU on a loaded machine (what a dirty read's tail is made of).
  */
-export async function readDirector(pool: pg.Pool, box: SecretBox, robotId: string, teamId: string): Promise<ReadResult | null> {
+export async function readDirector(
+  pool: pg.Pool,
+  box: SecretBox,
+  robotId: string,
+  teamId: string,
+  presented?: PresentedCertificate,
+): Promise<ReadResult | null> {
   const fast = await pool.query<Prepared>(
     `select d.root_version, x.targets, x.snapshot, x.timestamp
        from gk_public.robot_directors d join gk_public.robot_director_documents x on x.robot_id = d.robot_id
@@ -149,7 +156,7 @@ export async function readDirector(pool: pg.Pool, box: SecretBox, robotId: strin
       open = false;
       return row ? { director: servable(row), signed: false } : null;
     }
-    const signed = sign(await onlineKey(c, box, teamId, row.online_key_id as string), row);
+    const signed = sign(await onlineKey(c, box, teamId, row.online_key_id as string, presented), row);
     const done = (await c.query(`${storeLiteral(c, [signed])}; commit`)) as unknown as [pg.QueryResult<{ director_store: string }>];
     open = false;
     // Cannot happen under the row lock; if it did, what was committed is the scheduling only.

@@ -26,7 +26,7 @@ export type ApiSession = RoleSession;
  * (`ownLogin`: API_DATABASE_URL or the embedded one) is no superuser. A wrong setup is one line.
  */
 export async function checkApiSession(pool: Pick<pg.Pool, "query">, ownLogin: boolean): Promise<ApiSession> {
-  const r = await checkRoleSession(pool, API_ROLE, "the API's", `${API_ROLE}, gk_admin, gk_viewer, gk_peer`);
+  const r = await checkRoleSession(pool, API_ROLE, "the API's", `${API_ROLE}, gk_admin, gk_viewer`);
   if (ownLogin && r.sessionSuperuser) {
     throw new UserError(
       `API_DATABASE_URL logs in as ${r.sessionUser}, a superuser: give the API a role without SUPERUSER (see README, "Database roles")`,
