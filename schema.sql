@@ -2435,8 +2435,9 @@ create view gk_private.bin__export as
             ELSE NULL::text
         END) AS last_error,
         CASE
-            WHEN e.operating_saga_id IS NOT NULL OR e.saga_queued_until IS NOT NULL AND s.finished_at IS NULL AND s.id IS NOT NULL THEN COALESCE(s.updated_at, e.state_changed_at) + gk_private.bin_lease()
-            ELSE COALESCE(e.saga_queued_until, e.state_changed_at)
+            WHEN e.saga_queued_until IS NOT NULL AND (s.id IS NULL OR s.finished_at IS NOT NULL) THEN e.saga_queued_until
+            WHEN e.operating_saga_id IS NOT NULL OR e.saga_queued_until IS NOT NULL THEN COALESCE(s.updated_at, e.state_changed_at) + gk_private.bin_lease()
+            ELSE e.state_changed_at
         END AS next_attempt_at
    FROM gk_public.exports e
      LEFT JOIN gk_public.images i ON e.resource_type = 'image'::gk_public.export_resource_type AND i.id = e.resource_id
@@ -2744,10 +2745,13 @@ begin
     perform gk_private.reconciler_activate('exports__coordinate');
   end if;
   -- Held by a saga that has stopped moving (its job gave up or was lost): drive it again (a
-  -- second runner of a live one finds its advisory lock taken and retries later).
+  -- second runner of a live one finds its advisory lock taken and retries later). A record
+  -- settling wrote already taken keeps its lease until live: the coordinator's overdue check
+  -- (exports_queued_overdue) looks after it, and does not pile jobs onto a queue that is only behind.
   with stuck as (
     select s.id, s.name from gk_public.exports e join gk_public.sagas s on s.id = e.operating_saga_id
-     where e.state in ('assigning', 'deleting') and s.finished_at is null and s.updated_at < now() - gk_private.bin_lease()
+     where e.state in ('assigning', 'deleting') and e.saga_queued_until is null
+       and s.finished_at is null and s.updated_at < now() - gk_private.bin_lease()
      order by s.updated_at limit max_items)
   select count(gk_private.saga_enqueue(stuck.id, stuck.name))::int into v_sagas from stuck;
   return jsonb_build_object('redispatched', case when v_busy then 0 else v_waiting end + v_sagas, 'busy', v_busy);
@@ -3595,7 +3599,7 @@ AS $function$
   moved as (
     update gk_public.exports e
        set state = 'live', operating_saga_id = null, url = n.address || gk_private.exports_blob_path(e.attachment_id),
-           attempts = 0, live_at = now(), state_changed_at = now()
+           attempts = 0, live_at = now(), state_changed_at = now(), saga_queued_until = null
       from x, gk_public.export_nodes n
      where e.id = x.id and e.operating_saga_id = x.saga_id and e.state = 'assigning'
        and n.id = e.node_id and e.attachment_id = x.saga_id
@@ -3623,7 +3627,7 @@ CREATE OR REPLACE FUNCTION gk_private.exports_queued_overdue(max_items integer, 
 AS $function$
   with due as (
     select e.id, s.id as saga_id, s.name, (s.id is not null and s.finished_at is null) as running
-      from gk_public.exports e left join gk_public.sagas s on s.id = e.saga_id
+      from gk_public.exports e left join gk_public.sagas s on s.id = coalesce(e.operating_saga_id, e.saga_id)
      where e.saga_queued_until < now()
      order by e.saga_queued_until limit max_items
        for update of e skip locked),
@@ -3631,7 +3635,13 @@ AS $function$
     select n.name, gk_private.task_backlog(n.name) as busy from (select distinct name from due where running) n),
   moved as (
     update gk_public.exports e
-       set saga_queued_until = case when d.running then now() + gk_private.bin_lease() end
+       set saga_queued_until = case when d.running then now() + gk_private.bin_lease() end,
+           state = case when d.running then e.state when e.state = 'assigning' then 'requested' else e.state end,
+           operating_saga_id = case when d.running or e.state <> 'assigning' then e.operating_saga_id end,
+           node_id = case when d.running or e.state <> 'assigning' then e.node_id end,
+           attachment_id = case when d.running or e.state <> 'assigning' then e.attachment_id end,
+           url = case when d.running or e.state <> 'assigning' then e.url end,
+           state_changed_at = case when d.running or e.state <> 'assigning' then e.state_changed_at else now() end
       from due d
      where e.id = d.id
     returning e.id, d.running),
@@ -3701,22 +3711,36 @@ AS $function$
        and e.state <> 'deleted' and e.delete_requested_at is null
     returning 1),
   -- With a saga: each new record is written already queued with its create saga (one row
-  -- version, not a second update by exports_sagas_started).
+  -- version, not a second update by exports_sagas_started) and, when an in-service node with a
+  -- fresh heartbeat exists, already taken by it and placed as its take would (assigning, this
+  -- saga's lock and generation 1, round the nodes from a random one, attachment id = saga id):
+  -- the saga's take then finds its record taken and writes nothing. The lease stays until the
+  -- record is live or given back (exports_queued_overdue covers a saga that dies before).
+  nodes as (
+    select coalesce(array_agg(n.id order by n.id), '{}') as ids, floor(random() * 1024)::int as r
+      from gk_public.export_nodes n where saga_name is not null and n.state = 'in_service' and n.expires_at > now()),
   fresh as (
-    select r.resource_type, r.resource_id, case when saga_name is not null then gen_random_uuid() end as saga_id
-      from res r
+    select r.resource_type, r.resource_id, case when saga_name is not null then gen_random_uuid() end as saga_id,
+           case when saga_name is not null and cardinality(nodes.ids) > 0
+                then nodes.ids[1 + (row_number() over () + nodes.r) % cardinality(nodes.ids)] end as node_id
+      from res r cross join nodes
      where r.present
        and not exists (select 1 from gk_public.exports e
                         where e.resource_type = r.resource_type and e.resource_id = r.resource_id and e.state <> 'deleted')),
   requested as (
-    insert into gk_public.exports (resource_type, resource_id, saga_id, saga_queued_until)
-    select f.resource_type, f.resource_id, f.saga_id, case when f.saga_id is not null then now() + gk_private.bin_lease() end
+    insert into gk_public.exports (resource_type, resource_id, saga_id, saga_queued_until,
+                                   state, operating_saga_id, node_id, attachment_id, generation, attempts)
+    select f.resource_type, f.resource_id, f.saga_id, case when f.saga_id is not null then now() + gk_private.bin_lease() end,
+           case when f.node_id is not null then 'assigning' else 'requested' end,
+           case when f.node_id is not null then f.saga_id end, f.node_id,
+           case when f.node_id is not null then f.saga_id end,
+           case when f.node_id is not null then 1 else 0 end, case when f.node_id is not null then 1 else 0 end
       from fresh f
     on conflict (resource_type, resource_id) where state <> 'deleted' do nothing
     returning id, saga_id, generation),
   sagas as (
     insert into gk_public.sagas (id, name, steps, params)
-    select r.saga_id, saga_name, saga_steps, jsonb_build_object('export_id', r.id, 'generation', r.generation + 1)
+    select r.saga_id, saga_name, saga_steps, jsonb_build_object('export_id', r.id, 'generation', 1)
       from requested r where r.saga_id is not null
     returning id),
   batched as (
@@ -4789,6 +4813,30 @@ AS $function$
      where s.id = saga_step_undone.id and s.state = 'unwinding' and s.step = saga_step_undone.step
     returning s.*)
   select gk_private.saga_event(m, saga_step_undone.step, 'undone') from moved m;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.saga_steps_advanced(ids uuid[], steps integer[], counts integer[], outputs jsonb[], done_events boolean)
+ RETURNS SETOF gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.sagas s
+       set step = s.step + x.n,
+           outputs = s.outputs || x.outputs,
+           state = case when s.step + x.n = cardinality(s.steps) then 'succeeded' else 'running' end,
+           finished_at = case when s.step + x.n = cardinality(s.steps) then now() end,
+           updated_at = now()
+      from unnest(saga_steps_advanced.ids, saga_steps_advanced.steps, saga_steps_advanced.counts, saga_steps_advanced.outputs)
+           x(id, step, n, outputs)
+     where s.id = x.id and s.state = 'running' and s.step = x.step and x.n between 1 and cardinality(s.steps) - s.step
+    returning row(s.*)::gk_public.sagas as saga, x.step, x.n),
+  events as (
+    insert into gk_public.saga_events (saga_id, step, step_name, event)
+    select (m.saga).id, k, (m.saga).steps[k + 1], 'done'
+      from moved m cross join lateral generate_series(m.step, m.step + m.n - 1) k
+     where done_events
+     order by (m.saga).id, k)
+  select (m.saga).* from moved m;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.saga_steps_done(ids uuid[], steps integer[], outputs jsonb[])

@@ -84,6 +84,34 @@ as $$
   select (m.saga).* from moved m;
 $$;
 
+-- The actions of `counts` steps from `steps` on completed (one entry per saga, a batch in one
+-- statement; several steps when the engine recorded them together, SagaStep.recordWithNext):
+-- `outputs` holds each one's output by step name. Each saga moves on past them, or succeeded
+-- after the last; with done_events, one `done` event per step (SagaDefinition.doneEvents).
+create or replace function gk_private.saga_steps_advanced(ids uuid[], steps int[], counts int[], outputs jsonb[], done_events boolean)
+returns setof gk_public.sagas
+language sql volatile
+as $$
+  with moved as (
+    update gk_public.sagas s
+       set step = s.step + x.n,
+           outputs = s.outputs || x.outputs,
+           state = case when s.step + x.n = cardinality(s.steps) then 'succeeded' else 'running' end,
+           finished_at = case when s.step + x.n = cardinality(s.steps) then now() end,
+           updated_at = now()
+      from unnest(saga_steps_advanced.ids, saga_steps_advanced.steps, saga_steps_advanced.counts, saga_steps_advanced.outputs)
+           x(id, step, n, outputs)
+     where s.id = x.id and s.state = 'running' and s.step = x.step and x.n between 1 and cardinality(s.steps) - s.step
+    returning row(s.*)::gk_public.sagas as saga, x.step, x.n),
+  events as (
+    insert into gk_public.saga_events (saga_id, step, step_name, event)
+    select (m.saga).id, k, (m.saga).steps[k + 1], 'done'
+      from moved m cross join lateral generate_series(m.step, m.step + m.n - 1) k
+     where done_events
+     order by (m.saga).id, k)
+  select (m.saga).* from moved m;
+$$;
+
 create or replace function gk_private.saga_step_done(id uuid, step int, output jsonb)
 returns gk_public.sagas
 language sql volatile

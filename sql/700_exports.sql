@@ -203,10 +203,12 @@ as $$
    where e.id = x.export_id;
 $$;
 
--- Queued records whose lease ran out (their saga has not taken them within bin_lease), at most
--- max_items, oldest first, read through exports_queued_until_idx:
+-- Queued records whose lease ran out (their saga has not taken them within bin_lease, or — a
+-- record settling wrote already taken — has not made it live), at most max_items, oldest first,
+-- read through exports_queued_until_idx:
 -- - saga finished or gone (failed, abandoned, deleted by retention) without giving the record
---   back: the mark is cleared, so the changeset (run next) starts a fresh saga;
+--   back: the mark is cleared, and a record still held by that saga goes back to requested,
+--   unplaced, so the changeset (run next) starts a fresh saga;
 -- - saga unfinished and no job of its task waiting for a worker (its batch job was lost, failed
 --   for good, or sits locked by a dead worker): its job is enqueued again on its own
 --   (saga:<id>; a runner still holding it keeps its advisory lock) and the lease renewed;
@@ -218,7 +220,7 @@ language sql volatile
 as $$
   with due as (
     select e.id, s.id as saga_id, s.name, (s.id is not null and s.finished_at is null) as running
-      from gk_public.exports e left join gk_public.sagas s on s.id = e.saga_id
+      from gk_public.exports e left join gk_public.sagas s on s.id = coalesce(e.operating_saga_id, e.saga_id)
      where e.saga_queued_until < now()
      order by e.saga_queued_until limit max_items
        for update of e skip locked),
@@ -226,7 +228,13 @@ as $$
     select n.name, gk_private.task_backlog(n.name) as busy from (select distinct name from due where running) n),
   moved as (
     update gk_public.exports e
-       set saga_queued_until = case when d.running then now() + gk_private.bin_lease() end
+       set saga_queued_until = case when d.running then now() + gk_private.bin_lease() end,
+           state = case when d.running then e.state when e.state = 'assigning' then 'requested' else e.state end,
+           operating_saga_id = case when d.running or e.state <> 'assigning' then e.operating_saga_id end,
+           node_id = case when d.running or e.state <> 'assigning' then e.node_id end,
+           attachment_id = case when d.running or e.state <> 'assigning' then e.attachment_id end,
+           url = case when d.running or e.state <> 'assigning' then e.url end,
+           state_changed_at = case when d.running or e.state <> 'assigning' then e.state_changed_at else now() end
       from due d
      where e.id = d.id
     returning e.id, d.running),
@@ -296,7 +304,7 @@ as $$
 $$;
 
 -- live: assigning (this saga) → live, served at the node's current address; the lock is
--- released. A replay returns the row.
+-- released, and so is the lease of a record settling wrote already taken. A replay returns the row.
 drop function if exists gk_private.exports_live(uuid, uuid, text);
 create or replace function gk_private.exports_live_batch(ids uuid[], saga_ids uuid[])
 returns setof gk_public.exports
@@ -306,7 +314,7 @@ as $$
   moved as (
     update gk_public.exports e
        set state = 'live', operating_saga_id = null, url = n.address || gk_private.exports_blob_path(e.attachment_id),
-           attempts = 0, live_at = now(), state_changed_at = now()
+           attempts = 0, live_at = now(), state_changed_at = now(), saga_queued_until = null
       from x, gk_public.export_nodes n
      where e.id = x.id and e.operating_saga_id = x.saga_id and e.state = 'assigning'
        and n.id = e.node_id and e.attachment_id = x.saga_id

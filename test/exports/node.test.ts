@@ -290,12 +290,15 @@ describe("exports__delete", () => {
 describe("a queued saga that dies before its take", () => {
   const activation = () => coordinateOnce(db, peers.services);
 
-  /** A new image, settled by the coordinator into a record whose create saga it started (queued). */
+  /**
+   * A new image, settled by the coordinator into a record whose create saga it started (queued),
+   * written already taken by that saga and placed.
+   */
   async function queued(): Promise<{ exportId: string; sagaId: string; jobId: string }> {
     const { images } = await publishImages(db, peers, team, 1);
     await activation();
     const { rows } = await db.query(
-      "select id, saga_id, saga_queued_until is not null as queued from gk_public.exports where resource_id = $1 and state = 'requested'",
+      "select id, saga_id, saga_queued_until is not null as queued from gk_public.exports where resource_id = $1 and state = 'assigning'",
       [images[0]!.id],
     );
     expect(rows[0]).toMatchObject({ queued: true });
@@ -324,7 +327,7 @@ describe("a queued saga that dies before its take", () => {
     await activation();
     await runJobs(db, peers.services);
     const waiting = await db.query(
-      "select count(*)::int as n from gk_public.exports where id = any($1) and state = 'requested' and saga_queued_until > now()",
+      "select count(*)::int as n from gk_public.exports where id = any($1) and state = 'assigning' and saga_queued_until > now()",
       [all],
     );
     expect(waiting.rows[0].n).toBe(4);

@@ -302,6 +302,74 @@ describe("the changeset", () => {
     expect(changes.rows).toEqual([]);
   });
 
+  it("settling with the create saga and an in-service node writes each new record already taken and placed, so the take writes nothing; overdue, a finished saga's record goes back to requested", async () => {
+    await insertExportNode(db, { expiresIn: "-1 minute" });
+    await insertExportNode(db, { state: "expunged" });
+    const [x, y] = [await insertExportNode(db), await insertExportNode(db)];
+    const imgs = await insertImages(db, { team, count: 4 });
+    const r = await one("select * from gk_private.exports_settle_pending(100, $1, $2, 4)", [
+      createExport.name,
+      createExport.steps.map((s) => s.name),
+    ]);
+    expect({ ...r, started: r.started.length }).toEqual({ taken: 4, requested: 4, marked: 0, started: 4 });
+    const rows = async () =>
+      (
+        await db.query(
+          `select e.id, e.state, e.node_id, e.attachment_id, e.operating_saga_id, e.saga_id, e.generation, e.attempts,
+                  e.saga_queued_until > now() as queued, e.xmin::text as version, s.params
+             from gk_public.exports e join gk_public.sagas s on s.id = e.saga_id where e.resource_id = any($1) order by e.id`,
+          [imgs.map((i) => i.id)],
+        )
+      ).rows;
+    const settled = await rows();
+    for (const e of settled) {
+      expect(e).toMatchObject({
+        state: "assigning",
+        attachment_id: e.saga_id,
+        operating_saga_id: e.saga_id,
+        generation: "1",
+        queued: true,
+      });
+      expect(e.params).toEqual({ export_id: e.id, generation: 1 });
+    }
+    // Round the in-service nodes with a fresh heartbeat.
+    expect(settled.filter((e) => e.node_id === x.id)).toHaveLength(2);
+    expect(settled.filter((e) => e.node_id === y.id)).toHaveLength(2);
+    // The saga's take finds its record taken: the same node, and no new row version.
+    const { rows: taken } = await db.query(
+      "select export_id, node_id, attachment_id from gk_private.exports_take_for_create_batch($1::uuid[], $2::uuid[], array_fill(1::bigint, array[cardinality($1::uuid[])]))",
+      [settled.map((e) => e.id), settled.map((e) => e.saga_id)],
+    );
+    expect(taken).toEqual(settled.map((e) => ({ export_id: e.id, node_id: e.node_id, attachment_id: e.saga_id })));
+    expect((await rows()).map((e) => e.version)).toEqual(settled.map((e) => e.version));
+    expect(await changeset()).toEqual([]);
+    // A duplicate start of the same generation takes nothing.
+    const dup = await sagaRow();
+    expect(
+      (
+        await db.query(
+          "select export_id from gk_private.exports_take_for_create_batch(array[$1::uuid], array[$2::uuid], array[1::bigint])",
+          [settled[0]!.id, dup],
+        )
+      ).rows,
+    ).toEqual([{ export_id: null }]);
+    // Its saga finished without its undo (abandoned) and another's row is gone: once the lease ran
+    // out, both records go back to requested, unplaced, and the changeset creates them again.
+    await db.query("update gk_public.sagas set state = 'failed', failed_step = 'take', error = 'x', finished_at = now() where id = $1", [
+      settled[0]!.saga_id,
+    ]);
+    await db.query("delete from gk_public.sagas where id = $1", [settled[1]!.saga_id]);
+    await clearJobs(db);
+    await db.query("update gk_public.exports set saga_queued_until = now() - interval '1 second'");
+    expect(await one("select * from gk_private.exports_queued_overdue(10)")).toEqual({ released: 2, requeued: 2 });
+    const after = await rows();
+    expect(after.filter((e) => e.state === "requested").map((e) => e.id)).toEqual([settled[0]!.id]);
+    expect(
+      await one("select state, node_id, attachment_id, operating_saga_id from gk_public.exports where id = $1", [settled[1]!.id]),
+    ).toEqual({ state: "requested", node_id: null, attachment_id: null, operating_saga_id: null });
+    expect((await changeset()).map((c) => c.export_id).sort()).toEqual([settled[0]!.id, settled[1]!.id].sort());
+  });
+
   it("the safety net: the full sweep finds what a lost entry missed, when due, and goes on while it hits its limit", async () => {
     const node = await insertExportNode(db);
     const imgs = await insertImages(db, { team, count: 3 });
