@@ -2286,6 +2286,7 @@ comment on table gk_private.export_pending is 'Resources whose export may need a
 create table gk_private.export_sweeps (
   singleton boolean default true not null,
   last_full_at timestamp with time zone,
+  last_verify_at timestamp with time zone,
   constraint export_sweeps_pkey PRIMARY KEY (singleton),
   constraint export_sweeps_singleton_check CHECK (singleton)
 );
@@ -3840,6 +3841,17 @@ AS $function$
      where e.id = any(lost) and e.state = 'live' and e.delete_requested_at is null
     returning 1)
   select count(*)::int from marked;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_verify_claim(every interval, always boolean)
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+  with claimed as (
+    update gk_private.export_sweeps s set last_verify_at = now()
+     where always or s.last_verify_at is null or s.last_verify_at < now() - every
+    returning 1)
+  select exists (select 1 from claimed);
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.images_valid_hardware_ids(ids text[])

@@ -438,6 +438,20 @@ as $$
    where n.state = 'in_service' and n.expires_at > now();
 $$;
 
+-- Whether this activation verifies, and if so the time is recorded: always when `always` (an
+-- activation that finished the backlog), else only when the last verify is older than `every`
+-- (one cut short by max_items: a backlog that never ends cannot starve verify). One row
+-- (export_sweeps), so two coordinators at once claim it once.
+create or replace function gk_private.exports_verify_claim(every interval, always boolean) returns boolean
+language sql volatile
+as $$
+  with claimed as (
+    update gk_private.export_sweeps s set last_verify_at = now()
+     where always or s.last_verify_at is null or s.last_verify_at < now() - every
+    returning 1)
+  select exists (select 1 from claimed);
+$$;
+
 -- Records the answers; returns how many lost records were newly marked.
 create or replace function gk_private.exports_verified(present uuid[], lost uuid[]) returns int
 language sql volatile

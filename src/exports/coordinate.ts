@@ -50,6 +50,11 @@ export const CoordinateLimits = z.object({
   max_items: z.number().int().positive().max(100_000).default(2_000),
   /** Live attachments checked with their node per activation. */
   verify_batch: z.number().int().min(0).max(10_000).default(50),
+  /**
+   * An activation cut short by max_items skips verify, unless the last verify is older than
+   * this: under a backlog that never ends, verify still runs at least this often.
+   */
+  verify_every_seconds: z.number().int().positive().max(86_400).default(60),
   /** How often the safety net goes over every resource (the changeset itself reads only changes). */
   full_sweep_minutes: z.number().int().positive().max(10_080).default(60),
 });
@@ -156,8 +161,13 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
   // Last: a node that does not answer must not hold up the changeset. What is found lost is
   // deleted and re-created by the next activation, a second later. An activation cut short by
   // max_items leaves it to the one that finishes the backlog (the next runs at once): during a
-  // launch its node calls and their time would compete with the attaches.
-  if (!cutShort) status.lost = await verify(ctx, status);
+  // launch its node calls and their time would compete with the attaches. But not for longer
+  // than verify_every_seconds, so a backlog that never ends cannot starve it.
+  const claim = await ctx.query("select gk_private.exports_verify_claim(make_interval(secs => $1), $2) as due", [
+    limits.verify_every_seconds,
+    !cutShort,
+  ]);
+  if (claim.rows[0].due) status.lost = await verify(ctx, status);
   if (status.lost > 0) ctx.more();
   return status;
 }

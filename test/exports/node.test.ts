@@ -374,4 +374,23 @@ describe("the coordinator's verify of live attachments", () => {
     expect(rest.verified).toBeGreaterThan(0);
     await runJobs(db, peers.services);
   });
+
+  it("still runs at least every verify_every_seconds under a backlog that never ends (every activation cut short)", async () => {
+    await publishImages(db, peers, team, 1);
+    await coordinateOnce(db, peers.services);
+    await runJobs(db, peers.services);
+    const cutShort = async () => {
+      await publishImages(db, peers, team, 2); // more than max_items arrives every time
+      const s = await coordinateOnce(db, peers.services, { max_items: 1, verify_every_seconds: 60 });
+      expect(s.more).toBe(true);
+      return s.verified;
+    };
+    expect(await cutShort()).toBe(0); // verified by the activation before, within the interval
+    // The interval passes with the backlog still there: the next cut-short activation verifies.
+    await db.query("update gk_private.export_sweeps set last_verify_at = now() - interval '61 seconds'");
+    expect(await cutShort()).toBeGreaterThan(0);
+    expect(await cutShort()).toBe(0); // and not again until the interval has passed once more
+    await coordinateOnce(db, peers.services, { max_items: 1_000 });
+    await runJobs(db, peers.services);
+  });
 });
