@@ -431,6 +431,7 @@ create table gk_public.exports (
   verified_at timestamp with time zone,
   deleted_at timestamp with time zone,
   saga_queued_until timestamp with time zone,
+  saga_requeues integer default 0 not null,
   constraint exports_pkey PRIMARY KEY (id),
   constraint exports_node_id_fkey FOREIGN KEY (node_id) REFERENCES gk_public.export_nodes(id) ON DELETE RESTRICT,
   constraint exports_saga_id_fkey FOREIGN KEY (saga_id) REFERENCES gk_public.sagas(id) ON DELETE SET NULL,
@@ -440,6 +441,7 @@ create table gk_public.exports (
   constraint exports_live_attached CHECK ((state <> ALL (ARRAY['live'::text, 'deleting'::text])) OR node_id IS NOT NULL AND attachment_id IS NOT NULL AND url IS NOT NULL),
   constraint exports_locked CHECK ((state = ANY (ARRAY['assigning'::text, 'deleting'::text])) = (operating_saga_id IS NOT NULL)),
   constraint exports_requested_unattached CHECK (state <> 'requested'::text OR node_id IS NULL AND attachment_id IS NULL AND url IS NULL),
+  constraint exports_saga_requeues_check CHECK (saga_requeues >= 0),
   constraint exports_state_check CHECK (state = ANY (ARRAY['requested'::text, 'assigning'::text, 'live'::text, 'deleting'::text, 'deleted'::text])),
   constraint exports_url_check CHECK (length(url) <= 2048)
 );
@@ -456,6 +458,7 @@ CREATE TRIGGER _700_pending_when_removed AFTER DELETE ON gk_public.exports REFER
 comment on table gk_public.exports is '@behavior -insert -update -delete
 Export records: which node serves which read-only resource, and the state of getting it there. Deleted records are kept.';
 comment on column gk_public.exports.saga_queued_until is 'A saga was started for the record and has not taken it (or given it back) yet; after this the coordinator checks on that saga.';
+comment on column gk_public.exports.saga_requeues is 'Times the queued saga was enqueued again by the coordinator''s overdue check since its lease started.';
 grant select on gk_public.exports to gk_admin;
 grant select on gk_public.exports to gk_viewer;
 
@@ -3622,35 +3625,50 @@ AS $function$
   select count(*)::int from marked;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_queued_overdue(max_items integer, OUT released integer, OUT requeued integer)
+CREATE OR REPLACE FUNCTION gk_private.exports_queued_overdue(max_items integer, max_requeues integer DEFAULT 5, OUT released integer, OUT requeued integer, OUT failed uuid[])
  RETURNS record
  LANGUAGE sql
 AS $function$
   with due as (
-    select e.id, s.id as saga_id, s.name, (s.id is not null and s.finished_at is null) as running
+    select e.id, s.id as saga_id, s.name, (s.id is not null and s.finished_at is null) as running, e.saga_requeues
       from gk_public.exports e left join gk_public.sagas s on s.id = coalesce(e.operating_saga_id, e.saga_id)
      where e.saga_queued_until < now()
      order by e.saga_queued_until limit max_items
        for update of e skip locked),
   backlog as (
     select n.name, gk_private.task_backlog(n.name) as busy from (select distinct name from due where running) n),
+  act as (
+    select d.id, d.saga_id, d.name,
+           case when not d.running then 'release'
+                when b.busy then 'renew'
+                when d.saga_requeues >= max_requeues then 'fail'
+                else 'requeue' end as what
+      from due d left join backlog b on b.name = d.name),
+  gave_up as (
+    update gk_public.sagas s
+       set state = 'failed', failed_step = s.steps[s.step + 1], finished_at = now(), updated_at = now(),
+           error = format('not driven after %s re-enqueues over %s each: no worker knows its steps (%s) — a saga of another release?; its record was given back',
+                          max_requeues, gk_private.bin_lease(), array_to_string(s.steps, ', '))
+      from act a
+     where a.what = 'fail' and s.id = a.saga_id and s.finished_at is null
+    returning s.id),
   moved as (
     update gk_public.exports e
-       set saga_queued_until = case when d.running then now() + gk_private.bin_lease() end,
-           state = case when d.running then e.state when e.state = 'assigning' then 'requested' else e.state end,
-           operating_saga_id = case when d.running or e.state <> 'assigning' then e.operating_saga_id end,
-           node_id = case when d.running or e.state <> 'assigning' then e.node_id end,
-           attachment_id = case when d.running or e.state <> 'assigning' then e.attachment_id end,
-           url = case when d.running or e.state <> 'assigning' then e.url end,
-           state_changed_at = case when d.running or e.state <> 'assigning' then e.state_changed_at else now() end
-      from due d
-     where e.id = d.id
-    returning e.id, d.running),
+       set saga_queued_until = case when a.what in ('renew', 'requeue') then now() + gk_private.bin_lease() end,
+           saga_requeues = e.saga_requeues + case when a.what = 'requeue' then 1 else 0 end,
+           state = case when a.what in ('release', 'fail') and e.state = 'assigning' then 'requested' else e.state end,
+           operating_saga_id = case when a.what in ('release', 'fail') and e.state = 'assigning' then null else e.operating_saga_id end,
+           node_id = case when a.what in ('release', 'fail') and e.state = 'assigning' then null else e.node_id end,
+           attachment_id = case when a.what in ('release', 'fail') and e.state = 'assigning' then null else e.attachment_id end,
+           url = case when a.what in ('release', 'fail') and e.state = 'assigning' then null else e.url end,
+           state_changed_at = case when a.what in ('release', 'fail') and e.state = 'assigning' then now() else e.state_changed_at end
+      from act a
+     where e.id = a.id
+    returning e.id, a.what),
   enqueued as (
-    select gk_private.saga_enqueue(d.saga_id, d.name)
-      from due d join backlog b on b.name = d.name
-     where d.running and not b.busy)
-  select (select count(*) from moved where not running)::int, (select count(*) from enqueued)::int;
+    select gk_private.saga_enqueue(a.saga_id, a.name) from act a where a.what = 'requeue')
+  select (select count(*) from moved where what in ('release', 'fail'))::int, (select count(*) from enqueued)::int,
+         (select coalesce(array_agg(id), '{}') from gave_up);
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_release_create(id uuid, saga_id uuid)
@@ -3689,7 +3707,7 @@ CREATE OR REPLACE FUNCTION gk_private.exports_sagas_started(export_ids uuid[], s
  RETURNS void
  LANGUAGE sql
 AS $function$
-  update gk_public.exports e set saga_id = x.saga_id, saga_queued_until = now() + gk_private.bin_lease()
+  update gk_public.exports e set saga_id = x.saga_id, saga_queued_until = now() + gk_private.bin_lease(), saga_requeues = 0
     from unnest(export_ids, saga_ids) x(export_id, saga_id)
    where e.id = x.export_id;
 $function$;

@@ -228,9 +228,14 @@ export async function runSagas<S extends z.ZodType>(
   );
   const lockedIds = locked.map((r) => r.id);
   try {
-    const current = new Map((await load(client, lockedIds)).map((r) => [r.id, r]));
-    for (const row of current.values()) checkDefinition(saga, row);
-    const params = new Map([...current.values()].map((r) => [r.id, saga.params.parse(r.params) as z.infer<S>]));
+    // In the order given (a batch's sagas meet their records in that order, whatever order the
+    // rows come back in: a duplicate started after its original loses to it).
+    const loaded = new Map((await load(client, lockedIds)).map((r) => [r.id, r]));
+    const current = new Map(lockedIds.flatMap((id) => (loaded.has(id) ? [[id, loaded.get(id)!] as const] : [])));
+    // A finished saga needs no definition (one of another release failed for good: its job ends).
+    const open = [...current.values()].filter((r) => !r.finished_at);
+    for (const row of open) checkDefinition(saga, row);
+    const params = new Map(open.map((r) => [r.id, saga.params.parse(r.params) as z.infer<S>]));
     const log = opts.services.log.child({ saga: saga.name });
     const undoFailures: Error[] = [];
     const stopped = new Set<string>();

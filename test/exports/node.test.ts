@@ -15,7 +15,7 @@ import { deleteExport } from "../../src/exports/sagas/delete.ts";
 import { PeerClient, PeerHttpError } from "../../src/peers/client.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { insertExports, insertTeam } from "../helpers/fixtures/index.ts";
-import { jobs, runJobs } from "../helpers/jobs.ts";
+import { clearJobs, jobs, runJobs } from "../helpers/jobs.ts";
 import { type Peers, setupPeers } from "../helpers/peers.ts";
 import { actionFailureCanUnwind, actionsSucceedIdempotently, runSagaInProcess, sagaEvents } from "../helpers/saga.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -356,6 +356,37 @@ describe("a queued saga that dies before its take", () => {
       expect.any(String),
     ]);
     for (const r of rows) expect(await download(`${(await record(r.id)).url}`)).toBeInstanceOf(Buffer);
+  });
+});
+
+describe("a queued saga whose steps no worker knows", () => {
+  it("is enqueued again at most max_saga_requeues times, then failed (an item error of the activation) and its record given back and created", async () => {
+    await runJobs(db, peers.services);
+    const { images } = await publishImages(db, peers, team, 1);
+    await coordinateOnce(db, peers.services);
+    const { rows } = await db.query("select id, saga_id from gk_public.exports where resource_id = $1 and state <> 'deleted'", [
+      images[0]!.id,
+    ]);
+    const [rec] = rows;
+    // A saga of another release: no worker here drives its steps, so each job of it fails at once.
+    await db.query("update gk_public.sagas set steps = '{take,place,attach,live}' where id = $1", [rec.saga_id]);
+    const lapse = async (limits = {}) => {
+      await clearJobs(db);
+      await db.query("update gk_public.exports set saga_queued_until = now() - interval '1 second' where id = $1", [rec.id]);
+      return coordinateOnce(db, peers.services, { max_saga_requeues: 1, ...limits });
+    };
+    expect((await lapse()).overdue_requeued).toBe(1);
+    await expect(lapse()).rejects.toThrow(/not driven after 1 re-enqueues/);
+    expect((await db.query("select state, error from gk_public.sagas where id = $1", [rec.saga_id])).rows[0]).toMatchObject({
+      state: "failed",
+      error: expect.stringMatching(/no worker knows its steps \(take, place, attach, live\)/),
+    });
+    // The next activation starts a saga this release drives: the export goes live.
+    await coordinateOnce(db, peers.services);
+    await runJobs(db, peers.services);
+    const after = (await db.query("select state, saga_id from gk_public.exports where id = $1", [rec.id])).rows[0];
+    expect(after.state).toBe("live");
+    expect(after.saga_id).not.toBe(rec.saga_id);
   });
 });
 

@@ -195,20 +195,20 @@ describe("the changeset", () => {
     const overdue = () => one("select * from gk_private.exports_queued_overdue(10)");
     const expire = () =>
       db.query("update gk_public.exports set saga_queued_until = now() - interval '1 second' where saga_queued_until is not null");
-    expect(await overdue()).toEqual({ released: 0, requeued: 0 }); // within the lease
+    expect(await overdue()).toMatchObject({ released: 0, requeued: 0 }); // within the lease
     expect((await changeset()).map((r) => r.export_id)).toEqual([other!.id]);
 
     // Workers are behind (a job of the task is due): the lease is renewed, nothing enqueued.
     await db.query("select gk_private.enqueue('exports__create', '{}'::jsonb)");
     await db.query("select gk_private.enqueue('exports__delete', '{}'::jsonb)");
     await expire();
-    expect(await overdue()).toEqual({ released: 0, requeued: 0 });
+    expect(await overdue()).toMatchObject({ released: 0, requeued: 0 });
     expect((await one("select count(*)::int as n from gk_public.exports where saga_queued_until > now()")).n).toBe(2);
 
     // No backlog: each saga's job is enqueued again on its own, the lease renewed.
     await clearJobs(db);
     await expire();
-    expect(await overdue()).toEqual({ released: 0, requeued: 2 });
+    expect(await overdue()).toMatchObject({ released: 0, requeued: 2 });
     expect((await jobs(db)).map((j) => j.key).sort()).toEqual([`saga:${create}`, `saga:${del}`].sort());
     expect((await changeset()).map((r) => r.export_id)).toEqual([other!.id]);
 
@@ -218,9 +218,57 @@ describe("the changeset", () => {
     ]);
     await db.query("delete from gk_public.sagas where id = $1", [del]);
     await expire();
-    expect(await overdue()).toEqual({ released: 2, requeued: 0 });
+    expect(await overdue()).toMatchObject({ released: 2, requeued: 0 });
     expect((await changeset()).map((r) => r.export_id).sort()).toEqual([rec!.id, doomed!.id, other!.id].sort());
-    expect(await overdue()).toEqual({ released: 0, requeued: 0 });
+    expect(await overdue()).toMatchObject({ released: 0, requeued: 0 });
+  });
+
+  it("a queued saga no worker drives is re-enqueued a bounded number of times, then failed with a clear error and its record given back", async () => {
+    const node = await insertExportNode(db);
+    const imgs = await insertImages(db, { team, count: 2 });
+    const [rec] = await insertExports(db, { images: [imgs[0]!] });
+    const [doomed] = await insertExports(db, { images: [imgs[1]!], state: "live", node });
+    await db.query("update gk_public.exports set delete_requested_at = now() where id = $1", [doomed!.id]);
+    // Steps no worker of this release knows (a saga of another release).
+    const create = (
+      await one(
+        "insert into gk_public.sagas (name, steps, params) values ('exports__create', '{take,place,attach,live}', '{}') returning id",
+      )
+    ).id;
+    const del = (await one("insert into gk_public.sagas (name, steps, params) values ('exports__delete', '{take}', '{}') returning id")).id;
+    await db.query("select gk_private.exports_sagas_started(array[$1, $2]::uuid[], array[$3, $4]::uuid[])", [
+      rec!.id,
+      doomed!.id,
+      create,
+      del,
+    ]);
+    const lapse = async () => {
+      await clearJobs(db); // each job enqueued fails at once (no worker knows the steps): none waits
+      await db.query("update gk_public.exports set saga_queued_until = now() - interval '1 second' where saga_queued_until is not null");
+      return one("select * from gk_private.exports_queued_overdue(10, 2)");
+    };
+    expect(await lapse()).toMatchObject({ released: 0, requeued: 2, failed: [] });
+    expect(await lapse()).toMatchObject({ released: 0, requeued: 2, failed: [] });
+    const third = await lapse();
+    expect(third).toMatchObject({ released: 2, requeued: 0 });
+    expect([...third.failed].sort()).toEqual([create, del].sort());
+    expect(await jobs(db)).toEqual([]);
+    const { rows } = await db.query(
+      "select id, state, failed_step, error, finished_at is not null as finished from gk_public.sagas where id = any($1)",
+      [[create, del]],
+    );
+    for (const r of rows) {
+      expect(r).toMatchObject({ state: "failed", failed_step: "take", finished: true });
+      expect(r.error).toMatch(/not driven after 2 re-enqueues.*no worker knows its steps/);
+    }
+    // Given back: the changeset starts new sagas for both, and the bin shows the failed saga's error.
+    expect((await changeset()).map((c) => c.export_id).sort()).toEqual([rec!.id, doomed!.id].sort());
+    const bin = await db.query("select ref, last_error from gk_public.bin where kind = 'export' and ref = $1", [rec!.id]);
+    expect(bin.rows[0].last_error).toMatch(/not driven after 2 re-enqueues/);
+    // A new lease starts the count again.
+    const again = await sagaRow();
+    await db.query("select gk_private.exports_sagas_started(array[$1]::uuid[], array[$2]::uuid[])", [rec!.id, again]);
+    expect(await lapse()).toMatchObject({ requeued: 1, failed: [] });
   });
 
   it("a failed settle loses nothing; a change committed during one is settled by the next; two at once share the queue", async () => {
@@ -361,7 +409,7 @@ describe("the changeset", () => {
     await db.query("delete from gk_public.sagas where id = $1", [settled[1]!.saga_id]);
     await clearJobs(db);
     await db.query("update gk_public.exports set saga_queued_until = now() - interval '1 second'");
-    expect(await one("select * from gk_private.exports_queued_overdue(10)")).toEqual({ released: 2, requeued: 2 });
+    expect(await one("select * from gk_private.exports_queued_overdue(10)")).toMatchObject({ released: 2, requeued: 2 });
     const after = await rows();
     expect(after.filter((e) => e.state === "requested").map((e) => e.id)).toEqual([settled[0]!.id]);
     expect(
@@ -435,7 +483,7 @@ describe("the changeset", () => {
     expect(indexes(settlePlan)).toContain("images_pkey");
     expect(indexes(settlePlan)).toContain("exports_one_per_resource");
     // Queued records whose lease ran out are found through the lease's own index.
-    const overduePlan = await plan(await body("exports_queued_overdue"));
+    const overduePlan = await plan((await body("exports_queued_overdue")).replaceAll("max_requeues", "5"));
     expect(seqScans(overduePlan).filter((r) => r === "exports")).toEqual([]);
     expect(indexes(overduePlan)).toContain("exports_queued_until_idx");
   });
