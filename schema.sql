@@ -955,7 +955,7 @@ create table gk_public.sagas (
 );
 CREATE INDEX sagas_finished_at_idx ON gk_public.sagas USING btree (finished_at) WHERE (finished_at IS NOT NULL);
 CREATE INDEX sagas_unfinished_idx ON gk_public.sagas USING btree (name, created_at) WHERE (finished_at IS NULL);
-CREATE TRIGGER _500_enqueue_retry AFTER UPDATE ON gk_public.sagas REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_sagas__enqueue_retry();
+CREATE TRIGGER _500_enqueue_retry AFTER UPDATE OF retry_requested_at ON gk_public.sagas FOR EACH ROW WHEN (new.finished_at IS NULL AND new.retry_requested_at IS DISTINCT FROM old.retry_requested_at) EXECUTE FUNCTION gk_private.tg_sagas__enqueue_retry();
 comment on table gk_public.sagas is '@behavior -insert -update -delete
 @name saga
 Multi-step operations with undo (sagas): the next step, what each action returned, why one unwinds.';
@@ -5412,9 +5412,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_sagas__enqueue_retry()
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 begin
-  perform gk_private.saga_enqueue(n.id, n.name)
-     from new_rows n join old_rows o on o.id = n.id
-    where n.finished_at is null and n.retry_requested_at is distinct from o.retry_requested_at;
+  perform gk_private.saga_enqueue(new.id, new.name);
   return null;
 end;
 $function$;

@@ -190,23 +190,25 @@ end;
 $$;
 comment on function gk_public.retry_saga is 'Drives an unfinished saga again now (after its job gave up, or once the cause of a failing undo is fixed).';
 
-create or replace function gk_private.tg_sagas__enqueue_retry() returns trigger
+-- A row trigger on the one column, with WHEN: it fires only for an update that sets
+-- retry_requested_at (retry_saga, a bin retry), never for the engine's records of every step.
+-- (A statement trigger with transition tables copied every updated saga row of every batch.)
+drop trigger if exists _500_enqueue_retry on gk_public.sagas;
+drop function if exists gk_private.tg_sagas__enqueue_retry();
+create function gk_private.tg_sagas__enqueue_retry() returns trigger
 language plpgsql volatile security definer
 set search_path to pg_catalog, public, pg_temp
 as $$
 begin
-  perform gk_private.saga_enqueue(n.id, n.name)
-     from new_rows n join old_rows o on o.id = n.id
-    where n.finished_at is null and n.retry_requested_at is distinct from o.retry_requested_at;
+  perform gk_private.saga_enqueue(new.id, new.name);
   return null;
 end;
 $$;
 
-drop trigger if exists _500_enqueue_retry on gk_public.sagas;
 create trigger _500_enqueue_retry
-  after update on gk_public.sagas
-  referencing old table as old_rows new table as new_rows
-  for each statement execute function gk_private.tg_sagas__enqueue_retry();
+  after update of retry_requested_at on gk_public.sagas
+  for each row when (new.finished_at is null and new.retry_requested_at is distinct from old.retry_requested_at)
+  execute function gk_private.tg_sagas__enqueue_retry();
 
 -- Finished sagas are history (their events go with them); at most max_rows per call (the
 -- policy's max_per_activation), the rest next time; sagas_finished_at_idx serves the oldest first.

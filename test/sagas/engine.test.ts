@@ -251,6 +251,36 @@ describe("sagas", () => {
     expect(calls.map((r) => r.step)).toEqual(["take", "pick_node", "attach", "go_live"]);
   });
 
+  it("recording a batch's steps fires no trigger on sagas; a retry still enqueues the saga's job", async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push(await demoSaga.start(db, await demoParams(db, await demoRecord(db))));
+    const arr = `array[${ids.map((id) => `'${id}'`).join(",")}]::uuid[]`;
+    const client = await db.pool.connect();
+    try {
+      await client.query("begin");
+      // The function's statement, run as it runs (EXPLAIN of the call would not show its triggers).
+      const body = (await client.query("select prosrc from pg_proc where proname = 'saga_steps_advanced'")).rows[0].prosrc as string;
+      const sql = body
+        .replaceAll("saga_steps_advanced.ids", arr)
+        .replaceAll("saga_steps_advanced.steps", "array[0,0,0]")
+        .replaceAll("saga_steps_advanced.counts", "array[1,1,1]")
+        .replaceAll("saga_steps_advanced.outputs", `array_fill('{"take":null}'::jsonb, array[3])`)
+        .replaceAll("done_events", "true");
+      const { rows } = await client.query(`explain (analyze, format json) ${sql}`);
+      await client.query("rollback");
+      expect(rows[0]["QUERY PLAN"][0].Plan["Actual Rows"]).toBe(3);
+      expect(rows[0]["QUERY PLAN"][0].Triggers.map((t: { "Trigger Name": string }) => t["Trigger Name"])).not.toContain(
+        "_500_enqueue_retry",
+      );
+    } finally {
+      client.release();
+    }
+    await db.query("select graphile_worker.remove_job('saga:' || id) from unnest($1::text[]) id", [ids]);
+    await db.query("select gk_public.retry_saga($1)", [ids[0]]);
+    const { rows: keyed } = await db.query("select key from graphile_worker.jobs where key = any($1)", [ids.map((id) => `saga:${id}`)]);
+    expect(keyed).toEqual([{ key: `saga:${ids[0]}` }]);
+  });
+
   it("startMany: one job per batch, sagas in order", async () => {
     const params = [];
     for (let i = 0; i < 5; i++) params.push(await demoParams(db, await demoRecord(db)));
