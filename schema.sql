@@ -468,6 +468,7 @@ create table gk_public.exports (
   verified_at timestamp with time zone,
   deleted_at timestamp with time zone,
   saga_queued_until timestamp with time zone,
+  saga_requeues integer default 0 not null,
   constraint exports_pkey PRIMARY KEY (id),
   constraint exports_node_id_fkey FOREIGN KEY (node_id) REFERENCES gk_public.export_nodes(id) ON DELETE RESTRICT,
   constraint exports_saga_id_fkey FOREIGN KEY (saga_id) REFERENCES gk_public.sagas(id) ON DELETE SET NULL,
@@ -477,6 +478,7 @@ create table gk_public.exports (
   constraint exports_live_attached CHECK ((state <> ALL (ARRAY['live'::text, 'deleting'::text])) OR node_id IS NOT NULL AND attachment_id IS NOT NULL AND url IS NOT NULL),
   constraint exports_locked CHECK ((state = ANY (ARRAY['assigning'::text, 'deleting'::text])) = (operating_saga_id IS NOT NULL)),
   constraint exports_requested_unattached CHECK (state <> 'requested'::text OR node_id IS NULL AND attachment_id IS NULL AND url IS NULL),
+  constraint exports_saga_requeues_check CHECK (saga_requeues >= 0),
   constraint exports_state_check CHECK (state = ANY (ARRAY['requested'::text, 'assigning'::text, 'live'::text, 'deleting'::text, 'deleted'::text])),
   constraint exports_url_check CHECK (length(url) <= 2048)
 );
@@ -493,6 +495,7 @@ CREATE TRIGGER _700_pending_when_removed AFTER DELETE ON gk_public.exports REFER
 comment on table gk_public.exports is '@behavior -insert -update -delete
 Export records: which node serves which read-only resource, and the state of getting it there. Deleted records are kept.';
 comment on column gk_public.exports.saga_queued_until is 'A saga was started for the record and has not taken it (or given it back) yet; after this the coordinator checks on that saga.';
+comment on column gk_public.exports.saga_requeues is 'Times the queued saga was enqueued again by the coordinator''s overdue check since its lease started.';
 grant select on gk_public.exports to gk_admin;
 grant select on gk_public.exports to gk_viewer;
 
@@ -989,7 +992,7 @@ create table gk_public.sagas (
 );
 CREATE INDEX sagas_finished_at_idx ON gk_public.sagas USING btree (finished_at) WHERE (finished_at IS NOT NULL);
 CREATE INDEX sagas_unfinished_idx ON gk_public.sagas USING btree (name, created_at) WHERE (finished_at IS NULL);
-CREATE TRIGGER _500_enqueue_retry AFTER UPDATE ON gk_public.sagas REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gk_private.tg_sagas__enqueue_retry();
+CREATE TRIGGER _500_enqueue_retry AFTER UPDATE OF retry_requested_at ON gk_public.sagas FOR EACH ROW WHEN (new.finished_at IS NULL AND new.retry_requested_at IS DISTINCT FROM old.retry_requested_at) EXECUTE FUNCTION gk_private.tg_sagas__enqueue_retry();
 comment on table gk_public.sagas is '@behavior -insert -update -delete
 @name saga
 Multi-step operations with undo (sagas): the next step, what each action returned, why one unwinds.';
@@ -2321,6 +2324,7 @@ comment on table gk_private.export_pending is 'Resources whose export may need a
 create table gk_private.export_sweeps (
   singleton boolean default true not null,
   last_full_at timestamp with time zone,
+  last_verify_at timestamp with time zone,
   constraint export_sweeps_pkey PRIMARY KEY (singleton),
   constraint export_sweeps_singleton_check CHECK (singleton)
 );
@@ -2470,8 +2474,9 @@ create view gk_private.bin__export as
             ELSE NULL::text
         END) AS last_error,
         CASE
-            WHEN e.operating_saga_id IS NOT NULL OR e.saga_queued_until IS NOT NULL AND s.finished_at IS NULL AND s.id IS NOT NULL THEN COALESCE(s.updated_at, e.state_changed_at) + gk_private.bin_lease()
-            ELSE COALESCE(e.saga_queued_until, e.state_changed_at)
+            WHEN e.saga_queued_until IS NOT NULL AND (s.id IS NULL OR s.finished_at IS NOT NULL) THEN e.saga_queued_until
+            WHEN e.operating_saga_id IS NOT NULL OR e.saga_queued_until IS NOT NULL THEN COALESCE(s.updated_at, e.state_changed_at) + gk_private.bin_lease()
+            ELSE e.state_changed_at
         END AS next_attempt_at
    FROM gk_public.exports e
      LEFT JOIN gk_public.images i ON e.resource_type = 'image'::gk_public.export_resource_type AND i.id = e.resource_id
@@ -2779,10 +2784,13 @@ begin
     perform gk_private.reconciler_activate('exports__coordinate');
   end if;
   -- Held by a saga that has stopped moving (its job gave up or was lost): drive it again (a
-  -- second runner of a live one finds its advisory lock taken and retries later).
+  -- second runner of a live one finds its advisory lock taken and retries later). A record
+  -- settling wrote already taken keeps its lease until live: the coordinator's overdue check
+  -- (exports_queued_overdue) looks after it, and does not pile jobs onto a queue that is only behind.
   with stuck as (
     select s.id, s.name from gk_public.exports e join gk_public.sagas s on s.id = e.operating_saga_id
-     where e.state in ('assigning', 'deleting') and s.finished_at is null and s.updated_at < now() - gk_private.bin_lease()
+     where e.state in ('assigning', 'deleting') and e.saga_queued_until is null
+       and s.finished_at is null and s.updated_at < now() - gk_private.bin_lease()
      order by s.updated_at limit max_items)
   select count(gk_private.saga_enqueue(stuck.id, stuck.name))::int into v_sagas from stuck;
   return jsonb_build_object('redispatched', case when v_busy then 0 else v_waiting end + v_sagas, 'busy', v_busy);
@@ -3643,7 +3651,7 @@ AS $function$
   moved as (
     update gk_public.exports e
        set state = 'live', operating_saga_id = null, url = n.address || gk_private.exports_blob_path(e.attachment_id),
-           attempts = 0, live_at = now(), state_changed_at = now()
+           attempts = 0, live_at = now(), state_changed_at = now(), saga_queued_until = null
       from x, gk_public.export_nodes n
      where e.id = x.id and e.operating_saga_id = x.saga_id and e.state = 'assigning'
        and n.id = e.node_id and e.attachment_id = x.saga_id
@@ -3665,29 +3673,50 @@ AS $function$
   select count(*)::int from marked;
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.exports_queued_overdue(max_items integer, OUT released integer, OUT requeued integer)
+CREATE OR REPLACE FUNCTION gk_private.exports_queued_overdue(max_items integer, max_requeues integer DEFAULT 5, OUT released integer, OUT requeued integer, OUT failed uuid[])
  RETURNS record
  LANGUAGE sql
 AS $function$
   with due as (
-    select e.id, s.id as saga_id, s.name, (s.id is not null and s.finished_at is null) as running
-      from gk_public.exports e left join gk_public.sagas s on s.id = e.saga_id
+    select e.id, s.id as saga_id, s.name, (s.id is not null and s.finished_at is null) as running, e.saga_requeues
+      from gk_public.exports e left join gk_public.sagas s on s.id = coalesce(e.operating_saga_id, e.saga_id)
      where e.saga_queued_until < now()
      order by e.saga_queued_until limit max_items
        for update of e skip locked),
   backlog as (
     select n.name, gk_private.task_backlog(n.name) as busy from (select distinct name from due where running) n),
+  act as (
+    select d.id, d.saga_id, d.name,
+           case when not d.running then 'release'
+                when b.busy then 'renew'
+                when d.saga_requeues >= max_requeues then 'fail'
+                else 'requeue' end as what
+      from due d left join backlog b on b.name = d.name),
+  gave_up as (
+    update gk_public.sagas s
+       set state = 'failed', failed_step = s.steps[s.step + 1], finished_at = now(), updated_at = now(),
+           error = format('not driven after %s re-enqueues over %s each: no worker knows its steps (%s) — a saga of another release?; its record was given back',
+                          max_requeues, gk_private.bin_lease(), array_to_string(s.steps, ', '))
+      from act a
+     where a.what = 'fail' and s.id = a.saga_id and s.finished_at is null
+    returning s.id),
   moved as (
     update gk_public.exports e
-       set saga_queued_until = case when d.running then now() + gk_private.bin_lease() end
-      from due d
-     where e.id = d.id
-    returning e.id, d.running),
+       set saga_queued_until = case when a.what in ('renew', 'requeue') then now() + gk_private.bin_lease() end,
+           saga_requeues = e.saga_requeues + case when a.what = 'requeue' then 1 else 0 end,
+           state = case when a.what in ('release', 'fail') and e.state = 'assigning' then 'requested' else e.state end,
+           operating_saga_id = case when a.what in ('release', 'fail') and e.state = 'assigning' then null else e.operating_saga_id end,
+           node_id = case when a.what in ('release', 'fail') and e.state = 'assigning' then null else e.node_id end,
+           attachment_id = case when a.what in ('release', 'fail') and e.state = 'assigning' then null else e.attachment_id end,
+           url = case when a.what in ('release', 'fail') and e.state = 'assigning' then null else e.url end,
+           state_changed_at = case when a.what in ('release', 'fail') and e.state = 'assigning' then now() else e.state_changed_at end
+      from act a
+     where e.id = a.id
+    returning e.id, a.what),
   enqueued as (
-    select gk_private.saga_enqueue(d.saga_id, d.name)
-      from due d join backlog b on b.name = d.name
-     where d.running and not b.busy)
-  select (select count(*) from moved where not running)::int, (select count(*) from enqueued)::int;
+    select gk_private.saga_enqueue(a.saga_id, a.name) from act a where a.what = 'requeue')
+  select (select count(*) from moved where what in ('release', 'fail'))::int, (select count(*) from enqueued)::int,
+         (select coalesce(array_agg(id), '{}') from gave_up);
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_release_create(id uuid, saga_id uuid)
@@ -3726,7 +3755,7 @@ CREATE OR REPLACE FUNCTION gk_private.exports_sagas_started(export_ids uuid[], s
  RETURNS void
  LANGUAGE sql
 AS $function$
-  update gk_public.exports e set saga_id = x.saga_id, saga_queued_until = now() + gk_private.bin_lease()
+  update gk_public.exports e set saga_id = x.saga_id, saga_queued_until = now() + gk_private.bin_lease(), saga_requeues = 0
     from unnest(export_ids, saga_ids) x(export_id, saga_id)
    where e.id = x.export_id;
 $function$;
@@ -3749,22 +3778,36 @@ AS $function$
        and e.state <> 'deleted' and e.delete_requested_at is null
     returning 1),
   -- With a saga: each new record is written already queued with its create saga (one row
-  -- version, not a second update by exports_sagas_started).
+  -- version, not a second update by exports_sagas_started) and, when an in-service node with a
+  -- fresh heartbeat exists, already taken by it and placed as its take would (assigning, this
+  -- saga's lock and generation 1, round the nodes from a random one, attachment id = saga id):
+  -- the saga's take then finds its record taken and writes nothing. The lease stays until the
+  -- record is live or given back (exports_queued_overdue covers a saga that dies before).
+  nodes as (
+    select coalesce(array_agg(n.id order by n.id), '{}') as ids, floor(random() * 1024)::int as r
+      from gk_public.export_nodes n where saga_name is not null and n.state = 'in_service' and n.expires_at > now()),
   fresh as (
-    select r.resource_type, r.resource_id, case when saga_name is not null then gen_random_uuid() end as saga_id
-      from res r
+    select r.resource_type, r.resource_id, case when saga_name is not null then gen_random_uuid() end as saga_id,
+           case when saga_name is not null and cardinality(nodes.ids) > 0
+                then nodes.ids[1 + (row_number() over () + nodes.r) % cardinality(nodes.ids)] end as node_id
+      from res r cross join nodes
      where r.present
        and not exists (select 1 from gk_public.exports e
                         where e.resource_type = r.resource_type and e.resource_id = r.resource_id and e.state <> 'deleted')),
   requested as (
-    insert into gk_public.exports (resource_type, resource_id, saga_id, saga_queued_until)
-    select f.resource_type, f.resource_id, f.saga_id, case when f.saga_id is not null then now() + gk_private.bin_lease() end
+    insert into gk_public.exports (resource_type, resource_id, saga_id, saga_queued_until,
+                                   state, operating_saga_id, node_id, attachment_id, generation, attempts)
+    select f.resource_type, f.resource_id, f.saga_id, case when f.saga_id is not null then now() + gk_private.bin_lease() end,
+           case when f.node_id is not null then 'assigning' else 'requested' end,
+           case when f.node_id is not null then f.saga_id end, f.node_id,
+           case when f.node_id is not null then f.saga_id end,
+           case when f.node_id is not null then 1 else 0 end, case when f.node_id is not null then 1 else 0 end
       from fresh f
     on conflict (resource_type, resource_id) where state <> 'deleted' do nothing
     returning id, saga_id, generation),
   sagas as (
     insert into gk_public.sagas (id, name, steps, params)
-    select r.saga_id, saga_name, saga_steps, jsonb_build_object('export_id', r.id, 'generation', r.generation + 1)
+    select r.saga_id, saga_name, saga_steps, jsonb_build_object('export_id', r.id, 'generation', 1)
       from requested r where r.saga_id is not null
     returning id),
   batched as (
@@ -3864,6 +3907,17 @@ AS $function$
      where e.id = any(lost) and e.state = 'live' and e.delete_requested_at is null
     returning 1)
   select count(*)::int from marked;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_verify_claim(every interval, always boolean)
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+  with claimed as (
+    update gk_private.export_sweeps s set last_verify_at = now()
+     where always or s.last_verify_at is null or s.last_verify_at < now() - every
+    returning 1)
+  select exists (select 1 from claimed);
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.images_valid_hardware_ids(ids text[])
@@ -5049,6 +5103,30 @@ AS $function$
   select gk_private.saga_event(m, saga_step_undone.step, 'undone') from moved m;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.saga_steps_advanced(ids uuid[], steps integer[], counts integer[], outputs jsonb[], done_events boolean)
+ RETURNS SETOF gk_public.sagas
+ LANGUAGE sql
+AS $function$
+  with moved as (
+    update gk_public.sagas s
+       set step = s.step + x.n,
+           outputs = s.outputs || x.outputs,
+           state = case when s.step + x.n = cardinality(s.steps) then 'succeeded' else 'running' end,
+           finished_at = case when s.step + x.n = cardinality(s.steps) then now() end,
+           updated_at = now()
+      from unnest(saga_steps_advanced.ids, saga_steps_advanced.steps, saga_steps_advanced.counts, saga_steps_advanced.outputs)
+           x(id, step, n, outputs)
+     where s.id = x.id and s.state = 'running' and s.step = x.step and x.n between 1 and cardinality(s.steps) - s.step
+    returning row(s.*)::gk_public.sagas as saga, x.step, x.n),
+  events as (
+    insert into gk_public.saga_events (saga_id, step, step_name, event)
+    select (m.saga).id, k, (m.saga).steps[k + 1], 'done'
+      from moved m cross join lateral generate_series(m.step, m.step + m.n - 1) k
+     where done_events
+     order by (m.saga).id, k)
+  select (m.saga).* from moved m;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.saga_steps_done(ids uuid[], steps integer[], outputs jsonb[])
  RETURNS SETOF gk_public.sagas
  LANGUAGE sql
@@ -5606,9 +5684,7 @@ CREATE OR REPLACE FUNCTION gk_private.tg_sagas__enqueue_retry()
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 begin
-  perform gk_private.saga_enqueue(n.id, n.name)
-     from new_rows n join old_rows o on o.id = n.id
-    where n.finished_at is null and n.retry_requested_at is distinct from o.retry_requested_at;
+  perform gk_private.saga_enqueue(new.id, new.name);
   return null;
 end;
 $function$;

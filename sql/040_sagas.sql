@@ -84,6 +84,34 @@ as $$
   select (m.saga).* from moved m;
 $$;
 
+-- The actions of `counts` steps from `steps` on completed (one entry per saga, a batch in one
+-- statement; several steps when the engine recorded them together, SagaStep.recordWithNext):
+-- `outputs` holds each one's output by step name. Each saga moves on past them, or succeeded
+-- after the last; with done_events, one `done` event per step (SagaDefinition.doneEvents).
+create or replace function gk_private.saga_steps_advanced(ids uuid[], steps int[], counts int[], outputs jsonb[], done_events boolean)
+returns setof gk_public.sagas
+language sql volatile
+as $$
+  with moved as (
+    update gk_public.sagas s
+       set step = s.step + x.n,
+           outputs = s.outputs || x.outputs,
+           state = case when s.step + x.n = cardinality(s.steps) then 'succeeded' else 'running' end,
+           finished_at = case when s.step + x.n = cardinality(s.steps) then now() end,
+           updated_at = now()
+      from unnest(saga_steps_advanced.ids, saga_steps_advanced.steps, saga_steps_advanced.counts, saga_steps_advanced.outputs)
+           x(id, step, n, outputs)
+     where s.id = x.id and s.state = 'running' and s.step = x.step and x.n between 1 and cardinality(s.steps) - s.step
+    returning row(s.*)::gk_public.sagas as saga, x.step, x.n),
+  events as (
+    insert into gk_public.saga_events (saga_id, step, step_name, event)
+    select (m.saga).id, k, (m.saga).steps[k + 1], 'done'
+      from moved m cross join lateral generate_series(m.step, m.step + m.n - 1) k
+     where done_events
+     order by (m.saga).id, k)
+  select (m.saga).* from moved m;
+$$;
+
 create or replace function gk_private.saga_step_done(id uuid, step int, output jsonb)
 returns gk_public.sagas
 language sql volatile
@@ -162,23 +190,25 @@ end;
 $$;
 comment on function gk_public.retry_saga is 'Drives an unfinished saga again now (after its job gave up, or once the cause of a failing undo is fixed).';
 
-create or replace function gk_private.tg_sagas__enqueue_retry() returns trigger
+-- A row trigger on the one column, with WHEN: it fires only for an update that sets
+-- retry_requested_at (retry_saga, a bin retry), never for the engine's records of every step.
+-- (A statement trigger with transition tables copied every updated saga row of every batch.)
+drop trigger if exists _500_enqueue_retry on gk_public.sagas;
+drop function if exists gk_private.tg_sagas__enqueue_retry();
+create function gk_private.tg_sagas__enqueue_retry() returns trigger
 language plpgsql volatile security definer
 set search_path to pg_catalog, public, pg_temp
 as $$
 begin
-  perform gk_private.saga_enqueue(n.id, n.name)
-     from new_rows n join old_rows o on o.id = n.id
-    where n.finished_at is null and n.retry_requested_at is distinct from o.retry_requested_at;
+  perform gk_private.saga_enqueue(new.id, new.name);
   return null;
 end;
 $$;
 
-drop trigger if exists _500_enqueue_retry on gk_public.sagas;
 create trigger _500_enqueue_retry
-  after update on gk_public.sagas
-  referencing old table as old_rows new table as new_rows
-  for each statement execute function gk_private.tg_sagas__enqueue_retry();
+  after update of retry_requested_at on gk_public.sagas
+  for each row when (new.finished_at is null and new.retry_requested_at is distinct from old.retry_requested_at)
+  execute function gk_private.tg_sagas__enqueue_retry();
 
 -- Finished sagas are history (their events go with them); at most max_rows per call (the
 -- policy's max_per_activation), the rest next time; sagas_finished_at_idx serves the oldest first.

@@ -198,43 +198,71 @@ $$;
 create or replace function gk_private.exports_sagas_started(export_ids uuid[], saga_ids uuid[]) returns void
 language sql volatile
 as $$
-  update gk_public.exports e set saga_id = x.saga_id, saga_queued_until = now() + gk_private.bin_lease()
+  update gk_public.exports e set saga_id = x.saga_id, saga_queued_until = now() + gk_private.bin_lease(), saga_requeues = 0
     from unnest(export_ids, saga_ids) x(export_id, saga_id)
    where e.id = x.export_id;
 $$;
 
--- Queued records whose lease ran out (their saga has not taken them within bin_lease), at most
--- max_items, oldest first, read through exports_queued_until_idx:
+-- Queued records whose lease ran out (their saga has not taken them within bin_lease, or — a
+-- record settling wrote already taken — has not made it live), at most max_items, oldest first,
+-- read through exports_queued_until_idx:
 -- - saga finished or gone (failed, abandoned, deleted by retention) without giving the record
---   back: the mark is cleared, so the changeset (run next) starts a fresh saga;
+--   back: the mark is cleared, and a record still held by that saga goes back to requested,
+--   unplaced, so the changeset (run next) starts a fresh saga;
 -- - saga unfinished and no job of its task waiting for a worker (its batch job was lost, failed
 --   for good, or sits locked by a dead worker): its job is enqueued again on its own
---   (saga:<id>; a runner still holding it keeps its advisory lock) and the lease renewed;
+--   (saga:<id>; a runner still holding it keeps its advisory lock) and the lease renewed — at
+--   most max_requeues times per lease: a saga still not driven after that (no worker knows its
+--   steps: a saga of another release) is failed with an error saying so and its record given
+--   back as above, so the changeset starts one this release's workers drive;
 -- - saga unfinished while workers are behind (its job most likely waits in the queue): the
 --   lease is renewed only, so a backlog does not pile duplicate jobs onto the queue.
--- Returns how many were given back and how many sagas re-enqueued.
-create or replace function gk_private.exports_queued_overdue(max_items int, out released int, out requeued int)
+-- Returns how many were given back, how many sagas re-enqueued, and the sagas failed.
+drop function if exists gk_private.exports_queued_overdue(int);
+create or replace function gk_private.exports_queued_overdue(max_items int, max_requeues int default 5,
+  out released int, out requeued int, out failed uuid[])
 language sql volatile
 as $$
   with due as (
-    select e.id, s.id as saga_id, s.name, (s.id is not null and s.finished_at is null) as running
-      from gk_public.exports e left join gk_public.sagas s on s.id = e.saga_id
+    select e.id, s.id as saga_id, s.name, (s.id is not null and s.finished_at is null) as running, e.saga_requeues
+      from gk_public.exports e left join gk_public.sagas s on s.id = coalesce(e.operating_saga_id, e.saga_id)
      where e.saga_queued_until < now()
      order by e.saga_queued_until limit max_items
        for update of e skip locked),
   backlog as (
     select n.name, gk_private.task_backlog(n.name) as busy from (select distinct name from due where running) n),
+  act as (
+    select d.id, d.saga_id, d.name,
+           case when not d.running then 'release'
+                when b.busy then 'renew'
+                when d.saga_requeues >= max_requeues then 'fail'
+                else 'requeue' end as what
+      from due d left join backlog b on b.name = d.name),
+  gave_up as (
+    update gk_public.sagas s
+       set state = 'failed', failed_step = s.steps[s.step + 1], finished_at = now(), updated_at = now(),
+           error = format('not driven after %s re-enqueues over %s each: no worker knows its steps (%s) — a saga of another release?; its record was given back',
+                          max_requeues, gk_private.bin_lease(), array_to_string(s.steps, ', '))
+      from act a
+     where a.what = 'fail' and s.id = a.saga_id and s.finished_at is null
+    returning s.id),
   moved as (
     update gk_public.exports e
-       set saga_queued_until = case when d.running then now() + gk_private.bin_lease() end
-      from due d
-     where e.id = d.id
-    returning e.id, d.running),
+       set saga_queued_until = case when a.what in ('renew', 'requeue') then now() + gk_private.bin_lease() end,
+           saga_requeues = e.saga_requeues + case when a.what = 'requeue' then 1 else 0 end,
+           state = case when a.what in ('release', 'fail') and e.state = 'assigning' then 'requested' else e.state end,
+           operating_saga_id = case when a.what in ('release', 'fail') and e.state = 'assigning' then null else e.operating_saga_id end,
+           node_id = case when a.what in ('release', 'fail') and e.state = 'assigning' then null else e.node_id end,
+           attachment_id = case when a.what in ('release', 'fail') and e.state = 'assigning' then null else e.attachment_id end,
+           url = case when a.what in ('release', 'fail') and e.state = 'assigning' then null else e.url end,
+           state_changed_at = case when a.what in ('release', 'fail') and e.state = 'assigning' then now() else e.state_changed_at end
+      from act a
+     where e.id = a.id
+    returning e.id, a.what),
   enqueued as (
-    select gk_private.saga_enqueue(d.saga_id, d.name)
-      from due d join backlog b on b.name = d.name
-     where d.running and not b.busy)
-  select (select count(*) from moved where not running)::int, (select count(*) from enqueued)::int;
+    select gk_private.saga_enqueue(a.saga_id, a.name) from act a where a.what = 'requeue')
+  select (select count(*) from moved where what in ('release', 'fail'))::int, (select count(*) from enqueued)::int,
+         (select coalesce(array_agg(id), '{}') from gave_up);
 $$;
 
 -- ---------------------------------------------------------------------------------------------
@@ -296,7 +324,7 @@ as $$
 $$;
 
 -- live: assigning (this saga) → live, served at the node's current address; the lock is
--- released. A replay returns the row.
+-- released, and so is the lease of a record settling wrote already taken. A replay returns the row.
 drop function if exists gk_private.exports_live(uuid, uuid, text);
 create or replace function gk_private.exports_live_batch(ids uuid[], saga_ids uuid[])
 returns setof gk_public.exports
@@ -306,7 +334,7 @@ as $$
   moved as (
     update gk_public.exports e
        set state = 'live', operating_saga_id = null, url = n.address || gk_private.exports_blob_path(e.attachment_id),
-           attempts = 0, live_at = now(), state_changed_at = now()
+           attempts = 0, live_at = now(), state_changed_at = now(), saga_queued_until = null
       from x, gk_public.export_nodes n
      where e.id = x.id and e.operating_saga_id = x.saga_id and e.state = 'assigning'
        and n.id = e.node_id and e.attachment_id = x.saga_id
@@ -428,6 +456,20 @@ as $$
            order by x.verified_at nulls first limit max_items) e
     join gk_public.export_nodes n on n.id = e.node_id
    where n.state = 'in_service' and n.expires_at > now();
+$$;
+
+-- Whether this activation verifies, and if so the time is recorded: always when `always` (an
+-- activation that finished the backlog), else only when the last verify is older than `every`
+-- (one cut short by max_items: a backlog that never ends cannot starve verify). One row
+-- (export_sweeps), so two coordinators at once claim it once.
+create or replace function gk_private.exports_verify_claim(every interval, always boolean) returns boolean
+language sql volatile
+as $$
+  with claimed as (
+    update gk_private.export_sweeps s set last_verify_at = now()
+     where always or s.last_verify_at is null or s.last_verify_at < now() - every
+    returning 1)
+  select exists (select 1 from claimed);
 $$;
 
 -- Records the answers; returns how many lost records were newly marked.

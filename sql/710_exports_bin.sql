@@ -2,15 +2,17 @@
 -- marked for deletion, being deleted — with the error of their last saga. The coordinator
 -- (exports__coordinate) drains them; redispatch runs it when some wait without a running saga,
 -- and drives again the sagas of rows whose saga's job was lost. A queued record (its saga started,
--- not yet taken: saga_queued_until) is due when its saga should have moved; one whose saga
--- finished or is gone, when the coordinator gives it back (sql/700, exports_queued_overdue).
+-- not yet taken, or written already taken by settling and not yet live: saga_queued_until) is
+-- due when its saga should have moved; one whose saga finished or is gone, when the coordinator
+-- gives it back (sql/700, exports_queued_overdue).
 
 create or replace view gk_private.bin__export as
   select e.id::text as ref, i.team_id, e.state_changed_at as enqueued_at, e.attempts,
          coalesce(s.undo_error, case when s.state = 'failed' then s.error end) as last_error,
-         case when e.operating_saga_id is not null or (e.saga_queued_until is not null and s.finished_at is null and s.id is not null)
+         case when e.saga_queued_until is not null and (s.id is null or s.finished_at is not null) then e.saga_queued_until
+              when e.operating_saga_id is not null or e.saga_queued_until is not null
               then coalesce(s.updated_at, e.state_changed_at) + gk_private.bin_lease()
-              else coalesce(e.saga_queued_until, e.state_changed_at) end
+              else e.state_changed_at end
            as next_attempt_at
     from gk_public.exports e
     left join gk_public.images i on e.resource_type = 'image' and i.id = e.resource_id
@@ -36,10 +38,13 @@ begin
     perform gk_private.reconciler_activate('exports__coordinate');
   end if;
   -- Held by a saga that has stopped moving (its job gave up or was lost): drive it again (a
-  -- second runner of a live one finds its advisory lock taken and retries later).
+  -- second runner of a live one finds its advisory lock taken and retries later). A record
+  -- settling wrote already taken keeps its lease until live: the coordinator's overdue check
+  -- (exports_queued_overdue) looks after it, and does not pile jobs onto a queue that is only behind.
   with stuck as (
     select s.id, s.name from gk_public.exports e join gk_public.sagas s on s.id = e.operating_saga_id
-     where e.state in ('assigning', 'deleting') and s.finished_at is null and s.updated_at < now() - gk_private.bin_lease()
+     where e.state in ('assigning', 'deleting') and e.saga_queued_until is null
+       and s.finished_at is null and s.updated_at < now() - gk_private.bin_lease()
      order by s.updated_at limit max_items)
   select count(gk_private.saga_enqueue(stuck.id, stuck.name))::int into v_sagas from stuck;
   return jsonb_build_object('redispatched', case when v_busy then 0 else v_waiting end + v_sagas, 'busy', v_busy);

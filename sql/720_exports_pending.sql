@@ -93,22 +93,36 @@ as $$
        and e.state <> 'deleted' and e.delete_requested_at is null
     returning 1),
   -- With a saga: each new record is written already queued with its create saga (one row
-  -- version, not a second update by exports_sagas_started).
+  -- version, not a second update by exports_sagas_started) and, when an in-service node with a
+  -- fresh heartbeat exists, already taken by it and placed as its take would (assigning, this
+  -- saga's lock and generation 1, round the nodes from a random one, attachment id = saga id):
+  -- the saga's take then finds its record taken and writes nothing. The lease stays until the
+  -- record is live or given back (exports_queued_overdue covers a saga that dies before).
+  nodes as (
+    select coalesce(array_agg(n.id order by n.id), '{}') as ids, floor(random() * 1024)::int as r
+      from gk_public.export_nodes n where saga_name is not null and n.state = 'in_service' and n.expires_at > now()),
   fresh as (
-    select r.resource_type, r.resource_id, case when saga_name is not null then gen_random_uuid() end as saga_id
-      from res r
+    select r.resource_type, r.resource_id, case when saga_name is not null then gen_random_uuid() end as saga_id,
+           case when saga_name is not null and cardinality(nodes.ids) > 0
+                then nodes.ids[1 + (row_number() over () + nodes.r) % cardinality(nodes.ids)] end as node_id
+      from res r cross join nodes
      where r.present
        and not exists (select 1 from gk_public.exports e
                         where e.resource_type = r.resource_type and e.resource_id = r.resource_id and e.state <> 'deleted')),
   requested as (
-    insert into gk_public.exports (resource_type, resource_id, saga_id, saga_queued_until)
-    select f.resource_type, f.resource_id, f.saga_id, case when f.saga_id is not null then now() + gk_private.bin_lease() end
+    insert into gk_public.exports (resource_type, resource_id, saga_id, saga_queued_until,
+                                   state, operating_saga_id, node_id, attachment_id, generation, attempts)
+    select f.resource_type, f.resource_id, f.saga_id, case when f.saga_id is not null then now() + gk_private.bin_lease() end,
+           case when f.node_id is not null then 'assigning' else 'requested' end,
+           case when f.node_id is not null then f.saga_id end, f.node_id,
+           case when f.node_id is not null then f.saga_id end,
+           case when f.node_id is not null then 1 else 0 end, case when f.node_id is not null then 1 else 0 end
       from fresh f
     on conflict (resource_type, resource_id) where state <> 'deleted' do nothing
     returning id, saga_id, generation),
   sagas as (
     insert into gk_public.sagas (id, name, steps, params)
-    select r.saga_id, saga_name, saga_steps, jsonb_build_object('export_id', r.id, 'generation', r.generation + 1)
+    select r.saga_id, saga_name, saga_steps, jsonb_build_object('export_id', r.id, 'generation', 1)
       from requested r where r.saga_id is not null
     returning id),
   batched as (

@@ -50,6 +50,16 @@ export const CoordinateLimits = z.object({
   max_items: z.number().int().positive().max(100_000).default(2_000),
   /** Live attachments checked with their node per activation. */
   verify_batch: z.number().int().min(0).max(10_000).default(50),
+  /**
+   * An activation cut short by max_items skips verify, unless the last verify is older than
+   * this: under a backlog that never ends, verify still runs at least this often.
+   */
+  verify_every_seconds: z.number().int().positive().max(86_400).default(60),
+  /**
+   * Times a queued saga that no job drives is enqueued again (once per bin lease) before it is
+   * failed and its record given back (a saga whose steps no worker knows).
+   */
+  max_saga_requeues: z.number().int().min(0).max(1_000).default(5),
   /** How often the safety net goes over every resource (the changeset itself reads only changes). */
   full_sweep_minutes: z.number().int().positive().max(10_080).default(60),
 });
@@ -111,9 +121,19 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
     let full = settled.taken === n;
     if (round === 0) {
       // Before the changeset, so a record given back is started again in this activation.
-      const overdue = (await ctx.query("select * from gk_private.exports_queued_overdue($1)", [limits.max_items])).rows[0];
+      const overdue = (
+        await ctx.query("select * from gk_private.exports_queued_overdue($1, $2)", [limits.max_items, limits.max_saga_requeues])
+      ).rows[0];
       status.overdue_released = overdue.released;
       status.overdue_requeued = overdue.requeued;
+      // Failed for good: each is an item error of this activation (status, GraphQL), with the
+      // saga's own error; its record was given back and is started again below.
+      for (const id of overdue.failed as string[]) {
+        await ctx.itemError(
+          `saga ${id}`,
+          new Error(`not driven after ${limits.max_saga_requeues} re-enqueues (no worker knows its steps?); failed, its record given back`),
+        );
+      }
       if (overdue.released + overdue.requeued >= limits.max_items) ctx.more();
       // The safety net after the first round, so it finds only what no entry covers; what it
       // finds is settled by the next rounds.
@@ -156,8 +176,13 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
   // Last: a node that does not answer must not hold up the changeset. What is found lost is
   // deleted and re-created by the next activation, a second later. An activation cut short by
   // max_items leaves it to the one that finishes the backlog (the next runs at once): during a
-  // launch its node calls and their time would compete with the attaches.
-  if (!cutShort) status.lost = await verify(ctx, status);
+  // launch its node calls and their time would compete with the attaches. But not for longer
+  // than verify_every_seconds, so a backlog that never ends cannot starve it.
+  const claim = await ctx.query("select gk_private.exports_verify_claim(make_interval(secs => $1), $2) as due", [
+    limits.verify_every_seconds,
+    !cutShort,
+  ]);
+  if (claim.rows[0].due) status.lost = await verify(ctx, status);
   if (status.lost > 0) ctx.more();
   return status;
 }

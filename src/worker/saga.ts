@@ -61,6 +61,12 @@ export interface SagaStep<P> {
   actionMany?(ctxs: readonly SagaContext<P>[]): Promise<(Json | void | Error)[]>;
   /** Undoes the effect if there is one; a no-op when the action never took effect. */
   undo?(ctx: SagaContext<P>): Promise<void>;
+  /**
+   * Record this step's completion together with the next step's outcome (one update of the
+   * saga's row for both, not one each). A runner that dies in between has recorded neither, so
+   * the next one runs this action again: for steps whose action is cheap to replay.
+   */
+  recordWithNext?: boolean;
 }
 
 export interface SagaDefinition<S extends z.ZodType> {
@@ -69,6 +75,11 @@ export interface SagaDefinition<S extends z.ZodType> {
   /** Validated when the saga starts and whenever a worker picks it up. */
   params: S;
   steps: readonly SagaStep<z.infer<S>>[];
+  /**
+   * Record a `done` event for every completed step (default true). Without, saga_events holds
+   * only what went wrong (failed, undone, undo_failed); progress is in the row (step, outputs).
+   */
+  doneEvents?: boolean;
 }
 
 export type SagaState = "running" | "unwinding" | "succeeded" | "failed";
@@ -217,12 +228,19 @@ export async function runSagas<S extends z.ZodType>(
   );
   const lockedIds = locked.map((r) => r.id);
   try {
-    const current = new Map((await load(client, lockedIds)).map((r) => [r.id, r]));
-    for (const row of current.values()) checkDefinition(saga, row);
-    const params = new Map([...current.values()].map((r) => [r.id, saga.params.parse(r.params) as z.infer<S>]));
+    // In the order given (a batch's sagas meet their records in that order, whatever order the
+    // rows come back in: a duplicate started after its original loses to it).
+    const loaded = new Map((await load(client, lockedIds)).map((r) => [r.id, r]));
+    const current = new Map(lockedIds.flatMap((id) => (loaded.has(id) ? [[id, loaded.get(id)!] as const] : [])));
+    // A finished saga needs no definition (one of another release failed for good: its job ends).
+    const open = [...current.values()].filter((r) => !r.finished_at);
+    for (const row of open) checkDefinition(saga, row);
+    const params = new Map(open.map((r) => [r.id, saga.params.parse(r.params) as z.infer<S>]));
     const log = opts.services.log.child({ saga: saga.name });
     const undoFailures: Error[] = [];
     const stopped = new Set<string>();
+    // Steps completed but not recorded yet (recordWithNext), per saga: recorded at the next outcome.
+    const unrecorded = new Map<string, Unrecorded>();
     for (;;) {
       const open = [...current.values()].filter((r) => (r.state === "running" || r.state === "unwinding") && !stopped.has(r.id));
       if (open.length === 0) break;
@@ -231,7 +249,7 @@ export async function runSagas<S extends z.ZodType>(
       const step: SagaStep<z.infer<S>> = saga.steps[first.step];
       const ctxs = group.map((r) => context(client, r, params.get(r.id)!, opts.services, log.child({ saga_id: r.id })));
       let moved: (SagaRow | null)[];
-      if (first.state === "running") moved = await forward(client, group, step, ctxs, opts.hooks);
+      if (first.state === "running") moved = await forward(client, saga, group, step, ctxs, unrecorded, opts.hooks);
       else {
         moved = [];
         for (const [i, r] of group.entries()) {
@@ -248,6 +266,8 @@ export async function runSagas<S extends z.ZodType>(
       const stale = group.filter((_, i) => !moved[i]).map((r) => r.id);
       for (const m of moved) if (m) current.set(m.id, m);
       if (stale.length) {
+        // What this runner had not recorded is run again from the row as recorded.
+        for (const id of stale) unrecorded.delete(id);
         const fresh = new Map((await load(client, stale)).map((r) => [r.id, r]));
         for (const id of stale) {
           const f = fresh.get(id);
@@ -294,11 +314,19 @@ async function actions<P>(step: SagaStep<P>, ctxs: readonly SagaContext<P>[]): P
   return out;
 }
 
+/** Completed steps of a saga not recorded yet: the step its row is recorded at, and their outputs. */
+interface Unrecorded {
+  step: number;
+  outputs: Record<string, Json>;
+}
+
 async function forward<P>(
   client: pg.ClientBase,
+  saga: Saga<z.ZodType>,
   rows: readonly SagaRow[],
   step: SagaStep<P>,
   ctxs: readonly SagaContext<P>[],
+  unrecorded: Map<string, Unrecorded>,
   hooks: SagaHooks = {},
 ): Promise<(SagaRow | null)[]> {
   const outcomes = await actions(step, ctxs);
@@ -319,19 +347,46 @@ async function forward<P>(
     if (hooks.failAfter === step.name) outcomes[k] = new InjectedSagaFailure(`injected failure after ${step.name}`);
     else if (Buffer.byteLength(JSON.stringify(o)) > MAX_OUTPUT_BYTES) outcomes[k] = new Error(`output of ${step.name} exceeds 64 KiB`);
   }
-  const done = rows.flatMap((r, k) => (outcomes[k] instanceof Error ? [] : [{ r, o: outcomes[k] }]));
+  const moved = new Map<string, SagaRow>();
+  const done: { r: SagaRow; from: number; outputs: Record<string, Json> }[] = [];
+  for (const [k, r] of rows.entries()) {
+    const o = outcomes[k]!;
+    if (o instanceof Error) continue;
+    const u = unrecorded.get(r.id) ?? { step: r.step, outputs: {} };
+    u.outputs[step.name] = o;
+    if (step.recordWithNext && r.step + 1 < r.steps.length) {
+      // Recorded with the next step's outcome; later steps read its output from the row here.
+      unrecorded.set(r.id, u);
+      moved.set(r.id, { ...r, step: r.step + 1, outputs: { ...r.outputs, [step.name]: o } });
+    } else {
+      unrecorded.delete(r.id);
+      done.push({ r, from: u.step, outputs: u.outputs });
+    }
+  }
   const failed = rows.flatMap((r, k) => (outcomes[k] instanceof Error ? [{ r, e: outcomes[k] as Error }] : []));
   for (const { r, e } of failed) ctxs[rows.indexOf(r)]!.log.warn({ step: step.name, err: errorMessage(e) }, "saga step failed; unwinding");
+  // The steps completed before a failing one are recorded first, then the failure.
+  const before = failed.flatMap(({ r }) => {
+    const u = unrecorded.get(r.id);
+    unrecorded.delete(r.id);
+    return u ? [{ r, from: u.step, outputs: u.outputs }] : [];
+  });
   // One statement for all that completed, one for all that failed (sql/040_sagas.sql).
-  const moved = new Map<string, SagaRow>();
-  if (done.length) {
-    const { rows: m } = await client.query<SagaRow>("select * from gk_private.saga_steps_done($1::uuid[], $2::int[], $3::jsonb[])", [
-      done.map((d) => d.r.id),
-      done.map((d) => d.r.step),
-      done.map((d) => JSON.stringify(d.o)),
-    ]);
-    for (const r of m) moved.set(r.id, r);
-  }
+  const record = async (d: typeof done) => {
+    const { rows: m } = await client.query<SagaRow>(
+      "select * from gk_private.saga_steps_advanced($1::uuid[], $2::int[], $3::int[], $4::jsonb[], $5)",
+      [
+        d.map((x) => x.r.id),
+        d.map((x) => x.from),
+        d.map((x) => Object.keys(x.outputs).length),
+        d.map((x) => JSON.stringify(x.outputs)),
+        saga.doneEvents !== false,
+      ],
+    );
+    return m;
+  };
+  if (done.length) for (const r of await record(done)) moved.set(r.id, r);
+  if (before.length) await record(before);
   if (failed.length) {
     const { rows: m } = await client.query<SagaRow>("select * from gk_private.saga_steps_failed($1::uuid[], $2::int[], $3::text[])", [
       failed.map((f) => f.r.id),

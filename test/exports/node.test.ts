@@ -15,7 +15,7 @@ import { deleteExport } from "../../src/exports/sagas/delete.ts";
 import { PeerClient, PeerHttpError } from "../../src/peers/client.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { insertExports, insertTeam } from "../helpers/fixtures/index.ts";
-import { jobs, runJobs } from "../helpers/jobs.ts";
+import { clearJobs, jobs, runJobs } from "../helpers/jobs.ts";
 import { type Peers, setupPeers } from "../helpers/peers.ts";
 import { actionFailureCanUnwind, actionsSucceedIdempotently, runSagaInProcess, sagaEvents } from "../helpers/saga.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -290,12 +290,15 @@ describe("exports__delete", () => {
 describe("a queued saga that dies before its take", () => {
   const activation = () => coordinateOnce(db, peers.services);
 
-  /** A new image, settled by the coordinator into a record whose create saga it started (queued). */
+  /**
+   * A new image, settled by the coordinator into a record whose create saga it started (queued),
+   * written already taken by that saga and placed.
+   */
   async function queued(): Promise<{ exportId: string; sagaId: string; jobId: string }> {
     const { images } = await publishImages(db, peers, team, 1);
     await activation();
     const { rows } = await db.query(
-      "select id, saga_id, saga_queued_until is not null as queued from gk_public.exports where resource_id = $1 and state = 'requested'",
+      "select id, saga_id, saga_queued_until is not null as queued from gk_public.exports where resource_id = $1 and state = 'assigning'",
       [images[0]!.id],
     );
     expect(rows[0]).toMatchObject({ queued: true });
@@ -324,7 +327,7 @@ describe("a queued saga that dies before its take", () => {
     await activation();
     await runJobs(db, peers.services);
     const waiting = await db.query(
-      "select count(*)::int as n from gk_public.exports where id = any($1) and state = 'requested' and saga_queued_until > now()",
+      "select count(*)::int as n from gk_public.exports where id = any($1) and state = 'assigning' and saga_queued_until > now()",
       [all],
     );
     expect(waiting.rows[0].n).toBe(4);
@@ -356,6 +359,37 @@ describe("a queued saga that dies before its take", () => {
   });
 });
 
+describe("a queued saga whose steps no worker knows", () => {
+  it("is enqueued again at most max_saga_requeues times, then failed (an item error of the activation) and its record given back and created", async () => {
+    await runJobs(db, peers.services);
+    const { images } = await publishImages(db, peers, team, 1);
+    await coordinateOnce(db, peers.services);
+    const { rows } = await db.query("select id, saga_id from gk_public.exports where resource_id = $1 and state <> 'deleted'", [
+      images[0]!.id,
+    ]);
+    const [rec] = rows;
+    // A saga of another release: no worker here drives its steps, so each job of it fails at once.
+    await db.query("update gk_public.sagas set steps = '{take,place,attach,live}' where id = $1", [rec.saga_id]);
+    const lapse = async (limits = {}) => {
+      await clearJobs(db);
+      await db.query("update gk_public.exports set saga_queued_until = now() - interval '1 second' where id = $1", [rec.id]);
+      return coordinateOnce(db, peers.services, { max_saga_requeues: 1, ...limits });
+    };
+    expect((await lapse()).overdue_requeued).toBe(1);
+    await expect(lapse()).rejects.toThrow(/not driven after 1 re-enqueues/);
+    expect((await db.query("select state, error from gk_public.sagas where id = $1", [rec.saga_id])).rows[0]).toMatchObject({
+      state: "failed",
+      error: expect.stringMatching(/no worker knows its steps \(take, place, attach, live\)/),
+    });
+    // The next activation starts a saga this release drives: the export goes live.
+    await coordinateOnce(db, peers.services);
+    await runJobs(db, peers.services);
+    const after = (await db.query("select state, saga_id from gk_public.exports where id = $1", [rec.id])).rows[0];
+    expect(after.state).toBe("live");
+    expect(after.saga_id).not.toBe(rec.saga_id);
+  });
+});
+
 describe("the coordinator's verify of live attachments", () => {
   it("is left to the activation that finishes the backlog when one is cut short by max_items", async () => {
     await publishImages(db, peers, team, 1);
@@ -369,6 +403,25 @@ describe("the coordinator's verify of live attachments", () => {
     const rest = await coordinateOnce(db, peers.services, { max_items: 1_000 });
     expect({ settled: rest.settled, more: rest.more }).toEqual({ settled: 1, more: false });
     expect(rest.verified).toBeGreaterThan(0);
+    await runJobs(db, peers.services);
+  });
+
+  it("still runs at least every verify_every_seconds under a backlog that never ends (every activation cut short)", async () => {
+    await publishImages(db, peers, team, 1);
+    await coordinateOnce(db, peers.services);
+    await runJobs(db, peers.services);
+    const cutShort = async () => {
+      await publishImages(db, peers, team, 2); // more than max_items arrives every time
+      const s = await coordinateOnce(db, peers.services, { max_items: 1, verify_every_seconds: 60 });
+      expect(s.more).toBe(true);
+      return s.verified;
+    };
+    expect(await cutShort()).toBe(0); // verified by the activation before, within the interval
+    // The interval passes with the backlog still there: the next cut-short activation verifies.
+    await db.query("update gk_private.export_sweeps set last_verify_at = now() - interval '61 seconds'");
+    expect(await cutShort()).toBeGreaterThan(0);
+    expect(await cutShort()).toBe(0); // and not again until the interval has passed once more
+    await coordinateOnce(db, peers.services, { max_items: 1_000 });
     await runJobs(db, peers.services);
   });
 });

@@ -117,6 +117,22 @@ async function onlyPlaceOn(target: NodeProcess, opts: { freezeTarget?: boolean }
   };
 }
 
+/**
+ * A running create saga that a runner drives (it holds the saga's advisory lock, src/worker/saga.ts).
+ * Its record was written already taken and placed, so its take only reads it and the runner goes
+ * on to the attach; the row records that progress only with live (SagaStep.recordWithNext), so
+ * the lock is what shows a saga in its attach.
+ */
+async function drivenCreateSaga(): Promise<string | undefined> {
+  const { rows } = await db.query(
+    `select s.id from gk_public.sagas s
+       join pg_locks l on l.locktype = 'advisory' and l.classid = 47110040 and l.objsubid = 2
+        and l.objid = (hashtext(s.id::text)::bigint & 4294967295)::oid
+      where s.name = 'exports__create' and s.state = 'running' and l.granted`,
+  );
+  return rows[0]?.id;
+}
+
 async function nodeIdOf(n: NodeProcess): Promise<string> {
   return (await db.query("select id from gk_public.export_nodes where worker_id = $1", [n.workerId])).rows[0].id;
 }
@@ -240,12 +256,7 @@ describe("export coordinator end to end", () => {
       await publishImages(db, peers, team, 1);
       await db.query("select gk_public.activate_reconciler('exports__coordinate')");
       const running = runJobs(db, peers.services);
-      await waitFor(async () => {
-        const { rows } = await db.query(
-          "select 1 from gk_public.sagas where name = 'exports__create' and state = 'running' and steps[step + 1] = 'attach'",
-        );
-        return rows.length > 0;
-      }, "a create saga in attach");
+      await waitFor(drivenCreateSaga, "a create saga in attach");
       await b.proc.stop("SIGKILL");
       await running;
       nodes.b = await runNode(peers, b);
@@ -268,16 +279,7 @@ describe("export coordinator end to end", () => {
       thaw = await onlyPlaceOn(c); // the worker's attach hangs there
       await publishImages(db, peers, team, 1);
       await db.query("select gk_public.activate_reconciler('exports__coordinate')");
-      sagaId = await waitFor(
-        async () => {
-          const { rows } = await db.query(
-            "select id from gk_public.sagas where name = 'exports__create' and state = 'running' and steps[step + 1] = 'attach'",
-          );
-          return rows[0]?.id;
-        },
-        "the worker's saga in attach",
-        30_000,
-      );
+      sagaId = await waitFor(drivenCreateSaga, "the worker's saga in attach", 30_000);
     } finally {
       await worker.stop("SIGKILL");
     }

@@ -195,20 +195,20 @@ describe("the changeset", () => {
     const overdue = () => one("select * from gk_private.exports_queued_overdue(10)");
     const expire = () =>
       db.query("update gk_public.exports set saga_queued_until = now() - interval '1 second' where saga_queued_until is not null");
-    expect(await overdue()).toEqual({ released: 0, requeued: 0 }); // within the lease
+    expect(await overdue()).toMatchObject({ released: 0, requeued: 0 }); // within the lease
     expect((await changeset()).map((r) => r.export_id)).toEqual([other!.id]);
 
     // Workers are behind (a job of the task is due): the lease is renewed, nothing enqueued.
     await db.query("select gk_private.enqueue('exports__create', '{}'::jsonb)");
     await db.query("select gk_private.enqueue('exports__delete', '{}'::jsonb)");
     await expire();
-    expect(await overdue()).toEqual({ released: 0, requeued: 0 });
+    expect(await overdue()).toMatchObject({ released: 0, requeued: 0 });
     expect((await one("select count(*)::int as n from gk_public.exports where saga_queued_until > now()")).n).toBe(2);
 
     // No backlog: each saga's job is enqueued again on its own, the lease renewed.
     await clearJobs(db);
     await expire();
-    expect(await overdue()).toEqual({ released: 0, requeued: 2 });
+    expect(await overdue()).toMatchObject({ released: 0, requeued: 2 });
     expect((await jobs(db)).map((j) => j.key).sort()).toEqual([`saga:${create}`, `saga:${del}`].sort());
     expect((await changeset()).map((r) => r.export_id)).toEqual([other!.id]);
 
@@ -218,9 +218,57 @@ describe("the changeset", () => {
     ]);
     await db.query("delete from gk_public.sagas where id = $1", [del]);
     await expire();
-    expect(await overdue()).toEqual({ released: 2, requeued: 0 });
+    expect(await overdue()).toMatchObject({ released: 2, requeued: 0 });
     expect((await changeset()).map((r) => r.export_id).sort()).toEqual([rec!.id, doomed!.id, other!.id].sort());
-    expect(await overdue()).toEqual({ released: 0, requeued: 0 });
+    expect(await overdue()).toMatchObject({ released: 0, requeued: 0 });
+  });
+
+  it("a queued saga no worker drives is re-enqueued a bounded number of times, then failed with a clear error and its record given back", async () => {
+    const node = await insertExportNode(db);
+    const imgs = await insertImages(db, { team, count: 2 });
+    const [rec] = await insertExports(db, { images: [imgs[0]!] });
+    const [doomed] = await insertExports(db, { images: [imgs[1]!], state: "live", node });
+    await db.query("update gk_public.exports set delete_requested_at = now() where id = $1", [doomed!.id]);
+    // Steps no worker of this release knows (a saga of another release).
+    const create = (
+      await one(
+        "insert into gk_public.sagas (name, steps, params) values ('exports__create', '{take,place,attach,live}', '{}') returning id",
+      )
+    ).id;
+    const del = (await one("insert into gk_public.sagas (name, steps, params) values ('exports__delete', '{take}', '{}') returning id")).id;
+    await db.query("select gk_private.exports_sagas_started(array[$1, $2]::uuid[], array[$3, $4]::uuid[])", [
+      rec!.id,
+      doomed!.id,
+      create,
+      del,
+    ]);
+    const lapse = async () => {
+      await clearJobs(db); // each job enqueued fails at once (no worker knows the steps): none waits
+      await db.query("update gk_public.exports set saga_queued_until = now() - interval '1 second' where saga_queued_until is not null");
+      return one("select * from gk_private.exports_queued_overdue(10, 2)");
+    };
+    expect(await lapse()).toMatchObject({ released: 0, requeued: 2, failed: [] });
+    expect(await lapse()).toMatchObject({ released: 0, requeued: 2, failed: [] });
+    const third = await lapse();
+    expect(third).toMatchObject({ released: 2, requeued: 0 });
+    expect([...third.failed].sort()).toEqual([create, del].sort());
+    expect(await jobs(db)).toEqual([]);
+    const { rows } = await db.query(
+      "select id, state, failed_step, error, finished_at is not null as finished from gk_public.sagas where id = any($1)",
+      [[create, del]],
+    );
+    for (const r of rows) {
+      expect(r).toMatchObject({ state: "failed", failed_step: "take", finished: true });
+      expect(r.error).toMatch(/not driven after 2 re-enqueues.*no worker knows its steps/);
+    }
+    // Given back: the changeset starts new sagas for both, and the bin shows the failed saga's error.
+    expect((await changeset()).map((c) => c.export_id).sort()).toEqual([rec!.id, doomed!.id].sort());
+    const bin = await db.query("select ref, last_error from gk_public.bin where kind = 'export' and ref = $1", [rec!.id]);
+    expect(bin.rows[0].last_error).toMatch(/not driven after 2 re-enqueues/);
+    // A new lease starts the count again.
+    const again = await sagaRow();
+    await db.query("select gk_private.exports_sagas_started(array[$1]::uuid[], array[$2]::uuid[])", [rec!.id, again]);
+    expect(await lapse()).toMatchObject({ requeued: 1, failed: [] });
   });
 
   it("a failed settle loses nothing; a change committed during one is settled by the next; two at once share the queue", async () => {
@@ -302,6 +350,74 @@ describe("the changeset", () => {
     expect(changes.rows).toEqual([]);
   });
 
+  it("settling with the create saga and an in-service node writes each new record already taken and placed, so the take writes nothing; overdue, a finished saga's record goes back to requested", async () => {
+    await insertExportNode(db, { expiresIn: "-1 minute" });
+    await insertExportNode(db, { state: "expunged" });
+    const [x, y] = [await insertExportNode(db), await insertExportNode(db)];
+    const imgs = await insertImages(db, { team, count: 4 });
+    const r = await one("select * from gk_private.exports_settle_pending(100, $1, $2, 4)", [
+      createExport.name,
+      createExport.steps.map((s) => s.name),
+    ]);
+    expect({ ...r, started: r.started.length }).toEqual({ taken: 4, requested: 4, marked: 0, started: 4 });
+    const rows = async () =>
+      (
+        await db.query(
+          `select e.id, e.state, e.node_id, e.attachment_id, e.operating_saga_id, e.saga_id, e.generation, e.attempts,
+                  e.saga_queued_until > now() as queued, e.xmin::text as version, s.params
+             from gk_public.exports e join gk_public.sagas s on s.id = e.saga_id where e.resource_id = any($1) order by e.id`,
+          [imgs.map((i) => i.id)],
+        )
+      ).rows;
+    const settled = await rows();
+    for (const e of settled) {
+      expect(e).toMatchObject({
+        state: "assigning",
+        attachment_id: e.saga_id,
+        operating_saga_id: e.saga_id,
+        generation: "1",
+        queued: true,
+      });
+      expect(e.params).toEqual({ export_id: e.id, generation: 1 });
+    }
+    // Round the in-service nodes with a fresh heartbeat.
+    expect(settled.filter((e) => e.node_id === x.id)).toHaveLength(2);
+    expect(settled.filter((e) => e.node_id === y.id)).toHaveLength(2);
+    // The saga's take finds its record taken: the same node, and no new row version.
+    const { rows: taken } = await db.query(
+      "select export_id, node_id, attachment_id from gk_private.exports_take_for_create_batch($1::uuid[], $2::uuid[], array_fill(1::bigint, array[cardinality($1::uuid[])]))",
+      [settled.map((e) => e.id), settled.map((e) => e.saga_id)],
+    );
+    expect(taken).toEqual(settled.map((e) => ({ export_id: e.id, node_id: e.node_id, attachment_id: e.saga_id })));
+    expect((await rows()).map((e) => e.version)).toEqual(settled.map((e) => e.version));
+    expect(await changeset()).toEqual([]);
+    // A duplicate start of the same generation takes nothing.
+    const dup = await sagaRow();
+    expect(
+      (
+        await db.query(
+          "select export_id from gk_private.exports_take_for_create_batch(array[$1::uuid], array[$2::uuid], array[1::bigint])",
+          [settled[0]!.id, dup],
+        )
+      ).rows,
+    ).toEqual([{ export_id: null }]);
+    // Its saga finished without its undo (abandoned) and another's row is gone: once the lease ran
+    // out, both records go back to requested, unplaced, and the changeset creates them again.
+    await db.query("update gk_public.sagas set state = 'failed', failed_step = 'take', error = 'x', finished_at = now() where id = $1", [
+      settled[0]!.saga_id,
+    ]);
+    await db.query("delete from gk_public.sagas where id = $1", [settled[1]!.saga_id]);
+    await clearJobs(db);
+    await db.query("update gk_public.exports set saga_queued_until = now() - interval '1 second'");
+    expect(await one("select * from gk_private.exports_queued_overdue(10)")).toMatchObject({ released: 2, requeued: 2 });
+    const after = await rows();
+    expect(after.filter((e) => e.state === "requested").map((e) => e.id)).toEqual([settled[0]!.id]);
+    expect(
+      await one("select state, node_id, attachment_id, operating_saga_id from gk_public.exports where id = $1", [settled[1]!.id]),
+    ).toEqual({ state: "requested", node_id: null, attachment_id: null, operating_saga_id: null });
+    expect((await changeset()).map((c) => c.export_id).sort()).toEqual([settled[0]!.id, settled[1]!.id].sort());
+  });
+
   it("the safety net: the full sweep finds what a lost entry missed, when due, and goes on while it hits its limit", async () => {
     const node = await insertExportNode(db);
     const imgs = await insertImages(db, { team, count: 3 });
@@ -367,7 +483,7 @@ describe("the changeset", () => {
     expect(indexes(settlePlan)).toContain("images_pkey");
     expect(indexes(settlePlan)).toContain("exports_one_per_resource");
     // Queued records whose lease ran out are found through the lease's own index.
-    const overduePlan = await plan(await body("exports_queued_overdue"));
+    const overduePlan = await plan((await body("exports_queued_overdue")).replaceAll("max_requeues", "5"));
     expect(seqScans(overduePlan).filter((r) => r === "exports")).toEqual([]);
     expect(indexes(overduePlan)).toContain("exports_queued_until_idx");
   });

@@ -195,6 +195,92 @@ describe("sagas", () => {
     expect((await db.query("select count(*)::int as n from public.saga_demo_calls")).rows[0].n).toBe(calls + 4);
   });
 
+  it("steps recorded with the next and no done events: one row update per run, the same properties; what was not recorded runs again", async () => {
+    let seen: unknown;
+    const deferred = defineSaga({
+      ...demoSaga,
+      doneEvents: false,
+      steps: demoSaga.steps.map((st) =>
+        st.name === "go_live"
+          ? st
+          : st.name === "attach"
+            ? {
+                ...st,
+                recordWithNext: true,
+                async action(ctx: Parameters<NonNullable<typeof st.action>>[0]) {
+                  // What another session sees while the saga attaches: nothing recorded yet.
+                  seen = (await db.query("select step, outputs from gk_public.sagas where id = $1", [ctx.sagaId])).rows[0];
+                  return st.action!(ctx);
+                },
+              }
+            : { ...st, recordWithNext: true },
+      ),
+    });
+    await actionsSucceedIdempotently(db, deferred, demoCase);
+    await actionFailureCanUnwind(db, deferred, demoCase, { batch: 2 });
+    await db.query(`
+      create table public.saga_updates (saga_id uuid not null);
+      create function public.tg_count_saga_updates() returns trigger language plpgsql as
+        $f$ begin insert into public.saga_updates values (new.id); return null; end $f$;
+      create trigger count_updates after update on gk_public.sagas for each row execute function public.tg_count_saga_updates();`);
+    try {
+      const ids = [];
+      for (let i = 0; i < 3; i++) ids.push(await deferred.start(db, await demoParams(db, await demoRecord(db))));
+      const rows = await runSagasInProcess(db, deferred, ids);
+      expect(rows.map((r) => r.state)).toEqual(["succeeded", "succeeded", "succeeded"]);
+      expect(rows[0]!.outputs).toEqual({ take: null, pick_node: { node: "node-a" }, attach: null, go_live: null });
+      expect(seen).toEqual({ step: 0, outputs: {} });
+      const { rows: updates } = await db.query("select saga_id, count(*)::int as n from public.saga_updates group by 1");
+      expect(updates.map((u) => u.n)).toEqual([1, 1, 1]);
+      expect((await db.query("select count(*)::int as n from gk_public.saga_events where saga_id = any($1)", [ids])).rows[0].n).toBe(0);
+    } finally {
+      await db.query(
+        "drop trigger count_updates on gk_public.sagas; drop table public.saga_updates; drop function public.tg_count_saga_updates()",
+      );
+    }
+    // A runner that died after take and pick_node took effect, before anything was recorded:
+    // the next one runs them again (idempotent) and goes on.
+    const record = await demoRecord(db);
+    const id = await deferred.start(db, await demoParams(db, record));
+    await db.query("update public.saga_demo_records set state = 'assigning', operating_saga_id = $2, generation = 1 where id = $1", [
+      record,
+      id,
+    ]);
+    expect((await runSagaInProcess(db, deferred, id)).state).toBe("succeeded");
+    const { rows: calls } = await db.query("select step from public.saga_demo_calls where saga_id = $1 order by id", [id]);
+    expect(calls.map((r) => r.step)).toEqual(["take", "pick_node", "attach", "go_live"]);
+  });
+
+  it("recording a batch's steps fires no trigger on sagas; a retry still enqueues the saga's job", async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push(await demoSaga.start(db, await demoParams(db, await demoRecord(db))));
+    const arr = `array[${ids.map((id) => `'${id}'`).join(",")}]::uuid[]`;
+    const client = await db.pool.connect();
+    try {
+      await client.query("begin");
+      // The function's statement, run as it runs (EXPLAIN of the call would not show its triggers).
+      const body = (await client.query("select prosrc from pg_proc where proname = 'saga_steps_advanced'")).rows[0].prosrc as string;
+      const sql = body
+        .replaceAll("saga_steps_advanced.ids", arr)
+        .replaceAll("saga_steps_advanced.steps", "array[0,0,0]")
+        .replaceAll("saga_steps_advanced.counts", "array[1,1,1]")
+        .replaceAll("saga_steps_advanced.outputs", `array_fill('{"take":null}'::jsonb, array[3])`)
+        .replaceAll("done_events", "true");
+      const { rows } = await client.query(`explain (analyze, format json) ${sql}`);
+      await client.query("rollback");
+      expect(rows[0]["QUERY PLAN"][0].Plan["Actual Rows"]).toBe(3);
+      expect(rows[0]["QUERY PLAN"][0].Triggers.map((t: { "Trigger Name": string }) => t["Trigger Name"])).not.toContain(
+        "_500_enqueue_retry",
+      );
+    } finally {
+      client.release();
+    }
+    await db.query("select graphile_worker.remove_job('saga:' || id) from unnest($1::text[]) id", [ids]);
+    await db.query("select gk_public.retry_saga($1)", [ids[0]]);
+    const { rows: keyed } = await db.query("select key from graphile_worker.jobs where key = any($1)", [ids.map((id) => `saga:${id}`)]);
+    expect(keyed).toEqual([{ key: `saga:${ids[0]}` }]);
+  });
+
   it("startMany: one job per batch, sagas in order", async () => {
     const params = [];
     for (let i = 0; i < 5; i++) params.push(await demoParams(db, await demoRecord(db)));

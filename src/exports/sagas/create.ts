@@ -5,7 +5,8 @@
 // again (on any node). A duplicate start (two coordinators) fails to take the row and unwinds,
 // changing nothing. The coordinator starts these sagas in batches (one job each): every step
 // has an actionMany, so a batch is taken and placed in one statement and goes live in another,
-// and the node calls are the only per-export cost.
+// and the node calls are the only per-export cost. A record settled with its saga is written
+// already taken and placed (sql/720, exports_settle_pending): its take only reads it.
 import type pg from "pg";
 import { z } from "zod";
 import { PeerHttpError } from "../../peers/client.ts";
@@ -81,9 +82,14 @@ export async function detachOkIfGone(
 export const createExport = defineSaga({
   name: "exports__create",
   params: Params,
+  // Thousands run in a launch: saga_events holds only what went wrong, and the row is updated
+  // once for take, attach and live together (each replays cheaply: take finds its record, the
+  // node answers 200 for an attachment it has).
+  doneEvents: false,
   steps: [
     {
       name: "take",
+      recordWithNext: true,
       async actionMany(ctxs: readonly Ctx[]) {
         // The image's blob in the same round trip (gone: that saga fails and unwinds).
         const { rows } = await ctxs[0]!.db.query(
@@ -116,6 +122,7 @@ export const createExport = defineSaga({
     },
     {
       name: "attach",
+      recordWithNext: true,
       // The node calls in parallel (each node's client caps its connections).
       async actionMany(ctxs: readonly Ctx[]) {
         const nodes = exportNodes(ctxs[0]!.services);

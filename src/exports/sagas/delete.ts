@@ -14,9 +14,12 @@ type Ctx = SagaContext<P>;
 export const deleteExport = defineSaga({
   name: "exports__delete",
   params: Params,
+  // As the create saga: only failures are events, one row update for take, detach and deleted.
+  doneEvents: false,
   steps: [
     {
       name: "take",
+      recordWithNext: true,
       async actionMany(ctxs: readonly Ctx[]) {
         const { rows } = await ctxs[0]!.db.query(
           "select id, node_id, attachment_id from gk_private.exports_take_for_delete_batch($1::uuid[], $2::uuid[], $3::bigint[])",
@@ -37,6 +40,7 @@ export const deleteExport = defineSaga({
     },
     {
       name: "detach",
+      recordWithNext: true,
       async actionMany(ctxs: readonly Ctx[]) {
         const taken = ctxs.map((c) => c.output<{ node_id: string; attachment_id: string }>("take"));
         const nodes = await nodeRows(ctxs[0]!.db, [...new Set(taken.map((t) => t.node_id))]);
