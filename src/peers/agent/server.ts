@@ -29,8 +29,27 @@ export const DEFAULT_LIMITS: AgentServerLimits = {
   requestTimeoutMs: 120_000,
 };
 
-/** Streams a file with its length; a file that vanished before it was opened is a 404. */
-async function sendFile(res: http.ServerResponse, status: number, file: string): Promise<void> {
+/**
+ * One byte range of a file of `size` bytes from a Range header ("bytes=a-b", "bytes=a-",
+ * "bytes=-n"): null for none (or several: the whole file is sent), "unsatisfiable" for a range
+ * outside the file.
+ */
+export function byteRange(header: string | undefined, size: number): { start: number; end: number } | "unsatisfiable" | null {
+  const m = header === undefined ? null : /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return null;
+  if (m[1] === "") {
+    const n = Number(m[2]);
+    if (n === 0 || size === 0) return "unsatisfiable";
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || end < start) return "unsatisfiable";
+  return { start, end };
+}
+
+/** Streams a file with its length, or one range of it (206); a file that vanished before it was opened is a 404. */
+async function sendFile(req: http.IncomingMessage, res: http.ServerResponse, status: number, file: string): Promise<void> {
   let handle: fs.promises.FileHandle;
   try {
     handle = await fs.promises.open(file, "r");
@@ -40,7 +59,22 @@ async function sendFile(res: http.ServerResponse, status: number, file: string):
   }
   try {
     const { size } = await handle.stat();
-    res.writeHead(status, { "Content-Type": "application/octet-stream", "Content-Length": String(size) });
+    const range = status === 200 ? byteRange(req.headers.range, size) : null;
+    const headers = { "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes" };
+    if (range === "unsatisfiable") {
+      res.writeHead(416, { ...headers, "Content-Range": `bytes */${size}`, "Content-Length": "0" }).end();
+      return;
+    }
+    if (range) {
+      res.writeHead(206, {
+        ...headers,
+        "Content-Range": `bytes ${range.start}-${range.end}/${size}`,
+        "Content-Length": String(range.end - range.start + 1),
+      });
+      await pipeline(handle.createReadStream({ autoClose: false, start: range.start, end: range.end }), res);
+      return;
+    }
+    res.writeHead(status, { ...headers, "Content-Length": String(size) });
     await pipeline(handle.createReadStream({ autoClose: false }), res);
   } finally {
     await handle.close();
@@ -105,7 +139,7 @@ export async function startAgentServer(opts: {
             body,
             caller: { commonName: caller.commonName, serial: caller.serial },
           });
-          if (out.file) await sendFile(res, out.status, out.file);
+          if (out.file) await sendFile(req, res, out.status, out.file);
           else send(res, out.status, out.body);
           return;
         }
