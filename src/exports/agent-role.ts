@@ -15,6 +15,11 @@ export function blobPath(attachmentId: string): string {
   return `/v1/exports/${attachmentId}/blob`;
 }
 
+/** What a robot's capability for an attachment names (signed by src/exports/robot-routes.ts). */
+export function exportCapabilityResource(attachmentId: string): string {
+  return `exports/${attachmentId}`;
+}
+
 const Id = z.string().regex(ATTACHMENT_ID, "an attachment id (lower-case UUID)");
 const AttachBody = z
   .object({
@@ -97,6 +102,8 @@ export function exportsRole(env: NodeJS.ProcessEnv = process.env): AgentRole {
         {
           method: "GET",
           path: /^\/v1\/exports\/([0-9a-f-]{36})\/blob$/,
+          // Robots fetch with a capability the robot API signed for this attachment (robot-routes.ts).
+          capability: ([id]) => exportCapabilityResource(id!),
           handle: async (req) => {
             if (!(await store.get(req.params[0]!))) return { status: 404, body: { error: "no such attachment" } };
             return { status: 200, file: store.blobPath(req.params[0]!) };

@@ -45,12 +45,10 @@ beforeAll(async () => {
   s3 = await startS3Server();
   const u = new URL(s3.endpoint);
   proxy = await startStallProxy({ host: u.hostname, port: Number(u.port) });
-  const [viaS3, viaFs, stalled] = await Promise.all([
-    startNode(peers, "s3", { env: s3Env(s3.endpoint) }),
-    startNode(peers, "fs"),
-    startNode(peers, "stalled", { env: s3Env(proxy.url) }),
-  ]);
-  Object.assign(nodes, { s3: viaS3, fs: viaFs, stalled });
+  // One at a time: each enrolment runs the job queue.
+  nodes.s3 = await startNode(peers, "s3", { env: s3Env(s3.endpoint) });
+  nodes.fs = await startNode(peers, "fs");
+  nodes.stalled = await startNode(peers, "stalled", { env: s3Env(proxy.url) });
 }, 180_000);
 
 afterAll(async () => {
