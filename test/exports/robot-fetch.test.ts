@@ -22,7 +22,7 @@ import { peerConnectionString } from "../../src/peers/peer-role.ts";
 import { type RobotApi, startRobotApi } from "../../src/peers/robot-api.ts";
 import { expectPeer, type PeerCredentials } from "../../src/peers/tls.ts";
 import { createTestDb } from "../helpers/db.ts";
-import { insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
+import { insertExportNode, insertExports, insertImages, insertRobots, insertTeam } from "../helpers/fixtures/index.ts";
 import { runJobs } from "../helpers/jobs.ts";
 import { type Peers, setupPeers } from "../helpers/peers.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -266,6 +266,32 @@ describe("robots fetch images from export nodes", () => {
     // A revoked robot certificate is refused by the robot API at once.
     await db.query("select gk_public.revoke_robot_certificates($1)", [robots.a2.id]);
     expect((await askApi(robots.a2, imageA.id)).status).toBe(403);
+  });
+});
+
+describe("gk_private.export_robot_fetch", () => {
+  it("finds the image and its live export by key, among thousands with deleted history", async () => {
+    const team = (await insertTeam(db, { name: "many" })).id;
+    const node = await insertExportNode(db);
+    const imgs = await insertImages(db, { team, count: 3000 });
+    await insertExports(db, { images: imgs, state: "deleted" });
+    await insertExports(db, { images: imgs, state: "live", node });
+    for (const t of ["images", "exports", "export_nodes"]) await db.query(`vacuum analyze gk_public.${t}`);
+    // A definer function with SET is not inlined: explain its body (as sql.test.ts does).
+    const src = (await db.query("select prosrc from pg_proc where proname = 'export_robot_fetch'")).rows[0].prosrc as string;
+    const sql = src
+      .replaceAll("export_robot_fetch.image_id", `'${imgs[1234]!.id}'::uuid`)
+      .replaceAll("export_robot_fetch.team_id", `'${team}'::uuid`);
+    const plan = (await db.query(`explain (format json) ${sql}`)).rows[0]["QUERY PLAN"][0].Plan;
+    const walk = (p: any): any[] => [p, ...(p.Plans ?? []).flatMap(walk)];
+    const nodesOfPlan = walk(plan);
+    expect(nodesOfPlan.filter((n) => n["Node Type"] === "Seq Scan" && n["Relation Name"] !== "export_nodes")).toEqual([]);
+    const used = nodesOfPlan.map((n) => n["Index Name"]).filter(Boolean);
+    expect(used).toContain("exports_one_per_resource");
+    expect(used.some((i: string) => i.startsWith("images_"))).toBe(true);
+    const { rows } = await db.query(sql);
+    expect(rows).toHaveLength(1);
+    expect(rows[0].url).toMatch(/^https:/);
   });
 });
 
