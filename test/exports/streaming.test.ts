@@ -238,6 +238,30 @@ describe("an export node streams blobs", () => {
     again.close();
   });
 
+  it("a detach during the download aborts it: the attach answers 409 and nothing is left", async () => {
+    const n = nodes.stalled!;
+    const blob = randomBlob(16 * MiB);
+    const key = await put("s3", blob.bytes);
+    const id = crypto.randomUUID();
+    proxy.stallAfter(2 * MiB);
+    const c = await client(n);
+    try {
+      const attaching = refusal(
+        c.request("POST", "/v1/exports", { attachment_id: id, blob_key: key, sha256: blob.sha256, length: blob.bytes.length }),
+      );
+      await waitFor(async () => storage(n, id).tmp.length > 0, "the download in tmp/");
+      await c.request("DELETE", `/v1/exports/${id}`);
+      const r = await attaching;
+      expect(r.status).toBe(409);
+      expect(r.message).toContain("was detached while it was being attached");
+    } finally {
+      proxy.release();
+    }
+    expect(storage(n, id)).toEqual({ attachments: [], tmp: [] });
+    expect((await fetchHashed(n, `/v1/exports/${id}/blob`)).status).toBe(404);
+    c.close();
+  });
+
   it("a download stalled past GK_EXPORTS_DOWNLOAD_TIMEOUT_MS is refused with 504 and leaves nothing", async () => {
     await nodes.stalled!.proc.stop("SIGKILL");
     const n = (nodes.stalled = await runNode(peers, nodes.stalled!, {
