@@ -63,7 +63,8 @@ beforeAll(async () => {
   peers = await setupPeers(db, "robotfetch");
   caPem = await peers.ca.caCertificatePem();
   // One at a time: each enrolment runs the job queue.
-  for (const name of ["n1", "n2"]) nodes.push(await startNode(peers, name));
+  // A short CRL refresh: the revoked controller's tokens are refused within it.
+  for (const name of ["n1", "n2"]) nodes.push(await startNode(peers, name, { crlRefreshMs: 300 }));
   peerPool = createPool(peerConnectionString(db.url), 4);
   api = await startRobotApi({
     db: peerPool,
@@ -266,6 +267,33 @@ describe("robots fetch images from export nodes", () => {
     // A revoked robot certificate is refused by the robot API at once.
     await db.query("select gk_public.revoke_robot_certificates($1)", [robots.a2.id]);
     expect((await askApi(robots.a2, imageA.id)).status).toBe(403);
+  });
+});
+
+describe("a revoked controller certificate", () => {
+  it("its tokens are refused once the node has the CRL; the renewed controller's tokens work", async () => {
+    const before = await askApi(robots.a1, imageA.id);
+    expect((await fetchFromNode(robots.a1, before.json.url, before.json.token)).status).toBe(200);
+    const old = (await peers.identity.current())!;
+    // Deleting the controllers row revokes its certificate (docs/agent.md); the next use requests a new one.
+    await db.query("delete from gk_public.controllers");
+    await waitFor(async () => {
+      await runJobs(db, peers.services);
+      const c = await peers.identity.current();
+      return c && c.certPem !== old.certPem;
+    }, "a new controller certificate");
+    const error = await waitFor(async () => {
+      const a = await fetchFromNode(robots.a1, before.json.url, before.json.token);
+      return a.status === 403 ? (a.json.error as string) : undefined;
+    }, "the node refusing the revoked controller's token");
+    expect(error).toBe("capability refused: signer certificate revoked");
+    const after = await waitFor(async () => {
+      const a = await askApi(robots.a1, imageA.id);
+      return a.status === 200 && a.json.token !== before.json.token ? a : undefined;
+    }, "a token from the renewed controller");
+    const got = await fetchFromNode(robots.a1, after.json.url, after.json.token);
+    expect(got.status).toBe(200);
+    expect(sha(got.body)).toBe(sha(imageA.bytes));
   });
 });
 
