@@ -24,6 +24,8 @@ export interface Attachment {
   attached_at: string;
 }
 
+const DEADLINE = new Error("download deadline");
+
 type AttachStatus = 404 | 409 | 413 | 422 | 503 | 504 | 507;
 
 export class AttachError extends Error {
@@ -99,7 +101,7 @@ export class AttachmentStore {
     const running = this.#inFlight.get(req.attachment_id);
     if (running) return running.done.then((r) => this.#same(r.attachment, req, false));
     const abort = new AbortController();
-    const done = this.#attach(req, abort.signal).finally(() => this.#inFlight.delete(req.attachment_id));
+    const done = this.#attach(req, abort).finally(() => this.#inFlight.delete(req.attachment_id));
     this.#inFlight.set(req.attachment_id, { done, abort });
     return done;
   }
@@ -111,7 +113,7 @@ export class AttachmentStore {
     return { attachment: a, created };
   }
 
-  async #attach(req: AttachRequest, detached: AbortSignal): Promise<AttachResult> {
+  async #attach(req: AttachRequest, abort: AbortController): Promise<AttachResult> {
     const known = await this.get(req.attachment_id);
     if (known) return this.#same(known, req, false);
     if (req.length > this.#opts.maxBytes)
@@ -120,17 +122,20 @@ export class AttachmentStore {
     const free = fsStat.bavail * fsStat.bsize;
     if (req.length > free) throw new AttachError(507, `blob of ${req.length} bytes does not fit in this node's ${free} free bytes`);
 
-    const timeout = AbortSignal.timeout(this.#opts.downloadTimeoutMs);
-    const signal = AbortSignal.any([timeout, detached]);
+    // One controller for both ends (AbortSignal.any per attach cost more than the attach of a small blob).
+    const timer = setTimeout(() => abort.abort(DEADLINE), this.#opts.downloadTimeoutMs);
     const tmp = path.join(this.#tmp, `${req.attachment_id}.${process.pid}.${crypto.randomUUID()}`);
     try {
-      await this.#download(req, tmp, signal);
+      await this.#download(req, tmp, abort.signal);
     } catch (e) {
       await fs.rm(tmp, { force: true });
-      if (timeout.aborted) throw new AttachError(504, `blob ${req.blob_key} was not downloaded within ${this.#opts.downloadTimeoutMs} ms`);
-      if (detached.aborted) throw new AttachError(409, `attachment ${req.attachment_id} was detached while it was being attached`);
+      if (abort.signal.reason === DEADLINE)
+        throw new AttachError(504, `blob ${req.blob_key} was not downloaded within ${this.#opts.downloadTimeoutMs} ms`);
+      if (abort.signal.aborted) throw new AttachError(409, `attachment ${req.attachment_id} was detached while it was being attached`);
       if (e instanceof BlobStoreUnavailableError) throw new AttachError(503, e.message);
       throw e;
+    } finally {
+      clearTimeout(timer);
     }
     await fs.rename(tmp, this.blobPath(req.attachment_id));
     const attachment: Attachment = { ...req, attached_at: new Date().toISOString() };
