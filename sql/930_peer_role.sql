@@ -22,6 +22,8 @@ begin
     'gk_private.worker_heartbeat(uuid, int, int)',
     'gk_private.export_node_registered(uuid, text, text, interval)',
     'gk_private.export_node_heartbeat(uuid, int)',
+    -- Robot API, exports (src/exports/robot-routes.ts): where a robot fetches its team's image.
+    'gk_private.export_robot_fetch(uuid, uuid)',
     -- Robot API, robots (src/robots/robot-routes.ts, manifest.ts, certificate.ts): a manifest and
     -- its ECUs' registered keys (to verify it), its replay check and comparison with the
     -- director's targets (storing it: not granted, below), the replacement of its certificate.

@@ -6,12 +6,18 @@
 import path from "node:path";
 import { z } from "zod";
 import { blobsFromEnv } from "../adapters/blobs/from-config.ts";
+import { UserError } from "../lib/errors.ts";
 import { AgentHttpError, type AgentRole, type AgentRoute } from "../peers/agent/role.ts";
 import { ATTACHMENT_ID, AttachError, AttachmentStore } from "./attachments.ts";
 
 /** The stable path of an attachment's bytes on its node. */
 export function blobPath(attachmentId: string): string {
   return `/v1/exports/${attachmentId}/blob`;
+}
+
+/** What a robot's capability for an attachment names (signed by src/exports/robot-routes.ts). */
+export function exportCapabilityResource(attachmentId: string): string {
+  return `exports/${attachmentId}`;
 }
 
 const Id = z.string().regex(ATTACHMENT_ID, "an attachment id (lower-case UUID)");
@@ -28,15 +34,41 @@ const AttachBody = z
   })
   .strict();
 
-/** GK_EXPORTS_MAX_BLOB_BYTES: the largest blob a node attaches (default 1 GiB; blobs are read whole). */
+const NodeEnv = z.object({
+  // Images are at most 64 GiB (gk_public.images.length); blobs are streamed to disk, never held whole.
+  GK_EXPORTS_MAX_BLOB_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 53 - 1)
+    .default(64 * 2 ** 30),
+  // Below the controller's GK_EXPORTS_ATTACH_TIMEOUT_MS (120 s), so the node gives up first.
+  GK_EXPORTS_DOWNLOAD_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(24 * 3600_000)
+    .default(110_000),
+});
+
+/** The node's limits from its environment; a bad value stops the agent with one line. */
+export function nodeLimits(env: NodeJS.ProcessEnv): { maxBytes: number; downloadTimeoutMs: number } {
+  const r = NodeEnv.safeParse(env);
+  if (!r.success)
+    throw new UserError(`invalid export node configuration: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  return { maxBytes: r.data.GK_EXPORTS_MAX_BLOB_BYTES, downloadTimeoutMs: r.data.GK_EXPORTS_DOWNLOAD_TIMEOUT_MS };
+}
+
+/** GK_EXPORTS_MAX_BLOB_BYTES (default 64 GiB), GK_EXPORTS_DOWNLOAD_TIMEOUT_MS (default 110 s): see nodeLimits. */
 export function exportsRole(env: NodeJS.ProcessEnv = process.env): AgentRole {
   return {
     name: "exports",
     async start({ dir, log }) {
+      const limits = nodeLimits(env);
       const home = path.resolve(env.GROUNDSKEEPER_HOME ?? ".groundskeeper");
       const blobs = await blobsFromEnv(env, home);
       if (!blobs) throw new Error("the exports role needs a blob store (GK_BLOBS)");
-      const store = new AttachmentStore(dir, blobs, { maxBytes: Number(env.GK_EXPORTS_MAX_BLOB_BYTES ?? 2 ** 30) });
+      const store = new AttachmentStore(dir, blobs, limits);
       const opened = await store.open();
       if (opened.removedPartial) log.info(opened, "exports: removed partial attachments a crash left behind");
 
@@ -70,6 +102,8 @@ export function exportsRole(env: NodeJS.ProcessEnv = process.env): AgentRole {
         {
           method: "GET",
           path: /^\/v1\/exports\/([0-9a-f-]{36})\/blob$/,
+          // Robots fetch with a capability the robot API signed for this attachment (robot-routes.ts).
+          capability: ([id]) => exportCapabilityResource(id!),
           handle: async (req) => {
             if (!(await store.get(req.params[0]!))) return { status: 404, body: { error: "no such attachment" } };
             return { status: 200, file: store.blobPath(req.params[0]!) };

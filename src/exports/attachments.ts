@@ -1,12 +1,18 @@
 // The export node's storage: one verified copy of each attached blob, under
 // <role dir>/attachments/<attachment id>.blob with its <id>.json written last, so an attachment
-// exists exactly when its .json does. A blob is fetched into tmp/, checked against its length and
-// sha256, then renamed into place; a crash leaves only tmp/ files, which open() removes. Nothing
-// here knows the database: Groundskeeper names the blob, its digest and the attachment id.
+// exists exactly when its .json does. A blob is streamed from the blob store into tmp/ (never
+// held whole in memory), counted and hashed as it arrives, cut off as soon as it is longer than
+// announced or the download outlives its deadline, fsynced, checked against its sha256, then
+// renamed into place; any failure removes the partial file, and a crash leaves only tmp/ files,
+// which open() removes. Nothing here knows the database: Groundskeeper names the blob, its
+// digest and the attachment id.
 import crypto from "node:crypto";
+import { createWriteStream } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
-import type { BlobStore } from "../adapters/blobs/types.ts";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { BlobStoreUnavailableError, type BlobStore } from "../adapters/blobs/types.ts";
 
 export const ATTACHMENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -18,28 +24,42 @@ export interface Attachment {
   attached_at: string;
 }
 
+const DEADLINE = new Error("download deadline");
+
+type AttachStatus = 404 | 409 | 413 | 422 | 503 | 504 | 507;
+
 export class AttachError extends Error {
   override name = "AttachError";
-  readonly status: 404 | 409 | 413 | 422;
-  constructor(status: 404 | 409 | 413 | 422, message: string) {
+  readonly status: AttachStatus;
+  constructor(status: AttachStatus, message: string) {
     super(message);
     this.status = status;
   }
 }
 
+export interface AttachmentStoreOptions {
+  /** Largest blob attached (GK_EXPORTS_MAX_BLOB_BYTES). */
+  maxBytes: number;
+  /** Deadline of one blob's download and verification (GK_EXPORTS_DOWNLOAD_TIMEOUT_MS). */
+  downloadTimeoutMs: number;
+}
+
+type AttachRequest = { attachment_id: string; blob_key: string; sha256: string; length: number };
+type AttachResult = { attachment: Attachment; created: boolean };
+
 export class AttachmentStore {
   readonly #dir: string;
   readonly #tmp: string;
   readonly #blobs: BlobStore;
-  readonly #maxBytes: number;
-  /** Attaches in flight by id: a second call for the same id waits for the first. */
-  readonly #inFlight = new Map<string, Promise<{ attachment: Attachment; created: boolean }>>();
+  readonly #opts: AttachmentStoreOptions;
+  /** Attaches in flight by id: a second call for the same id waits for the first; a detach aborts it. */
+  readonly #inFlight = new Map<string, { done: Promise<AttachResult>; abort: AbortController }>();
 
-  constructor(root: string, blobs: BlobStore, opts: { maxBytes: number }) {
+  constructor(root: string, blobs: BlobStore, opts: AttachmentStoreOptions) {
     this.#dir = path.join(root, "attachments");
     this.#tmp = path.join(root, "tmp");
     this.#blobs = blobs;
-    this.#maxBytes = opts.maxBytes;
+    this.#opts = opts;
   }
 
   async open(): Promise<{ removedPartial: number }> {
@@ -77,51 +97,102 @@ export class AttachmentStore {
     return (await fs.readdir(this.#dir)).filter((f) => f.endsWith(".json")).length;
   }
 
-  attach(req: {
-    attachment_id: string;
-    blob_key: string;
-    sha256: string;
-    length: number;
-  }): Promise<{ attachment: Attachment; created: boolean }> {
+  attach(req: AttachRequest): Promise<AttachResult> {
     const running = this.#inFlight.get(req.attachment_id);
-    if (running) return running.then((r) => this.#same(r.attachment, req, false));
-    const p = this.#attach(req).finally(() => this.#inFlight.delete(req.attachment_id));
-    this.#inFlight.set(req.attachment_id, p);
-    return p;
+    if (running) return running.done.then((r) => this.#same(r.attachment, req, false));
+    const abort = new AbortController();
+    const done = this.#attach(req, abort).finally(() => this.#inFlight.delete(req.attachment_id));
+    this.#inFlight.set(req.attachment_id, { done, abort });
+    return done;
   }
 
-  #same(a: Attachment, req: { attachment_id: string; blob_key: string; sha256: string }, created: boolean) {
+  #same(a: Attachment, req: AttachRequest, created: boolean): AttachResult {
     if (a.blob_key !== req.blob_key || a.sha256 !== req.sha256) {
       throw new AttachError(409, `attachment ${req.attachment_id} exists for another blob (${a.blob_key}, sha256 ${a.sha256})`);
     }
     return { attachment: a, created };
   }
 
-  async #attach(req: { attachment_id: string; blob_key: string; sha256: string; length: number }) {
+  async #attach(req: AttachRequest, abort: AbortController): Promise<AttachResult> {
     const known = await this.get(req.attachment_id);
     if (known) return this.#same(known, req, false);
-    if (req.length > this.#maxBytes)
-      throw new AttachError(413, `blob of ${req.length} bytes is over this node's limit of ${this.#maxBytes}`);
-    const bytes = await this.#blobs.get(req.blob_key);
-    if (!bytes) throw new AttachError(404, `blob ${req.blob_key} is not in the blob store`);
-    if (bytes.length !== req.length) throw new AttachError(422, `blob ${req.blob_key} has ${bytes.length} bytes, expected ${req.length}`);
-    const sha = crypto.createHash("sha256").update(bytes).digest("hex");
-    if (sha !== req.sha256) throw new AttachError(422, `blob ${req.blob_key} has sha256 ${sha}, expected ${req.sha256}`);
+    if (req.length > this.#opts.maxBytes)
+      throw new AttachError(413, `blob of ${req.length} bytes is over this node's limit of ${this.#opts.maxBytes}`);
+    const fsStat = await fs.statfs(this.#tmp);
+    const free = fsStat.bavail * fsStat.bsize;
+    if (req.length > free) throw new AttachError(507, `blob of ${req.length} bytes does not fit in this node's ${free} free bytes`);
+
+    // One controller for both ends (AbortSignal.any per attach cost more than the attach of a small blob).
+    const timer = setTimeout(() => abort.abort(DEADLINE), this.#opts.downloadTimeoutMs);
     const tmp = path.join(this.#tmp, `${req.attachment_id}.${process.pid}.${crypto.randomUUID()}`);
-    await fs.writeFile(tmp, bytes, { flag: "wx" });
+    try {
+      await this.#download(req, tmp, abort.signal);
+    } catch (e) {
+      await fs.rm(tmp, { force: true });
+      if (abort.signal.reason === DEADLINE)
+        throw new AttachError(504, `blob ${req.blob_key} was not downloaded within ${this.#opts.downloadTimeoutMs} ms`);
+      if (abort.signal.aborted) throw new AttachError(409, `attachment ${req.attachment_id} was detached while it was being attached`);
+      if (e instanceof BlobStoreUnavailableError) throw new AttachError(503, e.message);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
     await fs.rename(tmp, this.blobPath(req.attachment_id));
     const attachment: Attachment = { ...req, attached_at: new Date().toISOString() };
     const meta = `${tmp}.json`;
     await fs.writeFile(meta, JSON.stringify(attachment), { flag: "wx" });
     await fs.rename(meta, path.join(this.#dir, `${req.attachment_id}.json`));
+    await syncDir(this.#dir);
     return { attachment, created: true };
   }
 
-  /** Removes an attachment; one that does not exist is not an error. */
+  /** Streams the blob into `tmp`, counting and hashing; throws (leaving `tmp` to the caller) unless it is exactly the announced blob. */
+  async #download(req: AttachRequest, tmp: string, signal: AbortSignal): Promise<void> {
+    const src = await this.#blobs.getStream(req.blob_key, { signal });
+    if (!src) throw new AttachError(404, `blob ${req.blob_key} is not in the blob store`);
+    if (src.length !== undefined && src.length !== req.length) {
+      src.body.destroy();
+      throw new AttachError(422, `blob ${req.blob_key} has ${src.length} bytes, expected ${req.length}`);
+    }
+    const hash = crypto.createHash("sha256");
+    let n = 0;
+    const check = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        n += chunk.length;
+        // Cut off at once: a blob longer than announced is never written past its length.
+        if (n > req.length) return cb(new AttachError(422, `blob ${req.blob_key} has more than the expected ${req.length} bytes`));
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    // flush: the file is fsynced before its stream closes, so what is renamed into place is on disk.
+    await pipeline(src.body, check, createWriteStream(tmp, { flags: "wx", mode: 0o644, flush: true }), { signal });
+    if (n !== req.length) throw new AttachError(422, `blob ${req.blob_key} has ${n} bytes, expected ${req.length}`);
+    const sha = hash.digest("hex");
+    if (sha !== req.sha256) throw new AttachError(422, `blob ${req.blob_key} has sha256 ${sha}, expected ${req.sha256}`);
+  }
+
+  /** Removes an attachment (aborting an attach of it in flight); one that does not exist is not an error. */
   async detach(id: string): Promise<boolean> {
+    const running = this.#inFlight.get(id);
+    if (running) {
+      running.abort.abort();
+      await running.done.catch(() => {});
+    }
     const existed = (await this.get(id)) !== null;
     await fs.rm(path.join(this.#dir, `${id}.json`), { force: true });
     await fs.rm(this.blobPath(id), { force: true });
     return existed;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await fs.open(dir, "r");
+  try {
+    await fh.sync();
+  } catch {
+    // Some filesystems refuse fsync on directories; the renames are still atomic.
+  } finally {
+    await fh.close();
   }
 }

@@ -42,6 +42,28 @@ export function blobStoreContract(name: string, getStore: () => BlobStore, opts:
       expect((await s.get("rt/empty"))!.length).toBe(0);
     });
 
+    it("streams an object with its length; a missing key is null; an aborted read errors", async () => {
+      const s = getStore();
+      const bytes = Buffer.alloc(3 * 1024 * 1024 + 7, 0);
+      for (let i = 0; i < bytes.length; i += 4096) bytes[i] = i % 251;
+      await s.put("stream/big.bin", bytes);
+      const got = await s.getStream("stream/big.bin");
+      expect(got?.length).toBe(bytes.length);
+      const chunks: Buffer[] = [];
+      for await (const c of got!.body) chunks.push(c as Buffer);
+      expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+      expect(await s.getStream("stream/missing")).toBeNull();
+      const abort = new AbortController();
+      const cut = await s.getStream("stream/big.bin", { signal: abort.signal });
+      abort.abort();
+      await expect(
+        (async () => {
+          for await (const _ of cut!.body) {
+          }
+        })(),
+      ).rejects.toThrow();
+    });
+
     if (opts.atomicOverwrite)
       it("overwrites atomically: concurrent readers see the old or the new object, never a mix", async () => {
         const s = getStore();

@@ -59,6 +59,7 @@ describe("blob prefix purge", () => {
       kind: real.kind,
       put: (k, b) => real.put(k, b),
       get: (k) => real.get(k),
+      getStream: (k, o) => real.getStream(k, o),
       list: (p, o) => real.list(p, o),
       deleteMany: async (keys) => {
         if (++deletes === 3) throw new Error("EIO: injected failure on the third page");

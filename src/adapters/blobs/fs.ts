@@ -7,7 +7,7 @@ import type { Dirent } from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { assertValidKey, assertValidLimit, assertValidPrefix, compareKeys } from "./keys.ts";
-import type { BlobStore, ListPage } from "./types.ts";
+import type { BlobStore, BlobStream, ListPage } from "./types.ts";
 
 export class FsBlobStore implements BlobStore {
   readonly kind = "fs";
@@ -67,6 +67,28 @@ export class FsBlobStore implements BlobStore {
       if (code === "ENOENT" || code === "EISDIR" || code === "ENOTDIR") return null;
       throw e;
     }
+  }
+
+  async getStream(key: string, opts: { signal?: AbortSignal } = {}): Promise<BlobStream | null> {
+    assertValidKey(key);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(this.#pathOf(key), "r");
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "EISDIR" || code === "ENOTDIR") return null;
+      throw e;
+    }
+    const st = await fh.stat().catch(async (e) => {
+      await fh.close();
+      throw e;
+    });
+    if (!st.isFile()) {
+      await fh.close();
+      return null;
+    }
+    // The open handle keeps reading the object even if a put replaces it meanwhile.
+    return { body: fh.createReadStream({ ...(opts.signal ? { signal: opts.signal } : {}) }), length: st.size };
   }
 
   async list(prefix: string, opts: { after?: string; limit: number }): Promise<ListPage> {

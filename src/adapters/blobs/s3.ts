@@ -13,9 +13,10 @@ import {
   type ListObjectsV2CommandOutput,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
+import { Readable } from "node:stream";
 import { mapLimit } from "../../lib/map-limit.ts";
 import { assertValidKey, assertValidLimit, assertValidPrefix } from "./keys.ts";
-import { BlobStoreUnavailableError, type BlobStore, type ListPage } from "./types.ts";
+import { BlobStoreUnavailableError, type BlobStore, type BlobStream, type ListPage } from "./types.ts";
 
 export interface S3BlobStoreOptions {
   bucket: string;
@@ -77,6 +78,22 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  async getStream(key: string, opts: { signal?: AbortSignal } = {}): Promise<BlobStream | null> {
+    assertValidKey(key);
+    try {
+      const out = await this.#send<GetObjectCommandOutput>(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+        opts.signal ? { abortSignal: opts.signal } : undefined,
+      );
+      // Under Node the SDK's body is the HTTP response itself (an IncomingMessage): read as it arrives.
+      const body = out.Body instanceof Readable ? out.Body : Readable.from([]);
+      return { body, ...(out.ContentLength === undefined ? {} : { length: out.ContentLength }) };
+    } catch (e) {
+      if (e instanceof NoSuchKey || (e as { name?: string }).name === "NoSuchKey") return null;
+      throw e;
+    }
+  }
+
   async list(prefix: string, opts: { after?: string; limit: number }): Promise<ListPage> {
     assertValidPrefix(prefix);
     assertValidLimit(opts.limit);
@@ -119,9 +136,9 @@ export class S3BlobStore implements BlobStore {
     this.client.destroy();
   }
 
-  async #send<O>(command: object): Promise<O> {
+  async #send<O>(command: object, options?: { abortSignal?: AbortSignal }): Promise<O> {
     try {
-      return (await this.client.send(command as never)) as O;
+      return (await this.client.send(command as never, options as never)) as O;
     } catch (e) {
       if (isUnavailable(e)) throw new BlobStoreUnavailableError(`S3 ${this.bucket} unreachable: ${describe(e)}`, { cause: e });
       throw e;

@@ -13,7 +13,7 @@ export interface AgentRequest {
   query: URLSearchParams;
   /** Parsed JSON body (undefined when there was none). */
   body: unknown;
-  /** The authenticated caller (a Groundskeeper controller). */
+  /** The authenticated caller (a Groundskeeper controller, or the holder of a capability for this route). */
   caller: { commonName: string; serial: string };
 }
 
@@ -30,6 +30,11 @@ export interface AgentRoute {
   path: RegExp;
   /** Largest accepted body (default 64 KiB). */
   maxBodyBytes?: number;
+  /**
+   * Callers other than the controller may use this route with a capability token
+   * (src/peers/capability.ts) whose resource is what this returns for the path's captures.
+   */
+  capability?(params: string[]): string;
   handle(req: AgentRequest): Promise<AgentResponse>;
 }
 

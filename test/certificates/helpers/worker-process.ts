@@ -84,6 +84,7 @@ const blobs: BlobStore = {
   kind: fsStore.kind,
   put: (k, b) => fsStore.put(k, b),
   get: (k) => fsStore.get(k),
+  getStream: (k, o) => fsStore.getStream(k, o),
   list: (p, o) => fsStore.list(p, o),
   deleteMany: async (keys) =>
     pauseMs > 0 ? deleteInTwoPhases(keys) : (await sleep(), await fsStore.deleteMany(keys), logEffect("purge", [keys.length])),

@@ -27,7 +27,11 @@ export function blobStore(peers: Peers): { dir: string; store: FsBlobStore } {
 }
 
 /** Enrols a worker and starts its agent with the exports role. */
-export async function startNode(peers: Peers, name: string, opts: { env?: Record<string, string> } = {}): Promise<NodeProcess> {
+export async function startNode(
+  peers: Peers,
+  name: string,
+  opts: { env?: Record<string, string>; crlRefreshMs?: number } = {},
+): Promise<NodeProcess> {
   const e = await peers.enroll(name);
   return runNode(peers, { name, workerId: e.workerId, creds: e.dir, dataDir: path.join(peers.tmp, `node-${name}`) }, opts);
 }
@@ -36,10 +40,11 @@ export async function startNode(peers: Peers, name: string, opts: { env?: Record
 export async function runNode(
   peers: Peers,
   n: { name: string; workerId: string; creds: string; dataDir: string },
-  opts: { env?: Record<string, string> } = {},
+  opts: { env?: Record<string, string>; crlRefreshMs?: number } = {},
 ): Promise<NodeProcess> {
   const { proc, url } = await spawnAgent(peers, n.creds, n.dataDir, {
     roles: ["exports"],
+    ...(opts.crlRefreshMs === undefined ? {} : { crlRefreshMs: opts.crlRefreshMs }),
     extraEnv: { GK_BLOBS: "fs", GK_BLOBS_DIR: blobStore(peers).dir, ...opts.env },
   });
   const dir = path.join(n.dataDir, "exports", "attachments");

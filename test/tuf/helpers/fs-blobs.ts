@@ -1,7 +1,7 @@
 // The real filesystem blob store, wrapped so a test can take it "down" (every call fails, as
 // when the store is unreachable). The wrapper is the only fake: storage is the real adapter.
 import { FsBlobStore } from "../../../src/adapters/blobs/fs.ts";
-import { BlobStoreUnavailableError, type BlobStore, type ListPage } from "../../../src/adapters/blobs/types.ts";
+import { BlobStoreUnavailableError, type BlobStore, type BlobStream, type ListPage } from "../../../src/adapters/blobs/types.ts";
 
 export class TestFsBlobStore implements BlobStore {
   readonly kind = "fs";
@@ -23,6 +23,10 @@ export class TestFsBlobStore implements BlobStore {
   async get(key: string): Promise<Uint8Array | null> {
     this.#check();
     return this.#inner.get(key);
+  }
+  async getStream(key: string, opts?: { signal?: AbortSignal }): Promise<BlobStream | null> {
+    this.#check();
+    return this.#inner.getStream(key, opts);
   }
   async list(prefix: string, opts: { after?: string; limit: number }): Promise<ListPage> {
     this.#check();
