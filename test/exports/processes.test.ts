@@ -103,16 +103,43 @@ async function download(url: string, workerId: string): Promise<Buffer> {
 }
 
 /**
- * Freezes every node (SIGSTOP: a frozen node accepts connections and never answers, and sends no
- * heartbeat, so the expiries set here stay) and lets new exports land only on `target`.
+ * Expiries the nodes' heartbeats cannot move: a heartbeat a node sent just before its SIGSTOP
+ * can land after the UPDATE that expired it (the gateway runs in this process, and a beat is
+ * every 300 ms), which made a frozen node placeable again and its attach hang for the 120 s
+ * attach timeout (seen under load as a 60 s test timeout). A trigger that exists only in this
+ * test holds each pinned node's expiry while it is pinned; the real heartbeat path is unchanged.
  */
-async function onlyPlaceOn(target: NodeProcess, opts: { freezeTarget?: boolean } = {}): Promise<() => void> {
+await db.query(`
+  create table public.test_pinned_expiry (worker_id uuid primary key, fresh boolean not null);
+  create function public.test_pin_expiry() returns trigger language plpgsql security definer
+  set search_path = pg_catalog as $$
+  declare v_fresh boolean;
+  begin
+    select p.fresh into v_fresh from public.test_pinned_expiry p where p.worker_id = new.worker_id;
+    if found then
+      new.expires_at := case when v_fresh then now() + interval '1 minute' else now() - interval '1 second' end;
+    end if;
+    return new;
+  end $$;
+  create trigger _999_test_pin_expiry before insert or update on gk_public.export_nodes
+    for each row when (new.worker_id is not null) execute function public.test_pin_expiry();`);
+
+/**
+ * Freezes every node (SIGSTOP: a frozen node accepts connections and never answers, and sends no
+ * heartbeat) and lets new exports land only on `target`, whose expiry is pinned ahead while the
+ * others' are pinned past (public.test_pin_expiry above). The returned thaw unpins and resumes.
+ */
+async function onlyPlaceOn(target: NodeProcess, opts: { freezeTarget?: boolean } = {}): Promise<() => Promise<void>> {
   for (const n of Object.values(nodes)) if (n !== target || opts.freezeTarget !== false) n.proc.child.kill("SIGSTOP");
+  const ids = Object.values(nodes).map((n) => n.workerId);
   await db.query(
-    "update gk_public.export_nodes set expires_at = case when worker_id = $1 then now() + interval '1 minute' else now() - interval '1 second' end",
-    [target.workerId],
+    `insert into public.test_pinned_expiry (worker_id, fresh) select w, w = $2 from unnest($1::uuid[]) w
+       on conflict (worker_id) do update set fresh = excluded.fresh`,
+    [ids, target.workerId],
   );
-  return () => {
+  await db.query("update gk_public.export_nodes set expires_at = expires_at where worker_id = any($1::uuid[])", [ids]);
+  return async () => {
+    await db.query("delete from public.test_pinned_expiry");
     for (const n of Object.values(nodes)) n.proc.child.kill("SIGCONT");
   };
 }
@@ -230,7 +257,7 @@ describe("export coordinator end to end", () => {
       await db.query("select gk_public.activate_reconciler('exports__coordinate')");
       await runJobs(db, peers.services);
     } finally {
-      thaw();
+      await thaw();
     }
     const before = (await db.query("select count(*)::int as n from gk_public.exports where node_id = $1 and state = 'live'", [id])).rows[0]
       .n;
@@ -261,7 +288,7 @@ describe("export coordinator end to end", () => {
       await running;
       nodes.b = await runNode(peers, b);
     } finally {
-      thaw();
+      await thaw();
     }
     await converge();
     await expectServed();
@@ -273,7 +300,7 @@ describe("export coordinator end to end", () => {
     const c = nodes.c!;
     const worker = spawnCli(["worker", "--no-cron"], peers.workerEnv({ GK_EXPORTS_ATTACH_TIMEOUT_MS: "60000" }));
     let sagaId: string;
-    let thaw = () => {};
+    let thaw = async () => {};
     try {
       await waitFor(() => Promise.resolve(/"worker running"/.test(worker.stderr())), "worker running", 60_000);
       thaw = await onlyPlaceOn(c); // the worker's attach hangs there
@@ -292,7 +319,7 @@ describe("export coordinator end to end", () => {
         db,
         held.map((h) => h.locked_by),
       );
-    thaw();
+    await thaw();
     await converge();
     await expectServed();
     expect((await db.query("select state from gk_public.sagas where id = $1", [sagaId])).rows[0].state).toBe("succeeded");
