@@ -48,13 +48,15 @@ grant select, update (downloaded_at, fetch_requested_at) on gk_public.certificat
 -- on first use (its keys sealed in Node under the master key), the online key read back sealed
 -- and opened in Node to sign; ECU events (rollouts_record_event, sql/800_rollouts.sql).
 grant execute on function gk_private.director_prepare(uuid[], boolean),
-      gk_private.director_store(uuid[], bigint[], int[], int[], timestamptz[], text[], text[], text[]),
+      gk_private.director_store(uuid[], bigint[], uuid[], int[], int[], timestamptz[], text[], text[], text[]),
       gk_private.rollouts_record_event(uuid, uuid, text, text, text) to gk_peer;
 grant select (team_id), insert (team_id, root_expires, root_key_id, online_key_id) on gk_public.director_repositories to gk_peer;
 grant select (team_id, version, document), insert (team_id, version, expires, document) on gk_public.director_roots to gk_peer;
 grant select (team_id, key_id, role, sealed_private_key), insert (team_id, key_id, role, sealed_private_key) on gk_private.director_keys to gk_peer;
 grant select (robot_id, team_id, root_version, dirty, expires) on gk_public.robot_directors to gk_peer;
 grant select (robot_id, targets, snapshot, timestamp) on gk_public.robot_director_documents to gk_peer;
+-- The clean read checks that the robot has no pending rollout row (which makes it dirty).
+grant select (robot_id, state) on gk_public.rollout_robots to gk_peer;
 
 -- The listeners' built-in CA (src/cli/parts.ts): the CRL's part of the local CA, granted with
 -- gk_api's in sql/920_api_role.sql.
