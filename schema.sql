@@ -3255,6 +3255,30 @@ end;
 $function$;
 grant execute on function gk_private.director_prepare(uuid[],boolean) to gk_peer;
 
+CREATE OR REPLACE FUNCTION gk_private.director_read(p_robot_id uuid, p_team_id uuid)
+ RETURNS TABLE(clean boolean, robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, pending_rollout_id uuid, targets_version integer, snapshot_version integer, timestamp_version integer, now_ms double precision, targets text, snapshot text, "timestamp" text, root_version integer, online_key_id text, targets_s double precision, snapshot_s double precision, timestamp_s double precision, ecus jsonb)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
+AS $function$
+begin
+  return query
+  select true, d.robot_id, d.team_id, false, true, d.generation::text, null::uuid, d.targets_version, d.snapshot_version,
+         d.timestamp_version, null::float8, x.targets, x.snapshot, x.timestamp, d.root_version, null::text, null::float8,
+         null::float8, null::float8, null::jsonb
+    from gk_public.robot_directors d join gk_public.robot_director_documents x on x.robot_id = d.robot_id
+   where d.robot_id = p_robot_id and d.team_id = p_team_id and not d.dirty and d.expires > now()
+     and not exists (select 1 from gk_public.rollout_robots rr where rr.robot_id = d.robot_id and rr.state = 'pending');
+  if found then
+    return;
+  end if;
+  return query
+  select false, p.* from gk_private.director_prepare(array[p_robot_id], true) p where p.team_id = p_team_id;
+end;
+$function$;
+grant execute on function gk_private.director_read(uuid,uuid) to gk_peer;
+
 CREATE OR REPLACE FUNCTION gk_private.director_rollout_lists(p_rollout_id uuid, p_team_id uuid, p_robot_id uuid)
  RETURNS boolean
  LANGUAGE sql

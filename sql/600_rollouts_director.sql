@@ -156,6 +156,36 @@ begin
 end;
 $$;
 
+-- A robot's read in one call (src/rollouts/regenerate.ts readDirector, inside its transaction):
+-- a clean robot (not flagged, no pending rollout row, unexpired documents) gets its stored
+-- documents with no lock and no write (clean = true); otherwise director_prepare with lock_rows,
+-- so the read signs from what this returns and stores with director_store and COMMIT: two round
+-- trips for a dirty read. Null row: the robot is not of that team (or gone).
+create or replace function gk_private.director_read(p_robot_id uuid, p_team_id uuid)
+returns table (clean boolean, robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, pending_rollout_id uuid,
+               targets_version int, snapshot_version int, timestamp_version int, now_ms float8, targets text, snapshot text,
+               "timestamp" text, root_version int, online_key_id text, targets_s float8, snapshot_s float8,
+               timestamp_s float8, ecus jsonb)
+language plpgsql volatile security definer
+set search_path to pg_catalog, pg_temp
+set jit to off
+as $$
+begin
+  return query
+  select true, d.robot_id, d.team_id, false, true, d.generation::text, null::uuid, d.targets_version, d.snapshot_version,
+         d.timestamp_version, null::float8, x.targets, x.snapshot, x.timestamp, d.root_version, null::text, null::float8,
+         null::float8, null::float8, null::jsonb
+    from gk_public.robot_directors d join gk_public.robot_director_documents x on x.robot_id = d.robot_id
+   where d.robot_id = p_robot_id and d.team_id = p_team_id and not d.dirty and d.expires > now()
+     and not exists (select 1 from gk_public.rollout_robots rr where rr.robot_id = d.robot_id and rr.state = 'pending');
+  if found then
+    return;
+  end if;
+  return query
+  select false, p.* from gk_private.director_prepare(array[p_robot_id], true) p where p.team_id = p_team_id;
+end;
+$$;
+
 -- (Functions called per read are plpgsql, not sql: a non-inlinable sql function — SET clauses
 -- prevent inlining — is planned again at every call, which cost more than the query itself.)
 

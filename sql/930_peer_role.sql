@@ -47,7 +47,7 @@ grant select, update (downloaded_at, fetch_requested_at) on gk_public.certificat
 -- director_store are SECURITY DEFINER in sql/600_rollouts_director.sql), the team's director made
 -- on first use (its keys sealed in Node under the master key), the online key read back sealed
 -- and opened in Node to sign; ECU events (rollouts_record_event, sql/800_rollouts.sql).
-grant execute on function gk_private.director_prepare(uuid[], boolean),
+grant execute on function gk_private.director_prepare(uuid[], boolean), gk_private.director_read(uuid, uuid),
       gk_private.director_store(uuid[], bigint[], uuid[], int[], int[], timestamptz[], text[], text[], text[]),
       gk_private.rollouts_record_event(uuid, uuid, text, text, text) to gk_peer;
 grant select (team_id), insert (team_id, root_expires, root_key_id, online_key_id) on gk_public.director_repositories to gk_peer;

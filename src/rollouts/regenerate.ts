@@ -124,32 +124,42 @@ function storeLiteral(c: pg.ClientBase, items: Signed[]): string {
   return `select gk_private.director_store(${args.join(", ")})`;
 }
 
-/** A clean robot's stored documents: not flagged, no pending rollout row (which is not signed yet), unexpired. */
-export const CLEAN_READ = `select d.root_version, x.targets, x.snapshot, x.timestamp
-       from gk_public.robot_directors d join gk_public.robot_director_documents x on x.robot_id = d.robot_id
-      where d.robot_id = $1 and d.team_id = $2 and not d.dirty and d.expires > now()
-        and not exists (select 1 from gk_public.rollout_robots rr where rr.robot_id = d.robot_id and rr.state = 'pending')`;
+/** A row of gk_private.director_read: the stored documents of a clean robot, else director_prepare's row. */
+type Read = Prepared & { clean: boolean };
 
 /**
  * A robot's director metadata, regenerated first if dirty. Null when the robot is gone (or not
- * of the team). A dirty read is three round trips: the clean check, then BEGIN with the locking
- * director_prepare, then director_store with COMMIT — each pair one simple query, since every
- * round trip waits for a CPU on a loaded machine (what a dirty read's tail is made of).
+ * of the team). One simple query opens the transaction and calls director_read: a clean robot's
+ * documents come back as stored (no lock, no write; the read-only COMMIT, which flushes
+ * nothing, is sent after they are returned, and the connection goes back to the pool when it is
+ * done). A dirty robot's row comes back locked with what signing needs, and the store goes with
+ * COMMIT: two round trips, since every round trip waits for a CPU on a loaded machine. The
+ * documents are returned only after COMMIT: a version served before it is durable could, after
+ * a crash, be signed again with other contents.
  */
 export async function readDirector(pool: pg.Pool, box: SecretBox, robotId: string, teamId: string): Promise<ReadResult | null> {
-  const fast = await pool.query<Prepared>(CLEAN_READ, [robotId, teamId]);
-  if (fast.rows[0]) return { director: servable(fast.rows[0]), signed: false };
   if (!UUID.test(robotId)) throw new Error(`not a robot id: ${robotId.slice(0, 40)}`);
-
+  if (!UUID.test(teamId)) throw new Error(`not a team id: ${teamId.slice(0, 40)}`);
   const c = await pool.connect();
-  let open = true; // from the BEGIN below until COMMIT succeeded: a failure rolls back
+  let open = true; // from the BEGIN below until COMMIT was sent: a failure rolls back
+  let releasing = false;
   try {
-    const first = (await c.query(`begin; select * from gk_private.director_prepare(array['${robotId}']::uuid[], true)`)) as unknown as [
+    const first = (await c.query(`begin; select * from gk_private.director_read('${robotId}', '${teamId}')`)) as unknown as [
       pg.QueryResult,
-      pg.QueryResult<Prepared>,
+      pg.QueryResult<Read>,
     ];
-    const prepare = async () => (await c.query<Prepared>(PREPARE, [[robotId], true])).rows;
-    const [row] = (await withDirectors(c, box, first[1].rows, prepare)).filter((r) => r.team_id === teamId);
+    const read = first[1].rows[0];
+    if (read?.clean) {
+      open = false;
+      releasing = true;
+      c.query("commit").then(
+        () => c.release(),
+        (e: Error) => c.release(e),
+      );
+      return { director: servable(read), signed: false };
+    }
+    const prepare = async () => (await c.query<Prepared>(PREPARE, [[robotId], true])).rows.filter((r) => r.team_id === teamId);
+    const [row] = read ? await withDirectors(c, box, [read], prepare) : [];
     if (!row || (!row.dirty && row.fresh)) {
       await c.query("commit");
       open = false;
@@ -158,7 +168,7 @@ export async function readDirector(pool: pg.Pool, box: SecretBox, robotId: strin
     const signed = sign(await onlineKey(c, box, teamId, row.online_key_id as string), row);
     const done = (await c.query(`${storeLiteral(c, [signed])}; commit`)) as unknown as [pg.QueryResult<{ director_store: string }>];
     open = false;
-    // Cannot happen under the row lock; if it did, what was committed is the scheduling only.
+    // Cannot happen under the row locks; if it did, nothing was stored.
     if (done[0].rows[0]?.director_store !== robotId) throw new Error(`robot ${robotId}: director row changed under its lock`);
     const { docs } = signed;
     return {
@@ -169,7 +179,7 @@ export async function readDirector(pool: pg.Pool, box: SecretBox, robotId: strin
     if (open) await c.query("rollback").catch(() => {});
     throw e;
   } finally {
-    c.release();
+    if (!releasing) c.release();
   }
 }
 

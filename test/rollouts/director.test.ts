@@ -5,7 +5,7 @@
 // @tufjs/models (signature by the root's keys, what targets list).
 import { Metadata, MetadataKind } from "@tufjs/models";
 import { describe, expect, it } from "vitest";
-import { CLEAN_READ, readDirector, regenerateBatch, regenerateInBatches } from "../../src/rollouts/regenerate.ts";
+import { readDirector, regenerateBatch, regenerateInBatches } from "../../src/rollouts/regenerate.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { insertEcus, insertImages, insertRobots, insertRollout, insertTeam } from "../helpers/fixtures/index.ts";
 import { runJobs, testSecrets } from "../helpers/jobs.ts";
@@ -220,13 +220,22 @@ describe("director metadata: the sweep", () => {
       ];
     };
     const body = (await db.query("select prosrc from pg_proc where oid = 'gk_private.director_due(int)'::regprocedure")).rows[0].prosrc;
-    const workList = /return query\s+([\s\S]*?);\s*end;\s*$/.exec(body)?.[1].replaceAll("max_rows", "500") as string;
+    const workList = (/return query\s+([\s\S]*?);\s*end;\s*$/.exec(body)?.[1] ?? "missing: director_due's work list").replaceAll(
+      "max_rows",
+      "500",
+    );
     // (rollouts itself is a handful of rows here, read whole; its launched rows have rollouts_launched_idx.)
     const duePlan = scans(await plan(workList));
     expect(duePlan.filter((x) => x.startsWith("Seq Scan") && x !== "Seq Scan:rollouts")).toEqual([]);
     expect(duePlan).toContain("Index Scan:robot_directors_dirty_idx");
     expect(duePlan.some((x) => /rollout_robots_rollout_state_idx|rollout_robots_one_active_idx/.test(x))).toBe(true);
-    const cleanPlan = scans(await plan(CLEAN_READ, [robots[0].id, team.id]));
+    // The clean read: director_read's first query (sql/600_rollouts_director.sql).
+    const readBody = (await db.query("select prosrc from pg_proc where oid = 'gk_private.director_read(uuid, uuid)'::regprocedure")).rows[0]
+      .prosrc as string;
+    const cleanRead = (/return query\s+([\s\S]*?);\s*if found/.exec(readBody)?.[1] ?? "missing: director_read's first query")
+      .replaceAll("p_robot_id", "$1::uuid")
+      .replaceAll("p_team_id", "$2::uuid");
+    const cleanPlan = scans(await plan(cleanRead, [robots[0].id, team.id]));
     expect(cleanPlan.filter((x) => x.startsWith("Seq Scan"))).toEqual([]);
     // The pending check is a probe by robot id (either index on it).
     expect(cleanPlan.some((x) => /rollout_robots_(one_active|robot)_idx/.test(x))).toBe(true);
