@@ -3263,12 +3263,16 @@ CREATE OR REPLACE FUNCTION gk_private.director_read(p_robot_id uuid, p_team_id u
  SET jit TO 'off'
 AS $function$
 begin
+  -- The row by its key first (materialized): otherwise, with statistics from before the robots
+  -- were signed, the planner takes "expires > now()" for rare and scans robot_directors_expires_idx
+  -- (every clean robot) instead of one key lookup.
   return query
+  with d as materialized (select * from gk_public.robot_directors d where d.robot_id = p_robot_id)
   select true, d.robot_id, d.team_id, false, true, d.generation::text, null::uuid, d.targets_version, d.snapshot_version,
          d.timestamp_version, null::float8, x.targets, x.snapshot, x.timestamp, d.root_version, null::text, null::float8,
          null::float8, null::float8, null::jsonb
-    from gk_public.robot_directors d join gk_public.robot_director_documents x on x.robot_id = d.robot_id
-   where d.robot_id = p_robot_id and d.team_id = p_team_id and not d.dirty and d.expires > now()
+    from d join gk_public.robot_director_documents x on x.robot_id = d.robot_id
+   where d.team_id = p_team_id and not d.dirty and d.expires > now()
      and not exists (select 1 from gk_public.rollout_robots rr where rr.robot_id = d.robot_id and rr.state = 'pending');
   if found then
     return;
@@ -3281,14 +3285,17 @@ grant execute on function gk_private.director_read(uuid,uuid) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.director_rollout_lists(p_rollout_id uuid, p_team_id uuid, p_robot_id uuid)
  RETURNS boolean
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-  select exists (select 1 from gk_public.ecus e
+begin
+  return exists (select 1 from gk_public.ecus e
                    join gk_public.rollout_images ri on ri.rollout_id = p_rollout_id and ri.team_id = p_team_id
                                                    and ri.hardware_id = e.hardware_id
                   where e.robot_id = p_robot_id and e.team_id = p_team_id
-                    and e.installed_image_id is distinct from ri.image_id)
+                    and e.installed_image_id is distinct from ri.image_id);
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_roots_due()

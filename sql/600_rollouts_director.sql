@@ -62,15 +62,19 @@ drop function if exists gk_private.director_schedule(uuid[]);
 
 -- Whether a robot's pending row of a rollout lists anything: one of its ECUs has a hardware id
 -- the rollout maps to an image it does not run yet (else the row is skipped, nothing to
--- install). A plain sql function (no SET clause) so that it is inlined where it is used.
+-- install). plpgsql, so its plan is cached per session: a sql function with a subquery is not
+-- inlined and would be planned again in every statement that calls it (every dirty read).
 create or replace function gk_private.director_rollout_lists(p_rollout_id uuid, p_team_id uuid, p_robot_id uuid) returns boolean
-language sql stable
+language plpgsql stable
+set search_path to pg_catalog, pg_temp
 as $$
-  select exists (select 1 from gk_public.ecus e
+begin
+  return exists (select 1 from gk_public.ecus e
                    join gk_public.rollout_images ri on ri.rollout_id = p_rollout_id and ri.team_id = p_team_id
                                                    and ri.hardware_id = e.hardware_id
                   where e.robot_id = p_robot_id and e.team_id = p_team_id
-                    and e.installed_image_id is distinct from ri.image_id)
+                    and e.installed_image_id is distinct from ri.image_id);
+end;
 $$;
 
 -- What each robot's director targets must list: per ECU, the image the robot's unfinished
@@ -171,12 +175,16 @@ set search_path to pg_catalog, pg_temp
 set jit to off
 as $$
 begin
+  -- The row by its key first (materialized): otherwise, with statistics from before the robots
+  -- were signed, the planner takes "expires > now()" for rare and scans robot_directors_expires_idx
+  -- (every clean robot) instead of one key lookup.
   return query
+  with d as materialized (select * from gk_public.robot_directors d where d.robot_id = p_robot_id)
   select true, d.robot_id, d.team_id, false, true, d.generation::text, null::uuid, d.targets_version, d.snapshot_version,
          d.timestamp_version, null::float8, x.targets, x.snapshot, x.timestamp, d.root_version, null::text, null::float8,
          null::float8, null::float8, null::jsonb
-    from gk_public.robot_directors d join gk_public.robot_director_documents x on x.robot_id = d.robot_id
-   where d.robot_id = p_robot_id and d.team_id = p_team_id and not d.dirty and d.expires > now()
+    from d join gk_public.robot_director_documents x on x.robot_id = d.robot_id
+   where d.team_id = p_team_id and not d.dirty and d.expires > now()
      and not exists (select 1 from gk_public.rollout_robots rr where rr.robot_id = d.robot_id and rr.state = 'pending');
   if found then
     return;
