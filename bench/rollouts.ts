@@ -129,7 +129,17 @@ try {
     `1. launch to ${FLEET} robots: ${ms(launchMs)} (target ≤ 1 s), ${dirty} directors dirty = ${(launchMs / bareUpdateMs).toFixed(2)}× one bare UPDATE of ${FLEET} robot rows (${ms(bareUpdateMs)}); eager regeneration at launch would sign for ≥ ${ms(bareMs * FLEET)} (${((bareMs * FLEET) / launchMs).toFixed(1)}× the launch)`,
   );
 
-  // 2. Dirty read vs clean read of the same robots.
+  // 2. Dirty read vs clean read of the same robots, on a warm pool as in a long-running server:
+  // every connection open (a read that finds its connection still finishing the previous read's
+  // COMMIT would otherwise time a new connection's start-up), each session's plans made (a read
+  // of an unknown robot runs both paths and changes nothing).
+  const warm = await Promise.all(Array.from({ length: 10 }, () => pool.connect()));
+  for (const c of warm) {
+    await c.query("begin");
+    await c.query("select * from gk_private.director_read(gen_random_uuid(), $1)", [big.team]).catch(() => {});
+    await c.query("rollback");
+    c.release();
+  }
   const sample = big.robots.filter((_, i) => i % Math.max(1, Math.floor(FLEET / READS)) === 0).slice(0, READS);
   const dirtyReads: number[] = [];
   const cleanReads: number[] = [];
