@@ -3325,19 +3325,23 @@ begin
      where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
        and (s.pending_rollout_id is null or exists (select 1 from pending p where p.robot_id = s.robot_id))
        and (select count(*) from locked) >= 0
-    returning d.robot_id
+    returning d.robot_id, s.pending_rollout_id
   ), scheduled as (
+    -- Each stored robot's pending row by its key (a join of two CTEs would be planned as a nested
+    -- loop over both: their row estimates are 1).
     update gk_public.rollout_robots rr
        set state = case when l.lists then 'scheduled' else 'skipped' end,
            result = case when l.lists then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
            updated_at = now()
-      from (select p.rollout_id, p.robot_id,
+      from (select st.robot_id, st.pending_rollout_id as rollout_id,
                    exists (select 1 from gk_public.ecus e
                              join gk_public.rollout_images ri on ri.rollout_id = p.rollout_id and ri.team_id = p.team_id
                                                              and ri.hardware_id = e.hardware_id
                             where e.robot_id = p.robot_id and e.team_id = p.team_id
                               and e.installed_image_id is distinct from ri.image_id) as lists
-              from pending p join stored on stored.robot_id = p.robot_id) l
+              from stored st
+              join gk_public.rollout_robots p on p.rollout_id = st.pending_rollout_id and p.robot_id = st.robot_id
+             where st.pending_rollout_id is not null) l
      where rr.rollout_id = l.rollout_id and rr.robot_id = l.robot_id and rr.state = 'pending'
     returning rr.robot_id
   ), documents as (
