@@ -3219,6 +3219,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_prepare(robot_ids uuid[], lock_ro
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET jit TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 begin
   if lock_rows then
@@ -3261,6 +3262,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_read(p_robot_id uuid, p_team_id u
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET jit TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 begin
   -- The row by its key first (materialized): otherwise, with statistics from before the robots
@@ -3361,6 +3363,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET jit TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 begin
   return query
