@@ -64,6 +64,9 @@ export async function migrateDown(databaseUrl: string, count = Infinity): Promis
     migrationsTable: "pgmigrations",
     migrationsSchema: "public",
     advisoryLockMode: "wait",
+    // As for `migrate`: numbers come in bands, so the last migrations run are not the highest
+    // numbers; down undoes them in the reverse of the order they ran.
+    checkOrder: false,
     log: () => {},
     logger: silentLogger,
   });

@@ -2,14 +2,15 @@
 // written by scripts/snapshot-release.ts; no git history or network needed here) is loaded,
 // filled through that release's schema (<commit>.fill.sql), migrated with the current code
 // (src/db/migrate.ts), and then every row that was there is still there (compared on the columns
-// the old schema had) and the pending jobs run.
+// the old schema had) and the pending jobs run; then the upgrade is rolled back on those rows
+// and run again.
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { createPool } from "../../src/db/pool.ts";
-import { migrate } from "../../src/db/migrate.ts";
+import { migrate, migrateDown } from "../../src/db/migrate.ts";
 import { createEmptyDb, type TestDb } from "../helpers/db.ts";
 import { runJobs } from "../helpers/jobs.ts";
 
@@ -50,6 +51,33 @@ async function rowsOf(db: TestDb, table: string, cols: string[]): Promise<string
   return rows.map((x) => x.r).sort();
 }
 
+/** The rows of the snapshot (over each table's columns of `before`) that the database no longer has. */
+async function lostRows(db: TestDb, before: Map<string, string[]>, snapshot: Map<string, string[]>): Promise<Record<string, string[]>> {
+  const after = await tables(db);
+  const lost: Record<string, string[]> = {};
+  for (const [t, cols] of before) {
+    if (REWRITTEN.includes(t)) continue;
+    if (!after.has(t)) {
+      lost[t] = ["(table gone)"];
+      continue;
+    }
+    const missingCols = cols.filter((c) => !after.get(t)!.includes(c));
+    if (missingCols.length) {
+      lost[t] = [`(columns gone: ${missingCols.join(", ")})`];
+      continue;
+    }
+    const left = await rowsOf(db, t, cols);
+    const gone = snapshot.get(t)!.filter((r) => {
+      const i = left.indexOf(r);
+      if (i < 0) return true;
+      left.splice(i, 1);
+      return false;
+    });
+    if (gone.length) lost[t] = gone;
+  }
+  return lost;
+}
+
 describe.each(releases)("upgrade from release %s", (release) => {
   it("keeps every row of every table, and the pending work runs", { timeout: 120_000 }, async () => {
     const empty = await createEmptyDb();
@@ -75,32 +103,9 @@ describe.each(releases)("upgrade from release %s", (release) => {
     // A table the fill leaves empty is a table whose upgrade is not tested: fill it.
     expect(empties).toEqual([]);
 
-    await migrate(db.url);
+    const upgrade = await migrate(db.url);
 
-    const after = await tables(db);
-    const lost: Record<string, string[]> = {};
-    for (const [t, cols] of before) {
-      if (REWRITTEN.includes(t)) continue;
-      if (!after.has(t)) {
-        lost[t] = ["(table gone)"];
-        continue;
-      }
-      const missingCols = cols.filter((c) => !after.get(t)!.includes(c));
-      if (missingCols.length) {
-        lost[t] = [`(columns gone: ${missingCols.join(", ")})`];
-        continue;
-      }
-      const now = await rowsOf(db, t, cols);
-      const left = [...now];
-      const gone = snapshot.get(t)!.filter((r) => {
-        const i = left.indexOf(r);
-        if (i < 0) return true;
-        left.splice(i, 1);
-        return false;
-      });
-      if (gone.length) lost[t] = gone;
-    }
-    expect(lost).toEqual({});
+    expect(await lostRows(db, before, snapshot)).toEqual({});
     const { rows: states } = await db.query("select status, count(*)::int as n from gk_public.certificates group by 1 order by 1");
     expect(states.map((r) => r.status)).toEqual(["expired", "failed", "issued", "issuing", "revoked", "revoking"]);
     const { rows: bin } = await db.query("select kind, ref from gk_public.bin order by kind, ref");
@@ -121,5 +126,29 @@ describe.each(releases)("upgrade from release %s", (release) => {
       { task: "retention__sweep", status: "succeeded" },
       { task: "volumes__workers", status: "succeeded" },
     ]);
+
+    // Rolling the migrations back on this populated database (a development tool: production goes
+    // back by restoring the backup taken before the upgrade, README "Upgrades", since the newer
+    // release's stored logic stays after a down): every down migration of the upgrade runs on real rows and keeps the old release's rows (on its columns) that the upgrade and
+    // the jobs left as they were (a registry row an up added goes with its down), and the
+    // upgrade runs again on top of it.
+    const kept = new Map<string, string[]>();
+    for (const [t, cols] of before) {
+      if (REWRITTEN.includes(t)) continue;
+      const now = await rowsOf(db, t, cols);
+      kept.set(
+        t,
+        snapshot.get(t)!.filter((r) => {
+          const i = now.indexOf(r);
+          if (i >= 0) now.splice(i, 1);
+          return i >= 0;
+        }),
+      );
+    }
+    const undone = await migrateDown(db.url, upgrade.migrationsRun.length);
+    expect(undone).toEqual([...upgrade.migrationsRun].reverse());
+    expect(await lostRows(db, before, kept)).toEqual({});
+    const again = await migrate(db.url);
+    expect(again.migrationsRun).toEqual(upgrade.migrationsRun);
   });
 });
