@@ -891,6 +891,7 @@ CREATE TRIGGER _500_mark_director_dirty_update AFTER UPDATE ON gk_public.rollout
 comment on table gk_public.rollout_robots is '@behavior -insert -update -delete
 Each robot of a launched rollout: pending → scheduled → accepted → completed / failed / skipped / cancelled, with a result.';
 grant select on gk_public.rollout_robots to gk_admin;
+grant select (robot_id, state) on gk_public.rollout_robots to gk_peer;
 grant select on gk_public.rollout_robots to gk_viewer;
 
 create table gk_public.rollout_selected_robots (
@@ -1355,16 +1356,22 @@ create view gk_public.director_status as
           WHERE d.team_id = p.team_id) AS robots,
     ( SELECT count(*) AS count
            FROM gk_public.robot_directors d
-          WHERE d.team_id = p.team_id AND d.dirty) AS dirty_robots,
-    ( SELECT min(d.dirty_since) AS min
+          WHERE d.team_id = p.team_id AND (d.dirty OR (EXISTS ( SELECT 1
+                   FROM gk_public.rollout_robots rr
+                  WHERE rr.robot_id = d.robot_id AND rr.state = 'pending'::text)))) AS dirty_robots,
+    LEAST(( SELECT min(d.dirty_since) AS min
            FROM gk_public.robot_directors d
-          WHERE d.team_id = p.team_id AND d.dirty) AS oldest_dirty_since,
+          WHERE d.team_id = p.team_id AND d.dirty), ( SELECT min(r.launched_at) AS min
+           FROM gk_public.rollouts r
+          WHERE r.team_id = p.team_id AND r.state = 'launched'::text AND (EXISTS ( SELECT 1
+                   FROM gk_public.rollout_robots rr
+                  WHERE rr.rollout_id = r.id AND rr.state = 'pending'::text)))) AS oldest_dirty_since,
     ( SELECT min(d.expires) AS min
            FROM gk_public.robot_directors d
           WHERE d.team_id = p.team_id AND NOT d.dirty) AS next_expiry
    FROM gk_public.director_repositories p
      JOIN gk_public.teams t ON t.id = p.team_id;
-comment on view gk_public.director_status is 'Per team: director root, robots with director metadata, how many are dirty and since when.';
+comment on view gk_public.director_status is 'Per team: director root, robots with director metadata, how many are dirty (flagged, or with a pending rollout row) and since when.';
 grant select on gk_public.director_status to gk_admin;
 grant select on gk_public.director_status to gk_viewer;
 
@@ -2123,26 +2130,30 @@ begin
   end if;
   perform gk_private.rollouts_team_lock(v.team_id);
 
-  create temp table if not exists rollout_launch_targets (robot_id uuid primary key) on commit drop;
-  truncate rollout_launch_targets;
-  insert into rollout_launch_targets
-  select m.robot_id from gk_public.robot_group_members m
-   where v.target_type = 'group' and m.group_id = v.group_id and m.team_id = v.team_id
-  union
-  select e.robot_id from gk_public.ecus e
-    join gk_public.rollout_images ri on ri.rollout_id = v.id and ri.team_id = v.team_id and ri.hardware_id = e.hardware_id
-   where v.target_type = 'hardware_id_match' and e.team_id = v.team_id
-  union
-  select s.robot_id from gk_public.rollout_selected_robots s
-   where v.target_type = 'selected_robots' and s.rollout_id = v.id and s.team_id = v.team_id;
-
-  update gk_public.rollout_robots rr
-     set state = 'skipped', result = format('superseded by rollout %s (%s)', v.name, v.id), updated_at = now()
-    from rollout_launch_targets t
-   where rr.robot_id = t.robot_id and rr.state in ('pending', 'scheduled', 'accepted') and rr.team_id = v.team_id;
-
+  -- One statement: the targeted robots (each branch within the rollout's team), their older
+  -- unfinished rows superseded, then their pending rows inserted (after the supersession: the
+  -- insert reads its count), so the statement triggers see both and mark no director row.
+  with targets as materialized (
+    select m.robot_id from gk_public.robot_group_members m
+     where v.target_type = 'group' and m.group_id = v.group_id and m.team_id = v.team_id
+    union
+    select e.robot_id from gk_public.ecus e
+      join gk_public.rollout_images ri on ri.rollout_id = v.id and ri.team_id = v.team_id and ri.hardware_id = e.hardware_id
+     where v.target_type = 'hardware_id_match' and e.team_id = v.team_id
+    union
+    select s.robot_id from gk_public.rollout_selected_robots s
+     where v.target_type = 'selected_robots' and s.rollout_id = v.id and s.team_id = v.team_id
+  ), superseded as (
+    update gk_public.rollout_robots rr
+       set state = 'skipped', result = format('superseded by rollout %s (%s)', v.name, v.id), updated_at = now()
+      from targets t
+     where rr.robot_id = t.robot_id and rr.state in ('pending', 'scheduled', 'accepted') and rr.team_id = v.team_id
+    returning rr.robot_id
+  )
   insert into gk_public.rollout_robots (team_id, rollout_id, robot_id)
-  select v.team_id, v.id, t.robot_id from rollout_launch_targets t order by t.robot_id;
+  select v.team_id, v.id, t.robot_id from targets t
+   where (select count(*) from superseded) >= 0
+   order by t.robot_id;
 
   update gk_public.rollouts r set state = 'launched', launched_at = now() where r.id = v.id returning * into v;
   -- A rollout that reached no robot ends at the processor's next pass.
@@ -2150,7 +2161,7 @@ begin
   return v;
 end;
 $function$;
-comment on function gk_public.rollout_launch(uuid) is 'Launches a prepared rollout: its robots get pending rows and their director metadata is marked dirty (one statement).';
+comment on function gk_public.rollout_launch(uuid) is 'Launches a prepared rollout: its robots get pending rows (one statement), which make their director metadata dirty.';
 grant execute on function gk_public.rollout_launch(uuid) to gk_admin;
 
 CREATE OR REPLACE FUNCTION gk_public.sagas_in_progress(name text DEFAULT NULL::text)
@@ -3173,10 +3184,21 @@ begin
        limit max_rows));
   end if;
   return query
-  select d.robot_id, d.team_id
-    from gk_public.robot_directors d
-   where d.dirty
-   order by d.dirty_since, d.robot_id
+  select x.robot_id, (array_agg(x.team_id))[1]
+    from ((select d.robot_id, d.team_id, d.dirty_since as since
+             from gk_public.robot_directors d
+            where d.dirty
+            order by d.dirty_since, d.robot_id
+            limit max_rows)
+          union all
+          (select rr.robot_id, rr.team_id, r.launched_at
+             from gk_public.rollouts r
+             join gk_public.rollout_robots rr on rr.rollout_id = r.id and rr.state = 'pending'
+            where r.state = 'launched'
+            order by r.launched_at
+            limit max_rows)) x
+   group by x.robot_id
+   order by min(x.since), x.robot_id
    limit max_rows;
 end;
 $function$;
@@ -3235,18 +3257,24 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.director_prepare(robot_ids uuid[], lock_rows boolean)
- RETURNS TABLE(robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, targets_version integer, snapshot_version integer, timestamp_version integer, now_ms double precision, targets text, snapshot text, "timestamp" text, root_version integer, online_key_id text, targets_s double precision, snapshot_s double precision, timestamp_s double precision, ecus jsonb)
+ RETURNS TABLE(robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, pending_rollout_id uuid, targets_version integer, snapshot_version integer, timestamp_version integer, now_ms double precision, targets text, snapshot text, "timestamp" text, root_version integer, online_key_id text, targets_s double precision, snapshot_s double precision, timestamp_s double precision, ecus jsonb)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET jit TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 begin
-  perform gk_private.director_schedule(robot_ids);
   if lock_rows then
-    insert into gk_public.robot_directors (robot_id, team_id)
-    select r.id, r.team_id from unnest(robot_ids) u (id) join gk_public.robots r on r.id = u.id
-    on conflict on constraint robot_directors_pkey do nothing;
+    perform 1 from unnest(robot_ids) u (id)
+      join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
+     order by rr.robot_id for update of rr;
+  end if;
+  insert into gk_public.robot_directors (robot_id, team_id)
+  select r.id, r.team_id from unnest(robot_ids) u (id) join gk_public.robots r on r.id = u.id
+   where not exists (select 1 from gk_public.robot_directors d where d.robot_id = u.id)
+  on conflict on constraint robot_directors_pkey do nothing;
+  if lock_rows then
     perform 1 from unnest(robot_ids) u (id) join gk_public.robot_directors d on d.robot_id = u.id
      order by d.robot_id for update of d;
   end if;
@@ -3254,14 +3282,15 @@ begin
   with t as (
     select x.robot_id, jsonb_agg(to_jsonb(x) order by x.ecu_serial) as ecus from gk_private.director_targets(robot_ids) x group by x.robot_id
   )
-  select d.robot_id, d.team_id, d.dirty, coalesce(d.expires > now(), false), d.generation::text, d.targets_version,
-         d.snapshot_version, d.timestamp_version, extract(epoch from now())::float8 * 1000,
+  select d.robot_id, d.team_id, d.dirty or pr.rollout_id is not null, coalesce(d.expires > now(), false), d.generation::text,
+         pr.rollout_id, d.targets_version, d.snapshot_version, d.timestamp_version, extract(epoch from now())::float8 * 1000,
          x.targets, x.snapshot, x.timestamp,
          p.root_version, p.online_key_id, extract(epoch from p.targets_lifetime)::float8,
          extract(epoch from p.snapshot_lifetime)::float8, extract(epoch from p.timestamp_lifetime)::float8,
          coalesce(t.ecus, '[]'::jsonb)
     from unnest(robot_ids) u (id)
     join gk_public.robot_directors d on d.robot_id = u.id
+    left join gk_public.rollout_robots pr on pr.robot_id = d.robot_id and pr.state = 'pending'
     left join gk_public.robot_director_documents x on x.robot_id = d.robot_id
     left join gk_public.director_repositories p on p.team_id = d.team_id
     left join t on t.robot_id = d.robot_id
@@ -3269,6 +3298,35 @@ begin
 end;
 $function$;
 grant execute on function gk_private.director_prepare(uuid[],boolean) to gk_peer;
+
+CREATE OR REPLACE FUNCTION gk_private.director_read(p_robot_id uuid, p_team_id uuid)
+ RETURNS TABLE(clean boolean, robot_id uuid, team_id uuid, dirty boolean, fresh boolean, generation text, pending_rollout_id uuid, targets_version integer, snapshot_version integer, timestamp_version integer, now_ms double precision, targets text, snapshot text, "timestamp" text, root_version integer, online_key_id text, targets_s double precision, snapshot_s double precision, timestamp_s double precision, ecus jsonb)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+begin
+  -- The row by its key first (materialized): otherwise, with statistics from before the robots
+  -- were signed, the planner takes "expires > now()" for rare and scans robot_directors_expires_idx
+  -- (every clean robot) instead of one key lookup.
+  return query
+  with d as materialized (select * from gk_public.robot_directors d where d.robot_id = p_robot_id)
+  select true, d.robot_id, d.team_id, false, true, d.generation::text, null::uuid, d.targets_version, d.snapshot_version,
+         d.timestamp_version, null::float8, x.targets, x.snapshot, x.timestamp, d.root_version, null::text, null::float8,
+         null::float8, null::float8, null::jsonb
+    from d join gk_public.robot_director_documents x on x.robot_id = d.robot_id
+   where d.team_id = p_team_id and not d.dirty and d.expires > now()
+     and not exists (select 1 from gk_public.rollout_robots rr where rr.robot_id = d.robot_id and rr.state = 'pending');
+  if found then
+    return;
+  end if;
+  return query
+  select false, p.* from gk_private.director_prepare(array[p_robot_id], true) p where p.team_id = p_team_id;
+end;
+$function$;
+grant execute on function gk_private.director_read(uuid,uuid) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.director_robot_online_key(serial text, certificate bytea, key_id text)
  RETURNS text
@@ -3293,44 +3351,7 @@ AS $function$
   select p.team_id from gk_public.director_repositories p where p.root_expires < now() + p.resign_window order by p.team_id
 $function$;
 
-CREATE OR REPLACE FUNCTION gk_private.director_schedule(robot_ids uuid[])
- RETURNS SETOF uuid
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET jit TO 'off'
-AS $function$
-begin
-  -- Every query here is driven by the batch's ids (one index probe per robot), so the plan
-  -- stays a nested loop even right after a launch, before the tables' statistics catch up.
-  -- Locked first, in robot_id order (the lock order), then updated in one statement.
-  return query
-  with pending as (
-    select rr.rollout_id, rr.robot_id, rr.team_id
-      from unnest(robot_ids) u (id)
-      join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
-     order by rr.robot_id
-       for update of rr
-  ), verdict as (
-    select p.rollout_id, p.robot_id,
-           exists (select 1 from gk_public.ecus e
-                     join gk_public.rollout_images ri on ri.rollout_id = p.rollout_id and ri.team_id = p.team_id
-                                                     and ri.hardware_id = e.hardware_id
-                    where e.robot_id = p.robot_id and e.team_id = p.team_id
-                      and e.installed_image_id is distinct from ri.image_id) as listed
-      from pending p
-  )
-  update gk_public.rollout_robots rr
-     set state = case when v.listed then 'scheduled' else 'skipped' end,
-         result = case when v.listed then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
-         updated_at = now()
-    from verdict v
-   where rr.rollout_id = v.rollout_id and rr.robot_id = v.robot_id
-  returning rr.robot_id;
-end;
-$function$;
-
-CREATE OR REPLACE FUNCTION gk_private.director_store(robot_ids uuid[], generations bigint[], read_timestamp_versions integer[], root_versions integer[], expires timestamp with time zone[], targets text[], snapshots text[], timestamps text[])
+CREATE OR REPLACE FUNCTION gk_private.director_store(robot_ids uuid[], generations bigint[], pending_rollout_ids uuid[], read_timestamp_versions integer[], root_versions integer[], expires timestamp with time zone[], targets text[], snapshots text[], timestamps text[])
  RETURNS SETOF uuid
  LANGUAGE plpgsql
  SECURITY DEFINER
@@ -3340,10 +3361,19 @@ AS $function$
 begin
   return query
   with s as (
-    select * from unnest(robot_ids, generations, read_timestamp_versions, root_versions, expires, targets, snapshots, timestamps)
-      as s (robot_id, generation, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
+    select * from unnest(robot_ids, generations, pending_rollout_ids, read_timestamp_versions, root_versions, expires, targets,
+                         snapshots, timestamps)
+      as s (robot_id, generation, pending_rollout_id, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
+  ), pending as (
+    select rr.rollout_id, rr.robot_id, rr.team_id
+      from s join gk_public.rollout_robots rr on rr.rollout_id = s.pending_rollout_id and rr.robot_id = s.robot_id
+     where rr.state = 'pending'
+     order by rr.robot_id
+       for update of rr
   ), locked as (
-    select d.robot_id from gk_public.robot_directors d join s on s.robot_id = d.robot_id order by d.robot_id for update of d
+    select d.robot_id from gk_public.robot_directors d join s on s.robot_id = d.robot_id
+     where (select count(*) from pending) >= 0
+     order by d.robot_id for update of d
   ), stored as (
     update gk_public.robot_directors d
        set dirty = false, dirty_since = null, signed_generation = s.generation, root_version = s.root_version,
@@ -3351,18 +3381,37 @@ begin
            timestamp_version = d.timestamp_version + 1, expires = s.expires, signed_at = now()
       from s
      where d.robot_id = s.robot_id and d.generation = s.generation and d.timestamp_version = s.read_timestamp_version
+       and (s.pending_rollout_id is null or exists (select 1 from pending p where p.robot_id = s.robot_id))
        and (select count(*) from locked) >= 0
-    returning d.robot_id
+    returning d.robot_id, s.pending_rollout_id
+  ), scheduled as (
+    -- Each stored robot's pending row by its key (a join of two CTEs would be planned as a nested
+    -- loop over both: their row estimates are 1).
+    update gk_public.rollout_robots rr
+       set state = case when l.lists then 'scheduled' else 'skipped' end,
+           result = case when l.lists then null else 'nothing to install: no ECU of a mapped hardware id needs a new image' end,
+           updated_at = now()
+      from (select st.robot_id, st.pending_rollout_id as rollout_id,
+                   exists (select 1 from gk_public.ecus e
+                             join gk_public.rollout_images ri on ri.rollout_id = p.rollout_id and ri.team_id = p.team_id
+                                                             and ri.hardware_id = e.hardware_id
+                            where e.robot_id = p.robot_id and e.team_id = p.team_id
+                              and e.installed_image_id is distinct from ri.image_id) as lists
+              from stored st
+              join gk_public.rollout_robots p on p.rollout_id = st.pending_rollout_id and p.robot_id = st.robot_id
+             where st.pending_rollout_id is not null) l
+     where rr.rollout_id = l.rollout_id and rr.robot_id = l.robot_id and rr.state = 'pending'
+    returning rr.robot_id
   ), documents as (
     insert into gk_public.robot_director_documents as x (robot_id, targets, snapshot, timestamp)
     select s.robot_id, s.targets, s.snapshot, s.timestamp from s join stored on stored.robot_id = s.robot_id
     on conflict (robot_id) do update set targets = excluded.targets, snapshot = excluded.snapshot, timestamp = excluded.timestamp
     returning x.robot_id
   )
-  select documents.robot_id from documents;
+  select documents.robot_id from documents where (select count(*) from scheduled) >= 0;
 end;
 $function$;
-grant execute on function gk_private.director_store(uuid[],bigint[],integer[],integer[],timestamp with time zone[],text[],text[],text[]) to gk_peer;
+grant execute on function gk_private.director_store(uuid[],bigint[],uuid[],integer[],integer[],timestamp with time zone[],text[],text[],text[]) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
  RETURNS TABLE(robot_id uuid, ecu_serial text, hardware_id text, rollout_id uuid, image_name text, image_version text, length bigint, sha256 text, sha512 text)
@@ -3370,6 +3419,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_targets(robot_ids uuid[])
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET jit TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 begin
   return query
@@ -3380,7 +3430,13 @@ begin
       select ri.image_id, rr.rollout_id
         from gk_public.rollout_robots rr
         join gk_public.rollout_images ri on ri.rollout_id = rr.rollout_id and ri.team_id = rr.team_id and ri.hardware_id = e.hardware_id
-       where rr.robot_id = e.robot_id and rr.state in ('scheduled', 'accepted')) w on true
+       where rr.robot_id = e.robot_id and rr.state in ('pending', 'scheduled', 'accepted')
+         and (rr.state <> 'pending'
+              or exists (select 1 from gk_public.ecus e2
+                           join gk_public.rollout_images ri2 on ri2.rollout_id = rr.rollout_id and ri2.team_id = rr.team_id
+                                                            and ri2.hardware_id = e2.hardware_id
+                          where e2.robot_id = rr.robot_id and e2.team_id = rr.team_id
+                            and e2.installed_image_id is distinct from ri2.image_id))) w on true
     join gk_public.images i on i.id = coalesce(w.image_id, e.installed_image_id) and i.team_id = e.team_id
    order by e.robot_id, e.serial;
 end;
@@ -5661,12 +5717,19 @@ CREATE OR REPLACE FUNCTION gk_private.tg_rollout_robots__mark_director_dirty()
 AS $function$
 begin
   if tg_op = 'INSERT' then
-    perform gk_private.director_mark_dirty(array(select distinct n.robot_id from new_rows n));
+    perform gk_private.director_mark_dirty(array(select distinct n.robot_id from new_rows n where n.state <> 'pending'));
+    if exists (select 1 from new_rows n where n.state = 'pending') then
+      perform gk_private.enqueue('rollouts__regenerate', '{}'::jsonb, job_key := 'rollouts__regenerate',
+                                 run_at := now() + interval '1 second', queue_name := 'rollouts__regenerate',
+                                 job_key_mode := 'preserve_run_at');
+    end if;
   else
     perform gk_private.director_mark_dirty(array(
       select distinct n.robot_id
         from new_rows n join old_rows o on o.rollout_id = n.rollout_id and o.robot_id = n.robot_id
-       where o.state in ('scheduled', 'accepted', 'completed') and n.state in ('failed', 'cancelled', 'skipped')));
+       where (o.state in ('scheduled', 'accepted', 'completed') and n.state in ('failed', 'cancelled', 'skipped')
+              and not exists (select 1 from gk_public.rollout_robots p where p.robot_id = n.robot_id and p.state = 'pending'))
+          or (o.state = 'pending' and n.state in ('failed', 'cancelled'))));
     if exists (select 1 from new_rows n join old_rows o on o.rollout_id = n.rollout_id and o.robot_id = n.robot_id
                 where o.state in ('pending', 'scheduled', 'accepted') and n.state not in ('pending', 'scheduled', 'accepted')) then
       perform gk_private.rollouts_schedule_processing();

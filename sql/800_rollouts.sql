@@ -69,9 +69,16 @@ create trigger _100_immutable_once_launched before insert or update or delete on
 -- ---------------------------------------------------------------------------------------------
 -- Director dirty marking (statement-level: one UPDATE whatever the row count).
 
--- A robot row that appears, or leaves the rollout without installing (failed, cancelled), changes
+-- A robot row that leaves the rollout without installing (failed, cancelled, skipped) changes
 -- what the robot's targets list. Completion does not (the ECU now runs the listed image), nor
--- does pending → scheduled / skipped (done by the regeneration itself).
+-- does pending → scheduled / skipped (done by the regeneration itself, director_store). A new
+-- pending row marks nothing: it makes its robot dirty by itself (sql/600_rollouts_director.sql),
+-- so a launch writes no director row; it only asks the sweep to come by. A robot that has a
+-- pending row when the statement ends is not marked either (a superseded row: the newer
+-- launch's pending row replaces it in the robot's next documents). So a pending row that ends
+-- unsigned (cancelled, failed) marks its robot: the documents may still list the superseded
+-- rollout. (pending → skipped is a signing, director_store, a supersession, or a move, which
+-- marks by itself.)
 create or replace function gk_private.tg_rollout_robots__mark_director_dirty() returns trigger
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
@@ -79,12 +86,19 @@ set jit to off
 as $$
 begin
   if tg_op = 'INSERT' then
-    perform gk_private.director_mark_dirty(array(select distinct n.robot_id from new_rows n));
+    perform gk_private.director_mark_dirty(array(select distinct n.robot_id from new_rows n where n.state <> 'pending'));
+    if exists (select 1 from new_rows n where n.state = 'pending') then
+      perform gk_private.enqueue('rollouts__regenerate', '{}'::jsonb, job_key := 'rollouts__regenerate',
+                                 run_at := now() + interval '1 second', queue_name := 'rollouts__regenerate',
+                                 job_key_mode := 'preserve_run_at');
+    end if;
   else
     perform gk_private.director_mark_dirty(array(
       select distinct n.robot_id
         from new_rows n join old_rows o on o.rollout_id = n.rollout_id and o.robot_id = n.robot_id
-       where o.state in ('scheduled', 'accepted', 'completed') and n.state in ('failed', 'cancelled', 'skipped')));
+       where (o.state in ('scheduled', 'accepted', 'completed') and n.state in ('failed', 'cancelled', 'skipped')
+              and not exists (select 1 from gk_public.rollout_robots p where p.robot_id = n.robot_id and p.state = 'pending'))
+          or (o.state = 'pending' and n.state in ('failed', 'cancelled'))));
     if exists (select 1 from new_rows n join old_rows o on o.rollout_id = n.rollout_id and o.robot_id = n.robot_id
                 where o.state in ('pending', 'scheduled', 'accepted') and n.state not in ('pending', 'scheduled', 'accepted')) then
       perform gk_private.rollouts_schedule_processing();
@@ -194,8 +208,8 @@ $$;
 comment on function gk_public.rollout_create is 'Creates a prepared rollout of a team: target (group, hardware_id_match, selected_robots), images [{hardwareId, imageId}], failure threshold.';
 
 -- Launch: every targeted robot of the team gets a pending row (one INSERT … SELECT), robots in
--- an older unfinished rollout have that row skipped ("superseded"), and the robots' director
--- metadata is marked dirty by the insert's statement trigger.
+-- an older unfinished rollout have that row skipped ("superseded"). The pending rows make the
+-- robots' director metadata dirty; no director row is written.
 create or replace function gk_public.rollout_launch(rollout_id uuid) returns gk_public.rollouts
 language plpgsql volatile security definer
 set search_path to pg_catalog, pg_temp
@@ -216,26 +230,30 @@ begin
   end if;
   perform gk_private.rollouts_team_lock(v.team_id);
 
-  create temp table if not exists rollout_launch_targets (robot_id uuid primary key) on commit drop;
-  truncate rollout_launch_targets;
-  insert into rollout_launch_targets
-  select m.robot_id from gk_public.robot_group_members m
-   where v.target_type = 'group' and m.group_id = v.group_id and m.team_id = v.team_id
-  union
-  select e.robot_id from gk_public.ecus e
-    join gk_public.rollout_images ri on ri.rollout_id = v.id and ri.team_id = v.team_id and ri.hardware_id = e.hardware_id
-   where v.target_type = 'hardware_id_match' and e.team_id = v.team_id
-  union
-  select s.robot_id from gk_public.rollout_selected_robots s
-   where v.target_type = 'selected_robots' and s.rollout_id = v.id and s.team_id = v.team_id;
-
-  update gk_public.rollout_robots rr
-     set state = 'skipped', result = format('superseded by rollout %s (%s)', v.name, v.id), updated_at = now()
-    from rollout_launch_targets t
-   where rr.robot_id = t.robot_id and rr.state in ('pending', 'scheduled', 'accepted') and rr.team_id = v.team_id;
-
+  -- One statement: the targeted robots (each branch within the rollout's team), their older
+  -- unfinished rows superseded, then their pending rows inserted (after the supersession: the
+  -- insert reads its count), so the statement triggers see both and mark no director row.
+  with targets as materialized (
+    select m.robot_id from gk_public.robot_group_members m
+     where v.target_type = 'group' and m.group_id = v.group_id and m.team_id = v.team_id
+    union
+    select e.robot_id from gk_public.ecus e
+      join gk_public.rollout_images ri on ri.rollout_id = v.id and ri.team_id = v.team_id and ri.hardware_id = e.hardware_id
+     where v.target_type = 'hardware_id_match' and e.team_id = v.team_id
+    union
+    select s.robot_id from gk_public.rollout_selected_robots s
+     where v.target_type = 'selected_robots' and s.rollout_id = v.id and s.team_id = v.team_id
+  ), superseded as (
+    update gk_public.rollout_robots rr
+       set state = 'skipped', result = format('superseded by rollout %s (%s)', v.name, v.id), updated_at = now()
+      from targets t
+     where rr.robot_id = t.robot_id and rr.state in ('pending', 'scheduled', 'accepted') and rr.team_id = v.team_id
+    returning rr.robot_id
+  )
   insert into gk_public.rollout_robots (team_id, rollout_id, robot_id)
-  select v.team_id, v.id, t.robot_id from rollout_launch_targets t order by t.robot_id;
+  select v.team_id, v.id, t.robot_id from targets t
+   where (select count(*) from superseded) >= 0
+   order by t.robot_id;
 
   update gk_public.rollouts r set state = 'launched', launched_at = now() where r.id = v.id returning * into v;
   -- A rollout that reached no robot ends at the processor's next pass.
@@ -243,7 +261,7 @@ begin
   return v;
 end;
 $$;
-comment on function gk_public.rollout_launch is 'Launches a prepared rollout: its robots get pending rows and their director metadata is marked dirty (one statement).';
+comment on function gk_public.rollout_launch is 'Launches a prepared rollout: its robots get pending rows (one statement), which make their director metadata dirty.';
 
 -- Cancel, at any point before the end: unfinished robots are cancelled (their targets go back
 -- to what each ECU runs), installed ones stay installed.

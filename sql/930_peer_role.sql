@@ -146,8 +146,8 @@ grant execute on function gk_private.robot_presented(text, bytea),
 -- director_store are SECURITY DEFINER in sql/600_rollouts_director.sql), the team's director made
 -- on first use (its keys sealed in Node under the master key), the online key read back sealed
 -- and opened in Node to sign; ECU events (rollouts_record_event, sql/800_rollouts.sql).
-grant execute on function gk_private.director_prepare(uuid[], boolean),
-      gk_private.director_store(uuid[], bigint[], int[], int[], timestamptz[], text[], text[], text[]),
+grant execute on function gk_private.director_prepare(uuid[], boolean), gk_private.director_read(uuid, uuid),
+      gk_private.director_store(uuid[], bigint[], uuid[], int[], int[], timestamptz[], text[], text[], text[]),
       gk_private.rollouts_record_event(uuid, uuid, text, text, text) to gk_peer;
 grant select (team_id), insert (team_id, root_expires, root_key_id, online_key_id) on gk_public.director_repositories to gk_peer;
 grant select (team_id, version, document), insert (team_id, version, expires, document) on gk_public.director_roots to gk_peer;
@@ -158,6 +158,8 @@ revoke select on gk_private.director_keys from gk_peer;
 grant insert (team_id, key_id, role, sealed_private_key) on gk_private.director_keys to gk_peer;
 grant select (robot_id, team_id, root_version, dirty, expires) on gk_public.robot_directors to gk_peer;
 grant select (robot_id, targets, snapshot, timestamp) on gk_public.robot_director_documents to gk_peer;
+-- The clean read checks that the robot has no pending rollout row (which makes it dirty).
+grant select (robot_id, state) on gk_public.rollout_robots to gk_peer;
 
 -- The sealed director online key `key_id` of the team of the robot whose certificate the robot
 -- API verified in the TLS handshake (src/peers/robot-api.ts authenticateRobot: its serial and its

@@ -1,10 +1,11 @@
 // Regenerating robots' director metadata, lazily (sql/600_rollouts_director.sql):
-//  - readDirector: a robot's read. A clean, unexpired row is served as stored, with no lock and
-//    no write. A dirty one is regenerated in one transaction holding the robot's row lock, so
+//  - readDirector: a robot's read. A clean (not flagged, no pending rollout row), unexpired row
+//    is served as stored, with no lock and no write. A dirty one is regenerated in one transaction holding the robot's row lock, so
 //    concurrent reads wait for the first and then find it clean: it is signed once.
-//  - regenerateBatch: the sweep's unit. Schedules and reads a batch (one statement), signs
-//    without holding any lock, and stores in one statement that skips every robot whose
-//    generation moved meanwhile (a newer change): those stay dirty and are signed again.
+//  - regenerateBatch: the sweep's unit. Reads a batch (one statement), signs without holding any
+//    lock, and stores in one statement that also schedules the pending rollout rows it signed and
+//    skips every robot whose generation or pending row moved meanwhile (a newer change): those
+//    stay dirty and are signed again.
 //  - regenerateInBatches: the sweep, batches pipelined so the database and the signing overlap.
 import type pg from "pg";
 import type { SecretBox } from "../lib/secrets.ts";
@@ -26,6 +27,8 @@ interface Prepared {
   dirty: boolean;
   fresh: boolean;
   generation: string;
+  /** The robot's pending rollout row, which director_store schedules with the documents. */
+  pending_rollout_id: string | null;
   targets_version: number;
   snapshot_version: number;
   timestamp_version: number;
@@ -64,10 +67,11 @@ function sign(key: SigningKey, r: Prepared): Signed {
 async function store(c: pg.ClientBase, items: Signed[]): Promise<Set<string>> {
   const sorted = [...items].sort((a, b) => (a.row.robot_id < b.row.robot_id ? -1 : 1));
   const { rows } = await c.query<{ director_store: string }>(
-    "select gk_private.director_store($1::uuid[], $2::bigint[], $3::int[], $4::int[], $5::timestamptz[], $6::text[], $7::text[], $8::text[])",
+    "select gk_private.director_store($1::uuid[], $2::bigint[], $3::uuid[], $4::int[], $5::int[], $6::timestamptz[], $7::text[], $8::text[], $9::text[])",
     [
       sorted.map((i) => i.row.robot_id),
       sorted.map((i) => i.row.generation),
+      sorted.map((i) => i.row.pending_rollout_id),
       sorted.map((i) => i.row.timestamp_version),
       sorted.map((i) => i.row.root_version),
       sorted.map((i) => i.docs.expires),
@@ -107,6 +111,7 @@ function storeLiteral(c: pg.ClientBase, items: Signed[]): string {
   const columns: [(i: Signed) => string | number | null, string][] = [
     [(i) => i.row.robot_id, "uuid"],
     [(i) => i.row.generation, "bigint"],
+    [(i) => i.row.pending_rollout_id, "uuid"],
     [(i) => i.row.timestamp_version, "int"],
     [(i) => i.row.root_version, "int"],
     [(i) => i.docs.expires.toISOString(), "timestamptz"],
@@ -119,12 +124,19 @@ function storeLiteral(c: pg.ClientBase, items: Signed[]): string {
   return `select gk_private.director_store(${args.join(", ")})`;
 }
 
+/** A row of gk_private.director_read: the stored documents of a clean robot, else director_prepare's row. */
+type Read = Prepared & { clean: boolean };
+
 /**
  * A robot's director metadata, regenerated first if dirty. Null when the robot is gone (or not
  * of the team). `presented`: the robot's certificate, through which the robot API's gk_peer
- * connection reads the online key (onlineKey). A dirty read is three round trips: the clean check, then BEGIN with the locking
- * director_prepare, then director_store with COMMIT — each pair one simple query, since every
- * round trip waits for a CPU on a loaded machine (what a dirty read's tail is made of).
+ * connection reads the online key (onlineKey). One simple query opens the transaction and calls
+ * director_read: a clean robot's documents come back as stored (no lock, no write; the read-only
+ * COMMIT, which flushes nothing, is sent after they are returned, and the connection goes back to
+ * the pool when it is done). A dirty robot's row comes back locked with what signing needs, and
+ * the store goes with COMMIT: two round trips, since every round trip waits for a CPU on a loaded
+ * machine. The documents are returned only after COMMIT: a version served before it is durable
+ * could, after a crash, be signed again with other contents.
  */
 export async function readDirector(
   pool: pg.Pool,
@@ -133,24 +145,28 @@ export async function readDirector(
   teamId: string,
   presented?: PresentedCertificate,
 ): Promise<ReadResult | null> {
-  const fast = await pool.query<Prepared>(
-    `select d.root_version, x.targets, x.snapshot, x.timestamp
-       from gk_public.robot_directors d join gk_public.robot_director_documents x on x.robot_id = d.robot_id
-      where d.robot_id = $1 and d.team_id = $2 and not d.dirty and d.expires > now()`,
-    [robotId, teamId],
-  );
-  if (fast.rows[0]) return { director: servable(fast.rows[0]), signed: false };
   if (!UUID.test(robotId)) throw new Error(`not a robot id: ${robotId.slice(0, 40)}`);
-
+  if (!UUID.test(teamId)) throw new Error(`not a team id: ${teamId.slice(0, 40)}`);
   const c = await pool.connect();
-  let open = true; // from the BEGIN below until COMMIT succeeded: a failure rolls back
+  let open = true; // from the BEGIN below until COMMIT was sent: a failure rolls back
+  let releasing = false;
   try {
-    const first = (await c.query(`begin; select * from gk_private.director_prepare(array['${robotId}']::uuid[], true)`)) as unknown as [
+    const first = (await c.query(`begin; select * from gk_private.director_read('${robotId}', '${teamId}')`)) as unknown as [
       pg.QueryResult,
-      pg.QueryResult<Prepared>,
+      pg.QueryResult<Read>,
     ];
-    const prepare = async () => (await c.query<Prepared>(PREPARE, [[robotId], true])).rows;
-    const [row] = (await withDirectors(c, box, first[1].rows, prepare)).filter((r) => r.team_id === teamId);
+    const read = first[1].rows[0];
+    if (read?.clean) {
+      open = false;
+      releasing = true;
+      c.query("commit").then(
+        () => c.release(),
+        (e: Error) => c.release(e),
+      );
+      return { director: servable(read), signed: false };
+    }
+    const prepare = async () => (await c.query<Prepared>(PREPARE, [[robotId], true])).rows.filter((r) => r.team_id === teamId);
+    const [row] = read ? await withDirectors(c, box, [read], prepare) : [];
     if (!row || (!row.dirty && row.fresh)) {
       await c.query("commit");
       open = false;
@@ -159,7 +175,7 @@ export async function readDirector(
     const signed = sign(await onlineKey(c, box, teamId, row.online_key_id as string, presented), row);
     const done = (await c.query(`${storeLiteral(c, [signed])}; commit`)) as unknown as [pg.QueryResult<{ director_store: string }>];
     open = false;
-    // Cannot happen under the row lock; if it did, what was committed is the scheduling only.
+    // Cannot happen under the row locks; if it did, nothing was stored.
     if (done[0].rows[0]?.director_store !== robotId) throw new Error(`robot ${robotId}: director row changed under its lock`);
     const { docs } = signed;
     return {
@@ -170,7 +186,7 @@ export async function readDirector(
     if (open) await c.query("rollback").catch(() => {});
     throw e;
   } finally {
-    c.release();
+    if (!releasing) c.release();
   }
 }
 
@@ -187,7 +203,7 @@ interface PreparedBatch {
   keys: Map<string, SigningKey>;
 }
 
-/** Schedules and reads a batch (one statement; a team without a director gets one first). */
+/** Reads a batch (one statement; a team without a director gets one first). */
 async function prepareBatch(c: pg.ClientBase, box: SecretBox, robotIds: string[]): Promise<PreparedBatch> {
   const prepare = async () => (await c.query<Prepared>(PREPARE, [robotIds, false])).rows;
   const rows = (await withDirectors(c, box, await prepare(), prepare)).filter((r) => r.dirty || !r.fresh);

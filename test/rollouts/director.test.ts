@@ -30,6 +30,11 @@ const root = async (teamId: string, version = 1) =>
         .document,
     ),
   );
+/** What a signed targets document lists: its target names and the rollouts in their custom. */
+const targetsOf = (doc: string | undefined) => {
+  const t = JSON.parse(doc ?? "{}").signed.targets as Record<string, { custom: { rolloutIds: string[] } }>;
+  return { names: Object.keys(t), rolloutIds: Object.values(t).flatMap((x) => x.custom.rolloutIds) };
+};
 const read = (robot: { id: string; team_id: string }) => readDirector(db.pool, testSecrets, robot.id, robot.team_id);
 
 describe("director metadata: regenerate on read", () => {
@@ -121,6 +126,138 @@ describe("director metadata: the sweep", () => {
       c.release();
     }
     expect(await row(raced.id)).toMatchObject({ dirty: false });
+  });
+
+  it("a regeneration racing a newer launch or a cancel of the pending row it signed stores nothing and schedules nothing", async () => {
+    const f = await launched(2);
+    const [image2] = await insertImages(db, { team: f.team, hardwareIds: ["hw-a"] });
+    const c = await db.pool.connect();
+    try {
+      // Signed clean first, then a launch: dirty by the pending rows alone.
+      await regenerateBatch(
+        c,
+        testSecrets,
+        f.robots.map((r) => r.id),
+      );
+      const second = await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-a", image: image2 }], state: "launched" });
+      const [superseded, cancelled] = f.robots;
+      expect(
+        await regenerateBatch(c, testSecrets, [superseded.id], async () => {
+          // A newer launch supersedes the pending row this regeneration read and listed.
+          const third = await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-a", image: f.image }], robots: [superseded] });
+          await db.query("select gk_public.rollout_launch($1)", [third.id]);
+        }),
+      ).toEqual({ stored: [], raced: [superseded.id] });
+      const states = async (id: string) =>
+        (await db.query("select rollout_id, state from gk_public.rollout_robots where robot_id = $1 order by created_at, state", [id]))
+          .rows;
+      expect((await states(superseded.id)).map((x) => x.state)).toEqual(["skipped", "skipped", "pending"]);
+      // The next regeneration lists the newest rollout.
+      expect(await regenerateBatch(c, testSecrets, [superseded.id])).toEqual({ stored: [superseded.id], raced: [] });
+      expect(targetsOf((await read(superseded))?.director.targets).rolloutIds).toEqual([(await states(superseded.id))[2].rollout_id]);
+
+      const before = (await db.query("select targets from gk_public.robot_director_documents where robot_id = $1", [cancelled.id])).rows[0]
+        .targets as string;
+      expect(
+        await regenerateBatch(c, testSecrets, [cancelled.id], async () => {
+          await db.query("select gk_public.rollout_cancel($1)", [second.id]);
+        }),
+      ).toEqual({ stored: [], raced: [cancelled.id] });
+      // Its pending row was cancelled, never scheduled. The first rollout, which its stored
+      // documents still list, was superseded by it: the cancel marked the robot, so the next read
+      // signs again and lists no rollout (the ECU runs nothing yet).
+      expect((await states(cancelled.id)).map((x) => x.state)).toEqual(["skipped", "cancelled"]);
+      expect(targetsOf(before).rolloutIds).toEqual([f.rollout.id]);
+      const after = await read(cancelled);
+      expect(after?.signed).toBe(true);
+      expect(targetsOf(after?.director.targets)).toEqual({ names: [], rolloutIds: [] });
+    } finally {
+      c.release();
+    }
+  });
+
+  it("20 concurrent reads of a robot dirty only by a new launch's pending row sign once, and schedule it once", async () => {
+    const f = await launched(1);
+    await read(f.robots[0]);
+    const [image2] = await insertImages(db, { team: f.team, hardwareIds: ["hw-a"] });
+    const before = await row(f.robots[0].id);
+    const second = await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-a", image: image2 }], state: "launched" });
+    expect(await row(f.robots[0].id)).toEqual(before); // the launch wrote no director row
+    const reads = await Promise.all(Array.from({ length: 20 }, () => read(f.robots[0])));
+    expect(reads.filter((r) => r?.signed)).toHaveLength(1);
+    expect(new Set(reads.map((r) => r?.director.timestamp)).size).toBe(1);
+    expect(targetsOf(reads[0]?.director.targets).rolloutIds).toEqual([second.id]);
+    expect(await row(f.robots[0].id)).toMatchObject({ dirty: false, timestamp_version: before.timestamp_version + 1 });
+    expect(
+      (await db.query("select state from gk_public.rollout_robots where rollout_id = $1", [second.id])).rows.map((x) => x.state),
+    ).toEqual(["scheduled"]);
+  });
+
+  it("the sweep's work list and the clean read find robots with pending rows through indexes", async () => {
+    const team = await insertTeam(db);
+    const robots = await insertRobots(db, { team, count: 3000 });
+    await insertEcus(db, { robots });
+    const [image] = await insertImages(db, { team, hardwareIds: ["hw-a"] });
+    // Many finished rollouts' rows, then every robot signed (as if), then a few pending rows.
+    for (let i = 0; i < 3; i++) {
+      const r = await insertRollout(db, { team, images: [{ hardwareId: "hw-a", image }], state: "launched" });
+      await db.query("select gk_public.rollout_cancel($1)", [r.id]);
+    }
+    // Statistics from before the signing (no robot had an expiry yet), as right after a fleet's
+    // first sweep, before autovacuum comes by: "expires > now()" then looks rare.
+    await db.query("vacuum analyze gk_public.robot_directors");
+    await db.query(
+      `update gk_public.robot_directors set dirty = false, dirty_since = null, signed_generation = generation,
+              expires = now() + interval '1 day' where team_id = $1`,
+      [team.id],
+    );
+    await insertRollout(db, { team, images: [{ hardwareId: "hw-a", image }], robots: robots.slice(0, 5), state: "launched" });
+    for (const t of ["rollout_robots", "rollouts"]) await db.query(`vacuum analyze gk_public.${t}`);
+    const plan = async (sql: string, params: unknown[] = []) =>
+      (await db.query(`explain (format json) ${sql}`, params)).rows[0]["QUERY PLAN"][0].Plan as unknown;
+    const scans = (p: unknown): string[] => {
+      const o = p as { "Node Type"?: string; "Relation Name"?: string; "Index Name"?: string; Plans?: unknown[] };
+      return [
+        ...(o["Node Type"]?.endsWith("Scan") ? [`${o["Node Type"]}:${o["Index Name"] ?? o["Relation Name"] ?? ""}`] : []),
+        ...(o.Plans ?? []).flatMap(scans),
+      ];
+    };
+    const body = (await db.query("select prosrc from pg_proc where oid = 'gk_private.director_due(int)'::regprocedure")).rows[0].prosrc;
+    const workList = (/return query\s+([\s\S]*?);\s*end;\s*$/.exec(body)?.[1] ?? "missing: director_due's work list").replaceAll(
+      "max_rows",
+      "500",
+    );
+    // The clean read: director_read's first query (sql/600_rollouts_director.sql).
+    const readBody = (await db.query("select prosrc from pg_proc where oid = 'gk_private.director_read(uuid, uuid)'::regprocedure")).rows[0]
+      .prosrc as string;
+    const cleanRead = (/return query\s+([\s\S]*?);\s*if found/.exec(readBody)?.[1] ?? "missing: director_read's first query")
+      .replaceAll("p_robot_id", "$1::uuid")
+      .replaceAll("p_team_id", "$2::uuid");
+    const cleanPlan = scans(await plan(cleanRead, [robots[0].id, team.id]));
+    expect(cleanPlan.filter((x) => x.startsWith("Seq Scan"))).toEqual([]);
+    // One key lookup, not a scan of every clean robot's expiry.
+    expect(cleanPlan).toContain("Index Scan:robot_directors_pkey");
+    expect(cleanPlan.filter((x) => /robot_directors_expires_idx/.test(x))).toEqual([]);
+    // The pending check is a probe by robot id (either index on it).
+    expect(cleanPlan.some((x) => /rollout_robots_(one_active|robot)_idx/.test(x))).toBe(true);
+    // The work list, with current statistics.
+    await db.query("vacuum analyze gk_public.robot_directors");
+    // (rollouts itself is a handful of rows here, read whole; its launched rows have rollouts_launched_idx.)
+    const duePlan = scans(await plan(workList));
+    expect(duePlan.filter((x) => x.startsWith("Seq Scan") && x !== "Seq Scan:rollouts")).toEqual([]);
+    expect(duePlan).toContain("Index Scan:robot_directors_dirty_idx");
+    expect(duePlan.some((x) => /rollout_robots_rollout_state_idx|rollout_robots_one_active_idx/.test(x))).toBe(true);
+    // And the work list has exactly the pending robots.
+    expect(
+      (await db.query("select robot_id from gk_private.director_due(500) where team_id = $1", [team.id])).rows
+        .map((x) => x.robot_id)
+        .sort(),
+    ).toEqual(
+      robots
+        .slice(0, 5)
+        .map((r) => r.id)
+        .sort(),
+    );
   });
 
   it("rollouts__regenerate signs every dirty robot in batches, with a typed status", async () => {

@@ -3,7 +3,8 @@
 // idempotent ECU events, terminal states, cancel, and the processor that ends every rollout.
 import { describe, expect, it } from "vitest";
 import { createTestDb } from "../helpers/db.ts";
-import { runJobs } from "../helpers/jobs.ts";
+import { readDirector, regenerateBatch } from "../../src/rollouts/regenerate.ts";
+import { runJobs, testSecrets } from "../helpers/jobs.ts";
 import {
   insertEcus,
   insertImages,
@@ -31,9 +32,32 @@ const robotStates = async (rolloutId: string) =>
       r.state,
     ]),
   );
+/** Each robot's director row with its row version: a write of the row changes xmin. */
+const directorRows = async (robots: RobotRow[]) =>
+  (
+    await db.query(
+      "select robot_id, xmin::text, generation, dirty from gk_public.robot_directors where robot_id = any($1) order by robot_id",
+      [robots.map((r) => r.id)],
+    )
+  ).rows;
+/** The sweep's work list, of one team. */
+const due = async (team: { id: string }) =>
+  (await db.query("select robot_id from gk_private.director_due(1000) where team_id = $1", [team.id])).rows.map((r) => r.robot_id).sort();
 const director = async (robot: RobotRow) =>
   (await db.query("select dirty, generation::int from gk_public.robot_directors where robot_id = $1", [robot.id])).rows[0];
-const schedule = (robots: RobotRow[]) => db.query("select gk_private.director_schedule($1::uuid[])", [robots.map((r) => r.id)]);
+/** Signs these robots' director metadata as the sweep does, which schedules their pending rows. */
+async function schedule(robots: RobotRow[]) {
+  const c = await db.pool.connect();
+  try {
+    await regenerateBatch(
+      c,
+      testSecrets,
+      robots.map((r) => r.id),
+    );
+  } finally {
+    c.release();
+  }
+}
 const event = (robot: RobotRow, serial: string, type: string, eventId = crypto.randomUUID(), description?: string) =>
   db
     .query("select gk_private.rollouts_record_event($1, $2, $3, $4, $5) as r", [robot.id, eventId, serial, type, description ?? null])
@@ -96,23 +120,78 @@ describe("rollouts: deletion", () => {
 });
 
 describe("rollouts: launch", () => {
-  it("creates pending rows and marks every targeted robot's director dirty in one statement; only a prepared rollout launches", async () => {
+  it("creates pending rows in one statement and writes no director row; the pending rows make those robots dirty; only a prepared rollout launches", async () => {
     const f = await fleet(5);
     const group = await insertRobotGroup(db, { team: f.team, robots: f.robots.slice(0, 4) });
     const r = await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-a", image: f.image }], group });
-    // ECUs exist, so their robots have director rows already (an ECU changes the targets).
-    const before = await Promise.all(f.robots.map(director));
+    await schedule(f.robots); // every robot signed: clean
+    expect(await due(f.team)).toEqual([]);
+    const before = await directorRows(f.robots);
     const launched = (await db.query("select * from gk_public.rollout_launch($1)", [r.id])).rows[0];
     expect(launched).toMatchObject({ state: "launched", launched_at: expect.any(Date) });
     const states = await robotStates(r.id);
     expect(Object.values(states)).toEqual(["pending", "pending", "pending", "pending"]);
-    const after = await Promise.all(f.robots.map(director));
-    expect(after.map((d) => d.generation - before[after.indexOf(d)].generation)).toEqual([1, 1, 1, 1, 0]);
-    expect(after.every((d) => d.dirty)).toBe(true);
+    // Not one director row was written (same row versions), yet the four count as dirty: the
+    // sweep's work list and the operator's status have them, and a read signs them.
+    expect(await directorRows(f.robots)).toEqual(before);
+    expect(await due(f.team)).toEqual(
+      f.robots
+        .slice(0, 4)
+        .map((x) => x.id)
+        .sort(),
+    );
+    expect((await db.query("select dirty_robots::int from gk_public.director_status where team_id = $1", [f.team.id])).rows[0]).toEqual({
+      dirty_robots: 4,
+    });
+    const read = await readDirector(db.pool, testSecrets, f.robots[0].id, f.team.id);
+    expect(read?.signed).toBe(true);
+    expect(Object.keys(JSON.parse(read?.director.targets ?? "{}").signed.targets)).toEqual([`${f.image.name}-${f.image.version}`]);
+    expect((await robotStates(r.id))[f.robots[0].id]).toBe("scheduled");
+    expect(await due(f.team)).toEqual(
+      f.robots
+        .slice(1, 4)
+        .map((x) => x.id)
+        .sort(),
+    );
+    expect((await readDirector(db.pool, testSecrets, f.robots[4].id, f.team.id))?.signed).toBe(false);
     await expect(db.query("select gk_public.rollout_launch($1)", [r.id])).rejects.toMatchObject({ code: "55000" });
     await expect(db.query("select gk_public.rollout_launch($1)", [crypto.randomUUID()])).rejects.toMatchObject({ code: "P0002" });
     // A launched rollout's images are fixed.
     await expect(db.query("delete from gk_public.rollout_images where rollout_id = $1", [r.id])).rejects.toMatchObject({ code: "55000" });
+  });
+
+  it("a launch superseding scheduled rows writes no director row either; the robots are dirty by the newer pending row", async () => {
+    const f = await fleet(3);
+    const [image2] = await insertImages(db, { team: f.team, hardwareIds: ["hw-a"] });
+    const older = await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-a", image: f.image }], state: "launched" });
+    await schedule(f.robots);
+    expect(Object.values(await robotStates(older.id))).toEqual(["scheduled", "scheduled", "scheduled"]);
+    const before = await directorRows(f.robots);
+    const newer = await insertRollout(db, { team: f.team, images: [{ hardwareId: "hw-a", image: image2 }], robots: f.robots.slice(0, 2) });
+    await db.query("select gk_public.rollout_launch($1)", [newer.id]);
+    expect(await directorRows(f.robots)).toEqual(before);
+    expect(await due(f.team)).toEqual(
+      f.robots
+        .slice(0, 2)
+        .map((x) => x.id)
+        .sort(),
+    );
+    const read = await readDirector(db.pool, testSecrets, f.robots[0].id, f.team.id);
+    expect(Object.keys(JSON.parse(read?.director.targets ?? "{}").signed.targets)).toEqual([`${image2.name}-${image2.version}`]);
+    // Cancelling the newer rollout marks both (one statement): robot 0's scheduled row is withdrawn, and
+    // robot 1's documents still list the older rollout that its pending row superseded.
+    await db.query("select gk_public.rollout_cancel($1)", [newer.id]);
+    expect((await directorRows(f.robots)).map((d) => d.dirty)).toEqual(
+      (await directorRows(f.robots)).map((d) => f.robots.slice(0, 2).some((x) => x.id === d.robot_id)),
+    );
+    expect(await due(f.team)).toEqual(
+      f.robots
+        .slice(0, 2)
+        .map((x) => x.id)
+        .sort(),
+    );
+    const served = await readDirector(db.pool, testSecrets, f.robots[1].id, f.team.id);
+    expect(JSON.parse(served?.director.targets ?? "{}").signed.targets).toEqual({});
   });
 
   it("a robot in two rollouts: the newer launch supersedes, the older row is skipped with the reason", async () => {
