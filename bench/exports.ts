@@ -117,6 +117,18 @@ try {
     [started],
   );
   const ph = phase[0];
+  const { rows: acts } = await db.query(
+    `select extract(epoch from started_at - $1) * 1000 as at, extract(epoch from finished_at - started_at) * 1000 as dur,
+            extract(epoch from started_at - lag(finished_at) over (order by id)) * 1000 as gap, counts->>'create_invoked_ok' as created
+       from gk_public.activations where task = 'exports__coordinate' order by id`,
+    [started],
+  );
+  // Each activation: when it started, how long it ran, how long it waited behind the saga jobs.
+  for (const a of acts)
+    console.log(
+      `  activation at ${Number(a.at).toFixed(0)} ms: ${Number(a.dur).toFixed(0)} ms, gap ${a.gap === null ? "-" : Number(a.gap).toFixed(0)} ms, created ${a.created}`,
+    );
+
   console.log(`bare attach calls:        ${fmt(bareMs)}`);
   console.log(
     `coordinated until live:   ${fmt(coordMs)} (${ph.activations} activations, ${Number(ph.coord_ms).toFixed(0)} ms in them; first live at ${Number(ph.first_live_ms).toFixed(0)} ms, last at ${Number(ph.last_live_ms).toFixed(0)} ms) → ratio ${(coordMs / bareMs).toFixed(2)}× (target ≤ 1.5×)`,
