@@ -3,22 +3,20 @@
 // attachment only — signed with the controller certificate's key, naming the node, the robot's
 // certificate serial and an expiry (src/peers/capability.ts) — which the node checks without a
 // database. The team comes from the authenticated identity: another team's image is a 404.
-import { z } from "zod";
+import { loadConfig } from "../config.ts";
 import { signCapability } from "../peers/capability.ts";
 import type { RobotRoute } from "../peers/robot-api.ts";
 import { requireService } from "../services.ts";
 import { exportCapabilityResource } from "./agent-role.ts";
 import { ATTACHMENT_ID } from "./attachments.ts";
 
-const TtlEnv = z.object({
-  GK_EXPORTS_FETCH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(10).max(3600).default(300),
-});
-
-/** GK_EXPORTS_FETCH_TOKEN_TTL_SECONDS: a capability's life (default 300 s, 10 s to 1 h; nodes refuse longer). */
+/**
+ * GK_EXPORTS_FETCH_TOKEN_TTL_SECONDS: a capability's life (default 300 s, 10 s to 1 h; nodes
+ * refuse longer). Validated with the rest of the configuration when the process starts
+ * (src/config.ts), so a malformed value never reaches a robot's request.
+ */
 export function fetchTokenTtlSeconds(env: NodeJS.ProcessEnv = process.env): number {
-  const r = TtlEnv.safeParse(env);
-  if (!r.success) throw new Error(`invalid GK_EXPORTS_FETCH_TOKEN_TTL_SECONDS: ${r.error.issues.map((i) => i.message).join("; ")}`);
-  return r.data.GK_EXPORTS_FETCH_TOKEN_TTL_SECONDS;
+  return loadConfig(env).GK_EXPORTS_FETCH_TOKEN_TTL_SECONDS;
 }
 
 interface FetchRow {
