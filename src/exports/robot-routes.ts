@@ -26,6 +26,7 @@ interface FetchRow {
   attachment_id: string | null;
   url: string | null;
   node_worker_id: string | null;
+  node_fresh: boolean | null;
 }
 
 export const exportsRobotRoutes: RobotRoute[] = [
@@ -43,6 +44,14 @@ export const exportsRobotRoutes: RobotRoute[] = [
           status: 503,
           headers: { "Retry-After": "5" },
           body: { error: `image ${id} has no live export yet: try again shortly` },
+        };
+      // Its node stopped heartbeating: the robot is not sent there (the coordinator re-homes the
+      // export once the node is expunged; the node may also come back).
+      if (!r.node_fresh)
+        return {
+          status: 503,
+          headers: { "Retry-After": "5" },
+          body: { error: `the export node of image ${id} is not answering: try again shortly` },
         };
       const creds = await requireService(services, "controller").current();
       if (!creds) return { status: 503, headers: { "Retry-After": "5" }, body: { error: "the controller certificate is not issued yet" } };
