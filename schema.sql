@@ -3608,15 +3608,15 @@ $function$;
 grant execute on function gk_private.export_node_registered(uuid,text,text,interval) to gk_peer;
 
 CREATE OR REPLACE FUNCTION gk_private.export_robot_fetch(team_id uuid, image_id uuid)
- RETURNS TABLE(image_id uuid, sha256 text, length bigint, attachment_id uuid, url text, node_worker_id uuid)
+ RETURNS TABLE(image_id uuid, sha256 text, length bigint, attachment_id uuid, url text, node_worker_id uuid, node_fresh boolean)
  LANGUAGE sql
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-  select i.id, i.sha256, i.length, n.attachment_id, n.url, n.worker_id
+  select i.id, i.sha256, i.length, n.attachment_id, n.url, n.worker_id, n.fresh
     from gk_public.images i
     left join lateral (
-      select e.attachment_id, e.url, x.worker_id
+      select e.attachment_id, e.url, x.worker_id, x.expires_at > now() as fresh
         from gk_public.exports e
         join gk_public.export_nodes x on x.id = e.node_id and x.state = 'in_service'
        where e.resource_type = 'image' and e.resource_id = i.id

@@ -43,6 +43,10 @@ const EnvSchema = z.object({
   /** Port of the robot API (mutual TLS with robot certificates). Unset: off. */
   ROBOT_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   ROBOT_HOST: z.string().optional(),
+  /** Life of the capability the robot API gives a robot to fetch an image from its export node
+   * (src/exports/robot-routes.ts; nodes refuse one over 1 h). Checked here so a bad value stops
+   * the process at start rather than failing each robot's fetch. */
+  GK_EXPORTS_FETCH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(10).max(3600).default(300),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 

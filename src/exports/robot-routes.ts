@@ -3,22 +3,20 @@
 // attachment only — signed with the controller certificate's key, naming the node, the robot's
 // certificate serial and an expiry (src/peers/capability.ts) — which the node checks without a
 // database. The team comes from the authenticated identity: another team's image is a 404.
-import { z } from "zod";
+import { loadConfig } from "../config.ts";
 import { signCapability } from "../peers/capability.ts";
 import type { RobotRoute } from "../peers/robot-api.ts";
 import { requireService } from "../services.ts";
 import { exportCapabilityResource } from "./agent-role.ts";
 import { ATTACHMENT_ID } from "./attachments.ts";
 
-const TtlEnv = z.object({
-  GK_EXPORTS_FETCH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(10).max(3600).default(300),
-});
-
-/** GK_EXPORTS_FETCH_TOKEN_TTL_SECONDS: a capability's life (default 300 s, 10 s to 1 h; nodes refuse longer). */
+/**
+ * GK_EXPORTS_FETCH_TOKEN_TTL_SECONDS: a capability's life (default 300 s, 10 s to 1 h; nodes
+ * refuse longer). Validated with the rest of the configuration when the process starts
+ * (src/config.ts), so a malformed value never reaches a robot's request.
+ */
 export function fetchTokenTtlSeconds(env: NodeJS.ProcessEnv = process.env): number {
-  const r = TtlEnv.safeParse(env);
-  if (!r.success) throw new Error(`invalid GK_EXPORTS_FETCH_TOKEN_TTL_SECONDS: ${r.error.issues.map((i) => i.message).join("; ")}`);
-  return r.data.GK_EXPORTS_FETCH_TOKEN_TTL_SECONDS;
+  return loadConfig(env).GK_EXPORTS_FETCH_TOKEN_TTL_SECONDS;
 }
 
 interface FetchRow {
@@ -28,6 +26,7 @@ interface FetchRow {
   attachment_id: string | null;
   url: string | null;
   node_worker_id: string | null;
+  node_fresh: boolean | null;
 }
 
 export const exportsRobotRoutes: RobotRoute[] = [
@@ -45,6 +44,14 @@ export const exportsRobotRoutes: RobotRoute[] = [
           status: 503,
           headers: { "Retry-After": "5" },
           body: { error: `image ${id} has no live export yet: try again shortly` },
+        };
+      // Its node stopped heartbeating: the robot is not sent there (the coordinator re-homes the
+      // export once the node is expunged; the node may also come back).
+      if (!r.node_fresh)
+        return {
+          status: 503,
+          headers: { "Retry-After": "5" },
+          body: { error: `the export node of image ${id} is not answering: try again shortly` },
         };
       const creds = await requireService(services, "controller").current();
       if (!creds) return { status: 503, headers: { "Retry-After": "5" }, body: { error: "the controller certificate is not issued yet" } };

@@ -270,6 +270,33 @@ describe("robots fetch images from export nodes", () => {
   });
 });
 
+describe("a node that stopped heartbeating", () => {
+  it("its export is a 503 with Retry-After (the robot is not sent to it), and a 200 again once it heartbeats", async () => {
+    const ok = await askApi(robots.a1, imageA2.id);
+    expect(ok.status).toBe(200);
+    const n = nodeOf(ok.json.url);
+    const pid = n.proc.child.pid!;
+    // The node stops (no heartbeats), and its heartbeat's expiry passes.
+    process.kill(pid, "SIGSTOP");
+    try {
+      await db.query("update gk_public.export_nodes set expires_at = now() - interval '1 second' where worker_id = $1", [n.workerId]);
+      const stale = await askApi(robots.a1, imageA2.id);
+      expect(stale.status).toBe(503);
+      expect(stale.headers["retry-after"]).toBe("5");
+      expect(stale.json.error).toBe(`the export node of image ${imageA2.id} is not answering: try again shortly`);
+      expect(stale.json.token).toBeUndefined();
+      expect(stale.json.url).toBeUndefined();
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    const back = await waitFor(async () => {
+      const a = await askApi(robots.a1, imageA2.id);
+      return a.status === 200 ? a : undefined;
+    }, "the export served again after a heartbeat");
+    expect(back.json.url).toBe(ok.json.url);
+  });
+});
+
 describe("a revoked controller certificate", () => {
   it("its tokens are refused once the node has the CRL; the renewed controller's tokens work", async () => {
     const before = await askApi(robots.a1, imageA.id);
