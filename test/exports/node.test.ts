@@ -20,7 +20,7 @@ import { type Peers, setupPeers } from "../helpers/peers.ts";
 import { actionFailureCanUnwind, actionsSucceedIdempotently, runSagaInProcess, sagaEvents } from "../helpers/saga.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { coordinateOnce } from "./helpers/coordinate.ts";
-import { blobStore, type NodeProcess, publishImages, startNode } from "./helpers/nodes.ts";
+import { blobStore, type NodeProcess, refusal, publishImages, startNode } from "./helpers/nodes.ts";
 
 const db = await createTestDb();
 const team = (await insertTeam(db, { name: "exporters" })).id;
@@ -80,16 +80,6 @@ async function status(id: string): Promise<number> {
     if (e instanceof PeerHttpError) return e.status;
     throw e;
   }
-}
-
-async function refusal(p: Promise<unknown>): Promise<{ status: number; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof PeerHttpError) return { status: e.status, message: e.message };
-    throw e;
-  }
-  throw new Error("expected the node to refuse");
 }
 
 async function putBlob(): Promise<{ blob_key: string; sha256: string; length: number; bytes: Buffer }> {

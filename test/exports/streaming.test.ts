@@ -10,13 +10,13 @@ import fs from "node:fs";
 import https from "node:https";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PeerClient, PeerHttpError } from "../../src/peers/client.ts";
+import { PeerClient } from "../../src/peers/client.ts";
 import { expectPeer } from "../../src/peers/tls.ts";
 import { createTestDb } from "../helpers/db.ts";
 import { type Peers, setupPeers } from "../helpers/peers.ts";
 import { type S3Server, startS3Server } from "../helpers/s3.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { blobStore, type NodeProcess, runNode, startNode } from "./helpers/nodes.ts";
+import { blobStore, type NodeProcess, refusal, runNode, startNode } from "./helpers/nodes.ts";
 import { type StallProxy, startStallProxy } from "./helpers/stall-proxy.ts";
 
 const MiB = 1024 * 1024;
@@ -74,16 +74,6 @@ async function put(store: "s3" | "fs", bytes: Buffer): Promise<string> {
 
 async function client(n: NodeProcess): Promise<PeerClient> {
   return new PeerClient(n.url, (await peers.identity.current())!, { profile: "worker", commonName: n.workerId, timeoutMs: 120_000 });
-}
-
-async function refusal(p: Promise<unknown>): Promise<{ status: number; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof PeerHttpError) return { status: e.status, message: e.message };
-    throw e;
-  }
-  throw new Error("expected the node to refuse");
 }
 
 /** The node process's peak resident set so far (VmHWM), in bytes. */

@@ -5,6 +5,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { FsBlobStore } from "../../../src/adapters/blobs/fs.ts";
+import { PeerHttpError } from "../../../src/peers/client.ts";
 import type { LongRunning } from "../../helpers/cli.ts";
 import type { TestDb } from "../../helpers/db.ts";
 import { type ImageRow, insertImages } from "../../helpers/fixtures/index.ts";
@@ -70,4 +71,15 @@ export async function publishImages(
     bytes.set(img!.id, b);
   }
   return { images, bytes };
+}
+
+/** The status and message a node refused a call with (a call that succeeds fails the test). */
+export async function refusal(p: Promise<unknown>): Promise<{ status: number; message: string }> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof PeerHttpError) return { status: e.status, message: e.message };
+    throw e;
+  }
+  throw new Error("expected the node to refuse");
 }

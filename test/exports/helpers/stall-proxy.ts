@@ -30,36 +30,24 @@ export async function startStallProxy(target: { host: string; port: number }): P
       });
     }
     client.pipe(upstream);
-    upstream.on("data", (chunk: Buffer) => {
-      if (sent >= connectionLimit) {
-        upstream.pause();
-        const resume = () => {
-          held.delete(resume);
-          client.write(chunk);
-          upstream.pipe(client);
-          upstream.resume();
-        };
-        held.add(resume);
-        upstream.removeAllListeners("data");
-        return;
-      }
-      const room = connectionLimit - sent;
-      const now = chunk.length <= room ? chunk : chunk.subarray(0, room);
+    // Forwards up to the connection's limit; the rest of the chunk is held, and the stream
+    // paused, until release() writes it and pipes the remainder.
+    const onData = (chunk: Buffer) => {
+      const now = chunk.subarray(0, Math.max(0, connectionLimit - sent));
       sent += now.length;
-      client.write(now);
-      if (now.length < chunk.length) {
-        upstream.pause();
-        const rest = chunk.subarray(now.length);
-        const resume = () => {
-          held.delete(resume);
-          client.write(rest);
-          upstream.pipe(client);
-          upstream.resume();
-        };
-        held.add(resume);
-        upstream.removeAllListeners("data");
-      }
-    });
+      if (now.length) client.write(now);
+      if (now.length === chunk.length) return;
+      upstream.pause();
+      upstream.off("data", onData);
+      const resume = () => {
+        held.delete(resume);
+        client.write(chunk.subarray(now.length));
+        upstream.pipe(client);
+        upstream.resume();
+      };
+      held.add(resume);
+    };
+    upstream.on("data", onData);
     upstream.on("end", () => client.end());
   });
   await new Promise<void>((resolve, reject) => {
