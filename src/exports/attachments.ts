@@ -16,6 +16,7 @@ import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { BlobStoreUnavailableError, type BlobStore } from "../adapters/blobs/types.ts";
+import { syncDir } from "../lib/sync-dir.ts";
 
 export const ATTACHMENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -265,16 +266,5 @@ class DirSync {
         return this.sync();
       });
     return this.#next;
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, "r");
-  try {
-    await fh.sync();
-  } catch {
-    // Some filesystems refuse fsync on directories; the renames are still atomic.
-  } finally {
-    await fh.close();
   }
 }

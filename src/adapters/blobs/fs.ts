@@ -8,6 +8,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { assertValidKey, assertValidLimit, assertValidPrefix, compareKeys } from "./keys.ts";
 import type { BlobStore, BlobStream, ListPage } from "./types.ts";
+import { syncDir } from "../../lib/sync-dir.ts";
 
 export class FsBlobStore implements BlobStore {
   readonly kind = "fs";
@@ -235,17 +236,6 @@ async function pruneTree(dir: string): Promise<boolean> {
     }
   }
   return left === 0;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, "r");
-  try {
-    await fh.sync();
-  } catch {
-    // Some filesystems refuse fsync on directories; the rename itself is still atomic.
-  } finally {
-    await fh.close();
-  }
 }
 
 async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
