@@ -39,6 +39,12 @@ describe("migrate", () => {
       expect(again).toEqual({ migrationsRun: [], sqlFilesApplied: [] });
       expect(await schemaFingerprint(db.url)).toBe(fp1);
 
+      // Rolling back none undoes none (an upgrade that ran no migration has nothing to undo).
+      expect(await migrateDown(db.url, 0)).toEqual([]);
+      expect(await schemaFingerprint(db.url)).toBe(fp1);
+      await expect(migrateDown(db.url, -1)).rejects.toThrow(/count/);
+      await expect(migrateDown(db.url, 1.5)).rejects.toThrow(/count/);
+
       const down = await migrateDown(db.url);
       expect(down.length).toBe(first.migrationsRun.length);
       expect(await schemaFingerprint(db.url)).toBe("");

@@ -54,8 +54,14 @@ export async function migrate(databaseUrl: string, log: Log = () => {}): Promise
   return { migrationsRun: ran.map((m) => m.name), sqlFilesApplied: applied };
 }
 
-/** Rolls every versioned migration back (for the up → down → up check and for dev resets). */
+/** Rolls the last `count` versioned migrations back, every one by default (for the up → down → up
+ * check and for dev resets). */
 export async function migrateDown(databaseUrl: string, count = Infinity): Promise<string[]> {
+  if (count !== Infinity && !(Number.isInteger(count) && count >= 0)) {
+    throw new Error(`migrateDown: count must be a whole number ≥ 0 or Infinity, not ${count}`);
+  }
+  // node-pg-migrate reads a count of 0 as "every migration": none asked, none undone.
+  if (count === 0) return [];
   const ran = await runner({
     databaseUrl,
     dir: MIGRATIONS_DIR,
