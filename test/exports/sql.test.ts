@@ -486,6 +486,23 @@ describe("the changeset", () => {
     const overduePlan = await plan((await body("exports_queued_overdue")).replaceAll("max_requeues", "5"));
     expect(seqScans(overduePlan).filter((r) => r === "exports")).toEqual([]);
     expect(indexes(overduePlan)).toContain("exports_queued_until_idx");
+    // The sweep of attachments no record holds: a page of a node's ids against the node's
+    // non-deleted records (sql/740), never a scan of the records (history included).
+    const page = (await db.query("select attachment_id from gk_public.exports where state = 'live' limit 1000")).rows.map(
+      (r) => r.attachment_id,
+    );
+    const sweepPlan = await plan(
+      (await body("exports_unreferenced_attachments"))
+        .replaceAll("exports_unreferenced_attachments.node_id", `'${node.id}'::uuid`)
+        .replaceAll("unnest(attachment_ids)", `unnest(array['${page.join("','")}']::uuid[])`),
+    );
+    expect(seqScans(sweepPlan)).toEqual([]);
+    // Only that node's records: the node is the index's condition, not a filter over every node's.
+    const conds = (p: unknown): string[] => {
+      const o = p as { "Index Name"?: string; "Index Cond"?: string; Plans?: unknown[] };
+      return [...(o["Index Name"] === "exports_node_idx" ? [o["Index Cond"] ?? ""] : []), ...(o.Plans ?? []).flatMap(conds)];
+    };
+    expect(conds(sweepPlan)).toEqual([expect.stringMatching(/node_id = /)]);
   });
 });
 
