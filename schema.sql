@@ -431,6 +431,8 @@ create table gk_public.export_nodes (
   attachments integer,
   registered_at timestamp with time zone default now() not null,
   expunged_at timestamp with time zone,
+  attachments_sweep_after uuid,
+  attachments_swept_at timestamp with time zone,
   constraint export_nodes_pkey PRIMARY KEY (id),
   constraint export_nodes_worker_id_key UNIQUE (worker_id),
   constraint export_nodes_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES gk_public.workers(id) ON DELETE SET NULL,
@@ -446,6 +448,8 @@ CREATE INDEX export_nodes_in_service_idx ON gk_public.export_nodes USING btree (
 CREATE TRIGGER _100_expunge_when_worker_gone BEFORE UPDATE OF worker_id ON gk_public.export_nodes FOR EACH ROW EXECUTE FUNCTION gk_private.tg_export_nodes__expunge_when_worker_gone();
 comment on table gk_public.export_nodes is '@behavior -insert -update -delete
 Export nodes: agents that serve read-only resources (images) over their authenticated HTTPS server. Expunge one with expungeExportNode.';
+comment on column gk_public.export_nodes.attachments_sweep_after is 'Where the sweep of unreferenced attachments resumes on this node (the last id it listed; null: from the first).';
+comment on column gk_public.export_nodes.attachments_swept_at is 'When the sweep of unreferenced attachments last finished a pass over all of this node''s attachments.';
 grant select on gk_public.export_nodes to gk_admin;
 grant select on gk_public.export_nodes to gk_viewer;
 
@@ -483,7 +487,7 @@ create table gk_public.exports (
   constraint exports_url_check CHECK (length(url) <= 2048)
 );
 CREATE INDEX exports_delete_due_idx ON gk_public.exports USING btree (state_changed_at) WHERE ((delete_requested_at IS NOT NULL) AND (state <> 'deleted'::text) AND (saga_queued_until IS NULL));
-CREATE INDEX exports_node_idx ON gk_public.exports USING btree (node_id) WHERE (state <> 'deleted'::text);
+CREATE INDEX exports_node_idx ON gk_public.exports USING btree (node_id, attachment_id) WHERE (state <> 'deleted'::text);
 CREATE UNIQUE INDEX exports_one_per_resource ON gk_public.exports USING btree (resource_type, resource_id) WHERE (state <> 'deleted'::text);
 CREATE INDEX exports_queued_until_idx ON gk_public.exports USING btree (saga_queued_until) WHERE (saga_queued_until IS NOT NULL);
 CREATE INDEX exports_requested_idx ON gk_public.exports USING btree (created_at) WHERE ((state = 'requested'::text) AND (delete_requested_at IS NULL) AND (saga_queued_until IS NULL));
@@ -3564,6 +3568,16 @@ AS $function$
   select n.id, n.worker_id, n.address, n.state, n.expires_at > now() from gk_public.export_nodes n where n.id = export_node.id;
 $function$;
 
+CREATE OR REPLACE FUNCTION gk_private.export_node_attachments_swept(node_id uuid, after uuid)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  update gk_public.export_nodes n
+     set attachments_sweep_after = export_node_attachments_swept.after,
+         attachments_swept_at = case when export_node_attachments_swept.after is null then now() else n.attachments_swept_at end
+   where n.id = export_node_attachments_swept.node_id;
+$function$;
+
 CREATE OR REPLACE FUNCTION gk_private.export_node_heartbeat(worker_id uuid, attachments integer)
  RETURNS text
  LANGUAGE sql
@@ -3606,6 +3620,18 @@ AS $function$
   select node.id, node.state from node;
 $function$;
 grant execute on function gk_private.export_node_registered(uuid,text,text,interval) to gk_peer;
+
+CREATE OR REPLACE FUNCTION gk_private.export_nodes_to_sweep(max_nodes integer)
+ RETURNS TABLE(id uuid, worker_id uuid, worker_name text, address text, sweep_after uuid)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select n.id, n.worker_id, w.name, n.address, n.attachments_sweep_after
+    from gk_public.export_nodes n left join gk_public.workers w on w.id = n.worker_id
+   where n.state = 'in_service' and n.worker_id is not null
+   order by n.attachments_swept_at nulls first, n.id
+   limit max_nodes;
+$function$;
 
 CREATE OR REPLACE FUNCTION gk_private.export_robot_fetch(team_id uuid, image_id uuid)
  RETURNS TABLE(image_id uuid, sha256 text, length bigint, attachment_id uuid, url text, node_worker_id uuid, node_fresh boolean)
@@ -3971,6 +3997,19 @@ AS $function$
   update gk_public.exports e set state = 'assigning', operating_saga_id = exports_unlive.saga_id, url = null, live_at = null, state_changed_at = now()
    where e.id = exports_unlive.id and e.state = 'live' and e.attachment_id = exports_unlive.saga_id
      and e.generation = exports_unlive.generation;
+$function$;
+
+CREATE OR REPLACE FUNCTION gk_private.exports_unreferenced_attachments(node_id uuid, attachment_ids uuid[])
+ RETURNS uuid[]
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select coalesce(array_agg(a.id order by a.id), '{}')
+    from unnest(attachment_ids) a(id)
+   where not exists (
+     select 1 from gk_public.exports e
+      where e.attachment_id = a.id and e.state in ('assigning', 'live', 'deleting')
+        and e.node_id = exports_unreferenced_attachments.node_id);
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_verified(present uuid[], lost uuid[])

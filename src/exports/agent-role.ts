@@ -34,6 +34,21 @@ const AttachBody = z
   })
   .strict();
 
+/** Most attachments one listing page holds (GET /v1/exports?after=&limit=). */
+export const LIST_MAX = 1000;
+// The query of a listing: an id to start after, a page size; anything else is refused.
+const ListQuery = z
+  .object({
+    after: Id.optional(),
+    limit: z
+      .string()
+      .regex(/^[1-9][0-9]{0,3}$/, `an integer from 1 to ${LIST_MAX}`)
+      .transform(Number)
+      .pipe(z.number().max(LIST_MAX, `an integer from 1 to ${LIST_MAX}`))
+      .optional(),
+  })
+  .strict();
+
 const NodeEnv = z.object({
   // Images are at most 64 GiB (gk_public.images.length); blobs are streamed to disk, never held whole.
   GK_EXPORTS_MAX_BLOB_BYTES: z.coerce
@@ -87,6 +102,21 @@ export function exportsRole(env: NodeJS.ProcessEnv = process.env): AgentRole {
               if (e instanceof AttachError) throw new AgentHttpError(e.status, e.message);
               throw e;
             }
+          },
+        },
+        {
+          // A page of the attachments in id order, with the node's clock (Groundskeeper's sweep
+          // of attachments no record holds measures their age with it, not its own).
+          method: "GET",
+          path: /^\/v1\/exports$/,
+          handle: async (req) => {
+            const keys = [...req.query.keys()];
+            if (new Set(keys).size !== keys.length) throw new AgentHttpError(400, "query: each parameter at most once");
+            const r = ListQuery.safeParse(Object.fromEntries(req.query));
+            if (!r.success)
+              throw new AgentHttpError(400, r.error.issues.map((i) => `${i.path.join(".") || "query"}: ${i.message}`).join("; "));
+            const page = await store.list(r.data.after ?? null, r.data.limit ?? LIST_MAX);
+            return { status: 200, body: { now: new Date().toISOString(), ...page } };
           },
         },
         {

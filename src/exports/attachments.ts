@@ -16,6 +16,7 @@ import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { BlobStoreUnavailableError, type BlobStore } from "../adapters/blobs/types.ts";
+import { mapSettled } from "../lib/map-limit.ts";
 import { syncDir } from "../lib/sync-dir.ts";
 
 export const ATTACHMENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -49,6 +50,11 @@ export interface AttachmentStoreOptions {
   maxBytes: number;
   /** Deadline of one blob's download and verification (GK_EXPORTS_DOWNLOAD_TIMEOUT_MS). */
   downloadTimeoutMs: number;
+}
+
+export interface AttachmentPage {
+  attachments: { attachment_id: string; attached_at: string }[];
+  next_after: string | null;
 }
 
 type AttachRequest = { attachment_id: string; blob_key: string; sha256: string; length: number };
@@ -104,6 +110,28 @@ export class AttachmentStore {
 
   async count(): Promise<number> {
     return (await fs.readdir(this.#dir)).filter((f) => f.endsWith(".json")).length;
+  }
+
+  /**
+   * A page of the attachments (those with their .json: never one being attached), in id order
+   * after `after`, with when each was attached; `next_after` is the page's last id when more
+   * follow, null on the last page. For Groundskeeper's sweep of attachments no record holds.
+   */
+  async list(after: string | null, limit: number): Promise<AttachmentPage> {
+    const ids = (await fs.readdir(this.#dir))
+      .filter((f) => f.endsWith(".json"))
+      .map((f) => f.slice(0, -".json".length))
+      .filter((id) => ATTACHMENT_ID.test(id) && (after === null || id > after))
+      .sort();
+    const page = ids.slice(0, limit);
+    const read = await mapSettled(page, 16, (id) => this.get(id));
+    const attachments: AttachmentPage["attachments"] = [];
+    for (const [i, r] of read.entries()) {
+      if (r.status === "rejected") throw r.reason;
+      // Detached since the directory was read: left out.
+      if (r.value) attachments.push({ attachment_id: page[i]!, attached_at: r.value.attached_at });
+    }
+    return { attachments, next_after: ids.length > limit ? page.at(-1)! : null };
   }
 
   attach(req: AttachRequest): Promise<AttachResult> {

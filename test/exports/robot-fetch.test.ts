@@ -232,6 +232,7 @@ describe("robots fetch images from export nodes", () => {
       ["GET", `/v1/exports/${attachment}`],
       ["DELETE", `/v1/exports/${attachment}`],
       ["POST", "/v1/exports"],
+      ["GET", "/v1/exports?limit=10"],
     ] as const) {
       const a = await get(
         `${n.url}${path}`,

@@ -4,7 +4,8 @@
 // served streamed with its length and byte ranges; a wrong digest or length leaves nothing in
 // storage and nothing served; a node killed mid-download has no partial file after its restart
 // (nothing served, the attach works again); a download that stalls past the node's deadline is
-// refused with 504 and leaves nothing.
+// refused with 504 and leaves nothing, a small blob's (collected in memory) too, and a small
+// attachment detached leaves nothing either.
 import crypto from "node:crypto";
 import fs from "node:fs";
 import https from "node:https";
@@ -277,6 +278,35 @@ describe("an export node streams blobs", () => {
     } finally {
       proxy.release();
     }
+    expect(storage(n)).toEqual({ attachments: [], tmp: [] });
+    expect((await fetchHashed(n, `/v1/exports/${id}/blob`)).status).toBe(404);
+    c.close();
+  });
+
+  it("a small blob (collected in memory) stalled past the deadline is refused with 504 and leaves nothing; a small attachment detached is gone", async () => {
+    // The node restarted by the test above: GK_EXPORTS_DOWNLOAD_TIMEOUT_MS=1500, behind the proxy.
+    const n = nodes.stalled!;
+    const blob = randomBlob(200 * 1024); // under SMALL_BLOB_BYTES: the in-memory path
+    const key = await put("s3", blob.bytes);
+    const id = crypto.randomUUID();
+    const body = { attachment_id: id, blob_key: key, sha256: blob.sha256, length: blob.bytes.length };
+    proxy.stallAfter(64 * 1024);
+    const c = await client(n);
+    try {
+      const r = await refusal(c.request("POST", "/v1/exports", body));
+      expect(r.status).toBe(504);
+      expect(r.message).toContain("not downloaded within 1500 ms");
+    } finally {
+      proxy.release();
+    }
+    expect(storage(n)).toEqual({ attachments: [], tmp: [] });
+    expect((await fetchHashed(n, `/v1/exports/${id}/blob`)).status).toBe(404);
+
+    // Attached whole, then detached: both files go, and nothing is served.
+    await c.request("POST", "/v1/exports", body);
+    expect(storage(n, id)).toEqual({ attachments: [`${id}.blob`, `${id}.json`], tmp: [] });
+    expect(await fetchHashed(n, `/v1/exports/${id}/blob`)).toMatchObject({ status: 200, sha256: blob.sha256 });
+    await c.request("DELETE", `/v1/exports/${id}`);
     expect(storage(n)).toEqual({ attachments: [], tmp: [] });
     expect((await fetchHashed(n, `/v1/exports/${id}/blob`)).status).toBe(404);
     c.close();
