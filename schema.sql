@@ -3268,19 +3268,28 @@ CREATE OR REPLACE FUNCTION gk_private.director_prepare(robot_ids uuid[], lock_ro
  SET jit TO 'off'
  SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
+declare
+  have bigint := 0;
 begin
   if lock_rows then
     perform 1 from unnest(robot_ids) u (id)
       join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
      order by rr.robot_id for update of rr;
-  end if;
-  insert into gk_public.robot_directors (robot_id, team_id)
-  select r.id, r.team_id from unnest(robot_ids) u (id) join gk_public.robots r on r.id = u.id
-   where not exists (select 1 from gk_public.robot_directors d where d.robot_id = u.id)
-  on conflict on constraint robot_directors_pkey do nothing;
-  if lock_rows then
     perform 1 from unnest(robot_ids) u (id) join gk_public.robot_directors d on d.robot_id = u.id
      order by d.robot_id for update of d;
+    get diagnostics have = row_count;
+  end if;
+  -- A read locks its robot's row first and creates it only when it is missing (a robot read
+  -- before its first signing): one statement fewer on a dirty read.
+  if have < cardinality(robot_ids) then
+    insert into gk_public.robot_directors (robot_id, team_id)
+    select r.id, r.team_id from unnest(robot_ids) u (id) join gk_public.robots r on r.id = u.id
+     where not exists (select 1 from gk_public.robot_directors d where d.robot_id = u.id)
+    on conflict on constraint robot_directors_pkey do nothing;
+    if lock_rows then
+      perform 1 from unnest(robot_ids) u (id) join gk_public.robot_directors d on d.robot_id = u.id
+       order by d.robot_id for update of d;
+    end if;
   end if;
   return query
   with t as (
@@ -3403,7 +3412,8 @@ begin
                               and e.installed_image_id is distinct from ri.image_id) as lists
               from stored st
               join gk_public.rollout_robots p on p.rollout_id = st.pending_rollout_id and p.robot_id = st.robot_id
-             where st.pending_rollout_id is not null) l
+             where st.pending_rollout_id is not null
+            offset 0) l -- (offset 0: lists is computed once per row, not once per column using it)
      where rr.rollout_id = l.rollout_id and rr.robot_id = l.robot_id and rr.state = 'pending'
     returning rr.robot_id
   ), documents as (
@@ -5756,13 +5766,20 @@ CREATE OR REPLACE FUNCTION gk_private.tg_rollout_robots__mark_director_dirty()
 AS $function$
 begin
   if tg_op = 'INSERT' then
-    perform gk_private.director_mark_dirty(array(select distinct n.robot_id from new_rows n where n.state <> 'pending'));
+    if exists (select 1 from new_rows n where n.state <> 'pending') then
+      perform gk_private.director_mark_dirty(array(select distinct n.robot_id from new_rows n where n.state <> 'pending'));
+    end if;
     if exists (select 1 from new_rows n where n.state = 'pending') then
       perform gk_private.enqueue('rollouts__regenerate', '{}'::jsonb, job_key := 'rollouts__regenerate',
                                  run_at := now() + interval '1 second', queue_name := 'rollouts__regenerate',
                                  job_key_mode := 'preserve_run_at');
     end if;
   else
+    -- Nothing marks and nothing ends unless a row leaves pending/scheduled/accepted: the store of
+    -- a read's documents (pending → scheduled), an accepted event. One scan of new_rows, then out.
+    if not exists (select 1 from new_rows n where n.state not in ('pending', 'scheduled', 'accepted')) then
+      return null;
+    end if;
     perform gk_private.director_mark_dirty(array(
       select distinct n.robot_id
         from new_rows n join old_rows o on o.rollout_id = n.rollout_id and o.robot_id = n.robot_id

@@ -126,19 +126,28 @@ set search_path to pg_catalog, pg_temp
 set jit to off
 set plan_cache_mode to force_generic_plan
 as $$
+declare
+  have bigint := 0;
 begin
   if lock_rows then
     perform 1 from unnest(robot_ids) u (id)
       join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
      order by rr.robot_id for update of rr;
-  end if;
-  insert into gk_public.robot_directors (robot_id, team_id)
-  select r.id, r.team_id from unnest(robot_ids) u (id) join gk_public.robots r on r.id = u.id
-   where not exists (select 1 from gk_public.robot_directors d where d.robot_id = u.id)
-  on conflict on constraint robot_directors_pkey do nothing;
-  if lock_rows then
     perform 1 from unnest(robot_ids) u (id) join gk_public.robot_directors d on d.robot_id = u.id
      order by d.robot_id for update of d;
+    get diagnostics have = row_count;
+  end if;
+  -- A read locks its robot's row first and creates it only when it is missing (a robot read
+  -- before its first signing): one statement fewer on a dirty read.
+  if have < cardinality(robot_ids) then
+    insert into gk_public.robot_directors (robot_id, team_id)
+    select r.id, r.team_id from unnest(robot_ids) u (id) join gk_public.robots r on r.id = u.id
+     where not exists (select 1 from gk_public.robot_directors d where d.robot_id = u.id)
+    on conflict on constraint robot_directors_pkey do nothing;
+    if lock_rows then
+      perform 1 from unnest(robot_ids) u (id) join gk_public.robot_directors d on d.robot_id = u.id
+       order by d.robot_id for update of d;
+    end if;
   end if;
   return query
   with t as (
@@ -257,7 +266,8 @@ begin
                               and e.installed_image_id is distinct from ri.image_id) as lists
               from stored st
               join gk_public.rollout_robots p on p.rollout_id = st.pending_rollout_id and p.robot_id = st.robot_id
-             where st.pending_rollout_id is not null) l
+             where st.pending_rollout_id is not null
+            offset 0) l -- (offset 0: lists is computed once per row, not once per column using it)
      where rr.rollout_id = l.rollout_id and rr.robot_id = l.robot_id and rr.state = 'pending'
     returning rr.robot_id
   ), documents as (

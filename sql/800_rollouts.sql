@@ -86,13 +86,20 @@ set jit to off
 as $$
 begin
   if tg_op = 'INSERT' then
-    perform gk_private.director_mark_dirty(array(select distinct n.robot_id from new_rows n where n.state <> 'pending'));
+    if exists (select 1 from new_rows n where n.state <> 'pending') then
+      perform gk_private.director_mark_dirty(array(select distinct n.robot_id from new_rows n where n.state <> 'pending'));
+    end if;
     if exists (select 1 from new_rows n where n.state = 'pending') then
       perform gk_private.enqueue('rollouts__regenerate', '{}'::jsonb, job_key := 'rollouts__regenerate',
                                  run_at := now() + interval '1 second', queue_name := 'rollouts__regenerate',
                                  job_key_mode := 'preserve_run_at');
     end if;
   else
+    -- Nothing marks and nothing ends unless a row leaves pending/scheduled/accepted: the store of
+    -- a read's documents (pending → scheduled), an accepted event. One scan of new_rows, then out.
+    if not exists (select 1 from new_rows n where n.state not in ('pending', 'scheduled', 'accepted')) then
+      return null;
+    end if;
     perform gk_private.director_mark_dirty(array(
       select distinct n.robot_id
         from new_rows n join old_rows o on o.rollout_id = n.rollout_id and o.robot_id = n.robot_id

@@ -239,11 +239,29 @@ export async function regenerateBatch(
   return storeBatch(c, batch.rows, items);
 }
 
+/** Robots signed between two yields to the event loop while a batch is signed. */
+const SIGN_CHUNK = 50;
+
 /**
- * The sweep: regenerateBatch over consecutive batches, pipelined — the next batch's preparation
- * is in flight on the connection while this batch is signed, so the database works while this
- * process signs (one query at a time on the connection). A failed batch goes to `onError` and
- * the others go on.
+ * signBatch in chunks of SIGN_CHUNK, yielding to the event loop between them: a query queued on
+ * the connection behind the one running (the next batch's read behind the previous batch's store)
+ * is sent as soon as the connection is free, not only when the whole batch is signed.
+ */
+async function signBatchYielding(b: PreparedBatch): Promise<Signed[]> {
+  const out: Signed[] = [];
+  for (let i = 0; i < b.rows.length; i += SIGN_CHUNK) {
+    if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+    for (const r of b.rows.slice(i, i + SIGN_CHUNK)) out.push(sign(b.keys.get(r.online_key_id as string) as SigningKey, r));
+  }
+  return out;
+}
+
+/**
+ * The sweep: regenerateBatch over consecutive batches, pipelined — while a batch is signed, the
+ * previous batch's store and then the next batch's preparation run on the connection (one query at
+ * a time, in that order), so the database works while this process signs. Each store is its own
+ * statement, issued only after the store before it returned and the next batch's preparation
+ * finished. A failed batch goes to `onError` and the others go on.
  */
 export async function regenerateInBatches(
   c: pg.ClientBase,
@@ -261,7 +279,17 @@ export async function regenerateInBatches(
     p.catch(() => {}); // awaited below
     return p;
   };
+  const storeAt = async (i: number, rows: Prepared[], items: Signed[]) => {
+    try {
+      const r = await storeBatch(c, rows, items);
+      out.stored.push(...r.stored);
+      out.raced.push(...r.raced);
+    } catch (e) {
+      await onError(batches[i], e);
+    }
+  };
   let next = prepareAt(0);
+  let storing: Promise<void> = Promise.resolve(); // the previous batch's store
   for (let i = 0; i < batches.length; i++) {
     let batch: PreparedBatch | null = null;
     try {
@@ -269,24 +297,20 @@ export async function regenerateInBatches(
     } catch (e) {
       await onError(batches[i], e);
     }
-    next = prepareAt(i + 1); // in flight while this batch is signed
+    next = prepareAt(i + 1); // queued behind the previous store; both run while this batch is signed
     if (!batch) continue;
     let items: Signed[] | null = null;
     let failure: unknown = null;
     try {
-      items = signBatch(batch);
+      items = await signBatchYielding(batch);
     } catch (e) {
       failure = e;
     }
-    await next?.catch(() => {}); // the connection is free again; `next` keeps its outcome
-    try {
-      if (failure !== null) throw failure;
-      const r = await storeBatch(c, batch.rows, items as Signed[]);
-      out.stored.push(...r.stored);
-      out.raced.push(...r.raced);
-    } catch (e) {
-      await onError(batches[i], e);
-    }
+    await next?.catch(() => {}); // `next` keeps its outcome
+    await storing; // the connection is free again
+    if (failure !== null) await onError(batches[i], failure);
+    else storing = storeAt(i, batch.rows, items as Signed[]);
   }
+  await storing;
   return out;
 }

@@ -54,6 +54,18 @@ describe("director metadata: regenerate on read", () => {
     expect(await row(f.robots[0].id)).toMatchObject({ dirty: false, timestamp_version: 2 });
   });
 
+  it("20 concurrent first reads of a robot with no director row create it once and sign once", async () => {
+    // No ECU, so nothing marked it: director_prepare finds no row to lock and creates it.
+    const team = await insertTeam(db);
+    const [robot] = await insertRobots(db, { team });
+    expect(await row(robot.id)).toBeUndefined();
+    const reads = await Promise.all(Array.from({ length: 20 }, () => read(robot)));
+    expect(reads.filter((r) => r?.signed)).toHaveLength(1);
+    expect(new Set(reads.map((r) => r?.director.timestamp)).size).toBe(1);
+    expect(targetsOf(reads[0]?.director.targets).names).toEqual([]);
+    expect(await row(robot.id)).toMatchObject({ dirty: false, timestamp_version: 1 });
+  });
+
   it("the documents verify against the team's director root and list exactly each ECU's image, serial in custom", async () => {
     const team = await insertTeam(db);
     const [robot] = await insertRobots(db, { team });
@@ -305,6 +317,34 @@ describe("director metadata: the sweep", () => {
       // Later sweeps in this file are not about it.
       await db.query("delete from gk_public.director_repositories where team_id = $1", [broken.team.id]);
       await db.query("delete from gk_public.robots where id = $1", [broken.robots[0].id]);
+    }
+  });
+
+  it("a store that fails (while the next batch is signed) is reported for its batch alone; the others are stored", async () => {
+    const f = await launched(4);
+    const bad = f.robots[1].id;
+    // The store of one robot's documents fails: a trigger refuses its director row's update.
+    await db.query(`create function public.refuse_store() returns trigger language plpgsql as $$
+      begin raise exception 'refused store of %', new.robot_id; end $$`);
+    await db.query(`create trigger refuse_store before update on gk_public.robot_directors
+      for each row when (new.robot_id = '${bad}'::uuid) execute function public.refuse_store()`);
+    const c = await db.pool.connect();
+    try {
+      const failed: { batch: string[]; message: string }[] = [];
+      const ids = f.robots.map((r) => r.id);
+      const result = await regenerateInBatches(c, testSecrets, ids, 1, async (batch, e) => {
+        failed.push({ batch, message: (e as Error).message });
+      });
+      expect(failed).toEqual([{ batch: [bad], message: `refused store of ${bad}` }]);
+      expect(result.stored.sort()).toEqual(ids.filter((id) => id !== bad).sort());
+      const pending = await db.query("select robot_id from gk_public.rollout_robots where rollout_id = $1 and state = 'pending'", [
+        f.rollout.id,
+      ]);
+      expect(pending.rows.map((r) => r.robot_id)).toEqual([bad]); // its pending row was not scheduled either
+    } finally {
+      c.release();
+      await db.query("drop trigger refuse_store on gk_public.robot_directors");
+      await db.query("drop function public.refuse_store()");
     }
   });
 
