@@ -3668,7 +3668,7 @@ CREATE OR REPLACE FUNCTION gk_private.exports_blob_path(attachment_id uuid)
  LANGUAGE sql
  IMMUTABLE
 AS $function$
-  select '/v1/exports/' || attachment_id || '/blob';
+  select '/v1/exports/' || attachment_id::text || '/blob';
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_bypass(max_items integer)
@@ -3876,17 +3876,26 @@ CREATE OR REPLACE FUNCTION gk_private.exports_settle_pending(max_items integer, 
  RETURNS TABLE(taken integer, requested integer, marked integer, started uuid[])
  LANGUAGE sql
 AS $function$
+  -- Every lookup here is an index probe per entry, written so that no plan can hash a whole
+  -- table: LIMIT max_items is estimated at a tenth of the queue, and as joins (or EXISTS, which
+  -- the planner may hash too) that chose to read every queued entry, image and record in each
+  -- round of 250 — the queue's size and the images' count per round. A subquery with LIMIT stays
+  -- a per-row probe; a resource has at most one non-deleted record (exports_one_per_resource).
   with taken as (
     delete from gk_private.export_pending p
-     where p.id in (select q.id from gk_private.export_pending q order by q.id limit max_items for update skip locked)
+     where p.id = any(array(select q.id from gk_private.export_pending q order by q.id limit max_items for update skip locked))
     returning p.resource_type, p.resource_id),
   res as (
-    select distinct t.resource_type, t.resource_id, i.id is not null as present
-      from taken t left join gk_public.images i on t.resource_type = 'image' and i.id = t.resource_id),
+    select d.resource_type, d.resource_id, i.present is not null as present, x.id as record_id, x.unmarked
+      from (select distinct t.resource_type, t.resource_id from taken t) d
+      left join lateral (select true as present from gk_public.images i
+                          where d.resource_type = 'image' and i.id = d.resource_id limit 1) i on true
+      left join lateral (select e.id, e.delete_requested_at is null as unmarked from gk_public.exports e
+                          where e.resource_type = d.resource_type and e.resource_id = d.resource_id and e.state <> 'deleted'
+                          limit 1) x on true),
   marked as (
     update gk_public.exports e set delete_requested_at = now()
-      from res r
-     where not r.present and e.resource_type = r.resource_type and e.resource_id = r.resource_id
+     where e.id = any(array(select r.record_id from res r where not r.present and r.unmarked))
        and e.state <> 'deleted' and e.delete_requested_at is null
     returning 1),
   -- With a saga: each new record is written already queued with its create saga (one row
@@ -3903,9 +3912,7 @@ AS $function$
            case when saga_name is not null and cardinality(nodes.ids) > 0
                 then nodes.ids[1 + (row_number() over () + nodes.r) % cardinality(nodes.ids)] end as node_id
       from res r cross join nodes
-     where r.present
-       and not exists (select 1 from gk_public.exports e
-                        where e.resource_type = r.resource_type and e.resource_id = r.resource_id and e.state <> 'deleted')),
+     where r.present and r.record_id is null),
   requested as (
     insert into gk_public.exports (resource_type, resource_id, saga_id, saga_queued_until,
                                    state, operating_saga_id, node_id, attachment_id, generation, attempts)
@@ -3935,6 +3942,7 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.exports_take_for_create_batch(ids uuid[], saga_ids uuid[], generations bigint[])
  RETURNS TABLE(id uuid, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid, node_id uuid, worker_id uuid, address text, attachment_id uuid, nodes integer)
  LANGUAGE sql
+ ROWS 25
 AS $function$
   with x as (select * from unnest(ids, saga_ids, generations) with ordinality x(id, saga_id, generation, o)),
   nodes as (
@@ -4038,11 +4046,13 @@ CREATE OR REPLACE FUNCTION gk_private.exports_verify_claim(every interval, alway
  RETURNS boolean
  LANGUAGE sql
 AS $function$
-  with claimed as (
+  with prev as (select s.last_verify_at as at from gk_private.export_sweeps s for update),
+  claimed as (
     update gk_private.export_sweeps s set last_verify_at = now()
-     where always or s.last_verify_at is null or s.last_verify_at < now() - every
-    returning 1)
-  select exists (select 1 from claimed);
+      from prev p
+     where always or p.at is null or p.at < now() - every
+    returning p.at)
+  select exists (select 1 from claimed c where always or c.at is not null);
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.images_valid_hardware_ids(ids text[])

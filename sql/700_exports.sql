@@ -26,11 +26,13 @@ create trigger _100_expunge_when_worker_gone
   before update of worker_id on gk_public.export_nodes
   for each row execute function gk_private.tg_export_nodes__expunge_when_worker_gone();
 
--- Where a node serves an attachment's bytes (src/exports/agent-role.ts, blobPath).
+-- Where a node serves an attachment's bytes (src/exports/agent-role.ts, blobPath). The explicit
+-- ::text keeps the body immutable (text || uuid is only stable), so the planner inlines it
+-- instead of running an SQL function per row (exports_live_batch calls it for every record).
 create or replace function gk_private.exports_blob_path(attachment_id uuid) returns text
 language sql immutable
 as $$
-  select '/v1/exports/' || attachment_id || '/blob';
+  select '/v1/exports/' || attachment_id::text || '/blob';
 $$;
 
 -- The agent's exports role registers when it starts: the node of its worker is created, or its
@@ -287,6 +289,9 @@ create or replace function gk_private.exports_take_for_create_batch(ids uuid[], 
 returns table (id uuid, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid,
                node_id uuid, worker_id uuid, address text, attachment_id uuid, nodes int)
 language sql volatile
+-- A batch job's 25 rows (src/exports/sagas/create.ts joins images to them): estimated at the
+-- default 1,000, that join hashed every image for each batch of 25.
+rows 25
 as $$
   with x as (select * from unnest(ids, saga_ids, generations) with ordinality x(id, saga_id, generation, o)),
   nodes as (
@@ -460,16 +465,21 @@ $$;
 
 -- Whether this activation verifies, and if so the time is recorded: always when `always` (an
 -- activation that finished the backlog), else only when the last verify is older than `every`
--- (one cut short by max_items: a backlog that never ends cannot starve verify). One row
--- (export_sweeps), so two coordinators at once claim it once.
+-- (one cut short by max_items: a backlog that never ends cannot starve verify). Never verified
+-- yet (a fresh install), a cut-short activation only starts that clock: the first activation of
+-- the first launch would otherwise ask the nodes behind the attaches it has just queued (their
+-- client's sockets are shared), and the next activation waited seconds for it. One row
+-- (export_sweeps), locked first, so two coordinators at once claim it once.
 create or replace function gk_private.exports_verify_claim(every interval, always boolean) returns boolean
 language sql volatile
 as $$
-  with claimed as (
+  with prev as (select s.last_verify_at as at from gk_private.export_sweeps s for update),
+  claimed as (
     update gk_private.export_sweeps s set last_verify_at = now()
-     where always or s.last_verify_at is null or s.last_verify_at < now() - every
-    returning 1)
-  select exists (select 1 from claimed);
+      from prev p
+     where always or p.at is null or p.at < now() - every
+    returning p.at)
+  select exists (select 1 from claimed c where always or c.at is not null);
 $$;
 
 -- Records the answers; returns how many lost records were newly marked.

@@ -396,6 +396,22 @@ describe("the coordinator's verify of live attachments", () => {
     await runJobs(db, peers.services);
   });
 
+  it("is not run by a cut-short activation before any verify (a first launch): that only starts the clock", async () => {
+    await publishImages(db, peers, team, 1);
+    await coordinateOnce(db, peers.services);
+    await runJobs(db, peers.services);
+    // Never verified (a fresh install): the launch's first activation is cut short by max_items.
+    await db.query("update gk_private.export_sweeps set last_verify_at = null");
+    await publishImages(db, peers, team, 2);
+    const cut = await coordinateOnce(db, peers.services, { max_items: 1, verify_every_seconds: 60 });
+    expect({ more: cut.more, verified: cut.verified }).toEqual({ more: true, verified: 0 });
+    expect((await db.query("select last_verify_at is not null as started from gk_private.export_sweeps")).rows[0].started).toBe(true);
+    const rest = await coordinateOnce(db, peers.services, { max_items: 1_000 });
+    expect(rest.more).toBe(false);
+    expect(rest.verified).toBeGreaterThan(0);
+    await runJobs(db, peers.services);
+  });
+
   it("still runs at least every verify_every_seconds under a backlog that never ends (every activation cut short)", async () => {
     await publishImages(db, peers, team, 1);
     await coordinateOnce(db, peers.services);

@@ -11,7 +11,7 @@ import { createTestDb } from "../helpers/db.ts";
 import { insertExportNode, insertExports, insertImages, insertTeam } from "../helpers/fixtures/index.ts";
 import { httpGraphql } from "../helpers/graphql.ts";
 import { clearJobs, jobs } from "../helpers/jobs.ts";
-import { createExport } from "../../src/exports/sagas/create.ts";
+import { createExport, TAKE_SQL } from "../../src/exports/sagas/create.ts";
 
 const db = await createTestDb();
 const team = (await insertTeam(db, { name: "exporters" })).id;
@@ -482,6 +482,36 @@ describe("the changeset", () => {
     expect(seqScans(settlePlan).filter((r) => r !== "export_pending")).toEqual([]);
     expect(indexes(settlePlan)).toContain("images_pkey");
     expect(indexes(settlePlan)).toContain("exports_one_per_resource");
+    // As the SQL function plans its statement: max_items a parameter (a generic plan, where
+    // LIMIT is estimated at a tenth of the queue), here a queue of every image. Still nothing
+    // read whole: as joins, that plan hashed the queue, every image and every record per round.
+    await db.query("insert into gk_private.export_pending (resource_type, resource_id) select 'image', id from gk_public.images");
+    await db.query("vacuum analyze gk_private.export_pending");
+    const genericPlan = async (sql: string, types: string, args: string) => {
+      const c = await db.pool.connect();
+      try {
+        await c.query("set plan_cache_mode = force_generic_plan");
+        await c.query(`prepare q(${types}) as ${sql}`);
+        return (await c.query(`explain (format json) execute q(${args})`)).rows[0]["QUERY PLAN"][0].Plan as unknown;
+      } finally {
+        await c.query("deallocate all; reset plan_cache_mode");
+        c.release();
+      }
+    };
+    const genericSettle = await genericPlan(
+      (await one("select prosrc from pg_proc where proname = 'exports_settle_pending'")).prosrc
+        .replaceAll("max_items", "$1")
+        .replaceAll("saga_name", "'exports__create'")
+        .replaceAll("saga_steps", "array['take', 'attach', 'live']")
+        .replaceAll("batch_size", "25"),
+      "int",
+      "250",
+    );
+    expect(seqScans(genericSettle)).toEqual([]);
+    // A create batch's take with its images' blobs (src/exports/sagas/create.ts): by key too.
+    const takePlan = await genericPlan(TAKE_SQL, "uuid[], uuid[], bigint[]", "'{}', '{}', '{}'");
+    expect(seqScans(takePlan)).toEqual([]);
+    expect(indexes(takePlan)).toContain("images_pkey");
     // Queued records whose lease ran out are found through the lease's own index.
     const overduePlan = await plan((await body("exports_queued_overdue")).replaceAll("max_requeues", "5"));
     expect(seqScans(overduePlan).filter((r) => r === "exports")).toEqual([]);

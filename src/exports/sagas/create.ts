@@ -79,6 +79,17 @@ export async function detachOkIfGone(
   }
 }
 
+/**
+ * The take of a batch with each image's blob. The image is a probe by key per record (a LIMIT
+ * keeps the planner from turning it into a join): as a join it hashed every image for each batch
+ * of 25 (test/exports/sql.test.ts checks the plan).
+ */
+export const TAKE_SQL = `select t.id, t.export_id, t.resource_id, t.node_id, t.worker_id, t.address, t.attachment_id, t.nodes,
+       i.blob_key, i.sha256, i.length
+  from gk_private.exports_take_for_create_batch($1::uuid[], $2::uuid[], $3::bigint[]) t
+  left join lateral (select i.blob_key, i.sha256, i.length from gk_public.images i
+                      where t.resource_type = 'image' and i.id = t.resource_id limit 1) i on true`;
+
 export const createExport = defineSaga({
   name: "exports__create",
   params: Params,
@@ -92,13 +103,7 @@ export const createExport = defineSaga({
       recordWithNext: true,
       async actionMany(ctxs: readonly Ctx[]) {
         // The image's blob in the same round trip (gone: that saga fails and unwinds).
-        const { rows } = await ctxs[0]!.db.query(
-          `select t.id, t.export_id, t.resource_id, t.node_id, t.worker_id, t.address, t.attachment_id, t.nodes,
-                  i.blob_key, i.sha256, i.length
-             from gk_private.exports_take_for_create_batch($1::uuid[], $2::uuid[], $3::bigint[]) t
-             left join gk_public.images i on t.resource_type = 'image' and i.id = t.resource_id`,
-          batchArgs(ctxs),
-        );
+        const { rows } = await ctxs[0]!.db.query(TAKE_SQL, batchArgs(ctxs));
         return perSaga(
           ctxs,
           rows,
