@@ -5,7 +5,8 @@
 // that migrates them) into a temporary directory, with this checkout's node_modules; a scratch
 // database on SNAPSHOT_DATABASE_URL / TEST_DATABASE_URL / DATABASE_URL (any database of the
 // server; default postgres://postgres@127.0.0.1:5432/postgres) is migrated with it and dumped with
-// pg_dump (plain SQL with INSERTs, so a plain client loads it; no owners; the grants stay). Needs git and pg_dump; the
+// pg_dump (plain SQL with INSERTs, so a plain client loads it; no owners; the grants stay; no
+// column compression, which a server built without lz4 — the embedded one — refuses). Needs git and pg_dump; the
 // test needs neither.
 import { execFileSync } from "node:child_process";
 import crypto from "node:crypto";
@@ -56,7 +57,7 @@ try {
       env: { ...process.env, DATABASE_URL: dbUrl, LOG_LEVEL: "warn" },
       stdio: ["ignore", "ignore", "inherit"],
     });
-    const dump = execFileSync("pg_dump", ["--no-owner", "--inserts", "--dbname", dbUrl], { encoding: "utf8", maxBuffer: 1 << 30 });
+    const dump = execFileSync("pg_dump", ["--no-owner", "--inserts", "--no-toast-compression", "--dbname", dbUrl], { encoding: "utf8", maxBuffer: 1 << 30 });
     const out = path.join(root, "test/upgrade/releases", `${short}.sql`);
     fs.mkdirSync(path.dirname(out), { recursive: true });
     const header = `-- The database of release ${short}, freshly migrated (written by scripts/snapshot-release.ts ${short}).\n-- Loaded by test/upgrade/upgrade.test.ts; regenerate, never edit.\n`;

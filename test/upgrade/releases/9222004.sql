@@ -4,7 +4,7 @@
 -- PostgreSQL database dump
 --
 
-\restrict 2TUbswcctMCtrzkfJRwcCLL2v69adS7TsiCq9LwT6DucUuvjdIX5ozIZj6oRwO1
+\restrict C7ZgL7ct9QDR4cEYgFWqhTFnJX6pXmN4UPDpugCQZyTYEl80xWr6Od1Vlx8zA2I
 
 -- Dumped from database version 15.20 (Debian 15.20-0+deb12u1)
 -- Dumped by pg_dump version 15.20 (Debian 15.20-0+deb12u1)
@@ -8663,7 +8663,6 @@ CREATE TABLE gk_public.tuf_metadata (
     uploaded_at timestamp with time zone,
     CONSTRAINT tuf_metadata_version_check CHECK ((version >= 1))
 );
-ALTER TABLE ONLY gk_public.tuf_metadata ALTER COLUMN document SET COMPRESSION lz4;
 
 
 --
@@ -9344,42 +9343,42 @@ INSERT INTO gk_private.export_sweeps VALUES (true, NULL, NULL);
 -- Data for Name: stored_logic; Type: TABLE DATA; Schema: gk_private; Owner: -
 --
 
-INSERT INTO gk_private.stored_logic VALUES ('000_enqueue.sql', '934dacef10aa0a10615bc091fb21705eff5a329c33e3864ecc545601f4ee69cb', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('010_activations.sql', '8f2641aa0a4a76e439e3417ef5592b8d526d7a736fb6d1c476cdae9c05dc2e80', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('020_bin.sql', '7b7b597e35012fa3fe1ecc55eff09ae2f96f087893a2dbe1542c068b92f94852', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('021_bin_blob_prefix.sql', '01d8e7727d8a7220e4850b354fbda4d709c1533bb75434edbc845db72c5c77fb', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('030_retention.sql', '1ed7220a68a3cab9e934f0b32a4de493bd09c8c5897e75bd4de74e5a405f2431', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('040_sagas.sql', '2988f55cd885afe5ea8d2b3283f1daf87c56aa726e5502fc539f9b5c2e173014', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('050_images.sql', 'a8aa9297d34834370f107ea1006947bdb2ac16140e6750f98e18576ca05c3b5a', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('060_queue.sql', '2f6508708d027af631c840f0f07c59cba2058711f0b8e5b9622cfd18ab34f11b', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('100_api_tokens.sql', '3ed93995e59b25d6cce3cef51bf074ea296b0b25bd4e9a53bfdb9ec5e10fdc8e', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('110_admin_api.sql', '9469009beebe958e68daaef257d5ad9e6f090472155cd15567d73d252de1b18b', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('120_api_audit.sql', '3f5c03a6a8dd7cee9b705ed7c13cdc2eb82efdb0741e110b04db2ff3158a2bd0', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('200_local_ca.sql', '966ed290f344c543c1c424d867cdf7b7f382fbb98f9e34839ea72eb31abe0141', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('201_local_ca_retention.sql', '4d3148cf90c085b59dee84975432eb6e18266c81e664ceb3517eb47d0bdf7c4c', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('300_certificates.sql', 'ee573c625e19beacecf472880e717a46ce1331b58e9837e1388b8427d11831f0', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('301_certificate_keys.sql', '9ec54d758b17e6a564e10bc9433bbec1488be12ff4d41daa592031744d935325', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('302_certificate_claims.sql', 'b509f70e5a266366d6b695e4ab178f60b6997c525e1062006e7ea023b783c540', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('310_certificates_bin.sql', '071b987c4690604bf9ca632fdd0ca6e560f9bcbf79c3fea20b1df0ee328faf2d', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('400_tuf.sql', '44846614916f7572015a69b5c8157c1ae6a947f1fd13ad1240e6e70693e099cb', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('500_workers.sql', '1b3d2d8ed60794e1e15e5762977b53141346854271012a46b834ec5ddfd87f8c', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('501_volumes.sql', 'ecdb776617909c7c1a137e604a1b7b8de5accd26025f7a679582e457c1f66052', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('510_volumes_bin.sql', 'e9a0688bd59ef6f842c7e4739a58588f5be6b43feeed9a47d71959c60509c1ad', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('600_rollouts_director.sql', '1994b8fdd82846f9a27c6ceb5d0a75e612a4812a3a0bf57638a387e4d823e471', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('630_robots_certificates.sql', 'fa4093868bc9dce7d4d0b05d47bf342b12fd9ba369fcfa80d4368bd6e5b446e2', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('640_robots_api.sql', '6fbdcf2ea37f2dd1e00a9ff014a0a57e05c3d5332fb4d62bacdde542931bd143', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('700_exports.sql', '09e34ebe9f617497965d17c53e97271a45d5188b8e2cbc73b4accc1cbbd8bf29', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('710_exports_bin.sql', 'af49a694d7e9668d0db0ef20001ba5074af53fdb55b6a277525fdb81644d81e9', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('720_exports_pending.sql', '37c9ce92b0a9bddb6dff75fc5ec31914dc2b0e4ba728abd928de3eb4121a61b5', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('730_exports_robot_fetch.sql', 'd7bebe9c143291ca9779913b40c5afe545a8fb892b731761fcc4642d42a21d50', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('800_rollouts.sql', 'b2d5200efb4b254b932f4b4145d92cf564bba44399065784a5b49163d2150452', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('810_rollouts_robot_move.sql', '8e41d80f8f36353513dd0eabf59abb3c478dcbaf9abe72757a5e16a6327c8598', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('850_bin.sql', '807bf5e126e3fb7a3b5e52d246d400ba410905e7a52f0eb708b330b0c284101f', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('900_grants.sql', '6f7426f9e2691a20231100ba40b11a021533b74aaf4b8022a241eb7efa9fe5f0', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('910_admin_only.sql', '05ba24d4b776a79132071febd28e7bd14bdee7b30fc09e4f03e9dfdc825dccc3', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('920_api_role.sql', '43befca0237c3963fe857b694a78800b097e945b4bc7973d91340f52e1d1f9d7', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('930_peer_role.sql', '2dab89164b5eb1b9252c6a9943fce4d72cfc7c4e6651c243f6cca853b1683a11', '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_private.stored_logic VALUES ('990_definer_execute.sql', '869a042ba3e0d33b6d86f0c15a2d6cfa78b3ea0f6b8fb70a427fa809331f8baa', '2026-12-01 20:20:50.677412+00');
+INSERT INTO gk_private.stored_logic VALUES ('000_enqueue.sql', '934dacef10aa0a10615bc091fb21705eff5a329c33e3864ecc545601f4ee69cb', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('010_activations.sql', '8f2641aa0a4a76e439e3417ef5592b8d526d7a736fb6d1c476cdae9c05dc2e80', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('020_bin.sql', '7b7b597e35012fa3fe1ecc55eff09ae2f96f087893a2dbe1542c068b92f94852', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('021_bin_blob_prefix.sql', '01d8e7727d8a7220e4850b354fbda4d709c1533bb75434edbc845db72c5c77fb', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('030_retention.sql', '1ed7220a68a3cab9e934f0b32a4de493bd09c8c5897e75bd4de74e5a405f2431', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('040_sagas.sql', '2988f55cd885afe5ea8d2b3283f1daf87c56aa726e5502fc539f9b5c2e173014', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('050_images.sql', 'a8aa9297d34834370f107ea1006947bdb2ac16140e6750f98e18576ca05c3b5a', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('060_queue.sql', '2f6508708d027af631c840f0f07c59cba2058711f0b8e5b9622cfd18ab34f11b', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('100_api_tokens.sql', '3ed93995e59b25d6cce3cef51bf074ea296b0b25bd4e9a53bfdb9ec5e10fdc8e', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('110_admin_api.sql', '9469009beebe958e68daaef257d5ad9e6f090472155cd15567d73d252de1b18b', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('120_api_audit.sql', '3f5c03a6a8dd7cee9b705ed7c13cdc2eb82efdb0741e110b04db2ff3158a2bd0', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('200_local_ca.sql', '966ed290f344c543c1c424d867cdf7b7f382fbb98f9e34839ea72eb31abe0141', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('201_local_ca_retention.sql', '4d3148cf90c085b59dee84975432eb6e18266c81e664ceb3517eb47d0bdf7c4c', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('300_certificates.sql', 'ee573c625e19beacecf472880e717a46ce1331b58e9837e1388b8427d11831f0', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('301_certificate_keys.sql', '9ec54d758b17e6a564e10bc9433bbec1488be12ff4d41daa592031744d935325', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('302_certificate_claims.sql', 'b509f70e5a266366d6b695e4ab178f60b6997c525e1062006e7ea023b783c540', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('310_certificates_bin.sql', '071b987c4690604bf9ca632fdd0ca6e560f9bcbf79c3fea20b1df0ee328faf2d', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('400_tuf.sql', '44846614916f7572015a69b5c8157c1ae6a947f1fd13ad1240e6e70693e099cb', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('500_workers.sql', '1b3d2d8ed60794e1e15e5762977b53141346854271012a46b834ec5ddfd87f8c', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('501_volumes.sql', 'ecdb776617909c7c1a137e604a1b7b8de5accd26025f7a679582e457c1f66052', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('510_volumes_bin.sql', 'e9a0688bd59ef6f842c7e4739a58588f5be6b43feeed9a47d71959c60509c1ad', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('600_rollouts_director.sql', '1994b8fdd82846f9a27c6ceb5d0a75e612a4812a3a0bf57638a387e4d823e471', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('630_robots_certificates.sql', 'fa4093868bc9dce7d4d0b05d47bf342b12fd9ba369fcfa80d4368bd6e5b446e2', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('640_robots_api.sql', '6fbdcf2ea37f2dd1e00a9ff014a0a57e05c3d5332fb4d62bacdde542931bd143', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('700_exports.sql', '09e34ebe9f617497965d17c53e97271a45d5188b8e2cbc73b4accc1cbbd8bf29', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('710_exports_bin.sql', 'af49a694d7e9668d0db0ef20001ba5074af53fdb55b6a277525fdb81644d81e9', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('720_exports_pending.sql', '37c9ce92b0a9bddb6dff75fc5ec31914dc2b0e4ba728abd928de3eb4121a61b5', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('730_exports_robot_fetch.sql', 'd7bebe9c143291ca9779913b40c5afe545a8fb892b731761fcc4642d42a21d50', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('800_rollouts.sql', 'b2d5200efb4b254b932f4b4145d92cf564bba44399065784a5b49163d2150452', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('810_rollouts_robot_move.sql', '8e41d80f8f36353513dd0eabf59abb3c478dcbaf9abe72757a5e16a6327c8598', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('850_bin.sql', '807bf5e126e3fb7a3b5e52d246d400ba410905e7a52f0eb708b330b0c284101f', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('900_grants.sql', '6f7426f9e2691a20231100ba40b11a021533b74aaf4b8022a241eb7efa9fe5f0', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('910_admin_only.sql', '05ba24d4b776a79132071febd28e7bd14bdee7b30fc09e4f03e9dfdc825dccc3', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('920_api_role.sql', '43befca0237c3963fe857b694a78800b097e945b4bc7973d91340f52e1d1f9d7', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('930_peer_role.sql', '2dab89164b5eb1b9252c6a9943fce4d72cfc7c4e6651c243f6cca853b1683a11', '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_private.stored_logic VALUES ('990_definer_execute.sql', '869a042ba3e0d33b6d86f0c15a2d6cfa78b3ea0f6b8fb70a427fa809331f8baa', '2026-12-01 21:41:06.88768+00');
 
 
 --
@@ -9422,10 +9421,10 @@ INSERT INTO gk_private.stored_logic VALUES ('990_definer_execute.sql', '869a042b
 -- Data for Name: bin_kinds; Type: TABLE DATA; Schema: gk_public; Owner: -
 --
 
-INSERT INTO gk_public.bin_kinds VALUES ('certificate', 'certificates', 'Certificates waiting to be revoked at the CA.', NULL, '2026-12-01 20:20:50.216663+00');
-INSERT INTO gk_public.bin_kinds VALUES ('blob_prefix', 'bin', 'Blob store prefixes of deleted teams, deleted page by page.', 'blobs__purge_prefix', '2026-12-01 20:20:50.216663+00');
-INSERT INTO gk_public.bin_kinds VALUES ('volume', 'volumes', 'Volumes waiting to be destroyed on their worker''s agent.', NULL, '2026-12-01 20:20:50.677412+00');
-INSERT INTO gk_public.bin_kinds VALUES ('export', 'exports', 'Exports being created or deleted on an export node, or waiting for the coordinator.', NULL, '2026-12-01 20:20:50.677412+00');
+INSERT INTO gk_public.bin_kinds VALUES ('certificate', 'certificates', 'Certificates waiting to be revoked at the CA.', NULL, '2026-12-01 21:41:06.503001+00');
+INSERT INTO gk_public.bin_kinds VALUES ('blob_prefix', 'bin', 'Blob store prefixes of deleted teams, deleted page by page.', 'blobs__purge_prefix', '2026-12-01 21:41:06.503001+00');
+INSERT INTO gk_public.bin_kinds VALUES ('volume', 'volumes', 'Volumes waiting to be destroyed on their worker''s agent.', NULL, '2026-12-01 21:41:06.88768+00');
+INSERT INTO gk_public.bin_kinds VALUES ('export', 'exports', 'Exports being created or deleted on an export node, or waiting for the coordinator.', NULL, '2026-12-01 21:41:06.88768+00');
 
 
 --
@@ -9516,18 +9515,18 @@ INSERT INTO gk_public.bin_kinds VALUES ('export', 'exports', 'Exports being crea
 -- Data for Name: reconcilers; Type: TABLE DATA; Schema: gk_public; Owner: -
 --
 
-INSERT INTO gk_public.reconcilers VALUES ('bin__reconcile', 'Re-enqueues pending bin items whose job was lost (a killed worker, a permanently failed job).', '* * * * *', 'bin__reconcile', 'bin__reconcile', '2026-12-01 20:20:51.100371+00');
-INSERT INTO gk_public.reconcilers VALUES ('certificates__expire', 'Marks certificates and provisioning credentials whose not_after passed as expired.', '*/5 * * * *', 'certificates__expire', 'certificates__expire', '2026-12-01 20:20:51.100371+00');
-INSERT INTO gk_public.reconcilers VALUES ('certificates__refresh_crl', 'Regenerates the CA''s CRL when revocations made it stale or it is ageing.', '*/10 * * * *', 'certificates__refresh_crl', 'certificates__refresh_crl', '2026-12-01 20:20:51.100371+00');
-INSERT INTO gk_public.reconcilers VALUES ('exports__coordinate', 'Gives every published image one live export on an in-service export node: requests, creates and deletes exports through their sagas, re-homes those of expunged nodes.', '* * * * *', 'exports__coordinate', 'exports__coordinate', '2026-12-01 20:20:51.100371+00');
-INSERT INTO gk_public.reconcilers VALUES ('queue__reap_workers', 'Releases the jobs of job-runner pools whose heartbeat expired and closes their running activations.', '* * * * *', 'queue__reap_workers', 'queue__reap_workers', '2026-12-01 20:20:51.100371+00');
-INSERT INTO gk_public.reconcilers VALUES ('retention__sweep', 'Prunes history past its retention policy (bounded per kind and activation) and creates telemetry partitions ahead.', '17 * * * *', 'retention__sweep', 'retention__sweep', '2026-12-01 20:20:51.100371+00');
-INSERT INTO gk_public.reconcilers VALUES ('robots__regenerate', 'Requests new certificates for robots whose certificate is dirty, and revokes replaced ones past the grace period.', '*/5 * * * *', 'robots__regenerate', 'robots__regenerate', '2026-12-01 20:20:51.100371+00');
-INSERT INTO gk_public.reconcilers VALUES ('rollouts__process', 'Ends launched rollouts: completed when every robot has finished, failed past the failure threshold; robots past the deadline fail.', '* * * * *', 'rollouts__process', 'rollouts__process', '2026-12-01 20:20:51.100371+00');
-INSERT INTO gk_public.reconcilers VALUES ('rollouts__regenerate', 'Regenerates dirty or expiring director metadata of robots in batches, and renews expiring director roots.', '* * * * *', 'rollouts__regenerate', 'rollouts__regenerate', '2026-12-01 20:20:51.100371+00');
-INSERT INTO gk_public.reconcilers VALUES ('tuf__resign', 'Renews online TUF roles expiring within their window and re-schedules lost publishes and uploads.', '*/5 * * * *', 'tuf__resign', 'tuf__resign', '2026-12-01 20:20:51.100371+00');
-INSERT INTO gk_public.reconcilers VALUES ('volumes__collect', 'Marks orphaned volumes, reconciles every agent''s report both ways, destroys what is due on each agent (bounded per agent, deadline per call).', '* * * * *', 'volumes__collect', 'volumes__collect', '2026-12-01 20:20:51.100371+00');
-INSERT INTO gk_public.reconcilers VALUES ('volumes__workers', 'Stalls workers whose heartbeat expired, lands and retires idle ones, prunes long-stalled ones (when configured).', '* * * * *', 'volumes__workers', 'volumes__workers', '2026-12-01 20:20:51.100371+00');
+INSERT INTO gk_public.reconcilers VALUES ('bin__reconcile', 'Re-enqueues pending bin items whose job was lost (a killed worker, a permanently failed job).', '* * * * *', 'bin__reconcile', 'bin__reconcile', '2026-12-01 21:41:07.294964+00');
+INSERT INTO gk_public.reconcilers VALUES ('certificates__expire', 'Marks certificates and provisioning credentials whose not_after passed as expired.', '*/5 * * * *', 'certificates__expire', 'certificates__expire', '2026-12-01 21:41:07.294964+00');
+INSERT INTO gk_public.reconcilers VALUES ('certificates__refresh_crl', 'Regenerates the CA''s CRL when revocations made it stale or it is ageing.', '*/10 * * * *', 'certificates__refresh_crl', 'certificates__refresh_crl', '2026-12-01 21:41:07.294964+00');
+INSERT INTO gk_public.reconcilers VALUES ('exports__coordinate', 'Gives every published image one live export on an in-service export node: requests, creates and deletes exports through their sagas, re-homes those of expunged nodes.', '* * * * *', 'exports__coordinate', 'exports__coordinate', '2026-12-01 21:41:07.294964+00');
+INSERT INTO gk_public.reconcilers VALUES ('queue__reap_workers', 'Releases the jobs of job-runner pools whose heartbeat expired and closes their running activations.', '* * * * *', 'queue__reap_workers', 'queue__reap_workers', '2026-12-01 21:41:07.294964+00');
+INSERT INTO gk_public.reconcilers VALUES ('retention__sweep', 'Prunes history past its retention policy (bounded per kind and activation) and creates telemetry partitions ahead.', '17 * * * *', 'retention__sweep', 'retention__sweep', '2026-12-01 21:41:07.294964+00');
+INSERT INTO gk_public.reconcilers VALUES ('robots__regenerate', 'Requests new certificates for robots whose certificate is dirty, and revokes replaced ones past the grace period.', '*/5 * * * *', 'robots__regenerate', 'robots__regenerate', '2026-12-01 21:41:07.294964+00');
+INSERT INTO gk_public.reconcilers VALUES ('rollouts__process', 'Ends launched rollouts: completed when every robot has finished, failed past the failure threshold; robots past the deadline fail.', '* * * * *', 'rollouts__process', 'rollouts__process', '2026-12-01 21:41:07.294964+00');
+INSERT INTO gk_public.reconcilers VALUES ('rollouts__regenerate', 'Regenerates dirty or expiring director metadata of robots in batches, and renews expiring director roots.', '* * * * *', 'rollouts__regenerate', 'rollouts__regenerate', '2026-12-01 21:41:07.294964+00');
+INSERT INTO gk_public.reconcilers VALUES ('tuf__resign', 'Renews online TUF roles expiring within their window and re-schedules lost publishes and uploads.', '*/5 * * * *', 'tuf__resign', 'tuf__resign', '2026-12-01 21:41:07.294964+00');
+INSERT INTO gk_public.reconcilers VALUES ('volumes__collect', 'Marks orphaned volumes, reconciles every agent''s report both ways, destroys what is due on each agent (bounded per agent, deadline per call).', '* * * * *', 'volumes__collect', 'volumes__collect', '2026-12-01 21:41:07.294964+00');
+INSERT INTO gk_public.reconcilers VALUES ('volumes__workers', 'Stalls workers whose heartbeat expired, lands and retires idle ones, prunes long-stalled ones (when configured).', '* * * * *', 'volumes__workers', 'volumes__workers', '2026-12-01 21:41:07.294964+00');
 
 
 --
@@ -9736,80 +9735,80 @@ INSERT INTO gk_public.retention_policies VALUES ('rollout_events', '90 days', 'E
 -- Data for Name: migrations; Type: TABLE DATA; Schema: graphile_worker; Owner: -
 --
 
-INSERT INTO graphile_worker.migrations VALUES (1, '2026-12-01 20:20:49.905803+00', true);
-INSERT INTO graphile_worker.migrations VALUES (2, '2026-12-01 20:20:49.940827+00', false);
-INSERT INTO graphile_worker.migrations VALUES (3, '2026-12-01 20:20:49.947893+00', true);
-INSERT INTO graphile_worker.migrations VALUES (4, '2026-12-01 20:20:49.951509+00', false);
-INSERT INTO graphile_worker.migrations VALUES (5, '2026-12-01 20:20:49.955186+00', false);
-INSERT INTO graphile_worker.migrations VALUES (6, '2026-12-01 20:20:49.960298+00', false);
-INSERT INTO graphile_worker.migrations VALUES (7, '2026-12-01 20:20:49.96437+00', false);
-INSERT INTO graphile_worker.migrations VALUES (8, '2026-12-01 20:20:49.96999+00', false);
-INSERT INTO graphile_worker.migrations VALUES (9, '2026-12-01 20:20:49.975029+00', false);
-INSERT INTO graphile_worker.migrations VALUES (10, '2026-12-01 20:20:49.977071+00', false);
-INSERT INTO graphile_worker.migrations VALUES (11, '2026-12-01 20:20:49.97868+00', true);
-INSERT INTO graphile_worker.migrations VALUES (12, '2026-12-01 20:20:50.009408+00', false);
-INSERT INTO graphile_worker.migrations VALUES (13, '2026-12-01 20:20:50.011569+00', true);
-INSERT INTO graphile_worker.migrations VALUES (14, '2026-12-01 20:20:50.014243+00', true);
-INSERT INTO graphile_worker.migrations VALUES (15, '2026-12-01 20:20:50.016574+00', false);
-INSERT INTO graphile_worker.migrations VALUES (16, '2026-12-01 20:20:50.018068+00', true);
-INSERT INTO graphile_worker.migrations VALUES (17, '2026-12-01 20:20:50.021407+00', false);
-INSERT INTO graphile_worker.migrations VALUES (18, '2026-12-01 20:20:50.023868+00', false);
-INSERT INTO graphile_worker.migrations VALUES (19, '2026-12-01 20:20:50.027709+00', true);
-INSERT INTO graphile_worker.migrations VALUES (20, '2026-12-01 20:20:50.028959+00', false);
+INSERT INTO graphile_worker.migrations VALUES (1, '2026-12-01 21:41:06.257802+00', true);
+INSERT INTO graphile_worker.migrations VALUES (2, '2026-12-01 21:41:06.274716+00', false);
+INSERT INTO graphile_worker.migrations VALUES (3, '2026-12-01 21:41:06.281582+00', true);
+INSERT INTO graphile_worker.migrations VALUES (4, '2026-12-01 21:41:06.28613+00', false);
+INSERT INTO graphile_worker.migrations VALUES (5, '2026-12-01 21:41:06.289358+00', false);
+INSERT INTO graphile_worker.migrations VALUES (6, '2026-12-01 21:41:06.293319+00', false);
+INSERT INTO graphile_worker.migrations VALUES (7, '2026-12-01 21:41:06.297064+00', false);
+INSERT INTO graphile_worker.migrations VALUES (8, '2026-12-01 21:41:06.300075+00', false);
+INSERT INTO graphile_worker.migrations VALUES (9, '2026-12-01 21:41:06.305111+00', false);
+INSERT INTO graphile_worker.migrations VALUES (10, '2026-12-01 21:41:06.307336+00', false);
+INSERT INTO graphile_worker.migrations VALUES (11, '2026-12-01 21:41:06.309116+00', true);
+INSERT INTO graphile_worker.migrations VALUES (12, '2026-12-01 21:41:06.335434+00', false);
+INSERT INTO graphile_worker.migrations VALUES (13, '2026-12-01 21:41:06.337589+00', true);
+INSERT INTO graphile_worker.migrations VALUES (14, '2026-12-01 21:41:06.34011+00', true);
+INSERT INTO graphile_worker.migrations VALUES (15, '2026-12-01 21:41:06.342811+00', false);
+INSERT INTO graphile_worker.migrations VALUES (16, '2026-12-01 21:41:06.344579+00', true);
+INSERT INTO graphile_worker.migrations VALUES (17, '2026-12-01 21:41:06.347719+00', false);
+INSERT INTO graphile_worker.migrations VALUES (18, '2026-12-01 21:41:06.350639+00', false);
+INSERT INTO graphile_worker.migrations VALUES (19, '2026-12-01 21:41:06.353545+00', true);
+INSERT INTO graphile_worker.migrations VALUES (20, '2026-12-01 21:41:06.355496+00', false);
 
 
 --
 -- Data for Name: pgmigrations; Type: TABLE DATA; Schema: public; Owner: -
 --
 
-INSERT INTO public.pgmigrations VALUES (1, '0001_foundation', '2026-12-01 20:20:50.07357');
-INSERT INTO public.pgmigrations VALUES (2, '0010_local_ca', '2026-12-01 20:20:50.109814');
-INSERT INTO public.pgmigrations VALUES (3, '0011_local_ca_retention', '2026-12-01 20:20:50.120207');
-INSERT INTO public.pgmigrations VALUES (4, '0020_certificates', '2026-12-01 20:20:50.126886');
-INSERT INTO public.pgmigrations VALUES (5, '0030_tuf', '2026-12-01 20:20:50.163257');
-INSERT INTO public.pgmigrations VALUES (6, '0040_certificate_keys', '2026-12-01 20:20:50.208942');
-INSERT INTO public.pgmigrations VALUES (7, '0050_bin_reconcile', '2026-12-01 20:20:50.214159');
-INSERT INTO public.pgmigrations VALUES (8, '0060_bin_kinds', '2026-12-01 20:20:50.216663');
-INSERT INTO public.pgmigrations VALUES (9, '0061_reconcilers', '2026-12-01 20:20:50.222373');
-INSERT INTO public.pgmigrations VALUES (10, '0062_retention_limits', '2026-12-01 20:20:50.237721');
-INSERT INTO public.pgmigrations VALUES (11, '0063_queue_workers', '2026-12-01 20:20:50.241596');
-INSERT INTO public.pgmigrations VALUES (12, '0070_images', '2026-12-01 20:20:50.249877');
-INSERT INTO public.pgmigrations VALUES (13, '0071_sagas', '2026-12-01 20:20:50.260156');
-INSERT INTO public.pgmigrations VALUES (14, '0080_api_audit', '2026-12-01 20:20:50.277697');
-INSERT INTO public.pgmigrations VALUES (15, '0090_master_key', '2026-12-01 20:20:50.2905');
-INSERT INTO public.pgmigrations VALUES (16, '0091_api_role', '2026-12-01 20:20:50.298393');
-INSERT INTO public.pgmigrations VALUES (17, '0095_peer_role', '2026-12-01 20:20:50.302126');
-INSERT INTO public.pgmigrations VALUES (18, '0100_certificates_claims', '2026-12-01 20:20:50.303448');
-INSERT INTO public.pgmigrations VALUES (19, '0101_bin_purge_progress', '2026-12-01 20:20:50.310304');
-INSERT INTO public.pgmigrations VALUES (20, '0102_certificates_unresolved_issuance', '2026-12-01 20:20:50.31283');
-INSERT INTO public.pgmigrations VALUES (21, '0110_tuf_target_rules', '2026-12-01 20:20:50.314934');
-INSERT INTO public.pgmigrations VALUES (22, '0111_tuf_publish_health', '2026-12-01 20:20:50.324387');
-INSERT INTO public.pgmigrations VALUES (23, '0112_tuf_online_key_rotation', '2026-12-01 20:20:50.331559');
-INSERT INTO public.pgmigrations VALUES (24, '0113_tuf_target_fragments', '2026-12-01 20:20:50.333878');
-INSERT INTO public.pgmigrations VALUES (25, '0114_tuf_write_path', '2026-12-01 20:20:50.357648');
-INSERT INTO public.pgmigrations VALUES (26, '0115_tuf_metadata_lz4', '2026-12-01 20:20:50.364867');
-INSERT INTO public.pgmigrations VALUES (27, '0120_workers', '2026-12-01 20:20:50.366201');
-INSERT INTO public.pgmigrations VALUES (28, '0121_volumes', '2026-12-01 20:20:50.38502');
-INSERT INTO public.pgmigrations VALUES (29, '0122_volumes_parent_restrict', '2026-12-01 20:20:50.438275');
-INSERT INTO public.pgmigrations VALUES (30, '0123_volumes_time_ordered_handles', '2026-12-01 20:20:50.441948');
-INSERT INTO public.pgmigrations VALUES (31, '0130_exports', '2026-12-01 20:20:50.443562');
-INSERT INTO public.pgmigrations VALUES (32, '0131_exports_pending', '2026-12-01 20:20:50.469599');
-INSERT INTO public.pgmigrations VALUES (33, '0132_exports_create_saga_steps', '2026-12-01 20:20:50.483092');
-INSERT INTO public.pgmigrations VALUES (34, '0133_exports_saga_queued', '2026-12-01 20:20:50.486292');
-INSERT INTO public.pgmigrations VALUES (35, '0134_exports_saga_queued_lease', '2026-12-01 20:20:50.494526');
-INSERT INTO public.pgmigrations VALUES (36, '0135_exports_pending_by_resource', '2026-12-01 20:20:50.50145');
-INSERT INTO public.pgmigrations VALUES (37, '0136_exports_verify_interval', '2026-12-01 20:20:50.503425');
-INSERT INTO public.pgmigrations VALUES (38, '0137_exports_saga_requeues', '2026-12-01 20:20:50.504726');
-INSERT INTO public.pgmigrations VALUES (39, '0140_rollouts', '2026-12-01 20:20:50.506813');
-INSERT INTO public.pgmigrations VALUES (40, '0141_rollouts_director', '2026-12-01 20:20:50.581534');
-INSERT INTO public.pgmigrations VALUES (41, '0142_rollouts_director_documents', '2026-12-01 20:20:50.604104');
-INSERT INTO public.pgmigrations VALUES (42, '0143_rollouts_images_deferred', '2026-12-01 20:20:50.610813');
-INSERT INTO public.pgmigrations VALUES (43, '0144_rollouts_robot_move', '2026-12-01 20:20:50.613116');
-INSERT INTO public.pgmigrations VALUES (44, '0150_robots_api', '2026-12-01 20:20:50.627933');
-INSERT INTO public.pgmigrations VALUES (45, '0151_robots_certificates', '2026-12-01 20:20:50.631127');
-INSERT INTO public.pgmigrations VALUES (46, '0152_robots_ecu_keys', '2026-12-01 20:20:50.640885');
-INSERT INTO public.pgmigrations VALUES (47, '0153_robots_ecu_keys_move', '2026-12-01 20:20:50.64803');
-INSERT INTO public.pgmigrations VALUES (48, '0154_robots_ecu_version_reports', '2026-12-01 20:20:50.651674');
+INSERT INTO public.pgmigrations VALUES (1, '0001_foundation', '2026-12-01 21:41:06.400809');
+INSERT INTO public.pgmigrations VALUES (2, '0010_local_ca', '2026-12-01 21:41:06.427985');
+INSERT INTO public.pgmigrations VALUES (3, '0011_local_ca_retention', '2026-12-01 21:41:06.436631');
+INSERT INTO public.pgmigrations VALUES (4, '0020_certificates', '2026-12-01 21:41:06.4392');
+INSERT INTO public.pgmigrations VALUES (5, '0030_tuf', '2026-12-01 21:41:06.469787');
+INSERT INTO public.pgmigrations VALUES (6, '0040_certificate_keys', '2026-12-01 21:41:06.495096');
+INSERT INTO public.pgmigrations VALUES (7, '0050_bin_reconcile', '2026-12-01 21:41:06.500316');
+INSERT INTO public.pgmigrations VALUES (8, '0060_bin_kinds', '2026-12-01 21:41:06.503001');
+INSERT INTO public.pgmigrations VALUES (9, '0061_reconcilers', '2026-12-01 21:41:06.509881');
+INSERT INTO public.pgmigrations VALUES (10, '0062_retention_limits', '2026-12-01 21:41:06.520884');
+INSERT INTO public.pgmigrations VALUES (11, '0063_queue_workers', '2026-12-01 21:41:06.522607');
+INSERT INTO public.pgmigrations VALUES (12, '0070_images', '2026-12-01 21:41:06.527613');
+INSERT INTO public.pgmigrations VALUES (13, '0071_sagas', '2026-12-01 21:41:06.535532');
+INSERT INTO public.pgmigrations VALUES (14, '0080_api_audit', '2026-12-01 21:41:06.546836');
+INSERT INTO public.pgmigrations VALUES (15, '0090_master_key', '2026-12-01 21:41:06.554534');
+INSERT INTO public.pgmigrations VALUES (16, '0091_api_role', '2026-12-01 21:41:06.558777');
+INSERT INTO public.pgmigrations VALUES (17, '0095_peer_role', '2026-12-01 21:41:06.560537');
+INSERT INTO public.pgmigrations VALUES (18, '0100_certificates_claims', '2026-12-01 21:41:06.562089');
+INSERT INTO public.pgmigrations VALUES (19, '0101_bin_purge_progress', '2026-12-01 21:41:06.565734');
+INSERT INTO public.pgmigrations VALUES (20, '0102_certificates_unresolved_issuance', '2026-12-01 21:41:06.56749');
+INSERT INTO public.pgmigrations VALUES (21, '0110_tuf_target_rules', '2026-12-01 21:41:06.569888');
+INSERT INTO public.pgmigrations VALUES (22, '0111_tuf_publish_health', '2026-12-01 21:41:06.573389');
+INSERT INTO public.pgmigrations VALUES (23, '0112_tuf_online_key_rotation', '2026-12-01 21:41:06.576294');
+INSERT INTO public.pgmigrations VALUES (24, '0113_tuf_target_fragments', '2026-12-01 21:41:06.578038');
+INSERT INTO public.pgmigrations VALUES (25, '0114_tuf_write_path', '2026-12-01 21:41:06.584415');
+INSERT INTO public.pgmigrations VALUES (26, '0115_tuf_metadata_lz4', '2026-12-01 21:41:06.591495');
+INSERT INTO public.pgmigrations VALUES (27, '0120_workers', '2026-12-01 21:41:06.592982');
+INSERT INTO public.pgmigrations VALUES (28, '0121_volumes', '2026-12-01 21:41:06.61014');
+INSERT INTO public.pgmigrations VALUES (29, '0122_volumes_parent_restrict', '2026-12-01 21:41:06.671205');
+INSERT INTO public.pgmigrations VALUES (30, '0123_volumes_time_ordered_handles', '2026-12-01 21:41:06.675828');
+INSERT INTO public.pgmigrations VALUES (31, '0130_exports', '2026-12-01 21:41:06.678816');
+INSERT INTO public.pgmigrations VALUES (32, '0131_exports_pending', '2026-12-01 21:41:06.702615');
+INSERT INTO public.pgmigrations VALUES (33, '0132_exports_create_saga_steps', '2026-12-01 21:41:06.708912');
+INSERT INTO public.pgmigrations VALUES (34, '0133_exports_saga_queued', '2026-12-01 21:41:06.711456');
+INSERT INTO public.pgmigrations VALUES (35, '0134_exports_saga_queued_lease', '2026-12-01 21:41:06.716795');
+INSERT INTO public.pgmigrations VALUES (36, '0135_exports_pending_by_resource', '2026-12-01 21:41:06.725332');
+INSERT INTO public.pgmigrations VALUES (37, '0136_exports_verify_interval', '2026-12-01 21:41:06.728074');
+INSERT INTO public.pgmigrations VALUES (38, '0137_exports_saga_requeues', '2026-12-01 21:41:06.729587');
+INSERT INTO public.pgmigrations VALUES (39, '0140_rollouts', '2026-12-01 21:41:06.731736');
+INSERT INTO public.pgmigrations VALUES (40, '0141_rollouts_director', '2026-12-01 21:41:06.798519');
+INSERT INTO public.pgmigrations VALUES (41, '0142_rollouts_director_documents', '2026-12-01 21:41:06.821918');
+INSERT INTO public.pgmigrations VALUES (42, '0143_rollouts_images_deferred', '2026-12-01 21:41:06.828009');
+INSERT INTO public.pgmigrations VALUES (43, '0144_rollouts_robot_move', '2026-12-01 21:41:06.830324');
+INSERT INTO public.pgmigrations VALUES (44, '0150_robots_api', '2026-12-01 21:41:06.843247');
+INSERT INTO public.pgmigrations VALUES (45, '0151_robots_certificates', '2026-12-01 21:41:06.847098');
+INSERT INTO public.pgmigrations VALUES (46, '0152_robots_ecu_keys', '2026-12-01 21:41:06.858193');
+INSERT INTO public.pgmigrations VALUES (47, '0153_robots_ecu_keys_move', '2026-12-01 21:41:06.866748');
+INSERT INTO public.pgmigrations VALUES (48, '0154_robots_ecu_version_reports', '2026-12-01 21:41:06.869949');
 
 
 --
@@ -14834,5 +14833,5 @@ GRANT SELECT ON TABLE gk_public.worker_task_caches TO gk_admin;
 -- PostgreSQL database dump complete
 --
 
-\unrestrict 2TUbswcctMCtrzkfJRwcCLL2v69adS7TsiCq9LwT6DucUuvjdIX5ozIZj6oRwO1
+\unrestrict C7ZgL7ct9QDR4cEYgFWqhTFnJX6pXmN4UPDpugCQZyTYEl80xWr6Od1Vlx8zA2I
 
