@@ -57,7 +57,10 @@ try {
       env: { ...process.env, DATABASE_URL: dbUrl, LOG_LEVEL: "warn" },
       stdio: ["ignore", "ignore", "inherit"],
     });
-    const dump = execFileSync("pg_dump", ["--no-owner", "--inserts", "--no-toast-compression", "--dbname", dbUrl], { encoding: "utf8", maxBuffer: 1 << 30 });
+    const dump = execFileSync("pg_dump", ["--no-owner", "--inserts", "--no-toast-compression", "--dbname", dbUrl], {
+      encoding: "utf8",
+      maxBuffer: 1 << 30,
+    });
     const out = path.join(root, "test/upgrade/releases", `${short}.sql`);
     fs.mkdirSync(path.dirname(out), { recursive: true });
     const header = `-- The database of release ${short}, freshly migrated (written by scripts/snapshot-release.ts ${short}).\n-- Loaded by test/upgrade/upgrade.test.ts; regenerate, never edit.\n`;
