@@ -486,8 +486,9 @@ create table gk_public.exports (
   constraint exports_state_check CHECK (state = ANY (ARRAY['requested'::text, 'assigning'::text, 'live'::text, 'deleting'::text, 'deleted'::text])),
   constraint exports_url_check CHECK (length(url) <= 2048)
 );
+CREATE INDEX exports_attachment_idx ON gk_public.exports USING btree (attachment_id) WHERE (state = ANY (ARRAY['assigning'::text, 'live'::text, 'deleting'::text]));
 CREATE INDEX exports_delete_due_idx ON gk_public.exports USING btree (state_changed_at) WHERE ((delete_requested_at IS NOT NULL) AND (state <> 'deleted'::text) AND (saga_queued_until IS NULL));
-CREATE INDEX exports_node_idx ON gk_public.exports USING btree (node_id, attachment_id) WHERE (state <> 'deleted'::text);
+CREATE INDEX exports_node_idx ON gk_public.exports USING btree (node_id) WHERE (state <> 'deleted'::text);
 CREATE UNIQUE INDEX exports_one_per_resource ON gk_public.exports USING btree (resource_type, resource_id) WHERE (state <> 'deleted'::text);
 CREATE INDEX exports_queued_until_idx ON gk_public.exports USING btree (saga_queued_until) WHERE (saga_queued_until IS NOT NULL);
 CREATE INDEX exports_requested_idx ON gk_public.exports USING btree (created_at) WHERE ((state = 'requested'::text) AND (delete_requested_at IS NULL) AND (saga_queued_until IS NULL));

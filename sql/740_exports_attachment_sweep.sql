@@ -26,8 +26,8 @@ $$;
 -- it). A record given back (requested) holds none, and when it is placed again its new saga's
 -- id is its new attachment id, so the old one is free; a deleted record no longer holds one. An
 -- attachment id is a saga's id and only that saga's take gives it to a record, guarded by the
--- generation, so an id no record holds now is never held again. One probe of exports_node_idx
--- (node_id, attachment_id; migration 0139) per id, whatever the node holds.
+-- generation, so an id no record holds now is never held again. One probe of
+-- exports_attachment_idx per id.
 create or replace function gk_private.exports_unreferenced_attachments(node_id uuid, attachment_ids uuid[])
 returns uuid[]
 language sql stable
