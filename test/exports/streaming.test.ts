@@ -121,6 +121,30 @@ async function fetchHashed(n: NodeProcess, p: string, headers: Record<string, st
 }
 
 /** The node's files (of attachment `id` only, when given). */
+/**
+ * An attach of `blob` whose download the proxy stalls after `stallAt` bytes, on a node started
+ * with GK_EXPORTS_DOWNLOAD_TIMEOUT_MS=1500: refused with 504, nothing left on the node, nothing
+ * served. Returns the attachment id, the request's body and the open client, for what the test
+ * does next.
+ */
+async function expectStalledAttachRefused(n: NodeProcess, blob: { bytes: Buffer; sha256: string }, stallAt: number) {
+  const key = await put("s3", blob.bytes);
+  const id = crypto.randomUUID();
+  proxy.stallAfter(stallAt);
+  const body = { attachment_id: id, blob_key: key, sha256: blob.sha256, length: blob.bytes.length };
+  const c = await client(n);
+  try {
+    const r = await refusal(c.request("POST", "/v1/exports", body));
+    expect(r.status).toBe(504);
+    expect(r.message).toContain("not downloaded within 1500 ms");
+  } finally {
+    proxy.release();
+  }
+  expect(storage(n)).toEqual({ attachments: [], tmp: [] });
+  expect((await fetchHashed(n, `/v1/exports/${id}/blob`)).status).toBe(404);
+  return { id, body, c };
+}
+
 function storage(n: NodeProcess, id = ""): { attachments: string[]; tmp: string[] } {
   const dir = path.join(n.dataDir, "exports");
   const ls = (d: string) =>
@@ -264,43 +288,14 @@ describe("an export node streams blobs", () => {
     const n = (nodes.stalled = await runNode(peers, nodes.stalled!, {
       env: { ...s3Env(proxy.url), GK_EXPORTS_DOWNLOAD_TIMEOUT_MS: "1500" },
     }));
-    const blob = randomBlob(16 * MiB);
-    const key = await put("s3", blob.bytes);
-    const id = crypto.randomUUID();
-    proxy.stallAfter(2 * MiB);
-    const c = await client(n);
-    try {
-      const r = await refusal(
-        c.request("POST", "/v1/exports", { attachment_id: id, blob_key: key, sha256: blob.sha256, length: blob.bytes.length }),
-      );
-      expect(r.status).toBe(504);
-      expect(r.message).toContain("not downloaded within 1500 ms");
-    } finally {
-      proxy.release();
-    }
-    expect(storage(n)).toEqual({ attachments: [], tmp: [] });
-    expect((await fetchHashed(n, `/v1/exports/${id}/blob`)).status).toBe(404);
-    c.close();
+    (await expectStalledAttachRefused(n, randomBlob(16 * MiB), 2 * MiB)).c.close();
   });
 
   it("a small blob (collected in memory) stalled past the deadline is refused with 504 and leaves nothing; a small attachment detached is gone", async () => {
     // The node restarted by the test above: GK_EXPORTS_DOWNLOAD_TIMEOUT_MS=1500, behind the proxy.
     const n = nodes.stalled!;
     const blob = randomBlob(200 * 1024); // under SMALL_BLOB_BYTES: the in-memory path
-    const key = await put("s3", blob.bytes);
-    const id = crypto.randomUUID();
-    const body = { attachment_id: id, blob_key: key, sha256: blob.sha256, length: blob.bytes.length };
-    proxy.stallAfter(64 * 1024);
-    const c = await client(n);
-    try {
-      const r = await refusal(c.request("POST", "/v1/exports", body));
-      expect(r.status).toBe(504);
-      expect(r.message).toContain("not downloaded within 1500 ms");
-    } finally {
-      proxy.release();
-    }
-    expect(storage(n)).toEqual({ attachments: [], tmp: [] });
-    expect((await fetchHashed(n, `/v1/exports/${id}/blob`)).status).toBe(404);
+    const { id, body, c } = await expectStalledAttachRefused(n, blob, 64 * 1024);
 
     // Attached whole, then detached: both files go, and nothing is served.
     await c.request("POST", "/v1/exports", body);
