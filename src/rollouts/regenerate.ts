@@ -215,7 +215,9 @@ async function prepareBatch(c: pg.ClientBase, box: SecretBox, robotIds: string[]
   return { rows, keys };
 }
 
-const signBatch = (b: PreparedBatch): Signed[] => b.rows.map((r) => sign(b.keys.get(r.online_key_id as string) as SigningKey, r));
+/** One robot of a prepared batch, signed with its team's online key. */
+const signRow = (b: PreparedBatch, r: Prepared): Signed => sign(b.keys.get(r.online_key_id as string) as SigningKey, r);
+const signBatch = (b: PreparedBatch): Signed[] => b.rows.map((r) => signRow(b, r));
 
 async function storeBatch(c: pg.ClientBase, rows: Prepared[], items: Signed[]): Promise<BatchResult> {
   const done = items.length ? await store(c, items) : new Set<string>();
@@ -251,7 +253,7 @@ async function signBatchYielding(b: PreparedBatch): Promise<Signed[]> {
   const out: Signed[] = [];
   for (let i = 0; i < b.rows.length; i += SIGN_CHUNK) {
     if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-    for (const r of b.rows.slice(i, i + SIGN_CHUNK)) out.push(sign(b.keys.get(r.online_key_id as string) as SigningKey, r));
+    for (const r of b.rows.slice(i, i + SIGN_CHUNK)) out.push(signRow(b, r));
   }
   return out;
 }
