@@ -3272,10 +3272,14 @@ AS $function$
 declare
   have bigint := 0;
 begin
+  -- Rollout rows are reached per robot (lateral, by rollout_robots_one_active_idx), here and in
+  -- director_store: right after a launch the table's statistics predate its pending rows, and a
+  -- join planned on them scanned every pending row of the launch for each read. The lateral
+  -- probes run in the sorted order of the robots, which is the lock order.
   if lock_rows then
-    perform 1 from unnest(robot_ids) u (id)
-      join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state = 'pending'
-     order by rr.robot_id for update of rr;
+    perform 1 from (select u.id from unnest(robot_ids) u (id) order by u.id) u
+      cross join lateral (select 1 from gk_public.rollout_robots rr
+                           where rr.robot_id = u.id and rr.state = 'pending' for update of rr) rr;
     perform 1 from unnest(robot_ids) u (id) join gk_public.robot_directors d on d.robot_id = u.id
      order by d.robot_id for update of d;
     get diagnostics have = row_count;
@@ -3304,7 +3308,8 @@ begin
          coalesce(t.ecus, '[]'::jsonb)
     from unnest(robot_ids) u (id)
     join gk_public.robot_directors d on d.robot_id = u.id
-    left join gk_public.rollout_robots pr on pr.robot_id = d.robot_id and pr.state = 'pending'
+    left join lateral (select rr.rollout_id from gk_public.rollout_robots rr
+                        where rr.robot_id = d.robot_id and rr.state = 'pending') pr on true
     left join gk_public.robot_director_documents x on x.robot_id = d.robot_id
     left join gk_public.director_repositories p on p.team_id = d.team_id
     left join t on t.robot_id = d.robot_id
@@ -3379,11 +3384,12 @@ begin
                          snapshots, timestamps)
       as s (robot_id, generation, pending_rollout_id, read_timestamp_version, root_version, expires, targets, snapshot, timestamp)
   ), pending as (
+    -- Per robot (lateral, as director_prepare reaches them), in robot order: the lock order.
     select rr.rollout_id, rr.robot_id, rr.team_id
-      from s join gk_public.rollout_robots rr on rr.rollout_id = s.pending_rollout_id and rr.robot_id = s.robot_id
-     where rr.state = 'pending'
-     order by rr.robot_id
-       for update of rr
+      from (select s.robot_id, s.pending_rollout_id from s where s.pending_rollout_id is not null order by s.robot_id) s
+      cross join lateral (select rr.rollout_id, rr.robot_id, rr.team_id from gk_public.rollout_robots rr
+                           where rr.robot_id = s.robot_id and rr.rollout_id = s.pending_rollout_id and rr.state = 'pending'
+                             for update of rr) rr
   ), locked as (
     select d.robot_id from gk_public.robot_directors d join s on s.robot_id = d.robot_id
      where (select count(*) from pending) >= 0
@@ -5711,15 +5717,18 @@ begin
   if cardinality(moved) = 0 then
     return null;
   end if;
+  -- The moved robots' rollout rows per robot (lateral, in robot order: the lock order), as
+  -- director_prepare reaches them: a join planned on statistics from before a launch scanned
+  -- every unfinished row of it.
   with ending as (
     select rr.rollout_id, rr.robot_id, t.name as team_name
-      from unnest(moved) u (id)
-      join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state in ('pending', 'scheduled', 'accepted')
+      from (select u.id from unnest(moved) u (id) order by u.id) u
+      cross join lateral (select rr.rollout_id, rr.robot_id, rr.team_id from gk_public.rollout_robots rr
+                           where rr.robot_id = u.id and rr.state in ('pending', 'scheduled', 'accepted')
+                             for update of rr) rr
       join gk_public.robots r on r.id = u.id
       join gk_public.teams t on t.id = r.team_id
      where rr.team_id <> r.team_id
-     order by rr.robot_id
-       for update of rr
   )
   update gk_public.rollout_robots rr
      set state = case when rr.state = 'pending' then 'skipped' else 'cancelled' end,

@@ -62,15 +62,18 @@ begin
   if cardinality(moved) = 0 then
     return null;
   end if;
+  -- The moved robots' rollout rows per robot (lateral, in robot order: the lock order), as
+  -- director_prepare reaches them: a join planned on statistics from before a launch scanned
+  -- every unfinished row of it.
   with ending as (
     select rr.rollout_id, rr.robot_id, t.name as team_name
-      from unnest(moved) u (id)
-      join gk_public.rollout_robots rr on rr.robot_id = u.id and rr.state in ('pending', 'scheduled', 'accepted')
+      from (select u.id from unnest(moved) u (id) order by u.id) u
+      cross join lateral (select rr.rollout_id, rr.robot_id, rr.team_id from gk_public.rollout_robots rr
+                           where rr.robot_id = u.id and rr.state in ('pending', 'scheduled', 'accepted')
+                             for update of rr) rr
       join gk_public.robots r on r.id = u.id
       join gk_public.teams t on t.id = r.team_id
      where rr.team_id <> r.team_id
-     order by rr.robot_id
-       for update of rr
   )
   update gk_public.rollout_robots rr
      set state = case when rr.state = 'pending' then 'skipped' else 'cancelled' end,
