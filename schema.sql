@@ -3308,8 +3308,10 @@ begin
          coalesce(t.ecus, '[]'::jsonb)
     from unnest(robot_ids) u (id)
     join gk_public.robot_directors d on d.robot_id = u.id
+    -- (limit 1: a lateral subquery without it is flattened into a plain join; a robot has at
+    -- most one unfinished row, rollout_robots_one_active_idx)
     left join lateral (select rr.rollout_id from gk_public.rollout_robots rr
-                        where rr.robot_id = d.robot_id and rr.state = 'pending') pr on true
+                        where rr.robot_id = d.robot_id and rr.state = 'pending' limit 1) pr on true
     left join gk_public.robot_director_documents x on x.robot_id = d.robot_id
     left join gk_public.director_repositories p on p.team_id = d.team_id
     left join t on t.robot_id = d.robot_id

@@ -91,6 +91,11 @@ try {
   await pool.query("delete from graphile_worker._private_jobs"); // the benchmark drives the sweep itself
   await pool.query("analyze"); // what autovacuum does to freshly loaded tables
   await sweep(); // every director signed once (their ECUs made them dirty)
+  // The setup's writes reach the disk before anything is timed: otherwise the first phases share
+  // it with the checkpoint they trigger (in a profile of a 20,000-robot fleet the first reads
+  // after the setup took ~350 ms each, behind its dirty buffers). CHECKPOINT needs a superuser or
+  // pg_checkpoint.
+  await pool.query("checkpoint").catch((e) => console.log(`no CHECKPOINT before timing: ${e.message}`));
 
   // Bare signing of one robot's three documents (what any regeneration must pay at least).
   const c0 = await pool.connect();
