@@ -188,9 +188,13 @@ begin
              ii.id is not null and r.filepath = ii.name || '-' || ii.version and r.length = ii.length
                and (r.sha256 is null or r.sha256 = ii.sha256) and (r.sha512 is null or r.sha512 = ii.sha512) as runs_installed
         from gk_private.robot_manifest_reports(v_reports) r
-        join gk_public.ecus e on e.id = r.ecu_id
+        -- The reports' ECUs and installed images per report (lateral, by primary key; limit 1
+        -- keeps it a probe): planned as joins on the 100 rows estimated for the reports, they
+        -- were a scan of every ECU of the fleet for each manifest.
+        cross join lateral (select e.installed_image_id, e.team_id from gk_public.ecus e where e.id = r.ecu_id limit 1) e
         left join targets t on t.ecu_serial = r.serial
-        left join gk_public.images ii on ii.id = e.installed_image_id and ii.team_id = e.team_id
+        left join lateral (select ii.* from gk_public.images ii
+                            where ii.id = e.installed_image_id and ii.team_id = e.team_id limit 1) ii on true
     )
     select c.*, case when c.matches then 'matches' when c.rollout_id is not null and c.runs_installed then 'pending' else 'discrepancy' end as verdict
       from compared c order by c.serial
