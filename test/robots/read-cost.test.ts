@@ -26,11 +26,12 @@ const TABLES = [
   "gk_public.rollout_robots",
   "gk_public.ecu_version_reports",
   "gk_public.robot_manifests",
+  "gk_public.images",
 ];
 // Per robot a few dozen rows at most in each table: its robot row, its current certificate, the
-// one it replaced and its replacement, its ECU, its rollout row, and the index entries that lead
-// to them, read again by each trigger and foreign key check of the statement (a replacement's
-// request reads up to 38 index and heap rows of gk_public.robots for its one robot).
+// one it replaced and its replacement, its ECU, its rollout row, its images, and the index
+// entries that lead to them, read again by each trigger and foreign key check of the statement
+// (a replacement's request reads up to 38 index and heap rows of gk_public.robots for its robot).
 const PER_ROBOT = 50;
 
 // What the robot presents in the TLS handshake: the fixture's certificates all carry these bytes
@@ -88,7 +89,10 @@ async function staleRename(size: number, reporting: boolean) {
   const db = await createTestDb();
   const team = await insertTeam(db);
   const robots = await insertRobots(db, { team, count: size });
-  await insertEcus(db, { robots, hardwareId: "hw-a" });
+  // A reporting fleet's team has a catalog of images, one of which its ECUs run.
+  const images = await insertImages(db, { team, hardwareIds: ["hw-a"], count: reporting ? 2000 : 1 });
+  const image = images[0];
+  await insertEcus(db, { robots, hardwareId: "hw-a", ...(reporting ? { installedImage: images.at(-1) } : {}) });
   // Each ECU's last accepted version report, as a fleet that reports has (for the manifests).
   if (reporting)
     await db.query(
@@ -98,7 +102,6 @@ async function staleRename(size: number, reporting: boolean) {
        from gk_public.ecus e where e.team_id = $1`,
       [team.id],
     );
-  const [image] = await insertImages(db, { team, hardwareIds: ["hw-a"] });
   const earlier = await insertCertificates(db, { robots, state: "revoked", revocationReason: "superseded" });
   const certs = await insertCertificates(db, { robots, pem: PEM, publicKeyPem: "fixture robot key" });
   await db.query(
