@@ -4922,14 +4922,17 @@ begin
   -- certificate; limit 1 keeps the planner from flattening the probe into a join): right after a
   -- bulk marking, the statistics of gk_public.robots say no robot is dirty, and a join planned on
   -- them scanned robots_certificate_dirty_idx, every robot the marking reached, for each read.
-  -- The dirty test is applied to the row the probe found, never given to the planner with it.
+  -- The dirty test is applied to the row the probe found, never given to the planner with it;
+  -- the update re-checks the generation instead (a newer marking keeps the robot dirty).
   with bare as (
-    select r.id from unnest(robot_ids) u (id)
-     cross join lateral (select r.id, r.certificate_dirty_since from gk_public.robots r where r.id = u.id limit 1) r
+    select r.id, r.certificate_generation from unnest(robot_ids) u (id)
+     cross join lateral (select r.id, r.certificate_generation, r.certificate_dirty_since
+                           from gk_public.robots r where r.id = u.id limit 1) r
      where r.certificate_dirty_since is not null
        and not exists (select 1 from gk_public.certificates c
                         where c.robot_id = r.id and c.profile = 'robot' and c.status in ('issuing', 'issued')))
-  update gk_public.robots r set certificate_dirty_since = null from bare where r.id = bare.id;
+  update gk_public.robots r set certificate_dirty_since = null
+    from bare where r.id = bare.id and r.certificate_generation = bare.certificate_generation;
   return query
   with wanted as (
     select r.id as robot_id, r.team_id, r.certificate_generation, cur.id as current_id,
@@ -5461,13 +5464,16 @@ begin
   -- Every update of a certificate comes here, so the robots are reached per issued row (lateral,
   -- by primary key, as robots_certificate_replacements does): a join planned on statistics from
   -- before a bulk marking scanned every dirty robot for each update of any certificate.
+  -- The update re-checks the generation on the row it updates: a marking that raced this issue
+  -- (generation + 1, committed meanwhile) keeps the robot dirty.
   with clean as (
-    select r.id from new_rows n join old_rows o on o.id = n.id
+    select r.id, n.subject_generation from new_rows n join old_rows o on o.id = n.id
      cross join lateral (select r.id, r.certificate_generation, r.certificate_dirty_since
                            from gk_public.robots r where r.id = n.robot_id limit 1) r
      where n.status = 'issued' and o.status = 'issuing'
        and n.subject_generation = r.certificate_generation and r.certificate_dirty_since is not null)
-  update gk_public.robots r set certificate_dirty_since = null from clean where r.id = clean.id;
+  update gk_public.robots r set certificate_dirty_since = null
+    from clean where r.id = clean.id and r.certificate_generation = clean.subject_generation;
   -- Downloaded: the certificates it replaces (the whole chain) are superseded now.
   replaced := array(
     with recursive chain(id) as (
