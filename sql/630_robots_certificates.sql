@@ -196,10 +196,21 @@ language plpgsql volatile
 as $$
 #variable_conflict use_column
 begin
+  -- Robots and replacements are reached per robot (lateral, by primary key and by the replaced
+  -- certificate; limit 1 keeps the planner from flattening the probe into a join): right after a
+  -- bulk marking, the statistics of gk_public.robots say no robot is dirty, and a join planned on
+  -- them scanned robots_certificate_dirty_idx, every robot the marking reached, for each read.
+  -- The dirty test is applied to the row the probe found, never given to the planner with it;
+  -- the update re-checks the generation instead (a newer marking keeps the robot dirty).
+  with bare as (
+    select r.id, r.certificate_generation from unnest(robot_ids) u (id)
+     cross join lateral (select r.id, r.certificate_generation, r.certificate_dirty_since
+                           from gk_public.robots r where r.id = u.id limit 1) r
+     where r.certificate_dirty_since is not null
+       and not exists (select 1 from gk_public.certificates c
+                        where c.robot_id = r.id and c.profile = 'robot' and c.status in ('issuing', 'issued')))
   update gk_public.robots r set certificate_dirty_since = null
-   where r.id = any(robot_ids) and r.certificate_dirty_since is not null
-     and not exists (select 1 from gk_public.certificates c
-                      where c.robot_id = r.id and c.profile = 'robot' and c.status in ('issuing', 'issued'));
+    from bare where r.id = bare.id and r.certificate_generation = bare.certificate_generation;
   return query
   with wanted as (
     select r.id as robot_id, r.team_id, r.certificate_generation, cur.id as current_id,
@@ -207,13 +218,15 @@ begin
            case when cur.public_key_pem is null and k.public_key is null then cur.csr_pem end as csr_pem,
            least(greatest(cur.not_after - cur.issued_at, interval '1 hour'), interval '10 years') as valid_for
       from unnest(robot_ids, coalesce(public_keys, array_fill(null::text, array[cardinality(robot_ids)]))) as k(robot_id, public_key)
-      join gk_public.robots r on r.id = k.robot_id
+      cross join lateral (select r.id, r.team_id, r.certificate_generation, r.certificate_dirty_since
+                            from gk_public.robots r where r.id = k.robot_id limit 1) r
       cross join lateral gk_private.robot_current_certificate(r.id) cur
      where r.certificate_dirty_since is not null and cur.subject_generation < r.certificate_generation),
   pending as (
     select w.robot_id, x.id
-      from wanted w join gk_public.certificates x
-        on x.replaces_certificate_id = w.current_id and x.status in ('issuing', 'issued')),
+      from wanted w
+      cross join lateral (select x.id from gk_public.certificates x
+                           where x.replaces_certificate_id = w.current_id and x.status in ('issuing', 'issued') limit 1) x),
   inserted as (
     insert into gk_public.certificates (owner_team_id, robot_id, profile, public_key_pem, csr_pem, not_after, replaces_certificate_id)
     select w.team_id, w.robot_id, 'robot', w.public_key_pem, w.csr_pem, date_trunc('second', now() + w.valid_for), w.current_id
@@ -239,10 +252,19 @@ declare
   replaced uuid[];
 begin
   -- Statement triggers fire for zero rows too (also for the UPDATE below): only act on rows.
+  -- Every update of a certificate comes here, so the robots are reached per issued row (lateral,
+  -- by primary key, as robots_certificate_replacements does): a join planned on statistics from
+  -- before a bulk marking scanned every dirty robot for each update of any certificate.
+  -- The update re-checks the generation on the row it updates: a marking that raced this issue
+  -- (generation + 1, committed meanwhile) keeps the robot dirty.
+  with clean as (
+    select r.id, n.subject_generation from new_rows n join old_rows o on o.id = n.id
+     cross join lateral (select r.id, r.certificate_generation, r.certificate_dirty_since
+                           from gk_public.robots r where r.id = n.robot_id limit 1) r
+     where n.status = 'issued' and o.status = 'issuing'
+       and n.subject_generation = r.certificate_generation and r.certificate_dirty_since is not null)
   update gk_public.robots r set certificate_dirty_since = null
-    from new_rows n join old_rows o on o.id = n.id
-   where n.robot_id = r.id and n.status = 'issued' and o.status = 'issuing'
-     and n.subject_generation = r.certificate_generation and r.certificate_dirty_since is not null;
+    from clean where r.id = clean.id and r.certificate_generation = clean.subject_generation;
   -- Downloaded: the certificates it replaces (the whole chain) are superseded now.
   replaced := array(
     with recursive chain(id) as (

@@ -180,7 +180,10 @@ begin
     with targets as (
       select t.ecu_serial, t.rollout_id, t.image_name || '-' || t.image_version as filepath, t.length, t.sha256, t.sha512, i.id as image_id
         from gk_private.director_targets(array[p_robot_id]) t
-        join gk_public.images i on i.team_id = p_team_id and i.name = t.image_name and i.version = t.image_version
+        -- Per target (lateral, by images_team_name_version_key): planned as a join on the 1,000
+        -- rows estimated for director_targets, it was a scan of the team's every image.
+        cross join lateral (select i.id from gk_public.images i
+                             where i.team_id = p_team_id and i.name = t.image_name and i.version = t.image_version limit 1) i
     ), compared as (
       select r.*, t.rollout_id, t.image_id as expected_image_id, t.filepath as expected,
              t.filepath is not null and r.filepath = t.filepath and r.length = t.length
@@ -188,7 +191,10 @@ begin
              ii.id is not null and r.filepath = ii.name || '-' || ii.version and r.length = ii.length
                and (r.sha256 is null or r.sha256 = ii.sha256) and (r.sha512 is null or r.sha512 = ii.sha512) as runs_installed
         from gk_private.robot_manifest_reports(v_reports) r
-        join gk_public.ecus e on e.id = r.ecu_id
+        -- The reports' ECUs per report (lateral, by primary key; limit 1 keeps it a probe):
+        -- planned as a join on the 100 rows estimated for the reports, it was a scan of every
+        -- ECU of the fleet for each manifest.
+        cross join lateral (select e.installed_image_id, e.team_id from gk_public.ecus e where e.id = r.ecu_id limit 1) e
         left join targets t on t.ecu_serial = r.serial
         left join gk_public.images ii on ii.id = e.installed_image_id and ii.team_id = e.team_id
     )
