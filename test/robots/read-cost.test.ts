@@ -6,19 +6,14 @@
 // dirty (autovacuum analyzes later, or never when the team is under 10% of the table), and a plan
 // chosen on them must still reach each robot by its key; so must a join to a set-returning
 // function, planned on its default estimate (1,000 rows, 100 for jsonb_to_recordset) whatever the
-// statistics. As in test/rollouts/read-cost.test.ts,
-// the statements run in a transaction and the backend's counters of rows read
-// (pg_stat_get_xact_tuples_returned / _fetched of each table and its indexes) are read around each
-// statement: they hold what the backend has not reported yet, so each difference is exactly what
-// that statement read. A count, not a time.
+// statistics. The rows each statement reads are the backend's own counts
+// (test/helpers/rows-read.ts).
 import type { PoolClient } from "pg";
 import { describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../helpers/db.ts";
+import { rowsReadBy } from "../helpers/rows-read.ts";
 import { insertCertificates, insertEcus, insertImages, insertRobots, insertRollout, insertTeam } from "../helpers/fixtures/index.ts";
 
-const TOUCHED = `select coalesce(sum(pg_stat_get_xact_tuples_returned(c.oid) + pg_stat_get_xact_tuples_fetched(c.oid)), 0)::int as n
-   from pg_class c
-  where c.oid = $1::regclass or c.oid in (select indexrelid from pg_index where indrelid = $1::regclass)`;
 const TABLES = [
   "gk_public.robots",
   "gk_public.certificates",
@@ -43,20 +38,10 @@ type Step = [name: string, run: (c: PoolClient) => Promise<unknown>];
 
 /** Runs the steps in one transaction; the rows each read, per table; then rolls back. */
 async function touched(c: PoolClient, steps: Step[]): Promise<Record<string, Record<string, number>>> {
-  const counts = async () => {
-    const out: Record<string, number> = {};
-    for (const t of TABLES) out[t] = (await c.query(TOUCHED, [t])).rows[0].n;
-    return out;
-  };
   const out: Record<string, Record<string, number>> = {};
   try {
     await c.query("begin");
-    for (const [name, run] of steps) {
-      const before = await counts();
-      await run(c);
-      const after = await counts();
-      out[name] = Object.fromEntries(TABLES.map((t) => [t, after[t] - before[t]]));
-    }
+    for (const [name, run] of steps) out[name] = await rowsReadBy(c, TABLES, () => run(c));
     return out;
   } finally {
     await c.query("rollback");

@@ -2,21 +2,15 @@
 // pending row of a launch, however stale the planner's statistics: right after a launch the
 // statistics of gk_public.rollout_robots predate it (autovacuum analyzes later, or never when the
 // launch is under 10% of the table), and a plan chosen on them must still probe by robot. The
-// statements run in a transaction, and the backend's counters of rows read
-// (pg_stat_get_xact_tuples_returned / _fetched of each table and its indexes) are read at its
-// start and before it ends: they hold what the backend has not yet reported, which a backend
-// reports only between transactions, so the difference is what the statements read. A count,
-// not a time.
+// rows read are the backend's own counts (test/helpers/rows-read.ts).
 import type { PoolClient } from "pg";
 import { describe, expect, it } from "vitest";
 import { regenerateBatch } from "../../src/rollouts/regenerate.ts";
 import { createTestDb, type TestDb } from "../helpers/db.ts";
 import { insertEcus, insertImages, insertRobots, insertRollout, insertTeam } from "../helpers/fixtures/index.ts";
 import { testSecrets } from "../helpers/jobs.ts";
+import { rowsReadBy } from "../helpers/rows-read.ts";
 
-const TOUCHED = `select coalesce(sum(pg_stat_get_xact_tuples_returned(c.oid) + pg_stat_get_xact_tuples_fetched(c.oid)), 0)::int as n
-   from pg_class c
-  where c.oid = $1::regclass or c.oid in (select indexrelid from pg_index where indrelid = $1::regclass)`;
 const TABLES = ["gk_public.rollout_robots", "gk_public.robot_directors", "gk_public.ecus", "gk_public.robots"];
 // Per robot a handful of rows in each table: its director row, its ECU, its rollout row, and the
 // index entries that lead to them.
@@ -25,17 +19,9 @@ const PER_ROBOT = 25;
 /** Runs `work` in a transaction on one connection; returns the rows it read per table, then rolls back. */
 async function touched(db: TestDb, work: (c: PoolClient) => Promise<void>): Promise<Record<string, number>> {
   const c = await db.pool.connect();
-  const counts = async () => {
-    const out: Record<string, number> = {};
-    for (const t of TABLES) out[t] = (await c.query(TOUCHED, [t])).rows[0].n;
-    return out;
-  };
   try {
     await c.query("begin");
-    const before = await counts();
-    await work(c);
-    const after = await counts();
-    return Object.fromEntries(TABLES.map((t) => [t, after[t] - before[t]]));
+    return await rowsReadBy(c, TABLES, () => work(c));
   } finally {
     await c.query("rollback");
     c.release();
