@@ -3378,6 +3378,7 @@ CREATE OR REPLACE FUNCTION gk_private.director_store(robot_ids uuid[], generatio
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET jit TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 begin
   return query
