@@ -3758,8 +3758,11 @@ $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_live_batch(ids uuid[], saga_ids uuid[])
  RETURNS SETOF gk_public.exports
- LANGUAGE sql
+ LANGUAGE plpgsql
 AS $function$
+#variable_conflict use_column
+begin
+  return query
   with x as (select * from unnest(ids, saga_ids) x(id, saga_id)),
   moved as (
     update gk_public.exports e
@@ -3772,6 +3775,7 @@ AS $function$
   select * from moved
   union all
   select e.* from gk_public.exports e join x on e.id = x.id where e.state = 'live' and e.attachment_id = x.saga_id;
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_mark_for_deletion()
@@ -3942,9 +3946,12 @@ $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_take_for_create_batch(ids uuid[], saga_ids uuid[], generations bigint[])
  RETURNS TABLE(id uuid, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid, node_id uuid, worker_id uuid, address text, attachment_id uuid, nodes integer)
- LANGUAGE sql
+ LANGUAGE plpgsql
  ROWS 50
 AS $function$
+#variable_conflict use_column
+begin
+  return query
   with x as (select * from unnest(ids, saga_ids, generations) with ordinality x(id, saga_id, generation, o)),
   nodes as (
     select coalesce(array_agg(n.id order by n.id), '{}') as ids, floor(random() * 1024)::int as r
@@ -3966,6 +3973,7 @@ AS $function$
   select x.id, m.id, m.resource_type, m.resource_id, m.node_id, n.worker_id, n.address, m.attachment_id, cardinality(nodes.ids)
     from x cross join nodes left join mine m on m.id = x.id left join gk_public.export_nodes n on n.id = m.node_id
    order by x.o;
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_take_for_delete_batch(ids uuid[], saga_ids uuid[], generations bigint[])
