@@ -3706,8 +3706,11 @@ $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_deleted_batch(ids uuid[], saga_ids uuid[])
  RETURNS SETOF gk_public.exports
- LANGUAGE sql
+ LANGUAGE plpgsql
 AS $function$
+#variable_conflict use_column
+begin
+  return query
   with x as (select * from unnest(ids, saga_ids) x(id, saga_id)),
   moved as (
     update gk_public.exports e set state = 'deleted', operating_saga_id = null, deleted_at = now(), state_changed_at = now()
@@ -3717,6 +3720,7 @@ AS $function$
   select * from moved
   union all
   select e.* from gk_public.exports e join x on e.id = x.id where e.state = 'deleted' and e.saga_id = x.saga_id;
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_full_sweep(max_items integer, every interval)
@@ -3978,8 +3982,11 @@ $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_take_for_delete_batch(ids uuid[], saga_ids uuid[], generations bigint[])
  RETURNS SETOF gk_public.exports
- LANGUAGE sql
+ LANGUAGE plpgsql
 AS $function$
+#variable_conflict use_column
+begin
+  return query
   with x as (select * from unnest(ids, saga_ids, generations) x(id, saga_id, generation)),
   taken as (
     update gk_public.exports e
@@ -3993,6 +4000,7 @@ AS $function$
   union all
   select e.* from gk_public.exports e join x on e.id = x.id
    where e.operating_saga_id = x.saga_id and e.state = 'deleting' and e.generation = x.generation;
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_to_verify(max_items integer)

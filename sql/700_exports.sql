@@ -374,10 +374,14 @@ $$;
 -- The delete saga (src/exports/sagas/delete.ts).
 
 -- take: live and marked → deleting for this saga and generation; returns the row with its node.
+-- PL/pgSQL for its kept plan, as the create saga's take.
 create or replace function gk_private.exports_take_for_delete_batch(ids uuid[], saga_ids uuid[], generations bigint[])
 returns setof gk_public.exports
-language sql volatile
+language plpgsql volatile
 as $$
+#variable_conflict use_column
+begin
+  return query
   with x as (select * from unnest(ids, saga_ids, generations) x(id, saga_id, generation)),
   taken as (
     update gk_public.exports e
@@ -391,6 +395,7 @@ as $$
   union all
   select e.* from gk_public.exports e join x on e.id = x.id
    where e.operating_saga_id = x.saga_id and e.state = 'deleting' and e.generation = x.generation;
+end;
 $$;
 
 -- Undo of take: deleting (this saga) → live.
@@ -405,10 +410,14 @@ $$;
 
 -- deleted, last (once deleted nothing would start the delete again): deleting (this saga) →
 -- deleted. A replay returns the row.
+-- PL/pgSQL for its kept plan, as the create saga's take.
 create or replace function gk_private.exports_deleted_batch(ids uuid[], saga_ids uuid[])
 returns setof gk_public.exports
-language sql volatile
+language plpgsql volatile
 as $$
+#variable_conflict use_column
+begin
+  return query
   with x as (select * from unnest(ids, saga_ids) x(id, saga_id)),
   moved as (
     update gk_public.exports e set state = 'deleted', operating_saga_id = null, deleted_at = now(), state_changed_at = now()
@@ -418,6 +427,7 @@ as $$
   select * from moved
   union all
   select e.* from gk_public.exports e join x on e.id = x.id where e.state = 'deleted' and e.saga_id = x.saga_id;
+end;
 $$;
 
 -- Undo of deleted (only when a failure is injected after it): back to deleting.
