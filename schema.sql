@@ -3706,11 +3706,8 @@ $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_deleted_batch(ids uuid[], saga_ids uuid[])
  RETURNS SETOF gk_public.exports
- LANGUAGE plpgsql
+ LANGUAGE sql
 AS $function$
-#variable_conflict use_column
-begin
-  return query
   with x as (select * from unnest(ids, saga_ids) x(id, saga_id)),
   moved as (
     update gk_public.exports e set state = 'deleted', operating_saga_id = null, deleted_at = now(), state_changed_at = now()
@@ -3720,7 +3717,6 @@ begin
   select * from moved
   union all
   select e.* from gk_public.exports e join x on e.id = x.id where e.state = 'deleted' and e.saga_id = x.saga_id;
-end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_full_sweep(max_items integer, every interval)
@@ -3762,11 +3758,8 @@ $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_live_batch(ids uuid[], saga_ids uuid[])
  RETURNS SETOF gk_public.exports
- LANGUAGE plpgsql
+ LANGUAGE sql
 AS $function$
-#variable_conflict use_column
-begin
-  return query
   with x as (select * from unnest(ids, saga_ids) x(id, saga_id)),
   moved as (
     update gk_public.exports e
@@ -3779,7 +3772,6 @@ begin
   select * from moved
   union all
   select e.* from gk_public.exports e join x on e.id = x.id where e.state = 'live' and e.attachment_id = x.saga_id;
-end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_mark_for_deletion()
@@ -3950,12 +3942,9 @@ $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_take_for_create_batch(ids uuid[], saga_ids uuid[], generations bigint[])
  RETURNS TABLE(id uuid, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid, node_id uuid, worker_id uuid, address text, attachment_id uuid, nodes integer)
- LANGUAGE plpgsql
+ LANGUAGE sql
  ROWS 50
 AS $function$
-#variable_conflict use_column
-begin
-  return query
   with x as (select * from unnest(ids, saga_ids, generations) with ordinality x(id, saga_id, generation, o)),
   nodes as (
     select coalesce(array_agg(n.id order by n.id), '{}') as ids, floor(random() * 1024)::int as r
@@ -3977,16 +3966,12 @@ begin
   select x.id, m.id, m.resource_type, m.resource_id, m.node_id, n.worker_id, n.address, m.attachment_id, cardinality(nodes.ids)
     from x cross join nodes left join mine m on m.id = x.id left join gk_public.export_nodes n on n.id = m.node_id
    order by x.o;
-end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_take_for_delete_batch(ids uuid[], saga_ids uuid[], generations bigint[])
  RETURNS SETOF gk_public.exports
- LANGUAGE plpgsql
+ LANGUAGE sql
 AS $function$
-#variable_conflict use_column
-begin
-  return query
   with x as (select * from unnest(ids, saga_ids, generations) x(id, saga_id, generation)),
   taken as (
     update gk_public.exports e
@@ -4000,7 +3985,6 @@ begin
   union all
   select e.* from gk_public.exports e join x on e.id = x.id
    where e.operating_saga_id = x.saga_id and e.state = 'deleting' and e.generation = x.generation;
-end;
 $function$;
 
 CREATE OR REPLACE FUNCTION gk_private.exports_to_verify(max_items integer)

@@ -285,19 +285,14 @@ drop function if exists gk_private.exports_deleted(uuid, uuid);
 -- call again returns the same row and node. One row per input: export_id NULL when the record
 -- was not taken (another saga has it, or `nodes` = 0: no node to place it on, nothing changed).
 drop function if exists gk_private.exports_take_for_create_batch(uuid[], uuid[], bigint[]);
--- PL/pgSQL rather than SQL so that each connection keeps the statement's plan: an SQL function
--- plans its body on every call, a fixed ~1.5 ms of a batch's 3-5 ms on these shared cores.
 create or replace function gk_private.exports_take_for_create_batch(ids uuid[], saga_ids uuid[], generations bigint[])
 returns table (id uuid, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid,
                node_id uuid, worker_id uuid, address text, attachment_id uuid, nodes int)
-language plpgsql volatile
+language sql volatile
 -- A batch job's rows (SAGA_BATCH, src/exports/coordinate.ts: 50; src/exports/sagas/create.ts
 -- joins images to them): estimated at the default 1,000, that join hashed every image per batch.
 rows 50
 as $$
-#variable_conflict use_column
-begin
-  return query
   with x as (select * from unnest(ids, saga_ids, generations) with ordinality x(id, saga_id, generation, o)),
   nodes as (
     select coalesce(array_agg(n.id order by n.id), '{}') as ids, floor(random() * 1024)::int as r
@@ -319,7 +314,6 @@ begin
   select x.id, m.id, m.resource_type, m.resource_id, m.node_id, n.worker_id, n.address, m.attachment_id, cardinality(nodes.ids)
     from x cross join nodes left join mine m on m.id = x.id left join gk_public.export_nodes n on n.id = m.node_id
    order by x.o;
-end;
 $$;
 
 -- Undo of take: assigning (this saga) → requested, unplaced. A row another saga holds is left alone.
@@ -337,14 +331,10 @@ $$;
 -- live: assigning (this saga) → live, served at the node's current address; the lock is
 -- released, and so is the lease of a record settling wrote already taken. A replay returns the row.
 drop function if exists gk_private.exports_live(uuid, uuid, text);
--- PL/pgSQL for its kept plan, as the take above.
 create or replace function gk_private.exports_live_batch(ids uuid[], saga_ids uuid[])
 returns setof gk_public.exports
-language plpgsql volatile
+language sql volatile
 as $$
-#variable_conflict use_column
-begin
-  return query
   with x as (select * from unnest(ids, saga_ids) x(id, saga_id)),
   moved as (
     update gk_public.exports e
@@ -357,7 +347,6 @@ begin
   select * from moved
   union all
   select e.* from gk_public.exports e join x on e.id = x.id where e.state = 'live' and e.attachment_id = x.saga_id;
-end;
 $$;
 
 -- Undo of live (only when a failure is injected after it): back to assigning, if still this
@@ -374,14 +363,10 @@ $$;
 -- The delete saga (src/exports/sagas/delete.ts).
 
 -- take: live and marked → deleting for this saga and generation; returns the row with its node.
--- PL/pgSQL for its kept plan, as the create saga's take.
 create or replace function gk_private.exports_take_for_delete_batch(ids uuid[], saga_ids uuid[], generations bigint[])
 returns setof gk_public.exports
-language plpgsql volatile
+language sql volatile
 as $$
-#variable_conflict use_column
-begin
-  return query
   with x as (select * from unnest(ids, saga_ids, generations) x(id, saga_id, generation)),
   taken as (
     update gk_public.exports e
@@ -395,7 +380,6 @@ begin
   union all
   select e.* from gk_public.exports e join x on e.id = x.id
    where e.operating_saga_id = x.saga_id and e.state = 'deleting' and e.generation = x.generation;
-end;
 $$;
 
 -- Undo of take: deleting (this saga) → live.
@@ -410,14 +394,10 @@ $$;
 
 -- deleted, last (once deleted nothing would start the delete again): deleting (this saga) →
 -- deleted. A replay returns the row.
--- PL/pgSQL for its kept plan, as the create saga's take.
 create or replace function gk_private.exports_deleted_batch(ids uuid[], saga_ids uuid[])
 returns setof gk_public.exports
-language plpgsql volatile
+language sql volatile
 as $$
-#variable_conflict use_column
-begin
-  return query
   with x as (select * from unnest(ids, saga_ids) x(id, saga_id)),
   moved as (
     update gk_public.exports e set state = 'deleted', operating_saga_id = null, deleted_at = now(), state_changed_at = now()
@@ -427,7 +407,6 @@ begin
   select * from moved
   union all
   select e.* from gk_public.exports e join x on e.id = x.id where e.state = 'deleted' and e.saga_id = x.saga_id;
-end;
 $$;
 
 -- Undo of deleted (only when a failure is injected after it): back to deleting.
