@@ -3943,7 +3943,7 @@ $function$;
 CREATE OR REPLACE FUNCTION gk_private.exports_take_for_create_batch(ids uuid[], saga_ids uuid[], generations bigint[])
  RETURNS TABLE(id uuid, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid, node_id uuid, worker_id uuid, address text, attachment_id uuid, nodes integer)
  LANGUAGE sql
- ROWS 50
+ ROWS 25
 AS $function$
   with x as (select * from unnest(ids, saga_ids, generations) with ordinality x(id, saga_id, generation, o)),
   nodes as (

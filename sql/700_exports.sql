@@ -289,9 +289,9 @@ create or replace function gk_private.exports_take_for_create_batch(ids uuid[], 
 returns table (id uuid, export_id uuid, resource_type gk_public.export_resource_type, resource_id uuid,
                node_id uuid, worker_id uuid, address text, attachment_id uuid, nodes int)
 language sql volatile
--- A batch job's rows (SAGA_BATCH, src/exports/coordinate.ts: 50; src/exports/sagas/create.ts
--- joins images to them): estimated at the default 1,000, that join hashed every image per batch.
-rows 50
+-- A batch job's 25 rows (src/exports/sagas/create.ts joins images to them): estimated at the
+-- default 1,000, that join hashed every image for each batch of 25.
+rows 25
 as $$
   with x as (select * from unnest(ids, saga_ids, generations) with ordinality x(id, saga_id, generation, o)),
   nodes as (

@@ -112,9 +112,8 @@ export async function coordinate(ctx: CoordinateContext): Promise<CoordinateStat
   for (let round = 0; ; round++) {
     const n = Math.min(ROUND, limits.max_items);
     // A new record is written with its create saga started (one statement, one row version).
-    const settled = (
-      await ctx.query("select * from gk_private.exports_settle_pending($1, $2, $3, $4)", [n, createExport.name, createSteps, SAGA_BATCH])
-    ).rows[0];
+    const settled = (await ctx.query("select * from gk_private.exports_settle_pending($1, $2, $3)", [n, createExport.name, createSteps]))
+      .rows[0];
     status.settled += settled.taken;
     status.requested += settled.requested;
     status.marked_for_deletion += settled.marked;
@@ -203,13 +202,6 @@ const createSteps = createExport.steps.map((s) => s.name);
 const ROUND = 250;
 
 /**
- * Sagas per batch job. Each job costs its fetch and completion, the sagas' lock and load, one
- * statement per step and the unlock, whatever its size: fewer jobs per round spend less of the
- * cores the nodes share on that, and put fewer jobs ahead of the coordinator's next activation.
- */
-export const SAGA_BATCH = 50;
-
-/**
  * Starts the sagas in one transaction with the records noting their saga; failing, it is an item
  * error and the activation goes on. Returns the export ids whose saga started.
  */
@@ -223,7 +215,7 @@ async function startSagas(
   try {
     await ctx.withPgClient((c) =>
       transaction(c, async (t) => {
-        const sagaIds = await saga.startMany(t, items, { batch: SAGA_BATCH });
+        const sagaIds = await saga.startMany(t, items);
         await t.query("select gk_private.exports_sagas_started($1, $2)", [items.map((x) => x.export_id), sagaIds]);
       }),
     );

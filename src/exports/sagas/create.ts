@@ -82,7 +82,7 @@ export async function detachOkIfGone(
 /**
  * The take of a batch with each image's blob. The image is a probe by key per record (a LIMIT
  * keeps the planner from turning it into a join): as a join it hashed every image for each batch
- * (test/exports/sql.test.ts checks the plan).
+ * of 25 (test/exports/sql.test.ts checks the plan).
  */
 export const TAKE_SQL = `select t.id, t.export_id, t.resource_id, t.node_id, t.worker_id, t.address, t.attachment_id, t.nodes,
        i.blob_key, i.sha256, i.length
