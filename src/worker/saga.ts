@@ -222,15 +222,11 @@ export async function runSagas<S extends z.ZodType>(
   opts: RunOptions,
 ): Promise<SagaRow[]> {
   const ids = sagaIds.map((id) => id.toLowerCase());
-  const { rows: locked } = await client.query<{ id: string }>(
-    "select id from unnest($2::text[]) id where pg_try_advisory_lock($1, hashtext(id))",
-    [LOCK_CLASS, ids],
-  );
-  const lockedIds = locked.map((r) => r.id);
+  const { lockedIds, rows: lockedRows } = await lockAndLoad(client, ids);
   try {
     // In the order given (a batch's sagas meet their records in that order, whatever order the
     // rows come back in: a duplicate started after its original loses to it).
-    const loaded = new Map((await load(client, lockedIds)).map((r) => [r.id, r]));
+    const loaded = new Map(lockedRows.map((r) => [r.id, r]));
     const current = new Map(lockedIds.flatMap((id) => (loaded.has(id) ? [[id, loaded.get(id)!] as const] : [])));
     // A finished saga needs no definition (one of another release failed for good: its job ends).
     const open = [...current.values()].filter((r) => !r.finished_at);
@@ -418,6 +414,24 @@ async function back<P>(
 async function record(client: pg.ClientBase, sql: string, params: unknown[]): Promise<SagaRow | null> {
   const { rows } = await client.query<SagaRow>(sql, params);
   return rows[0]?.id ? rows[0] : null;
+}
+
+/**
+ * Takes the lock of each saga this connection can have and reads the rows of those it got, in one
+ * round trip (a batch job starts with it). The lock comes first (a materialized CTE, once per id),
+ * so no row is read for a saga another runner holds; the ids are cast before any lock is taken,
+ * so a malformed one fails the call holding none.
+ */
+async function lockAndLoad(client: pg.ClientBase, ids: readonly string[]): Promise<{ lockedIds: string[]; rows: SagaRow[] }> {
+  const { rows } = await client.query<SagaRow & { locked_id: string }>(
+    `with locked as materialized (select id from unnest($2::uuid[]) id where pg_try_advisory_lock($1, hashtext(id::text)))
+     select l.id::text as locked_id, s.* from locked l left join gk_public.sagas s on s.id = l.id`,
+    [LOCK_CLASS, ids],
+  );
+  return {
+    lockedIds: rows.map((r) => r.locked_id),
+    rows: rows.flatMap(({ locked_id: _, ...row }) => (row.id ? [row as SagaRow] : [])),
+  };
 }
 
 async function load(client: pg.ClientBase, sagaIds: readonly string[]): Promise<SagaRow[]> {
