@@ -1,7 +1,10 @@
 // A JSON-over-HTTPS client for one peer, authenticated both ways: our certificate as client,
 // theirs checked against our CA and the expected profile/owner (expectPeer). Sockets are kept
 // alive and capped (maxSockets), so a burst of calls never opens more than that many connections
-// to one peer; every call has a deadline covering connect, send and the whole answer.
+// to one peer. Every call has two deadlines: one for a free connection (a call waits in the
+// agent's queue while maxSockets others run), then one covering connect, send and the whole
+// answer, from the moment it has its connection: a call queued behind others to the same peer
+// still gets its whole deadline for its own work.
 import https from "node:https";
 import { expectPeer, type PeerCredentials } from "./tls.ts";
 
@@ -23,6 +26,8 @@ export interface PeerClientOptions {
   commonName?: string;
   maxSockets?: number;
   timeoutMs?: number;
+  /** Longest wait for a free connection (default: the call's own deadline). */
+  queueTimeoutMs?: number;
   /** Largest answer accepted (default 64 MiB: a report of 1,000,000 handles fits). */
   maxResponseBytes?: number;
 }
@@ -31,11 +36,13 @@ export class PeerClient {
   readonly #agent: https.Agent;
   readonly #base: URL;
   readonly #timeoutMs: number;
+  readonly #queueTimeoutMs: number | undefined;
   readonly #maxResponse: number;
 
   constructor(baseUrl: string, credentials: PeerCredentials, opts: PeerClientOptions) {
     this.#base = new URL(baseUrl);
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
+    this.#queueTimeoutMs = opts.queueTimeoutMs;
     this.#maxResponse = opts.maxResponseBytes ?? 64 * 1024 * 1024;
     this.#agent = new https.Agent({
       keepAlive: true,
@@ -67,7 +74,7 @@ export class PeerClient {
             else chunks.push(c);
           });
           res.on("end", () => {
-            clearTimeout(timer);
+            clearTimer();
             const text = Buffer.concat(chunks).toString("utf8");
             let parsed: unknown;
             try {
@@ -83,14 +90,14 @@ export class PeerClient {
             }
           });
           res.on("error", (e) => {
-            clearTimeout(timer);
+            clearTimer();
             reject(e);
           });
         },
       );
-      const timer = setTimeout(() => req.destroy(new PeerTimeoutError(`${method} ${path}: no answer within ${timeoutMs} ms`)), timeoutMs);
+      const clearTimer = this.#deadlines(req, `${method} ${path}`, timeoutMs);
       req.on("error", (e) => {
-        clearTimeout(timer);
+        clearTimer();
         reject(e);
       });
       req.end(payload);
@@ -109,24 +116,41 @@ export class PeerClient {
           else chunks.push(c);
         });
         res.on("end", () => {
-          clearTimeout(timer);
+          clearTimer();
           const status = res.statusCode ?? 0;
           const body = Buffer.concat(chunks);
           if (status >= 200 && status < 300) resolve(body);
           else reject(new PeerHttpError(status, `GET ${path}: ${status} ${body.toString("utf8").slice(0, 200)}`));
         });
         res.on("error", (e) => {
-          clearTimeout(timer);
+          clearTimer();
           reject(e);
         });
       });
-      const timer = setTimeout(() => req.destroy(new PeerTimeoutError(`GET ${path}: no answer within ${timeoutMs} ms`)), timeoutMs);
+      const clearTimer = this.#deadlines(req, `GET ${path}`, timeoutMs);
       req.on("error", (e) => {
-        clearTimeout(timer);
+        clearTimer();
         reject(e);
       });
       req.end();
     });
+  }
+
+  /**
+   * Arms a call's deadlines (see the top of this file): a free connection within the queue
+   * deadline, then the answer within `timeoutMs` of getting it. Returns what clears the one armed.
+   */
+  #deadlines(req: import("node:http").ClientRequest, label: string, timeoutMs: number): () => void {
+    const queueMs = this.#queueTimeoutMs ?? timeoutMs;
+    let timer = setTimeout(
+      () => req.destroy(new PeerTimeoutError(`${label}: no free connection to the peer within ${queueMs} ms`)),
+      queueMs,
+    );
+    req.once("socket", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => req.destroy(new PeerTimeoutError(`${label}: no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    return () => clearTimeout(timer);
   }
 
   close(): void {
